@@ -1,0 +1,145 @@
+// Network namespaces: named ones under /run/netns (compatible with `ip netns`),
+// and running a synchronous block inside one. Node runs JavaScript on one
+// thread, so switching that thread's namespace is safe only while no other
+// JavaScript can run: withNetns therefore refuses asynchronous callbacks.
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, unlinkSync, constants as fsc } from 'node:fs';
+import { errno, sys, CLONE_NEWNET, MS_BIND, MS_REC, MS_SHARED, MNT_DETACH } from './libc';
+import { InvalidArgumentError, NetlinkError } from './errors';
+
+export const NETNS_RUN_DIR = '/run/netns';
+const SELF_NS = '/proc/thread-self/ns/net';
+const NAME_RE = /^[A-Za-z0-9_.-]{1,200}$/;
+
+export function validateNetnsName(name: string): void {
+  if (!NAME_RE.test(name) || name === '.' || name === '..') {
+    throw new InvalidArgumentError(`invalid netns name "${name}" (letters, digits, "_", "." and "-", at most 200)`);
+  }
+}
+
+/** A name is looked up under /run/netns; anything with a slash is used as a path (e.g. /proc/PID/ns/net). */
+export function netnsPath(nameOrPath: string): string {
+  if (nameOrPath.includes('/')) return nameOrPath;
+  validateNetnsName(nameOrPath);
+  return `${NETNS_RUN_DIR}/${nameOrPath}`;
+}
+
+function openNetns(nameOrPath: string, op: string): number {
+  const path = netnsPath(nameOrPath);
+  try {
+    return openSync(path, fsc.O_RDONLY | fsc.O_CLOEXEC);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new NetlinkError(Math.abs(err.errno ?? 2), `${op}: open ${path}`);
+  }
+}
+
+function setnsOrThrow(fd: number, op: string): void {
+  if (sys.setns(fd, CLONE_NEWNET) !== 0) throw new NetlinkError(errno(), op);
+}
+
+function restore(origFd: number): void {
+  if (sys.setns(origFd, CLONE_NEWNET) !== 0) {
+    // The thread would keep acting in the wrong namespace: nothing after this is safe.
+    process.stderr.write(`fatal: cannot return to the original network namespace (errno ${errno()})\n`);
+    process.abort();
+  }
+}
+
+/**
+ * Run `fn` with this thread inside the namespace, then return to the original
+ * one, also when `fn` throws. Sockets created inside stay bound to it.
+ */
+export function withNetns<T>(nameOrPath: string, fn: () => T): T {
+  const op = `netns enter ${nameOrPath}`;
+  const target = openNetns(nameOrPath, op);
+  let orig = -1;
+  try {
+    orig = openNetns(SELF_NS, op);
+    setnsOrThrow(target, op);
+    try {
+      const out = fn();
+      if (out && typeof (out as { then?: unknown }).then === 'function') {
+        throw new InvalidArgumentError('withNetns takes a synchronous function: awaiting inside would run other code in the namespace');
+      }
+      return out;
+    } finally {
+      restore(orig);
+    }
+  } finally {
+    closeSync(target);
+    if (orig !== -1) closeSync(orig);
+  }
+}
+
+let runDirReady = false;
+
+/** /run/netns must be a shared mount so bind mounts made here show in other mount namespaces, as `ip netns` does. */
+function ensureRunDir(): void {
+  if (runDirReady) return;
+  mkdirSync(NETNS_RUN_DIR, { recursive: true, mode: 0o755 });
+  if (sys.mount('none', NETNS_RUN_DIR, null, MS_SHARED | MS_REC, null) !== 0) {
+    if (sys.mount(NETNS_RUN_DIR, NETNS_RUN_DIR, 'none', MS_BIND | MS_REC, null) !== 0) {
+      throw new NetlinkError(errno(), `netns: bind ${NETNS_RUN_DIR}`);
+    }
+    if (sys.mount('none', NETNS_RUN_DIR, null, MS_SHARED | MS_REC, null) !== 0) {
+      throw new NetlinkError(errno(), `netns: make ${NETNS_RUN_DIR} shared`);
+    }
+  }
+  runDirReady = true;
+}
+
+/** Create a named namespace (like `ip netns add`); EEXIST if the name is taken. Returns its path. */
+export function netnsAdd(name: string): string {
+  validateNetnsName(name);
+  const op = `netns add ${name}`;
+  ensureRunDir();
+  const path = netnsPath(name);
+  try {
+    closeSync(openSync(path, fsc.O_RDONLY | fsc.O_CREAT | fsc.O_EXCL, 0o444));
+  } catch (e) {
+    throw new NetlinkError(Math.abs((e as NodeJS.ErrnoException).errno ?? 17), op);
+  }
+  const orig = openNetns(SELF_NS, op);
+  try {
+    if (sys.unshare(CLONE_NEWNET) !== 0) throw new NetlinkError(errno(), `${op}: unshare`);
+    try {
+      if (sys.mount(SELF_NS, path, 'none', MS_BIND, null) !== 0) throw new NetlinkError(errno(), `${op}: bind mount`);
+    } finally {
+      restore(orig);
+    }
+  } catch (e) {
+    try {
+      unlinkSync(path);
+    } catch {
+      /* already gone */
+    }
+    throw e;
+  } finally {
+    closeSync(orig);
+  }
+  return path;
+}
+
+/** Delete a named namespace (like `ip netns delete`); ENOENT if there is none. */
+export function netnsDelete(name: string): void {
+  validateNetnsName(name);
+  const path = netnsPath(name);
+  if (!existsSync(path)) throw new NetlinkError(2, `netns delete ${name}`);
+  if (sys.umount2(path, MNT_DETACH) !== 0) {
+    const e = errno();
+    if (e !== 22 /* EINVAL: not mounted, just a stale file */) throw new NetlinkError(e, `netns delete ${name}: umount`);
+  }
+  unlinkSync(path);
+}
+
+export function netnsList(): string[] {
+  try {
+    return readdirSync(NETNS_RUN_DIR).sort();
+  } catch {
+    return [];
+  }
+}
+
+export function netnsExists(name: string): boolean {
+  return existsSync(netnsPath(name));
+}
