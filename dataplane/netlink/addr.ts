@@ -169,7 +169,12 @@ export function addrAdd(h: Handle, a: AddrSpec): void {
   h.exec(addrAddRequest(a));
 }
 
-/** Add an address or update the one that is there. */
+/**
+ * Add an address or update the one that is there. The kernel's update differs
+ * by family: IPv6 takes the new flags; IPv4 keeps flags, label and broadcast
+ * of the existing address (only lifetimes and metric change), so changing
+ * those on IPv4 takes a delete and an add.
+ */
 export function addrReplace(h: Handle, a: AddrSpec): void {
   h.exec(addrReplaceRequest(a));
 }
