@@ -279,7 +279,7 @@ function decodeMacvlanMode(data: Buffer): MacvlanInfo {
 }
 
 /** A link from one RTM_NEWLINK message (a dump entry or a GET reply). */
-export function decodeLink(m: Message): Link {
+export function linkDecode(m: Message): Link {
   const hdr = decodeIfInfoMsg(m.body);
   const a = parseAttrs(m.body, IFINFOMSG_LEN);
   const link: Link = {
@@ -333,7 +333,7 @@ export function linkList(h: Handle): Link[] {
   return h
     .dump({ type: RTM_GETLINK, body: encodeIfInfoMsg({ family: AF_UNSPEC }), op: 'link list' })
     .filter((m) => m.type === RTM_NEWLINK)
-    .map(decodeLink);
+    .map(linkDecode);
 }
 
 function linkGet(h: Handle, ref: LinkRef): Link {
@@ -341,7 +341,7 @@ function linkGet(h: Handle, ref: LinkRef): Link {
   const op = `link get ${refLabel(ref)}`;
   const replies = h.exec({ type: RTM_GETLINK, body: refBody(ref), op }).filter((m) => m.type === RTM_NEWLINK);
   if (replies.length === 0) throw new NetlinkError(19 /* ENODEV */, op);
-  return decodeLink(replies[0]);
+  return linkDecode(replies[0]);
 }
 
 /** The link with this name; NetlinkError ENODEV when there is none. */
@@ -560,6 +560,38 @@ export function linkEqual(a: Link, b: Link): boolean {
     sameInfo(a.vxlan, b.vxlan) &&
     sameInfo(a.macvlan, b.macvlan)
   );
+}
+
+/**
+ * How an existing link differs from what the spec asks for, one entry per
+ * field ("mtu 1500, want 1450"); empty when it fits. Fields the spec leaves
+ * out are the kernel's choice and never differ. This is what an idempotent
+ * ensure needs after EEXIST: "already exists but is not a bridge".
+ */
+export function linkSpecDiff(spec: LinkSpec, l: Link): string[] {
+  const out: string[] = [];
+  const want = (field: string, have: unknown, wanted: unknown) => {
+    if (wanted !== undefined && have !== wanted) out.push(`${field} ${String(have)}, want ${String(wanted)}`);
+  };
+  want('name', l.name, spec.name);
+  want('kind', l.kind, spec.kind);
+  if (l.kind !== spec.kind) return out;
+  want('mtu', l.mtu, spec.mtu);
+  want('mac', l.mac, spec.mac);
+  if (spec.kind === 'vxlan') {
+    const v = l.vxlan ?? { vni: undefined };
+    want('vni', v.vni, spec.vni);
+    want('port', v.port, spec.port);
+    want('local', v.local, spec.local === undefined ? undefined : bytesToIp(ipToBytes(spec.local)));
+    want('dev', v.dev, spec.dev);
+    want('learning', v.learning, spec.learning);
+    want('ttl', v.ttl, spec.ttl);
+  }
+  if (spec.kind === 'macvlan') {
+    want('parent', l.parentIndex, spec.parentIndex);
+    want('mode', l.macvlan?.mode, spec.mode);
+  }
+  return out;
 }
 
 /** One line for logs, in the spirit of `ip -d link show`. */

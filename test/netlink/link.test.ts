@@ -5,7 +5,7 @@ import { InvalidArgumentError, NetlinkError } from '../../dataplane/netlink/erro
 import {
   bridge, veth, vxlan, macvlan, linkAdd, linkAddRequest, linkByIndex, linkByName, linkDel, linkDelRequest, linkEqual,
   linkList, linkSetDown, linkSetMac, linkSetMaster, linkSetMtu, linkSetMtuRequest, linkSetNetns, linkSetNoMaster,
-  linkSetUp, linkSetUpRequest, linkSetMasterRequest, linkString, withNetnsFd, linkSetNetnsFdRequest,
+  linkSetUp, linkSetUpRequest, linkSetMasterRequest, linkString, withNetnsFd, linkSetNetnsFdRequest, linkSpecDiff,
   type LinkSpec,
 } from '../../dataplane/netlink/link';
 import { useTestNetns, ipJson } from '../helpers/netns';
@@ -241,6 +241,13 @@ describe('links against the kernel', () => {
     expect(clash.code).toBe('EEXIST');
     expect(ipNames(ns1)).toEqual(['lo']);
     expect(ipNames(ns2)).toEqual(['lo', taken].sort());
+
+    // the other way round: this side's name is taken, so no peer appears over there
+    const here = name();
+    linkAdd(h, bridge({ name: here }));
+    const peer = name();
+    expect((caught(() => linkAdd(h, veth({ name: here, peer: { name: peer, netns: ns2 } }))) as NetlinkError).code).toBe('EEXIST');
+    expect(ipNames(ns2)).not.toContain(peer);
     expect(openFds()).toBe(before);
   });
 
@@ -349,6 +356,18 @@ describe('links against the kernel', () => {
     withNetnsFd(ns2, 'test move', (fd) => throwIfAny(h.batch([linkSetNetnsFdRequest(a, fd, ns2), linkDelRequest(br)])));
     expect(ipNames(ns)).toEqual(['lo', b].sort());
     expect(ipNames(ns2)).toEqual(['lo', a].sort());
+  });
+
+  it('says how an existing link differs from a spec', () => {
+    const under = linkAdd(h, veth({ name: name(), peer: { name: name() } }));
+    const spec = vxlan({ name: name(), vni: 10, local: 'fd00:0::2', dev: under.index, learning: false, mtu: 1430 }); // an IPv6 underlay of 1500 leaves 1430
+    const vx = linkAdd(h, spec);
+    expect(linkSpecDiff(spec, vx)).toEqual([]);
+    expect(linkSpecDiff({ ...spec, vni: 11, port: 8472, mtu: 1400 }, vx)).toEqual(['mtu 1430, want 1400', 'vni 10, want 11', 'port 4789, want 8472']);
+    expect(linkSpecDiff(bridge({ name: vx.name }), vx)).toEqual(['kind vxlan, want bridge']);
+    const mv = linkAdd(h, macvlan({ name: name(), parentIndex: under.index, mode: 'vepa' }));
+    expect(linkSpecDiff(macvlan({ name: mv.name, parentIndex: under.index, mode: 'vepa' }), mv)).toEqual([]);
+    expect(linkSpecDiff(macvlan({ name: mv.name, parentIndex: under.index, mode: 'bridge' }), mv)).toEqual(['mode vepa, want bridge']);
   });
 
   it('compares and prints links', () => {
