@@ -579,7 +579,7 @@ export function linkSpecDiff(spec: LinkSpec, l: Link): string[] {
   want('mtu', l.mtu, spec.mtu);
   want('mac', l.mac, spec.mac);
   if (spec.kind === 'vxlan') {
-    const v = l.vxlan ?? { vni: undefined };
+    const v: Partial<VxlanInfo> = l.vxlan ?? {};
     want('vni', v.vni, spec.vni);
     want('port', v.port, spec.port);
     want('local', v.local, spec.local === undefined ? undefined : bytesToIp(ipToBytes(spec.local)));
