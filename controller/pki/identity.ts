@@ -1,0 +1,84 @@
+// Who is calling: a host is identified only by a client certificate that our
+// CA signed, that is valid now, and that names exactly one host in a
+// weft://host/<name> URI SAN matching its CN.
+import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import type { Ca } from './ca';
+import { HOST_URI_PREFIX, isDnsName } from './names';
+import { x509 } from './x509';
+
+export type HostIdentity = { host: string };
+export type IdentityResult = ({ ok: true } & HostIdentity) | { ok: false; reason: string };
+
+/** The certificate as TLS hands it over (PeerCertificate), as DER, or as PEM. */
+export type PeerCertInput = Pick<PeerCertificate, 'raw'> | Buffer | string;
+
+export function identityFromPeerCert(ca: Ca, input: PeerCertInput, now: Date = new Date()): IdentityResult {
+  const refuse = (reason: string): IdentityResult => ({ ok: false, reason });
+  const der = typeof input === 'string' || Buffer.isBuffer(input) ? input : input?.raw;
+  if (!der || der.length === 0) return refuse('no client certificate');
+
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(der);
+  } catch (e) {
+    return refuse(`client certificate cannot be parsed (${(e as Error).message})`);
+  }
+  // TLS already checked the chain when it offers a certificate at all; checking
+  // again here keeps this function safe to use on certificates from elsewhere.
+  if (!cert.checkIssued(ca.cert) || !cert.verify(ca.cert.publicKey)) {
+    return refuse(`client certificate (issuer "${cert.issuer.replace(/\n/g, ', ')}") was not issued by this cluster's CA`);
+  }
+  const notBefore = new Date(cert.validFrom);
+  const notAfter = new Date(cert.validTo);
+  if (now < notBefore) return refuse(`client certificate is not valid before ${notBefore.toISOString()}`);
+  if (now > notAfter) return refuse(`client certificate expired on ${notAfter.toISOString()}`);
+  if (cert.ca) return refuse('a CA certificate cannot identify a host');
+
+  const parsed = new x509.X509Certificate(cert.raw);
+  const eku = parsed.getExtension(x509.ExtendedKeyUsageExtension);
+  if (!eku || !eku.usages.includes(x509.ExtendedKeyUsage.clientAuth)) {
+    return refuse('certificate is not for client authentication (extendedKeyUsage lacks clientAuth)');
+  }
+  const san = parsed.getExtension(x509.SubjectAlternativeNameExtension);
+  const uris = (san?.names.items ?? []).filter((n) => n.type === 'url' && n.value.startsWith(HOST_URI_PREFIX));
+  if (uris.length === 0) return refuse(`client certificate has no ${HOST_URI_PREFIX}<name> URI SAN`);
+  if (uris.length > 1) return refuse(`client certificate names ${uris.length} hosts; exactly one ${HOST_URI_PREFIX}<name> URI SAN is allowed`);
+  const host = uris[0].value.slice(HOST_URI_PREFIX.length);
+  if (!isDnsName(host)) return refuse(`client certificate host ${JSON.stringify(host)} is not a valid host name`);
+  const cn = parsed.subjectName.getField('CN');
+  if (cn.length !== 1 || cn[0] !== host) {
+    return refuse(`client certificate CN ${JSON.stringify(cn.join(','))} does not match its host URI ${JSON.stringify(host)}`);
+  }
+  return { ok: true, host };
+}
+
+/** The part of a grpc-js server call this module reads. */
+export type CallWithAuth = {
+  getAuthContext?: () => { transportSecurityType?: string; sslPeerCertificate?: Pick<PeerCertificate, 'raw'> } | null;
+};
+
+/**
+ * The identity behind a gRPC call, with the reason when there is none.
+ *
+ * grpc-js 1.14 exposes the peer certificate through call.getAuthContext(),
+ * and only when the TLS socket is `authorized`, i.e. OpenSSL verified the
+ * chain against our CA and the validity period. A call without a client
+ * certificate, or with one from another CA or an expired one, therefore
+ * arrives with no certificate at all.
+ */
+export function peerIdentity(call: CallWithAuth, ca: Ca, now?: Date): IdentityResult {
+  const auth = typeof call.getAuthContext === 'function' ? call.getAuthContext() : null;
+  if (!auth || auth.transportSecurityType !== 'ssl') {
+    return { ok: false, reason: 'no verified client certificate (none sent, not issued by this cluster\'s CA, or expired)' };
+  }
+  const cert = auth.sslPeerCertificate;
+  if (!cert?.raw) return { ok: false, reason: 'no client certificate' };
+  return identityFromPeerCert(ca, cert, now);
+}
+
+/** The verified host behind a gRPC call, or null for anonymous callers (Join) and anything not verifiable. */
+export function callIdentity(call: CallWithAuth, ca: Ca, now?: Date): HostIdentity | null {
+  const r = peerIdentity(call, ca, now);
+  return r.ok ? { host: r.host } : null;
+}

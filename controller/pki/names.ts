@@ -1,0 +1,42 @@
+// What may appear in a certificate: host names are DNS-style so they are
+// unambiguous inside a URI SAN and a CN, and carry no characters that would
+// need escaping in either.
+import { isIP } from 'node:net';
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A DNS name: dot-separated labels of [a-z0-9-], at most 253 characters, lower case. */
+export function isDnsName(s: string): boolean {
+  return s.length > 0 && s.length <= 253 && s.split('.').every((l) => LABEL.test(l));
+}
+
+export const HOST_FORM = 'a lower-case DNS name: labels of a-z, 0-9 and "-", not starting or ending with "-", at most 253 characters';
+
+/** The `weft://host/<name>` URI that names a host in its client certificate. */
+export const HOST_URI_PREFIX = 'weft://host/';
+
+export function hostUri(host: string): string {
+  return HOST_URI_PREFIX + host;
+}
+
+export type SanName = { type: 'dns' | 'ip'; value: string };
+
+/** Sorts a name list into DNS and IP SANs; throws naming the first bad entry. */
+export function sanNames(names: string[]): SanName[] {
+  if (!Array.isArray(names) || names.length === 0) throw new Error('a server certificate needs at least one name (DNS name or IP address)');
+  const out: SanName[] = [];
+  const seen = new Set<string>();
+  for (const raw of names) {
+    if (typeof raw !== 'string') throw new Error(`server name ${JSON.stringify(raw)} is not a string`);
+    const n = raw.trim();
+    const ip = n.startsWith('[') && n.endsWith(']') ? n.slice(1, -1) : n;
+    let san: SanName;
+    if (isIP(ip)) san = { type: 'ip', value: ip };
+    else if (isDnsName(n.toLowerCase())) san = { type: 'dns', value: n.toLowerCase() };
+    else throw new Error(`server name ${JSON.stringify(raw)} is neither an IP address nor ${HOST_FORM}`);
+    const k = `${san.type}:${san.value}`;
+    if (!seen.has(k)) out.push(san);
+    seen.add(k);
+  }
+  return out;
+}
