@@ -247,7 +247,7 @@ describe('gRPC over TLS with per-call identity', () => {
   });
 
   function call(creds: grpc.ChannelCredentials): Promise<WhoAmI> {
-    const client = new ProbeClient(`127.0.0.1:${port}`, creds) as grpc.Client & {
+    const client = new ProbeClient(`127.0.0.1:${port}`, creds) as unknown as grpc.Client & {
       whoAmI(req: unknown, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: WhoAmI) => void): void;
     };
     return new Promise<WhoAmI>((res, rej) => {
