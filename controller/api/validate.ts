@@ -1,0 +1,249 @@
+// Pure checks for every field a client can send. Each check returns the
+// problem as a message that starts with the field's proto name, or undefined
+// when the value is fine; the request checks below run them all before a
+// handler touches the store, so a bad request writes nothing.
+import { type Cidr, CidrError, formatAddress, formatCidr, parseCidr } from '../ipam/subnets';
+
+/** A request field is invalid: maps to INVALID_ARGUMENT; `field` is the proto path, e.g. "endpoint.ip". */
+export class InvalidArgumentError extends Error {
+  readonly field: string;
+  constructor(field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = 'InvalidArgumentError';
+    this.field = field;
+  }
+}
+
+/** Throws the first problem found, if any. */
+export function must(problem: string | undefined): void {
+  if (problem !== undefined) {
+    const i = problem.indexOf(': ');
+    throw new InvalidArgumentError(problem.slice(0, i), problem.slice(i + 2));
+  }
+}
+
+/** Long values are cut in messages so a hostile request cannot flood the logs. */
+export function show(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}..."` : s;
+}
+
+// ---- names --------------------------------------------------------------
+
+const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const LABEL_FORM = 'must be 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit';
+
+/** Host, rack, datacenter, network and service names: DNS labels, safe as key segments, interface suffixes and cert names. */
+export function checkName(v: unknown, field: string): string | undefined {
+  if (typeof v !== 'string' || v === '') return `${field}: is required (${LABEL_FORM})`;
+  if (!LABEL_RE.test(v)) return `${field}: ${show(v)} is not a valid name (${LABEL_FORM})`;
+  return undefined;
+}
+
+/** Like checkName, but empty is allowed (rack and datacenter of a site that does not use them). */
+export function checkOptionalName(v: unknown, field: string): string | undefined {
+  return v === '' ? undefined : checkName(v, field);
+}
+
+/**
+ * The host name an admin certificate carries. A host can never be called
+ * this (Join and RegisterHost refuse it), so a bootstrap token cannot mint an
+ * admin certificate; the CLI issues admin certificates from the CA directly.
+ */
+export const ADMIN_NAME = 'admin';
+
+export function checkHostName(v: unknown, field: string): string | undefined {
+  const p = checkName(v, field);
+  if (p) return p;
+  if (v === ADMIN_NAME) return `${field}: "${ADMIN_NAME}" is reserved for administrator certificates`;
+  return undefined;
+}
+
+// ---- addresses ----------------------------------------------------------
+
+/** The canonical text of an IP address (IPv6 compressed, lower case), or undefined if it is not one. */
+export function canonicalIp(v: unknown): string | undefined {
+  const c = parseIp(v);
+  return c && formatAddress(c.family, c.base);
+}
+
+function parseIp(v: unknown): Cidr | undefined {
+  if (typeof v !== 'string' || v === '' || v.includes('/')) return undefined;
+  try {
+    return parseCidr(`${v}/${v.includes(':') ? 128 : 32}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An address a host or container can own: not unspecified, loopback, multicast or broadcast. */
+export function checkUnicastIp(v: unknown, field: string): string | undefined {
+  const a = parseIp(v);
+  if (!a) return `${field}: ${show(v)} is not an IP address`;
+  if (a.base === 0n) return `${field}: ${show(v)} is the unspecified address`;
+  if (a.family === 4) {
+    const first = Number(a.base >> 24n);
+    if (first === 127) return `${field}: ${show(v)} is a loopback address`;
+    if (first >= 224 && first <= 239) return `${field}: ${show(v)} is a multicast address`;
+    if (a.base === 0xffffffffn) return `${field}: ${show(v)} is the broadcast address`;
+  } else {
+    if (a.base === 1n) return `${field}: ${show(v)} is the loopback address`;
+    if (a.base >> 120n === 0xffn) return `${field}: ${show(v)} is a multicast address`;
+  }
+  return undefined;
+}
+
+export function checkCidr(v: unknown, field: string): string | undefined {
+  try {
+    parseCidr(v as string);
+    return undefined;
+  } catch (e) {
+    if (e instanceof CidrError) return `${field}: ${e.message}`;
+    throw e;
+  }
+}
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
+/** A VTEP MAC: six colon-separated octets, unicast (the I/G bit clear), not all zero. */
+export function checkMac(v: unknown, field: string): string | undefined {
+  if (typeof v !== 'string' || !MAC_RE.test(v)) return `${field}: ${show(v)} is not a MAC address (expected six hex octets like "02:42:ac:11:00:02")`;
+  const octets = v.split(':').map((o) => parseInt(o, 16));
+  if (octets.every((o) => o === 0)) return `${field}: ${show(v)} is the all-zero MAC address`;
+  if ((octets[0] & 1) === 1) return `${field}: ${show(v)} is a multicast MAC address (the first octet must be even)`;
+  return undefined;
+}
+
+/** Empty (no WireGuard on this host) or the base64 of a 32-byte Curve25519 public key. */
+export function checkWgPublicKey(v: unknown, field: string): string | undefined {
+  if (v === '') return undefined;
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(v)) {
+    return `${field}: ${show(v)} is not a WireGuard public key (base64 of 32 bytes, 44 characters ending in "=")`;
+  }
+  return undefined;
+}
+
+// ---- labels -------------------------------------------------------------
+
+const LABEL_NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+const LABEL_PREFIX_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+export const MAX_LABELS = 32;
+/** Keys plus values, in characters: labels are selectors, not a place for data. */
+export const MAX_LABEL_BYTES = 4096;
+
+/** A Kubernetes-style label key: [prefix/]name, prefix a DNS subdomain of at most 253, name at most 63. */
+export function checkLabelKey(k: string, field: string): string | undefined {
+  const slash = k.indexOf('/');
+  const prefix = slash >= 0 ? k.slice(0, slash) : undefined;
+  const name = slash >= 0 ? k.slice(slash + 1) : k;
+  if (prefix !== undefined && (prefix.length === 0 || prefix.length > 253 || !LABEL_PREFIX_RE.test(prefix))) {
+    return `${field}: key ${show(k)} has an invalid prefix (a lower-case DNS subdomain of at most 253 characters)`;
+  }
+  if (!LABEL_NAME_RE.test(name)) {
+    return `${field}: key ${show(k)} is not a valid label name (1-63 characters of A-Z, a-z, 0-9, "-", "_", ".", starting and ending with a letter or digit)`;
+  }
+  return undefined;
+}
+
+export function checkLabelValue(k: string, v: unknown, field: string): string | undefined {
+  if (typeof v !== 'string') return `${field}: value of ${show(k)} must be a string`;
+  if (v !== '' && !LABEL_NAME_RE.test(v)) {
+    return `${field}: value ${show(v)} of ${show(k)} is not a valid label value (empty, or 1-63 characters of A-Z, a-z, 0-9, "-", "_", ".", starting and ending with a letter or digit)`;
+  }
+  return undefined;
+}
+
+export function checkLabels(v: unknown, field: string, opts: { nonEmpty?: boolean } = {}): string | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `${field}: must be a map of strings`;
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (opts.nonEmpty && entries.length === 0) return `${field}: must name at least one label (an empty selector would match every endpoint)`;
+  if (entries.length > MAX_LABELS) return `${field}: has ${entries.length} entries (at most ${MAX_LABELS})`;
+  let size = 0;
+  for (const [k, val] of entries) {
+    const p = checkLabelKey(k, field) ?? checkLabelValue(k, val, field);
+    if (p) return p;
+    size += k.length + (val as string).length;
+  }
+  if (size > MAX_LABEL_BYTES) return `${field}: keys and values total ${size} characters (at most ${MAX_LABEL_BYTES})`;
+  return undefined;
+}
+
+// ---- small fields ---------------------------------------------------------
+
+export function checkPort(v: unknown, field: string): string | undefined {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65535) return `${field}: ${show(v)} is not a port (1-65535)`;
+  return undefined;
+}
+
+export const PROTOCOLS = ['tcp', 'http'] as const;
+export function checkProtocol(v: unknown, field: string): string | undefined {
+  if (!(PROTOCOLS as readonly unknown[]).includes(v)) return `${field}: ${show(v)} is not a protocol (one of ${PROTOCOLS.map((p) => `"${p}"`).join(', ')})`;
+  return undefined;
+}
+
+export const RACK_POLICIES = ['prefer-local', 'any'] as const;
+export function checkRackPolicy(v: unknown, field: string): string | undefined {
+  if (!(RACK_POLICIES as readonly unknown[]).includes(v)) return `${field}: ${show(v)} is not a rack policy (one of ${RACK_POLICIES.map((p) => `"${p}"`).join(', ')})`;
+  return undefined;
+}
+
+const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+/** CNI's rule for container ids: alphanumerics plus "_", "." and "-", here capped at 256. */
+export function checkContainerId(v: unknown, field: string): string | undefined {
+  if (typeof v !== 'string' || v === '') return `${field}: is required`;
+  if (!CONTAINER_ID_RE.test(v)) return `${field}: ${show(v)} is not a container id (1-256 characters of A-Z, a-z, 0-9, "_", ".", "-", starting with a letter or digit)`;
+  return undefined;
+}
+
+/** Linux interface names: at most 15 bytes, no "/", ":" or whitespace, not "." or "..". Empty: not given. */
+export function checkIfname(v: unknown, field: string): string | undefined {
+  if (v === '') return undefined;
+  if (typeof v !== 'string' || v.length > 15 || !/^[A-Za-z0-9_.@-]+$/.test(v) || v === '.' || v === '..') {
+    return `${field}: ${show(v)} is not an interface name (1-15 characters of A-Z, a-z, 0-9, "_", ".", "@", "-")`;
+  }
+  return undefined;
+}
+
+export function checkAgentVersion(v: unknown, field: string): string | undefined {
+  if (typeof v !== 'string' || !/^[\x21-\x7e]{0,64}$/.test(v)) return `${field}: ${show(v)} is not a version (at most 64 printable ASCII characters, no spaces)`;
+  return undefined;
+}
+
+export function checkRevision(v: unknown, field: string): string | undefined {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return `${field}: ${show(v)} is not a revision (0 or a positive integer)`;
+  return undefined;
+}
+
+// ---- against the cluster ------------------------------------------------
+
+export type NetworkRef = { name: string };
+
+export function checkNetworkExists(v: unknown, field: string, networks: NetworkRef[]): string | undefined {
+  const p = checkName(v, field);
+  if (p) return p;
+  if (!networks.some((n) => n.name === v)) {
+    return `${field}: network ${show(v)} does not exist (configured: ${networks.map((n) => `"${n.name}"`).join(', ') || 'none'})`;
+  }
+  return undefined;
+}
+
+/**
+ * A container address must lie in the subnet its host leases in that
+ * network, and be neither the subnet's own address, nor the gateway (the
+ * first address, held by the host's bridge), nor the IPv4 broadcast.
+ */
+export function checkIpInSubnet(v: unknown, field: string, subnet: string, host: string): string | undefined {
+  const a = parseIp(v);
+  if (!a) return `${field}: ${show(v)} is not an IP address`;
+  const s = parseCidr(subnet);
+  const bits = s.family === 4 ? 32 : 128;
+  const hostBits = BigInt(bits - s.prefixLength);
+  const last = s.base + (1n << hostBits) - 1n;
+  if (a.family !== s.family || a.base < s.base || a.base > last) {
+    return `${field}: ${show(v)} is outside host "${host}"'s subnet ${formatCidr(s)}`;
+  }
+  if (a.base === s.base) return `${field}: ${show(v)} is the subnet address of ${formatCidr(s)}`;
+  if (a.base === s.base + 1n) return `${field}: ${show(v)} is the gateway address of ${formatCidr(s)} (held by the host's bridge)`;
+  if (s.family === 4 && hostBits > 1n && a.base === last) return `${field}: ${show(v)} is the broadcast address of ${formatCidr(s)}`;
+  return undefined;
+}

@@ -1,0 +1,84 @@
+// Host records at /weft/hosts/<name>: what other hosts need to reach this
+// one over the overlay. Subnets are not here; they live in the IPAM leases.
+import type { KeyValue, Store } from '../store/types';
+import { CorruptRecordError, RecordNotFoundError, RegistryContentionError } from './errors';
+import { CAS_ATTEMPTS, num, parseRecord, str } from './json';
+import { HOSTS_PREFIX, hostKey, nameFromKey } from './keys';
+
+export type HostRecord = {
+  name: string;
+  underlayIp: string;
+  vtepMac: string;
+  rack: string;
+  datacenter: string;
+  wgPublicKey: string;
+  agentVersion: string;
+  /** ms since the epoch. */
+  lastHeartbeat: number;
+};
+
+export function encodeHost(h: HostRecord): string {
+  return JSON.stringify({
+    name: h.name, underlayIp: h.underlayIp, vtepMac: h.vtepMac, rack: h.rack, datacenter: h.datacenter,
+    wgPublicKey: h.wgPublicKey, agentVersion: h.agentVersion, lastHeartbeat: h.lastHeartbeat,
+  });
+}
+
+export function decodeHost(key: string, value: string): HostRecord {
+  const r = parseRecord(key, value);
+  const name = nameFromKey(HOSTS_PREFIX, key);
+  if (!name || r.name !== name) throw new CorruptRecordError(key, `name ${JSON.stringify(r.name)} does not match the key`);
+  return {
+    name, underlayIp: str(r.underlayIp), vtepMac: str(r.vtepMac), rack: str(r.rack), datacenter: str(r.datacenter),
+    wgPublicKey: str(r.wgPublicKey), agentVersion: str(r.agentVersion), lastHeartbeat: num(r.lastHeartbeat),
+  };
+}
+
+/** Everything but lastHeartbeat equal: the change is news to the overlay, not just a sign of life. */
+export function hostTopologyEqual(a: HostRecord, b: HostRecord): boolean {
+  return a.name === b.name && a.underlayIp === b.underlayIp && a.vtepMac === b.vtepMac && a.rack === b.rack &&
+    a.datacenter === b.datacenter && a.wgPublicKey === b.wgPublicKey && a.agentVersion === b.agentVersion;
+}
+
+export async function putHost(store: Store, h: HostRecord): Promise<{ revision: number }> {
+  const { revision } = await store.put(hostKey(h.name), encodeHost(h));
+  return { revision };
+}
+
+export async function getHost(store: Store, name: string): Promise<(HostRecord & { modRevision: number }) | undefined> {
+  const kv = await store.get(hostKey(name));
+  return kv && { ...decodeHost(kv.key, kv.value), modRevision: kv.modRevision };
+}
+
+export async function listHosts(store: Store): Promise<{ hosts: HostRecord[]; revision: number }> {
+  const { kvs, revision } = await store.range(HOSTS_PREFIX);
+  return { hosts: decodeAll(kvs), revision };
+}
+
+function decodeAll(kvs: KeyValue[]): HostRecord[] {
+  return kvs.filter((kv) => nameFromKey(HOSTS_PREFIX, kv.key)).map((kv) => decodeHost(kv.key, kv.value));
+}
+
+/**
+ * Records a heartbeat. A compare-and-swap, so a heartbeat racing a LeaveHost
+ * cannot bring the host record back after it was deleted.
+ */
+export async function touchHost(store: Store, name: string, now: number): Promise<{ host: HostRecord; revision: number }> {
+  const key = hostKey(name);
+  for (let i = 0; i < CAS_ATTEMPTS; i++) {
+    const kv = await store.get(key);
+    if (!kv) throw new RecordNotFoundError(`host "${name}" is not registered (call RegisterHost first)`);
+    const host = { ...decodeHost(key, kv.value), lastHeartbeat: now };
+    const res = await store.txn(
+      [{ key, target: 'modRevision', op: '==', modRevision: kv.modRevision }],
+      [{ type: 'put', key, value: encodeHost(host) }],
+    );
+    if (res.succeeded) return { host, revision: res.revision };
+  }
+  throw new RegistryContentionError(`host record of "${name}" kept changing under concurrent writers`);
+}
+
+export async function deleteHost(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
+  const { deleted, revision } = await store.delete(hostKey(name));
+  return { deleted: deleted > 0, revision };
+}

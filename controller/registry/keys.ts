@@ -1,0 +1,28 @@
+// Store key layout of the registry, one prefix per kind, so a watch or a
+// range on a prefix sees exactly one kind of record.
+export const HOSTS_PREFIX = '/weft/hosts/';
+export const ENDPOINTS_PREFIX = '/weft/endpoints/';
+export const SERVICES_PREFIX = '/weft/services/';
+export const DATACENTERS_PREFIX = '/weft/datacenters/';
+
+export const hostKey = (name: string): string => HOSTS_PREFIX + name;
+export const endpointPrefix = (network: string): string => `${ENDPOINTS_PREFIX}${network}/`;
+/** `ip` must be canonical text (see api/validate canonicalIp), or one address would have two keys. */
+export const endpointKey = (network: string, ip: string): string => endpointPrefix(network) + ip;
+export const serviceKey = (name: string): string => SERVICES_PREFIX + name;
+export const datacenterKey = (name: string): string => DATACENTERS_PREFIX + name;
+
+/** The last path segment of a key under `prefix`, or undefined for a key of another kind or a deeper key. */
+export function nameFromKey(prefix: string, key: string): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  return rest && !rest.includes('/') ? rest : undefined;
+}
+
+/** "/weft/endpoints/<net>/<ip>" -> { network, ip }. IPv6 addresses contain ":" but never "/". */
+export function parseEndpointKey(key: string): { network: string; ip: string } | undefined {
+  if (!key.startsWith(ENDPOINTS_PREFIX)) return undefined;
+  const parts = key.slice(ENDPOINTS_PREFIX.length).split('/');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) return undefined;
+  return { network: parts[0], ip: parts[1] };
+}
