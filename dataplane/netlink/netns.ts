@@ -23,10 +23,11 @@ export function netnsPath(nameOrPath: string): string {
   return `${NETNS_RUN_DIR}/${nameOrPath}`;
 }
 
+// Node opens every file close-on-exec already, so children never inherit these.
 function openNetns(nameOrPath: string, op: string): number {
   const path = netnsPath(nameOrPath);
   try {
-    return openSync(path, fsc.O_RDONLY | fsc.O_CLOEXEC);
+    return openSync(path, fsc.O_RDONLY);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new NetlinkError(Math.abs(err.errno ?? 2), `${op}: open ${path}`);

@@ -1,6 +1,11 @@
-// Every kernel object a test creates carries this prefix, so a sweep can
-// find (only) the tests' leftovers.
+// Every kernel object a test creates carries this prefix, and every test
+// namespace is recorded in a file named after the creating process, so a
+// sweep can remove exactly the leftovers of processes that died before their
+// teardown ran, and never a namespace of a test run still going on.
+import { appendFileSync, mkdirSync } from 'node:fs';
+
 export const TEST_PREFIX = 'wt';
+export const OWNERS_DIR = '/run/weft-test-owners';
 
 let counter = 0;
 
@@ -10,4 +15,10 @@ export function uniqueName(tag: string): string {
   const name = `${TEST_PREFIX}${tag}${id}`;
   if (name.length > 15) throw new Error(`test name "${name}" too long for a link: shorten the tag "${tag}"`);
   return name;
+}
+
+/** Note that this process owns the namespace, for the sweep after a crash. */
+export function recordOwnedNetns(name: string): void {
+  mkdirSync(OWNERS_DIR, { recursive: true });
+  appendFileSync(`${OWNERS_DIR}/${process.pid}`, `${name}\n`);
 }

@@ -3,11 +3,12 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach } from 'vitest';
 import { netnsAdd, netnsDelete, netnsExists } from '../../dataplane/netlink/netns';
-import { uniqueName } from './names';
+import { recordOwnedNetns, uniqueName } from './names';
 
 export function createTestNetns(tag: string): string {
   const name = uniqueName(tag);
   netnsAdd(name);
+  recordOwnedNetns(name);
   // a fresh namespace has lo down; most tests want loopback to work
   execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
   return name;

@@ -1,26 +1,42 @@
 // Runs once around the whole test run. Every test removes what it made in its
 // own teardown; this is the net under that: a test process killed mid-run
-// (timeout, crash) cannot run its teardown, so whatever carries the tests'
-// prefix is removed here, before and after the run.
-import { execFileSync } from 'node:child_process';
-import { TEST_PREFIX } from '../helpers/names';
+// (timeout, crash) cannot run its teardown, so the namespaces it recorded are
+// removed here, before and after the run. Only dead owners are swept, so two
+// test runs on one machine never remove each other's namespaces.
+import { readdirSync, readFileSync, unlinkSync, existsSync } from 'node:fs';
+import { netnsDelete } from '../../dataplane/netlink/netns';
+import { OWNERS_DIR } from '../helpers/names';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 function sweep(): void {
-  let names: string[] = [];
+  let owners: string[] = [];
   try {
-    names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-      .split('\n')
-      .map((l) => l.split(' ')[0])
-      .filter((n) => n.startsWith(TEST_PREFIX));
+    owners = readdirSync(OWNERS_DIR);
   } catch {
     return;
   }
-  for (const n of names) {
-    try {
-      execFileSync('ip', ['netns', 'delete', n], { stdio: 'ignore' });
-    } catch {
-      /* raced with the test's own teardown */
+  for (const owner of owners) {
+    const pid = Number(owner);
+    if (!Number.isInteger(pid) || alive(pid)) continue;
+    const file = `${OWNERS_DIR}/${owner}`;
+    for (const name of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+      if (existsSync(`/run/netns/${name}`)) {
+        try {
+          netnsDelete(name);
+        } catch {
+          /* raced with another sweep */
+        }
+      }
     }
+    unlinkSync(file);
   }
 }
 
