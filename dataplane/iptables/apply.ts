@@ -24,7 +24,7 @@ function restoreOrRollBack(before: SavedState, document: string, opts: ExecOptio
     const after = readState(opts);
     const touched = Object.keys({ ...before, ...after }).filter((t) => !sameTable(before, after, t));
     if (touched.length) {
-      const back = renderRestore(after, weftPart(before), { tables: touched });
+      const back = renderRestore(after, weftPart(before), { tables: touched, jumpsFrom: before });
       if (back) {
         try {
           iptablesRestore(back, opts);

@@ -9,6 +9,11 @@ import { type SavedState, type SavedTable, ruleTarget, splitArgs } from './save'
 export type RenderOptions = {
   /** Only consider these tables (the rest are left out of the document). */
   tables?: readonly string[];
+  /**
+   * Place jumps into weft's chains exactly where this state had them, instead
+   * of one per hook at the top: how a failed apply puts back what was there.
+   */
+  jumpsFrom?: SavedState;
 };
 
 const EMPTY: SavedTable = { chains: [], rules: [] };
@@ -23,7 +28,15 @@ function isPlainJump(spec: string, to: string): boolean {
   return a.length === 2 && (a[0] === '-j' || a[0] === '--jump') && a[1] === to;
 }
 
-function renderTable(table: string, cur: SavedTable, desired: RuleSet): string[] {
+/** Jumps into weft's chains in a built-in chain, with their 1-based positions. */
+function weftJumpsAt(st: SavedTable, chain: string): Array<{ pos: number; spec: string }> {
+  return st.rules
+    .filter((r) => r.chain === chain)
+    .map((r, i) => ({ pos: i + 1, spec: r.spec }))
+    .filter((j) => isWeftChain(ruleTarget(j.spec) ?? ''));
+}
+
+function renderTable(table: string, cur: SavedTable, desired: RuleSet, jumpsFrom?: SavedTable): string[] {
   const chains = desired.chains.filter((c) => c.table === table);
   const hooks = desired.hooks.filter((h) => h.table === table);
   const wanted = new Set(chains.map((c) => c.name));
@@ -40,6 +53,16 @@ function renderTable(table: string, cur: SavedTable, desired: RuleSet): string[]
   for (const b of builtins) {
     const rules = cur.rules.filter((r) => r.chain === b);
     const refs = rules.filter((r) => isWeftChain(ruleTarget(r.spec) ?? ''));
+    if (jumpsFrom) {
+      const want = weftJumpsAt(jumpsFrom, b);
+      const have = weftJumpsAt(cur, b);
+      if (JSON.stringify(want) === JSON.stringify(have)) continue;
+      for (const r of refs) deletes.push(`-D ${b} ${r.spec}`);
+      // ascending positions, each counted in the chain as it will be by then
+      let len = rules.length - refs.length;
+      for (const j of want) inserts.push(`-I ${b} ${Math.min(j.pos, ++len)} ${j.spec}`);
+      continue;
+    }
     const hook = hooks.find((h) => h.from === b);
     const ok = hook ? refs.length === 1 && rules[0] === refs[0] && isPlainJump(refs[0].spec, hook.to) : refs.length === 0;
     if (ok) continue;
@@ -79,7 +102,7 @@ export function renderRestore(current: SavedState, desired: RuleSet, opts: Rende
   }
   const only = opts.tables ? new Set(opts.tables) : undefined;
   const ordered = [...TABLES.filter((t) => names.has(t)), ...[...names].filter((t) => !(TABLES as string[]).includes(t)).sort()];
-  const lines = ordered.filter((t) => !only || only.has(t)).flatMap((t) => renderTable(t, current[t] ?? EMPTY, desired));
+  const lines = ordered.filter((t) => !only || only.has(t)).flatMap((t) => renderTable(t, current[t] ?? EMPTY, desired, opts.jumpsFrom && (opts.jumpsFrom[t] ?? EMPTY)));
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
