@@ -216,7 +216,7 @@ export function addrList(h: Handle, filter: AddrFilter = {}): Addr[] {
   }
   const msgs = h.dump({ type: RTM_GETADDR, body: encodeIfAddrMsg({ family }), op: 'addr list' });
   return msgs
-    .filter((m) => m.type === RTM_NEWADDR)
+    .filter((m) => m.type === RTM_NEWADDR && m.body.length >= IFADDRMSG_LEN && [AF_INET, AF_INET6].includes(m.body.readUInt8(0)))
     .map((m) => addrDecode(m.body))
     .filter((a) => (filter.linkIndex === undefined || a.linkIndex === filter.linkIndex) && (family === AF_UNSPEC || a.family === family));
 }

@@ -251,7 +251,11 @@ export function routeDel(h: Handle, r: Route): void {
   h.exec(routeDelRequest(r));
 }
 
-/** Decode one RTM_NEWROUTE message. */
+/**
+ * Decode one RTM_NEWROUTE message of AF_INET or AF_INET6. Multipath routes
+ * (RTA_MULTIPATH) and gateways of another family (RTA_VIA) are not
+ * represented: weft writes neither, and such a route reads back without gw.
+ */
 export function routeDecode(body: Buffer): Route & { family: number; cloned: boolean } {
   const m = decodeRtMsg(body);
   const at = parseAttrs(body, RTMSG_LEN);
@@ -306,7 +310,8 @@ export function routeList(h: Handle, filter: RouteFilter = {}): Route[] {
   const msgs = h.dump({ type: RTM_GETROUTE, body: encodeRtMsg({ family }), op: 'route list' });
   const out: Route[] = [];
   for (const m of msgs) {
-    if (m.type !== RTM_NEWROUTE) continue;
+    // an unfiltered dump also carries other families' tables (multicast routing: RTNL_FAMILY_IPMR, ...)
+    if (m.type !== RTM_NEWROUTE || m.body.length < RTMSG_LEN || ![AF_INET, AF_INET6].includes(m.body.readUInt8(0))) continue;
     const { family: f, cloned, ...r } = routeDecode(m.body);
     if (cloned) continue;
     if (family !== AF_UNSPEC && f !== family) continue;
@@ -335,8 +340,8 @@ function normalize(r: Route) {
     family: dst.family,
     dst: formatCidr(dst),
     table: r.table ?? RT_TABLE_MAIN,
-    // IPv6 gives a route without a metric the user default 1024 (IP6_RT_PRIO_USER)
-    priority: r.priority ?? (dst.family === AF_INET6 ? 1024 : 0),
+    // IPv6 stores a missing or zero metric as the user default 1024 (IP6_RT_PRIO_USER)
+    priority: dst.family === AF_INET6 ? r.priority || 1024 : r.priority ?? 0,
     gw,
     src,
     linkIndex: r.linkIndex,

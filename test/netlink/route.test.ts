@@ -94,6 +94,12 @@ describe('route', () => {
     expect(routeEqual(listed[0], r)).toBe(true);
     expect(routeKey(listed[0])).toBe(routeKey(r));
     expect(routeKey(listed[2])).toBe(routeKey({ dst: 'default', gw: 'fd00:20::fe' }));
+    expect(routeList(h, { family: AF_INET6, dst: 'default' }).map((x) => x.gw)).toEqual(['fd00:20::fe']);
+    expect(routeList(h, { dst: 'default' })).toEqual([]);
+
+    // metric 0 is stored as 1024 too, and the kernel treats it as the same route
+    expect((thrown(() => routeAdd(h, { ...r, priority: 0 })) as NetlinkError).code).toBe('EEXIST');
+    expect(routeEqual({ ...r, priority: 0 }, listed[0])).toBe(true);
 
     routeReplace(h, { ...r, gw: 'fd00:20::fd' });
     expect(routes6(n, 'fd00:30::/64').map((x) => x.gateway)).toEqual(['fd00:20::fd']);
@@ -319,6 +325,7 @@ describe('route helpers', () => {
     expect(routeKey(a)).not.toBe(routeKey({ ...a, table: 100 }));
     expect(routeKey(a)).not.toBe(routeKey({ ...a, priority: 5 }));
     expect(routeKey({ dst: 'fd00::/64', linkIndex: 2 })).toBe(routeKey({ dst: 'fd00:0::/64', linkIndex: 2, priority: 1024 }));
+    expect(routeKey({ dst: 'fd00::/64', linkIndex: 2, priority: 0 })).toBe(routeKey({ dst: 'fd00::/64', linkIndex: 2 }));
   });
 
   it('compares contents with the kernel\'s defaults filled in', () => {
