@@ -145,6 +145,12 @@ function checkIp(field: string, ip: string, family: number): string {
   return ipToBytes(ip).length === 16 ? bytesToIp(ipToBytes(ip)) : ip;
 }
 
+/** fe80::/10: such a gateway means nothing without the link it is on. */
+function isLinkLocal6(ip: string): boolean {
+  const b = ipToBytes(ip);
+  return b[0] === 0xfe && (b[1] & 0xc0) === 0x80;
+}
+
 function checkRoute(r: Route, forDelete: boolean): Checked {
   if (r === null || typeof r !== 'object') throw new InvalidArgumentError('route must be an object');
   const dst = parseDst(r.dst, r.gw ?? r.src);
@@ -169,7 +175,7 @@ function checkRoute(r: Route, forDelete: boolean): Checked {
     if (onlink && r.linkIndex === undefined) throw new InvalidArgumentError('route with onlink needs a linkIndex');
     if (onlink && gw === undefined) throw new InvalidArgumentError('route with onlink needs a gw');
     if (gw === undefined && r.linkIndex === undefined) throw new InvalidArgumentError('unicast route needs a linkIndex or a gw');
-    if (gw !== undefined && family === AF_INET6 && gw.toLowerCase().startsWith('fe80:') && r.linkIndex === undefined) {
+    if (gw !== undefined && family === AF_INET6 && isLinkLocal6(gw) && r.linkIndex === undefined) {
       throw new InvalidArgumentError(`route via link-local gw "${gw}" needs a linkIndex`);
     }
   }

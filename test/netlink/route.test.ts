@@ -271,6 +271,7 @@ describe('route', () => {
     ['onlink without a linkIndex', { dst: '10.1.0.0/24', gw: '10.99.0.2', onlink: true }, /onlink needs a linkIndex/],
     ['neither gw nor linkIndex', { dst: '10.1.0.0/24' }, /needs a linkIndex or a gw/],
     ['a link-local gw without a linkIndex', { dst: 'fd00:1::/64', gw: 'fe80::1' }, /link-local gw "fe80::1" needs a linkIndex/],
+    ['a link-local gw in fe80::/10 past fe80:', { dst: 'fd00:1::/64', gw: 'febf::1' }, /link-local gw "febf::1" needs a linkIndex/],
     ['a tiny mtu', { dst: '10.1.0.0/24', linkIndex: 1, mtu: 10 }, /mtu 10 \(must be between 68 and 65535\)/],
     ['an IPv6 mtu under 1280', { dst: 'fd00:1::/64', linkIndex: 1, mtu: 1000 }, /mtu 1000 \(must be between 1280 and 65535 for IPv6\)/],
     ['an unknown type', { dst: '10.1.0.0/24', linkIndex: 1, type: 99 }, /type 99 \(must be between 1 and 11\)/],
