@@ -83,21 +83,22 @@ function checkInt(field: string, v: unknown, min: number, max: number): void {
   }
 }
 
-function checkIp(field: string, v: unknown): number {
+/** Parsed once: the bytes go straight into the request. */
+function checkIp(field: string, v: unknown): { family: number; bytes: Buffer } {
   if (typeof v !== 'string') fail(field, 'must be an IP address string', v);
   try {
-    return ipFamily(v);
+    return { family: ipFamily(v), bytes: ipToBytes(v) };
   } catch {
     return fail(field, 'not an IPv4 or IPv6 address', v);
   }
 }
 
-function checkMac(v: unknown): void {
+function checkMac(v: unknown): Buffer {
   if (typeof v !== 'string') fail('mac', 'must be a MAC address string', v);
   try {
-    macToBytes(v);
+    return macToBytes(v);
   } catch {
-    fail('mac', 'must be six hex octets separated by ":"', v);
+    return fail('mac', 'must be six hex octets separated by ":"', v);
   }
 }
 
@@ -105,8 +106,10 @@ function familyName(f: number): string {
   return f === AF_INET ? 'AF_INET' : f === AF_INET6 ? 'AF_INET6' : f === AF_BRIDGE ? 'AF_BRIDGE' : String(f);
 }
 
+type Parsed = { mac?: Buffer; ip?: Buffer; dst?: Buffer };
+
 /** Only the fields a delete needs are required; writes also need state and flags. */
-function validate(n: Neigh, forWrite: boolean): void {
+function validate(n: Neigh, forWrite: boolean): Parsed {
   if (n === null || typeof n !== 'object') throw new InvalidArgumentError('invalid neigh: expected an object');
   if (n.linkIndex === undefined) fail('linkIndex', 'is required', n.linkIndex);
   checkInt('linkIndex', n.linkIndex, 1, 0x7fffffff);
@@ -115,23 +118,26 @@ function validate(n: Neigh, forWrite: boolean): void {
   }
   if (forWrite || n.state !== undefined) checkInt('state', n.state, 0, 0xffff);
   if (forWrite || n.flags !== undefined) checkInt('flags', n.flags, 0, 0xff);
-  if (n.mac !== undefined) checkMac(n.mac);
+  const p: Parsed = {};
+  if (n.mac !== undefined) p.mac = checkMac(n.mac);
   if (n.masterIndex !== undefined) checkInt('masterIndex', n.masterIndex, 1, 0x7fffffff);
   if (n.vlan !== undefined) checkInt('vlan', n.vlan, 1, 4094);
   if (n.family === AF_BRIDGE) {
     if (n.ip !== undefined) fail('ip', 'an FDB entry (AF_BRIDGE) has no ip; the remote VTEP goes in dst', n.ip);
     if (n.mac === undefined) fail('mac', 'is required for an FDB entry', n.mac);
-    if (n.dst !== undefined) checkIp('dst', n.dst);
+    if (n.dst !== undefined) p.dst = checkIp('dst', n.dst).bytes;
     if (n.vni !== undefined) checkInt('vni', n.vni, 0, VNI_MAX);
     if (n.port !== undefined) checkInt('port', n.port, 1, 0xffff);
   } else {
     if (n.ip === undefined) fail('ip', `is required for a ${familyName(n.family)} neighbour`, n.ip);
-    const f = checkIp('ip', n.ip);
-    if (f !== n.family) fail('ip', `family mismatch: address is ${familyName(f)}, entry is ${familyName(n.family)}`, n.ip);
+    const { family, bytes } = checkIp('ip', n.ip);
+    if (family !== n.family) fail('ip', `family mismatch: address is ${familyName(family)}, entry is ${familyName(n.family)}`, n.ip);
+    p.ip = bytes;
     for (const k of ['dst', 'vni', 'port'] as const) {
       if (n[k] !== undefined) fail(k, 'only FDB entries (AF_BRIDGE) carry it', n[k]);
     }
   }
+  return p;
 }
 
 function requireBridge(n: Neigh): void {
@@ -142,17 +148,13 @@ function requireBridge(n: Neigh): void {
 
 // ---- encoding ----
 
-function encode(n: Neigh): Buffer {
+function encode(n: Neigh, p: Parsed): Buffer {
   const parts = [encodeNdMsg({ family: n.family, index: n.linkIndex, state: n.state ?? 0, flags: n.flags ?? 0 })];
-  if (n.family === AF_BRIDGE) {
-    parts.push(nla.bytes(NDA_LLADDR, macToBytes(n.mac!)));
-    if (n.dst !== undefined) parts.push(nla.bytes(NDA_DST, ipToBytes(n.dst)));
-    if (n.vni !== undefined) parts.push(nla.u32(NDA_VNI, n.vni));
-    if (n.port !== undefined) parts.push(nla.u16be(NDA_PORT, n.port));
-  } else {
-    parts.push(nla.bytes(NDA_DST, ipToBytes(n.ip!)));
-    if (n.mac !== undefined) parts.push(nla.bytes(NDA_LLADDR, macToBytes(n.mac)));
-  }
+  if (p.ip) parts.push(nla.bytes(NDA_DST, p.ip));
+  if (p.mac) parts.push(nla.bytes(NDA_LLADDR, p.mac));
+  if (p.dst) parts.push(nla.bytes(NDA_DST, p.dst));
+  if (n.vni !== undefined) parts.push(nla.u32(NDA_VNI, n.vni));
+  if (n.port !== undefined) parts.push(nla.u16be(NDA_PORT, n.port));
   if (n.vlan !== undefined) parts.push(nla.u16(NDA_VLAN, n.vlan));
   if (n.masterIndex !== undefined) parts.push(nla.u32(NDA_MASTER, n.masterIndex));
   return Buffer.concat(parts);
@@ -181,14 +183,14 @@ export function neighString(n: Neigh): string {
 
 function writeRequest(n: Neigh, verb: string, kind: 'neigh' | 'fdb', flags: number): Request {
   if (kind === 'fdb') requireBridge(n);
-  validate(n, true);
-  return { type: RTM_NEWNEIGH, flags, body: encode(n), op: `${kind} ${verb} ${neighString(n)}` };
+  const p = validate(n, true);
+  return { type: RTM_NEWNEIGH, flags, body: encode(n, p), op: `${kind} ${verb} ${neighString(n)}` };
 }
 
 function deleteRequest(n: Neigh, kind: 'neigh' | 'fdb'): Request {
   if (kind === 'fdb') requireBridge(n);
-  validate(n, false);
-  return { type: RTM_DELNEIGH, body: encode(n), op: `${kind} del ${neighString(n)}` };
+  const p = validate(n, false);
+  return { type: RTM_DELNEIGH, body: encode(n, p), op: `${kind} del ${neighString(n)}` };
 }
 
 // ---- neighbours ----
