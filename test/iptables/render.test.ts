@@ -117,6 +117,32 @@ COMMIT
     expect(renderRestore(parseSave('*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -j ACCEPT\nCOMMIT\n'), { chains: [], hooks: [] })).toBe('');
   });
 
+  it('with jumpsFrom, puts jumps back at the positions the old state had them', () => {
+    const before = parseSave(SAVE);
+    const after = parseSave(`*filter
+:FORWARD DROP [0:0]
+:WEFT-FORWARD - [0:0]
+:WEFT-NEW - [0:0]
+-A FORWARD -j WEFT-NEW
+-A FORWARD -j REJECT --reject-with icmp-port-unreachable
+-A WEFT-FORWARD -s 10.9.0.0/16 -j ACCEPT
+COMMIT
+`);
+    const doc = renderRestore(after, weftPart(before), { tables: ['filter'], jumpsFrom: before });
+    expect(doc.split('\n')).toEqual([
+      '*filter',
+      ':WEFT-FORWARD - [0:0]',
+      ':WEFT-NEW - [0:0]',
+      '-D FORWARD -j WEFT-NEW',
+      '-A WEFT-FORWARD -s 10.1.0.0/16 -j ACCEPT',
+      '-I FORWARD 2 -j WEFT-FORWARD',
+      '-I FORWARD 3 -m comment --comment "two words" -j WEFT-FORWARD',
+      '-X WEFT-NEW',
+      'COMMIT',
+      '',
+    ]);
+  });
+
   it('property: a kernel already holding the rule set needs no document, whatever follows the jumps; anything above a jump does', () => {
     const cidr = fc.tuple(fc.integer({ min: 1, max: 223 }), fc.integer({ min: 0, max: 255 })).map(([a, b]) => `${a}.${b}.0.0/16`);
     const rule = fc.oneof(
