@@ -22,6 +22,12 @@ export function must(problem: string | undefined): void {
   }
 }
 
+/** For problems found outside a check function: same message form, and the compiler knows it throws. */
+export function fail(problem: string): never {
+  must(problem);
+  throw new Error(problem);
+}
+
 /** Long values are cut in messages so a hostile request cannot flood the logs. */
 export function show(v: unknown): string {
   const s = JSON.stringify(v) ?? String(v);

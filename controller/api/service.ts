@@ -1,0 +1,336 @@
+// The Controller service's handlers. Each one: who is calling, is every field
+// valid (nothing is written otherwise), may this caller touch this record,
+// then the registry / IPAM call, then the reply. Errors become gRPC statuses
+// in one place (status.ts).
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  type ClusterConfig, type Lease, type LeaseOptions, LeaseLostError, acquireLease, listLeases, loadClusterConfig,
+  releaseLease, renewLease,
+} from '../ipam';
+import { type Ca, issueClientCert } from '../pki';
+import { LEASES_PREFIX } from '../ipam/records';
+import { deleteHost, putHost, touchHost, type HostRecord } from '../registry/hosts';
+import { type EndpointRecord, getEndpoint, listEndpoints, registerEndpoint, releaseEndpoint } from '../registry/endpoints';
+import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../registry/keys';
+import { deleteService, listServices, putService } from '../registry/services';
+import type { Store } from '../store/types';
+import { verifyToken } from '../tokens';
+import { type Identity, type IdentityFn, describeIdentity } from './identity';
+import type * as pb from './proto';
+import {
+  checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
+} from './requests';
+import { servicesChanges, servicesFromKvs, servicesSnapshot, serviceMessage } from './service-state';
+import { PermissionError, UnauthenticatedError, toServiceError } from './status';
+import { configMessage, hostMessage, topologyChanges, topologyFromKvs, topologySnapshot } from './topology';
+import { checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from './validate';
+import { watchCore, type CoreEvent } from './watch-core';
+
+export type LeaseFns = {
+  acquireLease: typeof acquireLease;
+  renewLease: typeof renewLease;
+  releaseLease: typeof releaseLease;
+  listLeases: typeof listLeases;
+};
+
+export type ControllerDeps = {
+  store: Store;
+  identity: IdentityFn;
+  logger: Logger;
+  controllerId: string;
+  /** Join is served only when the controller holds the CA. */
+  join?: { ca: Ca; clientCertTtlDays: number };
+  leases?: LeaseFns;
+  loadConfig?: (store: Store) => Promise<ClusterConfig>;
+  /** ms since the epoch; injectable for tests. */
+  now?: () => number;
+  isLeader?: () => boolean;
+  version?: string;
+  /** The prefix watches cover; every key the watches read lives under it. */
+  watchPrefix?: string;
+};
+
+type Who = Exclude<Identity, null>;
+type Auth = 'anonymous' | 'any' | 'host' | 'admin';
+
+const IPAM: LeaseFns = { acquireLease, renewLease, releaseLease, listLeases };
+
+export function createControllerService(deps: ControllerDeps): grpc.UntypedServiceImplementation {
+  const { store, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const ipam = deps.leases ?? IPAM;
+  const loadConfig = deps.loadConfig ?? loadClusterConfig;
+  const leaseOpts: LeaseOptions = { now };
+  const prefix = deps.watchPrefix ?? '/weft/';
+
+  function authorize(method: string, auth: Auth, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): Who | null {
+    if (auth === 'anonymous') return null;
+    const who = deps.identity(call as never);
+    if (who === null) throw new UnauthenticatedError(`${method} needs a client certificate issued by this cluster's CA`);
+    if (auth === 'host' && who === 'admin') throw new PermissionError(`${method} is for hosts; an admin certificate cannot act as a host`);
+    if (auth === 'admin' && who !== 'admin') throw new PermissionError(`${method} needs an admin certificate (${describeIdentity(who)} is not one)`);
+    return who;
+  }
+
+  /** A host may act only on itself; refusals are logged, as they mean a misconfigured or hostile agent. */
+  function mustBeSelf(method: string, who: Who | null, host: string, field: string): void {
+    if (who === 'admin' || (who && who.host === host)) return;
+    logger.warn({ method, caller: describeIdentity(who), target: host }, 'refused: host acting on another host\'s records');
+    throw new PermissionError(`${field}: ${describeIdentity(who)} may not act for host "${host}"`);
+  }
+
+  function unary<Req, Res>(method: string, auth: Auth, fn: (req: Req, who: Who | null) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      let who: Who | null = null;
+      Promise.resolve()
+        .then(() => {
+          who = authorize(method, auth, call as never);
+          return fn(call.request, who);
+        })
+        .then(
+          (res) => callback(null, res),
+          (err) => callback(toServiceError(err, { logger, method, caller: describeIdentity(who) })),
+        );
+    };
+  }
+
+  async function hostSubnets(host: string): Promise<Lease[]> {
+    const { leases } = await ipam.listLeases(store);
+    return leases.filter((l) => l.host === host);
+  }
+
+  const subnetMsg = (l: Lease): pb.HostSubnet => ({ network: l.network, subnet: l.subnet, lease_expires_at_unix_ms: l.expiresAt });
+
+  function endpointMessage(e: EndpointRecord): pb.Endpoint {
+    return { network: e.network, ip: e.ip, container_id: e.containerId, host: e.host, labels: e.labels, ifname: e.ifname };
+  }
+
+  // ---- hosts --------------------------------------------------------------
+
+  const Join = unary<pb.JoinRequest, pb.JoinResponse>('Join', 'anonymous', async (req) => {
+    checkJoin(req);
+    if (!deps.join) throw new PermissionError('this controller does not hold the cluster CA and cannot serve Join');
+    const v = await verifyToken(store, req.token);
+    if (!v.ok) {
+      logger.warn({ method: 'Join', host: req.host_name, reason: v.reason }, 'refused join');
+      throw new UnauthenticatedError(`token: refused (${v.reason})`);
+    }
+    const issued = await issueClientCert(deps.join.ca, { host: req.host_name, publicKeyPem: req.public_key_pem, ttlDays: deps.join.clientCertTtlDays });
+    logger.info({ method: 'Join', host: req.host_name, token: v.id }, 'host joined');
+    return { certificate_pem: issued.certPem, ca_pem: deps.join.ca.certPem, expires_at_unix_ms: issued.notAfter.getTime() };
+  });
+
+  const RegisterHost = unary<pb.RegisterHostRequest, pb.RegisterHostResponse>('RegisterHost', 'host', async (req, who) => {
+    const config = await loadConfig(store);
+    const input = checkRegisterHost(req, config.networks);
+    mustBeSelf('RegisterHost', who, input.name, 'name');
+    const datacenter = input.datacenter || undefined;
+    // Leases first, host record last: watchers then see the host once, with its subnets.
+    const leases: Lease[] = [];
+    for (const network of input.networks) {
+      leases.push(await ipam.acquireLease(store, { network, host: input.name, datacenter }, leaseOpts));
+    }
+    // Registration declares the host's networks: leases elsewhere go back to the pool.
+    for (const l of await hostSubnets(input.name)) {
+      if (!input.networks.includes(l.network)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
+    }
+    const record: HostRecord = {
+      name: input.name, underlayIp: input.underlayIp, vtepMac: input.vtepMac, rack: input.rack, datacenter: input.datacenter,
+      wgPublicKey: input.wgPublicKey, agentVersion: input.agentVersion, lastHeartbeat: now(),
+    };
+    const { revision } = await putHost(store, record);
+    logger.info({ method: 'RegisterHost', host: input.name, subnets: leases.map((l) => `${l.network}:${l.subnet}`) }, 'host registered');
+    return { host: hostMessage(record, leases.map(subnetMsg)), config: configMessage(config), revision };
+  });
+
+  const Heartbeat = unary<pb.HeartbeatRequest, pb.HeartbeatResponse>('Heartbeat', 'host', async (req, who) => {
+    must(checkHostName(req.name, 'name'));
+    mustBeSelf('Heartbeat', who, req.name, 'name');
+    const config = await loadConfig(store);
+    const { host } = await touchHost(store, req.name, now());
+    const subnets: Lease[] = [];
+    for (const l of await hostSubnets(req.name)) {
+      try {
+        subnets.push(await ipam.renewLease(store, { network: l.network, subnet: l.subnet, host: l.host }, leaseOpts));
+      } catch (err) {
+        if (!(err instanceof LeaseLostError)) throw err;
+        // Reclaimed between our list and renew: take a subnet again (the host learns it from this reply and the watch).
+        subnets.push(await ipam.acquireLease(store, { network: l.network, host: l.host, datacenter: host.datacenter || undefined }, leaseOpts));
+      }
+    }
+    return {
+      subnets: subnets.map(subnetMsg),
+      // Three chances per TTL: one lost heartbeat never costs a lease.
+      next_heartbeat_seconds: Math.max(1, Math.floor(config.leaseTtlSeconds / 3)),
+      revision: await store.revision(),
+    };
+  });
+
+  const LeaveHost = unary<pb.LeaveHostRequest, pb.LeaveHostResponse>('LeaveHost', 'host', async (req, who) => {
+    must(checkHostName(req.name, 'name'));
+    mustBeSelf('LeaveHost', who, req.name, 'name');
+    // A host that left has no containers: its endpoints go too, or the ingress would keep sending to them.
+    const { endpoints } = await listEndpoints(store, { host: req.name });
+    for (const e of endpoints) await releaseEndpoint(store, e.network, e.ip, { host: req.name, containerId: e.containerId });
+    for (const l of await hostSubnets(req.name)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
+    const { revision } = await deleteHost(store, req.name);
+    logger.info({ method: 'LeaveHost', host: req.name, endpoints: endpoints.length }, 'host left');
+    return { revision };
+  });
+
+  // ---- endpoints ----------------------------------------------------------
+
+  const RegisterEndpoint = unary<pb.RegisterEndpointRequest, pb.Endpoint>('RegisterEndpoint', 'host', async (req, who) => {
+    const config = await loadConfig(store);
+    const e = checkRegisterEndpoint(req, config.networks);
+    mustBeSelf('RegisterEndpoint', who, e.host, 'endpoint.host');
+    const { leases } = await ipam.listLeases(store, e.network);
+    const lease = leases.find((l) => l.host === e.host);
+    if (!lease) fail(`endpoint.network: host "${e.host}" holds no subnet in network "${e.network}" (RegisterHost first)`);
+    must(checkIpInSubnet(e.ip, 'endpoint.ip', lease.subnet, e.host));
+    const res = await registerEndpoint(store, e);
+    if (res.created) logger.info({ method: 'RegisterEndpoint', network: e.network, ip: e.ip, container: e.containerId, host: e.host }, 'endpoint registered');
+    return endpointMessage(res.endpoint);
+  });
+
+  const ReleaseEndpoint = unary<pb.ReleaseEndpointRequest, pb.ReleaseEndpointResponse>('ReleaseEndpoint', 'any', async (req, who) => {
+    const r = checkReleaseEndpoint(req);
+    const held = await getEndpoint(store, r.network, r.ip);
+    if (!held) return { released: false };
+    mustBeSelf('ReleaseEndpoint', who, held.host, 'ip');
+    const res = await releaseEndpoint(store, r.network, r.ip, { host: held.host, containerId: r.containerId });
+    return { released: res.released };
+  });
+
+  const ListEndpoints = unary<pb.ListEndpointsRequest, pb.ListEndpointsResponse>('ListEndpoints', 'any', async (req) => {
+    const f = checkListEndpoints(req);
+    const { endpoints, revision } = await listEndpoints(store, f);
+    return { endpoints: endpoints.map(endpointMessage), revision };
+  });
+
+  // ---- services -----------------------------------------------------------
+
+  const CreateService = unary<pb.CreateServiceRequest, pb.Service>('CreateService', 'admin', async (req) => {
+    const config = await loadConfig(store);
+    const svc = checkCreateService(req, config.networks);
+    const { created } = await putService(store, svc);
+    logger.info({ method: 'CreateService', service: svc.name, created }, created ? 'service created' : 'service updated');
+    return serviceMessage(svc);
+  });
+
+  const DeleteService = unary<pb.DeleteServiceRequest, pb.DeleteServiceResponse>('DeleteService', 'admin', async (req) => {
+    must(checkName(req.name, 'name'));
+    const { deleted } = await deleteService(store, req.name);
+    if (deleted) logger.info({ method: 'DeleteService', service: req.name }, 'service deleted');
+    return { deleted };
+  });
+
+  const ListServices = unary<pb.ListServicesRequest, pb.ListServicesResponse>('ListServices', 'any', async () => {
+    const { services, revision } = await listServices(store);
+    return { services: services.map(serviceMessage), revision };
+  });
+
+  const GetStatus = unary<pb.GetStatusRequest, pb.Status>('GetStatus', 'any', async () => {
+    const count = async (p: string) => (await store.range(p)).kvs.length;
+    return {
+      controller_id: deps.controllerId,
+      leader: deps.isLeader ? deps.isLeader() : true,
+      revision: await store.revision(),
+      store: store.kind,
+      hosts: await count(HOSTS_PREFIX),
+      leases: await count(LEASES_PREFIX),
+      endpoints: await count(ENDPOINTS_PREFIX),
+      services: await count(SERVICES_PREFIX),
+      version: deps.version ?? '',
+    };
+  });
+
+  // ---- watches ------------------------------------------------------------
+
+  /**
+   * Runs one watch stream: snapshot or resume, then one message per revision
+   * that matters. Stops the store watch when the client goes away, and
+   * honours flow control so a slow client cannot make us buffer without bound.
+   */
+  function stream<Req extends { from_revision: number }, Msg, S>(
+    method: string,
+    derive: {
+      init: (kvs: Map<string, string>) => S;
+      snapshot: (s: S, revision: number) => Msg;
+      changes: (s: S, revision: number, changes: Extract<CoreEvent, { type: 'changes' }>['changes']) => Msg[];
+    },
+  ): grpc.handleServerStreamingCall<Req, Msg> {
+    return (call) => {
+      const stop = new AbortController();
+      const onGone = () => stop.abort();
+      call.on('cancelled', onGone);
+      call.on('close', onGone);
+      let who: Who | null = null;
+      const send = async (msg: Msg): Promise<void> => {
+        if (call.write(msg)) return;
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            call.off('drain', done);
+            stop.signal.removeEventListener('abort', done);
+            resolve();
+          };
+          call.on('drain', done);
+          stop.signal.addEventListener('abort', done, { once: true });
+        });
+      };
+      (async () => {
+        who = authorize(method, 'any', call as never);
+        must(checkRevision(call.request.from_revision, 'from_revision'));
+        let state: S | undefined;
+        const events = watchCore(store, {
+          prefix,
+          fromRevision: call.request.from_revision,
+          signal: stop.signal,
+          onCompacted: (err) => logger.info({ method, caller: describeIdentity(who), err: err.message }, 'resume revision compacted: sending a snapshot'),
+        });
+        for await (const ev of events) {
+          if (stop.signal.aborted) break;
+          if (ev.type === 'reset') {
+            state = derive.init(ev.kvs);
+            if (ev.announce) await send(derive.snapshot(state, ev.revision));
+            continue;
+          }
+          for (const msg of derive.changes(state!, ev.revision, ev.changes)) await send(msg);
+        }
+      })()
+        .then(
+          () => {
+            if (!stop.signal.aborted) call.end(); // the store closed: the client reconnects elsewhere
+          },
+          (err) => {
+            if (!stop.signal.aborted) call.emit('error', toServiceError(err, { logger, method, caller: describeIdentity(who) }));
+          },
+        )
+        .finally(() => {
+          stop.abort();
+          call.off('cancelled', onGone);
+          call.off('close', onGone);
+        });
+    };
+  }
+
+  const WatchTopology = stream<pb.WatchTopologyRequest, pb.TopologyEvent, ReturnType<typeof topologyFromKvs>>('WatchTopology', {
+    init: topologyFromKvs,
+    snapshot: topologySnapshot,
+    changes: topologyChanges,
+  });
+
+  const WatchServices = stream<pb.WatchServicesRequest, pb.ServiceEvent, ReturnType<typeof servicesFromKvs>>('WatchServices', {
+    init: servicesFromKvs,
+    snapshot: servicesSnapshot,
+    changes: servicesChanges,
+  });
+
+  return {
+    Join, RegisterHost, Heartbeat, LeaveHost, WatchTopology,
+    RegisterEndpoint, ReleaseEndpoint, ListEndpoints,
+    CreateService, DeleteService, ListServices, WatchServices,
+    GetStatus,
+  } as grpc.UntypedServiceImplementation;
+}

@@ -1,0 +1,66 @@
+// One mapping from the controller's typed errors to gRPC statuses. Clients
+// act on the code (retry on UNAVAILABLE, fix the request on
+// INVALID_ARGUMENT); the message says what exactly is wrong. Unexpected
+// errors are logged in full and reach the client as INTERNAL without details
+// that could leak internals.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  ClusterConfigError, LeaseContentionError, LeaseLostError, LeaseRequestError, PoolExhaustedError, UnknownNetworkError,
+} from '../ipam';
+import { PkiError } from '../pki';
+import {
+  CorruptRecordError, EndpointConflictError, EndpointMismatchError, RecordNotFoundError, RegistryContentionError,
+} from '../registry/errors';
+import { StoreUnavailableError } from '../store/types';
+import { InvalidArgumentError } from './validate';
+
+export class PermissionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PermissionError';
+  }
+}
+
+export class UnauthenticatedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnauthenticatedError';
+  }
+}
+
+const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
+  [InvalidArgumentError, grpc.status.INVALID_ARGUMENT],
+  [LeaseRequestError, grpc.status.INVALID_ARGUMENT],
+  [UnknownNetworkError, grpc.status.INVALID_ARGUMENT],
+  [PermissionError, grpc.status.PERMISSION_DENIED],
+  [UnauthenticatedError, grpc.status.UNAUTHENTICATED],
+  [EndpointConflictError, grpc.status.ALREADY_EXISTS],
+  [EndpointMismatchError, grpc.status.FAILED_PRECONDITION],
+  [RecordNotFoundError, grpc.status.NOT_FOUND],
+  [PoolExhaustedError, grpc.status.RESOURCE_EXHAUSTED],
+  [LeaseLostError, grpc.status.ABORTED],
+  [LeaseContentionError, grpc.status.UNAVAILABLE],
+  [RegistryContentionError, grpc.status.UNAVAILABLE],
+  [StoreUnavailableError, grpc.status.UNAVAILABLE],
+  // The stored cluster config or a record is broken: the operator must fix the store, the client cannot.
+  [ClusterConfigError, grpc.status.FAILED_PRECONDITION],
+  [CorruptRecordError, grpc.status.FAILED_PRECONDITION],
+];
+
+export function toServiceError(err: unknown, ctx: { logger: Logger; method: string; caller: string }): Partial<grpc.StatusObject> {
+  for (const [cls, code] of CODES) {
+    if (err instanceof cls) {
+      if (code === grpc.status.UNAVAILABLE || code === grpc.status.FAILED_PRECONDITION) {
+        ctx.logger.warn({ method: ctx.method, caller: ctx.caller, err: (err as Error).message }, 'request failed');
+      }
+      return { code, details: (err as Error).message };
+    }
+  }
+  // A bad public key in Join is the client's mistake; other PKI failures are ours.
+  if (err instanceof PkiError && ctx.method === 'Join') {
+    return { code: grpc.status.INVALID_ARGUMENT, details: `public_key_pem: ${err.message}` };
+  }
+  ctx.logger.error({ method: ctx.method, caller: ctx.caller, err }, 'internal error');
+  return { code: grpc.status.INTERNAL, details: `internal error in ${ctx.method}; see the controller log` };
+}

@@ -1,0 +1,181 @@
+// What WatchTopology tells an agent: every host with its subnets, and the
+// cluster config. Built from the raw keys (host records, IPAM leases,
+// /weft/config) and kept up to date one revision at a time.
+//
+// Heartbeats: every heartbeat rewrites the host's lastHeartbeat and renews
+// its leases (new expiry). Sending each of those to every agent would cost
+// O(hosts²) messages per heartbeat period for no change in the overlay, so a
+// revision whose only effect is on lastHeartbeat or lease expiry sends
+// nothing. The values sent are always current, so a HOST_PUT for a real
+// change carries the latest heartbeat and expiry too.
+import { CONFIG_KEY, LEASES_PREFIX, decodeLeaseRecord, parseLeaseKey } from '../ipam/records';
+import { type ClusterConfig, defaultClusterConfig, validateClusterConfig } from '../ipam';
+import { formatCidr } from '../ipam/subnets';
+import { type HostRecord, decodeHost, hostTopologyEqual } from '../registry/hosts';
+import { HOSTS_PREFIX, nameFromKey } from '../registry/keys';
+import type { ClusterConfigMsg, Host, HostSubnet, TopologyEvent } from './proto';
+import type { KeyChange } from './watch-core';
+
+type LeaseInfo = { network: string; subnet: string; host: string; expiresAt: number };
+
+export type TopologyState = {
+  hosts: Map<string, HostRecord>;
+  leases: Map<string, LeaseInfo>;
+  leasesByHost: Map<string, Set<string>>;
+  config: ClusterConfigMsg;
+  /** What the client has, per host: the last host message sent (or in the snapshot). */
+  sent: Map<string, Host>;
+  sentConfig: string;
+};
+
+export function configMessage(c: ClusterConfig): ClusterConfigMsg {
+  return {
+    networks: c.networks.map((n) => ({ name: n.name, vni: n.vni, cidr: n.cidr, host_prefix_length: n.hostPrefixLength })),
+    vxlan_port: c.vxlanPort,
+    mtu: c.mtu ?? 0,
+    lease_ttl_seconds: c.leaseTtlSeconds,
+  };
+}
+
+/** A stored config that does not validate keeps the last good one: agents must not tear down the overlay over a typo. */
+function decodeConfig(value: string | undefined, last: ClusterConfigMsg | undefined): ClusterConfigMsg {
+  if (value === undefined) return configMessage(defaultClusterConfig());
+  try {
+    return configMessage(validateClusterConfig(JSON.parse(value)));
+  } catch {
+    return last ?? configMessage(defaultClusterConfig());
+  }
+}
+
+function decodeLease(key: string, value: string): LeaseInfo | undefined {
+  try {
+    const { network, subnet } = parseLeaseKey(key);
+    const r = decodeLeaseRecord(key, value);
+    return { network, subnet: formatCidr(subnet), host: r.host, expiresAt: r.expiresAt };
+  } catch {
+    return undefined; // not a lease (or unreadable): IPAM reports those; the overlay cannot use them
+  }
+}
+
+function tryHost(key: string, value: string): HostRecord | undefined {
+  try {
+    return decodeHost(key, value);
+  } catch {
+    return undefined;
+  }
+}
+
+export function hostMessage(h: HostRecord, subnets: HostSubnet[]): Host {
+  return {
+    name: h.name, underlay_ip: h.underlayIp, vtep_mac: h.vtepMac, rack: h.rack, datacenter: h.datacenter,
+    wg_public_key: h.wgPublicKey, agent_version: h.agentVersion, last_heartbeat_unix_ms: h.lastHeartbeat, subnets,
+  };
+}
+
+function subnetsOf(s: TopologyState, host: string): HostSubnet[] {
+  const keys = [...(s.leasesByHost.get(host) ?? [])].sort();
+  return keys.map((k) => s.leases.get(k)!).map((l) => ({ network: l.network, subnet: l.subnet, lease_expires_at_unix_ms: l.expiresAt }));
+}
+
+function project(s: TopologyState, name: string): Host | undefined {
+  const h = s.hosts.get(name);
+  return h && hostMessage(h, subnetsOf(s, name));
+}
+
+/** Equal for the overlay: ignores last_heartbeat_unix_ms and lease expiry. */
+export function hostTopologyMessageEqual(a: Host, b: Host): boolean {
+  const rec = (h: Host): HostRecord => ({
+    name: h.name, underlayIp: h.underlay_ip, vtepMac: h.vtep_mac, rack: h.rack, datacenter: h.datacenter,
+    wgPublicKey: h.wg_public_key, agentVersion: h.agent_version, lastHeartbeat: 0,
+  });
+  return hostTopologyEqual(rec(a), rec(b)) && a.subnets.length === b.subnets.length &&
+    a.subnets.every((x, i) => x.network === b.subnets[i].network && x.subnet === b.subnets[i].subnet);
+}
+
+function setLease(s: TopologyState, key: string, value: string | undefined): string[] {
+  const touched: string[] = [];
+  const old = s.leases.get(key);
+  if (old) {
+    s.leases.delete(key);
+    s.leasesByHost.get(old.host)?.delete(key);
+    touched.push(old.host);
+  }
+  const next = value === undefined ? undefined : decodeLease(key, value);
+  if (next) {
+    s.leases.set(key, next);
+    let set = s.leasesByHost.get(next.host);
+    if (!set) s.leasesByHost.set(next.host, (set = new Set()));
+    set.add(key);
+    touched.push(next.host);
+  }
+  return touched;
+}
+
+function setHost(s: TopologyState, key: string, value: string | undefined): string[] {
+  const name = nameFromKey(HOSTS_PREFIX, key);
+  if (!name) return [];
+  const rec = value === undefined ? undefined : tryHost(key, value);
+  if (rec) s.hosts.set(name, rec);
+  else s.hosts.delete(name);
+  return [name];
+}
+
+/** State at a revision; the client is taken to have exactly this (snapshot sent, or a resume from here). */
+export function topologyFromKvs(kvs: Map<string, string>): TopologyState {
+  const s: TopologyState = {
+    hosts: new Map(), leases: new Map(), leasesByHost: new Map(),
+    config: decodeConfig(kvs.get(CONFIG_KEY), undefined), sent: new Map(), sentConfig: '',
+  };
+  for (const [key, value] of kvs) {
+    if (key.startsWith(HOSTS_PREFIX)) setHost(s, key, value);
+    else if (key.startsWith(LEASES_PREFIX)) setLease(s, key, value);
+  }
+  for (const name of s.hosts.keys()) s.sent.set(name, project(s, name)!);
+  s.sentConfig = JSON.stringify(s.config);
+  return s;
+}
+
+export function topologySnapshot(s: TopologyState, revision: number): TopologyEvent {
+  const hosts = [...s.hosts.keys()].sort().map((n) => project(s, n)!);
+  s.sent = new Map(hosts.map((h) => [h.name, h]));
+  s.sentConfig = JSON.stringify(s.config);
+  return { revision, kind: 'SNAPSHOT', hosts, host_name: '', config: s.config };
+}
+
+/**
+ * Applies one revision's changes and returns what to send: nothing, one
+ * HOST_PUT (every host that changed in this revision), one HOST_DELETE, one
+ * CONFIG, or — when one revision did several of those at once — a SNAPSHOT.
+ * One message per revision keeps resuming simple: a client that saw
+ * revision r has seen all of r.
+ */
+export function topologyChanges(s: TopologyState, revision: number, changes: KeyChange[]): TopologyEvent[] {
+  const touched = new Set<string>();
+  for (const c of changes) {
+    if (c.key === CONFIG_KEY) s.config = decodeConfig(c.after, s.config);
+    else if (c.key.startsWith(HOSTS_PREFIX)) setHost(s, c.key, c.after).forEach((h) => touched.add(h));
+    else if (c.key.startsWith(LEASES_PREFIX)) setLease(s, c.key, c.after).forEach((h) => touched.add(h));
+  }
+  const puts: Host[] = [];
+  const deletes: string[] = [];
+  for (const name of [...touched].sort()) {
+    const now = project(s, name);
+    const had = s.sent.get(name);
+    if (!now) {
+      if (had) deletes.push(name);
+    } else if (!had || !hostTopologyMessageEqual(had, now)) {
+      puts.push(now);
+    }
+  }
+  const config = JSON.stringify(s.config);
+  const configChanged = config !== s.sentConfig;
+  const kinds = (puts.length > 0 ? 1 : 0) + deletes.length + (configChanged ? 1 : 0);
+  if (kinds === 0) return [];
+  if (kinds > 1) return [topologySnapshot(s, revision)];
+  s.sentConfig = config;
+  for (const h of puts) s.sent.set(h.name, h);
+  for (const n of deletes) s.sent.delete(n);
+  if (puts.length > 0) return [{ revision, kind: 'HOST_PUT', hosts: puts, host_name: '', config: null }];
+  if (deletes.length > 0) return [{ revision, kind: 'HOST_DELETE', hosts: [], host_name: deletes[0], config: null }];
+  return [{ revision, kind: 'CONFIG', hosts: [], host_name: '', config: s.config }];
+}
