@@ -19,9 +19,9 @@ import { routeList, routeReplaceRequest, RTPROT_WEFT } from '../../dataplane/net
 import { uniqueName } from '../helpers/names';
 
 const HOSTS = 1000;
-const REPS = Number(process.env.WEFT_BENCH_REPS ?? 9);
+const REPS = Number(process.env.WEFT_BENCH_REPS ?? 11);
 const EACH_SAMPLE = 100; // per kind, for the one-process-per-entry method
-const VX = 'weft.vxlan';
+const VX = 'wtnbvx'; // weft.vxlan in production; test links carry the tests' prefix
 const UNDERLAY_DEV = 'wtnbu0';
 const LOCAL = '172.31.255.1';
 
@@ -229,6 +229,8 @@ function main(): void {
     console.log(`  rep ${rep + 1}/${REPS}: ${line.join('  ')} (all verified)`);
   }
 
+  // per-repetition ratio: both methods ran back to back, so load that drifts between repetitions cancels out
+  const paired = stats(samples.weft.map((w, i) => w / samples.ip_batch[i]));
   const st = Object.fromEntries(METHODS.map((m) => [m.key, stats(samples[m.key])])) as Record<Method['key'], Stats>;
   const base = st.ip_batch.median;
   console.log('');
@@ -242,6 +244,7 @@ function main(): void {
   console.log(fmt(head));
   console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
   for (const r of rows) console.log(fmt(r));
+  console.log(`weft / ip -batch per repetition: median ${round(paired.median, 2)}, p25-p75 ${round(paired.p25, 2)}-${round(paired.p75, 2)}, min-max ${round(paired.min, 2)}-${round(paired.max, 2)}`);
   console.log(`ip per entry: ${EACH_SAMPLE * 3} processes timed per repetition, extrapolated linearly to ${HOSTS * 3}; ip -batch time is both processes (ip, then bridge for the FDB).`);
   console.log('');
 
@@ -253,6 +256,7 @@ function main(): void {
     ip_batch_ms: round(st.ip_batch.median),
     ip_each_ms: round(st.ip_each.median),
     ratio_vs_ip_batch: round(st.weft.median / base, 3),
+    ratio_paired: { median: round(paired.median, 3), p25: round(paired.p25, 3), p75: round(paired.p75, 3), min: round(paired.min, 3), max: round(paired.max, 3) },
     weft_spread_ms: spread(st.weft),
     ip_batch_spread_ms: spread(st.ip_batch),
     ip_each_spread_ms: spread(st.ip_each),
