@@ -1,0 +1,204 @@
+// A real controller for API tests: the SQLite store in a temp dir, a grpc-js
+// server on 127.0.0.1 and a client. The store is the real one, wrapped only
+// to count open watches (so tests can prove a cancelled stream stops its
+// watch). Identity comes from a test header unless a test passes its own
+// function (the mTLS test does).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { controllerClientConstructor, controllerServiceDefinition } from '../../controller/api/proto';
+import { createControllerService, type ControllerDeps } from '../../controller/api/service';
+import type { Identity, IdentityFn } from '../../controller/api/identity';
+import { saveClusterConfig } from '../../controller/ipam';
+import { openSqliteStore } from '../../controller/store/sqlite';
+import type { Store } from '../../controller/store/types';
+
+export const ID_HEADER = 'x-test-identity';
+
+/** "host:<name>" or "admin" in the test header; no header: anonymous. */
+export const headerIdentity: IdentityFn = (call) => {
+  const v = (call as unknown as grpc.ServerUnaryCall<unknown, unknown>).metadata.get(ID_HEADER)[0];
+  if (typeof v !== 'string') return null;
+  if (v === 'admin') return 'admin';
+  return v.startsWith('host:') ? { host: v.slice(5) } : null;
+};
+
+export type LogLine = { level: number; msg: string; [k: string]: unknown };
+
+export type Harness = {
+  store: Store;
+  client: grpc.Client;
+  port: number;
+  logs: LogLine[];
+  activeWatches: () => number;
+  clock: { now: number };
+  call<Res = any>(method: string, req: unknown, as?: string): Promise<Res>;
+  open(method: string, req: unknown, as?: string): Reader;
+  close(): Promise<void>;
+};
+
+export type Reader = {
+  msgs: any[];
+  /** Resolves with the first message (at index >= from) that matches, within `ms`. */
+  waitFor(pred: (m: any) => boolean, ms?: number, from?: number): Promise<any>;
+  /** Resolves when the stream ends with an error or cleanly: the status. */
+  ended: Promise<grpc.StatusObject | { code: 0 }>;
+  cancel(): void;
+};
+
+export const TEST_CONFIG = {
+  networks: [
+    { name: 'default', vni: 1, cidr: '10.244.0.0/16', hostPrefixLength: 24 },
+    { name: 'blue', vni: 2, cidr: '10.250.0.0/16', hostPrefixLength: 24 },
+  ],
+  leaseTtlSeconds: 60,
+};
+
+export function countWatches(store: Store): { store: Store; active: () => number } {
+  let active = 0;
+  const wrapped: Store = {
+    ...store,
+    watch(prefix, opts) {
+      const inner = store.watch(prefix, opts);
+      return {
+        async *[Symbol.asyncIterator]() {
+          active++;
+          try {
+            yield* inner;
+          } finally {
+            active--;
+          }
+        },
+      };
+    },
+  };
+  return { store: wrapped, active: () => active };
+}
+
+export async function startHarness(opts: {
+  identity?: IdentityFn;
+  deps?: Partial<ControllerDeps>;
+  serverCredentials?: grpc.ServerCredentials;
+  clientCredentials?: grpc.ChannelCredentials;
+  config?: unknown;
+} = {}): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-api-'));
+  const raw = openSqliteStore(join(dir, 'store.db'), { pollIntervalMs: 20 });
+  const { store, active } = countWatches(raw);
+  await saveClusterConfig(store, opts.config ?? TEST_CONFIG);
+  const logs: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+      cb();
+    },
+  });
+  const clock = { now: Date.now() };
+  const server = new grpc.Server();
+  server.addService(controllerServiceDefinition(), createControllerService({
+    store,
+    identity: opts.identity ?? headerIdentity,
+    logger: pino({ level: 'info' }, sink),
+    controllerId: 'test-controller',
+    now: () => clock.now,
+    version: 'test',
+    ...opts.deps,
+  }));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', opts.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const Client = controllerClientConstructor();
+  const client = new Client(`127.0.0.1:${port}`, opts.clientCredentials ?? grpc.credentials.createInsecure());
+  const readers: Reader[] = [];
+
+  const md = (as?: string) => {
+    const m = new grpc.Metadata();
+    if (as) m.set(ID_HEADER, as);
+    return m;
+  };
+
+  return {
+    store: raw,
+    client,
+    port,
+    logs,
+    activeWatches: active,
+    clock,
+    call(method, req, as) {
+      return new Promise((resolve, reject) => {
+        (client as any)[method](req, md(as), { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(res)));
+      });
+    },
+    open(method, req, as) {
+      const s: grpc.ClientReadableStream<any> = (client as any)[method](req, md(as));
+      const msgs: any[] = [];
+      const waiters = new Set<() => void>();
+      s.on('data', (m) => {
+        msgs.push(m);
+        for (const w of [...waiters]) w();
+      });
+      const ended = new Promise<grpc.StatusObject | { code: 0 }>((resolve) => {
+        s.on('error', (e: grpc.ServiceError) => resolve(e));
+        s.on('end', () => resolve({ code: 0 }));
+      });
+      const reader: Reader = {
+        msgs,
+        ended,
+        cancel: () => s.cancel(),
+        waitFor(pred, ms = 5000, from = 0) {
+          return new Promise((resolve, reject) => {
+            const check = () => {
+              const m = msgs.slice(from).find(pred);
+              if (m) {
+                waiters.delete(check);
+                clearTimeout(t);
+                resolve(m);
+              }
+            };
+            const t = setTimeout(() => {
+              waiters.delete(check);
+              reject(new Error(`no matching message within ${ms} ms; got ${JSON.stringify(msgs.slice(from)).slice(0, 2000)}`));
+            }, ms);
+            waiters.add(check);
+            check();
+          });
+        },
+      };
+      readers.push(reader);
+      return reader;
+    },
+    async close() {
+      for (const r of readers) r.cancel();
+      client.close();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      server.forceShutdown();
+      await raw.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const WG_KEY = Buffer.alloc(32, 7).toString('base64');
+
+export function hostRequest(name: string, n: number, extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    underlay_ip: `192.168.1.${n}`,
+    vtep_mac: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`,
+    rack: 'r1',
+    datacenter: 'dc1',
+    wg_public_key: WG_KEY,
+    agent_version: '0.1.0',
+    networks: [],
+    ...extra,
+  };
+}
+
+export async function registerHost(h: Harness, name: string, n: number, extra: Record<string, unknown> = {}) {
+  return h.call('RegisterHost', hostRequest(name, n, extra), `host:${name}`);
+}
+
+export type { Identity };
