@@ -224,7 +224,16 @@ export async function openEtcdStore(endpoints: string | string[], opts: EtcdStor
         stop();
       }
     }
-    return batches();
+    const gen = batches();
+    // return() must end the watch even while a next() is waiting, which a
+    // bare async generator would queue behind that next().
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: () => gen.next(),
+        return: (v?: unknown) => { stop(); return gen.return(v); },
+        throw: (e?: unknown) => { stop(); return gen.throw(e); },
+      }),
+    };
   }
 
   const store: Store = {

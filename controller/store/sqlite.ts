@@ -394,7 +394,18 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       // "From now" is fixed when watch() is called, not when iteration starts,
       // so a write right after watch() returns is never missed.
       const from = opts.fromRevision || read(() => meta('revision')) + 1;
-      return watchFrom(prefix, from, opts.prevKv === true, opts.signal);
+      // return() must end the watch even while a next() is waiting for a
+      // change, which a bare async generator would queue behind that next().
+      const stop = new AbortController();
+      const signal = opts.signal ? AbortSignal.any([opts.signal, stop.signal]) : stop.signal;
+      const gen = watchFrom(prefix, from, opts.prevKv === true, signal);
+      return {
+        [Symbol.asyncIterator]: () => ({
+          next: () => gen.next(),
+          return: (v?: unknown) => { stop.abort(); return gen.return(v); },
+          throw: (e?: unknown) => { stop.abort(); return gen.throw(e); },
+        }),
+      };
     },
 
     async compact(revision) {
@@ -403,7 +414,8 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
         const current = meta('revision');
         const compacted = meta('compact');
         if (revision > current) throw new RangeError(`cannot compact to revision ${revision}: it is in the future (current ${current})`);
-        if (revision <= compacted) throw new CompactedError(revision, compacted);
+        // already compacted at or past `revision`: nothing to do, as with etcd
+        if (revision <= compacted) return;
         q.compactLog.run(revision);
         q.setMeta.run(revision, 'compact');
       });
