@@ -10,7 +10,7 @@ import {
   leaseHostKey, leaseKey, leasePrefix, parseLeaseKey,
 } from './records';
 import {
-  type Cidr, CidrError, addressBits, candidateOrder, formatCidr, parseCidr, subnetAt, subnetCount, subnetToKey,
+  type Cidr, CidrError, addressBits, candidateOrder, formatCidr, parseCidr, randomBelow, subnetAt, subnetCount, subnetToKey,
 } from './subnets';
 
 export type Lease = {
@@ -94,6 +94,9 @@ function occupiedIndices(pool: Cidr, hostPrefixLength: number, s: Cidr): bigint[
   return out;
 }
 
+/** Random claims tried before listing the pool's leases. */
+const BLIND_CLAIMS = 2;
+
 const cmpModRev = (key: string, modRevision: number): Compare => ({ key, target: 'modRevision', op: '==', modRevision });
 
 /**
@@ -117,19 +120,22 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
     }
   };
 
-  for (;;) {
-    const { config, modRevision: configRev } = await readClusterConfig(store);
+  attempt: for (;;) {
+    const hostKeyFor = (network: string) => leaseHostKey(network, host);
+    const [{ config, modRevision: configRev }, index] = await Promise.all([
+      readClusterConfig(store),
+      store.get(hostKeyFor(req.network)),
+    ]);
     const net = findNetwork(config, req.network);
     if (!net) throw new UnknownNetworkError(req.network, config.networks.map((n) => n.name));
     const pool = poolFor(net, req.datacenter);
     const ttlMs = config.leaseTtlSeconds * 1000;
-    const hostKey = leaseHostKey(net.name, host);
-    const index = await store.get(hostKey);
+    const hostKey = hostKeyFor(net.name);
     const hostRev = index?.modRevision ?? 0;
 
     // Sticky path: the index names the host's subnet; renew it if it still fits.
     let replace: KeyValue | undefined;
-    let acquiredAt = now();
+    const acquiredAt = now();
     if (index) {
       const held = await store.get(leasePrefix(net.name) + index.value);
       let rec: LeaseRecord | undefined;
@@ -152,8 +158,50 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
         }
         // The host moved datacenter: give up the old subnet in the same write that claims the new one.
         replace = held;
-        acquiredAt = now();
       }
+    }
+
+    /** One compare-and-swap on subnet i: the lease if we won, 'taken' if another host has it, 'reread' if our view is stale. */
+    const claim = async (i: bigint): Promise<Lease | 'taken' | 'reread'> => {
+      const subnet = subnetAt(pool.range, net.hostPrefixLength, i);
+      const key = leaseKey(net.name, subnet);
+      const rec: LeaseRecord = { host, datacenter: req.datacenter, acquiredAt, expiresAt: now() + ttlMs };
+      const compares: Compare[] = [
+        { key, target: 'version', op: '==', version: 0 },
+        cmpModRev(hostKey, hostRev),
+        cmpModRev(CONFIG_KEY, configRev),
+      ];
+      const ops: TxnOp[] = [
+        { type: 'put', key, value: encodeLeaseRecord(rec) },
+        { type: 'put', key: hostKey, value: subnetToKey(subnet) },
+      ];
+      const failure: TxnOp[] = [{ type: 'get', key: hostKey }, { type: 'get', key: CONFIG_KEY }];
+      if (replace) {
+        compares.push(cmpModRev(replace.key, replace.modRevision));
+        ops.push({ type: 'delete', key: replace.key });
+        failure.push({ type: 'get', key: replace.key });
+      }
+      const res = await store.txn(compares, ops, failure);
+      if (res.succeeded) return toLease(net.name, subnet, rec, res.revision);
+      conflict();
+      const [hostNow, configNow, replaceNow] = res.results;
+      const stale =
+        (hostNow?.modRevision ?? 0) !== hostRev ||
+        (configNow?.modRevision ?? 0) !== configRev ||
+        (replace !== undefined && (replaceNow?.modRevision ?? 0) !== replace.modRevision);
+      // Stale: another controller leased for this host, or the config changed; start over from the store.
+      return stale ? 'reread' : 'taken';
+    };
+
+    const count = subnetCount(pool.range, net.hostPrefixLength);
+    // Blind tries first: in a pool that is mostly free a random subnet is
+    // almost always free, and claiming it costs one write instead of listing
+    // every lease (which grows with the cluster). Listing starts only once
+    // the pool looks crowded.
+    for (let b = 0; b < BLIND_CLAIMS; b++) {
+      const outcome = await claim(randomBelow(count, random));
+      if (outcome === 'reread') continue attempt;
+      if (outcome !== 'taken') return outcome;
     }
 
     const { kvs } = await store.range(leasePrefix(net.name));
@@ -167,44 +215,13 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
       }
       for (const i of occupiedIndices(pool.range, net.hostPrefixLength, s)) used.add(i);
     }
-    const count = subnetCount(pool.range, net.hostPrefixLength);
-    let reread = false;
     for (const i of used.size >= count ? [] : candidateOrder(count, random)) {
       if (used.has(i)) continue;
-      const subnet = subnetAt(pool.range, net.hostPrefixLength, i);
-      const key = leaseKey(net.name, subnet);
-      const rec: LeaseRecord = { host, datacenter: req.datacenter, acquiredAt, expiresAt: now() + ttlMs };
-      const compares: Compare[] = [
-        { key, target: 'version', op: '==', version: 0 },
-        cmpModRev(hostKey, hostRev),
-        cmpModRev(CONFIG_KEY, configRev),
-      ];
-      const ops: TxnOp[] = [
-        { type: 'put', key, value: encodeLeaseRecord(rec) },
-        { type: 'put', key: hostKey, value: subnetToKey(subnet) },
-      ];
-      if (replace) {
-        compares.push(cmpModRev(replace.key, replace.modRevision));
-        ops.push({ type: 'delete', key: replace.key });
-      }
-      const failure: TxnOp[] = [{ type: 'get', key: hostKey }, { type: 'get', key: CONFIG_KEY }];
-      if (replace) failure.push({ type: 'get', key: replace.key });
-      const res = await store.txn(compares, ops, failure);
-      if (res.succeeded) return toLease(net.name, subnet, rec, res.revision);
-      conflict();
-      const [hostNow, configNow, replaceNow] = res.results;
-      if (
-        (hostNow?.modRevision ?? 0) !== hostRev ||
-        (configNow?.modRevision ?? 0) !== configRev ||
-        (replace && (replaceNow?.modRevision ?? 0) !== replace.modRevision)
-      ) {
-        // Another controller leased for this host, or the config changed: start over from the store.
-        reread = true;
-        break;
-      }
+      const outcome = await claim(i);
+      if (outcome === 'reread') continue attempt;
+      if (outcome !== 'taken') return outcome;
       used.add(i); // someone else won this subnet; try the next candidate
     }
-    if (reread) continue;
     throw new PoolExhaustedError({
       network: net.name,
       pool: formatCidr(pool.range),

@@ -125,14 +125,14 @@ describe('three controllers allocating at once', () => {
     }
   }, 180_000);
 
-  it('sqlite: one file shared by three processes, 300 concurrent allocations', async () => {
+  it('sqlite: one file shared by three processes, 1,000 concurrent allocations', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-ipam-ha-'));
     const url = `sqlite:${join(dir, 'weft.db')}`;
     let store: Store | undefined;
     try {
       store = await openStore(url);
       await saveClusterConfig(store, config);
-      const { hosts, results, wallMs } = await runControllers(url, 300, 16);
+      const { hosts, results, wallMs } = await runControllers(url, 1000, 16);
       report('sqlite', hosts.length, wallMs, results);
       await checkOutcome(store, hosts, results);
     } finally {
