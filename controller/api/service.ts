@@ -23,7 +23,7 @@ import {
 } from './requests';
 import { servicesChanges, servicesFromKvs, servicesSnapshot, serviceMessage } from './service-state';
 import { PermissionError, UnauthenticatedError, toServiceError } from './status';
-import { configMessage, hostMessage, topologyChanges, topologyFromKvs, topologySnapshot } from './topology';
+import { configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot } from './topology';
 import { checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from './validate';
 import { watchCore, type CoreEvent } from './watch-core';
 
@@ -141,7 +141,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     };
     const { revision } = await putHost(store, record);
     logger.info({ method: 'RegisterHost', host: input.name, subnets: leases.map((l) => `${l.network}:${l.subnet}`) }, 'host registered');
-    return { host: hostMessage(record, leases.map(subnetMsg)), config: configMessage(config), revision };
+    return { host: hostMessage(record, sortSubnets(leases.map(subnetMsg))), config: configMessage(config), revision };
   });
 
   const Heartbeat = unary<pb.HeartbeatRequest, pb.HeartbeatResponse>('Heartbeat', 'host', async (req, who) => {
@@ -160,7 +160,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
       }
     }
     return {
-      subnets: subnets.map(subnetMsg),
+      subnets: sortSubnets(subnets.map(subnetMsg)),
       // Three chances per TTL: one lost heartbeat never costs a lease.
       next_heartbeat_seconds: Math.max(1, Math.floor(config.leaseTtlSeconds / 3)),
       revision: await store.revision(),
@@ -170,11 +170,14 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   const LeaveHost = unary<pb.LeaveHostRequest, pb.LeaveHostResponse>('LeaveHost', 'host', async (req, who) => {
     must(checkHostName(req.name, 'name'));
     mustBeSelf('LeaveHost', who, req.name, 'name');
-    // A host that left has no containers: its endpoints go too, or the ingress would keep sending to them.
+    // The host record goes first, so watchers see one HOST_DELETE rather than
+    // the host shrinking lease by lease. A host that left has no containers:
+    // its endpoints go too, or the ingress would keep sending to them.
+    await deleteHost(store, req.name);
     const { endpoints } = await listEndpoints(store, { host: req.name });
     for (const e of endpoints) await releaseEndpoint(store, e.network, e.ip, { host: req.name, containerId: e.containerId });
     for (const l of await hostSubnets(req.name)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
-    const { revision } = await deleteHost(store, req.name);
+    const revision = await store.revision();
     logger.info({ method: 'LeaveHost', host: req.name, endpoints: endpoints.length }, 'host left');
     return { revision };
   });

@@ -72,9 +72,15 @@ export function hostMessage(h: HostRecord, subnets: HostSubnet[]): Host {
   };
 }
 
+/** One order for a host's subnets everywhere (watch events and call replies), so clients can compare them. */
+export function sortSubnets(subnets: HostSubnet[]): HostSubnet[] {
+  const k = (x: HostSubnet) => `${x.network}\0${x.subnet}`;
+  return subnets.sort((a, b) => (k(a) < k(b) ? -1 : k(a) > k(b) ? 1 : 0));
+}
+
 function subnetsOf(s: TopologyState, host: string): HostSubnet[] {
-  const keys = [...(s.leasesByHost.get(host) ?? [])].sort();
-  return keys.map((k) => s.leases.get(k)!).map((l) => ({ network: l.network, subnet: l.subnet, lease_expires_at_unix_ms: l.expiresAt }));
+  const leases = [...(s.leasesByHost.get(host) ?? [])].map((k) => s.leases.get(k)!);
+  return sortSubnets(leases.map((l) => ({ network: l.network, subnet: l.subnet, lease_expires_at_unix_ms: l.expiresAt })));
 }
 
 function project(s: TopologyState, name: string): Host | undefined {
