@@ -1,0 +1,114 @@
+// The API with real identities: TLS with client certificates from the
+// cluster CA, Join with a bootstrap token and the host's own key, and the
+// rule that a host's certificate lets it write only its own records.
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certificateIdentity } from '../../controller/api/identity';
+import { controllerClientConstructor } from '../../controller/api/proto';
+import { type Ca, clientCredentials, ensureCa, issueClientCert, issueServerCert, serverCredentials } from '../../controller/pki';
+import { createToken } from '../../controller/tokens';
+import { type Harness, hostRequest, startHarness } from './api-harness';
+
+let dir: string;
+let ca: Ca;
+let h: Harness;
+const clients: grpc.Client[] = [];
+
+function clientAs(cert?: { certPem: string; keyPem: string }): grpc.Client {
+  const Client = controllerClientConstructor();
+  const c = new Client(`127.0.0.1:${h.port}`, clientCredentials({ caPem: ca.certPem, ...cert }));
+  clients.push(c);
+  return c;
+}
+
+function call<T = any>(c: grpc.Client, method: string, req: unknown): Promise<T> {
+  return new Promise((resolve, reject) =>
+    (c as any)[method](req, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
+  );
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  return p.then(() => 'OK', (e: grpc.ServiceError) => grpc.status[e.code]);
+}
+
+async function certFor(host: string): Promise<{ certPem: string; keyPem: string }> {
+  const issued = await issueClientCert(ca, { host, ttlDays: 1 });
+  return { certPem: issued.certPem, keyPem: issued.keyPem! };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'weft-api-mtls-'));
+  ca = await ensureCa(join(dir, 'ca'));
+  const server = await issueServerCert(ca, { names: ['127.0.0.1'], ttlDays: 1 });
+  h = await startHarness({
+    identity: certificateIdentity(ca),
+    deps: { join: { ca, clientCertTtlDays: 30 } },
+    serverCredentials: serverCredentials({ caPem: ca.certPem, certPem: server.certPem, keyPem: server.keyPem }),
+    clientCredentials: clientCredentials({ caPem: ca.certPem }),
+  });
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await h?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('mTLS identities', () => {
+  it('lets a host register itself but not another host', async () => {
+    const h1 = clientAs(await certFor('h1'));
+    const before = await h.store.revision();
+    const err = await call(h1, 'RegisterHost', hostRequest('h2', 2)).catch((e) => e);
+    expect(grpc.status[err.code]).toBe('PERMISSION_DENIED');
+    expect(err.details).toBe('name: host "h1" may not act for host "h2"');
+    expect(await h.store.revision()).toBe(before);
+    const ok = await call(h1, 'RegisterHost', hostRequest('h1', 1));
+    expect(ok.host.name).toBe('h1');
+    expect(await codeOf(call(h1, 'Heartbeat', { name: 'h1' }))).toBe('OK');
+  });
+
+  it('refuses calls without a client certificate, and from another CA', async () => {
+    const anon = clientAs();
+    expect(await codeOf(call(anon, 'GetStatus', {}))).toBe('UNAUTHENTICATED');
+    const other = await ensureCa(join(dir, 'other-ca'));
+    const foreign = await issueClientCert(other, { host: 'h1', ttlDays: 1 });
+    const Client = controllerClientConstructor();
+    const c = new Client(`127.0.0.1:${h.port}`, clientCredentials({ caPem: ca.certPem, certPem: foreign.certPem, keyPem: foreign.keyPem! }));
+    clients.push(c);
+    expect(await codeOf(call(c, 'RegisterHost', hostRequest('h1', 1)))).toBe('UNAUTHENTICATED');
+  });
+
+  it('treats the reserved "admin" certificate as the administrator', async () => {
+    const admin = clientAs(await certFor('admin'));
+    const svc = { name: 'web', ports: [{ name: 'http', port: 80, target_port: 0, protocol: 'http' }], selector: { app: 'web' }, network: 'default', rack_policy: 'any' };
+    expect((await call(admin, 'CreateService', { service: svc })).name).toBe('web');
+    const h1 = clientAs(await certFor('h1'));
+    expect(await codeOf(call(h1, 'DeleteService', { name: 'web' }))).toBe('PERMISSION_DENIED');
+  });
+
+  it('joins with a token and the host\'s own public key, then acts as that host', async () => {
+    const { token } = await createToken(h.store, { ttlSeconds: 600 });
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const anon = clientAs();
+
+    expect(await codeOf(call(anon, 'Join', { token: 'zzzzzz.0000000000000000', host_name: 'h7', public_key_pem: publicKeyPem }))).toBe('UNAUTHENTICATED');
+    expect(await codeOf(call(anon, 'Join', { token, host_name: 'admin', public_key_pem: publicKeyPem }))).toBe('INVALID_ARGUMENT');
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const bad = await call(anon, 'Join', { token, host_name: 'h7', public_key_pem: rsa }).catch((e) => e);
+    expect(grpc.status[bad.code]).toBe('INVALID_ARGUMENT');
+    expect(bad.details).toMatch(/^public_key_pem: /);
+
+    const joined = await call(anon, 'Join', { token, host_name: 'h7', public_key_pem: publicKeyPem });
+    expect(joined.ca_pem).toBe(ca.certPem);
+    expect(joined.expires_at_unix_ms).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    const h7 = clientAs({ certPem: joined.certificate_pem, keyPem });
+    expect((await call(h7, 'RegisterHost', hostRequest('h7', 7))).host.name).toBe('h7');
+    expect(await codeOf(call(h7, 'LeaveHost', { name: 'h1' }))).toBe('PERMISSION_DENIED');
+  });
+});
