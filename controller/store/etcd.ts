@@ -93,8 +93,9 @@ function toRequestOp(op: TxnOp): IRequestOp {
 function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return isRecoverableError(err)
-    || err.name === 'BrokenCircuitError' || err.name === 'ClientClosedError'
-    || /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|No connection established/i.test(err.message);
+    || err.constructor.name === 'BrokenCircuitError' || err.name === 'ClientClosedError'
+    // the client's circuit breaker refuses calls for a while after failures
+    || /UNAVAILABLE|DEADLINE_EXCEEDED|ECONNREFUSED|No connection established|circuit breaker is open/i.test(err.message);
 }
 
 /** Opens a client for `endpoints` and checks one of them answers. */

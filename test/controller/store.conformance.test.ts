@@ -527,3 +527,40 @@ describe('openStore URLs', () => {
       .rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
+
+describe('etcd store through an outage', () => {
+  it('reports StoreUnavailableError while etcd is down, and a watch resumes without gap or duplicate after it returns', async () => {
+    const node = await startEtcd();
+    const store = await openEtcdStore(node.endpoint, { requestTimeoutMs: 2000, maxWatchBackoffMs: 300 });
+    try {
+      const from = (await store.put('/outage/a', '1')).revision;
+      const w = store.watch('/outage/', { fromRevision: from })[Symbol.asyncIterator]();
+      expect((await take(w, 1)).map(brief)).toEqual([`put /outage/a=1@${from}`]);
+
+      await node.kill();
+      await expect(store.get('/outage/a')).rejects.toBeInstanceOf(StoreUnavailableError);
+      await node.restart();
+
+      // the client may hold off for a moment after the failures; retry like a controller would
+      const deadline = Date.now() + 20_000;
+      for (const [k, v] of [['b', '2'], ['c', '3']]) {
+        for (;;) {
+          try {
+            await store.put(`/outage/${k}`, v);
+            break;
+          } catch (err) {
+            if (!(err instanceof StoreUnavailableError) || Date.now() > deadline) throw err;
+            await sleep(200);
+          }
+        }
+      }
+      const evs = await take(w, 2, 20_000);
+      expect(evs.map(brief)).toEqual([`put /outage/b=2@${from + 1}`, `put /outage/c=3@${from + 2}`]);
+      await expectQuiet(w, 300);
+      await w.return!();
+    } finally {
+      await store.close();
+      await node.stop();
+    }
+  });
+});

@@ -10,8 +10,13 @@ import { join } from 'node:path';
 export type EtcdInstance = {
   /** Client URL, e.g. http://127.0.0.1:41234 */
   endpoint: string;
+  /** PID of the current etcd process (changes on restart). */
   pid: number;
   dataDir: string;
+  /** Kills etcd (SIGKILL, by PID) but keeps its data: clients now see an outage. */
+  kill(): Promise<void>;
+  /** Starts etcd again on the same ports and data (after kill(), or kills first). */
+  restart(): Promise<void>;
   /** Kills this etcd (by PID) and removes its data dir; safe to call twice. */
   stop(): Promise<void>;
 };
@@ -56,52 +61,84 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function startOnce(opts: StartEtcdOptions): Promise<EtcdInstance> {
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+type Proc = { child: ChildProcess; stderr: () => string; spawnError: () => Error | undefined };
+
+function spawnEtcd(opts: StartEtcdOptions, dataDir: string, client: string, peer: string): Proc {
   const child = spawn(opts.binary ?? 'etcd', [
     '--name', 'weft-test',
     '--data-dir', dataDir,
     '--listen-client-urls', client, '--advertise-client-urls', client,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
     '--initial-cluster', `weft-test=${peer}`,
-    '--initial-cluster-state', 'new',
+    '--initial-cluster-state', 'new', // ignored by etcd once the data dir holds a cluster
     '--log-level', 'error',
     ...(opts.args ?? []),
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
-
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000); });
   let spawnError: Error | undefined; // e.g. ENOENT when etcd is not installed
   child.once('error', (e) => { spawnError = e; });
+  return { child, stderr: () => stderr, spawnError: () => spawnError };
+}
+
+async function killProc(p: Proc): Promise<void> {
+  if (p.child.exitCode === null && p.child.signalCode === null && !p.spawnError()) {
+    p.child.kill('SIGKILL');
+    await exited(p.child);
+  }
+}
+
+/** Resolves once `client` is healthy; rejects with etcd's own output if it dies or takes too long. */
+async function waitHealthy(p: Proc, client: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await healthy(client)) return;
+    const err = p.spawnError();
+    const failed = err !== undefined || p.child.exitCode !== null || p.child.signalCode !== null;
+    if (failed || Date.now() > deadline) {
+      const why = err ? `could not start (${err.message})`
+        : failed ? `exited (${p.child.exitCode ?? p.child.signalCode})` : 'not healthy in time';
+      throw new Error(`etcd on ${client} ${why}: ${p.stderr().trim() || 'no output'}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function startOnce(opts: StartEtcdOptions): Promise<EtcdInstance> {
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  let proc = spawnEtcd(opts, dataDir, client, peer);
 
   const inst: EtcdInstance = {
     endpoint: client,
-    pid: child.pid ?? -1,
+    pid: proc.child.pid ?? -1,
     dataDir,
+    async kill() {
+      await killProc(proc);
+    },
+    async restart() {
+      await killProc(proc);
+      proc = spawnEtcd(opts, dataDir, client, peer);
+      inst.pid = proc.child.pid ?? -1;
+      await waitHealthy(proc, client, timeoutMs);
+    },
     async stop() {
       if (!running.delete(inst)) return;
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      if (!spawnError) await exited(child);
+      await killProc(proc);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
   running.add(inst);
-
-  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
-  for (;;) {
-    if (await healthy(client)) return inst;
-    const failed = spawnError !== undefined || child.exitCode !== null || child.signalCode !== null;
-    if (failed || Date.now() > deadline) {
-      await inst.stop();
-      const why = spawnError ? `could not start (${spawnError.message})`
-        : failed ? `exited (${child.exitCode ?? child.signalCode})` : 'not healthy in time';
-      throw new Error(`etcd on ${client} ${why}: ${stderr.trim() || 'no output'}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitHealthy(proc, client, timeoutMs);
+  } catch (err) {
+    await inst.stop();
+    throw err;
   }
+  return inst;
 }
 
 /** Starts a single-node etcd on 127.0.0.1 and waits until it reports healthy. */
