@@ -121,16 +121,12 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
   };
 
   attempt: for (;;) {
-    const hostKeyFor = (network: string) => leaseHostKey(network, host);
-    const [{ config, modRevision: configRev }, index] = await Promise.all([
-      readClusterConfig(store),
-      store.get(hostKeyFor(req.network)),
-    ]);
+    const hostKey = leaseHostKey(req.network, host);
+    const [{ config, modRevision: configRev }, index] = await Promise.all([readClusterConfig(store), store.get(hostKey)]);
     const net = findNetwork(config, req.network);
     if (!net) throw new UnknownNetworkError(req.network, config.networks.map((n) => n.name));
     const pool = poolFor(net, req.datacenter);
     const ttlMs = config.leaseTtlSeconds * 1000;
-    const hostKey = hostKeyFor(net.name);
     const hostRev = index?.modRevision ?? 0;
 
     // Sticky path: the index names the host's subnet; renew it if it still fits.
@@ -197,7 +193,9 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
     // Blind tries first: in a pool that is mostly free a random subnet is
     // almost always free, and claiming it costs one write instead of listing
     // every lease (which grows with the cluster). Listing starts only once
-    // the pool looks crowded.
+    // the pool looks crowded. (A blind claim checks only its own key, so it
+    // relies on every stored lease having the configured length, which
+    // saveClusterConfig guarantees.)
     for (let b = 0; b < BLIND_CLAIMS; b++) {
       const outcome = await claim(randomBelow(count, random));
       if (outcome === 'reread') continue attempt;
