@@ -96,7 +96,7 @@ export async function verifyToken(store: Store, token: string, opts: { now?: Dat
   return { ok: true, id };
 }
 
-/** Live tokens, oldest first by id order; expired ones are deleted on the way. */
+/** Live tokens, sorted by id; expired ones are deleted on the way. */
 export async function listTokens(store: Store, opts: { now?: Date } = {}): Promise<TokenInfo[]> {
   const { kvs } = await store.range(TOKEN_PREFIX);
   const out: TokenInfo[] = [];

@@ -131,6 +131,11 @@ async function checkKeyFileMode(path: string): Promise<void> {
     const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
     throw new PkiError(`${path} has mode ${mode}, readable by others than its owner; the CA key must be 0600 or stricter (chmod 600 ${path})`);
   }
+  // Another owner could read the key whatever the mode says.
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw new PkiError(`${path} is owned by uid ${st.uid}, but the controller runs as uid ${uid}; the CA key must belong to the controller's user (chown ${uid} ${path})`);
+  }
 }
 
 async function readOrExplain(path: string): Promise<string> {

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
-import { chmod, copyFile, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -74,6 +74,13 @@ describe('ensureCa', () => {
     await expect(ensureCa(dir)).rejects.toThrow(PkiError);
     await chmod(join(dir, 'ca.key'), 0o400);
     await expect(ensureCa(dir)).resolves.toBeTruthy();
+  });
+
+  it('refuses a key file owned by another user', async () => {
+    const dir = await freshDir();
+    await ensureCa(dir);
+    await chown(join(dir, 'ca.key'), 65534, 65534);
+    await expect(ensureCa(dir)).rejects.toThrow(/ca\.key is owned by uid 65534, but the controller runs as uid 0/);
   });
 
   it('refuses corrupt files with the file named', async () => {
