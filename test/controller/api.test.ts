@@ -260,3 +260,23 @@ describe('endpoints', () => {
     await expectInvalid('RegisterEndpoint', { endpoint: { network: 'default', ip: '10.244.0.5', container_id: 'c1', host: 'h1', labels: {}, ifname: '' } }, 'host:h1', 'endpoint.network');
   });
 });
+
+describe('registry records', () => {
+  it('keeps datacenters at /weft/datacenters/<dc>', async () => {
+    const { putDatacenter, getDatacenter, listDatacenters, deleteDatacenter } = await import('../../controller/registry/datacenters');
+    const dc = { name: 'dc1', gateways: ['h1'], wanEndpoints: ['203.0.113.1:51820'], wgPublicKeys: [WG_KEY] };
+    await putDatacenter(h.store, dc);
+    expect(JSON.parse((await h.store.get('/weft/datacenters/dc1'))!.value)).toEqual(dc);
+    expect(await getDatacenter(h.store, 'dc1')).toEqual(dc);
+    expect((await listDatacenters(h.store)).datacenters).toEqual([dc]);
+    expect((await deleteDatacenter(h.store, 'dc1')).deleted).toBe(true);
+    expect(await getDatacenter(h.store, 'dc1')).toBeUndefined();
+  });
+
+  it('reports a hand-edited record with its key', async () => {
+    await h.store.put('/weft/services/web', '{not json');
+    const err = await h.call('ListServices', {}, 'admin').catch((e) => e);
+    expect(grpc.status[err.code]).toBe('FAILED_PRECONDITION');
+    expect(err.details).toMatch(/^record \/weft\/services\/web is unreadable: invalid JSON/);
+  });
+});
