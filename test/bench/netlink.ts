@@ -11,6 +11,7 @@
 // Run: npm run bench -- netlink   (or: node --import tsx test/bench/run.ts netlink)
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { openHandle, throwIfAny, type Handle, type Request } from '../../dataplane/netlink/handle';
 import { AF_BRIDGE, AF_INET } from '../../dataplane/netlink/libc';
@@ -19,7 +20,7 @@ import { routeList, routeReplaceRequest, RTPROT_WEFT } from '../../dataplane/net
 import { uniqueName } from '../helpers/names';
 
 const HOSTS = 1000;
-const REPS = Number(process.env.WEFT_BENCH_REPS ?? 11);
+const REPS = Number(process.env.WEFT_BENCH_REPS ?? 15);
 const EACH_SAMPLE = 100; // per kind, for the one-process-per-entry method
 const VX = 'wtnbvx'; // weft.vxlan in production; test links carry the tests' prefix
 const UNDERLAY_DEV = 'wtnbu0';
@@ -187,10 +188,16 @@ const METHODS: Method[] = [
   { key: 'ip_each', label: `ip/bridge per entry (${EACH_SAMPLE}x3 sampled, x${HOSTS / EACH_SAMPLE})`, run: runIpEach },
 ];
 
+// run.ts starts benches with --expose-gc: every method starts from a collected
+// heap, so garbage left by the previous one (300 child processes' buffers)
+// is not collected on the next method's clock
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
 function once(m: Method): number {
   let f: Fixture | undefined;
   try {
     f = fixtureCreate();
+    gc();
     const out = m.run(f);
     verify(f, out.remotes);
     return out.ms;
@@ -216,6 +223,8 @@ function main(): void {
   console.log(`netlink bench: ${HOSTS} remote hosts = ${HOSTS * 3} entries (route + neighbour + FDB each) on ${VX}`);
   console.log(`kernel ${kernelVersion()}, node ${process.version}, ${ipVersion}; ${REPS} repetitions after 1 warm-up, order rotated each repetition`);
 
+  // other work on the machine widens every spread; the load says how much to trust a run
+  const loadBefore = round(loadavg()[0], 2);
   const samples: Record<Method['key'], number[]> = { weft: [], ip_batch: [], ip_each: [] };
   for (const m of METHODS) once(m); // warm-up: JIT, page cache for the ip binaries
   for (let rep = 0; rep < REPS; rep++) {
@@ -265,6 +274,7 @@ function main(): void {
     date: new Date().toISOString(),
     kernel: kernelVersion(),
     node: process.version,
+    loadavg_1m: { before: loadBefore, after: round(loadavg()[0], 2) },
     iproute2: ipVersion,
   }));
 }

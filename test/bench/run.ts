@@ -29,7 +29,8 @@ function main(argv: string[]): number {
     return 2;
   }
   for (const name of argv) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(here, `${name}.ts`)], { stdio: 'inherit' });
+    // --expose-gc lets a bench start each timed section from a collected heap
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(here, `${name}.ts`)], { stdio: 'inherit' });
     if (r.status !== 0) {
       console.error(`benchmark ${name} failed (${r.signal ?? `exit ${r.status}`})`);
       return r.status || 1;
