@@ -1,0 +1,66 @@
+// Plain data passed between the agent's parts: the controller view (topology),
+// the host's own attachments to weft networks, and the endpoint outbox.
+import type { CniRequest, CniResult } from '../cni/types';
+
+/** One weft network as this host is attached to it. */
+export type NetworkAttachment = {
+  network: string;
+  vni: number;
+  /** The network's whole CIDR (all hosts), e.g. 10.244.0.0/16. */
+  networkCidr: string;
+  /** This host's subnet in it, e.g. 10.244.3.0/24. */
+  subnet: string;
+  /** Gateway on the bridge: first usable address of the subnet, e.g. 10.244.3.1. */
+  gateway: string;
+  /** VXLAN device (VTEP) for this network: `weft.vx<vni>`. */
+  vxlanDevice: string;
+  /** Bridge the containers' veths join: `weft.br<vni>`. */
+  bridge: string;
+  /** MTU for container interfaces and the bridge (underlay MTU − 50 unless configured). */
+  mtu: number;
+};
+
+/** A remote host as the agent needs it to program the overlay. */
+export type RemoteHost = {
+  name: string;
+  underlayIp: string;
+  vtepMac: string;
+  rack: string;
+  datacenter: string;
+  /** network name -> that host's subnet CIDR */
+  subnets: Record<string, string>;
+};
+
+export type Topology = {
+  revision: number;
+  /** Every host in the cluster, this one included. */
+  hosts: RemoteHost[];
+  networks: Array<{ name: string; vni: number; cidr: string }>;
+  vxlanPort: number;
+};
+
+export type EndpointRecord = {
+  network: string;
+  ip: string;
+  containerId: string;
+  ifname: string;
+  labels: Record<string, string>;
+};
+
+/**
+ * Where the CNI handlers report container endpoints. It must never block or
+ * fail an ADD/DEL because the controller is away: implementations queue
+ * durably and deliver later.
+ */
+export type EndpointSink = {
+  registered(ep: EndpointRecord): void;
+  released(ep: EndpointRecord): void;
+};
+
+export type CniHandlers = {
+  add(req: CniRequest): Promise<CniResult>;
+  del(req: CniRequest): Promise<void>;
+  check(req: CniRequest): Promise<void>;
+  status(req: CniRequest): Promise<void>;
+  gc(req: CniRequest): Promise<void>;
+};
