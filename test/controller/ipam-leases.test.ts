@@ -74,6 +74,18 @@ describe.each(['sqlite', 'etcd'] as const)('on %s', (kind) => {
       expect((await listLeases(store, 'default')).leases).toHaveLength(1);
     });
 
+    it('ignores a stale host index and never takes another host\'s subnet', async () => {
+      const a = await acquireLease(store, { network: 'default', host: 'a' }, clock);
+      // b's index wrongly names a's subnet (a hand edit, or a crash of some older tool)
+      await store.put('/weft/lease-hosts/default/b', a.subnet.replace('/', '-'));
+      const b = await acquireLease(store, { network: 'default', host: 'b' }, clock);
+      expect(b.subnet).not.toBe(a.subnet);
+      expect((await store.get('/weft/lease-hosts/default/b'))?.value).toBe(b.subnet.replace('/', '-'));
+      expect(await releaseLease(store, a)).toBe(true);
+      expect((await store.get('/weft/lease-hosts/default/b'))?.value).toBe(b.subnet.replace('/', '-'));
+      expect((await listLeases(store)).leases.map((l) => l.host)).toEqual(['b']);
+    });
+
     it('never hands out a subnet twice under in-process concurrency', async () => {
       const got = await Promise.all(Array.from({ length: 100 }, (_, i) => acquireLease(store, { network: 'default', host: `h${i}` }, clock)));
       expect(new Set(got.map((l) => l.subnet)).size).toBe(100);
