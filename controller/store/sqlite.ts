@@ -171,24 +171,62 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     return rows.length;
   }
 
-  /** Runs `fn` in an IMMEDIATE transaction with the next revision; returns the revision after it. */
-  function write<T>(fn: (w: Write) => T): { revision: number; result: T } {
-    if (closed) throw new StoreUnavailableError('SQLite store is closed');
-    let out: { revision: number; result: T };
+  // Group commit: writes issued in the same turn of the event loop share one
+  // SQLite transaction, hence one fsync, while each keeps its own revision
+  // and its own savepoint (a failing write rolls back alone). A write's
+  // promise settles only after the commit, so durability is unchanged.
+  type Pending = { fn: (w: Write) => unknown; resolve: (v: { revision: number; result: unknown }) => void; reject: (e: unknown) => void };
+  let pending: Pending[] = [];
+
+  const writeOne = db.transaction((fn: (w: Write) => unknown) => {
+    const current = meta('revision');
+    const w: Write = { rev: current + 1, seq: 0 };
+    const result = fn(w);
+    if (w.seq === 0) return { revision: current, result };
+    q.setMeta.run(w.rev, 'revision');
+    return { revision: w.rev, result };
+  });
+
+  const writeBatch = db.transaction((batch: Pending[]) =>
+    batch.map((p) => {
+      try {
+        return { ok: true as const, value: writeOne(p.fn) }; // nested: runs in a savepoint
+      } catch (err) {
+        return { ok: false as const, err };
+      }
+    }));
+
+  function flush(): void {
+    const batch = pending;
+    pending = [];
+    if (batch.length === 0) return;
+    let outcomes: ReturnType<typeof writeBatch>;
     try {
-      out = db.transaction(() => {
-        const current = meta('revision');
-        const w: Write = { rev: current + 1, seq: 0 };
-        const result = fn(w);
-        if (w.seq === 0) return { revision: current, result };
-        q.setMeta.run(w.rev, 'revision');
-        return { revision: w.rev, result };
-      }).immediate();
+      outcomes = writeBatch.immediate(batch);
     } catch (err) {
-      throw mapError(err);
+      const e = mapError(err);
+      for (const p of batch) p.reject(e);
+      return;
     }
-    if (out.revision > seenRevision) wake(out.revision);
-    return out;
+    let top = 0;
+    outcomes.forEach((o, i) => {
+      if (o.ok) {
+        top = Math.max(top, o.value.revision);
+        batch[i].resolve(o.value);
+      } else {
+        batch[i].reject(mapError(o.err));
+      }
+    });
+    if (top > seenRevision) wake(top);
+  }
+
+  /** Runs `fn` with the next revision inside the next group commit; resolves with the revision after it. */
+  function write<T>(fn: (w: Write) => T): Promise<{ revision: number; result: T }> {
+    if (closed) return Promise.reject(new StoreUnavailableError('SQLite store is closed'));
+    return new Promise((resolve, reject) => {
+      pending.push({ fn, resolve: resolve as Pending['resolve'], reject });
+      if (pending.length === 1) setImmediate(flush);
+    });
   }
 
   function read<T>(fn: () => T): T {
@@ -300,10 +338,10 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
         write((w) => {
           const row = q.lease.get(id);
           if (row && row.expires_at <= Date.now()) revokeLease(w, id);
-        });
+        }).catch(() => { /* another process holds the lock: sweep again next tick */ });
       }
     } catch {
-      /* another process holds the lock: sweep again next tick */
+      /* file busy: sweep again next tick */
     }
   }
   const sweeper = setInterval(sweep, sweepMs);
@@ -351,13 +389,13 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       checkKey(key);
       checkValue(value);
       if (opts.lease !== undefined) checkLeaseId(opts.lease);
-      const { revision, result } = write((w) => putKey(w, key, value, opts.lease));
+      const { revision, result } = await write((w) => putKey(w, key, value, opts.lease));
       return result ? { revision, prev: toKv(result) } : { revision };
     },
 
     async delete(key) {
       checkKey(key);
-      const { revision, result } = write((w) => {
+      const { revision, result } = await write((w) => {
         const prev = q.get.get(key);
         if (!prev) return 0;
         deleteKey(w, prev);
@@ -368,7 +406,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
 
     async deletePrefix(prefix) {
       checkPrefix(prefix);
-      const { revision, result } = write((w) => deleteRows(w, prefix));
+      const { revision, result } = await write((w) => deleteRows(w, prefix));
       return { revision, deleted: result };
     },
 
@@ -377,7 +415,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       compares.forEach(checkCompare);
       checkTxnOps(success, 'success');
       checkTxnOps(failure, 'failure');
-      const { revision, result } = write((w) => {
+      const { revision, result } = await write((w) => {
         const succeeded = compares.every(holds);
         return { succeeded, results: runOps(w, succeeded ? success : failure) };
       });
@@ -410,7 +448,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
 
     async compact(revision) {
       checkRevision(revision, 'compact revision');
-      write(() => {
+      await write(() => {
         const current = meta('revision');
         const compacted = meta('compact');
         if (revision > current) throw new RangeError(`cannot compact to revision ${revision}: it is in the future (current ${current})`);
@@ -423,7 +461,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
 
     async leaseGrant(ttlSeconds) {
       checkTtl(ttlSeconds);
-      const { result } = write(() => {
+      const { result } = await write(() => {
         for (;;) {
           const id = randomInt(1, LEASE_ID_MAX);
           if (q.lease.get(id)) continue;
@@ -436,7 +474,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
 
     async leaseKeepAlive(id) {
       checkLeaseId(id);
-      const { result } = write((w) => {
+      const { result } = await write((w) => {
         const n = Number(id);
         const row = q.lease.get(n);
         if (!row) return undefined;
@@ -454,7 +492,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
 
     async leaseRevoke(id) {
       checkLeaseId(id);
-      write((w) => {
+      await write((w) => {
         const n = Number(id);
         if (q.lease.get(n)) revokeLease(w, n);
       });
@@ -462,6 +500,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
 
     async close() {
       if (closed) return;
+      flush(); // writes already accepted still commit
       closed = true;
       clearInterval(sweeper);
       if (poller) clearInterval(poller);
