@@ -148,25 +148,29 @@ export function openHandle(opts: HandleOptions = {}): Handle {
       const parts: Buffer[] = [];
       let bytes = 0;
       while (i < reqs.length && (bytes === 0 || bytes + reqs[i].body.length + 16 <= BATCH_BYTES)) {
-        const r = reqs[i];
-        const s = nextSeq();
-        bySeq.set(s, i);
-        const m = encodeMessage({ type: r.type, flags: NLM_F_REQUEST | NLM_F_ACK | (r.flags ?? 0), seq: s, pid: 0, body: r.body });
-        parts.push(m);
-        bytes += m.length;
+        bySeq.set(nextSeq(), i);
+        bytes += reqs[i].body.length + 16;
         i++;
       }
-      sendAll(Buffer.concat(parts, bytes), `batch of ${i - start}: ${reqs[start].op}`);
-      // the kernel answers every message of the send, in order, even after a failure
-      let pending = bySeq.size;
-      while (pending > 0) {
+      // The kernel handles the messages of one send in order and reports every
+      // failure whether or not an ack was asked for; asking only the last one
+      // for an ack tells us when the whole send is done without one receive
+      // per entry.
+      const lastSeq = seq;
+      for (const [s, idx] of bySeq) {
+        const r = reqs[idx];
+        const ack = s === lastSeq ? NLM_F_ACK : 0;
+        parts.push(encodeMessage({ type: r.type, flags: NLM_F_REQUEST | ack | (r.flags ?? 0), seq: s, pid: 0, body: r.body }));
+      }
+      sendAll(Buffer.concat(parts), `batch of ${i - start}: ${reqs[start].op}`);
+      let done = false;
+      while (!done) {
         for (const m of receive(`batch of ${i - start}`)) {
           const idx = bySeq.get(m.seq);
           if (idx === undefined || m.type !== NLMSG_ERROR) continue;
-          bySeq.delete(m.seq);
-          pending--;
           const { errno: e, detail } = parseError(m);
           if (e !== 0) results[idx] = new NetlinkError(e, reqs[idx].op, detail);
+          if (m.seq === lastSeq) done = true;
         }
       }
     }
