@@ -1,0 +1,54 @@
+// The controller's plain-HTTP side: /metrics for Prometheus, /healthz (the
+// process is alive and its event loop turns) and /readyz (it can serve: the
+// store answers and the gRPC server is bound). Unauthenticated, so it binds
+// to loopback unless the operator says otherwise.
+import { createServer, type Server } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export type Readiness = () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+
+export type HttpDeps = { registry: Registry; readiness: Readiness };
+
+export function createHttpServer(deps: HttpDeps): Server {
+  return createServer((req, res) => {
+    const send = (code: number, type: string, body: string) => {
+      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return send(405, 'text/plain', 'method not allowed\n');
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    switch (path) {
+      case '/healthz':
+        return send(200, 'text/plain', 'ok\n');
+      case '/readyz':
+        deps.readiness().then(
+          (r) => send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r) + '\n'),
+          (err) => send(503, 'application/json', JSON.stringify({ ready: false, checks: { error: (err as Error).message } }) + '\n'),
+        );
+        return;
+      case '/metrics':
+        deps.registry.metrics().then(
+          (body) => send(200, deps.registry.contentType, body),
+          (err) => send(500, 'text/plain', `cannot collect metrics: ${(err as Error).message}\n`),
+        );
+        return;
+      default:
+        return send(404, 'text/plain', 'not found: try /metrics, /healthz or /readyz\n');
+    }
+  });
+}
+
+/** Resolves once listening; rejects (e.g. EADDRINUSE) with the address in the message. */
+export function listenHttp(server: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`cannot listen on ${host}:${port} for metrics: ${err.message}`));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as { port: number }).port);
+    });
+  });
+}
