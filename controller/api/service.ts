@@ -10,7 +10,7 @@ import {
 } from '../ipam';
 import { type Ca, issueClientCert } from '../pki';
 import { LEASES_PREFIX } from '../ipam/records';
-import { deleteHost, putHost, touchHost, type HostRecord } from '../registry/hosts';
+import { deleteHost, getHost, putHost, touchHost, type HostRecord } from '../registry/hosts';
 import { type EndpointRecord, getEndpoint, listEndpoints, registerEndpoint, releaseEndpoint } from '../registry/endpoints';
 import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../registry/keys';
 import { deleteService, listServices, putService } from '../registry/services';
@@ -115,6 +115,21 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     if (!v.ok) {
       logger.warn({ method: 'Join', host: req.host_name, reason: v.reason }, 'refused join');
       throw new UnauthenticatedError(`token: refused (${v.reason})`);
+    }
+    // Tokens are reusable, so a token alone must not let its holder take over
+    // a host that is alive: only a name that is free or has gone quiet for a
+    // whole lease TTL can be joined again.
+    const existing = await getHost(store, req.host_name);
+    if (existing) {
+      const ttlMs = (await loadConfig(store)).leaseTtlSeconds * 1000;
+      const quietMs = now() - existing.lastHeartbeat;
+      if (quietMs < ttlMs) {
+        logger.warn({ method: 'Join', host: req.host_name, token: v.id, lastHeartbeatMsAgo: quietMs }, 'refused join: host is registered and alive');
+        throw new PermissionError(
+          `host_name: host "${req.host_name}" is registered and alive (last heartbeat ${Math.round(quietMs / 1000)}s ago); ` +
+            `a token cannot take over a live host's name. Stop that host's agent or let it leave, then retry in ${Math.ceil((ttlMs - quietMs) / 1000)}s`,
+        );
+      }
     }
     const issued = await issueClientCert(deps.join.ca, { host: req.host_name, publicKeyPem: req.public_key_pem, ttlDays: deps.join.clientCertTtlDays });
     logger.info({ method: 'Join', host: req.host_name, token: v.id }, 'host joined');
