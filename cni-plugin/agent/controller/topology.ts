@@ -1,0 +1,58 @@
+// The agent's view of the cluster, folded from the controller's watch stream.
+// Pure: the same events in the same order give the same topology, so the
+// reconcile loop can trust it and tests need no controller.
+//
+// Revisions only move forward. The controller sends one message per store
+// revision, so an event at or below the revision already applied is a
+// replay (a resume overlapping what we have) and changes nothing. A SNAPSHOT
+// replaces everything, but only if it is not older than what we have; a
+// snapshot from a wiped store (revision going backwards) is the client's
+// decision to make, not the reducer's (see client.ts).
+import type { ClusterConfigMsg, Host, TopologyEvent } from '../../../controller/api/proto';
+import type { RemoteHost, Topology } from '../types';
+
+export function emptyTopology(): Topology {
+  // vxlanPort 0: no config seen yet, so nothing may be programmed from it.
+  return { revision: 0, hosts: [], networks: [], vxlanPort: 0 };
+}
+
+export function remoteHostFromMessage(h: Host): RemoteHost {
+  const subnets: Record<string, string> = {};
+  for (const s of h.subnets ?? []) subnets[s.network] = s.subnet;
+  return { name: h.name, underlayIp: h.underlay_ip, vtepMac: h.vtep_mac, rack: h.rack, datacenter: h.datacenter, subnets };
+}
+
+function withConfig(t: Topology, c: ClusterConfigMsg | null | undefined): Pick<Topology, 'networks' | 'vxlanPort'> {
+  if (!c) return { networks: t.networks, vxlanPort: t.vxlanPort };
+  return { networks: (c.networks ?? []).map((n) => ({ name: n.name, vni: n.vni, cidr: n.cidr })), vxlanPort: c.vxlan_port };
+}
+
+const byName = (a: RemoteHost, b: RemoteHost) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+
+export function applyTopologyEvent(state: Topology, ev: TopologyEvent): Topology {
+  if (!(ev.revision > state.revision)) {
+    // A snapshot at exactly our revision is the same state (one message per revision); take it anyway so
+    // a resume that the controller answered with a snapshot never leaves us with less than it sent.
+    if (!(ev.kind === 'SNAPSHOT' && ev.revision === state.revision)) return state;
+  }
+  switch (ev.kind) {
+    case 'SNAPSHOT':
+      return {
+        revision: ev.revision,
+        hosts: (ev.hosts ?? []).map(remoteHostFromMessage).sort(byName),
+        ...withConfig(state, ev.config),
+      };
+    case 'HOST_PUT': {
+      const put = new Map((ev.hosts ?? []).map((h) => [h.name, remoteHostFromMessage(h)]));
+      const hosts = state.hosts.filter((h) => !put.has(h.name)).concat([...put.values()]).sort(byName);
+      return { ...state, revision: ev.revision, hosts };
+    }
+    case 'HOST_DELETE':
+      return { ...state, revision: ev.revision, hosts: state.hosts.filter((h) => h.name !== ev.host_name) };
+    case 'CONFIG':
+      return { ...state, revision: ev.revision, ...withConfig(state, ev.config) };
+    default:
+      // A kind this agent does not know (a newer controller): keep what we have rather than guess.
+      return state;
+  }
+}
