@@ -1,0 +1,287 @@
+// The per-host half of the overlay that does not depend on other hosts: for
+// each weft network a VXLAN device (the VTEP) and a bridge holding the
+// gateway, forwarding on, weft's iptables chains installed. Every step is an
+// idempotent ensure: it tolerates what is already there, checks it against
+// what is wanted, fixes what differs, and never removes a device that is not
+// weft's.
+import { applyRuleSet, removeWeftChains, weftRules } from '../../../dataplane/iptables';
+import { ensureTxChecksumOff, EthtoolError } from '../../../dataplane/ethtool';
+import { addrDel, addrList, addrReplace, type Addr } from '../../../dataplane/netlink/addr';
+import { InvalidArgumentError, isErrno } from '../../../dataplane/netlink/errors';
+import type { Handle } from '../../../dataplane/netlink/handle';
+import { bytesToIp, formatCidr, ipFamily, ipToBytes, parseCidr } from '../../../dataplane/netlink/ip';
+import { AF_INET } from '../../../dataplane/netlink/libc';
+import {
+  bridge, linkAdd, linkByIndex, linkByName, linkDel, linkList, linkSetMac, linkSetMtu, linkSetUp, linkSpecDiff,
+  validateMac, validateVni, vxlan, type Link, type LinkSpec,
+} from '../../../dataplane/netlink/link';
+import { enableForwarding } from '../../../dataplane/sysctl';
+import type { NetworkAttachment } from '../types';
+import { silentLog, type Log } from './log';
+import { bridgeName, cidrContains, gatewayOf, parseSubnet, vtepIpOf, vxlanDeviceName, weftDeviceKind } from './naming';
+
+/** VXLAN over IPv4 adds 50 bytes: outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14. */
+export const VXLAN_OVERHEAD = 50;
+
+export type AttachmentSpec = {
+  network: string;
+  vni: number;
+  networkCidr: string;
+  subnet: string;
+  /** Traffic to other weft networks is dropped unless both say false. Default true. */
+  isolated?: boolean;
+};
+
+export type HostNetworkSpec = {
+  self: { underlayIp: string; underlayDev?: string; vtepMac: string };
+  attachments: AttachmentSpec[];
+  vxlanPort: number;
+  /** MTU of the VXLAN devices, bridges and containers; default underlay MTU − 50. */
+  mtu?: number;
+  /** Addresses never masqueraded between; default: the networks' CIDRs. */
+  clusterCidrs?: string[];
+  /** Leave TX checksum offload as the kernel set it on the VXLAN devices (default: turn it off). */
+  keepTxChecksumOffload?: boolean;
+};
+
+export type HostNetworkOptions = { netns?: string; log?: Log };
+
+/** Devices whose change means a new device: the kernel cannot change them in place (or not on every kernel). */
+const IMMUTABLE_VXLAN = ['vni', 'port', 'local', 'dev', 'learning'];
+
+/** Everything checked before the kernel is touched; errors name the field. */
+export function validateHostNetworkSpec(spec: HostNetworkSpec): void {
+  if (!spec || typeof spec !== 'object') throw new InvalidArgumentError('host network spec must be an object');
+  const self = spec.self;
+  if (!self || typeof self !== 'object') throw new InvalidArgumentError('self: required');
+  try {
+    ipFamily(self.underlayIp);
+  } catch {
+    throw new InvalidArgumentError(`self.underlayIp: ${JSON.stringify(self.underlayIp)} is not an IP address`);
+  }
+  validateMac(self.vtepMac, 'self.vtepMac');
+  if (!Number.isInteger(spec.vxlanPort) || spec.vxlanPort < 1 || spec.vxlanPort > 65535) {
+    throw new InvalidArgumentError(`invalid vxlanPort ${String(spec.vxlanPort)} (must be between 1 and 65535)`);
+  }
+  if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 1280 || spec.mtu > 65485)) {
+    throw new InvalidArgumentError(`invalid mtu ${String(spec.mtu)} (must be between 1280 and 65485)`);
+  }
+  if (!Array.isArray(spec.attachments)) throw new InvalidArgumentError('attachments: expected an array');
+  const vnis = new Map<number, string>();
+  const names = new Set<string>();
+  for (const [i, a] of spec.attachments.entries()) {
+    const f = `attachments[${i}]`;
+    if (typeof a.network !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(a.network)) {
+      throw new InvalidArgumentError(`${f}.network: invalid name ${JSON.stringify(a.network)} (1-64 of [A-Za-z0-9_.-])`);
+    }
+    if (names.has(a.network)) throw new InvalidArgumentError(`${f}.network: "${a.network}" listed twice`);
+    names.add(a.network);
+    try {
+      validateVni(a.vni);
+    } catch (e) {
+      throw new InvalidArgumentError(`${f}.vni: ${(e as Error).message}`);
+    }
+    const other = vnis.get(a.vni);
+    if (other !== undefined) throw new InvalidArgumentError(`${f}.vni: ${a.vni} is already network "${other}"'s`);
+    vnis.set(a.vni, a.network);
+    const net = parseSubnet(`${f}.networkCidr`, a.networkCidr);
+    const sub = parseSubnet(`${f}.subnet`, a.subnet);
+    if (!cidrContains(net, sub)) throw new InvalidArgumentError(`${f}.subnet: ${a.subnet} is not inside networkCidr ${a.networkCidr}`);
+  }
+}
+
+function tryLinkByName(h: Handle, name: string): Link | undefined {
+  try {
+    return linkByName(h, name);
+  } catch (e) {
+    if (isErrno(e, 'ENODEV')) return undefined;
+    throw e;
+  }
+}
+
+function canonIp(ip: string): string {
+  return bytesToIp(ipToBytes(ip));
+}
+
+/** The device holding the underlay address (or the one named, which must hold it). */
+export function findUnderlay(h: Handle, self: HostNetworkSpec['self']): Link {
+  const ip = canonIp(self.underlayIp);
+  const owner = addrList(h).find((a) => a.cidr && canonIp(parseCidr(a.cidr).ip) === ip);
+  if (self.underlayDev !== undefined) {
+    const l = tryLinkByName(h, self.underlayDev);
+    if (!l) throw new Error(`underlay device ${self.underlayDev} not found: set self.underlayDev to the device holding ${ip}, or leave it out`);
+    if (!owner || owner.linkIndex !== l.index) {
+      throw new Error(`underlay address ${ip} is not on ${self.underlayDev}: add it there (ip addr add ${ip}/<prefix> dev ${self.underlayDev}) or fix self.underlayIp`);
+    }
+    return l;
+  }
+  if (!owner) throw new Error(`underlay address ${ip} is on no device here: add it to the underlay device or fix self.underlayIp`);
+  return linkByIndex(h, owner.linkIndex);
+}
+
+/**
+ * Make the device `spec` describes exist, up, and as specified. A device of
+ * another kind under weft's name is an error, never deleted; a VXLAN device
+ * whose immutable attributes differ is replaced (its FDB, neighbours and
+ * routes go with it, and the next overlay reconcile puts them back).
+ */
+export function ensureLink(h: Handle, spec: LinkSpec, log: Log): Link {
+  let l = tryLinkByName(h, spec.name);
+  if (!l) {
+    l = linkAdd(h, spec);
+    log.info({ device: spec.name }, `created ${spec.kind} ${spec.name}`);
+  } else {
+    if (l.kind !== spec.kind) {
+      throw new Error(`${spec.name} already exists but is ${l.kind ? `a ${l.kind}` : 'a device of no kind'}, not a ${spec.kind}: weft will not remove a device it did not create; delete it or rename it`);
+    }
+    const diff = linkSpecDiff(spec, l);
+    const fixed = diff.filter((d) => IMMUTABLE_VXLAN.includes(d.split(' ')[0]));
+    if (spec.kind === 'vxlan' && fixed.length > 0) {
+      log.warn({ device: spec.name, differs: fixed }, `replacing ${spec.name}: ${fixed.join('; ')} cannot be changed in place`);
+      linkDel(h, l.index);
+      l = linkAdd(h, spec);
+    } else {
+      if (spec.mtu !== undefined && l.mtu !== spec.mtu) {
+        log.info({ device: spec.name, from: l.mtu, to: spec.mtu }, `setting ${spec.name} mtu ${spec.mtu} (was ${l.mtu})`);
+        linkSetMtu(h, l.index, spec.mtu);
+      }
+      if (spec.mac !== undefined && l.mac !== spec.mac) {
+        log.info({ device: spec.name, from: l.mac, to: spec.mac }, `setting ${spec.name} address ${spec.mac} (was ${l.mac})`);
+        linkSetMac(h, l.index, spec.mac);
+      }
+    }
+  }
+  if (!l.up) linkSetUp(h, l.index);
+  const now = linkByIndex(h, l.index);
+  const left = linkSpecDiff(spec, now);
+  if (left.length > 0 || !now.up) {
+    throw new Error(`${spec.name} does not match after ensuring it: ${[...left, ...(now.up ? [] : ['down, want up'])].join('; ')}`);
+  }
+  return now;
+}
+
+/**
+ * Exactly these addresses (of their family) on a weft device: missing ones
+ * added, others of the same family removed (an old subnet's gateway after
+ * the lease changed). IPv6 link-local addresses are the kernel's and stay.
+ */
+export function ensureAddrs(h: Handle, link: Link, want: string[], log: Log): void {
+  const wanted = new Map(want.map((c) => [formatCidr(parseCidr(c)), parseCidr(c)]));
+  const families = new Set([...wanted.values()].map((c) => c.family));
+  const have = addrList(h, { linkIndex: link.index });
+  const haveKeys = new Set(have.map((a) => formatCidr(parseCidr(a.cidr))));
+  for (const [key, c] of wanted) {
+    if (haveKeys.has(key)) continue;
+    log.info({ device: link.name, addr: key }, `adding ${key} to ${link.name}`);
+    addrReplace(h, { linkIndex: link.index, cidr: key, ...(c.family === AF_INET && c.prefixLen < 31 ? { broadcast: '+' } : {}) });
+  }
+  const stale = (a: Addr) => families.has(a.family) && !wanted.has(formatCidr(parseCidr(a.cidr))) && !/^fe[89ab]/i.test(a.cidr);
+  for (const a of have.filter(stale)) {
+    log.info({ device: link.name, addr: a.cidr }, `removing stale ${a.cidr} from ${link.name}`);
+    try {
+      addrDel(h, { linkIndex: link.index, cidr: a.cidr });
+    } catch (e) {
+      // the kernel drops secondaries with their primary
+      if (!isErrno(e, 'EADDRNOTAVAIL')) throw e;
+    }
+  }
+}
+
+function attachmentOf(a: AttachmentSpec, mtu: number): NetworkAttachment {
+  return {
+    network: a.network,
+    vni: a.vni,
+    networkCidr: formatCidr(parseCidr(a.networkCidr)),
+    subnet: formatCidr(parseCidr(a.subnet)),
+    gateway: gatewayOf(a.subnet),
+    vxlanDevice: vxlanDeviceName(a.vni),
+    bridge: bridgeName(a.vni),
+    mtu,
+  };
+}
+
+/** The MTU weft's devices get: the configured one, which must fit inside the underlay, or underlay − 50. */
+export function overlayMtu(underlay: Link, configured?: number): number {
+  const max = underlay.mtu - VXLAN_OVERHEAD;
+  if (configured === undefined) return max;
+  if (configured > max) {
+    throw new InvalidArgumentError(`mtu ${configured} too large for underlay ${underlay.name} (MTU ${underlay.mtu}): at most ${max}, or raise the underlay MTU`);
+  }
+  return configured;
+}
+
+/**
+ * Create or repair this host's devices, addresses, forwarding and iptables
+ * for every attachment; returns the attachments as the CNI side needs them.
+ * Networks this host left are not removed here (their containers may still
+ * be draining); teardownHostNetwork removes everything.
+ */
+export function ensureHostNetwork(h: Handle, spec: HostNetworkSpec, opts: HostNetworkOptions = {}): NetworkAttachment[] {
+  validateHostNetworkSpec(spec);
+  const netns = opts.netns ?? h.netns ?? undefined;
+  const log = opts.log ?? silentLog;
+  const underlay = findUnderlay(h, spec.self);
+  const mtu = overlayMtu(underlay, spec.mtu);
+  const mac = spec.self.vtepMac.toLowerCase();
+  const out: NetworkAttachment[] = [];
+  for (const a of spec.attachments) {
+    const att = attachmentOf(a, mtu);
+    const vx = ensureLink(
+      h,
+      vxlan({ name: att.vxlanDevice, vni: a.vni, port: spec.vxlanPort, local: spec.self.underlayIp, dev: underlay.index, learning: false, mtu, mac }),
+      log,
+    );
+    ensureAddrs(h, vx, [`${vtepIpOf(att.subnet)}/${ipFamily(vtepIpOf(att.subnet)) === AF_INET ? 32 : 128}`], log);
+    if (!spec.keepTxChecksumOffload) {
+      try {
+        if (ensureTxChecksumOff(att.vxlanDevice, { netns })) log.info({ device: att.vxlanDevice }, `turned off TX checksum offload on ${att.vxlanDevice}`);
+      } catch (e) {
+        // a kernel without the setting cannot have the bug it works around
+        if (!(e instanceof EthtoolError && e.code === 'EOPNOTSUPP')) throw e;
+        log.warn({ device: att.vxlanDevice }, `cannot change TX checksum offload on ${att.vxlanDevice}: ${(e as Error).message}`);
+      }
+    }
+    const br = ensureLink(h, bridge({ name: att.bridge, mtu }), log);
+    ensureAddrs(h, br, [`${att.gateway}/${parseCidr(att.subnet).prefixLen}`], log);
+    out.push(att);
+  }
+  enableForwarding({ netns, ipv6: out.some((a) => ipFamily(a.gateway) !== AF_INET) });
+  applyWeftRules(spec, out, netns);
+  return out;
+}
+
+function applyWeftRules(spec: HostNetworkSpec, atts: NetworkAttachment[], netns: string | undefined): void {
+  const input = {
+    clusterCidrs: spec.clusterCidrs ?? atts.map((a) => a.networkCidr),
+    networks: atts.map((a, i) => ({ name: a.network, cidr: a.networkCidr, bridge: a.bridge, isolated: spec.attachments[i].isolated ?? true })),
+    hostSubnets: atts.map((a) => a.subnet),
+  };
+  applyRuleSet(weftRules(input, { family: 4 }), { netns, family: 4 });
+  // ip6tables is touched only where weft has IPv6 networks: many hosts have none and some lack the tool
+  if (atts.some((a) => ipFamily(a.gateway) !== AF_INET)) applyRuleSet(weftRules(input, { family: 6 }), { netns, family: 6 });
+}
+
+/**
+ * Remove weft's per-network devices (only names weft gives, and only of the
+ * kind weft creates under them) and weft's iptables chains. Forwarding stays
+ * on: other software on the host may rely on it. Returns what was removed.
+ */
+export function teardownHostNetwork(h: Handle, opts: HostNetworkOptions & { ipv6?: boolean } = {}): string[] {
+  const netns = opts.netns ?? h.netns ?? undefined;
+  const log = opts.log ?? silentLog;
+  const removed: string[] = [];
+  for (const l of linkList(h)) {
+    const kind = weftDeviceKind(l.name);
+    if (!kind || l.kind !== kind) continue;
+    try {
+      linkDel(h, l.index);
+      removed.push(l.name);
+      log.info({ device: l.name }, `removed ${l.name}`);
+    } catch (e) {
+      if (!isErrno(e, 'ENODEV')) throw e;
+    }
+  }
+  removeWeftChains({ netns, family: 4 });
+  if (opts.ipv6) removeWeftChains({ netns, family: 6 });
+  return removed;
+}

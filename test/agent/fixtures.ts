@@ -1,0 +1,87 @@
+// Shared fixtures for the agent dataplane tests: an "underlay" for a host
+// namespace made of a veth (the kernel here has no dummy module), and small
+// readers of kernel state through `ip -j` so tests check the product with a
+// tool other than the one it uses.
+import { execFileSync } from 'node:child_process';
+import { ipJson } from '../helpers/netns';
+import { uniqueName } from '../helpers/names';
+
+export function ip(args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * A veth underlay inside `ns` holding `cidr`, its peer also in `ns` (down)
+ * unless `peerNs` is given, in which case the peer is moved there with
+ * `peerCidr`: two host namespaces joined back to back.
+ */
+export function underlay(ns: string, cidr: string, o: { peerNs?: string; peerCidr?: string; mtu?: number } = {}): { dev: string; peer: string } {
+  const dev = uniqueName('h');
+  const peer = uniqueName('h');
+  ip(['-n', ns, 'link', 'add', dev, 'mtu', String(o.mtu ?? 1500), 'type', 'veth', 'peer', 'name', peer, ...(o.peerNs ? ['netns', o.peerNs] : [])]);
+  ip(['-n', ns, 'addr', 'add', cidr, 'dev', dev]);
+  ip(['-n', ns, 'link', 'set', dev, 'up']);
+  if (o.peerNs) {
+    if (o.peerCidr) ip(['-n', o.peerNs, 'addr', 'add', o.peerCidr, 'dev', peer]);
+    ip(['-n', o.peerNs, 'link', 'set', peer, 'up']);
+  }
+  return { dev, peer };
+}
+
+export type IpLink = {
+  ifindex: number;
+  ifname: string;
+  mtu: number;
+  address: string;
+  flags: string[];
+  operstate?: string;
+  link?: string;
+  linkinfo?: { info_kind: string; info_data?: Record<string, any> };
+};
+
+export function ipLinks(ns: string): IpLink[] {
+  return ipJson<IpLink[]>(ns, ['-d', 'link', 'show']);
+}
+
+export function ipLink(ns: string, name: string): IpLink | undefined {
+  return ipLinks(ns).find((l) => l.ifname === name);
+}
+
+export function ipAddrs(ns: string, dev: string): string[] {
+  const out = ipJson<Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number; scope: string }> }>>(ns, ['addr', 'show', 'dev', dev]);
+  return out.flatMap((l) => l.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`)).sort();
+}
+
+export function iptablesSave(ns: string): string {
+  return execFileSync('ip', ['netns', 'exec', ns, 'iptables-save'], { encoding: 'utf8' });
+}
+
+/** Install the Debian ethtool package when the tool is missing: tests cross-check the ioctl with it. */
+export function requireEthtool(): void {
+  try {
+    execFileSync('ethtool', ['--version'], { stdio: 'ignore' });
+  } catch {
+    execFileSync('apt-get', ['install', '-y', 'ethtool'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+}
+
+/** `ethtool -k` of a device, as feature -> 'on' | 'off'. */
+export function ethtoolFeatures(ns: string, dev: string): Record<string, string> {
+  const out = execFileSync('ip', ['netns', 'exec', ns, 'ethtool', '-k', dev], { encoding: 'utf8' });
+  const f: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const m = /^\s*([a-z0-9-]+): (on|off)/.exec(line);
+    if (m) f[m[1]] = m[2];
+  }
+  return f;
+}
+
+/** What a log line said, for tests that check the product explained itself. */
+export function recordingLog(): { info: (f: object, m: string) => void; warn: (f: object, m: string) => void; lines: Array<{ level: string; msg: string }> } {
+  const lines: Array<{ level: string; msg: string }> = [];
+  return {
+    lines,
+    info: (_f, msg) => lines.push({ level: 'info', msg }),
+    warn: (_f, msg) => lines.push({ level: 'warn', msg }),
+  };
+}
