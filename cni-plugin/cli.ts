@@ -13,6 +13,22 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  controller: {
+    summary: 'run the controller daemon (gRPC API, store, IPAM, metrics)',
+    run: async (argv) => (await import('../controller/cli')).controllerCommand(argv),
+  },
+  token: {
+    summary: 'create, list or delete bootstrap tokens for joining hosts',
+    run: async (argv) => (await import('../controller/cli')).tokenCommand(argv),
+  },
+  'admin-cert': {
+    summary: 'issue an administrator client certificate from the cluster CA',
+    run: async (argv) => (await import('../controller/cli')).adminCertCommand(argv),
+  },
+  status: {
+    summary: "print a controller's status",
+    run: async (argv) => (await import('../controller/cli')).statusCommand(argv),
+  },
 };
 
 function version(): string {

@@ -1,0 +1,350 @@
+// The controller-side `weft` subcommands: the daemon itself, bootstrap
+// tokens, admin certificates and a status query. Every bad flag is reported
+// by name with exit code 2 before anything is created or opened.
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { controllerClientConstructor, type Status } from './api/proto';
+import { ADMIN_NAME } from './api/validate';
+import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from './config';
+import { startController } from './main';
+import { CA_CERT_FILE, type Ca, clientCredentials, issueClientCert, loadCa } from './pki';
+import { openStore, parseStoreUrl } from './store/index';
+import { createToken, deleteToken, listTokens } from './tokens';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+type Spec = Record<string, 'string' | 'bool'>;
+type Parsed = { flags: Map<string, string | true>; positional: string[]; config: ControllerConfig };
+
+/** Flags that locate the data dir and store, shared with `weft controller` and checked by the same code. */
+const STORE_FLAGS = ['--data-dir', '--store', '--config'];
+
+function parse(argv: readonly string[], spec: Spec, opts: { positional?: number; storeFlags?: string[] } = {}): Parsed {
+  const flags = new Map<string, string | true>();
+  const positional: string[] = [];
+  const pass: string[] = [];
+  const storeFlags = opts.storeFlags ?? STORE_FLAGS;
+  const known = [...Object.keys(spec), ...storeFlags].join(', ');
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
+    const kind = spec[name] ?? (storeFlags.includes(name) ? 'string' : undefined);
+    if (!kind) throw new UsageError(`unknown flag ${name} (flags: ${known})`);
+    if (kind === 'bool') {
+      if (value !== undefined) throw new UsageError(`${name} takes no value`);
+      flags.set(name, true);
+      continue;
+    }
+    if (value === undefined) {
+      value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`${name} needs a value`);
+      i++;
+    }
+    if (flags.has(name) || pass.includes(name)) throw new UsageError(`${name} given more than once`);
+    if (storeFlags.includes(name)) pass.push(name, value);
+    else flags.set(name, value);
+  }
+  if (positional.length > (opts.positional ?? 0)) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(positional[opts.positional ?? 0])}`);
+  }
+  return { flags, positional, config: loadControllerConfig(pass, process.env) };
+}
+
+/** Runs a subcommand body, mapping usage mistakes to exit 2 and failures to exit 1, each with one clear line. */
+async function guarded(cmd: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (err) {
+    const usage = err instanceof UsageError || err instanceof ConfigError;
+    process.stderr.write(`weft ${cmd}: ${(err as Error).message}\n`);
+    return usage ? 2 : 1;
+  }
+}
+
+export function weftVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+// ---- weft controller --------------------------------------------------------
+
+const CONTROLLER_HELP = `usage: weft controller [flags]
+
+  --listen host:port          gRPC API (default ${DEFAULTS.listen}, mTLS)
+  --metrics-listen host:port  /metrics /healthz /readyz (default ${DEFAULTS.metricsListen})
+  --data-dir DIR              CA, serving certificate, SQLite store (default ${DEFAULTS.dataDir})
+  --store URL                 sqlite:PATH (default DIR/weft.db) or etcd:http://host:port[,...]
+  --advertise NAMES           extra names hosts use to reach this controller (DNS or IP, comma-separated)
+  --log-level LEVEL           fatal|error|warn|info|debug|trace|silent (default info)
+  --insecure                  plaintext gRPC on loopback, for local testing only
+  --config FILE               JSON file with the same settings (keys listen, metricsListen, ...)
+Every flag also reads from WEFT_<NAME> (WEFT_LISTEN, WEFT_DATA_DIR, ...).
+`;
+
+export async function controllerCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(CONTROLLER_HELP);
+    return 0;
+  }
+  let config: ControllerConfig;
+  try {
+    config = loadControllerConfig(argv, process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`weft controller: ${err.message}\n`);
+    return 2;
+  }
+  const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+
+  // Signals are caught from the start, so one arriving mid-start still shuts down cleanly.
+  let signalled: (s: string) => void = () => {};
+  let received: string | undefined;
+  const signal = new Promise<string>((resolve) => (signalled = resolve));
+  const onSignal = (s: NodeJS.Signals) => {
+    if (received) {
+      log.warn({ signal: s }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    received = s;
+    signalled(s);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  let running;
+  try {
+    running = await startController(config, { logger: log, version: weftVersion() });
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'cannot start the controller');
+    process.stderr.write(`weft controller: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const s = await signal;
+  log.info({ signal: s }, 'signal received');
+  // Whatever hangs, the process ends within a few seconds of the signal.
+  setTimeout(() => {
+    log.error('shutdown did not finish in 8s; exiting');
+    process.exit(1);
+  }, 8000).unref();
+  await running.stop();
+  // Client libraries may keep idle sockets open; nothing of ours is left to wait for.
+  setTimeout(() => process.exit(0), 200).unref();
+  return 0;
+}
+
+// ---- weft token -------------------------------------------------------------
+
+const TOKEN_HELP = `usage: weft token create [--ttl 1h] [--description TEXT] [--json]
+       weft token list [--json]
+       weft token delete <id>
+  store flags (as for weft controller): --data-dir DIR, --store URL, --config FILE
+  --ttl takes seconds or a duration: 90s, 30m, 1h, 2d (1m .. 7d, default 1h)
+`;
+
+/** "90s", "30m", "1h", "2d" or a bare number of seconds. */
+export function parseDuration(flag: string, v: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
+  if (!m) throw new UsageError(`${flag}: ${JSON.stringify(v)} is not a duration (e.g. 90s, 30m, 1h, 2d)`);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+}
+
+/** The token commands act on the store directly; for SQLite they refuse to create a new, empty database by mistake. */
+async function openExistingStore(config: ControllerConfig) {
+  const loc = parseStoreUrl(config.storeUrl);
+  if (loc.kind === 'sqlite' && !existsSync(loc.path)) {
+    throw new Error(`no store at ${loc.path}: start the controller first, or point at its data with --data-dir or --store`);
+  }
+  return openStore(config.storeUrl);
+}
+
+export async function tokenCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(TOKEN_HELP);
+    return sub ? 0 : 2;
+  }
+  return guarded(`token ${sub}`, async () => {
+    if (sub === 'create') {
+      const { flags, config } = parse(rest, { '--ttl': 'string', '--description': 'string', '--json': 'bool' });
+      const ttlSeconds = flags.has('--ttl') ? parseDuration('--ttl', flags.get('--ttl') as string) : undefined;
+      if (ttlSeconds !== undefined && (ttlSeconds < 60 || ttlSeconds > 7 * 86400)) {
+        throw new UsageError(`--ttl: ${flags.get('--ttl')} is out of range (1m .. 7d)`);
+      }
+      const store = await openExistingStore(config);
+      try {
+        const t = await createToken(store, { ttlSeconds, description: flags.get('--description') as string | undefined });
+        if (flags.has('--json')) process.stdout.write(JSON.stringify(t) + '\n');
+        else {
+          process.stdout.write(`${t.token}\n`);
+          process.stderr.write(`token ${t.id} expires ${t.expiresAt}; it can join any number of hosts until then (weft token delete ${t.id} to revoke)\n`);
+        }
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    if (sub === 'list') {
+      const { flags, config } = parse(rest, { '--json': 'bool' });
+      const store = await openExistingStore(config);
+      try {
+        const tokens = await listTokens(store);
+        if (flags.has('--json')) process.stdout.write(JSON.stringify(tokens) + '\n');
+        else {
+          const rows = [['ID', 'EXPIRES', 'USAGES', 'DESCRIPTION'], ...tokens.map((t) => [t.id, t.expiresAt, t.usages.join(','), t.description])];
+          const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+          process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n');
+        }
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    if (sub === 'delete') {
+      const { positional, config } = parse(rest, {}, { positional: 1 });
+      if (positional.length !== 1) throw new UsageError('give the id of the token to delete (see weft token list)');
+      const store = await openExistingStore(config);
+      try {
+        if (!(await deleteToken(store, positional[0]))) {
+          process.stderr.write(`weft token delete: no token ${positional[0].split('.')[0]}\n`);
+          return 1;
+        }
+        process.stdout.write(`deleted token ${positional[0].split('.')[0]}\n`);
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    throw new UsageError(`unknown subcommand "${sub}" (create, list, delete)`);
+  });
+}
+
+// ---- weft admin-cert ----------------------------------------------------------
+
+const ADMIN_FILES = { cert: 'admin.crt', key: 'admin.key', ca: 'ca.crt' } as const;
+
+export async function adminCertCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(
+      'usage: weft admin-cert --out DIR [--ttl-days N] [--data-dir DIR]\n' +
+        `  writes ${ADMIN_FILES.cert}, ${ADMIN_FILES.key} and ${ADMIN_FILES.ca} (all 0600) for calling the API as an administrator; default 30 days\n`,
+    );
+    return 0;
+  }
+  return guarded('admin-cert', async () => {
+    const { flags, config } = parse(argv, { '--out': 'string', '--ttl-days': 'string' }, { storeFlags: ['--data-dir', '--config'] });
+    const out = flags.get('--out') as string | undefined;
+    if (!out) throw new UsageError('--out DIR is required (where to write the admin certificate and key)');
+    const ttlRaw = (flags.get('--ttl-days') as string | undefined) ?? '30';
+    const ttlDays = Number(ttlRaw);
+    if (!/^\d+$/.test(ttlRaw) || ttlDays < 1 || ttlDays > 825) throw new UsageError(`--ttl-days: ${JSON.stringify(ttlRaw)} is not a whole number of days from 1 to 825`);
+    const ca = await loadCa(config.dataDir);
+    const paths = Object.values(ADMIN_FILES).map((f) => join(out, f));
+    const taken = paths.filter((p) => existsSync(p));
+    if (taken.length) throw new Error(`${taken.join(', ')} already exist; remove them or choose another --out`);
+    const issued = await issueClientCert(ca, { host: ADMIN_NAME, ttlDays });
+    const fresh = !existsSync(out);
+    try {
+      await mkdir(out, { recursive: true, mode: 0o700 });
+      await writeFile(join(out, ADMIN_FILES.key), issued.keyPem!, { mode: 0o600, flag: 'wx' });
+      await writeFile(join(out, ADMIN_FILES.cert), issued.certPem, { mode: 0o600, flag: 'wx' });
+      await writeFile(join(out, ADMIN_FILES.ca), ca.certPem, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      if (fresh) await rm(out, { recursive: true, force: true });
+      throw err;
+    }
+    process.stdout.write(`wrote ${paths.join(', ')} (admin, valid until ${issued.notAfter.toISOString()})\n`);
+    return 0;
+  });
+}
+
+// ---- weft status --------------------------------------------------------------
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(
+      'usage: weft status [--server host:port] [--ca FILE --cert FILE --key FILE] [--insecure] [--json] [--data-dir DIR]\n' +
+        `  default server 127.0.0.1:${DEFAULTS.listen.split(':')[1]}; without --cert/--key on the controller's machine,\n` +
+        '  a short-lived admin certificate is made in memory from the CA in the data dir\n',
+    );
+    return 0;
+  }
+  return guarded('status', async () => {
+    const { flags, config } = parse(
+      argv,
+      { '--server': 'string', '--ca': 'string', '--cert': 'string', '--key': 'string', '--insecure': 'bool', '--json': 'bool' },
+      { storeFlags: ['--data-dir', '--config'] },
+    );
+    const server = (flags.get('--server') as string | undefined) ?? `127.0.0.1:${DEFAULTS.listen.split(':')[1]}`;
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(server)) throw new UsageError(`--server: ${JSON.stringify(server)} is not host:port`);
+    if (flags.has('--cert') !== flags.has('--key')) throw new UsageError('--cert and --key go together');
+    const md = new grpc.Metadata();
+    let creds: grpc.ChannelCredentials;
+    if (flags.has('--insecure')) {
+      creds = grpc.credentials.createInsecure();
+      md.set('x-weft-host', ADMIN_NAME);
+    } else {
+      const read = (flag: string, path: string) => {
+        try {
+          return readFileSync(path, 'utf8');
+        } catch (err) {
+          throw new UsageError(`${flag}: cannot read ${path}: ${(err as Error).message}`);
+        }
+      };
+      const caPem = read('--ca', (flags.get('--ca') as string | undefined) ?? join(config.dataDir, CA_CERT_FILE));
+      let certPem: string, keyPem: string;
+      if (flags.has('--cert')) {
+        certPem = read('--cert', flags.get('--cert') as string);
+        keyPem = read('--key', flags.get('--key') as string);
+      } else {
+        let ca: Ca;
+        try {
+          ca = await loadCa(config.dataDir);
+        } catch (err) {
+          throw new UsageError(`no --cert/--key given and no usable CA in ${config.dataDir} to make one (${(err as Error).message})`);
+        }
+        const issued = await issueClientCert(ca, { host: ADMIN_NAME, ttlDays: 1 / 24 });
+        certPem = issued.certPem;
+        keyPem = issued.keyPem!;
+      }
+      creds = clientCredentials({ caPem, certPem, keyPem });
+    }
+    const Client = controllerClientConstructor();
+    const client = new Client(server, creds);
+    try {
+      const status = await new Promise<Status>((resolve, reject) =>
+        (client as unknown as Record<string, Function>).GetStatus({}, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: Status) =>
+          err ? reject(new Error(`GetStatus on ${server} failed: ${grpc.status[err.code]}: ${err.details}`)) : resolve(res),
+        ),
+      );
+      if (flags.has('--json')) process.stdout.write(JSON.stringify(status) + '\n');
+      else {
+        const rows: Array<[string, string | number | boolean]> = [
+          ['controller', status.controller_id], ['leader', status.leader], ['version', status.version], ['store', status.store],
+          ['revision', status.revision], ['hosts', status.hosts], ['leases', status.leases], ['endpoints', status.endpoints], ['services', status.services],
+        ];
+        process.stdout.write(rows.map(([k, v]) => `${k.padEnd(11)}${v}`).join('\n') + '\n');
+      }
+      return 0;
+    } finally {
+      client.close();
+    }
+  });
+}
+

@@ -1,0 +1,247 @@
+// The controller daemon: wires the store, PKI, cluster config, gRPC API,
+// metrics and leader election together, and takes them down again in order.
+// Flag parsing and exit codes live in cli.ts; this module only runs a
+// config that is already known to be good.
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { certificateIdentity, type IdentityFn } from './api/identity';
+import { controllerServiceDefinition } from './api/proto';
+import { createControllerService, type LeaseFns } from './api/service';
+import { ADMIN_NAME } from './api/validate';
+import { type ControllerConfig, certNames, formatHostPort } from './config';
+import { startElection, type Election } from './election';
+import { createHttpServer, listenHttp } from './http';
+import {
+  acquireLease, defaultClusterConfig, listLeases, reclaimExpired, releaseLease, renewLease, saveClusterConfig,
+} from './ipam';
+import { readClusterConfig } from './ipam/cluster-config';
+import { createMetrics, instrumentLeases, instrumentService } from './metrics';
+import { type Ca, ensureCa, reloadableServerCredentials, serverCertFor } from './pki';
+import { openStore, type Store } from './store/index';
+
+export type RunningController = {
+  id: string;
+  grpcPort: number;
+  metricsPort: number;
+  election: Election;
+  /** Stops accepting calls, ends watch streams, steps down and closes the store. */
+  stop(): Promise<void>;
+};
+
+export type StartOptions = { logger: Logger; version: string };
+
+/** Days a host's client certificate from Join is valid. */
+const CLIENT_CERT_TTL_DAYS = 365;
+const SHUTDOWN_GRACE_MS = 3000;
+
+export async function startController(config: ControllerConfig, opts: StartOptions): Promise<RunningController> {
+  const { logger: log, version } = opts;
+  for (const w of config.warnings) log.warn(w);
+  const freshDataDir = !existsSync(config.dataDir);
+  const undo: Array<() => Promise<unknown>> = [];
+  try {
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+    // A start that fails before serving leaves no half-made data dir behind.
+    if (freshDataDir) undo.push(() => rm(config.dataDir, { recursive: true, force: true }));
+
+    const ca = await ensureCa(config.dataDir);
+    const names = certNames(config, hostname());
+    const serving = await serverCertFor(config.dataDir, names, { ca });
+    if (serving.renewed) log.info({ reason: serving.renewed, names, notAfter: serving.notAfter.toISOString() }, 'wrote serving certificate');
+
+    const store = await openStore(config.storeUrl);
+    undo.push(() => store.close());
+    const { modRevision } = await readClusterConfig(store);
+    if (modRevision === 0) {
+      const { config: cc } = await saveClusterConfig(store, defaultClusterConfig());
+      log.info({ networks: cc.networks.map((n) => `${n.name}:${n.cidr}`), leaseTtlSeconds: cc.leaseTtlSeconds }, 'first start: stored the default cluster config');
+    }
+
+    const id = `${hostname()}:${config.listen.port}#${process.pid}`;
+    const reclaimer = leaderReclaimer(store, log);
+    const election = startElection(store, id, { logger: log, onElected: reclaimer.start, onDemoted: reclaimer.stop });
+    undo.push(() => election.stop());
+    reclaimer.isLeader = election.isLeader;
+
+    const metrics = createMetrics({ store, isLeader: election.isLeader, controllerId: id, version });
+    reclaimer.onReclaimed = (n) => metrics.reclaimed.inc(n);
+    const ipam: LeaseFns = instrumentLeases({ acquireLease, renewLease, releaseLease, listLeases }, metrics);
+
+    // Watch streams read through this view of the store, so shutdown can end
+    // them all (each then closes cleanly and its client reconnects elsewhere)
+    // while unary calls still finish against the open store.
+    const shutdown = new AbortController();
+    const serviceStore = endWatchesOn(store, shutdown.signal);
+    const definition = controllerServiceDefinition();
+    const service = createControllerService({
+      store: serviceStore,
+      identity: config.tls ? certificateIdentity(ca) : headerIdentity,
+      logger: log,
+      controllerId: id,
+      join: { ca, clientCertTtlDays: CLIENT_CERT_TTL_DAYS },
+      leases: ipam,
+      isLeader: election.isLeader,
+      version,
+    });
+    const server = new grpc.Server();
+    server.addService(definition, instrumentService(service, definition, metrics));
+    const creds = config.tls
+      ? reloadableServerCredentials({ caPem: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem }).credentials
+      : grpc.ServerCredentials.createInsecure();
+    const listen = formatHostPort(config.listen);
+    const grpcPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(listen, creds, (err, port) => (err ? reject(new Error(`cannot listen on ${listen} for gRPC: ${err.message}`)) : resolve(port))),
+    );
+    undo.push(async () => server.forceShutdown());
+
+    const http = createHttpServer({
+      registry: metrics.registry,
+      readiness: async () => {
+        const checks: Record<string, string> = {};
+        try {
+          checks.store = `ok (revision ${await withTimeout(store.revision(), 2000, 'store did not answer within 2s')})`;
+        } catch (err) {
+          checks.store = (err as Error).message;
+        }
+        checks.grpc = shutdown.signal.aborted ? 'shutting down' : `serving on ${listen}`;
+        const ready = checks.store.startsWith('ok') && !shutdown.signal.aborted;
+        return { ready, checks: { ...checks, leader: election.leader() ?? 'none' } };
+      },
+    });
+    const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
+
+    announce(log, { config, id, ca, grpcPort, metricsPort, store, version });
+
+    let stopped: Promise<void> | undefined;
+    return {
+      id,
+      grpcPort,
+      metricsPort,
+      election,
+      stop: () =>
+        (stopped ??= (async () => {
+          log.info('shutting down: no new calls, ending watch streams');
+          reclaimer.stop();
+          const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+          shutdown.abort();
+          const timer = setTimeout(() => {
+            log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'calls still running after the grace period; closing them');
+            server.forceShutdown();
+          }, SHUTDOWN_GRACE_MS);
+          await drained;
+          clearTimeout(timer);
+          http.closeAllConnections();
+          await new Promise<void>((resolve) => http.close(() => resolve()));
+          await election.stop();
+          await store.close();
+          log.info('stopped');
+        })()),
+    };
+  } catch (err) {
+    for (const f of undo.reverse()) await f().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * The leader deletes leases that expired (plus the configured grace). The
+ * first run waits one lease TTL after winning: leases may have lapsed only
+ * because no controller was there to take heartbeats.
+ */
+function leaderReclaimer(store: Store, log: Logger) {
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  const r = {
+    isLeader: () => false,
+    onReclaimed: (_n: number) => {},
+    start() {
+      r.stop();
+      running = true;
+      readClusterConfig(store).then(
+        ({ config }) => schedule(config.leaseTtlSeconds * 1000, Math.max(1000, (config.leaseTtlSeconds * 1000) / 3)),
+        (err) => {
+          log.error({ err: (err as Error).message }, 'cannot read the cluster config; reclaiming expired leases with a 60s period');
+          schedule(60_000, 20_000);
+        },
+      );
+    },
+    stop() {
+      running = false;
+      clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+  function schedule(firstMs: number, everyMs: number) {
+    if (!running) return;
+    log.info({ firstInSeconds: Math.round(firstMs / 1000), everySeconds: Math.round(everyMs / 1000) }, 'leader: reclaiming expired leases');
+    const tick = async () => {
+      if (!running || !r.isLeader()) return;
+      try {
+        const res = await reclaimExpired(store, Date.now());
+        for (const l of res.reclaimed) {
+          log.info({ network: l.network, subnet: l.subnet, host: l.host, expiredAt: new Date(l.expiresAt).toISOString() }, 'reclaimed expired lease');
+        }
+        for (const m of res.malformed) log.warn({ key: m.key, err: m.error }, 'unreadable lease left in place');
+        if (res.reclaimed.length) r.onReclaimed(res.reclaimed.length);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'reclaiming expired leases failed; will retry');
+      }
+      if (running) timer = setTimeout(tick, everyMs);
+    };
+    timer = setTimeout(tick, firstMs);
+  }
+  return r;
+}
+
+/** In --insecure mode there are no certificates: the caller names itself (x-weft-host: <host> or admin). */
+const headerIdentity: IdentityFn = (call) => {
+  const v = (call as unknown as grpc.ServerUnaryCall<unknown, unknown>).metadata?.get('x-weft-host')[0];
+  if (typeof v !== 'string' || v === '') return null;
+  return v === ADMIN_NAME ? 'admin' : { host: v };
+};
+
+function endWatchesOn(store: Store, signal: AbortSignal): Store {
+  return {
+    ...store,
+    kind: store.kind,
+    watch: (prefix, opts = {}) => store.watch(prefix, { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, signal]) : signal }),
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(t));
+}
+
+/** The pin an agent checks the controller's CA against before trusting it (kubeadm style: SHA-256 of the CA's public key). */
+export function caCertHash(ca: Ca): string {
+  return 'sha256:' + createHash('sha256').update(ca.cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+function announce(
+  log: Logger,
+  a: { config: ControllerConfig; id: string; ca: Ca; grpcPort: number; metricsPort: number; store: Store; version: string },
+): void {
+  const { config } = a;
+  const reachable = config.advertise[0] ?? (['0.0.0.0', '::'].includes(config.listen.host) ? hostname() : config.listen.host);
+  const server = formatHostPort({ host: reachable, port: a.grpcPort });
+  const storeFlags = config.storeUrl.startsWith('sqlite:') ? `--data-dir ${config.dataDir}` : `--data-dir ${config.dataDir} --store ${config.storeUrl}`;
+  const hash = caCertHash(a.ca);
+  log.info(
+    {
+      id: a.id, version: a.version, grpc: formatHostPort({ host: config.listen.host, port: a.grpcPort }), tls: config.tls,
+      metrics: `http://${formatHostPort({ host: config.metricsListen.host, port: a.metricsPort })}/metrics`,
+      store: config.storeUrl, dataDir: config.dataDir,
+    },
+    'controller listening',
+  );
+  log.info(
+    { tokenCommand: `weft token create ${storeFlags}`, agentCommand: `weft agent --server ${server} --token <token> --ca-cert-hash ${hash}` },
+    `to join a host: run "weft token create ${storeFlags}" here, then on the host: ` +
+      `weft agent --server ${server} --token <token> --ca-cert-hash ${hash}`,
+  );
+}
