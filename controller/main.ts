@@ -88,7 +88,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
       version,
     });
     const server = new grpc.Server();
-    server.addService(definition, instrumentService(service, definition, metrics));
+    server.addService(definition, instrumentService(service, definition, metrics, log));
     const creds = config.tls
       ? reloadableServerCredentials({ caPem: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem }).credentials
       : grpc.ServerCredentials.createInsecure();

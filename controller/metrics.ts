@@ -8,6 +8,7 @@
 // implementation and the IPAM functions it is given), so the handlers stay
 // free of metrics code.
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LeaseFns } from './api/service';
 import { LEASES_PREFIX } from './ipam/records';
@@ -110,16 +111,27 @@ export function instrumentLeases(fns: LeaseFns, m: ControllerMetrics): LeaseFns 
 
 type Handler = (call: any, callback?: any) => void;
 
+/** Refusals worth an audit line with the peer's address: someone without the right credentials tried. */
+const AUDITED = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED]);
+
 /**
  * Wraps every handler: unary calls are counted by status code; server
  * streams are counted while open and the revision of each message they send
- * is recorded.
+ * is recorded. With a logger, refused calls are logged with the peer address
+ * (a malformed Join token counts: it is how a token guesser shows up).
  */
 export function instrumentService(
   impl: grpc.UntypedServiceImplementation,
   definition: grpc.ServiceDefinition,
   m: ControllerMetrics,
+  log?: Logger,
 ): grpc.UntypedServiceImplementation {
+  const audit = (method: string, call: { getPeer?: () => string }, err: Partial<grpc.StatusObject>) => {
+    const code = err.code ?? grpc.status.UNKNOWN;
+    if (AUDITED.has(code) || (method === 'Join' && code === grpc.status.INVALID_ARGUMENT)) {
+      log?.warn({ method, code: grpc.status[code], peer: call.getPeer?.(), details: err.details }, 'refused call');
+    }
+  };
   const out: grpc.UntypedServiceImplementation = {};
   for (const [method, handler] of Object.entries(impl) as Array<[string, Handler]>) {
     const def = definition[method];
@@ -143,6 +155,7 @@ export function instrumentService(
         };
         const emit = call.emit.bind(call);
         (call as { emit: unknown }).emit = (event: string, ...args: unknown[]) => {
+          if (event === 'error') audit(method, call, args[0] as Partial<grpc.StatusObject>);
           if (event === 'error') closed(grpc.status[(args[0] as { code?: number })?.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN')();
           return emit(event, ...args);
         };
@@ -151,6 +164,7 @@ export function instrumentService(
     } else {
       out[method] = ((call: unknown, callback: grpc.sendUnaryData<unknown>) => {
         handler(call, (err: Partial<grpc.StatusObject> | null, res: unknown) => {
+          if (err) audit(method, call as { getPeer?: () => string }, err);
           m.requests.inc({ method, code: err ? (grpc.status[err.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN') : 'OK' });
           callback(err as grpc.ServiceError | null, res);
         });
