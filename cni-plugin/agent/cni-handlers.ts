@@ -1,0 +1,462 @@
+// What each CNI verb does on this host: a veth pair per (container,
+// interface), the host end a port of the network's bridge, the container end
+// holding an address of the host's subnet and a route via the bridge's
+// gateway.
+//
+// Every kernel and store call here is synchronous (koffi netlink,
+// better-sqlite3), so one verb runs to completion before the next starts:
+// two requests for the same container never interleave, without locks.
+//
+// The host end's name is derived from (containerId, ifname), so DEL and GC
+// find it without any state of their own, also after an agent crash.
+//
+// Labels of an endpoint, later keys winning:
+//   CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME / K8S_POD_UID -> k8s.pod.namespace / .name / .uid
+//   CNI_ARGS weft.label.<key>=<value>                        -> <key>
+//   runtimeConfig.labels {<key>: <value>}                    -> <key>  (capability "labels" in the conflist)
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { addrAddRequest, addrList, IFA_F_NODAD } from '../../dataplane/netlink/addr';
+import { isErrno } from '../../dataplane/netlink/errors';
+import { openHandle, throwIfAny, type Handle } from '../../dataplane/netlink/handle';
+import { parseCidr } from '../../dataplane/netlink/ip';
+import { AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
+import {
+  linkAdd, linkByName, linkDel, linkSetMasterRequest, linkSetUpRequest, validateLinkName, veth, MTU_MAX, MTU_MIN,
+  type Link,
+} from '../../dataplane/netlink/link';
+import { netnsPath } from '../../dataplane/netlink/netns';
+import { routeAddRequest, routeList } from '../../dataplane/netlink/route';
+import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } from '../cni/types';
+import type { Allocation, IpamStore } from './ipam-store';
+import type { CniHandlers, EndpointRecord, EndpointSink, NetworkAttachment } from './types';
+
+/** weft-specific (100+ is the plugin's): CHECK found the container's networking not as ADD left it. */
+export const ERR_CHECK_MISMATCH = 101;
+
+export type CniHandlerDeps = {
+  /** The host's attachment to a weft network; undefined while it has none (unknown network, no subnet yet). */
+  attachment(network: string): NetworkAttachment | undefined;
+  ipam: IpamStore;
+  endpoints: EndpointSink;
+  logger?: Logger;
+  /** Namespace holding the bridges and host ends (name or path); default: the agent's own. */
+  hostNetns?: string;
+};
+
+export type OrphanReport = { released: Allocation[]; deletedLinks: string[] };
+
+export type WeftCniHandlers = CniHandlers & {
+  /** Agent start: free allocations whose container is gone (netns gone and host end gone or peerless). */
+  gcOrphans(): Promise<OrphanReport>;
+};
+
+const HOST_VETH_PREFIX = 'wv';
+
+/** The host end's name: stable for (containerId, ifname), 14 bytes, so DEL needs no state to find it. */
+export function hostVethName(containerId: string, ifname: string): string {
+  // 48 bits: a collision between two attachments on one host is ~n²/2^49, nothing at host scale
+  return HOST_VETH_PREFIX + createHash('sha256').update(`${containerId}\0${ifname}`).digest('hex').slice(0, 12);
+}
+
+// ---- request validation: everything is checked before the kernel is touched ----
+
+type AddConf = {
+  network: string;
+  att: NetworkAttachment;
+  containerId: string;
+  ifname: string;
+  netns: string;
+  hostName: string;
+  mtu: number;
+  family: number;
+  prefixLen: number;
+  labels: Record<string, string>;
+};
+
+function requireIds(req: CniRequest): { containerId: string; ifname: string } {
+  if (!req.containerId) throw new CniError(CNI_ERR.INVALID_ENV, 'CNI_CONTAINERID is required');
+  if (!req.ifname) throw new CniError(CNI_ERR.INVALID_ENV, 'CNI_IFNAME is required');
+  try {
+    validateLinkName(req.ifname, 'CNI_IFNAME');
+  } catch (e) {
+    throw new CniError(CNI_ERR.INVALID_ENV, (e as Error).message);
+  }
+  return { containerId: req.containerId, ifname: req.ifname };
+}
+
+function requireNetns(req: CniRequest): string {
+  if (!req.netns) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_NETNS is required for ${req.command}`);
+  let path: string;
+  try {
+    path = netnsPath(req.netns);
+  } catch (e) {
+    throw new CniError(CNI_ERR.INVALID_ENV, `invalid CNI_NETNS "${req.netns}": ${(e as Error).message}`);
+  }
+  // the spec's "container unknown or does not exist": the runtime needs no DEL for it
+  if (!existsSync(path)) throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container network namespace ${req.netns} does not exist`);
+  return path;
+}
+
+function requireAttachment(deps: CniHandlerDeps, network: string): NetworkAttachment {
+  if (!network) throw new CniError(CNI_ERR.INVALID_CONFIG, 'network is required (the weft network to join)');
+  const att = deps.attachment(network);
+  if (!att) {
+    throw new CniError(CNI_ERR.INVALID_CONFIG, `unknown weft network "${network}" (not configured, or this host has no subnet in it yet)`);
+  }
+  return att;
+}
+
+export function labelsOf(req: CniRequest): Record<string, string> {
+  const labels: Record<string, string> = {};
+  const k8s: Record<string, string> = { K8S_POD_NAMESPACE: 'k8s.pod.namespace', K8S_POD_NAME: 'k8s.pod.name', K8S_POD_UID: 'k8s.pod.uid' };
+  for (const [k, v] of Object.entries(req.args ?? {})) {
+    if (k8s[k] && v) labels[k8s[k]] = v;
+  }
+  for (const [k, v] of Object.entries(req.args ?? {})) {
+    if (k.startsWith('weft.label.') && k.length > 'weft.label.'.length) labels[k.slice('weft.label.'.length)] = v;
+  }
+  const rc = req.config.runtimeConfig?.labels;
+  if (rc && typeof rc === 'object' && !Array.isArray(rc)) {
+    for (const [k, v] of Object.entries(rc as Record<string, unknown>)) {
+      if (typeof v === 'string') labels[k] = v;
+    }
+  }
+  return labels;
+}
+
+function loadAddConf(deps: CniHandlerDeps, req: CniRequest): AddConf {
+  const { containerId, ifname } = requireIds(req);
+  const att = requireAttachment(deps, req.config.network);
+  const mtu = req.config.mtu ?? att.mtu;
+  if (!Number.isInteger(mtu) || mtu < MTU_MIN || mtu > MTU_MAX) {
+    throw new CniError(CNI_ERR.INVALID_CONFIG, `invalid mtu ${String(mtu)} (must be between ${MTU_MIN} and ${MTU_MAX})`);
+  }
+  let subnet;
+  try {
+    subnet = parseCidr(att.subnet);
+  } catch (e) {
+    throw new CniError(CNI_ERR.INVALID_CONFIG, `network "${att.network}" has an invalid subnet: ${(e as Error).message}`);
+  }
+  const netns = requireNetns(req);
+  return {
+    network: att.network, att, containerId, ifname, netns, mtu,
+    hostName: hostVethName(containerId, ifname),
+    family: subnet.family,
+    prefixLen: subnet.prefixLen,
+    labels: labelsOf(req),
+  };
+}
+
+// ---- small kernel helpers ----
+
+function tryLink(h: Handle, name: string): Link | undefined {
+  try {
+    return linkByName(h, name);
+  } catch (e) {
+    if (isErrno(e, 'ENODEV')) return undefined;
+    throw e;
+  }
+}
+
+/** Delete a link that may already be gone; true when it was there. */
+function delLinkIfPresent(h: Handle, name: string): boolean {
+  try {
+    linkDel(h, name);
+    return true;
+  } catch (e) {
+    if (isErrno(e, 'ENODEV')) return false;
+    throw e;
+  }
+}
+
+function defaultDst(family: number): string {
+  return family === AF_INET6 ? '::/0' : '0.0.0.0/0';
+}
+
+/** Turn anything thrown into a CniError that says what was being done. */
+function wrap(e: unknown, context: string): CniError {
+  if (e instanceof CniError) return new CniError(e.code, `${context}: ${e.message}`, e.details);
+  const msg = e instanceof Error ? e.message : String(e);
+  return new CniError(CNI_ERR.IO_FAILURE, `${context}: ${msg}`);
+}
+
+// ---- what a set-up attachment looks like, for idempotent ADD and CHECK ----
+
+type Observed = { problems: string[]; hostLink?: Link; ctrLink?: Link; routeDst?: string };
+
+function inspect(host: Handle, ctr: Handle, c: { att: NetworkAttachment; hostName: string; ifname: string; mtu: number; family: number; prefixLen: number }, ip: string): Observed {
+  const problems: string[] = [];
+  const out: Observed = { problems };
+  const bridge = tryLink(host, c.att.bridge);
+  const hostLink = tryLink(host, c.hostName);
+  if (!hostLink) problems.push(`host end ${c.hostName} does not exist`);
+  else {
+    out.hostLink = hostLink;
+    if (hostLink.kind !== 'veth') problems.push(`host end ${c.hostName} is a ${hostLink.kind ?? 'plain device'}, not a veth`);
+    if (!bridge || hostLink.masterIndex !== bridge.index) problems.push(`host end ${c.hostName} is not a port of bridge ${c.att.bridge}`);
+    if (!hostLink.up) problems.push(`host end ${c.hostName} is down`);
+  }
+  const ctrLink = tryLink(ctr, c.ifname);
+  if (!ctrLink) {
+    problems.push(`interface ${c.ifname} does not exist in the container`);
+    return out;
+  }
+  out.ctrLink = ctrLink;
+  if (!ctrLink.up) problems.push(`interface ${c.ifname} is down`);
+  if (ctrLink.mtu !== c.mtu) problems.push(`interface ${c.ifname} has mtu ${ctrLink.mtu}, want ${c.mtu}`);
+  const cidr = `${ip}/${c.prefixLen}`;
+  if (!addrList(ctr, { linkIndex: ctrLink.index, family: c.family }).some((a) => a.cidr === cidr)) {
+    problems.push(`interface ${c.ifname} does not have address ${cidr}`);
+  }
+  const routes = routeList(ctr, { family: c.family, linkIndex: ctrLink.index }).filter((r) => r.gw === c.att.gateway);
+  const route = routes.find((r) => r.dst === defaultDst(c.family)) ?? routes.find((r) => r.dst === c.att.networkCidr);
+  if (!route) problems.push(`no route via gateway ${c.att.gateway} on ${c.ifname} (to ${defaultDst(c.family)} or ${c.att.networkCidr})`);
+  else out.routeDst = route.dst;
+  return out;
+}
+
+function buildResult(req: CniRequest, c: AddConf, ip: string, hostLink: Link, ctrLink: Link, routeDst: string): CniResult {
+  const routes: CniRoute[] = [{ dst: routeDst, gw: c.att.gateway }];
+  return {
+    cniVersion: req.config.cniVersion,
+    interfaces: [
+      { name: hostLink.name, mac: hostLink.mac, mtu: hostLink.mtu },
+      { name: ctrLink.name, mac: ctrLink.mac, mtu: ctrLink.mtu, sandbox: req.netns },
+    ],
+    ips: [{ address: `${ip}/${c.prefixLen}`, gateway: c.att.gateway, interface: 1 }],
+    routes,
+  };
+}
+
+// ---- the handlers ----
+
+export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
+  const log = deps.logger;
+  const openHost = () => openHandle(deps.hostNetns ? { netns: deps.hostNetns } : {});
+
+  // Reports go out after the verb has answered: a slow or failing sink must not slow or fail ADD/DEL.
+  function report(kind: 'registered' | 'released', ep: EndpointRecord): void {
+    setImmediate(() => {
+      try {
+        deps.endpoints[kind](ep);
+      } catch (e) {
+        log?.warn({ err: e, endpoint: ep }, `endpoint sink failed on ${kind}`);
+      }
+    });
+  }
+
+  function openContainer(path: string): Handle {
+    try {
+      return openHandle({ netns: path });
+    } catch (e) {
+      // gone between the existence check and here, or a path that is not a namespace
+      throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `cannot enter container network namespace ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Create the pair and configure both ends; the caller undoes on failure by deleting the host end. */
+  function plumb(host: Handle, ctr: Handle, c: AddConf, ip: string, bridgeIndex: number): { hostLink: Link; ctrLink: Link; routeDst: string } {
+    let hostLink: Link;
+    try {
+      hostLink = linkAdd(host, veth({ name: c.hostName, mtu: c.mtu, peer: { name: c.ifname, netns: c.netns } }));
+    } catch (e) {
+      // the kernel says EEXIST for either end; the host end was checked just before, so it is the container's
+      if (isErrno(e, 'EEXIST')) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_IFNAME ${c.ifname} already exists in the container`);
+      throw e;
+    }
+    throwIfAny(host.batch([linkSetMasterRequest(hostLink.index, bridgeIndex), linkSetUpRequest(hostLink.index)]));
+    const ctrLink = linkByName(ctr, c.ifname);
+    // a second weft network in the same container must not take over its default route
+    const hasDefault = routeList(ctr, { family: c.family, dst: defaultDst(c.family) }).length > 0;
+    const routeDst = hasDefault ? c.att.networkCidr : defaultDst(c.family);
+    throwIfAny(
+      ctr.batch([
+        linkSetUpRequest('lo'),
+        // v4 gets a broadcast as `ip addr add ... brd +` would; v6 skips DAD, the address is ours alone
+        addrAddRequest(c.family === AF_INET ? { linkIndex: ctrLink.index, cidr: `${ip}/${c.prefixLen}`, broadcast: '+' } : { linkIndex: ctrLink.index, cidr: `${ip}/${c.prefixLen}`, flags: IFA_F_NODAD }),
+        linkSetUpRequest(ctrLink.index),
+        routeAddRequest({ dst: routeDst, gw: c.att.gateway, linkIndex: ctrLink.index }),
+      ]),
+    );
+    return { hostLink: linkByName(host, c.hostName), ctrLink: linkByName(ctr, c.ifname), routeDst };
+  }
+
+  function cmdAdd(req: CniRequest): CniResult {
+    const c = loadAddConf(deps, req);
+    const context = `ADD ${c.ifname} of container ${c.containerId} to network "${c.network}"`;
+    const host = openHost();
+    try {
+      const bridge = tryLink(host, c.att.bridge);
+      if (!bridge || bridge.kind !== 'bridge') {
+        throw new CniError(CNI_ERR.TRY_AGAIN_LATER, `${context}: bridge ${c.att.bridge} ${bridge ? 'is not a bridge' : 'does not exist'} yet`);
+      }
+      const { allocation, fresh, replaced } = deps.ipam.allocate(c.network, c.att.subnet, c.att.gateway, c.containerId, c.ifname, { netns: c.netns });
+      if (replaced) log?.warn({ stale: replaced, now: allocation.ip }, `${context}: address ${replaced.ip} is outside the host's subnet ${c.att.subnet}, replaced`);
+      const ip = allocation.ip;
+      let created = false;
+      try {
+        const ctr = openContainer(c.netns);
+        try {
+          if (tryLink(host, c.hostName)) {
+            // an earlier ADD of this very attachment: done already (a retry), or left half-made by a crash
+            const seen = inspect(host, ctr, c, ip);
+            if (seen.problems.length === 0) return buildResult(req, c, ip, seen.hostLink!, seen.ctrLink!, seen.routeDst!);
+            log?.info({ problems: seen.problems }, `${context}: redoing a half-made attachment`);
+            delLinkIfPresent(host, c.hostName);
+          }
+          created = true;
+          const made = plumb(host, ctr, c, ip, bridge.index);
+          report('registered', { network: c.network, ip, containerId: c.containerId, ifname: c.ifname, labels: c.labels });
+          return buildResult(req, c, ip, made.hostLink, made.ctrLink, made.routeDst);
+        } finally {
+          ctr.close();
+        }
+      } catch (e) {
+        // undo in reverse: the pair (the container end goes with it), then the address if this ADD took it
+        if (created) {
+          try {
+            delLinkIfPresent(host, c.hostName);
+          } catch (u) {
+            log?.error({ err: u }, `${context}: cleanup could not delete ${c.hostName}`);
+          }
+        }
+        if (fresh) deps.ipam.release(c.network, c.containerId, c.ifname);
+        throw wrap(e, context);
+      }
+    } finally {
+      host.close();
+    }
+  }
+
+  function cmdDel(req: CniRequest): void {
+    const { containerId, ifname } = requireIds(req);
+    // no attachment, netns or prevResult needed: DEL must clean up after anything, even a failed or absent ADD
+    const network = req.config.network;
+    const hostName = hostVethName(containerId, ifname);
+    const context = `DEL ${ifname} of container ${containerId} from network "${network}"`;
+    const host = openHost();
+    try {
+      delLinkIfPresent(host, hostName);
+    } catch (e) {
+      throw wrap(e, `${context}: deleting ${hostName}`);
+    } finally {
+      host.close();
+    }
+    const freed = deps.ipam.release(network, containerId, ifname);
+    if (freed) report('released', { network, ip: freed.ip, containerId, ifname, labels: {} });
+  }
+
+  function cmdCheck(req: CniRequest): void {
+    const c = loadAddConf(deps, req);
+    const context = `CHECK ${c.ifname} of container ${c.containerId} in network "${c.network}"`;
+    const allocation = deps.ipam.get(c.network, c.containerId, c.ifname);
+    if (!allocation) throw new CniError(ERR_CHECK_MISMATCH, `${context}: no address is allocated to it`);
+    const cidr = `${allocation.ip}/${c.prefixLen}`;
+    const prev = req.config.prevResult;
+    if (prev && !(prev.ips ?? []).some((i) => i.address === cidr)) {
+      throw new CniError(ERR_CHECK_MISMATCH, `${context}: prevResult does not list address ${cidr}`);
+    }
+    const host = openHost();
+    try {
+      const ctr = openContainer(c.netns);
+      try {
+        const seen = inspect(host, ctr, c, allocation.ip);
+        if (seen.problems.length > 0) throw new CniError(ERR_CHECK_MISMATCH, `${context}: ${seen.problems.join('; ')}`);
+      } finally {
+        ctr.close();
+      }
+    } catch (e) {
+      throw e instanceof CniError ? e : wrap(e, context);
+    } finally {
+      host.close();
+    }
+  }
+
+  function cmdStatus(req: CniRequest): void {
+    const network = req.config.network;
+    const att = deps.attachment(network);
+    if (!att) throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: no subnet leased yet (or no such network)`);
+    const host = openHost();
+    try {
+      const bridge = tryLink(host, att.bridge);
+      if (!bridge) throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: bridge ${att.bridge} does not exist`);
+      if (bridge.kind !== 'bridge') throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: ${att.bridge} is not a bridge`);
+      if (!bridge.up) throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: bridge ${att.bridge} is down`);
+    } finally {
+      host.close();
+    }
+  }
+
+  function cmdGc(req: CniRequest): void {
+    const network = req.config.network;
+    const valid = req.config.validAttachments;
+    if (!valid) {
+      // without the runtime's list every attachment would look invalid: doing nothing is the only safe answer
+      log?.warn({ network }, 'GC without validAttachments: nothing released');
+      return;
+    }
+    const keep = valid.map((v) => ({ containerId: v.containerID, ifname: v.ifname }));
+    const keepSet = new Set(keep.map((k) => `${k.containerId}\0${k.ifname}`));
+    const failed: Array<{ containerId: string; ifname: string }> = [];
+    const host = openHost();
+    try {
+      for (const a of deps.ipam.list(network)) {
+        if (keepSet.has(`${a.containerId}\0${a.ifname}`)) continue;
+        try {
+          delLinkIfPresent(host, hostVethName(a.containerId, a.ifname));
+        } catch (e) {
+          // keep the address while its interface may still be in use
+          failed.push({ containerId: a.containerId, ifname: a.ifname });
+          log?.warn({ err: e, allocation: a }, 'GC could not delete the host end; address kept');
+        }
+      }
+    } finally {
+      host.close();
+    }
+    for (const a of deps.ipam.releaseAllExcept(network, [...keep, ...failed])) {
+      report('released', { network, ip: a.ip, containerId: a.containerId, ifname: a.ifname, labels: {} });
+    }
+    if (failed.length > 0) {
+      throw new CniError(CNI_ERR.IO_FAILURE, `GC of network "${network}": could not delete ${failed.length} host end(s); their addresses are kept for the next GC`);
+    }
+  }
+
+  function gcOrphans(): OrphanReport {
+    const out: OrphanReport = { released: [], deletedLinks: [] };
+    const host = openHost();
+    try {
+      for (const a of deps.ipam.list()) {
+        // a namespace still mounted means a container the runtime still owns: its DEL or GC decides
+        if (a.netns && existsSync(a.netns)) continue;
+        const name = hostVethName(a.containerId, a.ifname);
+        const link = tryLink(host, name);
+        if (link && link.kind === 'veth' && link.parentIndex !== undefined) continue; // kept alive by a process in the namespace
+        if (link && link.kind === 'veth') {
+          delLinkIfPresent(host, name);
+          out.deletedLinks.push(name);
+        }
+        const freed = deps.ipam.release(a.network, a.containerId, a.ifname);
+        if (freed) {
+          out.released.push(freed);
+          report('released', { network: a.network, ip: a.ip, containerId: a.containerId, ifname: a.ifname, labels: {} });
+        }
+      }
+    } finally {
+      host.close();
+    }
+    if (out.released.length > 0) log?.info({ released: out.released.length, deletedLinks: out.deletedLinks }, 'released orphaned container addresses');
+    return out;
+  }
+
+  // async only at the boundary: the work itself never yields, so verbs never interleave
+  return {
+    add: async (req) => cmdAdd(req),
+    del: async (req) => cmdDel(req),
+    check: async (req) => cmdCheck(req),
+    status: async (req) => cmdStatus(req),
+    gc: async (req) => cmdGc(req),
+    gcOrphans: async () => gcOrphans(),
+  };
+}
