@@ -1,0 +1,124 @@
+// Keeps this host's leases alive: a heartbeat at the interval the controller
+// asks for, through any outage (log, back off, try again; never exit — the
+// dataplane keeps working meanwhile and the lease TTL gives us time).
+//
+// When the controller no longer knows the host (record gone) or a lease was
+// lost (reclaimed after expiry), the loop registers again. That may yield a
+// different subnet, which the agent must hear about: containers then need
+// addresses from the new subnet, so it is surfaced as an event, never hidden.
+import * as grpc from '@grpc/grpc-js';
+import { backoff, sleep, type BackoffOptions } from './backoff';
+import { type ControllerClient, type HostRegistration, type Log, type Registration, type Subnet, grpcCode, silentLog } from './client';
+
+export type LeaseEvent = {
+  /** reregistered: the loop called RegisterHost again; subnets-changed: the controller moved a subnet on its own. */
+  kind: 'reregistered' | 'subnets-changed';
+  reason: string;
+  previous: Subnet[];
+  subnets: Subnet[];
+  /** Any network whose subnet differs from before. */
+  changed: boolean;
+};
+
+export type HeartbeatOptions = {
+  client: ControllerClient;
+  /** What to register again with. */
+  registration: HostRegistration;
+  /** The reply of the registration the agent made at start. */
+  registered: Registration;
+  onLease?: (ev: LeaseEvent) => void;
+  log?: Log;
+  /** Retries after a failed heartbeat; capped by the heartbeat interval. */
+  backoff?: BackoffOptions;
+};
+
+export type HeartbeatLoop = {
+  /** ms since the epoch of the last heartbeat the controller accepted, or null. */
+  lastSuccess(): number | null;
+  stop(): Promise<void>;
+};
+
+const key = (s: Subnet[]) => s.map((x) => `${x.network}=${x.subnet}`).sort().join(',');
+
+export function subnetsDiffer(a: Subnet[], b: Subnet[]): boolean {
+  return key(a) !== key(b);
+}
+
+export function runHeartbeats(o: HeartbeatOptions): HeartbeatLoop {
+  const log = o.log ?? silentLog;
+  const stopping = new AbortController();
+  const delays = backoff({ initialMs: 500, maxMs: 10_000, ...o.backoff });
+  let subnets = o.registered.subnets;
+  let networks = wanted(o.registration, o.registered);
+  // Until the controller tells us, a third of the lease TTL (what it answers anyway).
+  let intervalMs = Math.max(1, Math.floor((o.registered.config?.lease_ttl_seconds || 30) / 3)) * 1000;
+  let last: number | null = null;
+
+  function wanted(r: HostRegistration, reg: Registration): string[] {
+    return r.networks.length > 0 ? [...r.networks] : (reg.config?.networks ?? []).map((n) => n.name);
+  }
+
+  function emit(ev: LeaseEvent): void {
+    log.warn({ kind: ev.kind, reason: ev.reason, previous: key(ev.previous), subnets: key(ev.subnets) }, 'host lease changed');
+    try {
+      o.onLease?.(ev);
+    } catch (err) {
+      log.error({ err }, 'lease event handler failed');
+    }
+  }
+
+  async function reregister(reason: string): Promise<void> {
+    const reg = await o.client.registerHost(o.registration);
+    const previous = subnets;
+    subnets = reg.subnets;
+    networks = wanted(o.registration, reg);
+    emit({ kind: 'reregistered', reason, previous, subnets, changed: subnetsDiffer(previous, subnets) });
+  }
+
+  async function beat(): Promise<number> {
+    try {
+      const hb = await o.client.heartbeat();
+      last = Date.now();
+      intervalMs = Math.max(1, hb.nextHeartbeatSeconds) * 1000;
+      const missing = networks.filter((n) => !hb.subnets.some((s) => s.network === n));
+      if (missing.length > 0) {
+        await reregister(`no lease in ${missing.join(', ')} (reclaimed)`);
+      } else if (subnetsDiffer(hb.subnets, subnets)) {
+        const previous = subnets;
+        subnets = hb.subnets;
+        emit({ kind: 'subnets-changed', reason: 'the controller renewed a different subnet', previous, subnets, changed: true });
+      }
+      delays.reset();
+      return intervalMs;
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === grpc.status.NOT_FOUND || code === grpc.status.ABORTED) {
+        try {
+          await reregister(code === grpc.status.NOT_FOUND ? 'the controller no longer knows this host' : 'lease lost');
+          delays.reset();
+          return intervalMs;
+        } catch (again) {
+          err = again;
+        }
+      }
+      const wait = Math.min(delays.next(), intervalMs);
+      log.warn({ code: grpcCode(err), err: (err as Error).message, retryInMs: wait }, 'heartbeat failed');
+      return wait;
+    }
+  }
+
+  const done = (async () => {
+    while (!stopping.signal.aborted) {
+      const wait = await beat();
+      await sleep(wait, stopping.signal);
+    }
+  })();
+
+  return {
+    lastSuccess: () => last,
+    async stop() {
+      stopping.abort();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,353 @@
+// The agent's credentials, kept in its state directory (0700):
+//
+//   host.key       0600  ECDSA P-256 private key, made here; never leaves the host
+//   host.crt       0644  client certificate from Join (its presence means "joined")
+//   ca.crt         0644  the cluster CA, trusted for every later connection
+//   wireguard.key  0600  X25519 private key, base64 as `wg` prints it; only the public key is sent
+//
+// First contact, kubeadm style: before Join the agent has no CA, yet it must
+// not hand its bootstrap token to whoever answers. The operator gives either
+// the CA file or `--ca-cert-hash sha256:<hex>` (SHA-256 of the CA's
+// SubjectPublicKeyInfo, as the controller prints it). With a hash, the agent
+// reads the controller's certificate chain with a plain TLS handshake,
+// finds the CA the hash names, checks that it really signed the serving
+// certificate, and only then opens the gRPC channel trusting that CA alone;
+// the token travels only over a channel verified against it.
+import {
+  X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
+} from 'node:crypto';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { controllerClientConstructor, type JoinRequest, type JoinResponse } from '../../../controller/api/proto';
+import { clientCredentials } from '../../../controller/pki/grpc';
+import { createExclusive, replaceAtomic } from '../../../controller/pki/files';
+import { HOST_URI_PREFIX } from '../../../controller/pki/names';
+
+export const DEFAULT_STATE_DIR = '/var/lib/weft/agent';
+export const HOST_KEY_FILE = 'host.key';
+export const HOST_CERT_FILE = 'host.crt';
+export const CA_CERT_FILE = 'ca.crt';
+export const WG_KEY_FILE = 'wireguard.key';
+
+export type AgentCredentials = {
+  hostName: string;
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+  certExpiresAt: Date;
+};
+
+export type WireGuardKeys = { privateKey: string; publicKey: string };
+
+export class IdentityError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'IdentityError';
+  }
+}
+
+// ---- CA pin ------------------------------------------------------------------
+
+const PIN_RE = /^sha256:([0-9a-f]{64})$/;
+
+/** kubeadm's --discovery-token-ca-cert-hash: "sha256:" + hex SHA-256 of the CA's SubjectPublicKeyInfo (DER). */
+export function caCertHash(caPem: string | X509Certificate): string {
+  const cert = typeof caPem === 'string' ? new X509Certificate(caPem) : caPem;
+  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  return 'sha256:' + createHash('sha256').update(spki).digest('hex');
+}
+
+export function parseCaCertHash(pin: string): string {
+  const p = typeof pin === 'string' ? pin.trim().toLowerCase() : '';
+  if (!PIN_RE.test(p)) throw new IdentityError(`--ca-cert-hash ${JSON.stringify(pin)} is not of the form sha256:<64 hex digits>`);
+  return p;
+}
+
+/** host:port of the controller; IPv6 in brackets. */
+export function splitServer(server: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(server);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port > 0 && port < 65536)) throw new IdentityError(`controller address ${JSON.stringify(server)} must be host:port`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/**
+ * The certificates the controller presents, leaf first, as sent: nothing is
+ * verified here (that is the caller's job, against the pin).
+ */
+export function fetchServerChain(server: string, timeoutMs = 10_000): Promise<X509Certificate[]> {
+  const { host, port } = splitServer(server);
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({
+      host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'],
+      // SNI carries names only; an address as SNI is a protocol error.
+      ...(isIP(host) ? {} : { servername: host }),
+    });
+    const timer = setTimeout(() => sock.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+    sock.once('secureConnect', () => {
+      clearTimeout(timer);
+      const chain: X509Certificate[] = [];
+      const seen = new Set<string>();
+      let c: tls.DetailedPeerCertificate | undefined = sock.getPeerCertificate(true);
+      while (c?.raw && !seen.has(c.fingerprint256)) {
+        seen.add(c.fingerprint256);
+        chain.push(new X509Certificate(c.raw));
+        c = c.issuerCertificate;
+      }
+      sock.end();
+      resolve(chain);
+    });
+    sock.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new IdentityError(`cannot read the certificate of the controller at ${server}: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+/**
+ * The CA in `chain` whose public key the pin names, provided it is a CA and
+ * the serving certificate (chain[0]) chains up to it by signature. A chain
+ * without it (a controller that sends only its leaf) cannot be verified
+ * against a pin: the operator must then give the CA file.
+ */
+export function pinnedCaFromChain(chain: X509Certificate[], pin: string, server: string): X509Certificate {
+  const want = parseCaCertHash(pin);
+  if (chain.length === 0) throw new IdentityError(`the controller at ${server} presented no certificate`);
+  const ca = chain.find((c) => caCertHash(c) === want);
+  if (!ca) {
+    const got = chain.filter((c) => c.ca).map((c) => caCertHash(c));
+    throw new IdentityError(
+      `the controller at ${server} is not the one --ca-cert-hash names: expected ${want}, ` +
+        (got.length > 0
+          ? `its chain has CA ${got.join(', ')}; refusing to send the join token`
+          : 'it sent no CA certificate in its chain (give the CA file with --ca-cert instead); refusing to send the join token'),
+    );
+  }
+  if (!ca.ca) throw new IdentityError(`the certificate matching --ca-cert-hash at ${server} is not a CA certificate`);
+  // Walk from the leaf to the pinned CA, each link checked by signature.
+  let cur = chain[0];
+  for (let hops = 0; cur !== ca; hops++) {
+    const issuer = chain.find((c) => c !== cur && cur.checkIssued(c) && cur.verify(c.publicKey));
+    if (!issuer || hops > chain.length) {
+      throw new IdentityError(`the serving certificate of the controller at ${server} is not signed by the CA --ca-cert-hash names; refusing to send the join token`);
+    }
+    cur = issuer;
+  }
+  return ca;
+}
+
+// ---- files -------------------------------------------------------------------
+
+async function ensureStateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // mkdir leaves an existing directory's mode alone (and the umask filters a new one).
+  await chmod(dir, 0o700);
+}
+
+async function readIfExists(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new IdentityError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** A private key anyone else can read is no longer private: refuse rather than use it. */
+async function checkPrivate(path: string): Promise<void> {
+  const s = await stat(path);
+  if ((s.mode & 0o077) !== 0) {
+    throw new IdentityError(`${path} is readable by others (mode ${(s.mode & 0o777).toString(8)}); it must be 0600 — fix with chmod 600 ${path} if it was not exposed, or remove it and join again`);
+  }
+}
+
+function hostOf(cert: X509Certificate, path: string): string {
+  const uri = (cert.subjectAltName ?? '').split(', ').find((n) => n.startsWith(`URI:${HOST_URI_PREFIX}`));
+  if (!uri) throw new IdentityError(`${path} names no host (${HOST_URI_PREFIX}<name> URI SAN missing); remove it and join again`);
+  return uri.slice(`URI:${HOST_URI_PREFIX}`.length);
+}
+
+function samePublicKey(a: KeyObject, b: KeyObject): boolean {
+  return a.export({ type: 'spki', format: 'der' }).equals(b.export({ type: 'spki', format: 'der' }));
+}
+
+/** The stored credentials, or null when this host has not joined yet. */
+export async function loadCredentials(stateDir: string = DEFAULT_STATE_DIR): Promise<AgentCredentials | null> {
+  const certPath = join(stateDir, HOST_CERT_FILE);
+  const certPem = await readIfExists(certPath);
+  if (certPem === null) return null;
+  const keyPath = join(stateDir, HOST_KEY_FILE);
+  const caPath = join(stateDir, CA_CERT_FILE);
+  const [keyPem, caPem] = await Promise.all([readIfExists(keyPath), readIfExists(caPath)]);
+  if (keyPem === null) throw new IdentityError(`${certPath} exists but ${keyPath} does not; remove ${certPath} and join again`);
+  if (caPem === null) throw new IdentityError(`${certPath} exists but ${caPath} does not; remove ${certPath} and join again`);
+  await checkPrivate(keyPath);
+  let cert: X509Certificate, ca: X509Certificate, key: KeyObject;
+  try {
+    cert = new X509Certificate(certPem);
+    ca = new X509Certificate(caPem);
+    key = createPrivateKey(keyPem);
+  } catch (e) {
+    throw new IdentityError(`credentials in ${stateDir} are corrupt (${(e as Error).message}); remove host.crt and join again`, { cause: e });
+  }
+  if (!samePublicKey(createPublicKey(key), cert.publicKey)) throw new IdentityError(`${certPath} was not issued for ${keyPath}; remove ${certPath} and join again`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new IdentityError(`${certPath} was not issued by ${caPath}; remove ${certPath} and join again`);
+  return { hostName: hostOf(cert, certPath), keyPem, certPem, caPem, certExpiresAt: new Date(cert.validTo) };
+}
+
+// ---- join --------------------------------------------------------------------
+
+export type JoinOptions = {
+  /** Controller address, host:port. */
+  server: string;
+  /** Bootstrap token "<id>.<secret>". */
+  token: string;
+  hostName: string;
+  /** "sha256:<hex>" of the cluster CA's public key; or give caPem. */
+  caCertHash?: string;
+  /** The cluster CA certificate (PEM), when the operator distributes the file instead of a hash. */
+  caPem?: string;
+  stateDir?: string;
+  timeoutMs?: number;
+};
+
+/** The CA to trust for the Join call: the given file, or the one the pin selects from the server's chain. */
+async function trustForJoin(o: JoinOptions): Promise<X509Certificate> {
+  if (o.caPem !== undefined) {
+    let ca: X509Certificate;
+    try {
+      ca = new X509Certificate(o.caPem);
+    } catch (e) {
+      throw new IdentityError(`the given CA file is not a PEM certificate (${(e as Error).message})`);
+    }
+    if (!ca.ca) throw new IdentityError('the given CA file is not a CA certificate (basicConstraints CA:FALSE)');
+    if (o.caCertHash !== undefined && caCertHash(ca) !== parseCaCertHash(o.caCertHash)) {
+      throw new IdentityError(`the given CA file has hash ${caCertHash(ca)}, not ${parseCaCertHash(o.caCertHash)}`);
+    }
+    return ca;
+  }
+  if (o.caCertHash === undefined) {
+    throw new IdentityError('joining needs --ca-cert-hash sha256:<hex> (printed by the controller) or the CA file: refusing to send the token to an unverified controller');
+  }
+  const pin = parseCaCertHash(o.caCertHash);
+  return pinnedCaFromChain(await fetchServerChain(o.server, o.timeoutMs), pin, o.server);
+}
+
+function callJoin(server: string, caPem: string, req: JoinRequest, timeoutMs: number): Promise<JoinResponse> {
+  const Client = controllerClientConstructor();
+  const client = new Client(server, clientCredentials({ caPem }));
+  return new Promise<JoinResponse>((resolve, reject) => {
+    (client as any).Join(req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: JoinResponse) => {
+      client.close();
+      if (err) reject(new IdentityError(`join through ${server} refused: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, { cause: err }));
+      else resolve(res);
+    });
+  });
+}
+
+/**
+ * Joins the cluster: sends the token and this host's public key, stores the
+ * certificate and CA. Nothing is written unless the join succeeds (an existing
+ * host.key is reused, so a retried join keeps the host's key).
+ */
+export async function joinCluster(o: JoinOptions): Promise<AgentCredentials> {
+  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const ca = await trustForJoin(o);
+  const caPem = ca.toString();
+
+  const keyPath = join(stateDir, HOST_KEY_FILE);
+  let keyPem = await readIfExists(keyPath);
+  const newKey = keyPem === null;
+  if (keyPem === null) {
+    keyPem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  } else {
+    await checkPrivate(keyPath);
+  }
+  const publicKey = createPublicKey(keyPem);
+  const res = await callJoin(o.server, caPem, {
+    token: o.token, host_name: o.hostName, public_key_pem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
+  }, timeoutMs);
+
+  // Trust nothing in the reply that the pinned CA does not vouch for.
+  let cert: X509Certificate, replyCa: X509Certificate;
+  try {
+    cert = new X509Certificate(res.certificate_pem);
+    replyCa = new X509Certificate(res.ca_pem);
+  } catch (e) {
+    throw new IdentityError(`the controller's join reply holds no readable certificate (${(e as Error).message})`);
+  }
+  if (caCertHash(replyCa) !== caCertHash(ca)) throw new IdentityError(`the controller answered with CA ${caCertHash(replyCa)}, not the trusted ${caCertHash(ca)}`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new IdentityError('the certificate from Join is not signed by the trusted CA');
+  if (!samePublicKey(cert.publicKey, publicKey)) throw new IdentityError('the certificate from Join is not for this host\'s key');
+  if (hostOf(cert, 'the certificate from Join') !== o.hostName) throw new IdentityError(`the certificate from Join names another host than ${o.hostName}`);
+
+  await ensureStateDir(stateDir);
+  if (newKey) await createExclusive(keyPath, keyPem, 0o600);
+  await replaceAtomic(join(stateDir, CA_CERT_FILE), res.ca_pem, 0o644);
+  // Last: host.crt marks a complete join, so a crash before it means "join again", never a half identity.
+  await replaceAtomic(join(stateDir, HOST_CERT_FILE), res.certificate_pem, 0o644);
+  return { hostName: o.hostName, keyPem, certPem: res.certificate_pem, caPem: res.ca_pem, certExpiresAt: new Date(cert.validTo) };
+}
+
+/** Stored credentials if this host has joined (as `hostName`), else a join; the token is needed only the first time. */
+export async function ensureCredentials(o: Omit<JoinOptions, 'token'> & { token?: string }): Promise<AgentCredentials> {
+  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+  const have = await loadCredentials(stateDir);
+  if (have) {
+    if (have.hostName !== o.hostName) {
+      throw new IdentityError(`${stateDir} holds the identity of host "${have.hostName}", not "${o.hostName}"; use that name or another state directory`);
+    }
+    return have;
+  }
+  if (!o.token) throw new IdentityError(`this host has not joined yet (no ${join(stateDir, HOST_CERT_FILE)}); give a bootstrap token`);
+  return joinCluster({ ...o, token: o.token });
+}
+
+/** grpc channel credentials for every call after Join. */
+export function channelCredentials(c: AgentCredentials): grpc.ChannelCredentials {
+  return clientCredentials({ caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem });
+}
+
+// ---- WireGuard ---------------------------------------------------------------
+
+const b64urlToB64 = (s: string) => Buffer.from(s, 'base64url').toString('base64');
+
+/** The public key for a base64 X25519 private key, as `wg pubkey` computes it. */
+export function wireGuardPublicKey(privateKey: string): string {
+  const raw = Buffer.from(privateKey, 'base64');
+  if (raw.length !== 32 || raw.toString('base64') !== privateKey.trim()) throw new IdentityError('WireGuard private key must be 32 bytes in base64');
+  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: raw.toString('base64url'), x: '' }, format: 'jwk' });
+  return b64urlToB64(createPublicKey(key).export({ format: 'jwk' }).x as string);
+}
+
+function newWireGuardPrivateKey(): string {
+  const { privateKey } = generateKeyPairSync('x25519');
+  return b64urlToB64(privateKey.export({ format: 'jwk' }).d as string);
+}
+
+/** This host's WireGuard key pair: made once, kept in wireguard.key (0600). */
+export async function ensureWireGuardKeys(stateDir: string = DEFAULT_STATE_DIR): Promise<WireGuardKeys> {
+  const path = join(stateDir, WG_KEY_FILE);
+  let stored = await readIfExists(path);
+  if (stored === null) {
+    await ensureStateDir(stateDir);
+    try {
+      await createExclusive(path, newWireGuardPrivateKey() + '\n', 0o600);
+    } catch (e) {
+      // Another agent process made it first: use theirs, so the host has one key.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    stored = await readFile(path, 'utf8');
+  }
+  await checkPrivate(path);
+  const privateKey = stored.trim();
+  try {
+    return { privateKey, publicKey: wireGuardPublicKey(privateKey) };
+  } catch (e) {
+    throw new IdentityError(`${path} is not a WireGuard private key (${(e as Error).message})`);
+  }
+}

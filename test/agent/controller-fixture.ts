@@ -1,0 +1,114 @@
+// A real controller for the agent's tests, built the way the API tests build
+// theirs (createControllerService, grpc-js, the SQLite store, the cluster CA
+// and mTLS), with what the agent's tests need on top: the controller can be
+// stopped and started again on the same port over the same store file, and
+// two controllers can serve one store at once (an HA pair) so hosts can
+// register while "the" controller is down.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { certificateIdentity } from '../../controller/api/identity';
+import { controllerServiceDefinition } from '../../controller/api/proto';
+import { createControllerService } from '../../controller/api/service';
+import { saveClusterConfig } from '../../controller/ipam';
+import { type Ca, ensureCa, issueServerCert, serverCredentials } from '../../controller/pki';
+import { openSqliteStore } from '../../controller/store/sqlite';
+import type { Store } from '../../controller/store/types';
+import { createToken } from '../../controller/tokens';
+import { caCertHash } from '../../cni-plugin/agent/controller/identity';
+
+export const AGENT_TEST_CONFIG = {
+  networks: [{ name: 'default', vni: 1, cidr: '10.244.0.0/16', hostPrefixLength: 24 }],
+  // The shortest TTL the controller allows: heartbeats every 1 s.
+  leaseTtlSeconds: 5,
+};
+
+export type RunningController = {
+  port: number;
+  address: string;
+  /** Closes the server (dropping every connection at once, as a crash would) and its store handle. */
+  stop(): Promise<void>;
+};
+
+export type Cluster = {
+  dir: string;
+  ca: Ca;
+  /** "sha256:<hex>" of the CA's public key, what an operator passes to the agent. */
+  pin: string;
+  dbPath: string;
+  /** Starts a controller on the store file; port 0 picks one. */
+  startController(port?: number): Promise<RunningController>;
+  /** A store handle for inspecting or arranging state directly. */
+  store: Store;
+  token(): Promise<string>;
+  close(): Promise<void>;
+};
+
+export async function startCluster(config: unknown = AGENT_TEST_CONFIG): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-agent-ctl-'));
+  const ca = await ensureCa(join(dir, 'ca'));
+  const serving = await issueServerCert(ca, { names: ['127.0.0.1'], ttlDays: 1 });
+  const dbPath = join(dir, 'store.db');
+  const store = openSqliteStore(dbPath, { pollIntervalMs: 20 });
+  await saveClusterConfig(store, config);
+  const running = new Set<RunningController>();
+
+  async function startController(port = 0): Promise<RunningController> {
+    const own = openSqliteStore(dbPath, { pollIntervalMs: 20 });
+    const server = new grpc.Server();
+    server.addService(controllerServiceDefinition(), createControllerService({
+      store: own,
+      identity: certificateIdentity(ca),
+      logger: pino({ level: 'silent' }),
+      controllerId: `test-${port}`,
+      join: { ca, clientCertTtlDays: 1 },
+      version: 'test',
+    }));
+    // The CA goes in the served chain so a joining agent can check it against its pin.
+    const creds = serverCredentials({ caPem: ca.certPem, certPem: serving.certPem + ca.certPem, keyPem: serving.keyPem });
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const rc: RunningController = {
+      port: bound,
+      address: `127.0.0.1:${bound}`,
+      async stop() {
+        if (!running.delete(rc)) return;
+        server.forceShutdown();
+        await own.close();
+      },
+    };
+    running.add(rc);
+    return rc;
+  }
+
+  return {
+    dir, ca, pin: caCertHash(ca.certPem), dbPath, store, startController,
+    async token() {
+      return (await createToken(store, { ttlSeconds: 600 })).token;
+    },
+    async close() {
+      for (const rc of [...running]) await rc.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `pred` until it holds or `ms` pass; the failure names what was awaited. */
+export async function eventually<T>(what: string, pred: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await pred();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
