@@ -80,7 +80,9 @@ function checkHost(underlayIp: string, vtepMac: string): string | undefined {
   return undefined;
 }
 
-function checkSubnet(subnet: string, att: NetworkAttachment): string | undefined {
+type ParsedAttachment = { att: NetworkAttachment; network: Cidr; own: Cidr };
+
+function checkSubnet(subnet: string, p: ParsedAttachment): string | undefined {
   let c: Cidr;
   try {
     c = parseCidr(subnet);
@@ -88,9 +90,8 @@ function checkSubnet(subnet: string, att: NetworkAttachment): string | undefined
     return `subnet ${JSON.stringify(subnet)} is not a CIDR`;
   }
   if (networkOf(c).ip !== c.ip) return `subnet ${subnet} has host bits set`;
-  if (!cidrContains(parseCidr(att.networkCidr), c)) return `subnet ${subnet} is not inside network ${att.network}'s ${att.networkCidr}`;
-  const own = parseCidr(att.subnet);
-  if (cidrContains(own, c) || cidrContains(c, own)) return `subnet ${subnet} overlaps this host's ${att.subnet}`;
+  if (!cidrContains(p.network, c)) return `subnet ${subnet} is not inside network ${p.att.network}'s ${p.att.networkCidr}`;
+  if (cidrContains(p.own, c) || cidrContains(c, p.own)) return `subnet ${subnet} overlaps this host's ${p.att.subnet}`;
   return undefined;
 }
 
@@ -107,13 +108,15 @@ export function renderOverlay(topology: Topology, selfName: string, attachments:
   const fdbs = new Map<string, OverlayFdb>();
   const skipped: Skipped[] = [];
   const hosts = [...topology.hosts].filter((h) => h.name !== selfName).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const parsed: ParsedAttachment[] = attachments.map((att) => ({ att, network: parseCidr(att.networkCidr), own: parseCidr(att.subnet) }));
   for (const host of hosts) {
     const bad = checkHost(host.underlayIp, host.vtepMac);
-    for (const att of attachments) {
+    for (const p of parsed) {
+      const att = p.att;
       const subnet = host.subnets?.[att.network];
       if (subnet === undefined) continue;
       const skip = (reason: string) => skipped.push({ host: host.name, network: att.network, reason });
-      const why = bad ?? checkSubnet(subnet, att);
+      const why = bad ?? checkSubnet(subnet, p);
       if (why) {
         skip(why);
         continue;
