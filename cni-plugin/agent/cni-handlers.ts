@@ -302,7 +302,11 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
           if (tryLink(host, c.hostName)) {
             // an earlier ADD of this very attachment: done already (a retry), or left half-made by a crash
             const seen = inspect(host, ctr, c, ip);
-            if (seen.problems.length === 0) return buildResult(req, c, ip, seen.hostLink!, seen.ctrLink!, seen.routeDst!);
+            if (seen.problems.length === 0) {
+              // report again: a crash after the first ADD's pair but before its report would otherwise lose the endpoint
+              report('registered', { network: c.network, ip, containerId: c.containerId, ifname: c.ifname, labels: c.labels });
+              return buildResult(req, c, ip, seen.hostLink!, seen.ctrLink!, seen.routeDst!);
+            }
             log?.info({ problems: seen.problems }, `${context}: redoing a half-made attachment`);
             delLinkIfPresent(host, c.hostName);
           }
