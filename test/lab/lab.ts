@@ -6,8 +6,8 @@ import { buildLab, assertUnderlayMtu, createNetns, type NetnsRegistry } from './
 import { planLab, planNamespaces, containerNetnsName, type LabPlan, type LabSpec } from './plan';
 import { startProcess, type LabProcess, type SpawnOptions } from './procs';
 import { nsRun, type ExecOptions, type ExecResult } from './run';
-import { claimState, writeState, removeState, type LabState } from './state';
-import { destroyNamespaces, warnAboutLeftovers, type TeardownReport } from './teardown';
+import { claimState, writeState, readState, removeState, LabExistsError, type LabState } from './state';
+import { destroyLabByName, destroyNamespaces, warnAboutLeftovers, type TeardownReport } from './teardown';
 
 export type { LabSpec } from './plan';
 export type { LabProcess } from './procs';
@@ -70,7 +70,7 @@ export async function createLab(spec: LabSpec, opts: CreateOptions = {}): Promis
     processes: [],
     ready: false,
   };
-  claimState(state);
+  await claimName(state);
 
   const registry: NetnsRegistry = {
     willCreate(name) {
@@ -152,6 +152,31 @@ export async function createLab(spec: LabSpec, opts: CreateOptions = {}): Promis
     destroy,
   };
   return lab;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A test lab whose owner died (killed mid-run, before its teardown) still has
+ * its record; its name is free again once what the record names is removed.
+ * A persistent lab is only ever removed by an explicit `lab down`.
+ */
+async function claimName(state: LabState): Promise<void> {
+  try {
+    claimState(state);
+  } catch (e) {
+    const old = readState(state.name);
+    if (!(e instanceof LabExistsError) || !old || old.persistent || alive(old.ownerPid)) throw e;
+    warnAboutLeftovers(state.name, await destroyLabByName(state.name));
+    claimState(state);
+  }
 }
 
 /** Run fn with a fresh lab; the lab is destroyed whether fn returns or throws. */

@@ -167,8 +167,10 @@ export function startProcess(netns: string, cmd: string, args: string[], opts: S
   const pid = child.pid;
   const record: ProcessRecord = { pgid: pid, startTime: processStartTime(pid) ?? 0, cmd: [cmd, ...args].join(' ') };
   const nsIno = netnsInode(netns.includes('/') ? netns : `/run/netns/${netns}`);
-  installExitHook();
-  live.add(child);
+  if (dieWithParent) {
+    installExitHook();
+    live.add(child);
+  }
 
   let tail = '';
   const keep = (chunk: Buffer) => {
