@@ -54,10 +54,15 @@ export type WeftCniHandlers = CniHandlers & {
 
 const HOST_VETH_PREFIX = 'wv';
 
-/** The host end's name: stable for (containerId, ifname), 14 bytes, so DEL needs no state to find it. */
-export function hostVethName(containerId: string, ifname: string): string {
+/**
+ * The host end's name: stable for (network, containerId, ifname), 14 bytes,
+ * so DEL needs no state to find it. The network is part of it so that a
+ * confused ADD of the same ifname on another network can never take over
+ * (and delete) the first network's pair: it fails on the taken ifname instead.
+ */
+export function hostVethName(network: string, containerId: string, ifname: string): string {
   // 48 bits: a collision between two attachments on one host is ~n²/2^49, nothing at host scale
-  return HOST_VETH_PREFIX + createHash('sha256').update(`${containerId}\0${ifname}`).digest('hex').slice(0, 12);
+  return HOST_VETH_PREFIX + createHash('sha256').update(`${network}\0${containerId}\0${ifname}`).digest('hex').slice(0, 12);
 }
 
 // ---- request validation: everything is checked before the kernel is touched ----
@@ -142,7 +147,7 @@ function loadAddConf(deps: CniHandlerDeps, req: CniRequest): AddConf {
   const netns = requireNetns(req);
   return {
     network: att.network, att, containerId, ifname, netns, mtu,
-    hostName: hostVethName(containerId, ifname),
+    hostName: hostVethName(att.network, containerId, ifname),
     family: subnet.family,
     prefixLen: subnet.prefixLen,
     labels: labelsOf(req),
@@ -338,7 +343,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     const { containerId, ifname } = requireIds(req);
     // no attachment, netns or prevResult needed: DEL must clean up after anything, even a failed or absent ADD
     const network = req.config.network;
-    const hostName = hostVethName(containerId, ifname);
+    const hostName = hostVethName(network, containerId, ifname);
     const context = `DEL ${ifname} of container ${containerId} from network "${network}"`;
     const host = openHost();
     try {
@@ -409,7 +414,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       for (const a of deps.ipam.list(network)) {
         if (keepSet.has(`${a.containerId}\0${a.ifname}`)) continue;
         try {
-          delLinkIfPresent(host, hostVethName(a.containerId, a.ifname));
+          delLinkIfPresent(host, hostVethName(network, a.containerId, a.ifname));
         } catch (e) {
           // keep the address while its interface may still be in use
           failed.push({ containerId: a.containerId, ifname: a.ifname });
@@ -434,7 +439,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       for (const a of deps.ipam.list()) {
         // a namespace still mounted means a container the runtime still owns: its DEL or GC decides
         if (a.netns && existsSync(a.netns)) continue;
-        const name = hostVethName(a.containerId, a.ifname);
+        const name = hostVethName(a.network, a.containerId, a.ifname);
         const link = tryLink(host, name);
         if (link && link.kind === 'veth' && link.parentIndex !== undefined) continue; // kept alive by a process in the namespace
         if (link && link.kind === 'veth') {

@@ -111,7 +111,7 @@ describe('CNI handlers', () => {
   it('ADD creates the pair on the bridge, the address, lo up and a default route, and reports the endpoint', async () => {
     const c = container();
     const res = await h.add(request('ADD', nsPath(c), 'ctr-1', { args: { K8S_POD_NAMESPACE: 'shop', K8S_POD_NAME: 'web-0', 'weft.label.app': 'web' } }));
-    const hostName = hostVethName('ctr-1', 'eth0');
+    const hostName = hostVethName('blue', 'ctr-1', 'eth0');
     expect(hostName).toMatch(/^wv[0-9a-f]{12}$/);
 
     const hostEnd = hostLinks().find((l) => l.ifname === hostName)!;
@@ -174,7 +174,7 @@ describe('CNI handlers', () => {
     const first = await h.add(request('ADD', nsPath(c), 'ctr-1'));
     const again = await h.add(request('ADD', nsPath(c), 'ctr-1'));
     expect(again).toEqual(first);
-    expect(hostVeths()).toEqual([hostVethName('ctr-1', 'eth0')]);
+    expect(hostVeths()).toEqual([hostVethName('blue', 'ctr-1', 'eth0')]);
     expect(ipam.list()).toHaveLength(1);
   });
 
@@ -185,7 +185,7 @@ describe('CNI handlers', () => {
     const again = await h.add(request('ADD', nsPath(c), 'ctr-1'));
     expect(again.ips).toEqual([{ address: '10.99.0.2/24', gateway: '10.99.0.1', interface: 1 }]);
     expect(ctrRoutes(c)).toContain('default via 10.99.0.1 dev eth0');
-    expect(hostVeths()).toEqual([hostVethName('ctr-1', 'eth0')]);
+    expect(hostVeths()).toEqual([hostVethName('blue', 'ctr-1', 'eth0')]);
   });
 
   it('DEL removes the pair and the address, reports it, and a second DEL is fine', async () => {
@@ -283,7 +283,18 @@ describe('CNI handlers', () => {
     const res = await h.add(request('ADD', nsPath(c), 'ctr-1', { network: 'red', ifname: 'eth1' }));
     expect(res.routes).toEqual([{ dst: '10.98.0.0/16', gw: '10.98.0.1' }]);
     expect(ctrRoutes(c)).toEqual(expect.arrayContaining(['default via 10.99.0.1 dev eth0', '10.98.0.0/16 via 10.98.0.1 dev eth1']));
-    expect(hostLinks().find((l) => l.ifname === hostVethName('ctr-1', 'eth1'))?.master).toBe('weft.br2');
+    expect(hostLinks().find((l) => l.ifname === hostVethName('red', 'ctr-1', 'eth1'))?.master).toBe('weft.br2');
+  });
+
+  it('an ADD of the same ifname on another network fails and leaves the first network\'s pair alone', async () => {
+    const c = container();
+    await h.add(request('ADD', nsPath(c), 'ctr-1'));
+    const e = await thrownAsync(h.add(request('ADD', nsPath(c), 'ctr-1', { network: 'red' })));
+    expect(e.code).toBe(CNI_ERR.INVALID_ENV);
+    expect(e.message).toContain('eth0 already exists');
+    expect(hostVeths()).toEqual([hostVethName('blue', 'ctr-1', 'eth0')]);
+    expect(ipam.list().map((a) => a.network)).toEqual(['blue']);
+    await h.check(request('CHECK', nsPath(c), 'ctr-1'));
   });
 
   it('CHECK passes on a good attachment and names what is wrong when the route is gone', async () => {
@@ -299,7 +310,7 @@ describe('CNI handlers', () => {
     expect(e.code).toBe(ERR_CHECK_MISMATCH);
     expect(e.message).toContain('no route via gateway 10.99.0.1');
 
-    execFileSync('ip', ['-n', hostNs, 'link', 'set', hostVethName('ctr-1', 'eth0'), 'nomaster']);
+    execFileSync('ip', ['-n', hostNs, 'link', 'set', hostVethName('blue', 'ctr-1', 'eth0'), 'nomaster']);
     const e2 = await thrownAsync(h.check(request('CHECK', nsPath(c), 'ctr-1')));
     expect(e2.message).toContain('not a port of bridge weft.br1');
 
@@ -333,7 +344,7 @@ describe('CNI handlers', () => {
     expect(ipam.list()).toHaveLength(3);
 
     await h.gc(request('GC', '', '', { conf: { validAttachments: [{ containerID: 'ctr-a', ifname: 'eth0' }] } }));
-    expect(hostVeths()).toEqual([hostVethName('ctr-a', 'eth0'), hostVethName('ctr-b', 'eth1')].sort());
+    expect(hostVeths()).toEqual([hostVethName('blue', 'ctr-a', 'eth0'), hostVethName('red', 'ctr-b', 'eth1')].sort());
     expect(ipam.list().map((x) => `${x.network}:${x.containerId}/${x.ifname}`)).toEqual(['blue:ctr-a/eth0', 'red:ctr-b/eth1']);
     expect(ctrAddrs(b)).toEqual(['lo 127.0.0.1/8', 'eth1 10.98.0.2/24']);
     await tick();
@@ -347,7 +358,7 @@ describe('CNI handlers', () => {
     // an agent that crashed between allocating and creating the pair
     ipam.allocate('blue', BLUE.subnet, BLUE.gateway, 'ctr-crashed', 'eth0', { netns: '/run/netns/wtc-long-gone' });
     removeTestNetns(b);
-    await expect.poll(hostVeths, { timeout: 5000 }).toEqual([hostVethName('ctr-a', 'eth0')]);
+    await expect.poll(hostVeths, { timeout: 5000 }).toEqual([hostVethName('blue', 'ctr-a', 'eth0')]);
     const rep = await h.gcOrphans();
     expect(rep.released.map((r) => r.containerId).sort()).toEqual(['ctr-b', 'ctr-crashed']);
     expect(ipam.list().map((x) => x.containerId)).toEqual(['ctr-a']);
