@@ -16,7 +16,6 @@
 // Run: npm run bench -- controller
 // Knobs (env): WEFT_BENCH_REPS (5), WEFT_BENCH_ALLOCS (2000), WEFT_BENCH_HOSTS (1000),
 // WEFT_BENCH_EVENTS (10), WEFT_BENCH_WATCHER_PROCS (4), WEFT_BENCH_MODE (mtls|insecure),
-// WEFT_BENCH_CONTROLLER (daemon|standin; default: the daemon if the build has it),
 // WEFT_BENCH_ONLY (alloc|fanout: one half only, no JSON line).
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +24,7 @@ import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
 import { startEtcd, type EtcdInstance } from '../helpers/etcd';
 import { measureRound, prepareAllocStore, type Op } from './controller/alloc';
-import { pickController, runFanout, type FanoutResult } from './controller/fanout';
+import { runFanout, type FanoutResult } from './controller/fanout';
 import { installCleanup, removeDir, stopAll, tempDir } from './controller/procs';
 import type { Mode } from './controller/protocol';
 import { quantile, round, spread, stats, table, type Stats } from './controller/stats';
@@ -123,7 +122,7 @@ function printFanout(f: FanoutResult): { lat: number[]; p50: number; p99: number
   const reply = stats(f.registerReplyMs);
   console.log('');
   console.log(table(['fan-out', 'value'], [
-    ['controller process', f.controller === 'daemon' ? 'weft controller (dist/weft.mjs)' : 'stand-in (test/bench/controller/standin.ts: same service, flags, CA; no election/metrics)'],
+    ['controller process', 'weft controller (dist/weft.mjs), SQLite store'],
     ['transport', f.mode === 'mtls' ? 'mTLS, one client certificate, channel and connection per host' : 'INSECURE loopback (no TLS), one channel and connection per host'],
     ['watchers (WatchTopology streams)', `${f.hosts} in ${f.procs} processes`],
     ['events measured (after 1 warm-up)', `${f.events} x ${f.hosts} = ${lat.length} deliveries, all verified`],
@@ -135,17 +134,18 @@ function printFanout(f: FanoutResult): { lat: number[]; p50: number; p99: number
     ['controller RSS idle / with watchers / after events', `${f.rss.idleMb} / ${f.rss.watchersMb} / ${f.rss.afterEventsMb} MB`],
     ['controller peak RSS (VmHWM, snapshot burst)', `${f.rss.peakMb} MB`],
     ['RSS per watcher (with - idle) / hosts', `${round(((f.rss.watchersMb - f.rss.idleMb) * 1024) / f.hosts)} kB`],
+    ['CPU per event: controller / watcher processes', `${round(f.cpuPerEventMs.controller)} / ${round(f.cpuPerEventMs.watchers)} ms`],
+    ['setup: register all hosts / all snapshots delivered', `${round(f.setup.registerMs / 1000)} s / ${round(f.setup.watchMs / 1000)} s`],
   ]));
   return { lat, p50, p99, max };
 }
 
 async function main(): Promise<void> {
   const loadBefore = round(loadavg()[0], 2);
-  const controller = pickController();
   console.log(`controller bench: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model.trim()}), load ${loadBefore}`);
 
   if (ONLY === 'fanout') {
-    printFanout(await runFanout({ hosts: HOSTS, events: EVENTS, procs: PROCS, mode: MODE, controller, log: (s) => console.log(s) }));
+    printFanout(await runFanout({ hosts: HOSTS, events: EVENTS, procs: PROCS, mode: MODE, log: (s) => console.log(s) }));
     return;
   }
   const t0 = Date.now();
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
   console.log('');
   const loadFanout = round(loadavg()[0], 2);
   const t1 = Date.now();
-  const fan = await runFanout({ hosts: HOSTS, events: EVENTS, procs: PROCS, mode: MODE, controller, log: (s) => console.log(s) });
+  const fan = await runFanout({ hosts: HOSTS, events: EVENTS, procs: PROCS, mode: MODE, log: (s) => console.log(s) });
   const f = printFanout(fan);
   console.log(`(fan-out took ${Math.round((Date.now() - t1) / 1000)} s)`);
   console.log('');
@@ -179,7 +179,10 @@ async function main(): Promise<void> {
     rss_after_events_mb: fan.rss.afterEventsMb,
     rss_peak_mb: fan.rss.peakMb,
     mode: fan.mode,
-    controller: fan.controller,
+    controller: 'weft controller (dist/weft.mjs), sqlite',
+    rss_per_watcher_kb: round(((fan.rss.watchersMb - fan.rss.idleMb) * 1024) / HOSTS),
+    cpu_per_event_ms: { controller: round(fan.cpuPerEventMs.controller), watchers: round(fan.cpuPerEventMs.watchers) },
+    setup_s: { certs: round(fan.setup.certsMs / 1000), register: round(fan.setup.registerMs / 1000), all_snapshots: round(fan.setup.watchMs / 1000) },
     watcher_procs: PROCS,
     allocs_per_round: ALLOCS,
     alloc_per_s_sqlite: Math.round(s('sqlite_alloc_x1').median),

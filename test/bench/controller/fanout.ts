@@ -26,12 +26,9 @@ const FANOUT_CONFIG = {
   leaseTtlSeconds: 3600,
 };
 
-export type Controller = 'daemon' | 'standin';
-
-export type FanoutOptions = { hosts: number; events: number; procs: number; mode: Mode; controller: Controller; log: (s: string) => void };
+export type FanoutOptions = { hosts: number; events: number; procs: number; mode: Mode; log: (s: string) => void };
 
 export type FanoutResult = {
-  controller: Controller;
   mode: Mode;
   hosts: number;
   events: number;
@@ -45,20 +42,11 @@ export type FanoutResult = {
   warmupLastArrivalMs: number;
   rss: { idleMb: number; watchersMb: number; afterEventsMb: number; peakMb: number };
   setup: { certsMs: number; registerMs: number; watchMs: number };
+  /** CPU time per measured event, from /proc: who did the work on the shared cores */
+  cpuPerEventMs: { controller: number; watchers: number };
 };
 
-/** The real daemon when the build has it, else the stand-in (WEFT_BENCH_CONTROLLER forces one). */
-export function pickController(): Controller {
-  const forced = process.env.WEFT_BENCH_CONTROLLER;
-  if (forced === 'daemon' || forced === 'standin') return forced;
-  const bin = join(root, 'dist', 'weft.mjs');
-  if (!existsSync(bin)) return 'standin';
-  try {
-    return /\bcontroller\b/.test(execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' })) ? 'daemon' : 'standin';
-  } catch {
-    return 'standin';
-  }
-}
+const WEFT = join(root, 'dist', 'weft.mjs');
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -78,13 +66,20 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 const mb = (kb: number) => Math.round(kb / 102.4) / 10;
 
-function startController(kind: Controller, mode: Mode, dataDir: string, port: number, metricsPort: number): { child: ChildProcess; output: () => string } {
+/** utime + stime of a process, in ms. */
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+function cpuMs(pid: number): number {
+  // the command name (field 2) may hold spaces; count fields after its closing parenthesis
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
+function startController(mode: Mode, dataDir: string, port: number, metricsPort: number): { child: ChildProcess; output: () => string } {
+  if (!existsSync(WEFT)) throw new Error(`${WEFT} is missing: run npm run build (npm run bench does)`);
   const flags = ['--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', 'warn'];
   if (mode === 'insecure') flags.push('--insecure');
-  const args = kind === 'daemon'
-    ? [join(root, 'dist', 'weft.mjs'), 'controller', ...flags]
-    : ['--import', 'tsx', join(here, 'standin.ts'), ...flags];
-  const child = startChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: root });
+  const child = startChild(process.execPath, [WEFT, 'controller', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root });
   let out = '';
   const keep = (b: Buffer) => { out = (out + b.toString()).slice(-8000); };
   child.stdout!.on('data', keep);
@@ -151,7 +146,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
 
     const [port, metricsPort] = [await freePort(), await freePort()];
     const target = `127.0.0.1:${port}`;
-    ctl = startController(o.controller, o.mode, dataDir, port, metricsPort);
+    ctl = startController(o.mode, dataDir, port, metricsPort);
     const pid = ctl.child.pid!;
     const admin = await callerFor('admin', target, o.mode, ca);
     callers.push(admin);
@@ -167,7 +162,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
       }
     }
     const idleKb = statusKb(pid, 'VmRSS');
-    o.log(`controller (${o.controller}, pid ${pid}, ${o.mode}) up on ${target}; RSS idle ${mb(idleKb)} MB`);
+    o.log(`weft controller (pid ${pid}, ${o.mode}) up on ${target}; RSS idle ${mb(idleKb)} MB`);
 
     // ---- the simulated hosts: register, then watch ----
     for (let p = 0; p < o.procs; p++) procs.push(startWatcherProc());
@@ -193,18 +188,25 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     const lastArrivalMs: number[] = [];
     const registerReplyMs: number[] = [];
     let warmupLastArrivalMs = NaN;
+    const cpu = { controller: 0, watchers: 0 };
+    const watcherCpu = () => procs.reduce((sum, p) => sum + cpuMs(p.child.pid!), 0);
     for (let k = 0; k <= o.events; k++) {
       const name = `new-${k}`;
       const c = await callerFor(name, target, o.mode, ca);
       callers.push(c);
       await unary(c, 'GetStatus', {}); // connection and handshake happen before the clock starts
       await new Promise((r) => setTimeout(r, 200)); // quiet before each event
+      const cpu0 = { controller: cpuMs(pid), watchers: watcherCpu() };
       const t0 = process.hrtime.bigint();
       const reply = await unary(c, 'RegisterHost', hostRequest(name, o.hosts + k));
       const t1 = process.hrtime.bigint();
       const want = reply.host.subnets.map((s: any) => `${s.network}:${s.subnet}`).join(',');
       if (!want) throw new Error(`RegisterHost ${name} returned no subnet`);
       const replies = await Promise.all(procs.map((p) => p.ask<Extract<FromChild, { ok: 'collected' }>>({ cmd: 'collect', host: name, timeoutMs: 30_000 }, 35_000)));
+      if (k > 0) {
+        cpu.controller += cpuMs(pid) - cpu0.controller;
+        cpu.watchers += watcherCpu() - cpu0.watchers;
+      }
       const arrivals: Arrival[] = replies.flatMap((r) => r.arrivals);
       const missing = arrivals.filter((a): a is Extract<Arrival, { missing: string }> => 'missing' in a);
       if (arrivals.length !== o.hosts || missing.length > 0) {
@@ -228,10 +230,11 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     const afterKb = statusKb(pid, 'VmRSS');
     const peakKb = statusKb(pid, 'VmHWM');
     return {
-      controller: o.controller, mode: o.mode, hosts: o.hosts, events: o.events, procs: o.procs,
+      mode: o.mode, hosts: o.hosts, events: o.events, procs: o.procs,
       latenciesMs, lastArrivalMs, registerReplyMs, warmupLastArrivalMs,
       rss: { idleMb: mb(idleKb), watchersMb: mb(watchersKb), afterEventsMb: mb(afterKb), peakMb: mb(peakKb) },
       setup: { certsMs, registerMs: setupMs, watchMs },
+      cpuPerEventMs: { controller: cpu.controller / o.events, watchers: cpu.watchers / o.events },
     };
   } finally {
     for (const c of callers) c.client.close();
