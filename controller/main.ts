@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { relative, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -229,7 +230,9 @@ function announce(
   const { config } = a;
   const reachable = config.advertise[0] ?? (['0.0.0.0', '::'].includes(config.listen.host) ? hostname() : config.listen.host);
   const server = formatHostPort({ host: reachable, port: a.grpcPort });
-  const storeFlags = config.storeUrl.startsWith('sqlite:') ? `--data-dir ${config.dataDir}` : `--data-dir ${config.dataDir} --store ${config.storeUrl}`;
+  const dataDir = resolve(config.dataDir);
+  const storeFlags = config.storeUrl.startsWith('sqlite:') ? `--data-dir ${dataDir}` : `--data-dir ${dataDir} --store ${config.storeUrl}`;
+  const tokenCommand = `${selfCommand()} token create ${storeFlags}`;
   const hash = caCertHash(a.ca);
   log.info(
     {
@@ -240,8 +243,16 @@ function announce(
     'controller listening',
   );
   log.info(
-    { tokenCommand: `weft token create ${storeFlags}`, agentCommand: `weft agent --server ${server} --token <token> --ca-cert-hash ${hash}` },
-    `to join a host: run "weft token create ${storeFlags}" here, then on the host: ` +
+    { tokenCommand, agentCommand: `weft agent --server ${server} --token <token> --ca-cert-hash ${hash}` },
+    `to join a host: run "${tokenCommand}" here, then on the host: ` +
       `weft agent --server ${server} --token <token> --ca-cert-hash ${hash}`,
   );
+}
+
+/** How the operator runs this same command here: `weft` once installed, else the bundle from a checkout (npm start). */
+function selfCommand(): string {
+  const script = process.argv[1] ?? '';
+  if (!script.endsWith('.mjs') && !script.endsWith('.js')) return 'weft';
+  const rel = relative(process.cwd(), script);
+  return `node ${rel.startsWith('..') ? script : rel}`;
 }

@@ -53,7 +53,7 @@ export async function startDaemon(opts: { dataDir: string; args?: string[] }): P
   const child = spawn(process.execPath, [
     WEFT, 'controller', '--data-dir', opts.dataDir,
     '--listen', `127.0.0.1:${grpcPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, ...(opts.args ?? []),
-  ], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
+  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
   running.add(child);
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();

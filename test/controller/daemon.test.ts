@@ -1,6 +1,7 @@
 // The controller as operators run it: the built `weft controller` process on
 // the embedded SQLite store, joined by a host with a token from `weft token
 // create`, scraped over HTTP, and stopped with SIGTERM.
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,12 +11,23 @@ import { clientCredentials } from '../../controller/pki';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import { createToken } from '../../controller/tokens';
 import {
-  type Daemon, type Client, call, client, codeOf, httpGet, killAllDaemons, metric, readCa, startDaemon, watch, weft,
+  ROOT, type Daemon, type Client, call, cleanEnv, client, codeOf, httpGet, killAllDaemons, metric, readCa, startDaemon, watch, weft,
 } from './daemon-process';
 
 let tmp: string;
 let d: Daemon;
 const clients: Client[] = [];
+
+/** Runs a command line through the shell from the repository root, as an operator pasting it would. */
+function sh(cmd: string): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', cmd], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: cleanEnv() });
+    let stdout = '';
+    child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout }));
+  });
+}
 
 const hostKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
@@ -105,9 +117,13 @@ describe('weft controller: serving', () => {
     expect((await httpGet(d.metricsPort, '/nope')).status).toBe(404);
   });
 
-  it('logs where it listens and the exact commands to join a host', () => {
+  it('logs where it listens and the exact commands to join a host; the token command works as printed', async () => {
     const how = d.logs.find((l) => typeof l.agentCommand === 'string')!;
-    expect(how.tokenCommand).toBe(`weft token create --data-dir ${d.dataDir}`);
+    // Started from the checkout (as npm start does), so the command names the bundle.
+    expect(how.tokenCommand).toBe(`node dist/weft.mjs token create --data-dir ${d.dataDir}`);
+    const ran = await sh(how.tokenCommand as string);
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}\n$/);
     expect(how.agentCommand).toMatch(new RegExp(`^weft agent --server \\S+:${d.grpcPort} --token <token> --ca-cert-hash sha256:[0-9a-f]{64}$`));
     expect(d.logs.find((l) => l.msg === 'controller listening')).toMatchObject({ grpc: `127.0.0.1:${d.grpcPort}`, tls: true });
     expect(d.logs.some((l) => l.msg === 'elected leader')).toBe(true);
@@ -119,7 +135,7 @@ describe('weft controller: serving', () => {
     const token = t.stdout.trim();
     expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     const listed = await weft(['token', 'list', '--data-dir', d.dataDir, '--json']);
-    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: token.split('.')[0], description: 'daemon test' })]);
+    expect(JSON.parse(listed.stdout)).toContainEqual(expect.objectContaining({ id: token.split('.')[0], description: 'daemon test' }));
 
     const joined = await joinHost('node-a', token);
     expect(joined.caPem).toBe(readCa(d.dataDir));
