@@ -130,6 +130,10 @@ export function connectController(o: ConnectOptions): ControllerClient {
     // Find a controller that vanished without closing the connection (host crash, partition).
     'grpc.keepalive_time_ms': 20_000,
     'grpc.keepalive_timeout_ms': 10_000,
+    // grpc-js's own reconnect backoff grows to 2 minutes by default: an agent would then notice a returned
+    // controller long after our 10 s cap. Keep the channel's cap at ours.
+    'grpc.initial_reconnect_backoff_ms': 250,
+    'grpc.max_reconnect_backoff_ms': o.backoff?.maxMs ?? 10_000,
     ...o.channelOptions,
   });
   const channel = client.getChannel();
