@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLab, withLab, type Lab, type LabSpec } from './lab';
 import { statePath } from './state';
+import { planLab, planLinkNames } from './plan';
 
 let seq = 0;
 /** Lab names unique to this test process, so parallel runs never meet. */
@@ -19,6 +20,12 @@ function spec(name: string): LabSpec {
   return { name, datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1', 'h2'] }, { name: 'b', hosts: ['h3'] }] }], controller: true };
 }
 
+// Other test files create and remove namespaces and links at the same time,
+// so "nothing left" is checked on what could be the lab's: namespaces with
+// this process's lab prefix, root links with a lab link name, root veths
+// whose peer sits in a lab namespace.
+const OUR_PREFIX = `wt-t${process.pid.toString(36)}-`;
+
 function netnsList(): string[] {
   return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
     .split('\n')
@@ -27,9 +34,25 @@ function netnsList(): string[] {
     .sort();
 }
 
-function rootLinks(): string[] {
-  const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string; ifindex: number }>;
-  return links.map((l) => `${l.ifindex}:${l.ifname}`).sort();
+function ourNetns(): string[] {
+  return netnsList().filter((n) => n.startsWith(OUR_PREFIX));
+}
+
+function rootLinks(): Array<{ ifname: string; link_netnsid?: number; linkinfo?: { info_kind?: string } }> {
+  return JSON.parse(execFileSync('ip', ['-j', '-d', 'link', 'show'], { encoding: 'utf8' }));
+}
+
+/** Root links that belong to the lab: by name, or a veth peered into one of its namespaces. */
+function rootLinksOfLab(lab: Lab): string[] {
+  const names = new Set(planLinkNames(lab.plan));
+  const ids = new Set(
+    (JSON.parse(execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }) || '[]') as Array<{ name: string; id?: number }>)
+      .filter((n) => n.name.startsWith(lab.plan.prefix) && n.id !== undefined)
+      .map((n) => n.id),
+  );
+  return rootLinks()
+    .filter((l) => names.has(l.ifname) || (l.link_netnsid !== undefined && ids.has(l.link_netnsid)))
+    .map((l) => l.ifname);
 }
 
 function alive(pid: number): boolean {
@@ -104,6 +127,7 @@ describe('a lab of two racks, three hosts and a controller', () => {
     }
     expect(lab.controller).toEqual({ netns: expect.stringMatching(/^wt-/), ip: '172.31.0.10' });
     for (const ns of lab.namespaces()) expect(ns.startsWith(`wt-${lab.name}.`)).toBe(true);
+    expect(rootLinksOfLab(lab)).toEqual([]);
   });
 
   it('pings within a rack without an L3 hop and across racks through the router', () => {
@@ -222,10 +246,9 @@ describe('a lab of two racks, three hosts and a controller', () => {
 
 describe('lab teardown', () => {
   it('leaves no namespace, link, process or record behind, and can run twice', async () => {
-    const nsBefore = netnsList();
-    const linksBefore = rootLinks();
+    const nsBefore = ourNetns();
     const lab = await createLab(spec(labName()));
-    expect(rootLinks()).toEqual(linksBefore); // nothing of the lab ever sits in the root namespace
+    expect(rootLinksOfLab(lab)).toEqual([]); // nothing of the lab ever sits in the root namespace
     const server = lab.spawn(lab.hosts[2].netns, 'sleep', ['300']);
     const container = lab.addContainerNetns(lab.hosts[0], 'c9');
     const grandchild = lab.spawn(container, 'sh', ['-c', 'sleep 300 & echo $!; wait']);
@@ -239,8 +262,9 @@ describe('lab teardown', () => {
     expect(report.errors).toEqual([]);
     expect(report.strangers).toEqual([]);
     expect(downMs).toBeLessThan(5000);
-    expect(netnsList()).toEqual(nsBefore);
-    expect(rootLinks()).toEqual(linksBefore);
+    expect(ourNetns()).toEqual(nsBefore);
+    expect(netnsList().filter((n) => n.startsWith(lab.plan.prefix))).toEqual([]);
+    expect(rootLinksOfLab(lab)).toEqual([]);
     for (const pid of [server.pid, grandchild.pid, gc]) await waitFor(() => !alive(pid), `pid ${pid} to exit`, 3000);
     expect(existsSync(statePath(lab.name))).toBe(false);
     await lab.destroy(); // idempotent
@@ -248,20 +272,19 @@ describe('lab teardown', () => {
 
   it('cleans up after a create that fails halfway, and leaves a namespace it did not make', async () => {
     const name = labName();
-    const nsBefore = netnsList();
-    const linksBefore = rootLinks();
+    const nsBefore = ourNetns();
     // a namespace already holding the name of the last host: the real kernel refuses the lab there
     const squatter = `wt-${name}.h3`;
     execFileSync('ip', ['netns', 'add', squatter]);
     try {
       await expect(createLab(spec(name))).rejects.toThrow(/netns add/);
-      expect(netnsList()).toEqual([...nsBefore, squatter].sort());
-      expect(rootLinks()).toEqual(linksBefore);
+      expect(ourNetns()).toEqual([...nsBefore, squatter].sort());
+      expect(rootLinksOfLab({ plan: planLab(spec(name)) } as Lab)).toEqual([]);
       expect(existsSync(statePath(name))).toBe(false);
     } finally {
       execFileSync('ip', ['netns', 'del', squatter]);
     }
-    expect(netnsList()).toEqual(nsBefore);
+    expect(ourNetns()).toEqual(nsBefore);
   });
 
   it('refuses a second lab of the same name while the first is up', async () => {
@@ -272,21 +295,21 @@ describe('lab teardown', () => {
   });
 
   it('is removed by `lab down` from another process, processes included', async () => {
-    const nsBefore = netnsList();
+    const nsBefore = ourNetns();
     const lab = await createLab(spec(labName()));
     const sleeper = lab.spawn(lab.hosts[1].netns, 'sleep', ['300']);
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/lab/cli.ts', 'down', lab.name], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     await sleeper.wait();
     expect(alive(sleeper.pid)).toBe(false);
-    expect(netnsList()).toEqual(nsBefore);
+    expect(ourNetns()).toEqual(nsBefore);
     await lab.destroy(); // the owner's teardown finds nothing left and does not fail
   });
 });
 
 describe('two labs at once', () => {
   it('coexist with the same addresses, isolated, and removing one leaves the other working', async () => {
-    const nsBefore = netnsList();
+    const nsBefore = ourNetns();
     const a = await createLab(spec(labName()));
     try {
       const b = await createLab(spec(labName()));
@@ -307,7 +330,7 @@ describe('two labs at once', () => {
     } finally {
       await a.destroy();
     }
-    expect(netnsList()).toEqual(nsBefore);
+    expect(ourNetns()).toEqual(nsBefore);
   });
 });
 
@@ -318,7 +341,7 @@ describe('npm run lab', () => {
     const file = join(dir, 'spec.json');
     writeFileSync(file, JSON.stringify(spec(name)));
     const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'test/lab/cli.ts', ...args], { encoding: 'utf8' });
-    const nsBefore = netnsList();
+    const nsBefore = ourNetns();
     try {
       const up = cli('up', file);
       expect(up.status, up.stderr).toBe(0);
@@ -331,7 +354,7 @@ describe('npm run lab', () => {
       const down = cli('down', name);
       expect(down.status, down.stderr).toBe(0);
     }
-    expect(netnsList()).toEqual(nsBefore);
+    expect(ourNetns()).toEqual(nsBefore);
     expect(cli('status').stdout).not.toContain(name);
   });
 });

@@ -225,3 +225,18 @@ export const DEFAULT_SPEC: LabSpec = {
   datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1', 'h2'] }, { name: 'b', hosts: ['h3'] }] }],
   controller: true,
 };
+
+/** Every link name the plan creates (inside lab namespaces; a name in the root namespace would be a leak). */
+export function planLinkNames(plan: LabPlan): string[] {
+  const names = new Set<string>();
+  for (const r of plan.routers) {
+    names.add(r.wanIf).add(r.peerIf);
+    for (const k of r.racks) names.add(k.bridge).add(k.routerIf).add(k.fabricPort);
+  }
+  for (const h of plan.hosts) names.add(h.fabricPort);
+  if (plan.controller) {
+    const c = plan.controller;
+    names.add(c.bridge).add(c.fabricPort).add(c.wanIf).add(c.wanFabricPort);
+  }
+  return [...names];
+}
