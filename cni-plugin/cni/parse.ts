@@ -310,7 +310,8 @@ const SINCE: Partial<Record<CniCommand, string>> = { CHECK: '0.4.0', STATUS: '1.
 
 export function parseConfig(command: CniCommand, stdin: Buffer | string): WeftNetConf {
   const o = decode(stdin);
-  if (!isObject(o)) return fail(CNI_ERR.INVALID_CONFIG, 'network configuration must be a JSON object');
+  // The shim's answer for the same input, so both ends agree.
+  if (!isObject(o)) return fail(CNI_ERR.DECODE_FAILURE, 'network configuration on stdin is not a JSON object');
   const cniVersion = parseVersion(o.cniVersion, 'cniVersion');
   const since = SINCE[command];
   if (since && compareVersions(cniVersion, since) < 0) {

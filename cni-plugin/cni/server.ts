@@ -99,6 +99,7 @@ function readFrame(sock: Socket, timeoutMs: number): Promise<Frame> {
       sock.off('data', onData);
       sock.off('end', onEnd);
       sock.off('error', onError);
+      sock.off('close', onClose);
       if (err) reject(err);
       else resolve(frame as Frame);
     };
@@ -113,6 +114,7 @@ function readFrame(sock: Socket, timeoutMs: number): Promise<Frame> {
     };
     const onEnd = (): void => done(new FrameError(CNI_ERR.DECODE_FAILURE, 'request ended before it was complete'));
     const onError = (e: Error): void => done(e);
+    const onClose = (): void => done(new Error('connection closed before the request was complete'));
     const timer = setTimeout(
       () => done(new FrameError(CNI_ERR.DECODE_FAILURE, `request not received in full within ${timeoutMs} ms`)),
       timeoutMs,
@@ -120,6 +122,7 @@ function readFrame(sock: Socket, timeoutMs: number): Promise<Frame> {
     sock.on('data', onData);
     sock.on('end', onEnd);
     sock.on('error', onError);
+    sock.on('close', onClose);
   });
 }
 

@@ -42,7 +42,7 @@
 #define SUPPORTED_JSON "[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
 
 /* CNI error codes the shim produces itself (names as in cni/types.ts). */
-enum { ERR_INVALID_ENV = 4, ERR_IO_FAILURE = 5, ERR_INVALID_CONFIG = 7, ERR_TRY_AGAIN_LATER = 11 };
+enum { ERR_INVALID_ENV = 4, ERR_IO_FAILURE = 5, ERR_DECODE_FAILURE = 6, ERR_INVALID_CONFIG = 7, ERR_TRY_AGAIN_LATER = 11 };
 
 static const char *const ENV_KEYS[] = {
     "CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH",
@@ -291,49 +291,56 @@ static int skip_value(cur_t *c) {
 }
 
 /* Finds the last top-level string member named key (JSON.parse keeps the
- * last of duplicates, so the agent will too). Returns 1 and fills out if found. */
+ * last of duplicates, so the agent will too). Returns 1 and fills out if
+ * found, 0 if not, -1 if stdin is not even shaped like one JSON object: then
+ * the agent socket cannot be known, and the shim answers for itself. */
 static int config_string(const char *json, size_t len, const char *key, char *out, size_t cap) {
   cur_t c = {json, json + len};
   char name[64];
   int found = 0;
   skip_ws(&c);
-  if (c.p >= c.end || *c.p != '{') return 0;
+  if (c.p >= c.end || *c.p != '{') return -1;
   c.p++;
   skip_ws(&c);
-  if (c.p < c.end && *c.p == '}') return 0;
-  for (;;) {
-    skip_ws(&c);
-    cur_t key_at = c;
-    if (!scan_string(&c, name, sizeof name)) {
-      /* a key longer than any we look for: skip it */
-      c = key_at;
-      if (!scan_string(&c, NULL, 0)) return found;
-      name[0] = '\0';
-    }
-    skip_ws(&c);
-    if (c.p >= c.end || *c.p != ':') return found;
+  if (c.p < c.end && *c.p == '}') {
     c.p++;
-    skip_ws(&c);
-    if (strcmp(name, key) == 0) {
+  } else {
+    for (;;) {
+      skip_ws(&c);
+      cur_t key_at = c;
+      if (!scan_string(&c, name, sizeof name)) {
+        /* a key longer than any we look for: skip it */
+        c = key_at;
+        if (!scan_string(&c, NULL, 0)) return -1;
+        name[0] = '\0';
+      }
+      skip_ws(&c);
+      if (c.p >= c.end || *c.p != ':') return -1;
+      c.p++;
+      skip_ws(&c);
       cur_t val_at = c;
-      if (c.p < c.end && *c.p == '"' && scan_string(&c, out, cap)) {
+      if (strcmp(name, key) == 0 && c.p < c.end && *c.p == '"' && scan_string(&c, out, cap)) {
         found = 1;
       } else {
-        /* present but not a string (or too long): not ours to judge */
-        found = 0;
+        /* not it, or present but not a usable string: the agent judges that */
+        if (strcmp(name, key) == 0) found = 0;
         c = val_at;
-        if (!skip_value(&c)) return 0;
+        if (!skip_value(&c)) return -1;
       }
-    } else if (!skip_value(&c)) {
-      return found;
+      skip_ws(&c);
+      if (c.p < c.end && *c.p == ',') {
+        c.p++;
+        continue;
+      }
+      if (c.p < c.end && *c.p == '}') {
+        c.p++;
+        break;
+      }
+      return -1;
     }
-    skip_ws(&c);
-    if (c.p < c.end && *c.p == ',') {
-      c.p++;
-      continue;
-    }
-    return found;
   }
+  skip_ws(&c);
+  return c.p == c.end ? found : -1;
 }
 
 /* ---- stdin ---------------------------------------------------------------- */
@@ -461,10 +468,8 @@ int main(void) {
   char sock[4096];
 
   int rs = read_stdin(&in);
-  if (in.len > 0) {
-    char v[sizeof version];
-    if (config_string(in.p, in.len, "cniVersion", v, sizeof v) && v[0]) memcpy(version, v, sizeof v);
-  }
+  char v[sizeof version];
+  if (rs == 0 && config_string(in.p, in.len, "cniVersion", v, sizeof v) == 1 && v[0]) memcpy(version, v, sizeof v);
   const char *cmd = getenv("CNI_COMMAND");
 
   /* VERSION needs neither a valid config nor an agent. */
@@ -488,7 +493,10 @@ int main(void) {
   if (rs == 1) return cni_error(version, ERR_IO_FAILURE, "network configuration on stdin is larger than 1 MiB", NULL);
   if (rs < 0) return cni_error(version, ERR_IO_FAILURE, "failed to read the network configuration from stdin", strerror(errno));
 
-  if (!config_string(in.p, in.len, "agentSocket", sock, sizeof sock) || !sock[0]) strcpy(sock, DEFAULT_SOCKET);
+  int has_sock = config_string(in.p, in.len, "agentSocket", sock, sizeof sock);
+  if (has_sock < 0)
+    return cni_error(version, ERR_DECODE_FAILURE, "network configuration on stdin is not a JSON object", NULL);
+  if (has_sock == 0 || !sock[0]) strcpy(sock, DEFAULT_SOCKET);
   if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return cni_error(version, ERR_INVALID_CONFIG, "agentSocket is longer than a unix socket path may be", sock);
 
