@@ -16,6 +16,7 @@ have wg             || need+=(wireguard-tools)
 have iperf3         || need+=(iperf3)
 have tcpdump        || need+=(tcpdump)
 have ping           || need+=(iputils-ping)
+have ethtool        || need+=(ethtool)
 have cc             || need+=(gcc libc6-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
