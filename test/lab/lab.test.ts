@@ -307,6 +307,31 @@ describe('lab teardown', () => {
   });
 });
 
+describe('two datacenters', () => {
+  it('joins them through the WAN router: three routers between datacenters, one between racks', async () => {
+    const twoDc: LabSpec = {
+      name: labName(),
+      datacenters: [
+        { name: 'east', racks: [{ name: 'a', hosts: ['e1'] }, { name: 'b', hosts: ['e2'] }] },
+        { name: 'west', racks: [{ name: 'a', hosts: ['w1'] }] },
+      ],
+      controller: true,
+    };
+    await withLab(twoDc, (lab) => {
+      const [e1, e2, w1] = lab.hosts;
+      expect([e1.datacenter, w1.datacenter, w1.rack]).toEqual(['east', 'west', 'a']);
+      expect(ttlOf(ping(lab, e1.netns, e2.underlayIp).stdout)).toBe(63);
+      const wan = ping(lab, e1.netns, w1.underlayIp);
+      expect(wan.status, wan.stdout + wan.stderr).toBe(0);
+      expect(ttlOf(wan.stdout)).toBe(61); // east router, WAN router, west router
+      for (const h of lab.hosts) expect(ping(lab, h.netns, lab.controller!.ip).status).toBe(0);
+      // the WAN router holds routes to every rack of both datacenters and nothing else
+      const wanRoutes = JSON.parse(lab.exec(lab.plan.wan, 'ip', ['-j', 'route', 'show']).stdout) as Array<{ dst: string }>;
+      expect(wanRoutes.map((r) => r.dst)).not.toContain('default');
+    });
+  });
+});
+
 describe('two labs at once', () => {
   it('coexist with the same addresses, isolated, and removing one leaves the other working', async () => {
     const nsBefore = ourNetns();
