@@ -4,12 +4,14 @@
 // outage.
 import { X509Certificate, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { TopologyEvent } from '../../controller/api/proto';
 import { decodeLeaseRecord, LEASES_PREFIX } from '../../controller/ipam/records';
-import { ensureCa } from '../../controller/pki';
+import { ensureCa, issueServerCert } from '../../controller/pki';
 import { HOSTS_PREFIX } from '../../controller/registry/keys';
 import {
   type ConnectionState, type ControllerClient, type HostRegistration, connectController,
@@ -17,6 +19,7 @@ import {
 import { type LeaseEvent, runHeartbeats } from '../../cni-plugin/agent/controller/heartbeat';
 import {
   type AgentCredentials, caCertHash, channelCredentials, ensureCredentials, ensureWireGuardKeys, joinCluster, loadCredentials,
+  fetchServerChain, pinnedCaFromChain,
 } from '../../cni-plugin/agent/controller/identity';
 import type { Topology } from '../../cni-plugin/agent/types';
 import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
@@ -84,9 +87,41 @@ describe('identity', () => {
     const dir = stateDir();
     const wrong = 'sha256:' + 'ab'.repeat(32);
     await expect(joinCluster({ server: ctl.address, token: await cluster.token(), hostName: 'join-2', caCertHash: wrong, stateDir: dir }))
-      .rejects.toThrow(`the controller at ${ctl.address} is not the one --ca-cert-hash names: expected ${wrong}, its chain has CA ${cluster.pin}`);
+      .rejects.toThrow(`the controller at ${ctl.address} does not present the CA --ca-cert-hash names (expected ${wrong}; its chain leads to CA ${cluster.pin}); refusing to send the join token`);
     expect(existsSync(dir)).toBe(false);
     expect(await loadCredentials(dir)).toBeNull();
+  });
+
+  it('refuses an impostor that shows the real CA in its chain but whose certificate that CA did not sign; the token is never sent', async () => {
+    // Same subject as the real CA, so TLS links the real CA certificate above the impostor's leaf by name.
+    const rogueCa = await ensureCa(join(stateDir(), '..', 'rogue-ca'));
+    expect(rogueCa.cert.subject).toBe(cluster.ca.cert.subject);
+    const leaf = await issueServerCert(rogueCa, { names: ['127.0.0.1'], ttlDays: 1 });
+    let appBytes = 0;
+    const server = tls.createServer({ cert: leaf.certPem + cluster.ca.certPem, key: leaf.keyPem, ALPNProtocols: ['h2'] }, (sock) => {
+      sock.on('data', (b) => (appBytes += b.length));
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    cleanups.push(() => new Promise((res) => server.close(res)));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const dir = stateDir();
+    await expect(joinCluster({ server: address, token: await cluster.token(), hostName: 'join-4', caCertHash: cluster.pin, stateDir: dir }))
+      .rejects.toThrow(`the controller at ${address} does not present the CA --ca-cert-hash names (expected ${cluster.pin}; its chain ends without a CA certificate`);
+    expect(appBytes).toBe(0);
+    expect(existsSync(dir)).toBe(false);
+
+    // TLS already dropped the real CA from the chain it reports (it links by issuer name and key id); should a
+    // chain arrive with it anyway, the signature walk refuses it.
+    const forged = [new X509Certificate(leaf.certPem), cluster.ca.cert];
+    expect(() => pinnedCaFromChain(forged, cluster.pin, address))
+      .toThrow(`the serving certificate of the controller at ${address} is not signed by the CA --ca-cert-hash names; refusing to send the join token`);
+    const real = await fetchServerChain(ctl.address);
+    expect(real).toHaveLength(2);
+    expect(caCertHash(pinnedCaFromChain(real, cluster.pin, ctl.address))).toBe(cluster.pin);
+    // One that sends only its leaf cannot be checked against a pin at all.
+    const chain = [new X509Certificate(leaf.certPem)];
+    expect(() => pinnedCaFromChain(chain, cluster.pin, address)).toThrow(/its chain ends without a CA certificate: a controller that sends only its own certificate needs the CA file instead/);
   });
 
   it('refuses a join without any way to verify the controller, with a malformed pin, with a CA file of another cluster, and with a bad token', async () => {

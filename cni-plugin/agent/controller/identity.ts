@@ -120,14 +120,15 @@ export function pinnedCaFromChain(chain: X509Certificate[], pin: string, server:
   if (!ca) {
     const got = chain.filter((c) => c.ca).map((c) => caCertHash(c));
     throw new IdentityError(
-      `the controller at ${server} is not the one --ca-cert-hash names: expected ${want}, ` +
+      `the controller at ${server} does not present the CA --ca-cert-hash names (expected ${want}; ` +
         (got.length > 0
-          ? `its chain has CA ${got.join(', ')}; refusing to send the join token`
-          : 'it sent no CA certificate in its chain (give the CA file with --ca-cert instead); refusing to send the join token'),
+          ? `its chain leads to CA ${got.join(', ')}); refusing to send the join token`
+          : 'its chain ends without a CA certificate: a controller that sends only its own certificate needs the CA file instead); refusing to send the join token'),
     );
   }
   if (!ca.ca) throw new IdentityError(`the certificate matching --ca-cert-hash at ${server} is not a CA certificate`);
-  // Walk from the leaf to the pinned CA, each link checked by signature.
+  // Walk from the leaf to the pinned CA, each link checked by signature: TLS hands the chain over linked
+  // by issuer *name*, which an impostor CA can copy.
   let cur = chain[0];
   for (let hops = 0; cur !== ca; hops++) {
     const issuer = chain.find((c) => c !== cur && cur.checkIssued(c) && cur.verify(c.publicKey));
