@@ -463,13 +463,11 @@ static long reply_timeout_ms(void) {
 int main(void) {
   buf_t in = {0};
   char version[32] = DEFAULT_VERSION;
-  /* Larger than sun_path so that a too-long agentSocket is reported, not
-   * silently replaced by the default. */
-  char sock[4096];
 
   int rs = read_stdin(&in);
-  char v[sizeof version];
-  if (rs == 0 && config_string(in.p, in.len, "cniVersion", v, sizeof v) == 1 && v[0]) memcpy(version, v, sizeof v);
+  char seen[sizeof version];
+  if (rs == 0 && config_string(in.p, in.len, "cniVersion", seen, sizeof seen) == 1 && seen[0])
+    memcpy(version, seen, sizeof seen);
   const char *cmd = getenv("CNI_COMMAND");
 
   /* VERSION needs neither a valid config nor an agent. */
@@ -493,10 +491,17 @@ int main(void) {
   if (rs == 1) return cni_error(version, ERR_IO_FAILURE, "network configuration on stdin is larger than 1 MiB", NULL);
   if (rs < 0) return cni_error(version, ERR_IO_FAILURE, "failed to read the network configuration from stdin", strerror(errno));
 
-  int has_sock = config_string(in.p, in.len, "agentSocket", sock, sizeof sock);
+  /* As long as stdin, so any agentSocket fits and a too-long one is reported
+   * rather than silently replaced by the default. */
+  char *sock = malloc(in.len + sizeof DEFAULT_SOCKET);
+  if (!sock) die_oom();
+  int has_sock = config_string(in.p, in.len, "agentSocket", sock, in.len + 1);
   if (has_sock < 0)
     return cni_error(version, ERR_DECODE_FAILURE, "network configuration on stdin is not a JSON object", NULL);
-  if (has_sock == 0 || !sock[0]) strcpy(sock, DEFAULT_SOCKET);
+  if (has_sock == 0) strcpy(sock, DEFAULT_SOCKET);
+  /* The agent refuses these too; checked here so the shim never dials a
+   * path relative to wherever the runtime happens to run it. */
+  if (sock[0] != '/') return cni_error(version, ERR_INVALID_CONFIG, "agentSocket must be an absolute path", sock);
   if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
     return cni_error(version, ERR_INVALID_CONFIG, "agentSocket is longer than a unix socket path may be", sock);
 

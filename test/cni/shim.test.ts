@@ -194,6 +194,18 @@ describe('without an agent', () => {
     expect(String(unknown.json?.msg)).toContain('"ATTACH"');
   });
 
+  it('refuses an agentSocket the agent would refuse, without dialing it', async () => {
+    for (const [agentSocket, msg] of [
+      ['agent.sock', 'agentSocket must be an absolute path'],
+      ['', 'agentSocket must be an absolute path'],
+      [`/${'a'.repeat(120)}`, 'agentSocket is longer than a unix socket path may be'],
+    ]) {
+      const r = await shim(addEnv(), conf({ agentSocket }));
+      expect(r.code).toBe(1);
+      expect(r.json).toMatchObject({ code: CNI_ERR.INVALID_CONFIG, msg });
+    }
+  });
+
   it('refuses stdin over 1 MiB with code 5 without contacting the agent', async () => {
     freshDir();
     const rec = recordingHandlers();
