@@ -232,6 +232,32 @@ describe('controller client', () => {
     expect(watch.topology()).toEqual(w2.topology());
   });
 
+  it('takes the snapshot of a controller whose store was wiped, though its revisions went backwards', async () => {
+    const a = await agent('host-g');
+    await a.client.registerHost(registration(7));
+    const events: TopologyEvent[] = [];
+    const watch = a.client.watchTopology({ onEvent: (ev) => events.push(ev) });
+    cleanups.push(() => watch.stop());
+    await eventually('the snapshot', () => events.length > 0);
+    const had = watch.topology();
+    expect(had.hosts.length).toBeGreaterThan(1);
+
+    const port = ctl.port;
+    await ctl.stop();
+    const wiped = await cluster.emptyStore();
+    const fresh = await cluster.startController(port, wiped);
+    try {
+      const snap = await eventually('a snapshot from the wiped store', () => events.find((e, i) => i > 0 && e.kind === 'SNAPSHOT'));
+      expect(snap.revision).toBeLessThan(had.revision);
+      expect(watch.topology().hosts).toEqual([]);
+      await a.client.registerHost(registration(7));
+      await eventually('this host again', () => watch.topology().hosts.length === 1 && watch.topology().hosts[0].name === 'host-g');
+    } finally {
+      await fresh.stop();
+      ctl = await cluster.startController(port);
+    }
+  });
+
   it('refuses to resume from a revision without the topology at that revision', async () => {
     const a = await agent('host-e');
     expect(() => a.client.watchTopology({ fromRevision: 12, onEvent: () => {} })).toThrow(/needs the topology at that revision/);

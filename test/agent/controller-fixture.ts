@@ -38,8 +38,10 @@ export type Cluster = {
   /** "sha256:<hex>" of the CA's public key, what an operator passes to the agent. */
   pin: string;
   dbPath: string;
-  /** Starts a controller on the store file; port 0 picks one. */
-  startController(port?: number): Promise<RunningController>;
+  /** Starts a controller on the store file (or another one); port 0 picks one. */
+  startController(port?: number, dbPath?: string): Promise<RunningController>;
+  /** A new, empty store file with the cluster config: a controller whose store was wiped. */
+  emptyStore(): Promise<string>;
   /** A store handle for inspecting or arranging state directly. */
   store: Store;
   token(): Promise<string>;
@@ -54,9 +56,10 @@ export async function startCluster(config: unknown = AGENT_TEST_CONFIG): Promise
   const store = openSqliteStore(dbPath, { pollIntervalMs: 20 });
   await saveClusterConfig(store, config);
   const running = new Set<RunningController>();
+  let empties = 0;
 
-  async function startController(port = 0): Promise<RunningController> {
-    const own = openSqliteStore(dbPath, { pollIntervalMs: 20 });
+  async function startController(port = 0, path = dbPath): Promise<RunningController> {
+    const own = openSqliteStore(path, { pollIntervalMs: 20 });
     const server = new grpc.Server();
     server.addService(controllerServiceDefinition(), createControllerService({
       store: own,
@@ -86,6 +89,13 @@ export async function startCluster(config: unknown = AGENT_TEST_CONFIG): Promise
 
   return {
     dir, ca, pin: caCertHash(ca.certPem), dbPath, store, startController,
+    async emptyStore() {
+      const path = join(dir, `empty-${++empties}.db`);
+      const s = openSqliteStore(path);
+      await saveClusterConfig(s, config);
+      await s.close();
+      return path;
+    },
     async token() {
       return (await createToken(store, { ttlSeconds: 600 })).token;
     },
