@@ -164,6 +164,13 @@ describe('weft controller: serving', () => {
     expect(metric(m, 'weft_grpc_requests_total', 'method="Join",code="PERMISSION_DENIED"')).toBe(1);
     w.cancel();
     await w.ended;
+    // A cancelled stream is no longer counted as open.
+    for (let i = 0; ; i++) {
+      const open = metric((await httpGet(d.metricsPort, '/metrics')).body, 'weft_watch_streams', 'method="WatchTopology"');
+      if (open === 0) break;
+      if (i > 50) throw new Error(`weft_watch_streams stayed at ${open} after the client cancelled`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 
   it('refuses calls without a certificate, and garbage, unknown or expired tokens, and logs the refusals', async () => {
