@@ -41,6 +41,8 @@ export type FanoutResult = {
   registerReplyMs: number[];
   warmupLastArrivalMs: number;
   rss: { idleMb: number; watchersMb: number; afterEventsMb: number; peakMb: number };
+  /** the daemon's V8 heap in use and external (Buffer) memory with every watcher connected */
+  heap: { heapUsedMb: number; externalMb: number };
   setup: { certsMs: number; registerMs: number; watchMs: number };
   /** CPU time per measured event, from /proc: who did the work on the shared cores */
   cpuPerEventMs: { controller: number; watchers: number };
@@ -65,6 +67,20 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return Number(m[1]);
 }
 const mb = (kb: number) => Math.round(kb / 102.4) / 10;
+
+/**
+ * The daemon's own view of its memory (prom-client's default metrics): live
+ * V8 heap versus RSS tells retained state from garbage not yet collected.
+ */
+async function heapMb(metricsPort: number): Promise<{ heapUsedMb: number; externalMb: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  const value = (name: string) => {
+    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    if (!m) throw new Error(`controller /metrics has no ${name}`);
+    return Math.round(Number(m[1]) / 104857.6) / 10;
+  };
+  return { heapUsedMb: value('nodejs_heap_size_used_bytes'), externalMb: value('nodejs_external_memory_bytes') };
+}
 
 /** utime + stime of a process, in ms. */
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -181,7 +197,8 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     if (snapMin !== o.hosts || snapMax !== o.hosts) throw new Error(`snapshots held ${snapMin}-${snapMax} hosts, expected ${o.hosts}`);
     await new Promise((r) => setTimeout(r, 1000)); // let the snapshot burst's buffers go before reading RSS
     const watchersKb = statusKb(pid, 'VmRSS');
-    o.log(`${o.hosts} WatchTopology streams open, each snapshot had all ${o.hosts} hosts (${watchMs} ms); controller RSS ${mb(watchersKb)} MB`);
+    const heap = await heapMb(metricsPort);
+    o.log(`${o.hosts} WatchTopology streams open, each snapshot had all ${o.hosts} hosts (${watchMs} ms); controller RSS ${mb(watchersKb)} MB, V8 heap in use ${heap.heapUsedMb} MB, external ${heap.externalMb} MB`);
 
     // ---- new hosts, one at a time; the first is a warm-up ----
     const latenciesMs: number[] = [];
@@ -232,6 +249,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     return {
       mode: o.mode, hosts: o.hosts, events: o.events, procs: o.procs,
       latenciesMs, lastArrivalMs, registerReplyMs, warmupLastArrivalMs,
+      heap,
       rss: { idleMb: mb(idleKb), watchersMb: mb(watchersKb), afterEventsMb: mb(afterKb), peakMb: mb(peakKb) },
       setup: { certsMs, registerMs: setupMs, watchMs },
       cpuPerEventMs: { controller: cpu.controller / o.events, watchers: cpu.watchers / o.events },
