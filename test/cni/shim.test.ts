@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } 
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CniHandlers } from '../../cni-plugin/agent/types';
 import { startCniServer, type CniServer } from '../../cni-plugin/cni/server';
 import { CNI_ERR, CniError, SUPPORTED_VERSIONS, type CniRequest, type CniResult } from '../../cni-plugin/cni/types';
@@ -133,9 +133,15 @@ afterEach(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+const made: string[] = [];
 function freshDir(): void {
   dir = mkdtempSync(join(tmpdir(), 'weft-shim-'));
+  made.push(dir);
 }
+
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 describe('without an agent', () => {
   beforeAll(() => freshDir());
