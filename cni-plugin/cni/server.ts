@@ -213,8 +213,8 @@ function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
   const sys = err as NodeJS.ErrnoException;
-  // A failed system call is an I/O failure; anything else is the agent's own
-  // trouble, which a retry may not meet.
+  // A failed system call is an I/O failure. Anything else is a fault inside
+  // the agent: "try again later" lets the runtime retry once it is restarted.
   if (typeof sys.code === 'string' && typeof sys.syscall === 'string') {
     return new CniError(CNI_ERR.IO_FAILURE, err.message, `${sys.syscall}: ${sys.code}`);
   }
