@@ -90,8 +90,9 @@ export async function startController(config: ControllerConfig, opts: StartOptio
     });
     const server = new grpc.Server();
     server.addService(definition, instrumentService(service, definition, metrics, log));
+    // The CA follows the serving certificate in the chain, so a joining agent can check it against its --ca-cert-hash pin.
     const creds = config.tls
-      ? reloadableServerCredentials({ caPem: ca.certPem, certPem: serving.certPem, keyPem: serving.keyPem }).credentials
+      ? reloadableServerCredentials({ caPem: ca.certPem, certPem: serving.certPem + ca.certPem, keyPem: serving.keyPem }).credentials
       : grpc.ServerCredentials.createInsecure();
     const listen = formatHostPort(config.listen);
     const grpcPort = await new Promise<number>((resolve, reject) =>
