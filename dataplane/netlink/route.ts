@@ -330,6 +330,27 @@ export function routeList(h: Handle, filter: RouteFilter = {}): Route[] {
   return out;
 }
 
+/**
+ * The route the kernel would take to reach `ip`, as `ip route get` asks it:
+ * device, gateway and the source address it would pick (`src`). Throws
+ * NetlinkError (ENETUNREACH, EHOSTUNREACH) when there is none.
+ */
+export function routeGet(h: Handle, ip: string): Route {
+  let family: number;
+  try {
+    family = ipFamily(ip);
+  } catch {
+    throw new InvalidArgumentError(`invalid route get destination "${ip}" (not an IP address)`);
+  }
+  const bytes = ipToBytes(ip);
+  const body = Buffer.concat([encodeRtMsg({ family, dstLen: bytes.length * 8 }), nla.bytes(RTA_DST, bytes)]);
+  const replies = h.exec({ type: RTM_GETROUTE, body, op: `route get ${ip}` });
+  const m = replies.find((r) => r.type === RTM_NEWROUTE && r.body.length >= RTMSG_LEN);
+  if (!m) throw new InvalidArgumentError(`route get ${ip}: the kernel answered without a route`);
+  const { family: _f, cloned: _c, ...r } = routeDecode(m.body);
+  return r;
+}
+
 /** The family a route's destination belongs to. */
 export function routeFamily(r: Route): number {
   return parseDst(r.dst, r.gw ?? r.src).family;
