@@ -21,6 +21,10 @@ const commands: Record<string, Command> = {
     summary: 'create, list or delete bootstrap tokens for joining hosts',
     run: async (argv) => (await import('../controller/cli')).tokenCommand(argv),
   },
+  network: {
+    summary: 'list or add overlay networks in the cluster config',
+    run: async (argv) => (await import('../controller/cli')).networkCommand(argv),
+  },
   'admin-cert': {
     summary: 'issue an administrator client certificate from the cluster CA',
     run: async (argv) => (await import('../controller/cli')).adminCertCommand(argv),

@@ -13,6 +13,7 @@ import { startController } from './main';
 import { CA_CERT_FILE, type Ca, clientCredentials, issueClientCert, loadCa } from './pki';
 import { openStore, parseStoreUrl } from './store/index';
 import { createToken, deleteToken, listTokens } from './tokens';
+import { readClusterConfig, saveClusterConfig } from './ipam/cluster-config';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -232,6 +233,67 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       return 0;
     }
     throw new UsageError(`unknown subcommand "${sub}" (create, list, delete)`);
+  });
+}
+
+// ---- weft network ------------------------------------------------------------
+
+const NETWORK_HELP = `usage: weft network list [--json]
+       weft network add <name> --vni N --cidr CIDR [--host-prefix-length N]
+  store flags (as for weft controller): --data-dir DIR, --store URL, --config FILE
+  add: a new overlay network in the cluster config (default host prefix /24 for IPv4, /64 for IPv6);
+  hosts that register from then on get a subnet in it
+`;
+
+export async function networkCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(NETWORK_HELP);
+    return sub ? 0 : 2;
+  }
+  return guarded(`network ${sub}`, async () => {
+    if (sub === 'list') {
+      const { flags, config } = parse(rest, { '--json': 'bool' });
+      const store = await openExistingStore(config);
+      try {
+        const { config: cc } = await readClusterConfig(store);
+        if (flags.has('--json')) process.stdout.write(JSON.stringify(cc.networks) + '\n');
+        else {
+          const rows = [['NAME', 'VNI', 'CIDR', 'HOST-PREFIX'], ...cc.networks.map((n) => [n.name, String(n.vni), n.cidr, `/${n.hostPrefixLength}`])];
+          const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+          process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n');
+        }
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    if (sub === 'add') {
+      const { flags, positional, config } = parse(rest, { '--vni': 'string', '--cidr': 'string', '--host-prefix-length': 'string' }, { positional: 1 });
+      if (positional.length !== 1) throw new UsageError('give the name of the network to add');
+      const int = (flag: string): number | undefined => {
+        const v = flags.get(flag) as string | undefined;
+        if (v === undefined) return undefined;
+        if (!/^\d+$/.test(v)) throw new UsageError(`${flag}: ${JSON.stringify(v)} is not a whole number`);
+        return Number(v);
+      };
+      const vni = int('--vni');
+      const cidr = flags.get('--cidr') as string | undefined;
+      if (vni === undefined || cidr === undefined) throw new UsageError('--vni and --cidr are required');
+      const hostPrefixLength = int('--host-prefix-length') ?? (cidr.includes(':') ? 64 : 24);
+      const store = await openExistingStore(config);
+      try {
+        // Validation (unique name, VNI and range) is saveClusterConfig's, with messages naming the field.
+        const { config: cc } = await readClusterConfig(store);
+        const saved = await saveClusterConfig(store, { ...cc, networks: [...cc.networks, { name: positional[0], vni, cidr, hostPrefixLength }] });
+        const n = saved.config.networks[saved.config.networks.length - 1];
+        process.stdout.write(`added network ${n.name} (VNI ${n.vni}, ${n.cidr}, /${n.hostPrefixLength} per host)\n`);
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    throw new UsageError(`unknown subcommand "${sub}" (list, add)`);
   });
 }
 
