@@ -115,6 +115,13 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
     return status === 'RUNNING' ? Number(pid) : undefined;
   };
 
+  const stop = async (run: CtrRun): Promise<void> => {
+    // PID 1 in its own pid namespace ignores TERM without a handler.
+    tryCtr(['task', 'kill', '-s', 'SIGKILL', run.id]);
+    await withTimeout(run.exited, 15_000, `ctr run ${run.id} did not exit`);
+    tryCtr(['container', 'rm', run.id]);
+  };
+
   return {
     ctr,
     tryCtr,
@@ -144,14 +151,9 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
         await sleep(100);
       }
     },
-    async stop(run) {
-      // PID 1 in its own pid namespace ignores TERM without a handler.
-      tryCtr(['task', 'kill', '-s', 'SIGKILL', run.id]);
-      await withTimeout(run.exited, 15_000, `ctr run ${run.id} did not exit`);
-      tryCtr(['container', 'rm', run.id]);
-    },
+    stop,
     async close() {
-      for (const run of [...runs]) await this.stop(run).catch(() => run.proc.kill('SIGKILL'));
+      for (const run of [...runs]) await stop(run).catch(() => run.proc.kill('SIGKILL'));
       for (const line of tryCtr(['container', 'ls', '-q']).stdout.split('\n').filter(Boolean)) {
         tryCtr(['task', 'kill', '-s', 'SIGKILL', line]);
         tryCtr(['task', 'rm', '-f', line]);
