@@ -1,0 +1,169 @@
+// A weft cluster inside a netns lab, driven through the operator's commands:
+// `weft controller` in the lab's controller namespace, `weft network add`,
+// `weft token create` and `weft admin-cert` against its data dir, and
+// `weft agent` with the join command the controller prints, one per host
+// namespace. Every process is a lab process (stopped with the lab); every
+// file lives under one temp dir the caller removes.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Lab, LabHost, LabProcess } from '../lab/lab';
+import { nsExecAsync, readJsonLog, waitFor } from './traffic';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const WEFT = join(ROOT, 'dist', 'weft.mjs');
+export const GRPC_PORT = 7443;
+export const METRICS_PORT = 7080;
+export const AGENT_METRICS_PORT = 7081;
+
+export function requireBuild(): void {
+  for (const f of ['weft.mjs', 'weft.proto', 'weft-cni']) {
+    if (!existsSync(join(ROOT, 'dist', f))) throw new Error(`dist/${f} is missing: run npm run build first (npm test does)`);
+  }
+}
+
+/** The environment without WEFT_* settings of the machine running the tests. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WEFT_'))), ...extra };
+}
+
+/** A `weft` subcommand that only touches files (token, network, admin-cert): run here, in the root namespace. */
+export function weftCli(args: string[]): string {
+  return execFileSync(process.execPath, ['--no-deprecation', WEFT, ...args], { env: cleanEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export type Controller = {
+  proc: LabProcess;
+  dataDir: string;
+  logFile: string;
+  /** host:port agents dial */
+  server: string;
+  /** `weft agent --server ... --token <token> --ca-cert-hash sha256:...` as the controller printed it */
+  agentCommand: string;
+};
+
+export async function startController(lab: Lab, dataDir: string, logFile: string): Promise<Controller> {
+  const c = lab.controller;
+  if (!c) throw new Error('the lab has no controller namespace');
+  const proc = lab.spawn(
+    c.netns,
+    process.execPath,
+    [WEFT, 'controller', '--data-dir', dataDir, '--listen', `${c.ip}:${GRPC_PORT}`, '--metrics-listen', `${c.ip}:${METRICS_PORT}`],
+    { env: cleanEnv(), logFile, cwd: ROOT },
+  );
+  const line = await waitFor(
+    'the controller to print the join command',
+    () => {
+      if (proc.exited) throw new Error(`controller exited early; log: ${readJsonLog(logFile).map((l) => l.msg).join(' | ')}`);
+      return readJsonLog(logFile).find((l) => typeof l.agentCommand === 'string' && l.pid === proc.pid);
+    },
+    30_000,
+  );
+  return { proc, dataDir, logFile, server: `${c.ip}:${GRPC_PORT}`, agentCommand: line.agentCommand as string };
+}
+
+/** Restart on the same data dir (same CA, same store). */
+export async function restartController(lab: Lab, ctl: Controller): Promise<Controller> {
+  return startController(lab, ctl.dataDir, ctl.logFile);
+}
+
+export function createToken(dataDir: string): string {
+  return weftCli(['token', 'create', '--ttl', '1h', '--data-dir', dataDir]).trim();
+}
+
+export type Agent = {
+  host: LabHost;
+  proc: LabProcess;
+  stateDir: string;
+  socket: string;
+  logFile: string;
+};
+
+export type AgentPaths = { stateDir: string; socket: string; logFile: string };
+
+export function agentPaths(base: string, host: LabHost): AgentPaths {
+  const dir = join(base, host.name);
+  mkdirSync(dir, { recursive: true });
+  return { stateDir: join(dir, 'state'), socket: join(dir, 'agent.sock'), logFile: join(dir, 'agent.log') };
+}
+
+/**
+ * `weft agent` in the host's namespace, started with the controller's join
+ * command (token filled in) plus this host's name, rack, datacenter and
+ * paths. Resolves once its CNI socket answers.
+ */
+export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths: AgentPaths, token: string): Promise<Agent> {
+  const joinArgs = ctl.agentCommand.replace('<token>', token).split(/\s+/);
+  if (joinArgs[0] !== 'weft' || joinArgs[1] !== 'agent') throw new Error(`unexpected join command: ${ctl.agentCommand}`);
+  const proc = lab.spawn(
+    host.netns,
+    process.execPath,
+    [
+      WEFT, ...joinArgs.slice(1),
+      '--host-name', host.name, '--rack', host.rack, '--datacenter', host.datacenter,
+      '--state-dir', paths.stateDir, '--cni-socket', paths.socket,
+      '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT}`, '--log-level', 'debug',
+    ],
+    { env: cleanEnv(), logFile: paths.logFile, cwd: ROOT },
+  );
+  await waitFor(
+    `agent on ${host.name} to serve its CNI socket`,
+    () => {
+      if (proc.exited) throw new Error(`agent on ${host.name} exited; log tail: ${tail(paths.logFile)}`);
+      return existsSync(paths.socket);
+    },
+    30_000,
+  );
+  return { host, proc, ...paths };
+}
+
+export function tail(logFile: string, n = 15): string {
+  return readJsonLog(logFile)
+    .slice(-n)
+    .map((l) => `${l.msg}${l.err ? ` (${typeof l.err === 'string' ? l.err : JSON.stringify(l.err)})` : ''}`)
+    .join(' | ');
+}
+
+/** The agent's Prometheus text, read inside its host namespace. */
+export async function agentMetrics(host: LabHost): Promise<string> {
+  const r = await nsExecAsync(host.netns, 'curl', ['-sS', '--max-time', '3', `http://127.0.0.1:${AGENT_METRICS_PORT}/metrics`]);
+  if (r.status !== 0) throw new Error(`agent metrics on ${host.name}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** A metric's value by name and exact label string ('' for none). */
+export function metric(text: string, name: string, labels = ''): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `));
+  return line === undefined ? undefined : Number(line.split(' ').pop());
+}
+
+export type CertFiles = { ca: string; cert: string; key: string };
+
+/** `weft admin-cert` into dir. */
+export function adminCert(dataDir: string, dir: string): CertFiles {
+  weftCli(['admin-cert', '--out', dir, '--data-dir', dataDir, '--ttl-days', '1']);
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, 'admin.crt'), key: join(dir, 'admin.key') };
+}
+
+/** A host's own credentials, from its agent's state dir. */
+export function hostCert(stateDir: string): CertFiles {
+  return { ca: join(stateDir, 'ca.crt'), cert: join(stateDir, 'host.crt'), key: join(stateDir, 'host.key') };
+}
+
+export type CallResult = { ok: true; res: any } | { ok: false; code: string; details: string };
+
+/** One gRPC call to the controller made from inside `netns` (the root namespace cannot reach the lab). */
+export async function grpcCall(netns: string, server: string, certs: CertFiles, method: string, req: unknown): Promise<CallResult> {
+  const r = await nsExecAsync(
+    netns,
+    process.execPath,
+    ['--no-deprecation', '--import', 'tsx', join(ROOT, 'test', 'e2e', 'grpc-call.ts'), server, certs.ca, certs.cert, certs.key, method, JSON.stringify(req)],
+    { timeoutMs: 30_000 },
+  );
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as CallResult;
+  } catch {
+    throw new Error(`grpc-call ${method} printed no result (exit ${r.status}): ${r.stdout} ${r.stderr}`);
+  }
+}
