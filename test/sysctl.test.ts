@@ -43,6 +43,8 @@ describe('sysctl in a namespace', () => {
     const [n] = ns();
     const before = rootForward();
     const before6 = readFileSync('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8').trim();
+    // a new namespace inherits IPv4 forwarding from the root one (devconf_inherit_init_net=0), so start from off explicitly
+    sysctlSet('net.ipv4.ip_forward', 0, { netns: n });
     expect(sysctlGet('net.ipv4.ip_forward', { netns: n })).toBe('0');
     enableForwarding({ netns: n, ipv6: true });
     expect(sysctlGet('net.ipv4.ip_forward', { netns: n })).toBe('1');
