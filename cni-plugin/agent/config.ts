@@ -1,0 +1,215 @@
+// The host agent's settings: which controller, who this host is, where its
+// state lives, where it listens. Read like the controller's (flags, then
+// WEFT_* variables, then a JSON file given by --config or WEFT_CONFIG, then
+// defaults) and checked before anything starts; every error names the flag,
+// variable or file key it came from and the form it must take.
+//
+// Two defaults need the machine: the host name (its hostname) and the
+// underlay address (the source address the kernel picks for the route to the
+// controller, so a multi-homed host uses the interface that reaches the
+// controller). The first is read here; the second needs a netlink lookup and
+// a DNS answer, so it is resolveUnderlayIp's job, run by the agent at start.
+import { readFileSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import { checkHostName, checkName } from '../../controller/api/validate';
+import {
+  ConfigError, formatHostPort, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
+} from '../../controller/config-sources';
+import type { Handle } from '../../dataplane/netlink/handle';
+import { routeGet } from '../../dataplane/netlink/route';
+
+export { ConfigError };
+
+export type AgentConfig = {
+  /** The controller's gRPC address as given (host:port). */
+  server: string;
+  serverHostPort: HostPort;
+  /** Bootstrap token; needed only until this host has joined. */
+  token?: string;
+  caCertHash?: string;
+  caCertFile?: string;
+  /** The CA file's contents, read at load time so an unreadable file is a config error. */
+  caPem?: string;
+  hostName: string;
+  /** Undefined: the source address of the route to the controller (resolveUnderlayIp). */
+  underlayIp?: string;
+  rack: string;
+  datacenter: string;
+  /** Empty: every network of the cluster. */
+  networks: string[];
+  stateDir: string;
+  cniSocket: string;
+  metricsListen: HostPort;
+  /** Undefined: underlay MTU − 50. */
+  mtu?: number;
+  resyncIntervalMs: number;
+  logLevel: LogLevel;
+  configFile?: string;
+};
+
+export const AGENT_DEFAULTS = {
+  stateDir: '/var/lib/weft/agent',
+  cniSocket: '/run/weft/agent.sock',
+  metricsListen: '127.0.0.1:7081',
+  resyncInterval: '60s',
+  logLevel: 'info' as LogLevel,
+};
+
+type Key =
+  | 'server' | 'token' | 'caCertHash' | 'caCert' | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
+  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'resyncInterval' | 'logLevel';
+
+const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
+export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
+  { key: 'server', flag: '--server', env: 'WEFT_SERVER', kind: 'string', form: 'the controller as host:port' },
+  { key: 'token', flag: '--token', env: 'WEFT_TOKEN', kind: 'string', form: 'a bootstrap token <6 chars>.<16 chars> from weft token create' },
+  { key: 'caCertHash', flag: '--ca-cert-hash', env: 'WEFT_CA_CERT_HASH', kind: 'string', form: 'sha256:<64 hex digits>, as the controller prints it' },
+  { key: 'caCert', flag: '--ca-cert', env: 'WEFT_CA_CERT', kind: 'string', form: "a path to the cluster CA certificate (the controller's ca.crt)" },
+  { key: 'hostName', flag: '--host-name', env: 'WEFT_HOST_NAME', kind: 'string', form: NAME_FORM },
+  { key: 'underlayIp', flag: '--underlay-ip', env: 'WEFT_UNDERLAY_IP', kind: 'string', form: 'an IP address of this host' },
+  { key: 'rack', flag: '--rack', env: 'WEFT_RACK', kind: 'string', form: NAME_FORM },
+  { key: 'datacenter', flag: '--datacenter', env: 'WEFT_DATACENTER', kind: 'string', form: NAME_FORM },
+  { key: 'networks', flag: '--networks', env: 'WEFT_NETWORKS', kind: 'list', form: 'network names, comma-separated' },
+  { key: 'stateDir', flag: '--state-dir', env: 'WEFT_STATE_DIR', kind: 'string', form: 'an absolute directory path' },
+  { key: 'cniSocket', flag: '--cni-socket', env: 'WEFT_CNI_SOCKET', kind: 'string', form: 'an absolute socket path of at most 107 bytes' },
+  { key: 'metricsListen', flag: '--metrics-listen', env: 'WEFT_METRICS_LISTEN', kind: 'string', form: 'host:port (port 1-65535)' },
+  { key: 'mtu', flag: '--mtu', env: 'WEFT_MTU', kind: 'string', form: 'a whole number from 1280 to 65485' },
+  { key: 'resyncInterval', flag: '--resync-interval', env: 'WEFT_RESYNC_INTERVAL', kind: 'string', form: 'a duration from 1s to 24h (e.g. 30s, 5m, 1h)' },
+  { key: 'logLevel', flag: '--log-level', env: 'WEFT_LOG_LEVEL', kind: 'string', form: 'fatal|error|warn|info|debug|trace|silent' },
+];
+
+const formOf = (k: Key) => AGENT_OPTIONS.find((o) => o.key === k)!.form;
+const fail = (raw: Raw, k: Key, shown = JSON.stringify(raw.value)) => new ConfigError(`${raw.source}: ${shown} is not ${formOf(k)}`);
+
+/** "90s", "30m", "1h" or bare seconds, in ms. */
+export function parseDurationMs(s: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(s.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}
+
+function absolutePath(raw: Raw | undefined, k: Key, fallback: string, maxBytes = 4096): string {
+  if (!raw) return fallback;
+  const v = raw.value as string;
+  if (!v.startsWith('/') || v.includes('\0') || Buffer.byteLength(v) > maxBytes) throw fail(raw, k);
+  return v;
+}
+
+function name(raw: Raw | undefined, k: Key, check: typeof checkName): string {
+  if (!raw) return '';
+  const problem = check(raw.value, raw.source);
+  if (problem) throw new ConfigError(problem);
+  return raw.value as string;
+}
+
+export function loadAgentConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  opts: { readFile?: (path: string) => string; machineHostname?: () => string } = {},
+): AgentConfig {
+  const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const { pick, configFile } = readSources(AGENT_OPTIONS, argv, env, readFile);
+
+  const serverRaw = pick('server');
+  if (!serverRaw) throw new ConfigError(`--server is required (${formOf('server')}; or WEFT_SERVER, or "server" in the config file)`);
+  const serverHostPort = parseHostPort(serverRaw, formOf('server'));
+
+  const tokenRaw = pick('token');
+  // The token is a secret: never echo it back.
+  if (tokenRaw && !/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(tokenRaw.value as string)) throw fail(tokenRaw, 'token', 'the value');
+
+  const hashRaw = pick('caCertHash');
+  let caCertHash: string | undefined;
+  if (hashRaw) {
+    caCertHash = (hashRaw.value as string).trim().toLowerCase();
+    if (!/^sha256:[0-9a-f]{64}$/.test(caCertHash)) throw fail(hashRaw, 'caCertHash');
+  }
+  const caRaw = pick('caCert');
+  let caPem: string | undefined;
+  if (caRaw) {
+    try {
+      caPem = readFile(caRaw.value as string);
+    } catch (e) {
+      throw new ConfigError(`${caRaw.source}: cannot read ${caRaw.value as string}: ${(e as Error).message}`);
+    }
+    if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`${caRaw.source}: ${caRaw.value as string} holds no PEM certificate`);
+  }
+
+  const hostRaw = pick('hostName') ?? { value: (opts.machineHostname ?? hostname)(), source: "the machine's hostname (set --host-name)" };
+  const hostName = name(hostRaw, 'hostName', checkHostName);
+
+  const ulRaw = pick('underlayIp');
+  if (ulRaw && !isIP(ulRaw.value as string)) throw fail(ulRaw, 'underlayIp');
+
+  const netRaw = pick('networks');
+  const networks: string[] = [];
+  for (const n of (netRaw?.value as string[] | undefined) ?? []) {
+    const problem = checkName(n, netRaw!.source);
+    if (problem) throw new ConfigError(problem);
+    if (!networks.includes(n)) networks.push(n);
+  }
+
+  const mtuRaw = pick('mtu');
+  let mtu: number | undefined;
+  if (mtuRaw) {
+    mtu = Number(mtuRaw.value);
+    if (!/^\d+$/.test(mtuRaw.value as string) || mtu < 1280 || mtu > 65485) throw fail(mtuRaw, 'mtu');
+  }
+
+  const resyncRaw = pick('resyncInterval') ?? { value: AGENT_DEFAULTS.resyncInterval, source: 'default' };
+  const resyncIntervalMs = parseDurationMs(resyncRaw.value as string);
+  if (resyncIntervalMs === undefined || resyncIntervalMs < 1000 || resyncIntervalMs > 86_400_000) throw fail(resyncRaw, 'resyncInterval');
+
+  const metricsRaw = pick('metricsListen') ?? { value: AGENT_DEFAULTS.metricsListen, source: 'default metrics-listen' };
+
+  return {
+    server: formatHostPort(serverHostPort),
+    serverHostPort,
+    ...(tokenRaw ? { token: tokenRaw.value as string } : {}),
+    ...(caCertHash ? { caCertHash } : {}),
+    ...(caRaw ? { caCertFile: caRaw.value as string, caPem } : {}),
+    hostName,
+    ...(ulRaw ? { underlayIp: ulRaw.value as string } : {}),
+    rack: name(pick('rack'), 'rack', checkName),
+    datacenter: name(pick('datacenter'), 'datacenter', checkName),
+    networks,
+    stateDir: absolutePath(pick('stateDir'), 'stateDir', AGENT_DEFAULTS.stateDir),
+    cniSocket: absolutePath(pick('cniSocket'), 'cniSocket', AGENT_DEFAULTS.cniSocket, 107),
+    metricsListen: parseHostPort(metricsRaw, formOf('metricsListen')),
+    ...(mtu !== undefined ? { mtu } : {}),
+    resyncIntervalMs,
+    logLevel: parseLogLevel(pick('logLevel'), AGENT_DEFAULTS.logLevel),
+    ...(configFile !== undefined ? { configFile } : {}),
+  };
+}
+
+/**
+ * The underlay address: the configured one, or the source address the
+ * kernel would use towards the controller (the controller's name resolved
+ * first). Errors say how to set it by hand.
+ */
+export async function resolveUnderlayIp(config: AgentConfig, h: Handle): Promise<string> {
+  if (config.underlayIp) return config.underlayIp;
+  const host = config.serverHostPort.host;
+  let ip = host;
+  if (!isIP(host)) {
+    try {
+      ip = (await lookup(host)).address;
+    } catch (e) {
+      throw new ConfigError(`cannot resolve the controller's name ${host} to find the underlay address (${(e as Error).message}); give --underlay-ip`);
+    }
+  }
+  let src: string | undefined;
+  try {
+    src = routeGet(h, ip).src;
+  } catch (e) {
+    throw new ConfigError(`no route to the controller at ${ip} to take the underlay address from (${(e as Error).message}); give --underlay-ip`);
+  }
+  if (!src) throw new ConfigError(`the route to the controller at ${ip} has no source address; give --underlay-ip`);
+  if (src.startsWith('127.') || src === '::1') {
+    throw new ConfigError(`the controller at ${ip} is on this machine's loopback, which other hosts cannot reach; give --underlay-ip`);
+  }
+  return src;
+}
