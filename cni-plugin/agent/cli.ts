@@ -1,0 +1,87 @@
+// `weft agent`: flags to config (exit 2 on a bad one, naming it), then the
+// daemon until SIGTERM/SIGINT. Exit 1 when it cannot start.
+import pino from 'pino';
+import { weftVersion } from '../../controller/cli';
+import { AGENT_DEFAULTS, ConfigError, loadAgentConfig, type AgentConfig } from './config';
+import { StartAborted, startAgent, type RunningAgent } from './main';
+
+const HELP = `usage: weft agent --server host:port [flags]
+
+  --server host:port          the controller (required)
+  --token ID.SECRET           bootstrap token from "weft token create" (first start only)
+  --ca-cert-hash sha256:HEX   pin of the cluster CA, as the controller prints it (first start)
+  --ca-cert FILE              or: the cluster CA certificate itself
+  --host-name NAME            this host's name in the cluster (default: the machine's hostname)
+  --underlay-ip IP            address other hosts reach this one at (default: source address of the route to the controller)
+  --rack NAME, --datacenter NAME
+  --networks a,b              networks to join (default: all)
+  --state-dir DIR             credentials and the agent DB (default ${AGENT_DEFAULTS.stateDir})
+  --cni-socket PATH           where the weft CNI plugin reaches the agent (default ${AGENT_DEFAULTS.cniSocket})
+  --metrics-listen host:port  /metrics /healthz /readyz (default ${AGENT_DEFAULTS.metricsListen})
+  --mtu N                     overlay MTU (default: cluster setting, else underlay MTU - 50)
+  --resync-interval DURATION  full overlay reconcile against drift (default ${AGENT_DEFAULTS.resyncInterval})
+  --log-level LEVEL           fatal|error|warn|info|debug|trace|silent (default info)
+  --config FILE               JSON file with the same settings (keys server, token, caCertHash, hostName, ...)
+Every flag also reads from WEFT_<NAME> (WEFT_SERVER, WEFT_TOKEN, ...).
+`;
+
+export async function agentCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let config: AgentConfig;
+  try {
+    config = loadAgentConfig(argv, process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`weft agent: ${err.message}\n`);
+    return 2;
+  }
+  const log = pino({ level: config.logLevel, base: { pid: process.pid, host: config.hostName } }, pino.destination({ dest: 1, sync: true }));
+
+  // Caught from the start, so a signal mid-start (waiting for the controller) still ends cleanly.
+  const aborted = new AbortController();
+  let received: string | undefined;
+  const signal = new Promise<string>((resolve) => {
+    const on = (s: NodeJS.Signals) => {
+      if (received) {
+        log.warn({ signal: s }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      received = s;
+      aborted.abort();
+      resolve(s);
+    };
+    process.on('SIGTERM', on);
+    process.on('SIGINT', on);
+  });
+
+  let running: RunningAgent;
+  try {
+    running = await startAgent(config, { logger: log, version: weftVersion(), signal: aborted.signal });
+  } catch (err) {
+    if (err instanceof StartAborted) {
+      log.info({ signal: received }, 'stopped before the agent was running');
+      return 0;
+    }
+    if (err instanceof ConfigError) {
+      log.fatal({ err: err.message }, 'cannot start the agent');
+      process.stderr.write(`weft agent: ${err.message}\n`);
+      return 2;
+    }
+    log.fatal({ err: (err as Error).message }, 'cannot start the agent');
+    process.stderr.write(`weft agent: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const s = await signal;
+  log.info({ signal: s }, 'signal received');
+  setTimeout(() => {
+    log.error('shutdown did not finish in 8s; exiting');
+    process.exit(1);
+  }, 8000).unref();
+  await running.stop();
+  // grpc-js may keep idle sockets open; nothing of ours is left to wait for.
+  setTimeout(() => process.exit(0), 200).unref();
+  return 0;
+}

@@ -1,0 +1,317 @@
+// The host agent (`weft agent`): wires preflight, identity, the controller
+// client, the host network, the overlay reconcile, the CNI socket and the
+// metrics endpoint together, and takes them down again without touching
+// the dataplane. Flag parsing and exit codes live in cli.ts; this module
+// runs a config that is already known to be good.
+//
+// Two promises the order below keeps:
+//  - No route flap on restart. Nothing is reconciled before the controller's
+//    first snapshot has arrived, and that reconcile diffs against what the
+//    kernel already holds, so an agent restarted with nothing changed sends
+//    the kernel nothing.
+//  - An unreachable controller changes nothing. The watch keeps the last
+//    topology it had and resumes from its revision; reconciles (periodic ones
+//    included) use that topology, never an empty one.
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import type { ClusterConfigMsg } from '../../controller/api/proto';
+import { createHttpServer, listenHttp } from '../../controller/http';
+import { openHandle, type Handle } from '../../dataplane/netlink/handle';
+import { startCniServer, type CniServer } from '../cni/server';
+import { createCniHandlers } from './cni-handlers';
+import { type AgentConfig, resolveUnderlayIp } from './config';
+import { backoff, sleep } from './controller/backoff';
+import {
+  connectController, isTransient, type ControllerClient, type HostRegistration, type Registration, type Subnet,
+} from './controller/client';
+import { openEndpointOutbox, type EndpointOutbox } from './controller/endpoint-outbox';
+import { runHeartbeats, type HeartbeatLoop, type LeaseEvent } from './controller/heartbeat';
+import { channelCredentials, ensureCredentials, ensureWireGuardKeys, IdentityError } from './controller/identity';
+import { ensureHostNetwork, type HostNetworkSpec } from './dataplane/host-network';
+import { reconcileOverlay } from './dataplane/overlay';
+import { preflight, type PreflightResult } from './dataplane/preflight';
+import { openIpamStore, type IpamStore } from './ipam-store';
+import { createAgentMetrics, type ReconcileTrigger } from './metrics';
+import { createReconcileLoop } from './reconcile-loop';
+import type { NetworkAttachment } from './types';
+
+export const AGENT_DB_FILE = 'agent.db';
+
+/** Without these the agent cannot build a working host network; the others are logged and fixed by the agent itself. */
+const FATAL_CHECKS = new Set(['kernel-vxlan', 'kernel-veth', 'kernel-bridge', 'underlay', 'ip-forward', 'iptables-restore']);
+
+export type RunningAgent = {
+  metricsPort: number;
+  /** Stops serving (CNI requests in flight finish), stops talking to the controller, closes the DB; the dataplane stays. */
+  stop(): Promise<void>;
+};
+
+export type AgentStartOptions = { logger: Logger; version: string; signal?: AbortSignal };
+
+export class StartAborted extends Error {
+  constructor() {
+    super('start aborted by a signal');
+    this.name = 'StartAborted';
+  }
+}
+
+/**
+ * The VXLAN device's MAC, derived from the host name: stable across
+ * restarts and reinstalls (a new MAC would make every other host rewrite its
+ * FDB and neighbour entries), locally administered and unicast.
+ */
+export function vtepMacFor(hostName: string): string {
+  const b = createHash('sha256').update(`weft-vtep\0${hostName}`).digest().subarray(0, 6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/** A failure worth waiting out (controller starting, unreachable, busy), as opposed to a refusal. */
+function joinIsTransient(err: unknown): boolean {
+  if (!(err instanceof IdentityError)) return false;
+  const cause = err.cause as { code?: unknown; message?: string } | undefined;
+  if (!cause) return false;
+  if (typeof cause.code === 'number') return isTransient(cause);
+  if (typeof cause.code === 'string') return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE'].includes(cause.code);
+  return /no TLS handshake/.test(cause.message ?? '');
+}
+
+async function retrying<T>(what: string, fn: () => Promise<T>, transient: (e: unknown) => boolean, log: Logger, signal?: AbortSignal): Promise<T> {
+  const delays = backoff({ initialMs: 500, maxMs: 10_000 });
+  for (;;) {
+    if (signal?.aborted) throw new StartAborted();
+    try {
+      return await fn();
+    } catch (err) {
+      if (!transient(err)) throw err;
+      const ms = delays.next();
+      log.warn({ err: (err as Error).message, retryInMs: ms }, `${what} failed; retrying`);
+      await sleep(ms, signal);
+    }
+  }
+}
+
+function logPreflight(log: Logger, results: PreflightResult[]): PreflightResult[] {
+  const fatal: PreflightResult[] = [];
+  for (const r of results) {
+    if (r.ok) log.info({ check: r.check }, `preflight ${r.check}: ${r.message}`);
+    else if (FATAL_CHECKS.has(r.check)) {
+      fatal.push(r);
+      log.error({ check: r.check, fix: r.fix }, `preflight ${r.check} FAILED: ${r.message}; fix: ${r.fix ?? 'see the message'}`);
+    } else log.warn({ check: r.check, fix: r.fix }, `preflight ${r.check}: ${r.message}; fix: ${r.fix ?? 'see the message'}`);
+  }
+  return fatal;
+}
+
+export async function startAgent(config: AgentConfig, opts: AgentStartOptions): Promise<RunningAgent> {
+  const { logger: log, version, signal } = opts;
+  const undo: Array<() => unknown> = [];
+  try {
+    const h: Handle = openHandle();
+    undo.push(() => h.close());
+
+    const underlayIp = await resolveUnderlayIp(config, h);
+    const vtepMac = vtepMacFor(config.hostName);
+    log.info({ host: config.hostName, underlayIp, vtepMac, server: config.server, stateDir: config.stateDir }, 'weft agent starting');
+
+    const fatal = logPreflight(log, preflight(h, { underlayIp, mtu: config.mtu }));
+    if (fatal.length > 0) throw new Error(`preflight failed: ${fatal.map((r) => `${r.check} (${r.message})`).join('; ')}`);
+
+    const credentials = await retrying(
+      'joining the cluster',
+      () => ensureCredentials({
+        server: config.server, hostName: config.hostName, stateDir: config.stateDir,
+        ...(config.token ? { token: config.token } : {}), ...(config.caCertHash ? { caCertHash: config.caCertHash } : {}),
+        ...(config.caPem ? { caPem: config.caPem } : {}),
+      }),
+      joinIsTransient, log, signal,
+    );
+    log.info({ host: credentials.hostName, certExpiresAt: credentials.certExpiresAt.toISOString() }, 'cluster credentials ready');
+    const wg = await ensureWireGuardKeys(config.stateDir);
+
+    const ipam: IpamStore = openIpamStore({ path: join(config.stateDir, AGENT_DB_FILE) });
+    undo.push(() => ipam.close());
+    const outbox: EndpointOutbox = openEndpointOutbox({ path: join(config.stateDir, AGENT_DB_FILE), log });
+    undo.push(() => outbox.close());
+
+    const metrics = createAgentMetrics({ hostName: config.hostName, version, outboxPending: () => outbox.pending().length });
+    const client: ControllerClient = connectController({ server: config.server, credentials: channelCredentials(credentials), hostName: config.hostName, log });
+    undo.push(() => client.close());
+    metrics.setConnection(client.connectionState());
+    client.onConnectionState((s) => metrics.setConnection(s));
+
+    const registration: HostRegistration = {
+      underlayIp, vtepMac, rack: config.rack, datacenter: config.datacenter, wgPublicKey: wg.publicKey, agentVersion: version, networks: config.networks,
+    };
+    const registered: Registration = await retrying('registering this host', () => client.registerHost(registration), isTransient, log, signal);
+    log.info({ subnets: registered.subnets.map((s) => `${s.network}=${s.subnet}`), revision: registered.revision }, 'host registered');
+
+    // ---- host network: devices, addresses, iptables for the leases we hold ----
+    let clusterConfig: ClusterConfigMsg = registered.config;
+    const attachments = new Map<string, NetworkAttachment>();
+    const ensureNetwork = (subnets: Subnet[]) => {
+      const spec = hostNetworkSpec(config, clusterConfig, subnets, underlayIp, vtepMac, log);
+      const atts = ensureHostNetwork(h, spec, { log });
+      attachments.clear();
+      for (const a of atts) attachments.set(a.network, a);
+      log.info({ attachments: atts.map((a) => `${a.network}: ${a.subnet} gw ${a.gateway} on ${a.bridge}/${a.vxlanDevice} mtu ${a.mtu}`) }, 'host network ensured');
+    };
+    ensureNetwork(registered.subnets);
+
+    // ---- CNI ----
+    const handlers = createCniHandlers({ attachment: (n) => attachments.get(n), ipam, endpoints: outbox, logger: log });
+    const orphans = await handlers.gcOrphans();
+    if (orphans.released.length > 0) log.info({ released: orphans.released.map((a) => `${a.network}/${a.ip} ${a.containerId}`) }, 'released addresses of containers that are gone');
+    outbox.start(client);
+    undo.push(() => outbox.stop());
+    const cni: CniServer = await startCniServer({ socketPath: config.cniSocket, handlers: metrics.instrumentCni(handlers), logger: log });
+    undo.push(() => cni.close());
+    log.info({ socket: config.cniSocket }, 'CNI socket listening');
+
+    // ---- overlay: watch -> coalesced reconcile; periodic resync for drift ----
+    let synced = false;
+    let reconciles = 0;
+    const loop = createReconcileLoop<ReconcileTrigger>({
+      run(triggers) {
+        const topology = watch.topology();
+        const trigger = triggers[0];
+        const t0 = performance.now();
+        try {
+          const r = reconcileOverlay(h, topology, config.hostName, [...attachments.values()], { log });
+          metrics.reconciled(trigger, r);
+          metrics.revision.set(topology.revision);
+          const fields = {
+            trigger: triggers.join(','), revision: topology.revision, desired: r.desired, requests: r.requests,
+            added: r.added, replaced: r.replaced, deleted: r.deleted, failed: r.failed, ms: Math.round(r.durationMs * 10) / 10,
+          };
+          if (reconciles++ === 0) log.info(fields, `first overlay reconcile after start: ${r.requests} requests`);
+          else log.debug(fields, 'overlay reconciled');
+        } catch (err) {
+          metrics.reconcileFailed(trigger, (performance.now() - t0) / 1000);
+          log.error({ err: (err as Error).message, trigger: triggers.join(',') }, 'overlay reconcile failed; the next one retries');
+        }
+      },
+    });
+    undo.push(() => loop.stop());
+    const watch = client.watchTopology({
+      onEvent(ev, topology) {
+        if (topology.vxlanPort > 0) clusterConfig = { ...clusterConfig, vxlan_port: topology.vxlanPort, networks: networksOf(clusterConfig, topology.networks) };
+        if (!synced) {
+          if (ev.kind !== 'SNAPSHOT') return;
+          synced = true;
+          log.info({ revision: topology.revision, hosts: topology.hosts.length }, 'topology snapshot received');
+          loop.request('start');
+          return;
+        }
+        loop.request('topology');
+      },
+    });
+    undo.push(() => watch.stop());
+    const resync = setInterval(() => synced && loop.request('resync'), config.resyncIntervalMs);
+    undo.push(() => clearInterval(resync));
+
+    // ---- leases ----
+    const onLease = (ev: LeaseEvent) => {
+      if (ev.changed) {
+        const moved = ev.subnets.filter((s) => ev.previous.some((p) => p.network === s.network && p.subnet !== s.subnet));
+        for (const s of moved) {
+          const stranded = ipam.outsideSubnet(s.network, s.subnet);
+          log.error(
+            {
+              network: s.network, previous: ev.previous.find((p) => p.network === s.network)?.subnet, subnet: s.subnet,
+              containers: stranded.map((a) => `${a.containerId}/${a.ifname} ${a.ip}`),
+            },
+            `THIS HOST'S SUBNET IN ${s.network} CHANGED to ${s.subnet} (${ev.reason}): ${stranded.length} container(s) still hold addresses ` +
+              'of the old subnet, which the cluster no longer routes here; restart them to get new addresses',
+          );
+        }
+      }
+      try {
+        ensureNetwork(ev.subnets);
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'cannot ensure the host network for the new leases; will retry at the next lease event');
+      }
+      if (synced) loop.request('lease');
+    };
+    const heartbeats: HeartbeatLoop = runHeartbeats({ client, registration, registered, onLease, log });
+    undo.push(() => heartbeats.stop());
+
+    // ---- /metrics /healthz /readyz ----
+    let stopping = false;
+    const http: Server = createHttpServer({
+      registry: metrics.registry,
+      readiness: async () => {
+        const checks = {
+          controller: client.connectionState(),
+          topology: synced ? `revision ${watch.topology().revision}` : 'waiting for the first snapshot',
+          cni: stopping ? 'shutting down' : `listening on ${config.cniSocket}`,
+          networks: [...attachments.values()].map((a) => `${a.network}=${a.subnet}`).join(',') || 'none',
+        };
+        return { ready: synced && !stopping && attachments.size > 0, checks };
+      },
+    });
+    const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
+    undo.push(
+      () =>
+        new Promise<void>((resolve) => {
+          http.closeAllConnections();
+          http.close(() => resolve());
+        }),
+    );
+    log.info({ metrics: `http://${config.metricsListen.host}:${metricsPort}/metrics` }, 'weft agent running');
+
+    let stopped: Promise<void> | undefined;
+    return {
+      metricsPort,
+      stop: () =>
+        (stopped ??= (async () => {
+          stopping = true;
+          log.info('stopping: CNI requests in flight finish; the dataplane stays as it is');
+          await runUndo(undo, log);
+          log.info('stopped');
+        })()),
+    };
+  } catch (err) {
+    await runUndo(undo, log);
+    throw err;
+  }
+}
+
+/** Undo in reverse order of setup; each step runs even if an earlier one failed. */
+async function runUndo(undo: Array<() => unknown>, log: Logger): Promise<void> {
+  for (const f of undo.splice(0).reverse()) {
+    try {
+      await f();
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'shutdown step failed');
+    }
+  }
+}
+
+function networksOf(cfg: ClusterConfigMsg, nets: Array<{ name: string; vni: number; cidr: string }>): ClusterConfigMsg['networks'] {
+  return nets.map((n) => ({ ...n, host_prefix_length: cfg.networks.find((c) => c.name === n.name)?.host_prefix_length ?? 0 }));
+}
+
+/** What ensureHostNetwork needs, from the cluster config and this host's leases. */
+export function hostNetworkSpec(
+  config: AgentConfig, cluster: ClusterConfigMsg, subnets: Subnet[], underlayIp: string, vtepMac: string, log: Pick<Logger, 'warn'>,
+): HostNetworkSpec {
+  const attachments: HostNetworkSpec['attachments'] = [];
+  for (const s of subnets) {
+    const n = cluster.networks.find((x) => x.name === s.network);
+    if (!n) {
+      log.warn({ network: s.network }, `lease in network ${s.network}, which the cluster config does not describe; skipped`);
+      continue;
+    }
+    attachments.push({ network: n.name, vni: n.vni, networkCidr: n.cidr, subnet: s.subnet });
+  }
+  const mtu = config.mtu ?? (cluster.mtu > 0 ? cluster.mtu : undefined);
+  return {
+    self: { underlayIp, vtepMac },
+    attachments,
+    vxlanPort: cluster.vxlan_port,
+    ...(mtu !== undefined ? { mtu } : {}),
+  };
+}

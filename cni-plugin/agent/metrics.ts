@@ -1,0 +1,105 @@
+// Prometheus metrics of one agent. What an operator asks of a host: does the
+// kernel hold what the controller says (desired vs programmed, errors), how
+// fresh is that view (revision, connection), how long do reconciles take,
+// and are containers being wired (CNI requests, endpoints waiting to reach
+// the controller).
+//
+// The CNI handlers are instrumented from the outside (wrapping them), so
+// they stay free of metrics code.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CniError } from '../cni/types';
+import type { ConnectionState } from './controller/client';
+import type { ReconcileResult } from './dataplane/overlay';
+import type { CniHandlers } from './types';
+
+export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start';
+
+export type AgentMetrics = {
+  registry: Registry;
+  reconciled(trigger: ReconcileTrigger, r: ReconcileResult): void;
+  reconcileFailed(trigger: ReconcileTrigger, seconds: number): void;
+  revision: Gauge;
+  setConnection(state: ConnectionState): void;
+  instrumentCni<T extends CniHandlers>(h: T): T;
+};
+
+const CONNECTION_STATES: ConnectionState[] = ['connected', 'connecting', 'disconnected'];
+
+export function createAgentMetrics(deps: { hostName: string; version: string; outboxPending: () => number }): AgentMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  new Gauge({ name: 'weft_agent_info', help: 'Always 1; labels name this host and the agent version', labelNames: ['host', 'version'], registers })
+    .set({ host: deps.hostName, version: deps.version }, 1);
+  const desired = new Gauge({ name: 'weft_agent_overlay_desired_entries', help: 'Overlay entries (routes, neighbours, FDB) the topology asks for on this host', registers });
+  const programmed = new Gauge({
+    name: 'weft_agent_overlay_programmed_entries',
+    help: 'Desired overlay entries the kernel holds after the last reconcile (desired minus those that failed)',
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'weft_agent_reconcile_duration_seconds', help: 'Overlay reconcile time (render, list, diff, apply)', labelNames: ['trigger'], registers,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  });
+  const reconciles = new Counter({ name: 'weft_agent_reconciles_total', help: 'Overlay reconciles run', labelNames: ['trigger'], registers });
+  const errors = new Counter({
+    name: 'weft_agent_reconcile_errors_total', help: 'Overlay entries the kernel refused, and reconciles that failed as a whole (kind="reconcile")',
+    labelNames: ['kind'], registers,
+  });
+  const requests = new Counter({
+    name: 'weft_agent_overlay_requests_total', help: 'Netlink write requests sent by reconciles (none when the kernel already agrees)', registers,
+  });
+  const lastRequests = new Gauge({ name: 'weft_agent_last_reconcile_requests', help: 'Netlink write requests the last reconcile sent', registers });
+  const revision = new Gauge({ name: 'weft_agent_topology_revision', help: 'Controller revision of the topology the agent last reconciled', registers });
+  const connection = new Gauge({
+    name: 'weft_agent_controller_connection', help: '1 for the current state of the connection to the controller', labelNames: ['state'], registers,
+  });
+  const cni = new Counter({ name: 'weft_agent_cni_requests_total', help: 'CNI requests by verb and result (ok or the CNI error code)', labelNames: ['verb', 'result'], registers });
+  new Gauge({
+    name: 'weft_agent_endpoint_outbox_pending', help: 'Container endpoints queued for the controller', registers,
+    collect() {
+      this.set(deps.outboxPending());
+    },
+  });
+
+  function setConnection(state: ConnectionState): void {
+    for (const s of CONNECTION_STATES) connection.set({ state: s }, s === state ? 1 : 0);
+  }
+  setConnection('connecting');
+
+  function instrumentCni<T extends CniHandlers>(h: T): T {
+    const wrap = <A extends unknown[], R>(verb: string, fn: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
+      try {
+        const r = await fn(...a);
+        cni.inc({ verb, result: 'ok' });
+        return r;
+      } catch (e) {
+        cni.inc({ verb, result: e instanceof CniError ? String(e.code) : 'error' });
+        throw e;
+      }
+    };
+    return { ...h, add: wrap('ADD', h.add), del: wrap('DEL', h.del), check: wrap('CHECK', h.check), status: wrap('STATUS', h.status), gc: wrap('GC', h.gc) };
+  }
+
+  return {
+    registry,
+    reconciled(trigger, r) {
+      reconciles.inc({ trigger });
+      duration.observe({ trigger }, r.durationMs / 1000);
+      desired.set(r.desired);
+      programmed.set(r.desired - r.errors.filter((e) => e.action !== 'delete').length);
+      requests.inc(r.requests);
+      lastRequests.set(r.requests);
+      for (const e of r.errors) errors.inc({ kind: e.kind });
+    },
+    reconcileFailed(trigger, seconds) {
+      reconciles.inc({ trigger });
+      duration.observe({ trigger }, seconds);
+      errors.inc({ kind: 'reconcile' });
+    },
+    revision,
+    setConnection,
+    instrumentCni,
+  };
+}
