@@ -29,6 +29,14 @@ const commands: Record<string, Command> = {
     summary: 'issue an administrator client certificate from the cluster CA',
     run: async (argv) => (await import('../controller/cli')).adminCertCommand(argv),
   },
+  agent: {
+    summary: 'run the host agent (joins the cluster, builds the overlay, serves the CNI plugin)',
+    run: async (argv) => (await import('./agent/cli')).agentCommand(argv),
+  },
+  'install-cni': {
+    summary: 'install the weft CNI plugin binary and network config on this host',
+    run: async (argv) => (await import('./agent/install-cni')).installCniCommand(argv),
+  },
   status: {
     summary: "print a controller's status",
     run: async (argv) => (await import('../controller/cli')).statusCommand(argv),
