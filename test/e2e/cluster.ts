@@ -5,11 +5,11 @@
 // namespace. Every process is a lab process (stopped with the lab); every
 // file lives under one temp dir the caller removes.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabHost, LabProcess } from '../lab/lab';
-import { nsExecAsync, readJsonLog, waitFor } from './traffic';
+import { GiveUp, nsExecAsync, readJsonLog, waitFor } from './traffic';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WEFT = join(ROOT, 'dist', 'weft.mjs');
@@ -55,7 +55,7 @@ export async function startController(lab: Lab, dataDir: string, logFile: string
   const line = await waitFor(
     'the controller to print the join command',
     () => {
-      if (proc.exited) throw new Error(`controller exited early; log: ${readJsonLog(logFile).map((l) => l.msg).join(' | ')}`);
+      if (proc.exited) throw new GiveUp(`controller exited early; log tail: ${tail(logFile)}`);
       return readJsonLog(logFile).find((l) => typeof l.agentCommand === 'string' && l.pid === proc.pid);
     },
     30_000,
@@ -110,7 +110,7 @@ export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths
   await waitFor(
     `agent on ${host.name} to serve its CNI socket`,
     () => {
-      if (proc.exited) throw new Error(`agent on ${host.name} exited; log tail: ${tail(paths.logFile)}`);
+      if (proc.exited) throw new GiveUp(`agent on ${host.name} exited; log tail: ${tail(paths.logFile)}`);
       return existsSync(paths.socket);
     },
     30_000,
@@ -118,10 +118,26 @@ export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths
   return { host, proc, ...paths };
 }
 
+/** The last lines of a process log, JSON lines shortened to their message (and error). */
 export function tail(logFile: string, n = 15): string {
-  return readJsonLog(logFile)
+  let text = '';
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return '(no log)';
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
     .slice(-n)
-    .map((l) => `${l.msg}${l.err ? ` (${typeof l.err === 'string' ? l.err : JSON.stringify(l.err)})` : ''}`)
+    .map((line) => {
+      try {
+        const l = JSON.parse(line) as Record<string, unknown>;
+        return `${String(l.msg)}${l.err ? ` (${typeof l.err === 'string' ? l.err : JSON.stringify(l.err)})` : ''}`;
+      } catch {
+        return line;
+      }
+    })
     .join(' | ');
 }
 

@@ -115,7 +115,12 @@ export async function fragCounters(netns: string): Promise<FragCounters> {
 /** Sleep helper. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `fn` until it returns a truthy value or `ms` pass; throws with `what` and the last value. */
+/** Thrown inside a waitFor callback to stop waiting at once (a process that exited will not come back). */
+export class GiveUp extends Error {
+  override name = 'GiveUp';
+}
+
+/** Polls `fn` until it returns a truthy value or `ms` pass; throws with `what` and the last value (at once on GiveUp). */
 export async function waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 20_000, every = 250): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms;
   let last: T | undefined;
@@ -125,6 +130,7 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 20
       last = await fn();
       if (last) return last as NonNullable<T>;
     } catch (e) {
+      if (e instanceof GiveUp) throw e;
       lastErr = e;
     }
     await sleep(every);

@@ -1,0 +1,229 @@
+// End to end: a real weft cluster in a netns lab. The controller in its own
+// namespace behind two routers; three hosts in two racks (so VXLAN crosses an
+// L3 hop between racks), each running `weft agent` joined with the command the
+// controller prints; two containers per host, attached by exec'ing the weft
+// CNI binary as a runtime does. Two overlay networks: `default` (VNI 1, added
+// on the controller's first start) and `blue` (VNI 2, `weft network add`).
+//
+//   h1 (rack a): c1 default, c2 default
+//   h2 (rack a): c3 default, c4 blue
+//   h3 (rack b): c5 default, c6 blue
+//
+// The scenarios run in order on one cluster; each leaves it as it found it
+// (every container attached, every agent connected).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
+import { createLab, type Lab, type LabHost } from '../lab/lab';
+import { ipJson, listNetns } from '../lab/run';
+import {
+  adminCert, agentMetrics, agentPaths, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail, weftCli,
+  type Agent, type CertFiles, type Controller, METRICS_PORT,
+} from './cluster';
+import { cniAdd, cniDel, execCni, pluginConfig, weftConflist } from './cni';
+import {
+  fragCounters, nsExecAsync, ping, pingMatrix, sleep, tcpSend, TCP_SINK, waitFor, type Endpoint, type FragCounters, type PingResult,
+} from './traffic';
+
+const LAB = 'ovl';
+const SPEC = {
+  name: LAB,
+  datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1', 'h2'] }, { name: 'b', hosts: ['h3'] }] }],
+  controller: true,
+};
+const NETWORKS = { default: { vni: 1, cidr: '10.244.0.0/16' }, blue: { vni: 2, cidr: '10.245.0.0/16' } } as const;
+type Net = keyof typeof NETWORKS;
+const LAYOUT: Array<{ name: string; host: string; network: Net }> = [
+  { name: 'c1', host: 'h1', network: 'default' },
+  { name: 'c2', host: 'h1', network: 'default' },
+  { name: 'c3', host: 'h2', network: 'default' },
+  { name: 'c4', host: 'h2', network: 'blue' },
+  { name: 'c5', host: 'h3', network: 'default' },
+  { name: 'c6', host: 'h3', network: 'blue' },
+];
+const TCP_PORT = 5201;
+const MIB = 1024 * 1024;
+
+type Container = {
+  name: string;
+  host: LabHost;
+  network: Net;
+  /** namespace name (for ip netns exec) */
+  netns: string;
+  /** the namespace's path, as CNI_NETNS names it */
+  netnsPath: string;
+  /** CNI_CONTAINERID of the current attachment */
+  id: string;
+  ip: string;
+  result: any;
+};
+
+let lab: Lab;
+let dir: string;
+let ctl: Controller;
+let admin: CertFiles;
+const agents = new Map<string, Agent>();
+const containers = new Map<string, Container>();
+
+const host = (name: string) => lab.host(name);
+const ctr = (name: string) => containers.get(name)!;
+const inNet = (net: Net): Endpoint[] => [...containers.values()].filter((c) => c.network === net).map((c) => ({ name: c.name, netns: c.netns, ip: c.ip }));
+const newId = () => randomBytes(32).toString('hex');
+
+function cniConfig(h: LabHost, network: Net) {
+  return pluginConfig(weftConflist({ name: `weft-${network}`, network, agentSocket: agents.get(h.name)!.socket }));
+}
+
+async function attach(name: string, h: LabHost, network: Net, netnsPath: string): Promise<Container> {
+  const id = newId();
+  const result = await cniAdd({ hostNetns: h.netns, containerId: id, netns: netnsPath, ifname: 'eth0', config: cniConfig(h, network) });
+  const netns = netnsPath.replace('/run/netns/', '');
+  const c: Container = { name, host: h, network, netns, netnsPath, id, ip: String(result.ips[0].address).split('/')[0], result };
+  containers.set(name, c);
+  return c;
+}
+
+async function detach(c: Container): Promise<void> {
+  await cniDel({ hostNetns: c.host.netns, containerId: c.id, netns: c.netnsPath, ifname: 'eth0', config: cniConfig(c.host, c.network) });
+}
+
+/** weft's overlay entries in a host namespace: routes into the networks, permanent neighbours and FDB entries on the VXLAN devices. */
+function overlayState(h: LabHost) {
+  const routes = ipJson<any[]>(h.netns, ['route', 'show']).filter((r) => String(r.dev ?? '').startsWith('weft.vx') && r.gateway);
+  const neighs = ipJson<any[]>(h.netns, ['neigh', 'show', 'nud', 'permanent']).filter((n) => String(n.dev ?? '').startsWith('weft.vx'));
+  const fdb = JSON.parse(lab.exec(h.netns, 'bridge', ['-j', 'fdb', 'show']).stdout || '[]').filter(
+    (f: any) => String(f.ifname ?? '').startsWith('weft.vx') && f.dst,
+  ) as any[];
+  return { routes, neighs, fdb };
+}
+
+function vtepMac(h: LabHost, vni: number): string {
+  return ipJson<any[]>(h.netns, ['link', 'show', `weft.vx${vni}`])[0].address;
+}
+
+async function startAgentOn(h: LabHost, token: string): Promise<Agent> {
+  const a = await startAgent(lab, ctl, h, agentPaths(dir, h), token);
+  agents.set(h.name, a);
+  return a;
+}
+
+/** Every host has a route to every other host's subnet in each network both are in. */
+async function waitForMesh(ms = 30_000): Promise<void> {
+  await waitFor(
+    'every host to route to every other host in both networks',
+    () => lab.hosts.every((h) => overlayState(h).routes.length === 2 * (lab.hosts.length - 1)),
+    ms,
+  );
+}
+
+/** The CNI STATUS verb answers 0 once the agent is ready for ADDs. */
+async function waitForCniReady(h: LabHost): Promise<void> {
+  await waitFor(
+    `CNI STATUS on ${h.name} to succeed`,
+    async () => (await execCni({ hostNetns: h.netns, command: 'STATUS', config: cniConfig(h, 'default') })).code === 0,
+    30_000,
+  );
+}
+
+async function endpoints(): Promise<any[]> {
+  const r = await grpcCall(lab.controller!.netns, ctl.server, admin, 'ListEndpoints', {});
+  if (!r.ok) throw new Error(`ListEndpoints: ${r.code} ${r.details}`);
+  return r.res.endpoints;
+}
+
+function expectNoLoss(results: PingResult[]): void {
+  const lossy = results.filter((r) => r.transmitted === 0 || r.received !== r.transmitted);
+  expect(lossy.map((r) => `${r.from}->${r.to}: ${r.output.split('\n').slice(-2).join(' ')}`)).toEqual([]);
+}
+
+beforeAll(async () => {
+  requireBuild();
+  dir = mkdtempSync(join(tmpdir(), 'weft-e2e-'));
+  lab = await createLab(SPEC);
+  const dataDir = join(dir, 'controller');
+  ctl = await startController(lab, dataDir, join(dir, 'controller.log'));
+  // The operator's path to a second network; before any host joins, so every host gets a subnet in both.
+  expect(weftCli(['network', 'add', 'blue', '--vni', String(NETWORKS.blue.vni), '--cidr', NETWORKS.blue.cidr, '--data-dir', dataDir])).toMatch(/added network blue/);
+  const listed = JSON.parse(weftCli(['network', 'list', '--json', '--data-dir', dataDir])) as Array<{ name: string; vni: number; cidr: string }>;
+  expect(listed.map((n) => [n.name, n.vni, n.cidr])).toEqual([['default', 1, NETWORKS.default.cidr], ['blue', 2, NETWORKS.blue.cidr]]);
+  admin = adminCert(dataDir, join(dir, 'admin'));
+
+  const token = createToken(dataDir);
+  const t0 = Date.now();
+  await Promise.all(lab.hosts.map((h) => startAgentOn(h, token)));
+  await Promise.all(lab.hosts.map((h) => waitForCniReady(h)));
+  await waitForMesh();
+  console.log(`3 agents joined and meshed in ${Date.now() - t0} ms`);
+
+  const t1 = Date.now();
+  for (const c of LAYOUT) {
+    const h = host(c.host);
+    await attach(c.name, h, c.network, lab.addContainerNetns(h, c.name));
+  }
+  console.log(`6 CNI ADDs in ${Date.now() - t1} ms`);
+}, 120_000);
+
+afterAll(async () => {
+  try {
+    if (lab) {
+      const report = await lab.destroy();
+      expect(report.errors).toEqual([]);
+      // nothing of the lab is left: no namespace with its prefix, no weft device in this (the root) namespace
+      expect(listNetns().filter((n) => n.startsWith(`wt-${LAB}.`))).toEqual([]);
+    }
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+  // the agents ran only in lab namespaces: the root namespace (read, never changed) has no weft device
+  const rootLinks = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string }>;
+  expect(rootLinks.map((l) => l.ifname).filter((n) => n.startsWith('weft.'))).toEqual([]);
+}, 60_000);
+
+describe('weft overlay across racks', () => {
+  it('gives every container its address at MTU 1450 and reaches every container of its network, with full-size packets unfragmented', async () => {
+    for (const c of containers.values()) {
+      const [eth0] = ipJson<any[]>(c.netns, ['addr', 'show', 'eth0']);
+      expect(eth0.mtu, `${c.name} MTU`).toBe(1450);
+      expect(eth0.addr_info.map((a: any) => a.local)).toContain(c.ip);
+      expect(c.ip.startsWith(NETWORKS[c.network].cidr.split('.').slice(0, 2).join('.') + '.'), `${c.name} ${c.ip} in ${c.network}`).toBe(true);
+    }
+
+    const t0 = Date.now();
+    const [def, blue] = await Promise.all([pingMatrix(inNet('default')), pingMatrix(inNet('blue'))]);
+    expect(def.length).toBe(12);
+    expect(blue.length).toBe(2);
+    expectNoLoss([...def, ...blue]);
+    console.log(`ping matrix: ${def.length + blue.length} ordered pairs x 3, 0% loss, ${Date.now() - t0} ms`);
+
+    // path MTU across the router: 1422 + 8 (ICMP) + 20 (IP) = 1450 fits, one byte more does not
+    const [c1, c5] = [ctr('c1'), ctr('c5')];
+    const fits = await ping(c1.netns, c5.ip, ['-M', 'do', '-s', '1422', '-c', '3', '-W', '1']);
+    expect(fits.received, fits.output).toBe(3);
+    const tooBig = await ping(c1.netns, c5.ip, ['-M', 'do', '-s', '1423', '-c', '1', '-W', '1']);
+    expect(tooBig.status, tooBig.output).not.toBe(0);
+    expect(tooBig.received).toBe(0);
+    expect(tooBig.output).toMatch(/message too long|mtu\s*=\s*1450/i);
+
+    // 4 MiB over TCP from rack a to rack b: byte-exact, the sender's own address (no masquerade), no IP fragments anywhere on the path
+    const router = lab.plan.routers[0].netns;
+    const path = [c1.netns, host('h1').netns, router, host('h3').netns, c5.netns];
+    const before = await Promise.all(path.map((ns) => fragCounters(ns)));
+    const vxBefore = ipJson<any[]>(host('h1').netns, ['-s', 'link', 'show', 'weft.vx1'])[0].stats64.tx.bytes as number;
+    const sink = lab.spawn(c5.netns, process.execPath, ['-e', TCP_SINK, String(TCP_PORT)]);
+    await waitFor('the TCP sink to listen', () => sink.output().includes('listening'), 10_000);
+    const sent = await tcpSend(c1.netns, c5.ip, TCP_PORT, 4 * MIB, 30_000);
+    await sink.stop();
+    expect(sent.error).toBeUndefined();
+    expect(sent.server).toEqual({ bytes: 4 * MIB, sha256: sent.sha256, peer: c1.ip });
+    const after = await Promise.all(path.map((ns) => fragCounters(ns)));
+    const vxAfter = ipJson<any[]>(host('h1').netns, ['-s', 'link', 'show', 'weft.vx1'])[0].stats64.tx.bytes as number;
+    const fragDelta = (b: FragCounters, a: FragCounters) => a.FragCreates - b.FragCreates + a.ReasmReqds - b.ReasmReqds;
+    expect(path.map((ns, i) => [ns, fragDelta(before[i], after[i])])).toEqual(path.map((ns) => [ns, 0]));
+    expect(vxAfter - vxBefore, 'bytes through h1 weft.vx1').toBeGreaterThan(4 * MIB);
+    console.log(`TCP 4 MiB c1(h1, rack a) -> c5(h3, rack b) in ${sent.ms} ms, ${vxAfter - vxBefore} bytes through weft.vx1, 0 fragments`);
+  }, 90_000);
+});
