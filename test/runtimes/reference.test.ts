@@ -87,17 +87,20 @@ describe('podman 4.3, CNI backend', () => {
   let net: Net;
   let net04: Net;
   let netBad: Net;
+  let netBadConf: Net;
 
   beforeAll(async () => {
     dir = mkdtempSync('/tmp/wtrt-podman-');
     const confDir = join(dir, 'net.d');
     mkdirSync(confDir);
-    rec = makeRecorder(join(dir, 'rec'), REAL_PLUGINS, ['bridge', 'host-local', 'portmap', 'loopback']);
+    rec = makeRecorder(join(dir, 'rec'), REAL_PLUGINS, ['bridge', 'host-local', 'portmap', 'loopback', 'tuning']);
     net = writeConflist(confDir, 0, '1.0.0');
     net04 = writeConflist(confDir, 1, '0.4.0');
-    // A third plugin whose config the real plugin rejects: ADD fails after
-    // bridge and portmap succeeded.
-    netBad = writeConflist(confDir, 2, '1.0.0', [{ type: 'portmap', snat: 'not-a-bool' }]);
+    // A third plugin whose ADD fails (no such sysctl) after bridge and
+    // portmap succeeded, while its DEL succeeds.
+    netBad = writeConflist(confDir, 2, '1.0.0', [{ type: 'tuning', sysctl: { 'net.ipv4.conf.eth0.wt_no_such_key': '1' } }]);
+    // A third plugin whose config does not parse: both its ADD and DEL fail.
+    netBadConf = writeConflist(confDir, 3, '1.0.0', [{ type: 'portmap', snat: 'not-a-bool' }]);
     podman = await startPodman({ dir: join(dir, 'podman'), cniConfigDir: confDir, pluginDirs: [rec.pluginDir] });
     podman.loadImage(busyboxImageArchive());
   }, 120_000);
@@ -106,7 +109,7 @@ describe('podman 4.3, CNI backend', () => {
     try {
       podman?.close();
     } finally {
-      deleteLinks([net, net04, netBad].filter(Boolean).map((n) => n.bridge));
+      deleteLinks([net, net04, netBad, netBadConf].filter(Boolean).map((n) => n.bridge));
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -135,7 +138,8 @@ describe('podman 4.3, CNI backend', () => {
       expect(v.env.CNI_IFNAME).toBe('dummy');
       expect(v.env.CNI_PATH).toBeDefined();
     }
-    expect(new Set(versions.map((v) => v.plugin))).toEqual(new Set(['bridge', 'portmap']));
+    // Every plugin entry of every list in the dir, not only the one in use.
+    expect(new Set(versions.map((v) => v.plugin))).toEqual(new Set(['bridge', 'portmap', 'tuning']));
   });
 
   it('sends cniVersion 0.4.0 for a 0.4.0 conflist', () => {
@@ -159,18 +163,32 @@ describe('podman 4.3, CNI backend', () => {
     expect(dels[0].env.CNI_NETNS).toMatch(/^\/run\/netns\//);
   });
 
-  it('a failed ADD is followed by DEL without prevResult', () => {
+  const failRun = (net: Net) => {
     const name = uniqueName('e');
-    const r = podman.tryRun(['run', '-d', '--pull', 'never', '--name', name, '--network', netBad.name, 'localhost/wt-busybox:latest', 'sleep', '600']);
+    const r = podman.tryRun(['run', '-d', '--pull', 'never', '--name', name, '--network', net.name, 'localhost/wt-busybox:latest', 'sleep', '600']);
     expect(r.code).not.toBe(0);
     const id = podman.run(['inspect', '--format', '{{.Id}}', name]).trim();
     const calls = forContainer(rec.calls(), id);
-    const failed = calls.findIndex((c) => c.command === 'ADD' && c.rc !== 0);
-    expect(failed, describeCalls(calls)).toBeGreaterThanOrEqual(0);
-    const dels = calls.slice(failed + 1).filter((c) => c.command === 'DEL');
-    expect(dels.length, describeCalls(calls)).toBeGreaterThan(0);
-    expect(dels.every((c) => !c.hasPrevResult), describeCalls(calls)).toBe(true);
     podman.tryRun(['rm', '-f', '-t', '0', name]);
+    const failed = calls.findIndex((c) => c.command === 'ADD' && c.rc !== 0);
+    expect(failed, describeCalls(calls)).toBe(3);
+    return { calls, dels: calls.slice(failed + 1).filter((c) => c.command === 'DEL') };
+  };
+
+  it('a failed ADD is followed by DEL of the whole list, without prevResult', () => {
+    const { calls, dels } = failRun(netBad);
+    expect(dels.map((c) => c.plugin), describeCalls(calls)).toEqual(['tuning', 'portmap', 'bridge', 'host-local']);
+    for (const d of dels) {
+      expect(d.hasPrevResult).toBe(false);
+      expect(d.env.CNI_NETNS).toMatch(/^\/run\/netns\//);
+    }
+  });
+
+  it('a DEL that fails stops the DEL chain: earlier plugins never get DEL', () => {
+    const { calls, dels } = failRun(netBadConf);
+    expect(dels.map((c) => [c.plugin, c.rc !== 0]), describeCalls(calls)).toEqual([['portmap', true]]);
+    // podman rm of the failed container sends nothing more.
+    expect(calls.filter((c) => c.command === 'DEL').length).toBe(1);
   });
 });
 
@@ -185,7 +203,7 @@ describe('containerd 1.6, ctr run --cni', () => {
     const confDir = join(dir, 'net.d');
     mkdirSync(confDir);
     rec = makeRecorder(join(dir, 'rec'), REAL_PLUGINS, ['bridge', 'host-local', 'portmap', 'loopback']);
-    net = writeConflist(confDir, 3, '1.0.0');
+    net = writeConflist(confDir, 4, '1.0.0');
     ctrd = await startContainerd({ dir: join(dir, 'ctr'), cniConfigDir: confDir, pluginDir: rec.pluginDir });
     ctrd.importImage(busyboxImageArchive());
   }, 120_000);
@@ -211,7 +229,7 @@ describe('containerd 1.6, ctr run --cni', () => {
       addr_info: { local: string }[];
     }[];
     const ipA = addr[0].addr_info[0].local;
-    expect(ipA).toMatch(/^10\.234\./);
+    expect(ipA).toMatch(/^10\.235\./);
     const res = await fetch(`http://${ipA}/`);
     expect(await res.text()).toBe('wt-busybox\n');
     expect(ctrd.ctr(['task', 'exec', '--exec-id', 'wget', b, 'wget', '-qO-', `http://${ipA}/`])).toBe('wt-busybox\n');
