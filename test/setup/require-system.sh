@@ -18,6 +18,9 @@ have tcpdump        || need+=(tcpdump)
 have ping           || need+=(iputils-ping)
 have ethtool        || need+=(ethtool)
 have cc             || need+=(gcc libc6-dev)
+have podman         || need+=(podman)
+have ctr            || need+=(containerd)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
