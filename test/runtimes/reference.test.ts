@@ -110,7 +110,7 @@ describe('podman 4.3, CNI backend', () => {
       podman?.close();
     } finally {
       deleteLinks([net, net04, netBad, netBadConf].filter(Boolean).map((n) => n.bridge));
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -213,7 +213,7 @@ describe('containerd 1.6, ctr run --cni', () => {
       await ctrd?.close();
     } finally {
       if (net) deleteLinks([net.bridge]);
-      rmSync(dir, { recursive: true, force: true });
+      if (dir) rmSync(dir, { recursive: true, force: true });
     }
   });
 
