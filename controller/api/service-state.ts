@@ -10,6 +10,9 @@ import { type ServiceRecord, decodeService, selectorMatches } from '../registry/
 import type { Backend, Service, ServiceEvent, ServiceState } from './proto';
 import type { KeyChange } from './watch-core';
 
+/** The keys the services' state is made of. */
+export const SERVICES_KEYS = [SERVICES_PREFIX, ENDPOINTS_PREFIX, HOSTS_PREFIX];
+
 type Place = { rack: string; datacenter: string };
 
 export type ServicesState = {
@@ -17,7 +20,7 @@ export type ServicesState = {
   /** network -> endpoint key -> endpoint */
   endpoints: Map<string, Map<string, EndpointRecord>>;
   places: Map<string, Place>;
-  /** What the client has: service name -> JSON of the ServiceState last sent. */
+  /** What the clients have: service name -> JSON of the ServiceState last sent. */
   sent: Map<string, string>;
 };
 
@@ -93,10 +96,16 @@ export function servicesFromKvs(kvs: Map<string, string>): ServicesState {
   return s;
 }
 
+/** Every service at `revision`; `sent` already equals it (every revision's changes are sent in full). */
 export function servicesSnapshot(s: ServicesState, revision: number): ServiceEvent {
   const services = [...s.services.keys()].sort().map((n) => stateOf(s, s.services.get(n)!));
-  s.sent = new Map(services.map((st) => [st.service.name, JSON.stringify(st)]));
   return { revision, kind: 'SNAPSHOT', services, service_name: '' };
+}
+
+function resend(s: ServicesState, revision: number): ServiceEvent {
+  const snap = servicesSnapshot(s, revision);
+  s.sent = new Map(snap.services.map((st) => [st.service.name, JSON.stringify(st)]));
+  return snap;
 }
 
 /** One message per revision at most, as for the topology: SERVICE_PUT (every changed service), SERVICE_DELETE, or SNAPSHOT for a mix. */
@@ -129,7 +138,7 @@ export function servicesChanges(s: ServicesState, revision: number, changes: Key
     if (s.sent.get(name) !== JSON.stringify(st)) puts.push(st);
   }
   if (puts.length === 0 && deletes.length === 0) return [];
-  if (deletes.length > 1 || (deletes.length > 0 && puts.length > 0)) return [servicesSnapshot(s, revision)];
+  if (deletes.length > 1 || (deletes.length > 0 && puts.length > 0)) return [resend(s, revision)];
   for (const st of puts) s.sent.set(st.service.name, JSON.stringify(st));
   if (puts.length > 0) return [{ revision, kind: 'SERVICE_PUT', services: puts, service_name: '' }];
   s.sent.delete(deletes[0]);

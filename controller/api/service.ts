@@ -21,11 +21,14 @@ import type * as pb from './proto';
 import {
   checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
 } from './requests';
-import { servicesChanges, servicesFromKvs, servicesSnapshot, serviceMessage } from './service-state';
+import { SERVICES_KEYS, type ServicesState, servicesChanges, servicesFromKvs, servicesSnapshot, serviceMessage } from './service-state';
 import { PermissionError, UnauthenticatedError, toServiceError } from './status';
-import { configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot } from './topology';
+import {
+  TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
+} from './topology';
 import { checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from './validate';
-import { watchCore, type CoreEvent } from './watch-core';
+import { type Hub, createHub } from './watch-hub';
+import { createSink } from './watch-sink';
 
 export type LeaseFns = {
   acquireLease: typeof acquireLease;
@@ -47,9 +50,19 @@ export type ControllerDeps = {
   now?: () => number;
   isLeader?: () => boolean;
   version?: string;
-  /** The prefix watches cover; every key the watches read lives under it. */
-  watchPrefix?: string;
+  /** Live messages a watch stream may have waiting for its client before it is ended (default WATCH_QUEUE_LIMIT). */
+  watchQueueLimit?: number;
+  /** Bounds of each watch hub's log of recent messages, which resumes are replayed from (watch-hub.ts defaults). */
+  watchLogMessages?: number;
+  watchLogBytes?: number;
 };
+
+/**
+ * A client this many messages behind is ended and resumes. Far above what
+ * a live agent lags (one message per topology change), and the messages are
+ * shared, so a waiting stream holds pointers, not copies.
+ */
+export const WATCH_QUEUE_LIMIT = 1024;
 
 type Who = Exclude<Identity, null>;
 type Auth = 'anonymous' | 'any' | 'host' | 'admin';
@@ -62,7 +75,6 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   const ipam = deps.leases ?? IPAM;
   const loadConfig = deps.loadConfig ?? loadClusterConfig;
   const leaseOpts: LeaseOptions = { now };
-  const prefix = deps.watchPrefix ?? '/weft/';
 
   function authorize(method: string, auth: Auth, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): Who | null {
     if (auth === 'anonymous') return null;
@@ -266,84 +278,48 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
 
   // ---- watches ------------------------------------------------------------
 
+  // One hub per kind for the whole process: every stream of a kind shares
+  // its store watch, its state and the messages it derives (watch-hub.ts).
+  const hubOpts = { store, logger, logMessages: deps.watchLogMessages, logBytes: deps.watchLogBytes };
+  const topologyHub = createHub<TopologyState, pb.TopologyEvent>(
+    { name: 'topology', prefixes: TOPOLOGY_KEYS, init: topologyFromKvs, snapshot: topologySnapshot, changes: topologyChanges },
+    hubOpts,
+  );
+  const servicesHub = createHub<ServicesState, pb.ServiceEvent>(
+    { name: 'services', prefixes: SERVICES_KEYS, init: servicesFromKvs, snapshot: servicesSnapshot, changes: servicesChanges },
+    hubOpts,
+  );
+  const queueLimit = deps.watchQueueLimit ?? WATCH_QUEUE_LIMIT;
+
   /**
-   * Runs one watch stream: snapshot or resume, then one message per revision
-   * that matters. Stops the store watch when the client goes away, and
-   * honours flow control so a slow client cannot make us buffer without bound.
+   * One watch stream: snapshot or resume, then one message per revision
+   * that matters, from the kind's hub. A client that does not keep up is
+   * ended with RESOURCE_EXHAUSTED (watch-sink.ts) and resumes.
    */
-  function stream<Req extends { from_revision: number }, Msg, S>(
+  function stream<Req extends { from_revision: number }, Msg extends { revision: number }>(
     method: string,
-    derive: {
-      init: (kvs: Map<string, string>) => S;
-      snapshot: (s: S, revision: number) => Msg;
-      changes: (s: S, revision: number, changes: Extract<CoreEvent, { type: 'changes' }>['changes']) => Msg[];
-    },
+    hub: Hub<Msg>,
   ): grpc.handleServerStreamingCall<Req, Msg> {
     return (call) => {
-      const stop = new AbortController();
-      const onGone = () => stop.abort();
-      call.on('cancelled', onGone);
-      call.on('close', onGone);
       let who: Who | null = null;
-      const send = async (msg: Msg): Promise<void> => {
-        if (call.write(msg)) return;
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            call.off('drain', done);
-            stop.signal.removeEventListener('abort', done);
-            resolve();
-          };
-          call.on('drain', done);
-          stop.signal.addEventListener('abort', done, { once: true });
-        });
-      };
-      (async () => {
-        who = authorize(method, 'any', call as never);
-        must(checkRevision(call.request.from_revision, 'from_revision'));
-        let state: S | undefined;
-        const events = watchCore(store, {
-          prefix,
-          fromRevision: call.request.from_revision,
-          signal: stop.signal,
-          onCompacted: (err) => logger.info({ method, caller: describeIdentity(who), err: err.message }, 'resume revision compacted: sending a snapshot'),
-        });
-        for await (const ev of events) {
-          if (stop.signal.aborted) break;
-          if (ev.type === 'reset') {
-            state = derive.init(ev.kvs);
-            if (ev.announce) await send(derive.snapshot(state, ev.revision));
-            continue;
-          }
-          for (const msg of derive.changes(state!, ev.revision, ev.changes)) await send(msg);
-        }
-      })()
-        .then(
-          () => {
-            if (!stop.signal.aborted) call.end(); // the store closed: the client reconnects elsewhere
-          },
-          (err) => {
-            if (!stop.signal.aborted) call.emit('error', toServiceError(err, { logger, method, caller: describeIdentity(who) }));
-          },
-        )
-        .finally(() => {
-          stop.abort();
-          call.off('cancelled', onGone);
-          call.off('close', onGone);
-        });
+      const sink = createSink(call, {
+        limit: queueLimit,
+        toStatus: (err) => toServiceError(err, { logger, method, caller: describeIdentity(who) }),
+        onOverflow: (resumeFrom) =>
+          logger.warn({ method, caller: describeIdentity(who), limit: queueLimit, resumeFrom }, 'watch stream fell behind: ended it for the client to resume'),
+      });
+      Promise.resolve()
+        .then(() => {
+          who = authorize(method, 'any', call as never);
+          must(checkRevision(call.request.from_revision, 'from_revision'));
+          return hub.attach(sink, call.request.from_revision, { method, caller: describeIdentity(who) });
+        })
+        .catch((err) => sink.fail(err));
     };
   }
 
-  const WatchTopology = stream<pb.WatchTopologyRequest, pb.TopologyEvent, ReturnType<typeof topologyFromKvs>>('WatchTopology', {
-    init: topologyFromKvs,
-    snapshot: topologySnapshot,
-    changes: topologyChanges,
-  });
-
-  const WatchServices = stream<pb.WatchServicesRequest, pb.ServiceEvent, ReturnType<typeof servicesFromKvs>>('WatchServices', {
-    init: servicesFromKvs,
-    snapshot: servicesSnapshot,
-    changes: servicesChanges,
-  });
+  const WatchTopology = stream<pb.WatchTopologyRequest, pb.TopologyEvent>('WatchTopology', topologyHub);
+  const WatchServices = stream<pb.WatchServicesRequest, pb.ServiceEvent>('WatchServices', servicesHub);
 
   return {
     Join, RegisterHost, Heartbeat, LeaveHost, WatchTopology,

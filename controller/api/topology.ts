@@ -16,6 +16,9 @@ import { HOSTS_PREFIX, nameFromKey } from '../registry/keys';
 import type { ClusterConfigMsg, Host, HostSubnet, TopologyEvent } from './proto';
 import type { KeyChange } from './watch-core';
 
+/** The keys the topology is made of. */
+export const TOPOLOGY_KEYS = [HOSTS_PREFIX, LEASES_PREFIX, CONFIG_KEY];
+
 type LeaseInfo = { network: string; subnet: string; host: string; expiresAt: number };
 
 export type TopologyState = {
@@ -23,7 +26,7 @@ export type TopologyState = {
   leases: Map<string, LeaseInfo>;
   leasesByHost: Map<string, Set<string>>;
   config: ClusterConfigMsg;
-  /** What the client has, per host: the last host message sent (or in the snapshot). */
+  /** What the clients have, per host: the last host message sent (or in the snapshot). */
   sent: Map<string, Host>;
   sentConfig: string;
 };
@@ -141,11 +144,22 @@ export function topologyFromKvs(kvs: Map<string, string>): TopologyState {
   return s;
 }
 
+/**
+ * The whole topology at `revision`. Leaves `sent` alone: it differs from the
+ * snapshot at most in heartbeat and expiry, which no comparison looks at, so
+ * a client starting from this snapshot and one that followed every event
+ * are told the same from here on.
+ */
 export function topologySnapshot(s: TopologyState, revision: number): TopologyEvent {
   const hosts = [...s.hosts.keys()].sort().map((n) => project(s, n)!);
-  s.sent = new Map(hosts.map((h) => [h.name, h]));
-  s.sentConfig = JSON.stringify(s.config);
   return { revision, kind: 'SNAPSHOT', hosts, host_name: '', config: s.config };
+}
+
+function resend(s: TopologyState, revision: number): TopologyEvent {
+  const snap = topologySnapshot(s, revision);
+  s.sent = new Map(snap.hosts.map((h) => [h.name, h]));
+  s.sentConfig = JSON.stringify(s.config);
+  return snap;
 }
 
 /**
@@ -177,7 +191,7 @@ export function topologyChanges(s: TopologyState, revision: number, changes: Key
   const configChanged = config !== s.sentConfig;
   const kinds = (puts.length > 0 ? 1 : 0) + deletes.length + (configChanged ? 1 : 0);
   if (kinds === 0) return [];
-  if (kinds > 1) return [topologySnapshot(s, revision)];
+  if (kinds > 1) return [resend(s, revision)];
   s.sentConfig = config;
   for (const h of puts) s.sent.set(h.name, h);
   for (const n of deletes) s.sent.delete(n);

@@ -1,0 +1,335 @@
+// One hub per watch kind (topology, services) in a controller process: ONE
+// store watch, ONE current state, the messages of each revision derived
+// once and handed to every stream (the same object for all of them). Per
+// stream there is only a sink (watch-sink.ts): a queue of shared messages.
+//
+// Resuming: the hub remembers the messages of recent revisions (a bounded
+// log), so a client that reconnects from a revision the log covers is
+// replayed from memory. A client further behind takes the exact path
+// through the store's history (watch-core.ts readSince) with a private state
+// that lives only until it has caught up, then joins the hub. Either way it
+// gets the messages an unbroken stream got: the hub's state is what every
+// subscriber has, because they all get the same messages.
+//
+// Lifecycle: the hub starts with its first subscriber and stops when the
+// last one leaves or its store watch ends (the store closed, or the daemon's
+// shutdown ended it: every stream is then ended cleanly and its client
+// reconnects). A store error restarts the watch from the last revision
+// seen, after a pause; a compaction while it was down means a fresh list
+// and a SNAPSHOT to everyone.
+import type { Logger } from 'pino';
+import { CompactedError, type Store } from '../store/types';
+import { type KeyChange, byRevision, commonPrefix, readSince, underAny } from './watch-core';
+import type { Sink } from './watch-sink';
+
+export type WatchKind<S, Msg extends { revision: number }> = {
+  /** For logs. */
+  name: string;
+  /** The keys the state is made of; the store watch covers their common prefix and other keys are dropped on arrival. */
+  prefixes: string[];
+  /** The state at one revision; the client is taken to have exactly this. */
+  init: (kvs: Map<string, string>) => S;
+  snapshot: (s: S, revision: number) => Msg;
+  /** At most one message per revision; updates the state. */
+  changes: (s: S, revision: number, changes: KeyChange[]) => Msg[];
+};
+
+export type HubOptions = {
+  store: Store;
+  logger: Logger;
+  /** Messages kept for resumes (default 8192), and their approximate size as JSON (default 32 MiB): whichever is reached first. */
+  logMessages?: number;
+  logBytes?: number;
+  /** Exact resumes through the store's history running at once (default 4); each holds a private copy of the state while it runs. */
+  catchUps?: number;
+};
+
+export type Hub<Msg> = {
+  /**
+   * Sends `sink` every message after revision `from` (0: a snapshot first),
+   * then every new one, until its signal aborts. Rejects when the store
+   * cannot be read at all.
+   */
+  attach(sink: Sink<Msg>, from: number, logContext?: Record<string, unknown>): Promise<void>;
+  /** For tests and metrics. */
+  stats(): HubStats;
+};
+
+export type HubStats = { running: boolean; subscribers: number; revision: number; logFrom: number; logMessages: number; logBytes: number };
+
+type Entry<Msg> = { msg: Msg; bytes: number };
+
+/** What the hub knows while it runs. The log holds every message with a revision in (logFrom, revision]. */
+type Live<S, Msg> = {
+  state: S;
+  revision: number;
+  log: Array<Entry<Msg>>;
+  logHead: number;
+  logFrom: number;
+  logBytes: number;
+  snapshot?: Msg;
+};
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S, Msg>, opts: HubOptions): Hub<Msg> {
+  const { store, logger } = opts;
+  const maxMessages = opts.logMessages ?? 8192;
+  const maxBytes = opts.logBytes ?? 32 * 1024 * 1024;
+  const prefix = commonPrefix(kind.prefixes);
+  const keep = underAny(kind.prefixes);
+  const log = logger.child({ watch: kind.name });
+
+  const subs = new Set<Sink<Msg>>();
+  /** attach() calls still deciding where to start; the hub stays up for them. */
+  let pending = 0;
+  let live: Live<S, Msg> | undefined;
+  let starting: Promise<Live<S, Msg>> | undefined;
+  let run: AbortController | undefined;
+  const catchUps = limiter(opts.catchUps ?? 4);
+
+  async function load(signal: AbortSignal): Promise<Live<S, Msg>> {
+    const { kvs, revision } = await store.range(prefix);
+    if (signal.aborted) throw new Error('watch hub stopped while loading');
+    const state = kind.init(new Map(kvs.filter((kv) => keep(kv.key)).map((kv) => [kv.key, kv.value])));
+    return { state, revision, log: [], logHead: 0, logFrom: revision, logBytes: 0 };
+  }
+
+  /** The running hub's state, starting it if need be. */
+  function ensure(): Promise<Live<S, Msg>> {
+    if (live) return Promise.resolve(live);
+    if (!starting) {
+      const ctl = new AbortController();
+      run = ctl;
+      starting = load(ctl.signal).then(
+        (l) => {
+          starting = undefined;
+          if (ctl.signal.aborted) throw new Error('watch hub stopped while loading');
+          live = l;
+          log.debug({ revision: l.revision }, 'watch hub started');
+          void follow(ctl);
+          return l;
+        },
+        (err) => {
+          starting = undefined;
+          if (run === ctl) run = undefined;
+          throw err;
+        },
+      );
+      starting.catch(() => undefined); // every attach() waiting on it sees the error; nothing else must
+    }
+    return starting;
+  }
+
+  /** The one store watch; ends the hub when the watch ends. */
+  async function follow(ctl: AbortController): Promise<void> {
+    let delay = RETRY_MIN_MS;
+    try {
+      for (let l = live; l && !ctl.signal.aborted; l = live) {
+        try {
+          for await (const batch of store.watch(prefix, { fromRevision: l.revision + 1, signal: ctl.signal })) {
+            if (ctl.signal.aborted) return;
+            apply(l, batch.events);
+            delay = RETRY_MIN_MS;
+          }
+          if (!ctl.signal.aborted) {
+            log.info({ revision: l.revision, streams: subs.size }, 'store watch ended: ending watch streams');
+            for (const s of [...subs]) s.end();
+          }
+          return;
+        } catch (err) {
+          if (ctl.signal.aborted) return;
+          if (err instanceof CompactedError) {
+            log.warn({ revision: l.revision, err: err.message }, 'watch hub fell behind a compaction: listing again and sending a snapshot');
+            try {
+              live = l = await load(ctl.signal);
+            } catch (loadErr) {
+              if (ctl.signal.aborted) return;
+              log.error({ err: (loadErr as Error).message }, 'watch hub cannot list the store: ending watch streams');
+              for (const s of [...subs]) s.fail(loadErr);
+              return;
+            }
+            const snap = snapshotOf(l);
+            for (const s of subs) s.send(snap);
+            continue;
+          }
+          log.warn({ revision: l.revision, err: (err as Error).message, retryMs: delay }, 'store watch failed: resuming it');
+          await sleep(delay, ctl.signal);
+          delay = Math.min(delay * 2, RETRY_MAX_MS);
+        }
+      }
+    } finally {
+      ctl.abort();
+      if (run === ctl) {
+        run = undefined;
+        live = undefined;
+        log.debug('watch hub stopped');
+      }
+    }
+  }
+
+  function apply(l: Live<S, Msg>, events: Parameters<typeof byRevision>[0]): void {
+    for (const g of byRevision(events, keep)) {
+      if (g.revision <= l.revision) continue; // a restarted watch may repeat a revision
+      const msgs = kind.changes(l.state, g.revision, g.changes);
+      l.revision = g.revision;
+      for (const m of msgs) {
+        record(l, m);
+        for (const s of subs) s.send(m);
+      }
+    }
+    // Writes to keys the kind ignores move the revision on too.
+    const last = events[events.length - 1]?.kv.modRevision ?? 0;
+    if (last > l.revision) l.revision = last;
+  }
+
+  function record(l: Live<S, Msg>, msg: Msg): void {
+    const bytes = JSON.stringify(msg).length;
+    l.log.push({ msg, bytes });
+    l.logBytes += bytes;
+    while (l.log.length - l.logHead > maxMessages || (l.logBytes > maxBytes && l.log.length - l.logHead > 1)) {
+      const old = l.log[l.logHead++];
+      l.logFrom = old.msg.revision;
+      l.logBytes -= old.bytes;
+    }
+    if (l.logHead > 1024 && l.logHead * 2 > l.log.length) {
+      l.log = l.log.slice(l.logHead);
+      l.logHead = 0;
+    }
+  }
+
+  /** Built at most once per revision, and only when someone needs it. */
+  function snapshotOf(l: Live<S, Msg>): Msg {
+    if (l.snapshot?.revision !== l.revision) l.snapshot = kind.snapshot(l.state, l.revision);
+    return l.snapshot;
+  }
+
+  /** Replays the log after `from` and subscribes; synchronous, so no message falls in between. */
+  function join(l: Live<S, Msg>, sink: Sink<Msg>, from: number): void {
+    if (sink.signal.aborted) return;
+    sink.skipThrough(from);
+    for (let i = firstAfter(l, from); i < l.log.length; i++) sink.send(l.log[i].msg, true);
+    subs.add(sink);
+    sink.signal.addEventListener('abort', () => {
+      subs.delete(sink);
+      idleIfUnused();
+    }, { once: true });
+  }
+
+  /** Index of the first log entry with a revision after `from` (the log is in revision order). */
+  function firstAfter(l: Live<S, Msg>, from: number): number {
+    let lo = l.logHead;
+    let hi = l.log.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (l.log[mid].msg.revision <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  function idleIfUnused(): void {
+    if (subs.size > 0 || pending > 0 || !run) return;
+    run.abort();
+    run = undefined;
+    live = undefined;
+    starting = undefined;
+  }
+
+  async function attach(sink: Sink<Msg>, from: number, ctx: Record<string, unknown> = {}): Promise<void> {
+    pending++;
+    try {
+      let at = from;
+      let storeRevision: number | undefined;
+      for (;;) {
+        const l = await ensure();
+        if (sink.signal.aborted) return;
+        if (l !== live) continue; // replaced while we waited
+        if (at === 0) {
+          sink.send(snapshotOf(l));
+          return join(l, sink, l.revision);
+        }
+        if (at >= l.logFrom && at <= l.revision) return join(l, sink, at);
+        if (at > l.revision) {
+          // Ahead of the hub: fine if the store has it (the hub will get there), a wiped store if not.
+          if (storeRevision === undefined) {
+            storeRevision = await store.revision();
+            continue;
+          }
+          if (at <= storeRevision) return join(l, sink, at);
+          at = 0;
+          continue;
+        }
+        // Older than the log: rebuild the client's state from the store's history, catch up, then join.
+        const caughtUp = await catchUps(() => catchUp(sink, at, ctx));
+        if (caughtUp === undefined) return;
+        at = caughtUp;
+      }
+    } finally {
+      pending--;
+      idleIfUnused();
+    }
+  }
+
+  /** Sends the messages of (from, C] from the store; C, or 0 for a snapshot instead; undefined if the client went. */
+  async function catchUp(sink: Sink<Msg>, from: number, ctx: Record<string, unknown>): Promise<number | undefined> {
+    if (sink.signal.aborted) return undefined;
+    let past;
+    try {
+      past = await readSince(store, prefix, from, sink.signal);
+    } catch (err) {
+      if (!(err instanceof CompactedError)) throw err;
+      log.info({ ...ctx, from, err: err.message }, 'resume revision compacted: sending a snapshot');
+      return 0;
+    }
+    if (sink.signal.aborted) return undefined;
+    if (past.type === 'ahead') return 0;
+    const state = kind.init(new Map([...past.kvs].filter(([k]) => keep(k))));
+    for (const g of past.backlog) {
+      const changes = g.changes.filter((c) => keep(c.key));
+      if (changes.length > 0) for (const m of kind.changes(state, g.revision, changes)) sink.send(m, true);
+    }
+    return past.revision;
+  }
+
+  return {
+    attach,
+    stats: () => ({
+      running: live !== undefined,
+      subscribers: subs.size,
+      revision: live?.revision ?? 0,
+      logFrom: live?.logFrom ?? 0,
+      logMessages: live ? live.log.length - live.logHead : 0,
+      logBytes: live?.logBytes ?? 0,
+    }),
+  };
+}
+
+/** Runs at most `n` of the given tasks at once, the rest in arrival order. */
+function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (task) => {
+    if (running >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    running++;
+    try {
+      return await task();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

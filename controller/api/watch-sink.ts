@@ -1,0 +1,125 @@
+// One watch stream's outgoing side: messages the hub fans out are written
+// while grpc-js accepts them and queued while it does not (write() returned
+// false; 'drain' resumes). The queue holds references to messages every
+// stream shares, so a waiting stream costs a pointer per message, but a
+// client that stops reading must not make us hold the hub's whole history:
+// past `limit` queued messages the stream is ended with RESOURCE_EXHAUSTED
+// naming the revision to resume from, which the agent's reconnect does.
+//
+// The bound: at most `limit` queued messages per stream, plus the 16 that
+// grpc-js's object-mode Writable buffers itself, plus what HTTP/2 flow
+// control lets through to the socket.
+import * as grpc from '@grpc/grpc-js';
+
+export type Sink<Msg> = {
+  /** Aborts when the client goes, or the sink was ended or failed. */
+  readonly signal: AbortSignal;
+  /** The last revision handed to this stream (written or queued); later messages only are sent. */
+  readonly after: number;
+  /**
+   * Queues or writes `msg` unless its revision is not after `after`.
+   * `backlog`: part of a resume's replay, which may exceed the limit (the
+   * messages are held by the hub's log or the resume anyway) until the
+   * queue has drained once.
+   */
+  send(msg: Msg, backlog?: boolean): void;
+  /** Nothing up to `revision` is sent: the client has it. */
+  skipThrough(revision: number): void;
+  /** Ends the stream cleanly (the store closed: the client reconnects elsewhere). */
+  end(): void;
+  /** Ends the stream with the status for `err`. */
+  fail(err: unknown): void;
+};
+
+export type SinkOptions = {
+  /** Most live messages queued behind grpc-js before the stream is ended. */
+  limit: number;
+  /** How an error passed to fail() becomes the stream's status. */
+  toStatus: (err: unknown) => Partial<grpc.StatusObject>;
+  /** Called once when the stream is ended for falling behind (for logs). */
+  onOverflow?: (resumeFrom: number) => void;
+};
+
+export function createSink<Msg extends { revision: number }>(call: grpc.ServerWritableStream<unknown, Msg>, opts: SinkOptions): Sink<Msg> {
+  const gone = new AbortController();
+  let queue: Msg[] = [];
+  let head = 0;
+  let blocked = false;
+  let after = 0;
+  /** Replayed messages still allowed in the queue beyond the limit. */
+  let credit = 0;
+  /** The revision of the last message grpc-js took: the client gets it before any status we send later. */
+  let written = 0;
+
+  const write = (msg: Msg): boolean => {
+    written = msg.revision;
+    return call.write(msg);
+  };
+
+  const flush = (): void => {
+    blocked = false;
+    while (head < queue.length && !gone.signal.aborted) {
+      const msg = queue[head++];
+      if (!write(msg)) {
+        blocked = true;
+        break;
+      }
+    }
+    if (head === queue.length) {
+      queue = [];
+      head = 0;
+      credit = 0;
+    }
+  };
+
+  const close = (): void => {
+    if (gone.signal.aborted) return;
+    gone.abort();
+    queue = [];
+    head = 0;
+    call.off('drain', flush);
+    call.off('cancelled', close);
+    call.off('close', close);
+  };
+  call.on('drain', flush);
+  call.on('cancelled', close);
+  call.on('close', close);
+
+  return {
+    signal: gone.signal,
+    get after() {
+      return after;
+    },
+    send(msg, backlog = false) {
+      if (gone.signal.aborted || msg.revision <= after) return;
+      after = msg.revision;
+      if (!blocked) {
+        blocked = !write(msg);
+        return;
+      }
+      queue.push(msg);
+      if (backlog) credit++;
+      if (queue.length - head <= opts.limit + credit) return;
+      const resumeFrom = written;
+      close();
+      opts.onOverflow?.(resumeFrom);
+      call.emit('error', {
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `watch stream fell behind: more than ${opts.limit} events waiting for the client to read; resume from revision ${resumeFrom}`,
+      });
+    },
+    skipThrough(revision) {
+      after = Math.max(after, revision);
+    },
+    end() {
+      if (gone.signal.aborted) return;
+      close();
+      call.end();
+    },
+    fail(err) {
+      if (gone.signal.aborted) return;
+      close();
+      call.emit('error', opts.toStatus(err));
+    },
+  };
+}
