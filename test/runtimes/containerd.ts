@@ -27,6 +27,8 @@ export interface CtrRun {
 }
 
 export interface Containerd {
+  /** Runs a command on the runtime's host side: inside its sandbox's network namespace. */
+  host(cmd: string, args: string[]): string;
   ctr(args: string[]): string;
   tryCtr(args: string[]): { code: number; stdout: string; stderr: string };
   importImage(archive: string): void;
@@ -123,6 +125,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   };
 
   return {
+    host: (cmd, args) => sandbox.exec(cmd, args),
     ctr,
     tryCtr,
     log,

@@ -16,6 +16,8 @@ export interface PodmanOptions {
 }
 
 export interface Podman {
+  /** Runs a command on the runtime's host side: inside its sandbox's network namespace. */
+  host(cmd: string, args: string[]): string;
   /** Runs `podman <args>` and returns stdout; throws with stderr on failure. */
   run(args: string[], input?: string): string;
   /** Same, but returns the outcome instead of throwing. */
@@ -97,6 +99,7 @@ export async function startPodman(o: PodmanOptions): Promise<Podman> {
   const inspect = (name: string, fmt: string) => run(['inspect', '--format', fmt, name]).trim();
 
   return {
+    host: (cmd, args) => sandbox.exec(cmd, args),
     run,
     tryRun,
     loadImage(archive) {

@@ -1,11 +1,14 @@
-// A private mount namespace that a runtime runs inside, so that what it
-// writes to fixed machine paths lands in a temp dir instead: libcni's cache
-// (/var/lib/cni), the config and plugin dirs `ctr run --cni` insists on
-// (/etc/cni/net.d, /opt/cni/bin, no flag changes them), runc/shim state under
-// /run, podman's lock segment in /dev/shm (a private tmpfs here). Each of /etc, /opt, /var/lib and /run is an overlay with the
-// machine's dir as the read-only lower layer and an upper dir in the temp
-// dir; nothing on the machine changes and the namespace vanishes with its
-// last process.
+// A private mount and network namespace that a runtime runs inside. The
+// network namespace is the runtime's "host": the bridges, iptables rules and
+// forwarding sysctls its CNI plugins set up live there and vanish with it,
+// so a test never changes the machine's own network. The mount namespace
+// makes what the runtime writes to fixed machine paths land in a temp dir:
+// libcni's cache (/var/lib/cni), the config and plugin dirs `ctr run --cni`
+// insists on (/etc/cni/net.d, /opt/cni/bin, no flag changes them), runc/shim
+// state under /run, podman's lock segment in /dev/shm (a private tmpfs here).
+// Each of /etc, /opt, /var/lib and /run is an overlay with the machine's dir
+// as the read-only lower layer and an upper dir in the temp dir; nothing on
+// the machine changes and the namespaces vanish with their last process.
 import { spawn, type ChildProcess, execFileSync, type ExecFileSyncOptions } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +23,7 @@ export interface Bind {
 export interface Sandbox {
   /** Holder process whose mount namespace commands enter. */
   pid: number;
-  /** Argv prefix that runs a command inside the namespace. */
+  /** Argv prefix that runs a command inside the namespaces. */
   prefix(): string[];
   exec(cmd: string, args: string[], opts?: ExecFileSyncOptions): string;
   close(): void;
@@ -31,7 +34,7 @@ export interface Sandbox {
  * test process that dies takes the holder with it.
  */
 export async function startSandbox(dir: string, binds: Bind[] = []): Promise<Sandbox> {
-  const lines = ['set -e'];
+  const lines = ['set -e', 'ip link set lo up'];
   for (const d of OVERLAID) {
     const o = join(dir, 'overlay', d.slice(1).replace(/\//g, '_'));
     mkdirSync(join(o, 'up'), { recursive: true });
@@ -42,7 +45,7 @@ export async function startSandbox(dir: string, binds: Bind[] = []): Promise<San
   lines.push('mount -t tmpfs -o mode=1777 wt-shm /dev/shm');
   for (const b of binds) lines.push(`mkdir -p ${b.target}`, `mount --bind ${b.source} ${b.target}`);
   lines.push('echo ready', 'exec cat >/dev/null');
-  const holder: ChildProcess = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', lines.join('\n')], {
+  const holder: ChildProcess = spawn('unshare', ['--mount', '--net', '--propagation', 'private', '--', 'sh', '-c', lines.join('\n')], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -56,7 +59,7 @@ export async function startSandbox(dir: string, binds: Bind[] = []): Promise<San
     holder.on('exit', (code) => reject(new Error(`mount sandbox failed (${code}): ${stderr}`)));
   });
   const pid = holder.pid!;
-  const prefix = () => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, '--'];
+  const prefix = () => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, `--net=/proc/${pid}/ns/net`, '--'];
   return {
     pid,
     prefix,
