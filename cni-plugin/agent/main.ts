@@ -27,7 +27,7 @@ import {
   connectController, isTransient, type ControllerClient, type HostRegistration, type Registration, type Subnet,
 } from './controller/client';
 import { openEndpointOutbox, type EndpointOutbox } from './controller/endpoint-outbox';
-import { runHeartbeats, type HeartbeatLoop, type LeaseEvent } from './controller/heartbeat';
+import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './controller/heartbeat';
 import { channelCredentials, ensureCredentials, ensureWireGuardKeys, IdentityError } from './controller/identity';
 import { ensureHostNetwork, type HostNetworkSpec } from './dataplane/host-network';
 import { reconcileOverlay } from './dataplane/overlay';
@@ -35,6 +35,7 @@ import { preflight, type PreflightResult } from './dataplane/preflight';
 import { openIpamStore, type IpamStore } from './ipam-store';
 import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
+import { loadRegistration, saveRegistration } from './registration-cache';
 import type { NetworkAttachment } from './types';
 
 export const AGENT_DB_FILE = 'agent.db';
@@ -145,11 +146,31 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const registration: HostRegistration = {
       underlayIp, vtepMac, rack: config.rack, datacenter: config.datacenter, wgPublicKey: wg.publicKey, agentVersion: version, networks: config.networks,
     };
-    const registered: Registration = await retrying('registering this host', () => client.registerHost(registration), isTransient, log, signal);
-    log.info({ subnets: registered.subnets.map((s) => `${s.network}=${s.subnet}`), revision: registered.revision }, 'host registered');
+    // With a cached registration, one attempt: an unreachable controller must not keep containers from starting.
+    const cached = await loadRegistration(config.stateDir);
+    if (cached.problem) log.warn({}, cached.problem);
+    let registered: Registration | undefined;
+    if (cached.value) {
+      try {
+        registered = await client.registerHost(registration);
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        log.warn(
+          { err: (err as Error).message, subnets: cached.value.subnets.map((s) => `${s.network}=${s.subnet}`), savedAt: cached.value.savedAt },
+          'controller unreachable: starting from the last registration; the overlay stays as it is until the controller answers',
+        );
+      }
+    } else {
+      registered = await retrying('registering this host', () => client.registerHost(registration), isTransient, log, signal);
+    }
+    if (registered) {
+      log.info({ subnets: registered.subnets.map((s) => `${s.network}=${s.subnet}`), revision: registered.revision }, 'host registered');
+      await saveRegistration(config.stateDir, registered);
+    }
+    const initial = registered ?? { subnets: cached.value!.subnets, config: cached.value!.config, revision: 0 };
 
     // ---- host network: devices, addresses, iptables for the leases we hold ----
-    let clusterConfig: ClusterConfigMsg = registered.config;
+    let clusterConfig: ClusterConfigMsg = initial.config;
     const attachments = new Map<string, NetworkAttachment>();
     const ensureNetwork = (subnets: Subnet[]) => {
       const spec = hostNetworkSpec(config, clusterConfig, subnets, underlayIp, vtepMac, log);
@@ -158,7 +179,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       for (const a of atts) attachments.set(a.network, a);
       log.info({ attachments: atts.map((a) => `${a.network}: ${a.subnet} gw ${a.gateway} on ${a.bridge}/${a.vxlanDevice} mtu ${a.mtu}`) }, 'host network ensured');
     };
-    ensureNetwork(registered.subnets);
+    ensureNetwork(initial.subnets);
 
     // ---- CNI ----
     const handlers = createCniHandlers({ attachment: (n) => attachments.get(n), ipam, endpoints: outbox, logger: log });
@@ -233,10 +254,32 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       } catch (err) {
         log.error({ err: (err as Error).message }, 'cannot ensure the host network for the new leases; will retry at the next lease event');
       }
+      saveRegistration(config.stateDir, { subnets: ev.subnets, config: clusterConfig }).catch((err) =>
+        log.warn({ err: (err as Error).message }, 'cannot save the registration'),
+      );
       if (synced) loop.request('lease');
     };
-    const heartbeats: HeartbeatLoop = runHeartbeats({ client, registration, registered, onLease, log });
-    undo.push(() => heartbeats.stop());
+    let heartbeats: HeartbeatLoop | undefined;
+    const stopRegistering = new AbortController();
+    undo.push(async () => {
+      stopRegistering.abort();
+      await heartbeats?.stop();
+    });
+    if (registered) heartbeats = runHeartbeats({ client, registration, registered, onLease, log });
+    else {
+      // Keep registering in the background; the first answer may move a subnet, which is a lease event like any other.
+      retrying('registering this host', () => client.registerHost(registration), isTransient, log, stopRegistering.signal).then(
+        (reg) => {
+          log.info({ subnets: reg.subnets.map((s) => `${s.network}=${s.subnet}`), revision: reg.revision }, 'host registered');
+          clusterConfig = reg.config;
+          onLease({ kind: 'reregistered', reason: 'registered once the controller answered', previous: initial.subnets, subnets: reg.subnets, changed: subnetsDiffer(initial.subnets, reg.subnets) });
+          heartbeats = runHeartbeats({ client, registration, registered: reg, onLease, log });
+        },
+        (err) => {
+          if (!(err instanceof StartAborted)) log.error({ err: (err as Error).message }, 'the controller refused this host; restart the agent once that is fixed');
+        },
+      );
+    }
 
     // ---- /metrics /healthz /readyz ----
     let stopping = false;
