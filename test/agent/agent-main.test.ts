@@ -57,6 +57,8 @@ describe('weft agent in a lab', () => {
   let ctlDir: string;
   let ctlLog: string;
   let server: string;
+  let controller: LabProcess;
+  const controllerArgs = () => [WEFT, 'controller', '--data-dir', ctlDir, '--listen', server, '--metrics-listen', '127.0.0.1:7080'];
   const hosts: HostCtx[] = [];
   /** netns: the path the runtime passes as CNI_NETNS; ns: its name, for lab.exec/spawn. */
   const containers: Array<{ name: string; host: HostCtx; netns: string; ns: string; ip?: string; result?: unknown }> = [];
@@ -102,7 +104,7 @@ describe('weft agent in a lab', () => {
     server = `${ctl.ip}:${CONTROLLER_PORT}`;
     ctlDir = join(tmp, 'controller');
     ctlLog = join(tmp, 'controller.log');
-    lab.spawn(ctl.netns, process.execPath, [WEFT, 'controller', '--data-dir', ctlDir, '--listen', server, '--metrics-listen', '127.0.0.1:7080'], { logFile: ctlLog, cwd: ROOT });
+    controller = lab.spawn(ctl.netns, process.execPath, controllerArgs(), { logFile: ctlLog, cwd: ROOT });
     await waitFor('the controller to listen', () => logLines(ctlLog).some((l) => l.msg === 'controller listening'));
     pin = caCertHash(readFileSync(join(ctlDir, 'ca.crt'), 'utf8'));
     token = lab.exec(ctl.netns, process.execPath, [WEFT, 'token', 'create', '--data-dir', ctlDir]).stdout.trim();
@@ -273,12 +275,55 @@ describe('weft agent in a lab', () => {
     expect(tcpOnce(c1.ns, c2.ns, c2.ip!)).toBe('echo:hello from c1');
     await echo.stop();
 
-    // DEL through the plugin, idempotent
+  }, 80_000);
+
+  it('restarted while the controller is away, an agent serves CNI from its last registration and leaves the overlay alone until the controller returns', async () => {
+    const [, c2] = containers;
+    const h1 = hosts[0];
+    const routesBefore = ipJson(h1.host.netns, ['route', 'show', 'proto', '119']);
+    expect(routesBefore.length).toBe(1);
+    expect((await controller.stop('SIGTERM', 8000)).code).toBe(0);
+    expect((await h1.agent!.stop('SIGTERM', 8000)).code).toBe(0);
+
+    const before = logLines(h1.log).length;
+    h1.agent = lab.spawn(h1.host.netns, process.execPath, agentArgs(h1, token, pin), { logFile: h1.log, cwd: ROOT });
+    await waitFor('the agent to start from its cached registration', () =>
+      logLines(h1.log).slice(before).some((l) => String(l.msg).startsWith('controller unreachable: starting from the last registration')), 20_000);
+    await waitFor('the CNI socket', () => logLines(h1.log).slice(before).some((l) => l.msg === 'CNI socket listening'), 10_000);
+    // a new container starts and reaches the other host over the overlay the agent did not touch
+    const netns = lab.addContainerNetns(h1.host, 'c3');
+    const add = cni(h1, 'ADD', 'ctr-c3', netns);
+    expect(add.status, add.stdout).toBe(0);
+    containers.push({ name: 'c3', host: h1, netns, ns: basename(netns), ip: JSON.parse(add.stdout).ips[0].address.split('/')[0] });
+    expect(tcpOnce(basename(netns), c2.ns, c2.ip!)).toBe('echo:hello from c1');
+    // not ready (no topology yet), no reconcile, routes as they were
+    expect(curl(h1, '/readyz').stdout.endsWith('\n503')).toBe(true);
+    expect(metric(h1, 'weft_agent_reconciles_total{trigger="start"}') ?? 0).toBe(0);
+    expect(metric(h1, 'weft_agent_controller_connection{state="connected"}')).toBe(0);
+    expect(ipJson(h1.host.netns, ['route', 'show', 'proto', '119'])).toEqual(routesBefore);
+
+    // the controller returns: register, snapshot, and a first reconcile that finds nothing to change
+    const ctlBefore = logLines(ctlLog).length;
+    controller = lab.spawn(lab.controller!.netns, process.execPath, controllerArgs(), { logFile: ctlLog, cwd: ROOT });
+    await waitFor('the controller to listen again', () => logLines(ctlLog).slice(ctlBefore).some((l) => l.msg === 'controller listening'));
+    const first = await waitFor('the first reconcile once the controller is back', () =>
+      logLines(h1.log).slice(before).find((l) => String(l.msg).startsWith('first overlay reconcile')), 30_000);
+    expect(first.requests).toBe(0);
+    await waitFor('h1 ready again', () => curl(h1, '/readyz').stdout.endsWith('\n200'), 15_000);
+    expect(metric(h1, 'weft_agent_overlay_programmed_entries')).toBe(3);
+    expect(ipJson(h1.host.netns, ['route', 'show', 'proto', '119'])).toEqual(routesBefore);
+    // the endpoint registered while the controller was away was queued and delivered
+    await waitFor('the outbox to drain', () => metric(h1, 'weft_agent_endpoint_outbox_pending') === 0, 15_000);
+  }, 80_000);
+
+  it('DEL through the plugin releases every container, idempotently', () => {
     for (const c of containers) {
       expect(cni(c.host, 'DEL', `ctr-${c.name}`, c.netns).status).toBe(0);
       expect(cni(c.host, 'DEL', `ctr-${c.name}`, c.netns).status).toBe(0);
+      expect(ipJson(c.ns, ['link', 'show']).map((l: { ifname: string }) => l.ifname)).toEqual(['lo']);
     }
-  }, 80_000);
+    expect(metric(hosts[0], 'weft_agent_cni_requests_total{verb="DEL",result="ok"}')).toBe(4);
+  });
 
   // Echo server in one container, a one-shot client in another.
   function startEchoServer(netns: string, ip: string, port: number): LabProcess {
