@@ -63,8 +63,9 @@ describe('weft agent in a lab', () => {
   /** netns: the path the runtime passes as CNI_NETNS; ns: its name, for lab.exec/spawn. */
   const containers: Array<{ name: string; host: HostCtx; netns: string; ns: string; ip?: string; result?: unknown }> = [];
 
+  // Node's fetch inside the host namespace (curl is not among the test's system packages): body, newline, status.
   const curl = (h: HostCtx, path: string) =>
-    lab.exec(h.host.netns, 'curl', ['-s', '-o', '-', '-w', '\n%{http_code}', '--max-time', '2', `http://${AGENT_METRICS}${path}`], { check: false });
+    lab.exec(h.host.netns, process.execPath, ['-e', HTTP_GET, `http://${AGENT_METRICS}${path}`], { check: false });
   const metric = (h: HostCtx, name: string): number | undefined => {
     const body = curl(h, '/metrics').stdout;
     const line = body.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
@@ -345,6 +346,13 @@ describe('weft agent in a lab', () => {
     }
   }
 });
+
+const HTTP_GET = `
+fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then(
+  async (r) => process.stdout.write((await r.text()) + '\\n' + r.status),
+  () => process.stdout.write('\\n000'),
+);
+`;
 
 const ECHO_SERVER = `
 const net = require('node:net');
