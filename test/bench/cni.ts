@@ -86,6 +86,23 @@ function summary(xs: number[]) {
   return { n: s.length, p50: quantile(s, 0.5), p90: quantile(s, 0.9), max: s[s.length - 1], min: s[0] };
 }
 
+/** The agent logs every CNI request it answered with the time it took; only the timed rounds' containers count. */
+function agentShare(logFile: string): { add: ReturnType<typeof summary>; del: ReturnType<typeof summary> } {
+  const add: number[] = [];
+  const del: number[] = [];
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('cni request done')) continue;
+    const l = JSON.parse(line) as { command?: string; containerId?: string; ms?: number };
+    if (typeof l.ms !== 'number' || !/^bench-r\d/.test(l.containerId ?? '')) continue;
+    if (l.command === 'ADD') add.push(l.ms);
+    else if (l.command === 'DEL') del.push(l.ms);
+  }
+  if (add.length !== ROUNDS * CONTAINERS || del.length !== ROUNDS * CONTAINERS) {
+    throw new Error(`the agent logged ${add.length} ADDs and ${del.length} DELs of timed containers, expected ${ROUNDS * CONTAINERS} each`);
+  }
+  return { add: summary(add), del: summary(del) };
+}
+
 let lab: Lab | undefined;
 let dir: string | undefined;
 
@@ -146,6 +163,8 @@ async function main(): Promise<void> {
   for (const p of Object.values(plugins)) for (let i = 0; i < 3; i++) del(add(p, `w${p.key}${i}`).a);
 
   const samples: Record<Key, Sample> = { weft: { add: [], del: [] }, ref: { add: [], del: [] } };
+  // the floor both pay: the same exec of a binary that only reads the config and writes it back (cat), once per container
+  const floor: number[] = [];
   const perRound: Array<Record<Key, { add: number; del: number }>> = [];
   for (let r = 0; r < ROUNDS; r++) {
     const attached: Attached[][] = [];
@@ -160,6 +179,9 @@ async function main(): Promise<void> {
         pair.push(a);
       }
       attached.push(pair);
+      const t = cniExec(host.netns, '/bin/cat', { command: 'ADD', cniPath: REF_CNI_DIR }, plugins.weft.conf);
+      if (t.status !== 0 || t.stdout !== plugins.weft.conf) fail('/bin/cat', t);
+      floor.push(t.ms);
     }
     for (const pair of attached) {
       for (const a of pair) round0[a.plugin.key].del.push(del(a));
@@ -176,8 +198,8 @@ async function main(): Promise<void> {
     const pr = perRound[r];
     console.log(`  round ${r + 1}/${ROUNDS}: ADD p50 weft ${round(pr.weft.add, 2)} ms, ref ${round(pr.ref.add, 2)} ms; DEL p50 weft ${round(pr.weft.del, 2)} ms, ref ${round(pr.ref.del, 2)} ms (${CONTAINERS * 4} execs, all verified)`);
   }
-  const agentAlive = !agent.proc.exited;
-  if (!agentAlive) throw new Error('the agent exited during the bench');
+  if (agent.proc.exited) throw new Error('the agent exited during the bench');
+  const inAgent = agentShare(agent.logFile);
 
   const st = {
     weft: { add: summary(samples.weft.add), del: summary(samples.weft.del) },
@@ -194,6 +216,9 @@ async function main(): Promise<void> {
   ));
   const roundRatios = (v: 'add' | 'del') => perRound.map((p) => r2(p.weft[v] / p.ref[v]));
   console.log(`per-round p50 ratio weft/ref: ADD ${roundRatios('add').join(', ')}; DEL ${roundRatios('del').join(', ')}`);
+  console.log(`weft's time inside the agent (its own log, socket request in to answer out): ADD p50 ${r2(inAgent.add.p50)} ms, p90 ${r2(inAgent.add.p90)}; DEL p50 ${r2(inAgent.del.p50)} ms, p90 ${r2(inAgent.del.p90)}; the rest is fork/exec of the shim and the socket round trip.`);
+  const fl = summary(floor);
+  console.log(`exec floor (/bin/cat of the config, same spawn from the host namespace): p50 ${r2(fl.p50)} ms, p90 ${r2(fl.p90)} ms.`);
   console.log(`${ROUNDS * CONTAINERS} samples per cell; each exec from the lab host namespace, timed from fork to exit.`);
   console.log('');
   console.log(JSON.stringify({
@@ -212,6 +237,9 @@ async function main(): Promise<void> {
     ref_add_max_ms: r2(st.ref.add.max),
     weft_del_max_ms: r2(st.weft.del.max),
     ref_del_max_ms: r2(st.ref.del.max),
+    weft_agent_add_p50_ms: r2(inAgent.add.p50),
+    weft_agent_del_p50_ms: r2(inAgent.del.p50),
+    exec_floor_p50_ms: r2(fl.p50),
     round_ratio_add: roundRatios('add'),
     round_ratio_del: roundRatios('del'),
     rounds: ROUNDS,
