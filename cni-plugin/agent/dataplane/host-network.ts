@@ -4,6 +4,7 @@
 // idempotent ensure: it tolerates what is already there, checks it against
 // what is wanted, fixes what differs, and never removes a device that is not
 // weft's.
+import { createHash } from 'node:crypto';
 import { applyRuleSet, removeWeftChains, weftRules } from '../../../dataplane/iptables';
 import { ensureTxChecksumOff, EthtoolError } from '../../../dataplane/ethtool';
 import { addrDel, addrList, addrReplace, type Addr } from '../../../dataplane/netlink/addr';
@@ -200,6 +201,20 @@ function attachmentOf(a: AttachmentSpec, mtu: number): NetworkAttachment {
   };
 }
 
+/**
+ * The bridge's own MAC, set explicitly. A bridge whose address was never set
+ * takes the lowest MAC of its ports, so a container's ADD or DEL could change
+ * the gateway's MAC under every other container's ARP cache (their traffic
+ * then goes to the old MAC and is lost until ARP re-resolves, seconds).
+ * Derived from the VTEP MAC and the VNI: stable across agent restarts,
+ * distinct per network; locally administered, unicast.
+ */
+export function bridgeMacFor(vtepMac: string, vni: number): string {
+  const b = createHash('sha256').update(`weft-bridge\0${vtepMac.toLowerCase()}\0${vni}`).digest().subarray(0, 6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 /** The MTU weft's devices get: the configured one, which must fit inside the underlay, or underlay − 50. */
 export function overlayMtu(underlay: Link, configured?: number): number {
   const max = underlay.mtu - VXLAN_OVERHEAD;
@@ -241,7 +256,7 @@ export function ensureHostNetwork(h: Handle, spec: HostNetworkSpec, opts: HostNe
         log.warn({ device: att.vxlanDevice }, `cannot change TX checksum offload on ${att.vxlanDevice}: ${(e as Error).message}`);
       }
     }
-    const br = ensureLink(h, bridge({ name: att.bridge, mtu }), log);
+    const br = ensureLink(h, bridge({ name: att.bridge, mtu, mac: bridgeMacFor(mac, a.vni) }), log);
     ensureAddrs(h, br, [`${att.gateway}/${parseCidr(att.subnet).prefixLen}`], log);
     out.push(att);
   }
