@@ -21,7 +21,7 @@ import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson, listNetns } from '../lab/run';
 import {
-  adminCert, agentMetrics, agentPaths, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail, weftCli,
+  adminCert, agentMetrics, agentPaths, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli,
   type Agent, type CertFiles, type Controller, METRICS_PORT,
 } from './cluster';
 import { cniAdd, cniDel, execCni, pluginConfig, weftConflist } from './cni';
@@ -300,4 +300,129 @@ describe('weft overlay across racks', () => {
         `agents reconnected ${reconnectMs} ms after the controller was back`,
     );
   }, 120_000);
+
+  it('DEL removes the veth, the address and the endpoint; ADD while the agent is down is CNI error 11 and works once it is back', async () => {
+    const h1 = host('h1');
+    const all = await waitFor('6 endpoints at the controller', async () => {
+      const eps = await endpoints();
+      return eps.length === containers.size && eps;
+    });
+    expect(all.map((e: any) => `${e.network} ${e.ip} ${e.host} ${e.container_id}`).sort()).toEqual(
+      [...containers.values()].map((c) => `${c.network} ${c.ip} ${c.host.name} ${c.id}`).sort(),
+    );
+
+    const c2 = ctr('c2');
+    const veth = hostVethName(c2.network, c2.id, 'eth0');
+    const hostLink = () => ipJson<any[]>(h1.netns, ['link', 'show']).find((l) => l.ifname === veth);
+    expect(hostLink()?.master).toBe(`weft.br${NETWORKS.default.vni}`);
+    // The gateway's MAC is in every container's ARP cache: it must not follow the bridge's ports. A bridge whose
+    // address was never set (addr_assign_type 3, NET_ADDR_SET) takes the lowest port MAC, so a DEL or ADD could change it.
+    const gatewayMac = () => ipJson<any[]>(h1.netns, ['link', 'show', 'weft.br1'])[0].address as string;
+    expect(lab.exec(h1.netns, 'cat', ['/sys/class/net/weft.br1/addr_assign_type']).stdout.trim(), 'weft.br1 addr_assign_type').toBe('3');
+    const macBefore = gatewayMac();
+
+    await detach(c2);
+    expect(gatewayMac(), 'gateway MAC after DEL').toBe(macBefore);
+    // the container left on h1 keeps its path out through the gateway
+    expectNoLoss([await ping(ctr('c1').netns, ctr('c5').ip, ['-c', '3', '-W', '1'])]);
+    expect(hostLink()).toBeUndefined();
+    expect(ipJson<any[]>(c2.netns, ['link', 'show']).map((l) => l.ifname)).toEqual(['lo']);
+    expect(ipJson<any[]>(c2.netns, ['addr', 'show']).flatMap((l) => l.addr_info.map((a: any) => a.local))).not.toContain(c2.ip);
+    // a second DEL of the same attachment succeeds (runtimes retry DEL)
+    await detach(c2);
+    const afterDel = await waitFor(`endpoint ${c2.ip} gone from the controller`, async () => {
+      const eps = await endpoints();
+      return !eps.some((e: any) => e.ip === c2.ip && e.network === c2.network) && eps;
+    });
+    expect(afterDel.length).toBe(containers.size - 1);
+
+    // the agent is killed: the runtime gets "try again later", and nothing is half-made in the container
+    const a1 = agents.get('h1')!;
+    await a1.proc.stop('SIGKILL');
+    const id = newId();
+    const refused = await execCni({ hostNetns: h1.netns, command: 'ADD', containerId: id, netns: c2.netnsPath, ifname: 'eth0', config: cniConfig(h1, 'default') });
+    expect(refused.code, refused.stdout).not.toBe(0);
+    expect(refused.json, refused.stdout).toMatchObject({ cniVersion: '1.1.0', code: 11 });
+    expect(typeof refused.json.msg).toBe('string');
+    expect(ipJson<any[]>(c2.netns, ['link', 'show']).map((l) => l.ifname)).toEqual(['lo']);
+    // the other containers on h1 keep forwarding while their agent is down
+    expectNoLoss([await ping(ctr('c1').netns, ctr('c5').ip, ['-c', '3', '-W', '1'])]);
+
+    const t0 = Date.now();
+    await startAgentOn(h1, createToken(ctl.dataDir));
+    await waitForCniReady(h1);
+    const c2b = await attach('c2', h1, 'default', c2.netnsPath);
+    expect(gatewayMac(), 'gateway MAC after ADD').toBe(macBefore);
+    console.log(`agent on h1 killed: ADD answered code 11 in ${refused.ms} ms (${refused.json.msg}); after restart ADD ok ${Date.now() - t0} ms later`);
+    expectNoLoss(await pingMatrix(inNet('default')));
+    await waitFor(`endpoint ${c2b.ip} at the controller`, async () => (await endpoints()).some((e: any) => e.ip === c2b.ip && e.container_id === c2b.id));
+  }, 90_000);
+
+  it('removes a host that leaves from every other host, and takes it back when it re-joins', async () => {
+    const [h1, h2, h3] = lab.hosts;
+    const others = [h1, h2];
+    const subnetOf = (c: Container) => {
+      const [addr, len] = String(c.result.ips[0].address).split('/');
+      const o = addr.split('.').map(Number);
+      const n = ((((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0) & (Number(len) === 0 ? 0 : (~0 << (32 - Number(len))) >>> 0)) >>> 0;
+      return `${[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')}/${len}`;
+    };
+    const h3Subnets = [subnetOf(ctr('c5')), subnetOf(ctr('c6'))];
+    const oldMac = vtepMac(h3, NETWORKS.default.vni);
+    const refersToH3 = (h: LabHost, mac: string) => {
+      const s = overlayState(h);
+      return {
+        routes: s.routes.filter((r) => h3Subnets.includes(r.dst)).length,
+        neighs: s.neighs.filter((n) => n.lladdr === mac).length,
+        fdb: s.fdb.filter((f) => f.dst === h3.underlayIp || f.mac === mac).length,
+      };
+    };
+    for (const h of others) expect(refersToH3(h, oldMac), `${h.name} before the leave`).toEqual({ routes: 2, neighs: 2, fdb: 2 });
+    const pids = others.map((h) => agents.get(h.name)!.proc.pid);
+
+    // the operator drains h3, stops its agent, and the host leaves the cluster with its own credentials
+    const [c5, c6] = [ctr('c5'), ctr('c6')];
+    await detach(c5);
+    await detach(c6);
+    containers.delete('c5');
+    containers.delete('c6');
+    const a3 = agents.get('h3')!;
+    await a3.proc.stop('SIGTERM', 5000);
+    const t0 = Date.now();
+    const left = await grpcCall(h3.netns, ctl.server, hostCert(a3.stateDir), 'LeaveHost', { name: 'h3' });
+    expect(left.ok, JSON.stringify(left)).toBe(true);
+    await waitFor(
+      'h1 and h2 to drop every route, neighbour and FDB entry of h3',
+      () => others.every((h) => JSON.stringify(refersToH3(h, oldMac)) === JSON.stringify({ routes: 0, neighs: 0, fdb: 0 })),
+      20_000,
+    );
+    const removedMs = Date.now() - t0;
+    expect((await endpoints()).filter((e: any) => e.host === 'h3')).toEqual([]);
+    // what stays is intact: h1 <-> h2 in default
+    expectNoLoss(await pingMatrix(inNet('default')));
+
+    // re-join: a fresh agent state (new key, new certificate) from a new token
+    rmSync(a3.stateDir, { recursive: true, force: true });
+    const t1 = Date.now();
+    await startAgentOn(h3, createToken(ctl.dataDir));
+    await waitForCniReady(h3);
+    await waitForMesh();
+    const rejoinMs = Date.now() - t1;
+    const newMac = vtepMac(h3, NETWORKS.default.vni);
+    for (const h of others) {
+      const s = overlayState(h);
+      expect(s.fdb.filter((f) => f.dst === h3.underlayIp).map((f) => f.mac), `${h.name} FDB towards h3`).toEqual([newMac, newMac]);
+      expect(s.neighs.filter((n) => n.lladdr === newMac).length, `${h.name} neighbours of h3`).toBe(2);
+    }
+    await attach('c5', h3, 'default', c5.netnsPath);
+    await attach('c6', h3, 'blue', c6.netnsPath);
+    const [def, blue] = await Promise.all([pingMatrix(inNet('default')), pingMatrix(inNet('blue'))]);
+    expectNoLoss([...def, ...blue]);
+    // nobody else was restarted
+    expect(others.map((h) => [agents.get(h.name)!.proc.pid, agents.get(h.name)!.proc.exited])).toEqual(pids.map((p) => [p, false]));
+    console.log(
+      `h3 left: h1/h2 dropped its 2 routes, 2 neighbours, 2 FDB entries ${removedMs} ms after LeaveHost; ` +
+        `re-joined (VTEP MAC ${oldMac} -> ${newMac}) and meshed in ${rejoinMs} ms; ${def.length + blue.length} pings, 0% loss`,
+    );
+  }, 90_000);
 });
