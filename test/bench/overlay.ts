@@ -14,11 +14,13 @@
 //   underlay address, MTU 1450) holding the subnet's .0/32, a bridge holding
 //   the gateway .1/24, a veth into a container namespace (MTU 1450, default
 //   route via the gateway), and for the other host a route `via <its .0>
-//   onlink`, a permanent neighbour and a permanent FDB entry. The only
-//   differences left are weft's own: how it set the devices up, including
-//   turning TX checksum offload off on its VXLAN devices. weft's iptables
-//   chains and conntrack sit in the same host namespaces, so both paths
-//   traverse them (the raw subnets match none of weft's rules but the jumps).
+//   onlink`, a permanent neighbour and a permanent FDB entry. `ip -d link`
+//   shows the two VXLAN devices alike (udpcsum, ttl auto, no learning) but
+//   for the VNI and the one setting weft changes: TX checksum offload, which
+//   weft turns off (and with it TSO on the device, so the kernel segments in
+//   software before encapsulating). weft's iptables chains and conntrack sit
+//   in the same host namespaces, so both paths traverse them (weft's packets
+//   match its accept rules a few lines in, the raw subnets only the jumps).
 //
 // Each run is one `iperf3 -c` (single TCP stream, container on h1 to
 // container on h2, 5 s after 1 s omitted for slow start). Methods rotate
@@ -30,7 +32,7 @@
 // what the method says from start to end.
 //
 // Run: npm run bench -- overlay
-// Knobs (env): WEFT_BENCH_RUNS (5, at least 5), WEFT_BENCH_SECONDS (5)
+// Knobs (env): WEFT_BENCH_RUNS (7, at least 5), WEFT_BENCH_SECONDS (5)
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,7 +40,7 @@ import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { round, stats, table, type Stats } from './controller/stats';
 import { benchDir, cniExec, removeDir, SHIM, shimPath, startCluster, WEFT_VXLAN, weftConf } from './weft/cluster';
 
-const RUNS = Number(process.env.WEFT_BENCH_RUNS ?? 5);
+const RUNS = Number(process.env.WEFT_BENCH_RUNS ?? 7);
 const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
 const OMIT = 1;
 const PORT = 5201;
@@ -249,7 +251,11 @@ async function main(): Promise<void> {
   for (const [n, a] of cluster.agents) if (a.proc.exited) throw new Error(`the agent on ${n} exited during the bench`);
 
   const st = Object.fromEntries(methods.map((m) => [m.key, stats(samples[m.key].map((s) => s.gbps))])) as Record<Key, Stats>;
-  const paired = stats(samples.weft.map((w, i) => w.gbps / samples.raw[i].gbps));
+  // per run: both methods ran back to back, so load that drifts between runs cancels out
+  const pairedOf = (a: Key, b: Key) => stats(samples[a].map((x, i) => x.gbps / samples[b][i].gbps));
+  const paired = pairedOf('weft', 'raw');
+  const pairedOff = pairedOf('weft', 'raw_txoff');
+  const pairedOn = pairedOf('weft_txon', 'raw');
   const base = st.raw.median;
   const retr = (k: Key) => stats(samples[k].map((s) => s.retransmits)).median;
   console.log('');
@@ -260,7 +266,10 @@ async function main(): Promise<void> {
       return [m.label, round(s.median, 2).toFixed(2), `${round(s.p25, 2)}-${round(s.p75, 2)}`, `${round(s.min, 2)}-${round(s.max, 2)}`, String(retr(m.key)), `${round(s.median / base, 2).toFixed(2)}x`];
     }),
   ));
-  console.log(`weft / raw per run: median ${round(paired.median, 3)}, p25-p75 ${round(paired.p25, 3)}-${round(paired.p75, 3)}, min-max ${round(paired.min, 3)}-${round(paired.max, 3)}`);
+  const pr = (label: string, p: Stats) => console.log(`${label} per run: median ${round(p.median, 3)}, p25-p75 ${round(p.p25, 3)}-${round(p.p75, 3)}, min-max ${round(p.min, 3)}-${round(p.max, 3)}`);
+  pr('weft / raw', paired);
+  pr('same offload, off: weft / raw with it off', pairedOff);
+  pr('same offload, on: weft with it on / raw', pairedOn);
   console.log(`TX checksum offload: weft with it on / weft as deployed = ${round(st.weft_txon.median / st.weft.median, 2)}x; raw with it off / raw = ${round(st.raw_txoff.median / st.raw.median, 2)}x`);
   console.log('');
   const sp = (s: Stats) => ({ min: round(s.min, 3), p25: round(s.p25, 3), p75: round(s.p75, 3), max: round(s.max, 3) });
@@ -277,6 +286,8 @@ async function main(): Promise<void> {
     raw_vxlan_txcsum_off_gbps: round(st.raw_txoff.median, 3),
     raw_vxlan_txcsum_off_spread_gbps: sp(st.raw_txoff),
     ratio_same_offload: { txcsum_off: round(st.weft.median / st.raw_txoff.median, 3), txcsum_on: round(st.weft_txon.median / st.raw.median, 3) },
+    ratio_same_offload_paired: { txcsum_off: { median: round(pairedOff.median, 3), ...sp(pairedOff) }, txcsum_on: { median: round(pairedOn.median, 3), ...sp(pairedOn) } },
+    txcsum_cost: round(st.weft_txon.median / st.weft.median, 2),
     retransmits_median: Object.fromEntries(methods.map((m) => [m.key, retr(m.key)])),
     runs: RUNS,
     seconds: SECONDS,
