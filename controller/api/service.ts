@@ -27,8 +27,8 @@ import {
   TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
 } from './topology';
 import { checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from './validate';
-import { type Hub, createHub } from './watch-hub';
-import { createSink } from './watch-sink';
+import { HUB_LOG, type Hub, createHub } from './watch-hub';
+import { type QueueLimit, createSink } from './watch-sink';
 
 export type LeaseFns = {
   acquireLease: typeof acquireLease;
@@ -50,19 +50,20 @@ export type ControllerDeps = {
   now?: () => number;
   isLeader?: () => boolean;
   version?: string;
-  /** Live messages a watch stream may have waiting for its client before it is ended (default WATCH_QUEUE_LIMIT). */
-  watchQueueLimit?: number;
-  /** Bounds of each watch hub's log of recent messages, which resumes are replayed from (watch-hub.ts defaults). */
-  watchLogMessages?: number;
-  watchLogBytes?: number;
+  /** What a watch stream may have waiting for its client before it is ended (default WATCH_QUEUE_LIMIT). */
+  watchQueue?: QueueLimit;
+  /** Bounds of each watch hub's log of recent messages, which resumes are replayed from (default HUB_LOG). */
+  watchLog?: QueueLimit;
 };
 
 /**
- * A client this many messages behind is ended and resumes. Far above what
- * a live agent lags (one message per topology change), and the messages are
- * shared, so a waiting stream holds pointers, not copies.
+ * A client this far behind is ended and resumes. Far above what a live
+ * agent lags (one message per topology change) or a burst brings (the
+ * SQLite store hands out at most 1000 revisions per batch), and the
+ * messages are shared, so a waiting stream holds pointers, not copies.
+ * Half the hub's log, so the client's resume is usually served from memory.
  */
-export const WATCH_QUEUE_LIMIT = 1024;
+export const WATCH_QUEUE_LIMIT: QueueLimit = { messages: HUB_LOG.messages / 2, bytes: HUB_LOG.bytes / 2 };
 
 type Who = Exclude<Identity, null>;
 type Auth = 'anonymous' | 'any' | 'host' | 'admin';
@@ -280,7 +281,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
 
   // One hub per kind for the whole process: every stream of a kind shares
   // its store watch, its state and the messages it derives (watch-hub.ts).
-  const hubOpts = { store, logger, logMessages: deps.watchLogMessages, logBytes: deps.watchLogBytes };
+  const hubOpts = { store, logger, log: deps.watchLog };
   const topologyHub = createHub<TopologyState, pb.TopologyEvent>(
     { name: 'topology', prefixes: TOPOLOGY_KEYS, init: topologyFromKvs, snapshot: topologySnapshot, changes: topologyChanges },
     hubOpts,
@@ -289,7 +290,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     { name: 'services', prefixes: SERVICES_KEYS, init: servicesFromKvs, snapshot: servicesSnapshot, changes: servicesChanges },
     hubOpts,
   );
-  const queueLimit = deps.watchQueueLimit ?? WATCH_QUEUE_LIMIT;
+  const queueLimit = deps.watchQueue ?? WATCH_QUEUE_LIMIT;
 
   /**
    * One watch stream: snapshot or resume, then one message per revision

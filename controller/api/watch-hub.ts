@@ -37,9 +37,8 @@ export type WatchKind<S, Msg extends { revision: number }> = {
 export type HubOptions = {
   store: Store;
   logger: Logger;
-  /** Messages kept for resumes (default 8192), and their approximate size as JSON (default 32 MiB): whichever is reached first. */
-  logMessages?: number;
-  logBytes?: number;
+  /** Messages kept for resumes, and their most size as JSON: whichever is reached first. */
+  log?: { messages: number; bytes: number };
   /** Exact resumes through the store's history running at once (default 4); each holds a private copy of the state while it runs. */
   catchUps?: number;
 };
@@ -70,13 +69,23 @@ type Live<S, Msg> = {
   snapshot?: Msg;
 };
 
+/** The log's default bounds: at least twice a stream's queue limit, so a client ended for lagging usually resumes from memory. */
+export const HUB_LOG = { messages: 8192, bytes: 32 * 1024 * 1024 };
+
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
 
 export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S, Msg>, opts: HubOptions): Hub<Msg> {
   const { store, logger } = opts;
-  const maxMessages = opts.logMessages ?? 8192;
-  const maxBytes = opts.logBytes ?? 32 * 1024 * 1024;
+  const maxMessages = opts.log?.messages ?? HUB_LOG.messages;
+  const maxBytes = opts.log?.bytes ?? HUB_LOG.bytes;
+  /** Sizes as JSON: what the log and the stream queues are bounded by; computed once per message. */
+  const sizes = new WeakMap<object, number>();
+  const sizeOf = (msg: Msg): number => {
+    let n = sizes.get(msg);
+    if (n === undefined) sizes.set(msg, (n = JSON.stringify(msg).length));
+    return n;
+  };
   const prefix = commonPrefix(kind.prefixes);
   const keep = underAny(kind.prefixes);
   const log = logger.child({ watch: kind.name });
@@ -151,7 +160,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
               return;
             }
             const snap = snapshotOf(l);
-            for (const s of subs) s.send(snap);
+            for (const s of subs) s.send(snap, sizeOf(snap));
             continue;
           }
           log.warn({ revision: l.revision, err: (err as Error).message, retryMs: delay }, 'store watch failed: resuming it');
@@ -176,7 +185,8 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
       l.revision = g.revision;
       for (const m of msgs) {
         record(l, m);
-        for (const s of subs) s.send(m);
+        const bytes = sizeOf(m);
+        for (const s of subs) s.send(m, bytes);
       }
     }
     // Writes to keys the kind ignores move the revision on too.
@@ -185,7 +195,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
   }
 
   function record(l: Live<S, Msg>, msg: Msg): void {
-    const bytes = JSON.stringify(msg).length;
+    const bytes = sizeOf(msg);
     l.log.push({ msg, bytes });
     l.logBytes += bytes;
     while (l.log.length - l.logHead > maxMessages || (l.logBytes > maxBytes && l.log.length - l.logHead > 1)) {
@@ -209,7 +219,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
   function join(l: Live<S, Msg>, sink: Sink<Msg>, from: number): void {
     if (sink.signal.aborted) return;
     sink.skipThrough(from);
-    for (let i = firstAfter(l, from); i < l.log.length; i++) sink.send(l.log[i].msg, true);
+    for (let i = firstAfter(l, from); i < l.log.length; i++) sink.send(l.log[i].msg, l.log[i].bytes, true);
     subs.add(sink);
     sink.signal.addEventListener('abort', () => {
       subs.delete(sink);
@@ -247,7 +257,8 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
         if (sink.signal.aborted) return;
         if (l !== live) continue; // replaced while we waited
         if (at === 0) {
-          sink.send(snapshotOf(l));
+          const snap = snapshotOf(l);
+          sink.send(snap, sizeOf(snap));
           return join(l, sink, l.revision);
         }
         if (at >= l.logFrom && at <= l.revision) return join(l, sink, at);
@@ -288,7 +299,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
     const state = kind.init(new Map([...past.kvs].filter(([k]) => keep(k))));
     for (const g of past.backlog) {
       const changes = g.changes.filter((c) => keep(c.key));
-      if (changes.length > 0) for (const m of kind.changes(state, g.revision, changes)) sink.send(m, true);
+      if (changes.length > 0) for (const m of kind.changes(state, g.revision, changes)) sink.send(m, sizeOf(m), true);
     }
     return past.revision;
   }

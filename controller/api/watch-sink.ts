@@ -1,14 +1,17 @@
 // One watch stream's outgoing side: messages the hub fans out are written
 // while grpc-js accepts them and queued while it does not (write() returned
 // false; 'drain' resumes). The queue holds references to messages every
-// stream shares, so a waiting stream costs a pointer per message, but a
-// client that stops reading must not make us hold the hub's whole history:
-// past `limit` queued messages the stream is ended with RESOURCE_EXHAUSTED
-// naming the revision to resume from, which the agent's reconnect does.
+// stream shares, so a waiting stream costs a pointer per message; and as
+// every queue is a suffix of the same sequence of messages, all waiting
+// streams together hold about what the most-behind one holds.
 //
-// The bound: at most `limit` queued messages per stream, plus the 16 that
-// grpc-js's object-mode Writable buffers itself, plus what HTTP/2 flow
-// control lets through to the socket.
+// The bound: a stream whose queue passes `limit` (messages, or their size
+// as JSON) is ended with RESOURCE_EXHAUSTED naming the revision to resume
+// from, which the agent's reconnect does. Besides the queue, grpc-js's
+// object-mode Writable buffers 16 messages and HTTP/2 flow control lets a
+// window's worth of bytes through to the socket. A burst (one store commit
+// of many revisions) is queued in one go before any of it can drain, so the
+// limit must sit well above the largest burst a healthy client sees.
 import * as grpc from '@grpc/grpc-js';
 
 export type Sink<Msg> = {
@@ -22,7 +25,7 @@ export type Sink<Msg> = {
    * messages are held by the hub's log or the resume anyway) until the
    * queue has drained once.
    */
-  send(msg: Msg, backlog?: boolean): void;
+  send(msg: Msg, bytes: number, backlog?: boolean): void;
   /** Nothing up to `revision` is sent: the client has it. */
   skipThrough(revision: number): void;
   /** Ends the stream cleanly (the store closed: the client reconnects elsewhere). */
@@ -31,9 +34,11 @@ export type Sink<Msg> = {
   fail(err: unknown): void;
 };
 
+export type QueueLimit = { messages: number; bytes: number };
+
 export type SinkOptions = {
-  /** Most live messages queued behind grpc-js before the stream is ended. */
-  limit: number;
+  /** Most live messages, and their most bytes (as JSON), queued behind grpc-js before the stream is ended. */
+  limit: QueueLimit;
   /** How an error passed to fail() becomes the stream's status. */
   toStatus: (err: unknown) => Partial<grpc.StatusObject>;
   /** Called once when the stream is ended for falling behind (for logs). */
@@ -42,12 +47,13 @@ export type SinkOptions = {
 
 export function createSink<Msg extends { revision: number }>(call: grpc.ServerWritableStream<unknown, Msg>, opts: SinkOptions): Sink<Msg> {
   const gone = new AbortController();
-  let queue: Msg[] = [];
+  let queue: Array<{ msg: Msg; bytes: number }> = [];
+  let queuedBytes = 0;
   let head = 0;
   let blocked = false;
   let after = 0;
-  /** Replayed messages still allowed in the queue beyond the limit. */
-  let credit = 0;
+  /** Replayed messages (and bytes) still allowed in the queue beyond the limit. */
+  let credit = { messages: 0, bytes: 0 };
   /** The revision of the last message grpc-js took: the client gets it before any status we send later. */
   let written = 0;
 
@@ -59,7 +65,8 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
   const flush = (): void => {
     blocked = false;
     while (head < queue.length && !gone.signal.aborted) {
-      const msg = queue[head++];
+      const { msg, bytes } = queue[head++];
+      queuedBytes -= bytes;
       if (!write(msg)) {
         blocked = true;
         break;
@@ -68,7 +75,8 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
     if (head === queue.length) {
       queue = [];
       head = 0;
-      credit = 0;
+      queuedBytes = 0;
+      credit = { messages: 0, bytes: 0 };
     }
   };
 
@@ -77,6 +85,7 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
     gone.abort();
     queue = [];
     head = 0;
+    queuedBytes = 0;
     call.off('drain', flush);
     call.off('cancelled', close);
     call.off('close', close);
@@ -90,22 +99,24 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
     get after() {
       return after;
     },
-    send(msg, backlog = false) {
+    send(msg, bytes, backlog = false) {
       if (gone.signal.aborted || msg.revision <= after) return;
       after = msg.revision;
       if (!blocked) {
         blocked = !write(msg);
         return;
       }
-      queue.push(msg);
-      if (backlog) credit++;
-      if (queue.length - head <= opts.limit + credit) return;
+      queue.push({ msg, bytes });
+      queuedBytes += bytes;
+      if (backlog) credit = { messages: credit.messages + 1, bytes: credit.bytes + bytes };
+      const over = queue.length - head > opts.limit.messages + credit.messages || queuedBytes > opts.limit.bytes + credit.bytes;
+      if (!over) return;
       const resumeFrom = written;
       close();
       opts.onOverflow?.(resumeFrom);
       call.emit('error', {
         code: grpc.status.RESOURCE_EXHAUSTED,
-        details: `watch stream fell behind: more than ${opts.limit} events waiting for the client to read; resume from revision ${resumeFrom}`,
+        details: `watch stream fell behind: more than ${opts.limit.messages} events or ${opts.limit.bytes} bytes waiting for the client to read; resume from revision ${resumeFrom}`,
       });
     },
     skipThrough(revision) {
