@@ -141,11 +141,17 @@ export function tail(logFile: string, n = 15): string {
     .join(' | ');
 }
 
+/** An HTTP GET made from inside a namespace with Node's fetch (curl is not among the test's system packages). */
+export async function httpGetIn(netns: string, url: string): Promise<string> {
+  const script = 'fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, (e) => { console.error(e.message); process.exit(1); })';
+  const r = await nsExecAsync(netns, process.execPath, ['-e', script, url], { timeoutMs: 10_000 });
+  if (r.status !== 0) throw new Error(`GET ${url} in ${netns}: ${r.stderr.trim() || r.stdout.slice(0, 200)}`);
+  return r.stdout;
+}
+
 /** The agent's Prometheus text, read inside its host namespace. */
 export async function agentMetrics(host: LabHost): Promise<string> {
-  const r = await nsExecAsync(host.netns, 'curl', ['-sS', '--max-time', '3', `http://127.0.0.1:${AGENT_METRICS_PORT}/metrics`]);
-  if (r.status !== 0) throw new Error(`agent metrics on ${host.name}: ${r.stderr.trim()}`);
-  return r.stdout;
+  return httpGetIn(host.netns, `http://127.0.0.1:${AGENT_METRICS_PORT}/metrics`);
 }
 
 /** A metric's value by name and exact label string ('' for none). */

@@ -16,17 +16,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson, listNetns } from '../lab/run';
 import {
-  adminCert, agentMetrics, agentPaths, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli,
+  adminCert, agentMetrics, agentPaths, httpGetIn, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli,
   type Agent, type CertFiles, type Controller, METRICS_PORT,
 } from './cluster';
 import { cniAdd, cniDel, execCni, pluginConfig, weftConflist } from './cni';
 import {
-  fragCounters, nsExecAsync, ping, pingMatrix, sleep, tcpSend, TCP_SINK, waitFor, type Endpoint, type FragCounters, type PingResult,
+  fragCounters, ping, pingMatrix, sleep, tcpSend, TCP_SINK, waitFor, type Endpoint, type FragCounters, type PingResult,
 } from './traffic';
 
 const LAB = 'ovl';
@@ -167,6 +167,13 @@ beforeAll(async () => {
   console.log(`6 CNI ADDs in ${Date.now() - t1} ms`);
 }, 120_000);
 
+// A failed scenario shows what the daemons said, since the temp dir with their logs is removed.
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  if (ctl) console.log(`controller log tail: ${logTail(ctl.logFile, 20)}`);
+  for (const a of agents.values()) console.log(`agent ${a.host.name} log tail: ${logTail(a.logFile, 20)}`);
+});
+
 afterAll(async () => {
   try {
     if (lab) {
@@ -290,8 +297,8 @@ describe('weft overlay across racks', () => {
     const reconnectMs = await reconnected;
     // the controller sees all three topology watches again
     const streams = await waitFor('3 topology watch streams at the controller', async () => {
-      const r = await nsExecAsync(lab.controller!.netns, 'curl', ['-sS', '--max-time', '3', `http://${lab.controller!.ip}:${METRICS_PORT}/metrics`]);
-      const n = metric(r.stdout, 'weft_watch_streams', 'method="WatchTopology"');
+      const text = await httpGetIn(lab.controller!.netns, `http://${lab.controller!.ip}:${METRICS_PORT}/metrics`);
+      const n = metric(text, 'weft_watch_streams', 'method="WatchTopology"');
       return n === 3 && n;
     }, 30_000);
     expect(streams).toBe(3);
@@ -369,11 +376,14 @@ describe('weft overlay across racks', () => {
     };
     const h3Subnets = [subnetOf(ctr('c5')), subnetOf(ctr('c6'))];
     const oldMac = vtepMac(h3, NETWORKS.default.vni);
+    // h3's entries on another host: neighbours with its MAC, routes via those neighbours (or to its old subnets:
+    // a host that left and returns may get other subnets), FDB entries for its MAC or towards its underlay address
     const refersToH3 = (h: LabHost, mac: string) => {
       const s = overlayState(h);
+      const neighs = s.neighs.filter((n) => n.lladdr === mac);
       return {
-        routes: s.routes.filter((r) => h3Subnets.includes(r.dst)).length,
-        neighs: s.neighs.filter((n) => n.lladdr === mac).length,
+        routes: s.routes.filter((r) => h3Subnets.includes(r.dst) || neighs.some((n) => n.dst === r.gateway && n.dev === r.dev)).length,
+        neighs: neighs.length,
         fdb: s.fdb.filter((f) => f.dst === h3.underlayIp || f.mac === mac).length,
       };
     };
@@ -408,21 +418,45 @@ describe('weft overlay across racks', () => {
     await waitForCniReady(h3);
     await waitForMesh();
     const rejoinMs = Date.now() - t1;
-    const newMac = vtepMac(h3, NETWORKS.default.vni);
-    for (const h of others) {
-      const s = overlayState(h);
-      expect(s.fdb.filter((f) => f.dst === h3.underlayIp).map((f) => f.mac), `${h.name} FDB towards h3`).toEqual([newMac, newMac]);
-      expect(s.neighs.filter((n) => n.lladdr === newMac).length, `${h.name} neighbours of h3`).toBe(2);
-    }
+    // the agent derives its VTEP MAC from the host name (stable across reinstalls): the same MAC is programmed again
+    expect(vtepMac(h3, NETWORKS.default.vni)).toBe(oldMac);
+    for (const h of others) expect(refersToH3(h, oldMac), `${h.name} after the re-join`).toEqual({ routes: 2, neighs: 2, fdb: 2 });
     await attach('c5', h3, 'default', c5.netnsPath);
     await attach('c6', h3, 'blue', c6.netnsPath);
     const [def, blue] = await Promise.all([pingMatrix(inNet('default')), pingMatrix(inNet('blue'))]);
     expectNoLoss([...def, ...blue]);
+
+    // A new VTEP MAC on record: the agent has no flag to change its MAC, so h3 (agent stopped) registers one with
+    // its own certificate exactly as an agent does; the others must replace, not add, its neighbour and FDB entries.
+    // Then h3's agent comes back with its own MAC and the others switch back, with no restart of their agents.
+    const otherMac = '02:77:65:66:74:03';
+    const onlyMac = (mac: string, gone: string) => () =>
+      others.every((h) => {
+        const st = overlayState(h);
+        const fdbToH3 = st.fdb.filter((f) => f.dst === h3.underlayIp || f.mac === gone).map((f) => f.mac);
+        return JSON.stringify(fdbToH3) === JSON.stringify([mac, mac]) &&
+          st.neighs.filter((n) => n.lladdr === gone).length === 0 && refersToH3(h, mac).neighs === 2 && refersToH3(h, mac).routes === 2;
+      });
+    const a3b = agents.get('h3')!;
+    await a3b.proc.stop('SIGTERM', 5000);
+    const reg = await grpcCall(h3.netns, ctl.server, hostCert(a3b.stateDir), 'RegisterHost', {
+      name: 'h3', underlay_ip: h3.underlayIp, vtep_mac: otherMac, rack: h3.rack, datacenter: h3.datacenter, agent_version: 'e2e', networks: [],
+    });
+    expect(reg.ok, JSON.stringify(reg)).toBe(true);
+    const t2 = Date.now();
+    await waitFor(`h1 and h2 to replace h3's VTEP MAC ${oldMac} with ${otherMac}`, onlyMac(otherMac, oldMac), 20_000);
+    const macSwapMs = Date.now() - t2;
+    await startAgentOn(h3, createToken(ctl.dataDir));
+    await waitForCniReady(h3);
+    await waitFor(`h1 and h2 to replace h3's VTEP MAC ${otherMac} with ${oldMac}`, onlyMac(oldMac, otherMac), 20_000);
+    const [def2, blue2] = await Promise.all([pingMatrix(inNet('default')), pingMatrix(inNet('blue'))]);
+    expectNoLoss([...def2, ...blue2]);
     // nobody else was restarted
     expect(others.map((h) => [agents.get(h.name)!.proc.pid, agents.get(h.name)!.proc.exited])).toEqual(pids.map((p) => [p, false]));
     console.log(
       `h3 left: h1/h2 dropped its 2 routes, 2 neighbours, 2 FDB entries ${removedMs} ms after LeaveHost; ` +
-        `re-joined (VTEP MAC ${oldMac} -> ${newMac}) and meshed in ${rejoinMs} ms; ${def.length + blue.length} pings, 0% loss`,
+        `re-joined with a fresh identity and meshed in ${rejoinMs} ms; VTEP MAC ${oldMac} -> ${otherMac} replaced on h1/h2 in ${macSwapMs} ms and back; ` +
+        `${def.length + blue.length + def2.length + blue2.length} pings, 0% loss`,
     );
   }, 90_000);
 });

@@ -121,14 +121,14 @@ export class GiveUp extends Error {
 }
 
 /** Polls `fn` until it returns a truthy value or `ms` pass; throws with `what` and the last value (at once on GiveUp). */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 20_000, every = 250): Promise<NonNullable<T>> {
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 20_000, every = 250): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + ms;
   let last: T | undefined;
   let lastErr: unknown;
   while (Date.now() < deadline) {
     try {
       last = await fn();
-      if (last) return last as NonNullable<T>;
+      if (last) return last as Exclude<T, false | null | undefined | 0 | ''>;
     } catch (e) {
       if (e instanceof GiveUp) throw e;
       lastErr = e;
