@@ -9,6 +9,7 @@ import {
   releaseLease, renewLease,
 } from '../ipam';
 import { type Ca, issueClientCert } from '../pki';
+import { hostLeases } from '../ipam/leases';
 import { LEASES_PREFIX } from '../ipam/records';
 import { deleteHost, getHost, putHost, touchHost, type HostRecord } from '../registry/hosts';
 import { type EndpointRecord, getEndpoint, listEndpoints, registerEndpoint, releaseEndpoint } from '../registry/endpoints';
@@ -108,9 +109,11 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     };
   }
 
-  async function hostSubnets(host: string): Promise<Lease[]> {
-    const { leases } = await ipam.listLeases(store);
-    return leases.filter((l) => l.host === host);
+  /** Through the host index: registrations and heartbeats must not cost a read of every lease in the cluster. */
+  async function hostSubnets(host: string, config?: ClusterConfig): Promise<Lease[]> {
+    // Leases exist only in configured networks: saveClusterConfig refuses a change that would orphan one.
+    const networks = (config ?? (await loadConfig(store))).networks.map((n) => n.name);
+    return hostLeases(store, host, networks);
   }
 
   const subnetMsg = (l: Lease): pb.HostSubnet => ({ network: l.network, subnet: l.subnet, lease_expires_at_unix_ms: l.expiresAt });
@@ -160,7 +163,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
       leases.push(await ipam.acquireLease(store, { network, host: input.name, datacenter }, leaseOpts));
     }
     // Registration declares the host's networks: leases elsewhere go back to the pool.
-    for (const l of await hostSubnets(input.name)) {
+    for (const l of await hostSubnets(input.name, config)) {
       if (!input.networks.includes(l.network)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
     }
     const record: HostRecord = {
@@ -178,7 +181,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     const config = await loadConfig(store);
     const { host } = await touchHost(store, req.name, now());
     const subnets: Lease[] = [];
-    for (const l of await hostSubnets(req.name)) {
+    for (const l of await hostSubnets(req.name, config)) {
       try {
         subnets.push(await ipam.renewLease(store, { network: l.network, subnet: l.subnet, host: l.host }, leaseOpts));
       } catch (err) {
@@ -216,8 +219,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     const config = await loadConfig(store);
     const e = checkRegisterEndpoint(req, config.networks);
     mustBeSelf('RegisterEndpoint', who, e.host, 'endpoint.host');
-    const { leases } = await ipam.listLeases(store, e.network);
-    const lease = leases.find((l) => l.host === e.host);
+    const [lease] = await hostLeases(store, e.host, [e.network]);
     if (!lease) fail(`endpoint.network: host "${e.host}" holds no subnet in network "${e.network}" (RegisterHost first)`);
     must(checkIpInSubnet(e.ip, 'endpoint.ip', lease.subnet, e.host));
     const res = await registerEndpoint(store, e);

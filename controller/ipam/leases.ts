@@ -296,6 +296,25 @@ export async function listLeases(store: Store, network?: string): Promise<{ leas
   return { leases, revision };
 }
 
+/**
+ * The host's lease in each of `networks`, found through the host index
+ * (/weft/lease-hosts/<net>/<host>): two reads per network however many
+ * leases the cluster holds, where listing them costs a read and a decode per
+ * lease. A lease that no longer names the host (reclaimed and re-leased
+ * since the index was read) is left out.
+ */
+export async function hostLeases(store: Store, host: string, networks: string[]): Promise<Lease[]> {
+  if (!isHostName(host)) throw new LeaseRequestError(`invalid host name ${JSON.stringify(host)}`);
+  const found = await Promise.all(networks.map(async (network) => {
+    if (!isDnsLabel(network)) throw new LeaseRequestError(`invalid network name ${JSON.stringify(network)} (must be a DNS label)`);
+    const index = await store.get(leaseHostKey(network, host));
+    const kv = index && (await store.get(leasePrefix(network) + index.value));
+    const lease = kv && tryDecode(kv);
+    return lease && lease.host === host ? lease : undefined;
+  }));
+  return found.filter((l): l is Lease => l !== undefined);
+}
+
 function tryDecode(kv: KeyValue): Lease | undefined {
   try {
     const { network, subnet } = parseLeaseKey(kv.key);
