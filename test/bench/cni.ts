@@ -160,7 +160,10 @@ async function main(): Promise<void> {
 
   console.log(`cni bench: ${ROUNDS} rounds x ${CONTAINERS} containers, ADD then DEL, weft and reference interleaved; kernel ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, node ${process.version}`);
   // warm-up: the reference creates its bridge on its first ADD, page cache for both binaries
-  for (const p of Object.values(plugins)) for (let i = 0; i < 3; i++) del(add(p, `w${p.key}${i}`).a);
+  for (const p of Object.values(plugins)) for (let i = 0; i < 3; i++) {
+    await checkpoint();
+    del(add(p, `w${p.key}${i}`).a);
+  }
 
   const samples: Record<Key, Sample> = { weft: { add: [], del: [] }, ref: { add: [], del: [] } };
   // the floor both pay: the same exec of a binary that only reads the config and writes it back (cat), once per container
@@ -171,6 +174,7 @@ async function main(): Promise<void> {
     const round0 = { weft: { add: [] as number[], del: [] as number[] }, ref: { add: [] as number[], del: [] as number[] } };
     globalThis.gc?.();
     for (let i = 0; i < CONTAINERS; i++) {
+      await checkpoint();
       const order: Key[] = (i + r) % 2 === 0 ? ['weft', 'ref'] : ['ref', 'weft'];
       const pair: Attached[] = [];
       for (const k of order) {
@@ -184,6 +188,7 @@ async function main(): Promise<void> {
       floor.push(t.ms);
     }
     for (const pair of attached) {
+      await checkpoint();
       for (const a of pair) round0[a.plugin.key].del.push(del(a));
     }
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
@@ -252,10 +257,22 @@ async function main(): Promise<void> {
   }));
 }
 
+// The measuring loops are synchronous (spawnSync), so a signal is handled at
+// the next checkpoint: it tears the lab down and exits, and the loop, which
+// yields at every checkpoint, never resumes.
+let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`${sig}: removing the lab`);
     void cleanup().finally(() => process.exit(130));
   });
+}
+
+async function checkpoint(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  if (interrupted) await new Promise(() => {});
 }
 
 try {

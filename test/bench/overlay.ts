@@ -236,12 +236,16 @@ async function main(): Promise<void> {
   console.log(`overlay bench: iperf3 single TCP stream, container h1 (rack a) -> container h2 (rack b) across the router, ${RUNS} runs x ${SECONDS} s (+${OMIT} s omitted) per method, order rotated each run`);
   console.log(`kernel ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, ${iperfVersion}, VXLAN MTU ${MTU} on a 1500 underlay`);
 
-  for (const m of methods) once(m, others(m), routerNs, routerPort, 2); // warm-up: ARP, FDB, TCP metrics
+  for (const m of methods) {
+    await checkpoint();
+    once(m, others(m), routerNs, routerPort, 2); // warm-up: ARP, FDB, TCP metrics
+  }
   const samples: Record<Key, Run[]> = { weft: [], raw: [], weft_txon: [], raw_txoff: [] };
   for (let r = 0; r < RUNS; r++) {
     const order = methods.map((_, i) => methods[(i + r) % methods.length]);
     const line: string[] = [];
     for (const m of order) {
+      await checkpoint();
       const run = once(m, others(m), routerNs, routerPort, SECONDS);
       samples[m.key].push(run);
       line.push(`${m.key}=${round(run.gbps, 2)}`);
@@ -299,10 +303,22 @@ async function main(): Promise<void> {
   }));
 }
 
+// The measuring loops are synchronous (spawnSync), so a signal is handled at
+// the next checkpoint: it tears the lab down and exits, and the loop, which
+// yields at every checkpoint, never resumes.
+let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`${sig}: removing the lab`);
     void cleanup().finally(() => process.exit(130));
   });
+}
+
+async function checkpoint(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  if (interrupted) await new Promise(() => {});
 }
 
 try {
