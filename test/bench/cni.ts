@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   const perRound: Array<Record<Key, { add: number; del: number }>> = [];
   for (let r = 0; r < ROUNDS; r++) {
     const attached: Attached[][] = [];
-    const round0 = { weft: { add: [] as number[], del: [] as number[] }, ref: { add: [] as number[], del: [] as number[] } };
+    const thisRound = { weft: { add: [] as number[], del: [] as number[] }, ref: { add: [] as number[], del: [] as number[] } };
     globalThis.gc?.();
     for (let i = 0; i < CONTAINERS; i++) {
       await checkpoint();
@@ -179,7 +179,7 @@ async function main(): Promise<void> {
       const pair: Attached[] = [];
       for (const k of order) {
         const { a, ms } = add(plugins[k], `r${r}${k[0]}${i}`);
-        round0[k].add.push(ms);
+        thisRound[k].add.push(ms);
         pair.push(a);
       }
       attached.push(pair);
@@ -189,16 +189,16 @@ async function main(): Promise<void> {
     }
     for (const pair of attached) {
       await checkpoint();
-      for (const a of pair) round0[a.plugin.key].del.push(del(a));
+      for (const a of pair) thisRound[a.plugin.key].del.push(del(a));
     }
     const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
     perRound.push({
-      weft: { add: med(round0.weft.add), del: med(round0.weft.del) },
-      ref: { add: med(round0.ref.add), del: med(round0.ref.del) },
+      weft: { add: med(thisRound.weft.add), del: med(thisRound.weft.del) },
+      ref: { add: med(thisRound.ref.add), del: med(thisRound.ref.del) },
     });
     for (const k of ['weft', 'ref'] as Key[]) {
-      samples[k].add.push(...round0[k].add);
-      samples[k].del.push(...round0[k].del);
+      samples[k].add.push(...thisRound[k].add);
+      samples[k].del.push(...thisRound[k].del);
     }
     const pr = perRound[r];
     console.log(`  round ${r + 1}/${ROUNDS}: ADD p50 weft ${round(pr.weft.add, 2)} ms, ref ${round(pr.ref.add, 2)} ms; DEL p50 weft ${round(pr.weft.del, 2)} ms, ref ${round(pr.ref.del, 2)} ms (${CONTAINERS * 4} execs, all verified)`);
