@@ -14,6 +14,7 @@ import { CA_CERT_FILE, type Ca, clientCredentials, issueClientCert, loadCa } fro
 import { openStore, parseStoreUrl } from './store/index';
 import { createToken, deleteToken, listTokens } from './tokens';
 import { readClusterConfig, saveClusterConfig } from './ipam/cluster-config';
+import { ClusterConfigError } from './ipam/errors';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -285,7 +286,14 @@ export async function networkCommand(argv: string[]): Promise<number> {
       try {
         // Validation (unique name, VNI and range) is saveClusterConfig's, with messages naming the field.
         const { config: cc } = await readClusterConfig(store);
-        const saved = await saveClusterConfig(store, { ...cc, networks: [...cc.networks, { name: positional[0], vni, cidr, hostPrefixLength }] });
+        let saved;
+        try {
+          saved = await saveClusterConfig(store, { ...cc, networks: [...cc.networks, { name: positional[0], vni, cidr, hostPrefixLength }] });
+        } catch (err) {
+          // a name, VNI or range the config refuses is the operator's input: exit 2 like any bad flag
+          if (err instanceof ClusterConfigError) throw new UsageError(err.message);
+          throw err;
+        }
         const n = saved.config.networks[saved.config.networks.length - 1];
         process.stdout.write(`added network ${n.name} (VNI ${n.vni}, ${n.cidr}, /${n.hostPrefixLength} per host)\n`);
       } finally {
