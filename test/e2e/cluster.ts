@@ -4,7 +4,7 @@
 // `weft agent` with the join command the controller prints, one per host
 // namespace. Every process is a lab process (stopped with the lab); every
 // file lives under one temp dir the caller removes.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,12 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 /** A `weft` subcommand that only touches files (token, network, admin-cert): run here, in the root namespace. */
 export function weftCli(args: string[]): string {
   return execFileSync(process.execPath, ['--no-deprecation', WEFT, ...args], { env: cleanEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Like weftCli, for a command expected to fail: exit status and both streams. */
+export function weftCliResult(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--no-deprecation', WEFT, ...args], { env: cleanEnv(), encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 export type Controller = {

@@ -21,7 +21,7 @@ import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson, listNetns } from '../lab/run';
 import {
-  adminCert, agentMetrics, agentPaths, httpGetIn, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli,
+  adminCert, agentMetrics, agentPaths, httpGetIn, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli, weftCliResult,
   type Agent, type CertFiles, type Controller, METRICS_PORT,
 } from './cluster';
 import { cniAdd, cniDel, execCni, pluginConfig, weftConflist } from './cni';
@@ -150,6 +150,9 @@ beforeAll(async () => {
   expect(weftCli(['network', 'add', 'blue', '--vni', String(NETWORKS.blue.vni), '--cidr', NETWORKS.blue.cidr, '--data-dir', dataDir])).toMatch(/added network blue/);
   const listed = JSON.parse(weftCli(['network', 'list', '--json', '--data-dir', dataDir])) as Array<{ name: string; vni: number; cidr: string }>;
   expect(listed.map((n) => [n.name, n.vni, n.cidr])).toEqual([['default', 1, NETWORKS.default.cidr], ['blue', 2, NETWORKS.blue.cidr]]);
+  // a clash is refused before anything is stored, naming the field
+  const clash = weftCliResult(['network', 'add', 'red', '--vni', String(NETWORKS.blue.vni), '--cidr', '10.246.0.0/16', '--data-dir', dataDir]);
+  expect([clash.status, clash.stderr.trim()]).toEqual([2, 'weft network add: networks[2].vni: VNI 2 is already used by network "blue"']);
   admin = adminCert(dataDir, join(dir, 'admin'));
 
   const token = createToken(dataDir);
