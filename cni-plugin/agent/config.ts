@@ -9,6 +9,7 @@
 // controller, so a multi-homed host uses the interface that reaches the
 // controller). The first is read here; the second needs a netlink lookup and
 // a DNS answer, so it is resolveUnderlayIp's job, run by the agent at start.
+import { TX_CHECKSUM_MODES, type TxChecksumMode } from './dataplane/checksum-policy';
 import { readFileSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -45,6 +46,8 @@ export type AgentConfig = {
   /** Undefined: underlay MTU − 50. */
   mtu?: number;
   resyncIntervalMs: number;
+  /** TX checksum offload on weft's VXLAN devices: auto turns it off only on kernels that need it. */
+  vxlanTxChecksum: TxChecksumMode;
   logLevel: LogLevel;
   configFile?: string;
 };
@@ -54,12 +57,13 @@ export const AGENT_DEFAULTS = {
   cniSocket: '/run/weft/agent.sock',
   metricsListen: '127.0.0.1:7081',
   resyncInterval: '60s',
+  vxlanTxChecksum: 'auto' as TxChecksumMode,
   logLevel: 'info' as LogLevel,
 };
 
 type Key =
   | 'server' | 'token' | 'caCertHash' | 'caCert' | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
-  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'resyncInterval' | 'logLevel';
+  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'resyncInterval' | 'vxlanTxChecksum' | 'logLevel';
 
 const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
 export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
@@ -77,6 +81,7 @@ export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'metricsListen', flag: '--metrics-listen', env: 'WEFT_METRICS_LISTEN', kind: 'string', form: 'host:port (port 1-65535)' },
   { key: 'mtu', flag: '--mtu', env: 'WEFT_MTU', kind: 'string', form: 'a whole number from 1280 to 65485' },
   { key: 'resyncInterval', flag: '--resync-interval', env: 'WEFT_RESYNC_INTERVAL', kind: 'string', form: 'a duration from 1s to 24h (e.g. 30s, 5m, 1h)' },
+  { key: 'vxlanTxChecksum', flag: '--vxlan-tx-checksum', env: 'WEFT_VXLAN_TX_CHECKSUM', kind: 'string', form: 'auto|on|off (auto: off only on kernels before 5.7)' },
   { key: 'logLevel', flag: '--log-level', env: 'WEFT_LOG_LEVEL', kind: 'string', form: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 
@@ -164,6 +169,10 @@ export function loadAgentConfig(
 
   const metricsRaw = pick('metricsListen') ?? { value: AGENT_DEFAULTS.metricsListen, source: 'default metrics-listen' };
 
+  const csumRaw = pick('vxlanTxChecksum');
+  if (csumRaw && !TX_CHECKSUM_MODES.includes(csumRaw.value as TxChecksumMode)) throw fail(csumRaw, 'vxlanTxChecksum');
+  const vxlanTxChecksum = (csumRaw?.value as TxChecksumMode | undefined) ?? AGENT_DEFAULTS.vxlanTxChecksum;
+
   return {
     server: formatHostPort(serverHostPort),
     serverHostPort,
@@ -180,6 +189,7 @@ export function loadAgentConfig(
     metricsListen: parseHostPort(metricsRaw, formOf('metricsListen')),
     ...(mtu !== undefined ? { mtu } : {}),
     resyncIntervalMs,
+    vxlanTxChecksum,
     logLevel: parseLogLevel(pick('logLevel'), AGENT_DEFAULTS.logLevel),
     ...(configFile !== undefined ? { configFile } : {}),
   };

@@ -12,6 +12,7 @@
 //  - An unreachable controller changes nothing. The watch keeps the last
 //    topology it had and resumes from its revision; reconciles (periodic ones
 //    included) use that topology, never an empty one.
+import { decideTxChecksum } from './dataplane/checksum-policy';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -117,7 +118,9 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const vtepMac = vtepMacFor(config.hostName);
     log.info({ host: config.hostName, underlayIp, vtepMac, server: config.server, stateDir: config.stateDir }, 'weft agent starting');
 
-    const fatal = logPreflight(log, preflight(h, { underlayIp, mtu: config.mtu }));
+    const csum = decideTxChecksum(config.vxlanTxChecksum);
+    log.info({ vxlanTxChecksum: config.vxlanTxChecksum, disable: csum.disable }, `VXLAN TX checksum offload: ${csum.reason}`);
+    const fatal = logPreflight(log, preflight(h, { underlayIp, mtu: config.mtu, disableTxChecksum: csum.disable }));
     if (fatal.length > 0) throw new Error(`preflight failed: ${fatal.map((r) => `${r.check} (${r.message})`).join('; ')}`);
 
     const credentials = await retrying(
@@ -355,6 +358,7 @@ export function hostNetworkSpec(
     self: { underlayIp, vtepMac },
     attachments,
     vxlanPort: cluster.vxlan_port,
+    keepTxChecksumOffload: !decideTxChecksum(config.vxlanTxChecksum).disable,
     ...(mtu !== undefined ? { mtu } : {}),
   };
 }

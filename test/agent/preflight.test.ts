@@ -105,4 +105,10 @@ describe('preflight in a namespace', () => {
     });
     expect(ipLink(ns, 'weft.probe.br')?.linkinfo?.info_kind).toBe('veth');
   });
+
+  it('does not ask for the offload workaround where the kernel does not need it', () => {
+    const { h } = setup();
+    const c = byCheck(preflight(h, { underlayIp: '192.168.90.1', vxlanPort: 4789, disableTxChecksum: false }));
+    expect(c['vxlan-tx-checksum']).toEqual({ check: 'vxlan-tx-checksum', ok: true, message: 'TX checksum offload stays on for VXLAN devices (this kernel does not need the workaround)' });
+  });
 });

@@ -24,6 +24,8 @@ export type PreflightSpec = {
   vxlanPort?: number;
   /** The configured overlay MTU, if any; checked against the underlay. */
   mtu?: number;
+  /** Whether weft will turn TX checksum offload off on its VXLAN devices (see checksum-policy.ts); default true. */
+  disableTxChecksum?: boolean;
 };
 
 export type PreflightOptions = { netns?: string };
@@ -90,12 +92,13 @@ function probeKind(h: Handle, spec: LinkSpec, during?: () => PreflightResult): P
 /**
  * The VXLAN checksum problem: some kernel/NIC combinations botch the outer
  * UDP checksum of VXLAN packets when TX checksum offload is on, and the
- * receiving host drops them. weft turns the offload off on its VXLAN
- * devices; this checks that doing so works here, and that existing weft
- * devices have it off.
+ * receiving host drops them. Where weft turns the offload off (see
+ * checksum-policy.ts), this checks that doing so works here and that
+ * existing weft devices have it off.
  */
-function checksumCheck(h: Handle, opts: PreflightOptions): PreflightResult {
+function checksumCheck(h: Handle, opts: PreflightOptions, disable: boolean): PreflightResult {
   const check = 'vxlan-tx-checksum';
+  if (!disable) return { check, ok: true, message: 'TX checksum offload stays on for VXLAN devices (this kernel does not need the workaround)' };
   const on = (dev: string) => txChecksumGet(dev, opts);
   try {
     if (on(PROBE.vxlan)) txChecksumSet(PROBE.vxlan, false, opts);
@@ -165,7 +168,7 @@ function toolCheck(tool: string): PreflightResult {
 export function preflight(h: Handle, spec: PreflightSpec, opts: PreflightOptions = {}): PreflightResult[] {
   const o = { netns: opts.netns ?? h.netns ?? undefined };
   return [
-    ...probeKind(h, vxlan({ name: PROBE.vxlan, vni: PROBE_VNI, port: spec.vxlanPort, learning: false }), () => checksumCheck(h, o)),
+    ...probeKind(h, vxlan({ name: PROBE.vxlan, vni: PROBE_VNI, port: spec.vxlanPort, learning: false }), () => checksumCheck(h, o, spec.disableTxChecksum ?? true)),
     ...probeKind(h, veth({ name: PROBE.veth, peer: { name: PROBE.vethPeer } })),
     ...probeKind(h, bridge({ name: PROBE.bridge })),
     underlayCheck(h, spec),
