@@ -159,8 +159,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
               for (const s of [...subs]) s.fail(loadErr);
               return;
             }
-            const snap = snapshotOf(l);
-            for (const s of subs) s.send(snap, sizeOf(snap));
+            publish(snapshotOf(l));
             continue;
           }
           log.warn({ revision: l.revision, err: (err as Error).message, retryMs: delay }, 'store watch failed: resuming it');
@@ -185,13 +184,24 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
       l.revision = g.revision;
       for (const m of msgs) {
         record(l, m);
-        const bytes = sizeOf(m);
-        for (const s of subs) s.send(m, bytes);
+        publish(m);
       }
     }
     // Writes to keys the kind ignores move the revision on too.
     const last = events[events.length - 1]?.kv.modRevision ?? 0;
     if (last > l.revision) l.revision = last;
+  }
+
+  /** To every subscriber; one stream's failure must not cost the others a message. */
+  function publish(msg: Msg): void {
+    const bytes = sizeOf(msg);
+    for (const s of subs) {
+      try {
+        s.send(msg, bytes);
+      } catch (err) {
+        s.fail(err);
+      }
+    }
   }
 
   function record(l: Live<S, Msg>, msg: Msg): void {
