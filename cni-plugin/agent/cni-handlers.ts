@@ -24,8 +24,7 @@ import { parseCidr } from '../../dataplane/netlink/ip';
 import { AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
 import {
   linkAdd, linkByName, linkDel, linkSetMasterRequest, linkSetUpRequest, validateLinkName, veth, MTU_MAX, MTU_MIN,
-  type Link,
-} from '../../dataplane/netlink/link';
+  linkFind, type Link } from '../../dataplane/netlink/link';
 import { netnsPath } from '../../dataplane/netlink/netns';
 import { routeAddRequest, routeList } from '../../dataplane/netlink/route';
 import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } from '../cni/types';
@@ -156,14 +155,6 @@ function loadAddConf(deps: CniHandlerDeps, req: CniRequest): AddConf {
 
 // ---- small kernel helpers ----
 
-function tryLink(h: Handle, name: string): Link | undefined {
-  try {
-    return linkByName(h, name);
-  } catch (e) {
-    if (isErrno(e, 'ENODEV')) return undefined;
-    throw e;
-  }
-}
 
 /** Delete a link that may already be gone; true when it was there. */
 function delLinkIfPresent(h: Handle, name: string): boolean {
@@ -194,8 +185,8 @@ type Observed = { problems: string[]; hostLink?: Link; ctrLink?: Link; routeDst?
 function inspect(host: Handle, ctr: Handle, c: { att: NetworkAttachment; hostName: string; ifname: string; mtu: number; family: number; prefixLen: number }, ip: string): Observed {
   const problems: string[] = [];
   const out: Observed = { problems };
-  const bridge = tryLink(host, c.att.bridge);
-  const hostLink = tryLink(host, c.hostName);
+  const bridge = linkFind(host, c.att.bridge);
+  const hostLink = linkFind(host, c.hostName);
   if (!hostLink) problems.push(`host end ${c.hostName} does not exist`);
   else {
     out.hostLink = hostLink;
@@ -203,7 +194,7 @@ function inspect(host: Handle, ctr: Handle, c: { att: NetworkAttachment; hostNam
     if (!bridge || hostLink.masterIndex !== bridge.index) problems.push(`host end ${c.hostName} is not a port of bridge ${c.att.bridge}`);
     if (!hostLink.up) problems.push(`host end ${c.hostName} is down`);
   }
-  const ctrLink = tryLink(ctr, c.ifname);
+  const ctrLink = linkFind(ctr, c.ifname);
   if (!ctrLink) {
     problems.push(`interface ${c.ifname} does not exist in the container`);
     return out;
@@ -293,7 +284,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     const context = `ADD ${c.ifname} of container ${c.containerId} to network "${c.network}"`;
     const host = openHost();
     try {
-      const bridge = tryLink(host, c.att.bridge);
+      const bridge = linkFind(host, c.att.bridge);
       if (!bridge || bridge.kind !== 'bridge') {
         throw new CniError(CNI_ERR.TRY_AGAIN_LATER, `${context}: bridge ${c.att.bridge} ${bridge ? 'is not a bridge' : 'does not exist'} yet`);
       }
@@ -304,7 +295,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       try {
         const ctr = openContainer(c.netns);
         try {
-          if (tryLink(host, c.hostName)) {
+          if (linkFind(host, c.hostName)) {
             // an earlier ADD of this very attachment: done already (a retry), or left half-made by a crash
             const seen = inspect(host, ctr, c, ip);
             if (seen.problems.length === 0) {
@@ -389,7 +380,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     if (!att) throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: no subnet leased yet (or no such network)`);
     const host = openHost();
     try {
-      const bridge = tryLink(host, att.bridge);
+      const bridge = linkFind(host, att.bridge);
       if (!bridge) throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: bridge ${att.bridge} does not exist`);
       if (bridge.kind !== 'bridge') throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: ${att.bridge} is not a bridge`);
       if (!bridge.up) throw new CniError(CNI_ERR.NOT_AVAILABLE, `network "${network}" is not ready on this host: bridge ${att.bridge} is down`);
@@ -440,7 +431,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
         // a namespace still mounted means a container the runtime still owns: its DEL or GC decides
         if (a.netns && existsSync(a.netns)) continue;
         const name = hostVethName(a.network, a.containerId, a.ifname);
-        const link = tryLink(host, name);
+        const link = linkFind(host, name);
         if (link && link.kind === 'veth' && link.parentIndex !== undefined) continue; // kept alive by a process in the namespace
         if (link && link.kind === 'veth') {
           delLinkIfPresent(host, name);

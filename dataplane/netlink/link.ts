@@ -350,6 +350,16 @@ export function linkByName(h: Handle, name: string): Link {
   return linkGet(h, name);
 }
 
+/** The link with this name, or undefined when there is none (other errors still throw). */
+export function linkFind(h: Handle, name: string): Link | undefined {
+  try {
+    return linkByName(h, name);
+  } catch (e) {
+    if (e instanceof NetlinkError && e.code === 'ENODEV') return undefined;
+    throw e;
+  }
+}
+
 /** The link with this index; NetlinkError ENODEV when there is none. */
 export function linkByIndex(h: Handle, index: number): Link {
   validateIndex('link index', index);

@@ -13,9 +13,8 @@ import type { Handle } from '../../../dataplane/netlink/handle';
 import { bytesToIp, formatCidr, ipFamily, ipToBytes, parseCidr } from '../../../dataplane/netlink/ip';
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import {
-  bridge, linkAdd, linkByIndex, linkByName, linkDel, linkList, linkSetMac, linkSetMtu, linkSetUp, linkSpecDiff,
-  validateMac, validateVni, vxlan, type Link, type LinkSpec,
-} from '../../../dataplane/netlink/link';
+  bridge, linkAdd, linkByIndex, linkDel, linkList, linkSetMac, linkSetMtu, linkSetUp, linkSpecDiff,
+  validateMac, validateVni, vxlan, linkFind, type Link, type LinkSpec } from '../../../dataplane/netlink/link';
 import { enableForwarding } from '../../../dataplane/sysctl';
 import type { NetworkAttachment } from '../types';
 import { silentLog, type Log } from './log';
@@ -91,14 +90,6 @@ export function validateHostNetworkSpec(spec: HostNetworkSpec): void {
   }
 }
 
-function tryLinkByName(h: Handle, name: string): Link | undefined {
-  try {
-    return linkByName(h, name);
-  } catch (e) {
-    if (isErrno(e, 'ENODEV')) return undefined;
-    throw e;
-  }
-}
 
 function canonIp(ip: string): string {
   return bytesToIp(ipToBytes(ip));
@@ -109,7 +100,7 @@ export function findUnderlay(h: Handle, self: HostNetworkSpec['self']): Link {
   const ip = canonIp(self.underlayIp);
   const owner = addrList(h).find((a) => a.cidr && canonIp(parseCidr(a.cidr).ip) === ip);
   if (self.underlayDev !== undefined) {
-    const l = tryLinkByName(h, self.underlayDev);
+    const l = linkFind(h, self.underlayDev);
     if (!l) throw new Error(`underlay device ${self.underlayDev} not found: set self.underlayDev to the device holding ${ip}, or leave it out`);
     if (!owner || owner.linkIndex !== l.index) {
       throw new Error(`underlay address ${ip} is not on ${self.underlayDev}: add it there (ip addr add ${ip}/<prefix> dev ${self.underlayDev}) or fix self.underlayIp`);
@@ -127,7 +118,7 @@ export function findUnderlay(h: Handle, self: HostNetworkSpec['self']): Link {
  * routes go with it, and the next overlay reconcile puts them back).
  */
 export function ensureLink(h: Handle, spec: LinkSpec, log: Log): Link {
-  let l = tryLinkByName(h, spec.name);
+  let l = linkFind(h, spec.name);
   if (!l) {
     l = linkAdd(h, spec);
     log.info({ device: spec.name }, `created ${spec.kind} ${spec.name}`);

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { EthtoolError, txChecksumGet, txChecksumSet } from '../../../dataplane/ethtool';
 import { isErrno } from '../../../dataplane/netlink/errors';
 import type { Handle } from '../../../dataplane/netlink/handle';
-import { bridge, linkAdd, linkByName, linkDel, linkList, veth, vxlan, type Link, type LinkSpec } from '../../../dataplane/netlink/link';
+import { bridge, linkAdd, linkDel, linkList, veth, vxlan, linkFind, type Link, type LinkSpec } from '../../../dataplane/netlink/link';
 import { sysctlGet, sysctlSet } from '../../../dataplane/sysctl';
 import { findUnderlay, VXLAN_OVERHEAD } from './host-network';
 import { weftDeviceKind } from './naming';
@@ -39,14 +39,6 @@ const PROBE_VNI = 0xfffffe;
 
 const ENV = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin`, LC_ALL: 'C' };
 
-function tryLink(h: Handle, name: string): Link | undefined {
-  try {
-    return linkByName(h, name);
-  } catch (e) {
-    if (isErrno(e, 'ENODEV')) return undefined;
-    throw e;
-  }
-}
 
 const MODULES: Record<string, string> = { vxlan: 'vxlan', bridge: 'bridge', veth: 'veth' };
 
@@ -57,7 +49,7 @@ const MODULES: Record<string, string> = { vxlan: 'vxlan', bridge: 'bridge', veth
  */
 function probeKind(h: Handle, spec: LinkSpec, during?: () => PreflightResult): PreflightResult[] {
   const check = `kernel-${spec.kind}`;
-  const old = tryLink(h, spec.name);
+  const old = linkFind(h, spec.name);
   if (old) {
     if (old.kind !== spec.kind) {
       return [{ check, ok: false, message: `cannot probe ${spec.kind} support: ${spec.name} exists and is a ${old.kind ?? 'plain device'}, not weft's probe`, fix: `remove or rename ${spec.name}` }];
