@@ -8,15 +8,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openIpamStore, subnetRange, type IpamStore } from '../../cni-plugin/agent/ipam-store';
 import { CniError, CNI_ERR } from '../../cni-plugin/cni/types';
+import { thrown } from '../helpers/process';
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('ipam store', () => {
   let dir: string;

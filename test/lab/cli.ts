@@ -8,6 +8,7 @@ import { netnsExists } from './run';
 import { listStates, readState } from './state';
 import { destroyLabByName, warnAboutLeftovers } from './teardown';
 import { spawnSync } from 'node:child_process';
+import { processAlive } from '../helpers/process';
 
 const USAGE = `usage: npm run lab -- <command>
   up [spec.json]                 build a lab (default: ${DEFAULT_SPEC.name}, 2 racks, 3 hosts, controller)
@@ -15,14 +16,6 @@ const USAGE = `usage: npm run lab -- <command>
   status                         list labs recorded in /run/weft-lab
   exec <name> <host> <cmd> ...   run a command on a lab host ("controller" for the controller)`;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function up(specFile?: string): Promise<void> {
   const spec: LabSpec = specFile ? JSON.parse(readFileSync(specFile, 'utf8')) : DEFAULT_SPEC;
@@ -52,7 +45,7 @@ function status(): void {
   }
   for (const s of states) {
     const present = s.namespaces.filter(netnsExists).length;
-    const owner = s.persistent ? 'persistent' : `owner pid ${s.ownerPid}${alive(s.ownerPid) ? '' : ' (dead)'}`;
+    const owner = s.persistent ? 'persistent' : `owner pid ${s.ownerPid}${processAlive(s.ownerPid) ? '' : ' (dead)'}`;
     console.log(`${s.name}: ${s.ready ? 'ready' : 'incomplete'}, ${present}/${s.namespaces.length} namespaces, ${s.processes.length} processes, ${owner}, since ${s.createdAt}`);
   }
 }

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createLab, withLab, type Lab, type LabSpec } from './lab';
 import { statePath } from './state';
 import { planLab, planLinkNames } from './plan';
+import { processAlive } from '../helpers/process';
 
 let seq = 0;
 /** Lab names unique to this test process, so parallel runs never meet. */
@@ -55,14 +56,6 @@ function rootLinksOfLab(lab: Lab): string[] {
     .map((l) => l.ifname);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function ping(lab: Lab, netns: string, dst: string, extra: string[] = []) {
   return lab.exec(netns, 'ping', ['-n', '-c', '1', '-W', '2', ...extra, dst], { check: false });
@@ -151,7 +144,7 @@ describe('a lab of two racks, three hosts and a controller', () => {
       expect(r.stdout.trim()).toBe(String(1 << 20));
     }
     await server.stop();
-    expect(alive(server.pid)).toBe(false);
+    expect(processAlive(server.pid)).toBe(false);
   });
 
   it('reaches the controller from every host', () => {
@@ -228,10 +221,10 @@ describe('a lab of two racks, three hosts and a controller', () => {
     const p = lab.spawn(lab.hosts[0].netns, 'sh', ['-c', 'sleep 300 & sleep 300 & echo $!; wait']);
     await waitFor(() => p.output().trim() !== '', 'children');
     const child = Number(p.output().trim());
-    expect(alive(child)).toBe(true);
+    expect(processAlive(child)).toBe(true);
     const st = await p.stop('SIGTERM', 2000);
     expect(st.signal ?? st.code).toBeTruthy();
-    await waitFor(() => !alive(child), 'the forked child to die', 3000);
+    await waitFor(() => !processAlive(child), 'the forked child to die', 3000);
   });
 
   it('gives containers empty namespaces of their own, not wired by the lab', () => {
@@ -265,7 +258,7 @@ describe('lab teardown', () => {
     expect(ourNetns()).toEqual(nsBefore);
     expect(netnsList().filter((n) => n.startsWith(lab.plan.prefix))).toEqual([]);
     expect(rootLinksOfLab(lab)).toEqual([]);
-    for (const pid of [server.pid, grandchild.pid, gc]) await waitFor(() => !alive(pid), `pid ${pid} to exit`, 3000);
+    for (const pid of [server.pid, grandchild.pid, gc]) await waitFor(() => !processAlive(pid), `pid ${pid} to exit`, 3000);
     expect(existsSync(statePath(lab.name))).toBe(false);
     await lab.destroy(); // idempotent
   });
@@ -301,7 +294,7 @@ describe('lab teardown', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/lab/cli.ts', 'down', lab.name], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     await sleeper.wait();
-    expect(alive(sleeper.pid)).toBe(false);
+    expect(processAlive(sleeper.pid)).toBe(false);
     expect(ourNetns()).toEqual(nsBefore);
     await lab.destroy(); // the owner's teardown finds nothing left and does not fail
   });

@@ -8,6 +8,7 @@ import { startProcess, type LabProcess, type SpawnOptions } from './procs';
 import { nsRun, type ExecOptions, type ExecResult } from './run';
 import { claimState, writeState, readState, removeState, LabExistsError, type LabState } from './state';
 import { destroyLabByName, destroyNamespaces, warnAboutLeftovers, type TeardownReport } from './teardown';
+import { processAlive } from '../helpers/process';
 
 export type { LabSpec } from './plan';
 export type { LabProcess } from './procs';
@@ -154,14 +155,6 @@ export async function createLab(spec: LabSpec, opts: CreateOptions = {}): Promis
   return lab;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * A test lab whose owner died (killed mid-run, before its teardown) still has
@@ -173,7 +166,7 @@ async function claimName(state: LabState): Promise<void> {
     claimState(state);
   } catch (e) {
     const old = readState(state.name);
-    if (!(e instanceof LabExistsError) || !old || old.persistent || alive(old.ownerPid)) throw e;
+    if (!(e instanceof LabExistsError) || !old || old.persistent || processAlive(old.ownerPid)) throw e;
     warnAboutLeftovers(state.name, await destroyLabByName(state.name));
     claimState(state);
   }

@@ -9,6 +9,7 @@ import { InvalidArgumentError, NetlinkError } from '../../dataplane/netlink/erro
 import { parseCidr } from '../../dataplane/netlink/ip';
 import { AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
 import { ipJson, useTestNetns } from '../helpers/netns';
+import { thrown } from '../helpers/process';
 
 type IpAddrInfo = { family: string; local: string; prefixlen: number; broadcast?: string; address?: string; label?: string; scope: string; noprefixroute?: boolean };
 type IpLink = { ifindex: number; ifname: string; addr_info?: IpAddrInfo[] };
@@ -28,14 +29,6 @@ function everyAddr(ns: string): unknown {
   return ipJson<IpLink[]>(ns, ['addr', 'show']).map((l) => [l.ifname, (l.addr_info ?? []).filter((a) => !a.local.startsWith('fe80:'))]);
 }
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('addr', () => {
   const ns = useTestNetns('a');

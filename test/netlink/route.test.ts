@@ -8,6 +8,7 @@ import { openHandle, throwIfAny, type Handle } from '../../dataplane/netlink/han
 import { InvalidArgumentError, NetlinkError } from '../../dataplane/netlink/errors';
 import { AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
 import { ipJson, useTestNetns } from '../helpers/netns';
+import { thrown } from '../helpers/process';
 
 type IpRoute = { dst: string; gateway?: string; dev?: string; table?: string; protocol?: string; metric?: number; flags: string[]; prefsrc?: string; scope?: string; type?: string; metrics?: Array<{ mtu?: number }> };
 
@@ -31,14 +32,6 @@ function everyRoute(ns: string): unknown {
   return [notKernel(ipJson(ns, ['route', 'show', 'table', 'all'])), notKernel(ipJson(ns, ['-6', 'route', 'show', 'table', 'all']))];
 }
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('route', () => {
   const ns = useTestNetns('r');

@@ -6,15 +6,8 @@
 import { readdirSync, readFileSync, unlinkSync, existsSync } from 'node:fs';
 import { netnsDelete } from '../../dataplane/netlink/netns';
 import { OWNERS_DIR } from '../helpers/names';
+import { processAlive } from '../helpers/process';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function sweep(): void {
   let owners: string[] = [];
@@ -25,7 +18,7 @@ function sweep(): void {
   }
   for (const owner of owners) {
     const pid = Number(owner);
-    if (!Number.isInteger(pid) || alive(pid)) continue;
+    if (!Number.isInteger(pid) || processAlive(pid)) continue;
     const file = `${OWNERS_DIR}/${owner}`;
     for (const name of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
       if (existsSync(`/run/netns/${name}`)) {
