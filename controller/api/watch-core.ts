@@ -10,7 +10,7 @@
 // (R, C] with their previous values; those changes are then replayed
 // forward like live ones. A resume and an unbroken stream therefore send the
 // same events for the same revisions.
-import type { Store, WatchEvent } from '../store/types';
+import { type Store, StoreUnavailableError, type WatchEvent } from '../store/types';
 
 /** A key's value after one write; undefined: deleted. */
 export type KeyChange = { key: string; after?: string };
@@ -64,9 +64,9 @@ async function history(store: Store, prefix: string, from: number, until: number
   const onAbort = () => stop.abort();
   signal.addEventListener('abort', onAbort, { once: true });
   const out: WatchEvent[] = [];
+  let done = false;
   try {
     for await (const batch of store.watch('', { fromRevision: from + 1, prevKv: true, signal: stop.signal })) {
-      let done = false;
       for (const ev of batch.events) {
         if (ev.kv.modRevision > until) { done = true; break; }
         if (ev.kv.key.startsWith(prefix)) out.push(ev);
@@ -74,6 +74,8 @@ async function history(store: Store, prefix: string, from: number, until: number
       }
       if (done) break;
     }
+    // A watch that ended early (the store closing, the daemon shutting down) left a torn history: undoing it would invent a state.
+    if (!done && !signal.aborted) throw new StoreUnavailableError(`the store's history ended before revision ${until}; reconnect to resume`);
   } finally {
     signal.removeEventListener('abort', onAbort);
     stop.abort();

@@ -37,6 +37,8 @@ type Counted = {
   watchesOpened: () => number;
   active: () => number;
   failWatches: (on: boolean) => void;
+  /** History reads (prefix '') end at once, as when the store closes under them. */
+  endHistory: (on: boolean) => void;
   close: () => Promise<void>;
 };
 
@@ -53,6 +55,7 @@ async function counted(deps: Partial<ControllerDeps> = {}): Promise<Counted> {
   let ranges = 0;
   let opened = 0;
   let fail = false;
+  let endHistory = false;
   const store: Store = {
     ...watched,
     range: (prefix, opts) => {
@@ -68,6 +71,7 @@ async function counted(deps: Partial<ControllerDeps> = {}): Promise<Counted> {
       return {
         async *[Symbol.asyncIterator]() {
           check();
+          if (endHistory && prefix === '') return;
           for await (const batch of inner) {
             check();
             yield batch;
@@ -83,7 +87,7 @@ async function counted(deps: Partial<ControllerDeps> = {}): Promise<Counted> {
     rmSync(dir, { recursive: true, force: true });
   };
   cleanups.push(close);
-  return { h, store: raw, ranges: () => ranges, watchesOpened: () => opened, active, failWatches: (on) => (fail = on), close };
+  return { h, store: raw, ranges: () => ranges, watchesOpened: () => opened, active, failWatches: (on) => (fail = on), endHistory: (on) => (endHistory = on), close };
 }
 
 const hostRecord = (name: string, n: number): HostRecord => ({
@@ -154,6 +158,12 @@ describe('watch hub', () => {
       o.cancel();
     }
     expect(c.active()).toBe(1);
+
+    // A history that ends before the store's revision is torn: the client is told to come back, not sent a made-up state.
+    c.endHistory(true);
+    const torn = c.h.open('WatchTopology', { from_revision: snap.revision }, 'host:h1');
+    expect(await torn.ended).toMatchObject({ code: grpc.status.UNAVAILABLE });
+    expect(torn.msgs).toEqual([]);
   });
 
   it('ends a client that stops reading, with the revision to resume from, and keeps serving the others', async () => {
