@@ -78,20 +78,33 @@ export function createToken(dataDir: string): string {
   return weftCli(['token', 'create', '--ttl', '1h', '--data-dir', dataDir]).trim();
 }
 
-export type Agent = {
+export type Agent = AgentPaths & {
   host: LabHost;
   proc: LabProcess;
-  stateDir: string;
-  socket: string;
-  logFile: string;
 };
 
-export type AgentPaths = { stateDir: string; socket: string; logFile: string };
+export type AgentPaths = { stateDir: string; socket: string; logFile: string; cniBinDir: string; cniConfDir: string };
 
+/** Per host: agent state, socket and log, and the host's own CNI bin and conf dirs (never the machine's /opt/cni/bin, /etc/cni/net.d). */
 export function agentPaths(base: string, host: LabHost): AgentPaths {
   const dir = join(base, host.name);
   mkdirSync(dir, { recursive: true });
-  return { stateDir: join(dir, 'state'), socket: join(dir, 'agent.sock'), logFile: join(dir, 'agent.log') };
+  return {
+    stateDir: join(dir, 'state'), socket: join(dir, 'agent.sock'), logFile: join(dir, 'agent.log'),
+    cniBinDir: join(dir, 'cni', 'bin'), cniConfDir: join(dir, 'cni', 'net.d'),
+  };
+}
+
+/** `weft install-cni` for one network into the host's CNI dirs, CNI 1.1.0 (STATUS, GC); returns the conflist's path. */
+export function installCni(paths: AgentPaths, network: string): string {
+  const name = `weft-${network}`;
+  weftCli([
+    'install-cni', '--bin-dir', paths.cniBinDir, '--conf-dir', paths.cniConfDir, '--network', network, '--name', name,
+    '--socket', paths.socket, '--cni-version', '1.1.0',
+  ]);
+  const conflist = join(paths.cniConfDir, `10-${name}.conflist`);
+  if (!existsSync(conflist) || !existsSync(join(paths.cniBinDir, 'weft'))) throw new Error(`weft install-cni wrote no ${conflist} or ${paths.cniBinDir}/weft`);
+  return conflist;
 }
 
 /**

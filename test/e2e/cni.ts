@@ -1,10 +1,12 @@
 // Invoking weft's CNI binary exactly as a container runtime does (libcni's
-// invoke.ExecPluginWithResult): the plugin executable exec'd in the host's
+// invoke.ExecPluginWithResult): the conflist loaded from the conf dir, the
+// plugin executable found by its type in CNI_PATH and exec'd in the host's
 // network namespace, the CNI_* variables in its environment, one plugin's
 // network configuration (the conflist's name and cniVersion merged in) on
 // stdin, the result or a CNI error object read from stdout, failure told by
 // the exit status.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './cluster';
 
@@ -15,6 +17,8 @@ export type CniVerb = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 export type CniCall = {
   /** host namespace name the runtime (and so the plugin) runs in */
   hostNetns: string;
+  /** CNI_PATH: the runtime runs <dir>/<config.type> from it; default dist/ with the shim itself */
+  cniPath?: string;
   command: CniVerb;
   containerId?: string;
   /** path of the container's namespace (/run/netns/...) */
@@ -35,17 +39,15 @@ export type CniOutcome = {
   ms: number;
 };
 
-/** A conflist with one weft plugin, as `weft install-cni` or an operator writes it; `pluginConfig` gives what the plugin sees. */
-export function weftConflist(o: { name: string; network: string; agentSocket: string; cniVersion?: string }) {
-  return {
-    cniVersion: o.cniVersion ?? '1.1.0',
-    name: o.name,
-    plugins: [{ type: 'weft', network: o.network, agentSocket: o.agentSocket }],
-  };
+export type Conflist = { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
+
+/** A conflist file as a runtime loads it from its conf dir. */
+export function loadConflist(path: string): Conflist {
+  return JSON.parse(readFileSync(path, 'utf8')) as Conflist;
 }
 
 /** libcni: each plugin of a list gets its own object with the list's name and cniVersion (and prevResult when chained). */
-export function pluginConfig(list: { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> }, i = 0): Record<string, unknown> {
+export function pluginConfig(list: Conflist, i = 0): Record<string, unknown> {
   return { ...list.plugins[i], name: list.name, cniVersion: list.cniVersion };
 }
 
@@ -54,15 +56,16 @@ export function execCni(c: CniCall): Promise<CniOutcome> {
     // what a runtime's own environment typically holds, plus CNI_*
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: c.command,
-    CNI_PATH: join(ROOT, 'dist'),
+    CNI_PATH: c.cniPath ?? join(ROOT, 'dist'),
   };
+  const exe = c.cniPath ? join(c.cniPath, String(c.config.type)) : SHIM;
   if (c.containerId !== undefined) env.CNI_CONTAINERID = c.containerId;
   if (c.netns !== undefined) env.CNI_NETNS = c.netns;
   if (c.ifname !== undefined) env.CNI_IFNAME = c.ifname;
   if (c.args !== undefined) env.CNI_ARGS = c.args;
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', c.hostNetns, SHIM], { env, stdio: 'pipe' });
+    const child = spawn('ip', ['netns', 'exec', c.hostNetns, exe], { env, stdio: 'pipe' });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

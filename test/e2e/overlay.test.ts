@@ -2,7 +2,8 @@
 // namespace behind two routers; three hosts in two racks (so VXLAN crosses an
 // L3 hop between racks), each running `weft agent` joined with the command the
 // controller prints; two containers per host, attached by exec'ing the weft
-// CNI binary as a runtime does. Two overlay networks: `default` (VNI 1, added
+// CNI binary as a runtime does, from the plugin and conflists `weft
+// install-cni` put in the host's own (temporary) CNI dirs. Two overlay networks: `default` (VNI 1, added
 // on the controller's first start) and `blue` (VNI 2, `weft network add`).
 //
 //   h1 (rack a): c1 default, c2 default
@@ -21,10 +22,10 @@ import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson, listNetns } from '../lab/run';
 import {
-  adminCert, agentMetrics, agentPaths, httpGetIn, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli, weftCliResult,
+  adminCert, agentMetrics, agentPaths, installCni, httpGetIn, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli, weftCliResult,
   type Agent, type CertFiles, type Controller, METRICS_PORT,
 } from './cluster';
-import { cniAdd, cniDel, execCni, pluginConfig, weftConflist } from './cni';
+import { cniAdd, cniDel, execCni, loadConflist, pluginConfig } from './cni';
 import {
   fragCounters, ping, pingMatrix, sleep, tcpSend, TCP_SINK, waitFor, type Endpoint, type FragCounters, type PingResult,
 } from './traffic';
@@ -74,13 +75,19 @@ const ctr = (name: string) => containers.get(name)!;
 const inNet = (net: Net): Endpoint[] => [...containers.values()].filter((c) => c.network === net).map((c) => ({ name: c.name, netns: c.netns, ip: c.ip }));
 const newId = () => randomBytes(32).toString('hex');
 
+/** What a runtime on host h hands the plugin for `network`: the conflist `weft install-cni` wrote, as libcni splits it. */
 function cniConfig(h: LabHost, network: Net) {
-  return pluginConfig(weftConflist({ name: `weft-${network}`, network, agentSocket: agents.get(h.name)!.socket }));
+  const list = loadConflist(join(agents.get(h.name)!.cniConfDir, `10-weft-${network}.conflist`));
+  expect(list.plugins.map((p) => p.type)).toEqual(['weft']);
+  return pluginConfig(list);
 }
+
+/** The runtime's CNI_PATH on host h: the bin dir `weft install-cni` put the plugin in. */
+const cniPath = (h: LabHost) => agents.get(h.name)!.cniBinDir;
 
 async function attach(name: string, h: LabHost, network: Net, netnsPath: string): Promise<Container> {
   const id = newId();
-  const result = await cniAdd({ hostNetns: h.netns, containerId: id, netns: netnsPath, ifname: 'eth0', config: cniConfig(h, network) });
+  const result = await cniAdd({ hostNetns: h.netns, cniPath: cniPath(h), containerId: id, netns: netnsPath, ifname: 'eth0', config: cniConfig(h, network) });
   const netns = netnsPath.replace('/run/netns/', '');
   const c: Container = { name, host: h, network, netns, netnsPath, id, ip: String(result.ips[0].address).split('/')[0], result };
   containers.set(name, c);
@@ -88,7 +95,7 @@ async function attach(name: string, h: LabHost, network: Net, netnsPath: string)
 }
 
 async function detach(c: Container): Promise<void> {
-  await cniDel({ hostNetns: c.host.netns, containerId: c.id, netns: c.netnsPath, ifname: 'eth0', config: cniConfig(c.host, c.network) });
+  await cniDel({ hostNetns: c.host.netns, cniPath: cniPath(c.host), containerId: c.id, netns: c.netnsPath, ifname: 'eth0', config: cniConfig(c.host, c.network) });
 }
 
 /** weft's overlay entries in a host namespace: routes into the networks, permanent neighbours and FDB entries on the VXLAN devices. */
@@ -106,7 +113,10 @@ function vtepMac(h: LabHost, vni: number): string {
 }
 
 async function startAgentOn(h: LabHost, token: string): Promise<Agent> {
-  const a = await startAgent(lab, ctl, h, agentPaths(dir, h), token);
+  const paths = agentPaths(dir, h);
+  // as on a real host: the plugin and its conflists go in next to the agent (idempotent on a restart)
+  for (const n of Object.keys(NETWORKS)) installCni(paths, n);
+  const a = await startAgent(lab, ctl, h, paths, token);
   agents.set(h.name, a);
   return a;
 }
@@ -124,7 +134,11 @@ async function waitForMesh(ms = 30_000): Promise<void> {
 async function waitForCniReady(h: LabHost): Promise<void> {
   await waitFor(
     `CNI STATUS on ${h.name} to succeed`,
-    async () => (await execCni({ hostNetns: h.netns, command: 'STATUS', config: cniConfig(h, 'default') })).code === 0,
+    async () => {
+      const r = await execCni({ hostNetns: h.netns, cniPath: cniPath(h), command: 'STATUS', config: cniConfig(h, 'default') });
+      if (r.code !== 0) throw new Error(`STATUS exited ${r.code}: ${r.stdout.trim()} ${r.stderr.trim()}`);
+      return true;
+    },
     30_000,
   );
 }
@@ -223,7 +237,14 @@ describe('weft overlay across racks', () => {
     const path = [c1.netns, host('h1').netns, router, host('h3').netns, c5.netns];
     const before = await Promise.all(path.map((ns) => fragCounters(ns)));
     const vxTx = () => ipJson<any[]>(host('h1').netns, ['-s', 'link', 'show', 'weft.vx1'])[0].stats64.tx as { bytes: number; packets: number };
+    // what the router sends into rack b: the encapsulated packets on the wire
+    const rackB = lab.plan.routers[0].racks.find((r) => r.name === 'b')!;
+    const wireTx = () => ipJson<any[]>(router, ['-s', 'link', 'show', rackB.routerIf])[0].stats64.tx as { bytes: number; packets: number };
     const vxBefore = vxTx();
+    const wireBefore = wireTx();
+    // the sender segments in its own stack (no TSO/GSO on its eth0), so every segment is a packet of its own all
+    // the way: their sizes on the wire show the path carries full 1450-byte packets (veths pass GSO super-frames whole)
+    lab.exec(c1.netns, 'ethtool', ['-K', 'eth0', 'tso', 'off', 'gso', 'off']);
     const sink = lab.spawn(c5.netns, process.execPath, ['-e', TCP_SINK, String(TCP_PORT)]);
     await waitFor('the TCP sink to listen', () => sink.output().includes('listening'), 10_000);
     const sent = await tcpSend(c1.netns, c5.ip, TCP_PORT, 4 * MIB, 30_000);
@@ -232,14 +253,21 @@ describe('weft overlay across racks', () => {
     expect(sent.server).toEqual({ bytes: 4 * MIB, sha256: sent.sha256, peer: c1.ip });
     const after = await Promise.all(path.map((ns) => fragCounters(ns)));
     const vxAfter = vxTx();
+    const wireAfter = wireTx();
     const vxBytes = vxAfter.bytes - vxBefore.bytes;
-    const vxFrame = Math.round(vxBytes / (vxAfter.packets - vxBefore.packets));
+    const wirePackets = wireAfter.packets - wireBefore.packets;
+    const wireFrame = Math.round((wireAfter.bytes - wireBefore.bytes) / wirePackets);
     const fragDelta = (b: FragCounters, a: FragCounters) => a.FragCreates - b.FragCreates + a.ReasmReqds - b.ReasmReqds;
     expect(path.map((ns, i) => [ns, fragDelta(before[i], after[i])])).toEqual(path.map((ns) => [ns, 0]));
     expect(vxBytes, 'bytes through h1 weft.vx1').toBeGreaterThan(4 * MIB);
-    // full-size segments: inner frames average near 1450 + 14 (a stream of small segments would also pass unfragmented)
-    expect(vxFrame, 'average inner frame on weft.vx1').toBeGreaterThan(1400);
-    console.log(`TCP 4 MiB c1(h1, rack a) -> c5(h3, rack b) in ${sent.ms} ms, ${vxBytes} bytes through weft.vx1 (average frame ${vxFrame}), 0 fragments`);
+    // full-size packets on the wire (small segments would pass unfragmented too): 1450 inner + 50 VXLAN + 14 Ethernet = 1514
+    expect(wirePackets, 'packets the router sent into rack b').toBeGreaterThan((4 * MIB) / 1450);
+    expect(wireFrame, 'average frame the router sent into rack b').toBeGreaterThan(1450);
+    expect(wireFrame).toBeLessThanOrEqual(1514);
+    console.log(
+      `TCP 4 MiB c1(h1, rack a) -> c5(h3, rack b) in ${sent.ms} ms, ${vxBytes} bytes through weft.vx1, ` +
+        `${wirePackets} packets of ${wireFrame} bytes on average from the router into rack b, 0 fragments on the path`,
+    );
   }, 90_000);
 
   it('keeps network blue from reaching network default, on the same host and across hosts', async () => {
@@ -350,7 +378,7 @@ describe('weft overlay across racks', () => {
     const a1 = agents.get('h1')!;
     await a1.proc.stop('SIGKILL');
     const id = newId();
-    const refused = await execCni({ hostNetns: h1.netns, command: 'ADD', containerId: id, netns: c2.netnsPath, ifname: 'eth0', config: cniConfig(h1, 'default') });
+    const refused = await execCni({ hostNetns: h1.netns, cniPath: cniPath(h1), command: 'ADD', containerId: id, netns: c2.netnsPath, ifname: 'eth0', config: cniConfig(h1, 'default') });
     expect(refused.code, refused.stdout).not.toBe(0);
     expect(refused.json, refused.stdout).toMatchObject({ cniVersion: '1.1.0', code: 11 });
     expect(typeof refused.json.msg).toBe('string');
