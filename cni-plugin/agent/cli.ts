@@ -19,6 +19,8 @@ const HELP = `usage: weft agent --server host:port [flags]
   --cni-socket PATH           where the weft CNI plugin reaches the agent (default ${AGENT_DEFAULTS.cniSocket})
   --metrics-listen host:port  /metrics /healthz /readyz (default ${AGENT_DEFAULTS.metricsListen})
   --mtu N                     overlay MTU (default: cluster setting, else underlay MTU - 50)
+  --vtep-mac MAC              this host's VTEP MAC (default: derived from the host name)
+  --vxlan-tx-checksum MODE    auto|on|off: TX checksum offload on VXLAN devices (auto: off only before kernel 5.7)
   --resync-interval DURATION  full overlay reconcile against drift (default ${AGENT_DEFAULTS.resyncInterval})
   --log-level LEVEL           fatal|error|warn|info|debug|trace|silent (default info)
   --config FILE               JSON file with the same settings (keys server, token, caCertHash, hostName, ...)

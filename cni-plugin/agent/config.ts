@@ -9,6 +9,7 @@
 // controller, so a multi-homed host uses the interface that reaches the
 // controller). The first is read here; the second needs a netlink lookup and
 // a DNS answer, so it is resolveUnderlayIp's job, run by the agent at start.
+import { validateMac } from '../../dataplane/netlink/link';
 import { TX_CHECKSUM_MODES, type TxChecksumMode } from './dataplane/checksum-policy';
 import { readFileSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
@@ -45,6 +46,8 @@ export type AgentConfig = {
   metricsListen: HostPort;
   /** Undefined: underlay MTU − 50. */
   mtu?: number;
+  /** Undefined: derived from the host name (stable across reinstalls). */
+  vtepMac?: string;
   resyncIntervalMs: number;
   /** TX checksum offload on weft's VXLAN devices: auto turns it off only on kernels that need it. */
   vxlanTxChecksum: TxChecksumMode;
@@ -63,7 +66,7 @@ export const AGENT_DEFAULTS = {
 
 type Key =
   | 'server' | 'token' | 'caCertHash' | 'caCert' | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
-  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'resyncInterval' | 'vxlanTxChecksum' | 'logLevel';
+  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'vtepMac' | 'resyncInterval' | 'vxlanTxChecksum' | 'logLevel';
 
 const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
 export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
@@ -80,6 +83,7 @@ export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'cniSocket', flag: '--cni-socket', env: 'WEFT_CNI_SOCKET', kind: 'string', form: 'an absolute socket path of at most 107 bytes' },
   { key: 'metricsListen', flag: '--metrics-listen', env: 'WEFT_METRICS_LISTEN', kind: 'string', form: 'host:port (port 1-65535)' },
   { key: 'mtu', flag: '--mtu', env: 'WEFT_MTU', kind: 'string', form: 'a whole number from 1280 to 65485' },
+  { key: 'vtepMac', flag: '--vtep-mac', env: 'WEFT_VTEP_MAC', kind: 'string', form: 'a unicast MAC address like 02:00:00:00:00:01 (default: derived from the host name)' },
   { key: 'resyncInterval', flag: '--resync-interval', env: 'WEFT_RESYNC_INTERVAL', kind: 'string', form: 'a duration from 1s to 24h (e.g. 30s, 5m, 1h)' },
   { key: 'vxlanTxChecksum', flag: '--vxlan-tx-checksum', env: 'WEFT_VXLAN_TX_CHECKSUM', kind: 'string', form: 'auto|on|off (auto: off only on kernels before 5.7)' },
   { key: 'logLevel', flag: '--log-level', env: 'WEFT_LOG_LEVEL', kind: 'string', form: 'fatal|error|warn|info|debug|trace|silent' },
@@ -163,6 +167,15 @@ export function loadAgentConfig(
     if (!/^\d+$/.test(mtuRaw.value as string) || mtu < 1280 || mtu > 65485) throw fail(mtuRaw, 'mtu');
   }
 
+  const macRaw = pick('vtepMac');
+  if (macRaw) {
+    try {
+      validateMac(macRaw.value);
+    } catch {
+      throw fail(macRaw, 'vtepMac');
+    }
+  }
+
   const resyncRaw = pick('resyncInterval') ?? { value: AGENT_DEFAULTS.resyncInterval, source: 'default' };
   const resyncIntervalMs = parseDurationMs(resyncRaw.value as string);
   if (resyncIntervalMs === undefined || resyncIntervalMs < 1000 || resyncIntervalMs > 86_400_000) throw fail(resyncRaw, 'resyncInterval');
@@ -188,6 +201,7 @@ export function loadAgentConfig(
     cniSocket: absolutePath(pick('cniSocket'), 'cniSocket', AGENT_DEFAULTS.cniSocket, 107),
     metricsListen: parseHostPort(metricsRaw, formOf('metricsListen')),
     ...(mtu !== undefined ? { mtu } : {}),
+    ...(macRaw ? { vtepMac: (macRaw.value as string).toLowerCase() } : {}),
     resyncIntervalMs,
     vxlanTxChecksum,
     logLevel: parseLogLevel(pick('logLevel'), AGENT_DEFAULTS.logLevel),

@@ -115,7 +115,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     undo.push(() => h.close());
 
     const underlayIp = await resolveUnderlayIp(config, h);
-    const vtepMac = vtepMacFor(config.hostName);
+    const vtepMac = config.vtepMac ?? vtepMacFor(config.hostName);
     log.info({ host: config.hostName, underlayIp, vtepMac, server: config.server, stateDir: config.stateDir }, 'weft agent starting');
 
     const csum = decideTxChecksum(config.vxlanTxChecksum);

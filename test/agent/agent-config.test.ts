@@ -122,3 +122,16 @@ describe('underlay default from the route to the controller', () => {
     await expect(resolveUnderlayIp(cfg('127.0.0.1:7443'), h)).rejects.toThrow(/loopback.*give --underlay-ip/);
   });
 });
+
+describe('--vtep-mac', () => {
+  const base = ['--server', '10.0.0.1:7443', '--host-name', 'h1'];
+
+  it('is unset by default (derived from the host name) and taken lower-cased when given', () => {
+    expect(loadAgentConfig(base, {}).vtepMac).toBeUndefined();
+    expect(loadAgentConfig([...base, '--vtep-mac', '02:AB:00:00:00:01'], {}).vtepMac).toBe('02:ab:00:00:00:01');
+  });
+
+  it.each(['01:00:5e:00:00:01', '00:00:00:00:00:00', 'zz:00:00:00:00:01', '02:00:00:00:00'])('refuses %s, naming the flag', (mac) => {
+    expect(() => loadAgentConfig([...base, '--vtep-mac', mac], {})).toThrow(/--vtep-mac.* is not a unicast MAC address/);
+  });
+});

@@ -112,7 +112,7 @@ export function installCni(paths: AgentPaths, network: string): string {
  * command (token filled in) plus this host's name, rack, datacenter and
  * paths. Resolves once its CNI socket answers.
  */
-export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths: AgentPaths, token: string): Promise<Agent> {
+export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths: AgentPaths, token: string, extraArgs: string[] = []): Promise<Agent> {
   const joinArgs = ctl.agentCommand.replace('<token>', token).split(/\s+/);
   if (joinArgs[0] !== 'weft' || joinArgs[1] !== 'agent') throw new Error(`unexpected join command: ${ctl.agentCommand}`);
   const proc = lab.spawn(
@@ -123,6 +123,7 @@ export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths
       '--host-name', host.name, '--rack', host.rack, '--datacenter', host.datacenter,
       '--state-dir', paths.stateDir, '--cni-socket', paths.socket,
       '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT}`, '--log-level', 'debug',
+      ...extraArgs,
     ],
     { env: cleanEnv(), logFile: paths.logFile, cwd: ROOT },
   );

@@ -112,11 +112,11 @@ function vtepMac(h: LabHost, vni: number): string {
   return ipJson<any[]>(h.netns, ['link', 'show', `weft.vx${vni}`])[0].address;
 }
 
-async function startAgentOn(h: LabHost, token: string): Promise<Agent> {
+async function startAgentOn(h: LabHost, token: string, extraArgs: string[] = []): Promise<Agent> {
   const paths = agentPaths(dir, h);
   // as on a real host: the plugin and its conflists go in next to the agent (idempotent on a restart)
   for (const n of Object.keys(NETWORKS)) installCni(paths, n);
-  const a = await startAgent(lab, ctl, h, paths, token);
+  const a = await startAgent(lab, ctl, h, paths, token, extraArgs);
   agents.set(h.name, a);
   return a;
 }
@@ -457,10 +457,9 @@ describe('weft overlay across racks', () => {
     const [def, blue] = await Promise.all([pingMatrix(inNet('default')), pingMatrix(inNet('blue'))]);
     expectNoLoss([...def, ...blue]);
 
-    // A new VTEP MAC on record: the agent has no flag to change its MAC, so h3 (agent stopped) registers one with
-    // its own certificate exactly as an agent does; the others must replace, not add, its neighbour and FDB entries.
-    // Then h3's agent comes back with its own MAC and the others switch back, with no restart of their agents.
-    const otherMac = '02:77:65:66:74:03';
+    // A new VTEP MAC: h3 comes back with --vtep-mac (a replaced NIC or a hand-set MAC). The others must replace,
+    // not add, its neighbour and FDB entries, and traffic must flow to the new MAC, with no restart of their agents.
+    const newMac = '02:77:65:66:74:03';
     const onlyMac = (mac: string, gone: string) => () =>
       others.every((h) => {
         const st = overlayState(h);
@@ -470,23 +469,19 @@ describe('weft overlay across racks', () => {
       });
     const a3b = agents.get('h3')!;
     await a3b.proc.stop('SIGTERM', 5000);
-    const reg = await grpcCall(h3.netns, ctl.server, hostCert(a3b.stateDir), 'RegisterHost', {
-      name: 'h3', underlay_ip: h3.underlayIp, vtep_mac: otherMac, rack: h3.rack, datacenter: h3.datacenter, agent_version: 'e2e', networks: [],
-    });
-    expect(reg.ok, JSON.stringify(reg)).toBe(true);
     const t2 = Date.now();
-    await waitFor(`h1 and h2 to replace h3's VTEP MAC ${oldMac} with ${otherMac}`, onlyMac(otherMac, oldMac), 20_000);
-    const macSwapMs = Date.now() - t2;
-    await startAgentOn(h3, createToken(ctl.dataDir));
+    await startAgentOn(h3, createToken(ctl.dataDir), ['--vtep-mac', newMac]);
     await waitForCniReady(h3);
-    await waitFor(`h1 and h2 to replace h3's VTEP MAC ${otherMac} with ${oldMac}`, onlyMac(oldMac, otherMac), 20_000);
+    expect(vtepMac(h3, NETWORKS.default.vni)).toBe(newMac);
+    await waitFor(`h1 and h2 to replace h3's VTEP MAC ${oldMac} with ${newMac}`, onlyMac(newMac, oldMac), 20_000);
+    const macSwapMs = Date.now() - t2;
     const [def2, blue2] = await Promise.all([pingMatrix(inNet('default')), pingMatrix(inNet('blue'))]);
     expectNoLoss([...def2, ...blue2]);
     // nobody else was restarted
     expect(others.map((h) => [agents.get(h.name)!.proc.pid, agents.get(h.name)!.proc.exited])).toEqual(pids.map((p) => [p, false]));
     console.log(
       `h3 left: h1/h2 dropped its 2 routes, 2 neighbours, 2 FDB entries ${removedMs} ms after LeaveHost; ` +
-        `re-joined with a fresh identity and meshed in ${rejoinMs} ms; VTEP MAC ${oldMac} -> ${otherMac} replaced on h1/h2 in ${macSwapMs} ms and back; ` +
+        `re-joined with a fresh identity and meshed in ${rejoinMs} ms; re-joined with VTEP MAC ${newMac} (was ${oldMac}), replaced on h1/h2 and reachable in ${macSwapMs} ms; ` +
         `${def.length + blue.length + def2.length + blue2.length} pings, 0% loss`,
     );
   }, 90_000);
