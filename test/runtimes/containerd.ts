@@ -16,6 +16,12 @@ export interface ContainerdOptions {
   dir: string;
   cniConfigDir: string;
   pluginDir: string;
+  /**
+   * Run inside this sandbox (the caller's, which it closes) instead of a
+   * private one; it must already bind cniConfigDir on /etc/cni/net.d and
+   * pluginDir on /opt/cni/bin.
+   */
+  sandbox?: Sandbox;
 }
 
 export interface CtrRun {
@@ -68,10 +74,13 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
       '',
     ].join('\n'),
   );
-  const sandbox: Sandbox = await startSandbox(o.dir, [
-    { source: o.cniConfigDir, target: '/etc/cni/net.d' },
-    { source: o.pluginDir, target: '/opt/cni/bin' },
-  ]);
+  const sandbox: Sandbox =
+    o.sandbox ??
+    (await startSandbox(o.dir, [
+      { source: o.cniConfigDir, target: '/etc/cni/net.d' },
+      { source: o.pluginDir, target: '/opt/cni/bin' },
+    ]));
+  const closeSandbox = () => (o.sandbox ? undefined : sandbox.close());
   const logFile = join(o.dir, 'containerd.log');
   const logFd = openSync(logFile, 'a');
   // pdeathsig: a test process that dies does not leave the daemon behind.
@@ -103,7 +112,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   const deadline = Date.now() + 20_000;
   while (tryCtr(['version']).code !== 0) {
     if (daemon.exitCode !== null || Date.now() > deadline) {
-      sandbox.close();
+      closeSandbox();
       throw new Error(`private containerd did not come up:\n${log().slice(-3000)}`);
     }
     await sleep(100);
@@ -164,7 +173,7 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
       }
       daemon.kill('SIGTERM');
       await withTimeout(daemonExit, 10_000, 'containerd did not stop').catch(() => daemon.kill('SIGKILL'));
-      sandbox.close();
+      closeSandbox();
     },
   };
 }

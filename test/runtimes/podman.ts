@@ -13,6 +13,8 @@ export interface PodmanOptions {
   dir: string;
   cniConfigDir: string;
   pluginDirs: string[];
+  /** Run inside this sandbox (the caller's, which it closes) instead of a private one: several runtimes on one host side. */
+  sandbox?: Sandbox;
 }
 
 export interface Podman {
@@ -70,7 +72,7 @@ export async function startPodman(o: PodmanOptions): Promise<Podman> {
     CONTAINERS_STORAGE_CONF: storageConf,
     TMPDIR: tmp,
   };
-  const sandbox: Sandbox = await startSandbox(o.dir);
+  const sandbox: Sandbox = o.sandbox ?? (await startSandbox(o.dir));
   const argv = (args: string[]) => [
     ...sandbox.prefix().slice(1),
     'podman',
@@ -119,7 +121,7 @@ export async function startPodman(o: PodmanOptions): Promise<Podman> {
       // it the overlays and podman's mounts) goes away.
       tryRun(['rm', '-af', '-t', '0']);
       tryRun(['rmi', '-af']);
-      sandbox.close();
+      if (!o.sandbox) sandbox.close();
     },
   };
 }
