@@ -46,6 +46,8 @@ export interface WeftHost {
   gateway: string;
   /** The agent DB's allocations, read through a read-only connection. */
   allocations(): AgentAllocation[];
+  /** The controller's endpoint records (its SQLite store, read-only): what the agent reported through its outbox. */
+  endpoints(): Array<{ network: string; ip: string; containerId: string; host: string; labels: Record<string, string> }>;
   /** The last address the agent handed out in `network` (its round-robin cursor). */
   lastHandedOut(network?: string): string | undefined;
   /** Names of the links in the host namespace. */
@@ -151,8 +153,8 @@ export async function startWeftHost(sandbox: Sandbox, dir: string, socket: strin
   const subnet = `${octets.slice(0, 3).join('.')}.0/${gw.prefixlen}`;
 
   const db = join(stateDir, 'agent.db');
-  const query = <T>(sql: string): T[] => {
-    const d = new Database(db, { readonly: true, fileMustExist: true });
+  const query = <T>(sql: string, file = db): T[] => {
+    const d = new Database(file, { readonly: true, fileMustExist: true });
     try {
       return d.prepare(sql).all() as T[];
     } finally {
@@ -165,6 +167,10 @@ export async function startWeftHost(sandbox: Sandbox, dir: string, socket: strin
       query<{ network: string; ip: string; container_id: string; ifname: string; netns: string | null }>(
         'SELECT network, ip, container_id, ifname, netns FROM ipam_allocations ORDER BY created_at',
       ).map((r) => ({ network: r.network, ip: r.ip, containerId: r.container_id, ifname: r.ifname, netns: r.netns })),
+    endpoints: () =>
+      query<{ value: string }>(`SELECT value FROM kv WHERE key LIKE '/weft/endpoints/%' ORDER BY key`, join(dataDir, 'weft.db')).map(
+        (r) => JSON.parse(r.value) as { network: string; ip: string; containerId: string; host: string; labels: Record<string, string> },
+      ),
     lastHandedOut: (network = 'default') =>
       query<{ network: string; last_ip: string }>('SELECT network, last_ip FROM ipam_cursors').find((r) => r.network === network)?.last_ip,
     links: () => (JSON.parse(ip(['-j', 'link', 'show'])) as { ifname: string }[]).map((l) => l.ifname),

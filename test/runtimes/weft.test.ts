@@ -71,10 +71,15 @@ const ofVerb = (calls: CniCall[], verb: string, plugins = ['weft', 'portmap', 't
 const weftAdd = (calls: CniCall[]) => {
   const add = ofVerb(calls, 'ADD', ['weft'])[0];
   if (!add) throw new Error(`no weft ADD in:\n${describeCalls(calls)}`);
-  return { call: add, result: JSON.parse(add.stdout) as { cniVersion: string; interfaces: { name: string; sandbox?: string }[]; ips: { address: string }[] } };
+  return { call: add, result: JSON.parse(add.stdout) as { cniVersion: string; interfaces: { name: string; sandbox?: string }[]; ips: { address: string; version?: string }[] } };
 };
 const inSubnet = (ip: string) => ip.startsWith(host!.subnet.split('.').slice(0, 3).join('.') + '.');
 const allocationOf = (containerId: string) => host!.allocations().find((a) => a.containerId === containerId);
+const endpointOf = (containerId: string) => host!.endpoints().find((e) => e.containerId === containerId);
+async function eventually(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+}
 const nextAddress = (ip: string) => ip.replace(/\d+$/, (d) => String(Number(d) + 1));
 
 beforeAll(async () => {
@@ -130,7 +135,7 @@ describe('podman 4.3, CNI backend, on weft', () => {
 
   afterAll(() => podman?.close());
 
-  it('two containers reach each other over weft; ADD carries the conflist cniVersion 1.0.0', () => {
+  it('two containers reach each other over weft; ADD carries the conflist cniVersion 1.0.0', async () => {
     const a = podman.start(uniqueName('a'), 'weft', HTTPD);
     client = podman.start(uniqueName('b'), 'weft', ['sleep', '600']);
     httpdIp = podman.ip(a, 'weft');
@@ -152,6 +157,11 @@ describe('podman 4.3, CNI backend, on weft', () => {
     const portmap = adds[1].config!.prevResult as { ips: { address: string }[] };
     expect(portmap.ips[0].address).toBe(`${httpdIp}/24`);
     expect(allocationOf(a)?.ip).toBe(httpdIp);
+    // podman took weft's result as the container's network settings
+    expect(podman.run(['inspect', '--format', '{{(index .NetworkSettings.Networks "weft").Gateway}}', a]).trim()).toBe(host!.gateway);
+    // the agent reported the endpoint to the controller, labelled from podman's CNI_ARGS
+    await eventually(() => endpointOf(a) !== undefined, 10_000);
+    expect(endpointOf(a)).toMatchObject({ network: WEFT_NETWORK, ip: httpdIp, host: 'wtrthost', labels: { 'k8s.pod.name': call.env.CNI_ARGS.split('K8S_POD_NAME=')[1] } });
   });
 
   it('VERSION, asked with dummy netns and ifname, is answered by the weft binary alone', () => {
@@ -176,6 +186,7 @@ describe('podman 4.3, CNI backend, on weft', () => {
     expect(ofVerb(calls, 'ADD').map((x) => [x.plugin, x.cniVersion, x.rc]), describeCalls(calls)).toEqual([['weft', '0.4.0', 0], ['portmap', '0.4.0', 0]]);
     const { result } = weftAdd(calls);
     expect(result.cniVersion).toBe('0.4.0');
+    expect(result.ips[0]).toMatchObject({ version: '4' }); // required before 1.0.0
     const ipC = podman.ip(c, 'weft04');
     expect(result.ips[0].address).toBe(`${ipC}/24`);
     expect(podman.run(['exec', client, 'wget', '-qO-', `http://${ipC}/`])).toBe(PAGE);
@@ -196,6 +207,22 @@ describe('podman 4.3, CNI backend, on weft', () => {
     }
     expect(host!.links()).not.toContain(veth);
     expect(allocationOf(d)).toBeUndefined();
+  });
+
+  it('podman stop + start: DEL, then a fresh ADD in a new netns under the same id; the container works again', () => {
+    const g = podman.start(uniqueName('g'), 'weft', HTTPD);
+    const ip1 = podman.ip(g, 'weft');
+    podman.run(['stop', '-t', '0', g]);
+    expect(allocationOf(g)).toBeUndefined();
+    podman.run(['start', g]);
+    const calls = forContainer(rec.calls(), g).filter((c) => c.plugin === 'weft' && c.command !== 'VERSION');
+    expect(calls.map((c) => [c.command, c.rc]), describeCalls(calls)).toEqual([['ADD', 0], ['DEL', 0], ['ADD', 0]]);
+    expect(calls[2].env.CNI_NETNS).not.toBe(calls[0].env.CNI_NETNS);
+    const ip2 = podman.ip(g, 'weft');
+    expect(ip2).not.toBe(ip1); // round-robin: the address just freed is not handed out again at once
+    expect(allocationOf(g)?.ip).toBe(ip2);
+    expect(podman.run(['exec', client, 'wget', '-qO-', `http://${ip2}/`])).toBe(PAGE);
+    podman.run(['rm', '-f', '-t', '0', g]);
   });
 
   it('podman run -p: portmap DNATs the host port to the address weft gave (prevResult)', () => {
@@ -284,6 +311,8 @@ describe('containerd 1.6, ctr run --cni, on weft', () => {
     expect(result.ips[0].address).toBe(`${ipA}/24`);
     const vethA = result.interfaces[0].name;
     expect(allocationOf(idA)?.ip).toBe(ipA);
+    await eventually(() => endpointOf(idA) !== undefined, 10_000);
+    expect(endpointOf(idA)?.ip).toBe(ipA);
 
     await ctrd.stop(runA);
     const calls = forContainer(rec.calls(), idA);
@@ -293,6 +322,8 @@ describe('containerd 1.6, ctr run --cni, on weft', () => {
     // weft's DEL finds the host end by name, without the namespace
     expect(host!.links()).not.toContain(vethA);
     expect(allocationOf(idA)).toBeUndefined();
+    await eventually(() => endpointOf(idA) === undefined, 10_000);
+    expect(endpointOf(idA)).toBeUndefined();
 
     // The next container gets the next address round-robin, not A's and not B's.
     const last = host!.lastHandedOut()!;
@@ -316,8 +347,11 @@ describe('containerd 1.6, ctr run --cni, on weft', () => {
 });
 
 describe('after both runtimes removed their containers', () => {
-  it('the agent holds no allocation and the host no weft veth', () => {
+  it('the agent holds no allocation, the host no weft veth, the controller no endpoint', async () => {
     expect(host!.allocations()).toEqual([]);
     expect(host!.links().filter((l) => l.startsWith('wv'))).toEqual([]);
+    // releases reach the controller through the agent's outbox, after DEL has answered
+    await eventually(() => host!.endpoints().length === 0, 10_000);
+    expect(host!.endpoints(), host!.logTails()).toEqual([]);
   });
 });
