@@ -92,7 +92,8 @@ beforeAll(async () => {
   podConf = join(dir, 'podman-net.d');
   ctrConf = join(dir, 'ctr-net.d');
   for (const d of [realDir, podConf, ctrConf]) mkdirSync(d);
-  // The chain partners beside weft, so install-cni finds portmap in its --bin-dir.
+  // The chain partners beside weft, so install-cni finds portmap in its --bin-dir
+  // (loopback too, should a runtime ask for it: ctr 1.6 was not seen to).
   for (const p of ['portmap', 'tuning', 'loopback']) symlinkSync(join(REAL_PLUGINS, p), join(realDir, p));
   const socket = join(dir, 'agent.sock');
   installCni(realDir, ctrConf, 'weft', '1.0.0', socket);
