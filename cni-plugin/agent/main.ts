@@ -355,7 +355,7 @@ export function hostNetworkSpec(
   }
   const mtu = config.mtu ?? (cluster.mtu > 0 ? cluster.mtu : undefined);
   return {
-    self: { underlayIp, vtepMac },
+    self: { underlayIp, vtepMac, hostId: config.hostName },
     attachments,
     vxlanPort: cluster.vxlan_port,
     keepTxChecksumOffload: !decideTxChecksum(config.vxlanTxChecksum).disable,

@@ -157,6 +157,17 @@ describe('ensureHostNetwork in a namespace', () => {
     ]);
   });
 
+  it('keeps the gateway MAC when the VTEP MAC changes, so containers keep their ARP entries', () => {
+    const { ns, h } = setup();
+    const self = { underlayIp: '192.168.90.1', vtepMac: MAC, hostId: 'h1' };
+    ensureHostNetwork(h, spec({ self }));
+    const gw = ipLink(ns, 'weft.br101')!.address;
+    ensureHostNetwork(h, spec({ self: { ...self, vtepMac: '02:77:00:00:00:42' } }));
+    expect(ipLink(ns, 'weft.vx101')!.address).toBe('02:77:00:00:00:42');
+    expect(ipLink(ns, 'weft.br101')!.address).toBe(gw);
+    expect(ipLink(ns, 'weft.br102')!.address).not.toBe(gw);
+  });
+
   it('replaces a VXLAN device whose VNI-independent immutable attributes differ, and says so', () => {
     const { ns, h } = setup();
     ensureHostNetwork(h, spec());

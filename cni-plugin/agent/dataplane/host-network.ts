@@ -33,7 +33,12 @@ export type AttachmentSpec = {
 };
 
 export type HostNetworkSpec = {
-  self: { underlayIp: string; underlayDev?: string; vtepMac: string };
+  /**
+   * hostId: the stable identity (the host name) the bridges' MACs derive from,
+   * so a new VTEP MAC does not move the gateway under the containers' ARP
+   * caches; default: the VTEP MAC.
+   */
+  self: { underlayIp: string; underlayDev?: string; vtepMac: string; hostId?: string };
   attachments: AttachmentSpec[];
   vxlanPort: number;
   /** MTU of the VXLAN devices, bridges and containers; default underlay MTU − 50. */
@@ -197,11 +202,12 @@ function attachmentOf(a: AttachmentSpec, mtu: number): NetworkAttachment {
  * takes the lowest MAC of its ports, so a container's ADD or DEL could change
  * the gateway's MAC under every other container's ARP cache (their traffic
  * then goes to the old MAC and is lost until ARP re-resolves, seconds).
- * Derived from the VTEP MAC and the VNI: stable across agent restarts,
- * distinct per network; locally administered, unicast.
+ * Derived from the host's stable identity and the VNI: stable across agent
+ * restarts and VTEP MAC changes, distinct per network; locally
+ * administered, unicast.
  */
-export function bridgeMacFor(vtepMac: string, vni: number): string {
-  const b = createHash('sha256').update(`weft-bridge\0${vtepMac.toLowerCase()}\0${vni}`).digest().subarray(0, 6);
+export function bridgeMacFor(hostId: string, vni: number): string {
+  const b = createHash('sha256').update(`weft-bridge\0${hostId.toLowerCase()}\0${vni}`).digest().subarray(0, 6);
   b[0] = (b[0] & 0xfe) | 0x02;
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
@@ -247,7 +253,7 @@ export function ensureHostNetwork(h: Handle, spec: HostNetworkSpec, opts: HostNe
         log.warn({ device: att.vxlanDevice }, `cannot change TX checksum offload on ${att.vxlanDevice}: ${(e as Error).message}`);
       }
     }
-    const br = ensureLink(h, bridge({ name: att.bridge, mtu, mac: bridgeMacFor(mac, a.vni) }), log);
+    const br = ensureLink(h, bridge({ name: att.bridge, mtu, mac: bridgeMacFor(spec.self.hostId ?? mac, a.vni) }), log);
     ensureAddrs(h, br, [`${att.gateway}/${parseCidr(att.subnet).prefixLen}`], log);
     out.push(att);
   }
