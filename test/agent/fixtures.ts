@@ -3,7 +3,9 @@
 // readers of kernel state through `ip -j` so tests check the product with a
 // tool other than the one it uses.
 import { execFileSync } from 'node:child_process';
-import { ipJson } from '../helpers/netns';
+import { afterEach, beforeAll } from 'vitest';
+import { openHandle, type Handle } from '../../dataplane/netlink/handle';
+import { ipJson, useTestNetns } from '../helpers/netns';
 import { uniqueName } from '../helpers/names';
 
 export function ip(args: string[]): void {
@@ -83,5 +85,26 @@ export function recordingLog(): { info: (f: object, m: string) => void; warn: (f
     lines,
     info: (_f, msg) => lines.push({ level: 'info', msg }),
     warn: (_f, msg) => lines.push({ level: 'warn', msg }),
+  };
+}
+
+/**
+ * A fresh "host" namespace per test whose underlay is a veth holding
+ * 192.168.90.1/24, with a handle on it that is closed after the test.
+ * Registers vitest hooks: call inside a describe block.
+ */
+export function useUnderlayHost(tag: string): (mtu?: number) => { ns: string; h: Handle; dev: string } {
+  const nss = useTestNetns(tag, 1);
+  let h: Handle | undefined;
+  beforeAll(() => requireEthtool());
+  afterEach(() => {
+    h?.close();
+    h = undefined;
+  });
+  return (mtu = 1500) => {
+    const [ns] = nss();
+    const { dev } = underlay(ns, '192.168.90.1/24', { mtu });
+    h = openHandle({ netns: ns });
+    return { ns, h, dev };
   };
 }

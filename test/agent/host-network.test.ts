@@ -2,14 +2,12 @@
 // namespace whose "underlay" is a veth. Results are read back with `ip`,
 // `iptables-save` and `ethtool`, not with the library under test.
 import { readFileSync } from 'node:fs';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openHandle, type Handle } from '../../dataplane/netlink/handle';
+import { describe, expect, it } from 'vitest';
 import { withNetns } from '../../dataplane/netlink/netns';
 import {
   ensureHostNetwork, teardownHostNetwork, validateHostNetworkSpec, type HostNetworkSpec,
 } from '../../cni-plugin/agent/dataplane/host-network';
-import { useTestNetns } from '../helpers/netns';
-import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, requireEthtool, underlay } from './fixtures';
+import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, useUnderlayHost } from './fixtures';
 
 const MAC = '02:77:00:00:00:01';
 
@@ -62,20 +60,7 @@ describe('validateHostNetworkSpec', () => {
 });
 
 describe('ensureHostNetwork in a namespace', () => {
-  const nss = useTestNetns('h', 1);
-  let h: Handle | undefined;
-  beforeAll(() => requireEthtool());
-  afterEach(() => {
-    h?.close();
-    h = undefined;
-  });
-
-  function setup(mtu = 1500): { ns: string; h: Handle; dev: string } {
-    const [ns] = nss();
-    const { dev } = underlay(ns, '192.168.90.1/24', { mtu });
-    h = openHandle({ netns: ns });
-    return { ns, h, dev };
-  }
+  const setup = useUnderlayHost('h');
 
   it('creates a VTEP and a bridge per network, with addresses, MTU, MAC, forwarding, iptables and checksum offload off', () => {
     const { ns, h, dev } = setup(1500);

@@ -1,30 +1,16 @@
 // preflight in a test namespace: what it reports on a good host, how it
 // explains a bad one, and that it leaves nothing behind.
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { openHandle, type Handle } from '../../dataplane/netlink/handle';
+import { describe, expect, it } from 'vitest';
 import { txChecksumGet } from '../../dataplane/ethtool';
 import { ensureHostNetwork } from '../../cni-plugin/agent/dataplane/host-network';
 import { preflight, preflightReport, type PreflightResult } from '../../cni-plugin/agent/dataplane/preflight';
-import { nsExec, useTestNetns } from '../helpers/netns';
-import { ethtoolFeatures, ip, ipLink, ipLinks, requireEthtool, underlay } from './fixtures';
+import { nsExec } from '../helpers/netns';
+import { ethtoolFeatures, ip, ipLink, ipLinks, useUnderlayHost } from './fixtures';
 
 const byCheck = (rs: PreflightResult[]) => Object.fromEntries(rs.map((r) => [r.check, r]));
 
 describe('preflight in a namespace', () => {
-  const nss = useTestNetns('h', 1);
-  let h: Handle | undefined;
-  beforeAll(() => requireEthtool());
-  afterEach(() => {
-    h?.close();
-    h = undefined;
-  });
-
-  function setup(mtu = 1500): { ns: string; h: Handle; dev: string } {
-    const [ns] = nss();
-    const { dev } = underlay(ns, '192.168.90.1/24', { mtu });
-    h = openHandle({ netns: ns });
-    return { ns, h, dev };
-  }
+  const setup = useUnderlayHost('h');
 
   it('passes on a good host, and leaves no probe device and no changed setting behind', () => {
     const { ns, h, dev } = setup();
