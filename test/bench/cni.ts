@@ -21,6 +21,7 @@
 //
 // Run: npm run bench -- cni
 // Knobs (env): WEFT_BENCH_ROUNDS (3, at least 3), WEFT_BENCH_CONTAINERS (100)
+import { checkpoint, runInterruptible } from './weft/interruptible';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -257,29 +258,4 @@ async function main(): Promise<void> {
   }));
 }
 
-// The measuring loops are synchronous (spawnSync), so a signal is handled at
-// the next checkpoint: it tears the lab down and exits, and the loop, which
-// yields at every checkpoint, never resumes.
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error(`${sig}: removing the lab`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-async function checkpoint(): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-  if (interrupted) await new Promise(() => {});
-}
-
-try {
-  await main();
-} catch (e) {
-  console.error(`cni bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runInterruptible('cni', main, cleanup);

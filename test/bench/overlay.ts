@@ -33,6 +33,7 @@
 //
 // Run: npm run bench -- overlay
 // Knobs (env): WEFT_BENCH_RUNS (7, at least 5), WEFT_BENCH_SECONDS (5)
+import { checkpoint, runInterruptible } from './weft/interruptible';
 import { decideTxChecksum } from '../../cni-plugin/agent/dataplane/checksum-policy';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -311,29 +312,4 @@ async function main(): Promise<void> {
   }));
 }
 
-// The measuring loops are synchronous (spawnSync), so a signal is handled at
-// the next checkpoint: it tears the lab down and exits, and the loop, which
-// yields at every checkpoint, never resumes.
-let interrupted = false;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.error(`${sig}: removing the lab`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-async function checkpoint(): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-  if (interrupted) await new Promise(() => {});
-}
-
-try {
-  await main();
-} catch (e) {
-  console.error(`overlay bench failed: ${(e as Error).stack ?? e}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runInterruptible('overlay', main, cleanup);
