@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { controllerClientConstructor, type Status } from './api/proto';
 import { ADMIN_NAME } from './api/validate';
+import { loadCommandConfig, shutdownSignal } from './command';
 import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from './config';
 import { startController } from './main';
 import { CA_CERT_FILE, type Ca, clientCredentials, issueClientCert, loadCa } from './pki';
@@ -101,34 +102,11 @@ Every flag also reads from WEFT_<NAME> (WEFT_LISTEN, WEFT_DATA_DIR, ...).
 `;
 
 export async function controllerCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(CONTROLLER_HELP);
-    return 0;
-  }
-  let config: ControllerConfig;
-  try {
-    config = loadControllerConfig(argv, process.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`weft controller: ${err.message}\n`);
-    return 2;
-  }
+  const loaded = loadCommandConfig('controller', argv, CONTROLLER_HELP, () => loadControllerConfig(argv, process.env));
+  if ('exit' in loaded) return loaded.exit;
+  const config = loaded.config;
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
-
-  // Signals are caught from the start, so one arriving mid-start still shuts down cleanly.
-  let signalled: (s: string) => void = () => {};
-  let received: string | undefined;
-  const signal = new Promise<string>((resolve) => (signalled = resolve));
-  const onSignal = (s: NodeJS.Signals) => {
-    if (received) {
-      log.warn({ signal: s }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    received = s;
-    signalled(s);
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const signal = shutdownSignal(log);
 
   let running;
   try {

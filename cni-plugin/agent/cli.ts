@@ -2,7 +2,8 @@
 // daemon until SIGTERM/SIGINT. Exit 1 when it cannot start.
 import pino from 'pino';
 import { weftVersion } from '../../controller/cli';
-import { AGENT_DEFAULTS, ConfigError, loadAgentConfig, type AgentConfig } from './config';
+import { loadCommandConfig, shutdownSignal } from '../../controller/command';
+import { AGENT_DEFAULTS, ConfigError, loadAgentConfig } from './config';
 import { StartAborted, startAgent, type RunningAgent } from './main';
 
 const HELP = `usage: weft agent --server host:port [flags]
@@ -28,35 +29,16 @@ Every flag also reads from WEFT_<NAME> (WEFT_SERVER, WEFT_TOKEN, ...).
 `;
 
 export async function agentCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  let config: AgentConfig;
-  try {
-    config = loadAgentConfig(argv, process.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`weft agent: ${err.message}\n`);
-    return 2;
-  }
+  const loaded = loadCommandConfig('agent', argv, HELP, () => loadAgentConfig(argv, process.env));
+  if ('exit' in loaded) return loaded.exit;
+  const config = loaded.config;
   const log = pino({ level: config.logLevel, base: { pid: process.pid, host: config.hostName } }, pino.destination({ dest: 1, sync: true }));
 
-  // Caught from the start, so a signal mid-start (waiting for the controller) still ends cleanly.
   const aborted = new AbortController();
-  let received: string | undefined;
-  const signal = new Promise<string>((resolve) => {
-    const on = (s: NodeJS.Signals) => {
-      if (received) {
-        log.warn({ signal: s }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      received = s;
-      aborted.abort();
-      resolve(s);
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
+  let received: NodeJS.Signals | undefined;
+  const signal = shutdownSignal(log, (s) => {
+    received = s;
+    aborted.abort();
   });
 
   let running: RunningAgent;
