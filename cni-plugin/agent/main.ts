@@ -13,7 +13,6 @@
 //    topology it had and resumes from its revision; reconciles (periodic ones
 //    included) use that topology, never an empty one.
 import { decideTxChecksum } from './dataplane/checksum-policy';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
@@ -31,6 +30,7 @@ import { openEndpointOutbox, type EndpointOutbox } from './controller/endpoint-o
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './controller/heartbeat';
 import { channelCredentials, ensureCredentials, ensureWireGuardKeys, IdentityError } from './controller/identity';
 import { ensureHostNetwork, type HostNetworkSpec } from './dataplane/host-network';
+import { derivedMac } from './dataplane/naming';
 import { reconcileOverlay } from './dataplane/overlay';
 import { preflight, type PreflightResult } from './dataplane/preflight';
 import { openIpamStore, type IpamStore } from './ipam-store';
@@ -65,9 +65,7 @@ export class StartAborted extends Error {
  * FDB and neighbour entries), locally administered and unicast.
  */
 export function vtepMacFor(hostName: string): string {
-  const b = createHash('sha256').update(`weft-vtep\0${hostName}`).digest().subarray(0, 6);
-  b[0] = (b[0] & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return derivedMac(`weft-vtep\0${hostName}`);
 }
 
 /** A failure worth waiting out (controller starting, unreachable, busy), as opposed to a refusal. */

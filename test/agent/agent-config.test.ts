@@ -80,6 +80,8 @@ describe('loadAgentConfig', () => {
     expect(vtepMacFor('h1')).toBe(a);
     expect(vtepMacFor('h2')).not.toBe(a);
     expect(parseInt(a.slice(0, 2), 16) & 0x03).toBe(0x02);
+    // pinned: a new derivation would make every other host rewrite its FDB and neighbour entries on upgrade
+    expect([a, vtepMacFor('Node-A')]).toEqual(['7a:0c:0e:95:f4:f3', '42:28:32:ea:c4:86']);
   });
 });
 

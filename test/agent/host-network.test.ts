@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withNetns } from '../../dataplane/netlink/netns';
 import {
-  ensureHostNetwork, teardownHostNetwork, validateHostNetworkSpec, type HostNetworkSpec,
+  bridgeMacFor, ensureHostNetwork, teardownHostNetwork, validateHostNetworkSpec, type HostNetworkSpec,
 } from '../../cni-plugin/agent/dataplane/host-network';
 import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, useUnderlayHost } from './fixtures';
 
@@ -151,6 +151,9 @@ describe('ensureHostNetwork in a namespace', () => {
     expect(ipLink(ns, 'weft.vx101')!.address).toBe('02:77:00:00:00:42');
     expect(ipLink(ns, 'weft.br101')!.address).toBe(gw);
     expect(ipLink(ns, 'weft.br102')!.address).not.toBe(gw);
+    // the derivation is part of the contract: a new one would move every gateway on upgrade
+    expect(gw).toBe(bridgeMacFor('h1', 101));
+    expect([bridgeMacFor('h1', 1), bridgeMacFor('Node-A', 4096), bridgeMacFor('node-a', 4096)]).toEqual(['0e:d2:01:5a:e9:8f', '3e:ee:db:8d:8d:22', '3e:ee:db:8d:8d:22']);
   });
 
   it('replaces a VXLAN device whose VNI-independent immutable attributes differ, and says so', () => {

@@ -4,7 +4,6 @@
 // idempotent ensure: it tolerates what is already there, checks it against
 // what is wanted, fixes what differs, and never removes a device that is not
 // weft's.
-import { createHash } from 'node:crypto';
 import { applyRuleSet, removeWeftChains, weftRules } from '../../../dataplane/iptables';
 import { ensureTxChecksumOff, EthtoolError } from '../../../dataplane/ethtool';
 import { addrDel, addrList, addrReplace, type Addr } from '../../../dataplane/netlink/addr';
@@ -18,7 +17,7 @@ import {
 import { enableForwarding } from '../../../dataplane/sysctl';
 import type { NetworkAttachment } from '../types';
 import { silentLog, type Log } from './log';
-import { bridgeName, cidrContains, gatewayOf, parseSubnet, vtepIpOf, vxlanDeviceName, weftDeviceKind } from './naming';
+import { bridgeName, cidrContains, derivedMac, gatewayOf, parseSubnet, vtepIpOf, vxlanDeviceName, weftDeviceKind } from './naming';
 
 /** VXLAN over IPv4 adds 50 bytes: outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14. */
 export const VXLAN_OVERHEAD = 50;
@@ -207,9 +206,7 @@ function attachmentOf(a: AttachmentSpec, mtu: number): NetworkAttachment {
  * administered, unicast.
  */
 export function bridgeMacFor(hostId: string, vni: number): string {
-  const b = createHash('sha256').update(`weft-bridge\0${hostId.toLowerCase()}\0${vni}`).digest().subarray(0, 6);
-  b[0] = (b[0] & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return derivedMac(`weft-bridge\0${hostId.toLowerCase()}\0${vni}`);
 }
 
 /** The MTU weft's devices get: the configured one, which must fit inside the underlay, or underlay − 50. */

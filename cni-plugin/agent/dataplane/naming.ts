@@ -2,8 +2,9 @@
 // from a network's VNI and a host's subnet, so the device that host-network
 // creates is the device the overlay programs, and a remote host's VTEP
 // address can be computed from its subnet alone.
+import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from '../../../dataplane/netlink/errors';
-import { bytesToIp, ipToBytes, networkOf, parseCidr, type Cidr } from '../../../dataplane/netlink/ip';
+import { bytesToIp, bytesToMac, ipToBytes, networkOf, parseCidr, type Cidr } from '../../../dataplane/netlink/ip';
 import { AF_INET } from '../../../dataplane/netlink/libc';
 
 export const VXLAN_PREFIX = 'weft.vx';
@@ -60,4 +61,11 @@ export function gatewayOf(subnet: string): string {
 /** Whether `inner` lies inside `outer` (same family, at least as long a prefix, same leading bits). */
 export function cidrContains(outer: Cidr, inner: Cidr): boolean {
   return outer.family === inner.family && inner.prefixLen >= outer.prefixLen && networkOf({ ...inner, prefixLen: outer.prefixLen }).ip === networkOf(outer).ip;
+}
+
+/** A MAC derived from `seed` (SHA-256, first 6 bytes): stable for the seed, locally administered, unicast. */
+export function derivedMac(seed: string): string {
+  const b = createHash('sha256').update(seed).digest().subarray(0, 6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return bytesToMac(b);
 }
