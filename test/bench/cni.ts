@@ -21,16 +21,15 @@
 //
 // Run: npm run bench -- cni
 // Knobs (env): WEFT_BENCH_ROUNDS (3, at least 3), WEFT_BENCH_CONTAINERS (100)
-import { checkpoint, runInterruptible } from './weft/interruptible';
+import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { netnsDelete, netnsExists } from '../../dataplane/netlink/netns';
-import { createLab, type Lab } from '../lab/lab';
 import { quantile, round, table } from './controller/stats';
 import {
-  benchDir, cniExec, REF_CNI_DIR, removeDir, SHIM, shimPath, startCluster, WEFT_BRIDGE, weftConf, type CniOutcome,
+  cniExec, REF_CNI_DIR, SHIM, shimPath, startCluster, WEFT_BRIDGE, weftConf, type CniOutcome,
 } from './weft/cluster';
 
 const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? 3);
@@ -104,23 +103,12 @@ function agentShare(logFile: string): { add: ReturnType<typeof summary>; del: Re
   return { add: summary(add), del: summary(del) };
 }
 
-let lab: Lab | undefined;
-let dir: string | undefined;
-
-async function cleanup(): Promise<void> {
-  const l = lab;
-  lab = undefined;
-  if (l) await l.destroy();
-  if (dir) removeDir(dir);
-  dir = undefined;
-}
-
 async function main(): Promise<void> {
   if (!(ROUNDS >= 3)) throw new Error(`WEFT_BENCH_ROUNDS must be at least 3 (got ${process.env.WEFT_BENCH_ROUNDS})`);
   if (!(CONTAINERS >= 10 && CONTAINERS <= 250)) throw new Error(`WEFT_BENCH_CONTAINERS must be 10..250 (got ${process.env.WEFT_BENCH_CONTAINERS})`);
   const loadBefore = loadavg().map((x) => round(x, 2));
-  dir = benchDir('cni');
-  lab = await createLab({ name: `bcni${process.pid.toString(36)}`, datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1'] }] }], controller: true });
+  const dir = benchDir('cni');
+  const lab = await benchLab({ name: `bcni${process.pid.toString(36)}`, datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1'] }] }], controller: true });
   const host = lab.host('h1');
   const cluster = await startCluster(lab, [host], dir);
   const agent = cluster.agents.get('h1')!;
@@ -138,7 +126,7 @@ async function main(): Promise<void> {
 
   const newContainer = (tag: string) => {
     const name = tag;
-    const netns = lab!.addContainerNetns(host, name);
+    const netns = lab.addContainerNetns(host, name);
     return { name, netns, nsName: netns.slice('/run/netns/'.length) };
   };
   const dropContainer = (nsName: string) => {
@@ -258,4 +246,4 @@ async function main(): Promise<void> {
   }));
 }
 
-await runInterruptible('cni', main, cleanup);
+await runInterruptible('cni', main);

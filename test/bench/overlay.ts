@@ -33,14 +33,14 @@
 //
 // Run: npm run bench -- overlay
 // Knobs (env): WEFT_BENCH_RUNS (7, at least 5), WEFT_BENCH_SECONDS (5)
-import { checkpoint, runInterruptible } from './weft/interruptible';
+import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
 import { decideTxChecksum } from '../../cni-plugin/agent/dataplane/checksum-policy';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLab, type Lab, type LabHost } from '../lab/lab';
+import type { Lab, LabHost } from '../lab/lab';
 import { round, stats, table, type Stats } from './controller/stats';
-import { benchDir, cniExec, removeDir, SHIM, shimPath, startCluster, WEFT_VXLAN, weftConf } from './weft/cluster';
+import { cniExec, SHIM, shimPath, startCluster, WEFT_VXLAN, weftConf } from './weft/cluster';
 
 const RUNS = Number(process.env.WEFT_BENCH_RUNS ?? 7);
 const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
@@ -56,7 +56,6 @@ type Method = { key: Key; label: string; path: Path; txCsum: 'on' | 'off'; resto
 type Run = { gbps: number; retransmits: number };
 
 let lab: Lab | undefined;
-let dir: string | undefined;
 
 const sh = (ns: string, cmd: string, args: string[]) => lab!.exec(ns, cmd, args).stdout;
 
@@ -187,20 +186,12 @@ function once(m: Method, others: Method[], routerNs: string, routerPort: string,
   return { gbps: r.end.sum_received.bits_per_second / 1e9, retransmits: r.end.sum_sent.retransmits ?? 0 };
 }
 
-async function cleanup(): Promise<void> {
-  const l = lab;
-  lab = undefined;
-  if (l) await l.destroy();
-  if (dir) removeDir(dir);
-  dir = undefined;
-}
-
 async function main(): Promise<void> {
   if (!(RUNS >= 5)) throw new Error(`WEFT_BENCH_RUNS must be at least 5 (got ${process.env.WEFT_BENCH_RUNS})`);
   if (!(SECONDS >= 2 && SECONDS <= 30)) throw new Error(`WEFT_BENCH_SECONDS must be 2..30 (got ${process.env.WEFT_BENCH_SECONDS})`);
   const loadBefore = loadavg().map((x) => round(x, 2));
-  dir = benchDir('overlay');
-  lab = await createLab({
+  const dir = benchDir('overlay');
+  lab = await benchLab({
     name: `bov${process.pid.toString(36)}`,
     datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1'] }, { name: 'b', hosts: ['h2'] }] }],
     controller: true,
@@ -312,4 +303,4 @@ async function main(): Promise<void> {
   }));
 }
 
-await runInterruptible('overlay', main, cleanup);
+await runInterruptible('overlay', main);

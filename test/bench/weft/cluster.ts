@@ -4,11 +4,11 @@
 // command the controller prints, as an operator would; test/e2e/cluster.ts), and the CNI shim exec'd with the environment and
 // stdin a runtime gives it, from inside the host's namespace.
 //
-// Everything the cluster writes lives in one temp dir on disk (/var/tmp, not
-// tmpfs: the agent's fsyncs are part of what is measured); processes are
-// started with lab.spawn, so the lab's teardown stops them.
+// Everything the cluster writes lives in the dir it is given (benchDir in
+// interruptible.ts); processes are started with lab.spawn, so the lab's
+// teardown stops them.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,10 +30,6 @@ export type Cluster = { dir: string; controller: LabProcess; agents: Map<string,
 
 export function requireBuild(): void {
   for (const f of [WEFT, SHIM]) if (!existsSync(f)) throw new Error(`${f} is missing: run npm run build (npm run bench does)`);
-}
-
-export function benchDir(tag: string): string {
-  return mkdtempSync(`/var/tmp/weft-bench-${tag}-`);
 }
 
 async function until<T>(what: string, ms: number, probe: () => T | undefined | false, diag?: () => string): Promise<T> {
@@ -107,8 +103,4 @@ export function cniExec(hostNetns: string, binary: string, call: CniCall, conf: 
     if (r.error) throw r.error;
     return { ms, status: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   });
-}
-
-export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }
