@@ -4,11 +4,9 @@
 // the same address to two containers. Each allocation is one IMMEDIATE
 // transaction: the uniqueness constraints, not the caller's care, are what
 // make a double allocation impossible.
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { CniError, CNI_ERR } from '../cni/types';
 import { bytesToIp, ipToBytes, networkOf, parseCidr } from '../../dataplane/netlink/ip';
+import { openAgentDb } from './agent-db';
 
 export const DEFAULT_IPAM_DB = '/var/lib/weft/agent.db';
 
@@ -147,11 +145,7 @@ export function inSubnet(ip: string, range: SubnetRange): boolean {
 export function openIpamStore(opts: IpamStoreOptions = {}): IpamStore {
   const path = opts.path ?? DEFAULT_IPAM_DB;
   const now = opts.now ?? Date.now;
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+  const db = openAgentDb(path, opts.busyTimeoutMs);
   db.exec(SCHEMA);
 
   const q = {

@@ -13,10 +13,8 @@
 // queue; the release itself stays queued, because a register that was already
 // sent may have been applied even if its answer was lost, and a release of an
 // endpoint the controller never had is a harmless no-op (released: false).
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import Database from 'better-sqlite3';
+import { openAgentDb } from '../agent-db';
 import { DEFAULT_IPAM_DB } from '../ipam-store';
 import type { EndpointRecord, EndpointSink } from '../types';
 import { backoff, sleep, type BackoffOptions } from './backoff';
@@ -32,8 +30,7 @@ export type OutboxItem = { seq: number; op: OutboxOp; endpoint: EndpointRecord; 
 export type EndpointDelivery = Pick<ControllerClient, 'registerEndpoint' | 'releaseEndpoint'>;
 
 export type OutboxOptions = {
-  /** An open connection to the agent's DB (the outbox leaves it open on close), or a path to open. */
-  db?: Database.Database;
+  /** The agent's DB file; default DEFAULT_AGENT_DB. */
   path?: string;
   log?: Log;
   backoff?: BackoffOptions;
@@ -98,18 +95,8 @@ export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
   const log = o.log ?? silentLog;
   const now = o.now ?? Date.now;
   const maxRefusals = Math.max(1, o.maxRefusals ?? 8);
-  const ownDb = !o.db;
-  let db: Database.Database;
-  if (o.db) db = o.db;
-  else {
-    const path = o.path ?? DEFAULT_AGENT_DB;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    db = new Database(path);
-    db.pragma('busy_timeout = 5000');
-    db.pragma('journal_mode = WAL');
-    // An intent the CNI runtime was told about must survive a power cut.
-    db.pragma('synchronous = FULL');
-  }
+  // An intent the CNI runtime was told about must survive a power cut: openAgentDb's synchronous=FULL.
+  const db = openAgentDb(o.path ?? DEFAULT_AGENT_DB);
   db.exec(SCHEMA);
 
   const q = {
@@ -235,7 +222,7 @@ export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
     },
     async close() {
       await this.stop();
-      if (ownDb) db.close();
+      db.close();
     },
   };
 }
