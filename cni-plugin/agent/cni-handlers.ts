@@ -155,7 +155,6 @@ function loadAddConf(deps: CniHandlerDeps, req: CniRequest): AddConf {
 
 // ---- small kernel helpers ----
 
-
 /** Delete a link that may already be gone; true when it was there. */
 function delLinkIfPresent(h: Handle, name: string): boolean {
   try {
@@ -276,7 +275,8 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
         routeAddRequest({ dst: routeDst, gw: c.att.gateway, linkIndex: ctrLink.index }),
       ]),
     );
-    return { hostLink: linkByName(host, c.hostName), ctrLink: linkByName(ctr, c.ifname), routeDst };
+    // the result needs name, MAC and MTU, which neither end changes after creation: no re-read
+    return { hostLink, ctrLink, routeDst };
   }
 
   function cmdAdd(req: CniRequest): CniResult {

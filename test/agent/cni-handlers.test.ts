@@ -133,6 +133,8 @@ describe('CNI handlers', () => {
       ips: [{ address: '10.99.0.2/24', gateway: '10.99.0.1', interface: 1 }],
       routes: [{ dst: '0.0.0.0/0', gw: '10.99.0.1' }],
     });
+    // the MACs the runtime is told are the ones the kernel holds
+    expect(res.interfaces!.map((i) => i.mac)).toEqual([hostEnd.address, eth0.address]);
     expect(ipam.list()).toMatchObject([{ network: 'blue', ip: '10.99.0.2', containerId: 'ctr-1', ifname: 'eth0', netns: nsPath(c) }]);
 
     // the report comes after the answer, never inside it
