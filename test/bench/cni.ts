@@ -27,7 +27,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { netnsDelete, netnsExists } from '../../dataplane/netlink/netns';
-import { quantile, round, table } from './controller/stats';
+import { median, quantile, round, table } from './weft/stats';
 import {
   cniExec, REF_CNI_DIR, SHIM, shimPath, startCluster, WEFT_BRIDGE, weftConf, type CniOutcome,
 } from './weft/cluster';
@@ -180,10 +180,9 @@ async function main(): Promise<void> {
       await checkpoint();
       for (const a of pair) thisRound[a.plugin.key].del.push(del(a));
     }
-    const med = (xs: number[]) => quantile([...xs].sort((a, b) => a - b), 0.5);
     perRound.push({
-      weft: { add: med(thisRound.weft.add), del: med(thisRound.weft.del) },
-      ref: { add: med(thisRound.ref.add), del: med(thisRound.ref.del) },
+      weft: { add: median(thisRound.weft.add), del: median(thisRound.weft.del) },
+      ref: { add: median(thisRound.ref.add), del: median(thisRound.ref.del) },
     });
     for (const k of ['weft', 'ref'] as Key[]) {
       samples[k].add.push(...thisRound[k].add);

@@ -27,7 +27,7 @@ import { measureRound, prepareAllocStore, type Op } from './controller/alloc';
 import { runFanout, type FanoutResult } from './controller/fanout';
 import { installCleanup, removeDir, stopAll, tempDir } from './controller/procs';
 import type { Mode } from './controller/protocol';
-import { quantile, round, spread, stats, table, type Stats } from './controller/stats';
+import { quantile, round, spread, stats, table, type Stats } from './weft/stats';
 
 const num = (name: string, dflt: number, min: number): number => {
   const v = Number(process.env[name] ?? dflt);

@@ -18,6 +18,7 @@ import { AF_BRIDGE, AF_INET } from '../../dataplane/netlink/libc';
 import { fdbList, fdbReplaceRequest, neighList, neighSetRequest, NTF_SELF, NUD_PERMANENT } from '../../dataplane/netlink/neigh';
 import { routeList, routeReplaceRequest, RTPROT_WEFT } from '../../dataplane/netlink/route';
 import { uniqueName } from '../helpers/names';
+import { round, spread, stats, table, type Stats } from './weft/stats';
 
 const HOSTS = 1000;
 const REPS = Number(process.env.WEFT_BENCH_REPS ?? 15);
@@ -162,23 +163,7 @@ function verify(f: Fixture, rs: Remote[]): void {
   }
 }
 
-// ---- statistics and report ----
-
-type Stats = { median: number; min: number; max: number; p25: number; p75: number };
-
-function quantile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-function stats(xs: number[]): Stats {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: quantile(s, 0.5), min: s[0], max: s[s.length - 1], p25: quantile(s, 0.25), p75: quantile(s, 0.75) };
-}
-
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+// ---- report ----
 
 type Method = { key: 'weft' | 'ip_batch' | 'ip_each'; label: string; run: (f: Fixture) => Outcome };
 
@@ -248,16 +233,11 @@ function main(): void {
     const s = st[m.key];
     return [m.label, round(s.median).toFixed(1), `${round(s.p25)}-${round(s.p75)}`, `${round(s.min)}-${round(s.max)}`, `${round(s.median / base, 2).toFixed(2)}x`];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
-  console.log(fmt(head));
-  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const r of rows) console.log(fmt(r));
+  console.log(table(head, rows));
   console.log(`weft / ip -batch per repetition: median ${round(paired.median, 2)}, p25-p75 ${round(paired.p25, 2)}-${round(paired.p75, 2)}, min-max ${round(paired.min, 2)}-${round(paired.max, 2)}`);
   console.log(`ip per entry: ${EACH_SAMPLE * 3} processes timed per repetition, extrapolated linearly to ${HOSTS * 3}; ip -batch time is both processes (ip, then bridge for the FDB).`);
   console.log('');
 
-  const spread = (s: Stats) => ({ min: round(s.min), p25: round(s.p25), p75: round(s.p75), max: round(s.max) });
   console.log(JSON.stringify({
     bench: 'netlink',
     entries: HOSTS * 3,

@@ -39,7 +39,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Lab, LabHost } from '../lab/lab';
-import { round, stats, table, type Stats } from './controller/stats';
+import { round, spread, stats, table, type Stats } from './weft/stats';
 import { cniExec, SHIM, shimPath, startCluster, WEFT_VXLAN, weftConf } from './weft/cluster';
 
 const RUNS = Number(process.env.WEFT_BENCH_RUNS ?? 7);
@@ -274,7 +274,7 @@ async function main(): Promise<void> {
   pr('same offload, on: weft / raw, both with it on', pairedOn);
   console.log(`TX checksum offload off costs: weft ${round(st[weftOff].median / st[weftOn].median, 2)}x, raw ${round(st.raw_txoff.median / st.raw.median, 2)}x of the throughput with it on`);
   console.log('');
-  const sp = (s: Stats) => ({ min: round(s.min, 3), p25: round(s.p25, 3), p75: round(s.p75, 3), max: round(s.max, 3) });
+  const sp = (s: Stats) => spread(s, 3);
   console.log(JSON.stringify({
     bench: 'overlay',
     weft_gbps: round(st.weft.median, 3),

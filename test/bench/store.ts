@@ -9,6 +9,7 @@ import { openSqliteStore } from '../../controller/store/sqlite';
 import { openEtcdStore } from '../../controller/store/etcd';
 import type { Store } from '../../controller/store/types';
 import { startEtcd } from '../helpers/etcd';
+import { median } from './weft/stats';
 
 const OPS = Number(process.env.WEFT_BENCH_OPS ?? 2000);
 const REPS = 3;
@@ -22,8 +23,6 @@ async function rate(store: Store, inFlight: number, op: (s: Store, i: number) =>
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   return OPS / s;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 let round = 0;
 const put = (s: Store, i: number) => s.put(`/bench/${round}/k${i % 500}`, `v${i}`);

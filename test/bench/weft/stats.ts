@@ -1,5 +1,5 @@
-// Summary statistics and the markdown table the controller bench prints.
-// The same quantile rule as the netlink bench (linear interpolation), so
+// Summary statistics and the markdown table the benches print. One quantile
+// rule (linear interpolation between the closest ranks) everywhere, so
 // spreads read the same across benches.
 
 export type Stats = { n: number; median: number; p25: number; p75: number; min: number; max: number };
@@ -16,6 +16,8 @@ export function stats(xs: number[]): Stats {
   const s = [...xs].sort((a, b) => a - b);
   return { n: s.length, median: quantile(s, 0.5), p25: quantile(s, 0.25), p75: quantile(s, 0.75), min: s[0], max: s[s.length - 1] };
 }
+
+export const median = (xs: number[]): number => quantile([...xs].sort((a, b) => a - b), 0.5);
 
 export const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
