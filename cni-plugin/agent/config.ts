@@ -21,6 +21,8 @@ import {
 } from '../../controller/config-sources';
 import type { Handle } from '../../dataplane/netlink/handle';
 import { routeGet } from '../../dataplane/netlink/route';
+import { DEFAULT_AGENT_SOCKET } from '../cni/parse';
+import { DEFAULT_STATE_DIR } from './controller/identity';
 
 export { ConfigError };
 
@@ -56,8 +58,9 @@ export type AgentConfig = {
 };
 
 export const AGENT_DEFAULTS = {
-  stateDir: '/var/lib/weft/agent',
-  cniSocket: '/run/weft/agent.sock',
+  stateDir: DEFAULT_STATE_DIR,
+  /** Where the plugin looks when its config names no agentSocket: the two must agree. */
+  cniSocket: DEFAULT_AGENT_SOCKET,
   metricsListen: '127.0.0.1:7081',
   resyncInterval: '60s',
   vxlanTxChecksum: 'auto' as TxChecksumMode,

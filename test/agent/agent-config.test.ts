@@ -2,8 +2,10 @@
 // errors that name their source, and the underlay default taken from the
 // kernel's route to the controller (routeGet, in a namespace of our own).
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadAgentConfig, parseDurationMs, resolveUnderlayIp } from '../../cni-plugin/agent/config';
+import { AGENT_DEFAULTS, ConfigError, loadAgentConfig, parseDurationMs, resolveUnderlayIp } from '../../cni-plugin/agent/config';
+import { DEFAULT_AGENT_SOCKET } from '../../cni-plugin/cni/parse';
 import { vtepMacFor } from '../../cni-plugin/agent/main';
 import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NetlinkError } from '../../dataplane/netlink/errors';
@@ -68,6 +70,11 @@ describe('loadAgentConfig', () => {
     expect(err(() => loadAgentConfig(['--server', 'x:1'], {}, { machineHostname: () => 'Laptop.local' }))).toMatch(/^the machine's hostname \(set --host-name\): "Laptop.local"/);
     expect(err(() => loadAgentConfig(['--server', 'x:1', '--host-name', 'admin'], {}))).toMatch(/reserved/);
     expect(err(() => loadAgentConfig(['--config', '/c.json'], {}, { readFile: () => '{"server":"x:1","colour":"red"}' }))).toMatch(/unknown key "colour"/);
+  });
+
+  it('listens by default where the plugin (TypeScript parser and C shim) looks by default', () => {
+    expect(AGENT_DEFAULTS.cniSocket).toBe(DEFAULT_AGENT_SOCKET);
+    expect(readFileSync(new URL('../../cni-plugin/shim/weft.c', import.meta.url), 'utf8')).toContain(`#define DEFAULT_SOCKET "${AGENT_DEFAULTS.cniSocket}"`);
   });
 
   it('parses durations', () => {
