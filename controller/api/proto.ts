@@ -54,7 +54,8 @@ export type ClusterConfigMsg = {
 
 export type HostSubnet = { network: string; subnet: string; lease_expires_at_unix_ms: number };
 
-export type Host = {
+/** What a host says about itself: the fields Host and RegisterHostRequest share. */
+type HostFields = {
   name: string;
   underlay_ip: string;
   vtep_mac: string;
@@ -62,20 +63,11 @@ export type Host = {
   datacenter: string;
   wg_public_key: string;
   agent_version: string;
-  last_heartbeat_unix_ms: number;
-  subnets: HostSubnet[];
 };
 
-export type RegisterHostRequest = {
-  name: string;
-  underlay_ip: string;
-  vtep_mac: string;
-  rack: string;
-  datacenter: string;
-  wg_public_key: string;
-  agent_version: string;
-  networks: string[];
-};
+export type Host = HostFields & { last_heartbeat_unix_ms: number; subnets: HostSubnet[] };
+
+export type RegisterHostRequest = HostFields & { networks: string[] };
 export type RegisterHostResponse = { host: Host; config: ClusterConfigMsg; revision: number };
 
 export type HeartbeatRequest = { name: string };
