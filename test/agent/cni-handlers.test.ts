@@ -12,7 +12,7 @@ import type { EndpointRecord, NetworkAttachment } from '../../cni-plugin/agent/t
 import { CniError, CNI_ERR, type CniCommand, type CniRequest, type WeftNetConf } from '../../cni-plugin/cni/types';
 import { createTestNetns, ipJson, nsExec, removeTestNetns } from '../helpers/netns';
 
-type IpLink = { ifname: string; ifindex: number; mtu: number; operstate: string; flags: string[]; master?: string; linkinfo?: { info_kind?: string } };
+type IpLink = { ifname: string; ifindex: number; mtu: number; address: string; operstate: string; flags: string[]; master?: string; linkinfo?: { info_kind?: string } };
 type IpAddr = { ifname: string; addr_info: Array<{ family: string; local: string; prefixlen: number }> };
 type IpRoute = { dst: string; gateway?: string; dev: string };
 
