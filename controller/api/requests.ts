@@ -2,6 +2,7 @@
 // wins) and turned into the registry's record before any handler writes.
 // Pure: the cluster's networks are passed in.
 import type { EndpointRecord } from '../registry/endpoints';
+import type { HostRecord } from '../registry/hosts';
 import type { ServicePortRecord, ServiceRecord } from '../registry/services';
 import type {
   CreateServiceRequest, JoinRequest, ListEndpointsRequest, RegisterEndpointRequest, RegisterHostRequest,
@@ -13,14 +14,8 @@ import {
   checkWgPublicKey, fail, must, show,
 } from './validate';
 
-export type HostInput = {
-  name: string;
-  underlayIp: string;
-  vtepMac: string;
-  rack: string;
-  datacenter: string;
-  wgPublicKey: string;
-  agentVersion: string;
+/** The host record less what only the controller knows (the heartbeat time), like the other checks' results. */
+export type HostInput = Omit<HostRecord, 'lastHeartbeat'> & {
   /** Networks to lease a subnet in: the request's, or every configured one. */
   networks: string[];
 };

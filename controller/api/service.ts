@@ -166,10 +166,8 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     for (const l of await hostSubnets(input.name, config)) {
       if (!input.networks.includes(l.network)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
     }
-    const record: HostRecord = {
-      name: input.name, underlayIp: input.underlayIp, vtepMac: input.vtepMac, rack: input.rack, datacenter: input.datacenter,
-      wgPublicKey: input.wgPublicKey, agentVersion: input.agentVersion, lastHeartbeat: now(),
-    };
+    const { networks: _, ...fields } = input;
+    const record: HostRecord = { ...fields, lastHeartbeat: now() };
     const { revision } = await putHost(store, record);
     logger.info({ method: 'RegisterHost', host: input.name, subnets: leases.map((l) => `${l.network}:${l.subnet}`) }, 'host registered');
     return { host: hostMessage(record, sortSubnets(leases.map(subnetMsg))), config: configMessage(config), revision };
