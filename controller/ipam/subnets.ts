@@ -70,10 +70,6 @@ export function cidrLast(c: Cidr): bigint {
   return c.base + cidrSize(c) - 1n;
 }
 
-export function cidrEqual(a: Cidr, b: Cidr): boolean {
-  return a.family === b.family && a.base === b.base && a.prefixLength === b.prefixLength;
-}
-
 /** True when every address of `inner` is in `outer`. */
 export function cidrContains(outer: Cidr, inner: Cidr): boolean {
   return (

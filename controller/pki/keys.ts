@@ -3,8 +3,6 @@
 import { createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { EC_ALG, subtle, type CryptoKey, type CryptoKeyPair } from './x509';
 
-export type KeyPairPem = { keyPem: string; publicKeyPem: string };
-
 export async function generateKeyPair(): Promise<{ keys: CryptoKeyPair; keyPem: string }> {
   const keys = (await subtle.generateKey(EC_ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
   const pkcs8 = Buffer.from(await subtle.exportKey('pkcs8', keys.privateKey));
