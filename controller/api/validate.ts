@@ -2,7 +2,7 @@
 // problem as a message that starts with the field's proto name, or undefined
 // when the value is fine; the request checks below run them all before a
 // handler touches the store, so a bad request writes nothing.
-import { type Cidr, CidrError, formatAddress, formatCidr, parseCidr } from '../ipam/subnets';
+import { type Cidr, CidrError, cidrContains, cidrLast, formatAddress, formatCidr, parseCidr } from '../ipam/subnets';
 
 /** A request field is invalid: maps to INVALID_ARGUMENT; `field` is the proto path, e.g. "endpoint.ip". */
 export class InvalidArgumentError extends Error {
@@ -242,14 +242,9 @@ export function checkIpInSubnet(v: unknown, field: string, subnet: string, host:
   const a = parseIp(v);
   if (!a) return `${field}: ${show(v)} is not an IP address`;
   const s = parseCidr(subnet);
-  const bits = s.family === 4 ? 32 : 128;
-  const hostBits = BigInt(bits - s.prefixLength);
-  const last = s.base + (1n << hostBits) - 1n;
-  if (a.family !== s.family || a.base < s.base || a.base > last) {
-    return `${field}: ${show(v)} is outside host "${host}"'s subnet ${formatCidr(s)}`;
-  }
+  if (!cidrContains(s, a)) return `${field}: ${show(v)} is outside host "${host}"'s subnet ${formatCidr(s)}`;
   if (a.base === s.base) return `${field}: ${show(v)} is the subnet address of ${formatCidr(s)}`;
   if (a.base === s.base + 1n) return `${field}: ${show(v)} is the gateway address of ${formatCidr(s)} (held by the host's bridge)`;
-  if (s.family === 4 && hostBits > 1n && a.base === last) return `${field}: ${show(v)} is the broadcast address of ${formatCidr(s)}`;
+  if (s.family === 4 && a.base === cidrLast(s)) return `${field}: ${show(v)} is the broadcast address of ${formatCidr(s)}`;
   return undefined;
 }

@@ -88,6 +88,13 @@ describe('addresses', () => {
     bad(checkIpInSubnet('10.244.3.1', 'endpoint.ip', '10.244.3.0/24', 'h1'), 'endpoint.ip', /gateway/);
     bad(checkIpInSubnet('10.244.3.255', 'endpoint.ip', '10.244.3.0/24', 'h1'), 'endpoint.ip', /broadcast/);
     ok(checkIpInSubnet('fd00:10:0:3::ffff', 'endpoint.ip', 'fd00:10:0:3::/64', 'h1'));
+    bad(checkIpInSubnet('fd00:10:0:3::1', 'endpoint.ip', 'fd00:10:0:3::/64', 'h1'), 'endpoint.ip', /gateway/);
+    // The smallest subnets: a /30 has one container address; in a /31 and /32 the subnet and gateway addresses take everything.
+    ok(checkIpInSubnet('10.0.0.2', 'endpoint.ip', '10.0.0.0/30', 'h1'));
+    bad(checkIpInSubnet('10.0.0.3', 'endpoint.ip', '10.0.0.0/30', 'h1'), 'endpoint.ip', /broadcast/);
+    bad(checkIpInSubnet('10.0.0.1', 'endpoint.ip', '10.0.0.0/31', 'h1'), 'endpoint.ip', /gateway/);
+    bad(checkIpInSubnet('10.0.0.0', 'endpoint.ip', '10.0.0.0/32', 'h1'), 'endpoint.ip', /subnet address/);
+    bad(checkIpInSubnet('10.0.0.1', 'endpoint.ip', '10.0.0.0/32', 'h1'), 'endpoint.ip', /outside/);
   });
 });
 
