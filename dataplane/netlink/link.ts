@@ -2,7 +2,6 @@
 // them, plain-data specs to create them, and one verb per change. Every write
 // verb is a request builder plus a one-line exec, so the same change can go
 // into a handle's batch.
-import { closeSync, openSync, constants as fsc } from 'node:fs';
 import {
   decodeIfInfoMsg, encodeIfInfoMsg, nla, parseAttrs, read,
   IFINFOMSG_LEN, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_SETLINK,
@@ -12,7 +11,9 @@ import { InvalidArgumentError, NetlinkError } from './errors';
 import type { Handle, Request } from './handle';
 import { bytesToIp, bytesToMac, ipFamily, ipToBytes, macToBytes } from './ip';
 import { AF_INET, AF_UNSPEC } from './libc';
-import { netnsPath } from './netns';
+import { netnsPath, withNetnsFd } from './netns';
+
+export { withNetnsFd };
 
 // ---- kernel constants (include/uapi/linux/if_link.h, if.h) ----
 
@@ -423,23 +424,6 @@ export function linkAddRequest(spec: LinkSpec, peerNetnsFd?: number): Request {
     body: Buffer.concat([encodeIfInfoMsg({ family: AF_UNSPEC }), ...attrs]),
     op: `link add ${spec.kind} ${spec.name}${peer}`,
   };
-}
-
-/** Run `fn` with an fd for the namespace open, closing it afterwards; ENOENT (typed) when it does not exist. */
-export function withNetnsFd<T>(nameOrPath: string, op: string, fn: (fd: number) => T): T {
-  const path = netnsPath(nameOrPath);
-  let fd: number;
-  try {
-    // libuv opens every file close-on-exec already; fs.constants has no O_CLOEXEC
-    fd = openSync(path, fsc.O_RDONLY);
-  } catch (e) {
-    throw new NetlinkError(Math.abs((e as NodeJS.ErrnoException).errno ?? 2), `${op}: open netns ${path}`);
-  }
-  try {
-    return fn(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**

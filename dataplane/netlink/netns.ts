@@ -34,6 +34,16 @@ function openNetns(nameOrPath: string, op: string): number {
   }
 }
 
+/** Run `fn` with an fd for the namespace open, closing it afterwards; ENOENT (typed) when it does not exist. */
+export function withNetnsFd<T>(nameOrPath: string, op: string, fn: (fd: number) => T): T {
+  const fd = openNetns(nameOrPath, op);
+  try {
+    return fn(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function setnsOrThrow(fd: number, op: string): void {
   if (sys.setns(fd, CLONE_NEWNET) !== 0) throw new NetlinkError(errno(), op);
 }
