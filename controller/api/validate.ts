@@ -2,6 +2,7 @@
 // problem as a message that starts with the field's proto name, or undefined
 // when the value is fine; the request checks below run them all before a
 // handler touches the store, so a bad request writes nothing.
+import { isDnsLabel } from '../ipam/records';
 import { type Cidr, CidrError, cidrContains, cidrLast, formatAddress, formatCidr, parseCidr } from '../ipam/subnets';
 
 /** A request field is invalid: maps to INVALID_ARGUMENT; `field` is the proto path, e.g. "endpoint.ip". */
@@ -36,13 +37,12 @@ export function show(v: unknown): string {
 
 // ---- names --------------------------------------------------------------
 
-const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const LABEL_FORM = 'must be 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit';
 
 /** Host, rack, datacenter, network and service names: DNS labels, safe as key segments, interface suffixes and cert names. */
 export function checkName(v: unknown, field: string): string | undefined {
   if (typeof v !== 'string' || v === '') return `${field}: is required (${LABEL_FORM})`;
-  if (!LABEL_RE.test(v)) return `${field}: ${show(v)} is not a valid name (${LABEL_FORM})`;
+  if (!isDnsLabel(v)) return `${field}: ${show(v)} is not a valid name (${LABEL_FORM})`;
   return undefined;
 }
 
