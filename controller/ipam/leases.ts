@@ -315,10 +315,15 @@ export async function hostLeases(store: Store, host: string, networks: string[])
   return found.filter((l): l is Lease => l !== undefined);
 }
 
+/** The lease stored at `kv`; throws when the key or the record is malformed. */
+function decodeLease(kv: KeyValue): Lease {
+  const { network, subnet } = parseLeaseKey(kv.key);
+  return toLease(network, subnet, decodeLeaseRecord(kv.key, kv.value), kv.modRevision);
+}
+
 function tryDecode(kv: KeyValue): Lease | undefined {
   try {
-    const { network, subnet } = parseLeaseKey(kv.key);
-    return toLease(network, subnet, decodeLeaseRecord(kv.key, kv.value), kv.modRevision);
+    return decodeLease(kv);
   } catch {
     return undefined;
   }
@@ -349,8 +354,7 @@ export async function reclaimExpired(store: Store, now: number = Date.now()): Pr
   for (const kv of kvs) {
     let lease: Lease;
     try {
-      const { network, subnet } = parseLeaseKey(kv.key);
-      lease = toLease(network, subnet, decodeLeaseRecord(kv.key, kv.value), kv.modRevision);
+      lease = decodeLease(kv);
     } catch (err) {
       result.malformed.push({ key: kv.key, error: (err as Error).message });
       continue;
