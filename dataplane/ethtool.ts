@@ -10,14 +10,9 @@
 // it needs no string-set lookup to find a feature's bit.
 import koffi from 'koffi';
 import { errnoName, InvalidArgumentError } from './netlink/errors';
-import { errno, sys, AF_INET, SOCK_CLOEXEC } from './netlink/libc';
+import { errno, sys, AF_INET, SOCK_CLOEXEC, SOCK_DGRAM } from './netlink/libc';
 import { withNetns } from './netlink/netns';
 
-const libc = koffi.load('libc.so.6');
-// ioctl is variadic in libc; koffi needs the type of the extra argument at each call
-const ioctl = libc.func('int ioctl(int fd, unsigned long request, ...)');
-
-const SOCK_DGRAM = 2;
 const SIOCETHTOOL = 0x8946;
 const ETHTOOL_GTXCSUM = 0x16;
 const ETHTOOL_STXCSUM = 0x17;
@@ -68,7 +63,7 @@ function ethtoolValue(dev: string, cmd: number, data: number, op: string, opts: 
     const ifr = Buffer.alloc(IFREQ_LEN);
     ifr.write(dev, 0, IFNAMSIZ - 1, 'utf8');
     ifr.writeBigUInt64LE(koffi.address(value), IFNAMSIZ);
-    if (ioctl(fd, SIOCETHTOOL, 'void *', ifr) !== 0) throw new EthtoolError(errno(), op);
+    if (sys.ioctl(fd, SIOCETHTOOL, 'void *', ifr) !== 0) throw new EthtoolError(errno(), op);
     return (koffi.decode(value, 'uint32', 2) as number[])[1];
   } finally {
     koffi.free(value);

@@ -17,6 +17,8 @@ export const sys = {
   mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)'),
   umount2: libc.func('int umount2(const char *target, int flags)'),
   ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *name)'),
+  // variadic: koffi needs the type of the extra argument at each call
+  ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
 } as const;
 
 export function errno(): number {
@@ -28,6 +30,7 @@ export const AF_UNSPEC = 0;
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const AF_BRIDGE = 7;
+export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
