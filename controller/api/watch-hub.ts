@@ -50,11 +50,7 @@ export type Hub<Msg> = {
    * cannot be read at all.
    */
   attach(sink: Sink<Msg>, from: number, logContext?: Record<string, unknown>): Promise<void>;
-  /** For tests and metrics. */
-  stats(): HubStats;
 };
-
-export type HubStats = { running: boolean; subscribers: number; revision: number; logFrom: number; logMessages: number; logBytes: number };
 
 type Entry<Msg> = { msg: Msg; bytes: number };
 
@@ -314,17 +310,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
     return past.revision;
   }
 
-  return {
-    attach,
-    stats: () => ({
-      running: live !== undefined,
-      subscribers: subs.size,
-      revision: live?.revision ?? 0,
-      logFrom: live?.logFrom ?? 0,
-      logMessages: live ? live.log.length - live.logHead : 0,
-      logBytes: live?.logBytes ?? 0,
-    }),
-  };
+  return { attach };
 }
 
 /** Runs at most `n` of the given tasks at once, the rest in arrival order. */

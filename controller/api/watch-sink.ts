@@ -17,10 +17,9 @@ import * as grpc from '@grpc/grpc-js';
 export type Sink<Msg> = {
   /** Aborts when the client goes, or the sink was ended or failed. */
   readonly signal: AbortSignal;
-  /** The last revision handed to this stream (written or queued); later messages only are sent. */
-  readonly after: number;
   /**
-   * Queues or writes `msg` unless its revision is not after `after`.
+   * Queues or writes `msg` unless its revision is not after the last one
+   * handed to this stream (written or queued).
    * `backlog`: part of a resume's replay, which may exceed the limit (the
    * messages are held by the hub's log or the resume anyway) until the
    * queue has drained once.
@@ -96,9 +95,6 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
 
   return {
     signal: gone.signal,
-    get after() {
-      return after;
-    },
     send(msg, bytes, backlog = false) {
       if (gone.signal.aborted || msg.revision <= after) return;
       after = msg.revision;
