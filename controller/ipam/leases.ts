@@ -10,7 +10,7 @@ import {
   leaseHostKey, leaseKey, leasePrefix, parseLeaseKey,
 } from './records';
 import {
-  type Cidr, CidrError, addressBits, candidateOrder, formatCidr, parseCidr, randomBelow, subnetAt, subnetCount, subnetToKey,
+  type Cidr, CidrError, addressBits, candidateOrder, cidrSize, formatCidr, parseCidr, randomBelow, subnetAt, subnetCount, subnetToKey,
 } from './subnets';
 
 export type Lease = {
@@ -81,10 +81,9 @@ function poolFor(net: NetworkConfig, datacenter: string | undefined): { range: C
 /** Indices of the pool's host subnets that a stored lease occupies (normally exactly one). */
 function occupiedIndices(pool: Cidr, hostPrefixLength: number, s: Cidr): bigint[] {
   if (s.family !== pool.family) return [];
-  const bits = BigInt(addressBits(pool.family));
-  const size = 1n << (bits - BigInt(hostPrefixLength));
-  const poolEnd = pool.base + (1n << (bits - BigInt(pool.prefixLength)));
-  const sEnd = s.base + (1n << (bits - BigInt(s.prefixLength)));
+  const size = 1n << BigInt(addressBits(pool.family) - hostPrefixLength);
+  const poolEnd = pool.base + cidrSize(pool);
+  const sEnd = s.base + cidrSize(s);
   const lo = s.base > pool.base ? s.base : pool.base;
   const hi = sEnd < poolEnd ? sEnd : poolEnd;
   if (lo >= hi) return [];
