@@ -19,8 +19,8 @@ export type KeyChange = { key: string; after?: string };
 export type RevisionChanges = { revision: number; changes: KeyChange[] };
 
 export type PastState =
-  /** The keys at `from`, and every revision in (from, revision] that changed one of them. */
-  | { type: 'resume'; kvs: Map<string, string>; backlog: RevisionChanges[]; revision: number }
+  /** The keys at `from`, and every change to one of them in (from, revision], in order. */
+  | { type: 'resume'; kvs: Map<string, string>; events: WatchEvent[]; revision: number }
   /** `from` is ahead of the store (a wiped or replaced store): what the client has cannot be judged. */
   | { type: 'ahead'; revision: number };
 
@@ -50,7 +50,7 @@ export async function readSince(store: Store, prefix: string, from: number, sign
     if (ev.prevKv) kvs.set(ev.kv.key, ev.prevKv.value);
     else kvs.delete(ev.kv.key);
   }
-  return { type: 'resume', kvs, backlog: byRevision(backlog, () => true), revision: listed };
+  return { type: 'resume', kvs, events: backlog, revision: listed };
 }
 
 /**

@@ -303,9 +303,9 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
     if (sink.signal.aborted) return undefined;
     if (past.type === 'ahead') return 0;
     const state = kind.init(new Map([...past.kvs].filter(([k]) => keep(k))));
-    for (const g of past.backlog) {
-      const changes = g.changes.filter((c) => keep(c.key));
-      if (changes.length > 0) for (const m of kind.changes(state, g.revision, changes)) sink.send(m, sizeOf(m), true);
+    // Grouped and filtered as the live watch's batches are (apply).
+    for (const g of byRevision(past.events, keep)) {
+      for (const m of kind.changes(state, g.revision, g.changes)) sink.send(m, sizeOf(m), true);
     }
     return past.revision;
   }
