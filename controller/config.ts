@@ -12,13 +12,12 @@
 // they are unauthenticated and a scraper on the machine (or an explicit
 // --metrics-listen) is the safe starting point.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import {
   ConfigError, formatHostPort, isLoopback, LOG_LEVELS, parseHostPort as hostPort, parseLogLevel, readSources,
   type HostPort, type LogLevel, type OptionSpec,
 } from './config-sources';
-import { isDnsName } from './pki/names';
+import { isDnsName, sanName } from './pki/names';
 import { parseStoreUrl } from './store/index';
 
 export { ConfigError, formatHostPort, LOG_LEVELS, type HostPort, type LogLevel };
@@ -97,12 +96,9 @@ export function loadControllerConfig(
   const advRaw = pick('advertise');
   const advertise: string[] = [];
   for (const n of advRaw ? (advRaw.value as string[]) : []) {
-    const bare = n.startsWith('[') && n.endsWith(']') ? n.slice(1, -1) : n;
-    if (!isIP(bare) && !isDnsName(n.toLowerCase())) {
-      throw new ConfigError(`${advRaw!.source}: ${JSON.stringify(n)} is not a DNS name or IP address (give ${OPTIONS[4].form})`);
-    }
-    const v = isIP(bare) ? bare : n.toLowerCase();
-    if (!advertise.includes(v)) advertise.push(v);
+    const san = sanName(n);
+    if (!san) throw new ConfigError(`${advRaw!.source}: ${JSON.stringify(n)} is not a DNS name or IP address (give ${OPTIONS[4].form})`);
+    if (!advertise.includes(san.value)) advertise.push(san.value);
   }
 
   const logLevel = parseLogLevel(pick('logLevel'), DEFAULTS.logLevel);

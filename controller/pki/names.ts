@@ -21,6 +21,14 @@ export function hostUri(host: string): string {
 
 export type SanName = { type: 'dns' | 'ip'; value: string };
 
+/** The SAN `name` stands for: an IP address (bracketed or not) or a DNS name (lower-cased); undefined when it is neither. */
+export function sanName(name: string): SanName | undefined {
+  const ip = name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+  if (isIP(ip)) return { type: 'ip', value: ip };
+  const dns = name.toLowerCase();
+  return isDnsName(dns) ? { type: 'dns', value: dns } : undefined;
+}
+
 /** Sorts a name list into DNS and IP SANs; throws naming the first bad entry. */
 export function sanNames(names: string[]): SanName[] {
   if (!Array.isArray(names) || names.length === 0) throw new Error('a server certificate needs at least one name (DNS name or IP address)');
@@ -28,12 +36,8 @@ export function sanNames(names: string[]): SanName[] {
   const seen = new Set<string>();
   for (const raw of names) {
     if (typeof raw !== 'string') throw new Error(`server name ${JSON.stringify(raw)} is not a string`);
-    const n = raw.trim();
-    const ip = n.startsWith('[') && n.endsWith(']') ? n.slice(1, -1) : n;
-    let san: SanName;
-    if (isIP(ip)) san = { type: 'ip', value: ip };
-    else if (isDnsName(n.toLowerCase())) san = { type: 'dns', value: n.toLowerCase() };
-    else throw new Error(`server name ${JSON.stringify(raw)} is neither an IP address nor ${HOST_FORM}`);
+    const san = sanName(raw.trim());
+    if (!san) throw new Error(`server name ${JSON.stringify(raw)} is neither an IP address nor ${HOST_FORM}`);
     const k = `${san.type}:${san.value}`;
     if (!seen.has(k)) out.push(san);
     seen.add(k);

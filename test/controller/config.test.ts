@@ -109,6 +109,7 @@ describe('validation names the source and the allowed form', () => {
     fails([], { WEFT_STORE: 'etcd:10.0.0.1:2379' }, noFile, /^WEFT_STORE: invalid store URL .*not a URL|^WEFT_STORE: invalid store URL .*must be http/);
   });
   it('advertise names', () => {
+    expect(load(['--advertise', 'Ctl.Example,[fd00::1],10.0.0.5,ctl.example']).advertise).toEqual(['ctl.example', 'fd00::1', '10.0.0.5']);
     fails(['--advertise', 'ok.example,not a name'], {}, noFile, '--advertise: "not a name" is not a DNS name or IP address');
     fails(['--advertise', 'a,,b'], {}, noFile, '--advertise: "a,,b" has an empty entry');
     fails(['--config', '/c.json'], {}, files({ '/c.json': { advertise: [1] } }), 'config file /c.json: "advertise": [1] is not a list of DNS names or IP addresses');
