@@ -28,6 +28,15 @@ export function bytesToIp(b: Buffer): string {
   throw new InvalidArgumentError(`address of ${b.length} bytes is neither IPv4 nor IPv6`);
 }
 
+/**
+ * An address in the form the kernel's replies decode to, for comparing
+ * addresses written differently: IPv6 compressed and lower case
+ * ("FD00:0::1" -> "fd00::1"); IPv4 text is already that form.
+ */
+export function canonicalIp(ip: string): string {
+  return ipFamily(ip) === AF_INET6 ? bytesToIp(ipToBytes(ip)) : ip;
+}
+
 /** "10.0.0.1/24" -> { ip: "10.0.0.1", prefixLen: 24, family }; a bare address gets the full length. */
 export function parseCidr(s: string): Cidr {
   const slash = s.indexOf('/');
@@ -39,13 +48,13 @@ export function parseCidr(s: string): Cidr {
     throw new InvalidArgumentError(`invalid CIDR "${s}"`);
   }
   const max = family === AF_INET ? 32 : 128;
-  if (slash === -1) return { ip: family === AF_INET6 ? bytesToIp(ipToBytes(ip)) : ip, prefixLen: max, family };
+  if (slash === -1) return { ip: canonicalIp(ip), prefixLen: max, family };
   const lenText = s.slice(slash + 1);
   const prefixLen = /^\d{1,3}$/.test(lenText) ? Number(lenText) : NaN;
   if (!(prefixLen >= 0 && prefixLen <= max)) {
     throw new InvalidArgumentError(`invalid CIDR "${s}": prefix length must be between 0 and ${max}`);
   }
-  return { ip: family === AF_INET6 ? bytesToIp(ipToBytes(ip)) : ip, prefixLen, family };
+  return { ip: canonicalIp(ip), prefixLen, family };
 }
 
 export function formatCidr(c: { ip: string; prefixLen: number }): string {

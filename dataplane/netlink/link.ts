@@ -9,7 +9,7 @@ import {
 } from './codec';
 import { InvalidArgumentError, NetlinkError } from './errors';
 import type { Handle, Request } from './handle';
-import { bytesToIp, bytesToMac, ipFamily, ipToBytes, macToBytes } from './ip';
+import { bytesToIp, bytesToMac, canonicalIp, ipFamily, ipToBytes, macToBytes } from './ip';
 import { AF_INET, AF_UNSPEC } from './libc';
 import { netnsPath, withNetnsFd } from './netns';
 
@@ -576,7 +576,7 @@ export function linkSpecDiff(spec: LinkSpec, l: Link): string[] {
     const v: Partial<VxlanInfo> = l.vxlan ?? {};
     want('vni', v.vni, spec.vni);
     want('port', v.port, spec.port);
-    want('local', v.local, spec.local === undefined ? undefined : bytesToIp(ipToBytes(spec.local)));
+    want('local', v.local, spec.local === undefined ? undefined : canonicalIp(spec.local));
     want('dev', v.dev, spec.dev);
     want('learning', v.learning, spec.learning);
     want('ttl', v.ttl, spec.ttl);

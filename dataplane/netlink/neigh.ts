@@ -9,7 +9,7 @@ import {
 } from './codec';
 import { InvalidArgumentError } from './errors';
 import type { Handle, Request } from './handle';
-import { bytesToIp, bytesToMac, ipFamily, ipToBytes, macToBytes } from './ip';
+import { bytesToIp, bytesToMac, canonicalIp, ipFamily, ipToBytes, macToBytes } from './ip';
 import { AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC } from './libc';
 
 // neighbour states (include/uapi/linux/neighbour.h)
@@ -344,7 +344,7 @@ export function fdbList(h: Handle, filter: FdbFilter = {}): Neigh[] {
 function canonIp(ip: string | undefined): string | undefined {
   if (ip === undefined) return undefined;
   try {
-    return bytesToIp(ipToBytes(ip));
+    return canonicalIp(ip);
   } catch {
     return ip;
   }

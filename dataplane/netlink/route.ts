@@ -5,7 +5,7 @@ import {
 } from './codec';
 import { InvalidArgumentError } from './errors';
 import type { Handle, Request } from './handle';
-import { bytesToIp, formatCidr, ipFamily, ipToBytes, networkOf, parseCidr, type Cidr } from './ip';
+import { bytesToIp, canonicalIp, formatCidr, ipFamily, ipToBytes, networkOf, parseCidr, type Cidr } from './ip';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './libc';
 
 export const RTA_DST = 1;
@@ -142,7 +142,7 @@ function checkIp(field: string, ip: string, family: number): string {
   if (f !== family) {
     throw new InvalidArgumentError(`invalid route ${field} "${ip}": not of the destination's family (${family === AF_INET ? 'IPv4' : 'IPv6'})`);
   }
-  return ipToBytes(ip).length === 16 ? bytesToIp(ipToBytes(ip)) : ip;
+  return canonicalIp(ip);
 }
 
 /** fe80::/10: such a gateway means nothing without the link it is on. */
@@ -359,8 +359,8 @@ export function routeFamily(r: Route): number {
 /** Unset fields as the kernel fills them in, so a desired route compares equal to its read-back self. */
 function normalize(r: Route) {
   const dst = parseDst(r.dst, r.gw ?? r.src);
-  const gw = r.gw !== undefined ? (dst.family === AF_INET6 ? bytesToIp(ipToBytes(r.gw)) : r.gw) : undefined;
-  const src = r.src !== undefined ? (dst.family === AF_INET6 ? bytesToIp(ipToBytes(r.src)) : r.src) : undefined;
+  const gw = r.gw !== undefined && dst.family === AF_INET6 ? canonicalIp(r.gw) : r.gw;
+  const src = r.src !== undefined && dst.family === AF_INET6 ? canonicalIp(r.src) : r.src;
   const type = r.type ?? RTN_UNICAST;
   const onlink = r.onlink === true;
   return {

@@ -6,7 +6,7 @@ import {
 } from '../../dataplane/netlink/codec';
 import { NetlinkError } from '../../dataplane/netlink/errors';
 import { netnsAdd, netnsDelete, netnsExists, withNetns, netnsList } from '../../dataplane/netlink/netns';
-import { parseCidr, ipToBytes, bytesToIp, macToBytes, bytesToMac, networkOf } from '../../dataplane/netlink/ip';
+import { parseCidr, ipToBytes, bytesToIp, macToBytes, bytesToMac, networkOf, canonicalIp } from '../../dataplane/netlink/ip';
 import { useTestNetns, ipJson } from '../helpers/netns';
 import { uniqueName } from '../helpers/names';
 import { readlinkSync } from 'node:fs';
@@ -53,6 +53,9 @@ describe('ip helpers', () => {
     expect(ipToBytes('192.168.0.1')).toEqual(Buffer.from([192, 168, 0, 1]));
     expect(networkOf(parseCidr('10.1.2.3/20')).ip).toBe('10.1.0.0');
     expect(bytesToMac(macToBytes('0A:bc:00:11:22:33'))).toBe('0a:bc:00:11:22:33');
+    expect(canonicalIp('FD00:0:0::1')).toBe('fd00::1');
+    expect(canonicalIp('10.1.2.3')).toBe('10.1.2.3');
+    expect(() => canonicalIp('10.1.2')).toThrow(/invalid IP address/);
   });
 
   it.each(['10.0.0.0/33', '10.0.0/24', 'x/1', '10.0.0.0/', '::1/129', '10.0.0.0/-1'])('rejects %s', (s) => {
