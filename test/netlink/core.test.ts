@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { openHandle, withHandle, throwIfAny } from '../../dataplane/netlink/handle';
 import {
   encodeIfInfoMsg, decodeIfInfoMsg, parseAttrs, read, nla, attr, parseAttrList, encodeMessage, parseMessages,
-  RTM_GETLINK, RTM_NEWLINK, NLM_F_CREATE, NLM_F_EXCL,
+  RTM_GETLINK, RTM_NEWLINK, RTM_SETLINK, NLM_F_CREATE, NLM_F_EXCL,
 } from '../../dataplane/netlink/codec';
 import { NetlinkError } from '../../dataplane/netlink/errors';
 import { netnsAdd, netnsDelete, netnsExists, withNetns, netnsList } from '../../dataplane/netlink/netns';
@@ -12,6 +12,7 @@ import { uniqueName } from '../helpers/names';
 import { readlinkSync } from 'node:fs';
 
 const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
 const IFLA_LINKINFO = 18;
 const IFLA_INFO_KIND = 1;
 
@@ -116,9 +117,24 @@ describe('handle', () => {
     const h = openHandle({ netns: ns()[0] });
     try {
       const reqs = Array.from({ length: 3000 }, () => ({ type: RTM_GETLINK, body: encodeIfInfoMsg({ index: 1 }), op: 'link get lo' }));
-      // GETs answer with a message plus an ack; only the ack counts
+      // a GET in a batch is answered with the link itself, which the batch skips: only errors count
       const errs = h.batch(reqs);
       expect(errs.filter(Boolean)).toHaveLength(0);
+    } finally {
+      h.close();
+    }
+  });
+
+  it('attributes each failure to its own request when the batch takes more than one send', () => {
+    const h = openHandle({ netns: ns()[0] });
+    try {
+      // 10,000 messages of 40 bytes are 400 KB: more than one send (256 KB) holds
+      const setMtu = (index: number) => ({ type: RTM_SETLINK, body: Buffer.concat([encodeIfInfoMsg({ index }), nla.u32(IFLA_MTU, 65536)]), op: `link set ${index} mtu` });
+      const bad = new Set([0, 100, 7000, 9999]);
+      const reqs = Array.from({ length: 10_000 }, (_, i) => setMtu(bad.has(i) ? 99999 : 1));
+      expect(reqs.reduce((n, r) => n + 16 + r.body.length, 0)).toBeGreaterThan(256 << 10);
+      const errs = h.batch(reqs);
+      expect(errs.flatMap((e, i) => (e ? [[i, e.code]] : []))).toEqual([...bad].map((i) => [i, 'ENODEV']));
     } finally {
       h.close();
     }
