@@ -6,9 +6,8 @@
 // make a double allocation impossible.
 import { CniError, CNI_ERR } from '../cni/types';
 import { bytesToIp, ipToBytes, networkOf, parseCidr } from '../../dataplane/netlink/ip';
-import { openAgentDb } from './agent-db';
+import { agentDbPath, openAgentDb } from './agent-db';
 
-export const DEFAULT_IPAM_DB = '/var/lib/weft/agent.db';
 
 export type Allocation = {
   network: string;
@@ -50,7 +49,7 @@ export type IpamStore = {
 };
 
 export type IpamStoreOptions = {
-  /** Default /var/lib/weft/agent.db. */
+  /** Default: the agent's DB in the default state dir (/var/lib/weft/agent/agent.db). */
   path?: string;
   /** How long a write waits for another connection's lock (ms). */
   busyTimeoutMs?: number;
@@ -143,7 +142,7 @@ export function inSubnet(ip: string, range: SubnetRange): boolean {
 // ---- the store ----
 
 export function openIpamStore(opts: IpamStoreOptions = {}): IpamStore {
-  const path = opts.path ?? DEFAULT_IPAM_DB;
+  const path = opts.path ?? agentDbPath();
   const now = opts.now ?? Date.now;
   const db = openAgentDb(path, opts.busyTimeoutMs);
   db.exec(SCHEMA);

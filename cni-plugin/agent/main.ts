@@ -12,8 +12,8 @@
 //  - An unreachable controller changes nothing. The watch keeps the last
 //    topology it had and resumes from its revision; reconciles (periodic ones
 //    included) use that topology, never an empty one.
+import { agentDbPath } from './agent-db';
 import { decideTxChecksum } from './dataplane/checksum-policy';
-import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
@@ -38,8 +38,6 @@ import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
 import { loadRegistration, saveRegistration } from './registration-cache';
 import type { NetworkAttachment } from './types';
-
-export const AGENT_DB_FILE = 'agent.db';
 
 /** Without these the agent cannot build a working host network; the others are logged and fixed by the agent itself. */
 const FATAL_CHECKS = new Set(['kernel-vxlan', 'kernel-veth', 'kernel-bridge', 'underlay', 'ip-forward', 'iptables-restore']);
@@ -133,9 +131,9 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     log.info({ host: credentials.hostName, certExpiresAt: credentials.certExpiresAt.toISOString() }, 'cluster credentials ready');
     const wg = await ensureWireGuardKeys(config.stateDir);
 
-    const ipam: IpamStore = openIpamStore({ path: join(config.stateDir, AGENT_DB_FILE) });
+    const ipam: IpamStore = openIpamStore({ path: agentDbPath(config.stateDir) });
     undo.push(() => ipam.close());
-    const outbox: EndpointOutbox = openEndpointOutbox({ path: join(config.stateDir, AGENT_DB_FILE), log });
+    const outbox: EndpointOutbox = openEndpointOutbox({ path: agentDbPath(config.stateDir), log });
     undo.push(() => outbox.close());
 
     const metrics = createAgentMetrics({ hostName: config.hostName, version, outboxPending: () => outbox.pending().length });

@@ -14,14 +14,10 @@
 // sent may have been applied even if its answer was lost, and a release of an
 // endpoint the controller never had is a harmless no-op (released: false).
 import * as grpc from '@grpc/grpc-js';
-import { openAgentDb } from '../agent-db';
-import { DEFAULT_IPAM_DB } from '../ipam-store';
+import { agentDbPath, openAgentDb } from '../agent-db';
 import type { EndpointRecord, EndpointSink } from '../types';
 import { backoff, sleep, type BackoffOptions } from './backoff';
 import { type ControllerClient, type Log, grpcCode, isTransient, silentLog } from './client';
-
-/** The agent's state DB, shared with the address store (each owns its tables). */
-export const DEFAULT_AGENT_DB = DEFAULT_IPAM_DB;
 
 export type OutboxOp = 'register' | 'release';
 export type OutboxItem = { seq: number; op: OutboxOp; endpoint: EndpointRecord; queuedAt: number; attempts: number; lastError: string | null };
@@ -30,7 +26,7 @@ export type OutboxItem = { seq: number; op: OutboxOp; endpoint: EndpointRecord; 
 export type EndpointDelivery = Pick<ControllerClient, 'registerEndpoint' | 'releaseEndpoint'>;
 
 export type OutboxOptions = {
-  /** The agent's DB file; default DEFAULT_AGENT_DB. */
+  /** The agent's DB file; default: the agent's DB in the default state dir. */
   path?: string;
   log?: Log;
   backoff?: BackoffOptions;
@@ -96,7 +92,7 @@ export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
   const now = o.now ?? Date.now;
   const maxRefusals = Math.max(1, o.maxRefusals ?? 8);
   // An intent the CNI runtime was told about must survive a power cut: openAgentDb's synchronous=FULL.
-  const db = openAgentDb(o.path ?? DEFAULT_AGENT_DB);
+  const db = openAgentDb(o.path ?? agentDbPath());
   db.exec(SCHEMA);
 
   const q = {
