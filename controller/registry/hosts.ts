@@ -1,6 +1,6 @@
 // Host records at /weft/hosts/<name>: what other hosts need to reach this
 // one over the overlay. Subnets are not here; they live in the IPAM leases.
-import type { KeyValue, Store } from '../store/types';
+import type { Store } from '../store/types';
 import { CorruptRecordError, RecordNotFoundError, RegistryContentionError } from './errors';
 import { CAS_ATTEMPTS, num, parseRecord, str } from './json';
 import { HOSTS_PREFIX, hostKey, nameFromKey } from './keys';
@@ -48,15 +48,6 @@ export async function putHost(store: Store, h: HostRecord): Promise<{ revision: 
 export async function getHost(store: Store, name: string): Promise<(HostRecord & { modRevision: number }) | undefined> {
   const kv = await store.get(hostKey(name));
   return kv && { ...decodeHost(kv.key, kv.value), modRevision: kv.modRevision };
-}
-
-export async function listHosts(store: Store): Promise<{ hosts: HostRecord[]; revision: number }> {
-  const { kvs, revision } = await store.range(HOSTS_PREFIX);
-  return { hosts: decodeAll(kvs), revision };
-}
-
-function decodeAll(kvs: KeyValue[]): HostRecord[] {
-  return kvs.filter((kv) => nameFromKey(HOSTS_PREFIX, kv.key)).map((kv) => decodeHost(kv.key, kv.value));
 }
 
 /**

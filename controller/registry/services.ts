@@ -52,11 +52,6 @@ export async function putService(store: Store, s: ServiceRecord): Promise<{ revi
   return { revision, created: prev === undefined };
 }
 
-export async function getService(store: Store, name: string): Promise<ServiceRecord | undefined> {
-  const kv = await store.get(serviceKey(name));
-  return kv && decodeService(kv.key, kv.value);
-}
-
 export async function listServices(store: Store): Promise<{ services: ServiceRecord[]; revision: number }> {
   const { kvs, revision } = await store.range(SERVICES_PREFIX);
   return {
