@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { relative, resolve } from 'node:path';
-import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { certificateIdentity, type IdentityFn } from './api/identity';
@@ -21,7 +20,7 @@ import {
 } from './ipam';
 import { readClusterConfig } from './ipam/cluster-config';
 import { createMetrics, instrumentLeases, instrumentService } from './metrics';
-import { type Ca, ensureCa, reloadableServerCredentials, serverCertFor } from './pki';
+import { type Ca, caCertHash, ensureCa, reloadableServerCredentials, serverCertFor } from './pki';
 import { openStore, type Store } from './store/index';
 
 export type RunningController = {
@@ -219,11 +218,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
   return Promise.race([p, new Promise<never>((_, reject) => (t = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(t));
 }
 
-/** The pin an agent checks the controller's CA against before trusting it (kubeadm style: SHA-256 of the CA's public key). */
-export function caCertHash(ca: Ca): string {
-  return 'sha256:' + createHash('sha256').update(ca.cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
-}
-
 function announce(
   log: Logger,
   a: { config: ControllerConfig; id: string; ca: Ca; grpcPort: number; metricsPort: number; store: Store; version: string },
@@ -234,7 +228,7 @@ function announce(
   const dataDir = resolve(config.dataDir);
   const storeFlags = config.storeUrl.startsWith('sqlite:') ? `--data-dir ${dataDir}` : `--data-dir ${dataDir} --store ${config.storeUrl}`;
   const tokenCommand = `${selfCommand()} token create ${storeFlags}`;
-  const hash = caCertHash(a.ca);
+  const hash = caCertHash(a.ca.cert);
   log.info(
     {
       id: a.id, version: a.version, grpc: formatHostPort({ host: config.listen.host, port: a.grpcPort }), tls: config.tls,

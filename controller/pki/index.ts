@@ -1,4 +1,4 @@
-export { ensureCa, loadCa, CA_CERT_FILE, CA_KEY_FILE, type Ca, type EnsureCaOptions } from './ca';
+export { ensureCa, loadCa, caCertHash, CA_CERT_FILE, CA_KEY_FILE, type Ca, type EnsureCaOptions } from './ca';
 export { PkiError } from './errors';
 export { issueClientCert, issueServerCert, MAX_LEAF_TTL_DAYS, type IssuedCert, type ClientCertOptions, type ServerCertOptions } from './issue';
 export { serverCertFor, SERVER_CERT_FILE, SERVER_KEY_FILE, type ServerCertFiles, type ServerCertFilesOptions } from './serving';

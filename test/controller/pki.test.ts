@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { chmod, chown, copyFile, mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  caCertHash,
   callIdentity,
   clientCredentials,
   ensureCa,
@@ -63,6 +64,16 @@ describe('ensureCa', () => {
     // A client cert issued by one controller verifies on the other.
     const c = await issueClientCert(first, { host: 'h1', ttlDays: 1 });
     expect(identityFromPeerCert(shared, c.certPem)).toEqual({ ok: true, host: 'h1' });
+  });
+
+  it('pins the CA by the SHA-256 of its public key, the same from the PEM and from the parsed certificate', async () => {
+    const ca = await ensureCa(await freshDir());
+    const spki = ca.cert.publicKey.export({ type: 'spki', format: 'der' });
+    const want = 'sha256:' + createHash('sha256').update(spki).digest('hex');
+    expect(caCertHash(ca.cert)).toBe(want);
+    expect(caCertHash(ca.certPem)).toBe(want);
+    const other = await ensureCa(await freshDir());
+    expect(caCertHash(other.cert)).not.toBe(want);
   });
 
   it('refuses a key file readable by others', async () => {
