@@ -1,9 +1,8 @@
 // Datacenter records at /weft/datacenters/<dc>: how the datacenter is
 // reached from the others (gateways, their WAN endpoints and WireGuard keys).
 import type { Store } from '../store/types';
-import { CorruptRecordError } from './errors';
-import { parseRecord, strList } from './json';
-import { DATACENTERS_PREFIX, datacenterKey, nameFromKey } from './keys';
+import { deleteRecord, listNamed, parseNamedRecord, strList } from './json';
+import { DATACENTERS_PREFIX, datacenterKey } from './keys';
 
 export type DatacenterRecord = {
   name: string;
@@ -19,9 +18,7 @@ export function encodeDatacenter(d: DatacenterRecord): string {
 }
 
 export function decodeDatacenter(key: string, value: string): DatacenterRecord {
-  const r = parseRecord(key, value);
-  const name = nameFromKey(DATACENTERS_PREFIX, key);
-  if (!name || r.name !== name) throw new CorruptRecordError(key, `name ${JSON.stringify(r.name)} does not match the key`);
+  const { name, r } = parseNamedRecord(DATACENTERS_PREFIX, key, value);
   return { name, gateways: strList(r.gateways), wanEndpoints: strList(r.wanEndpoints), wgPublicKeys: strList(r.wgPublicKeys) };
 }
 
@@ -36,14 +33,10 @@ export async function getDatacenter(store: Store, name: string): Promise<Datacen
 }
 
 export async function listDatacenters(store: Store): Promise<{ datacenters: DatacenterRecord[]; revision: number }> {
-  const { kvs, revision } = await store.range(DATACENTERS_PREFIX);
-  return {
-    datacenters: kvs.filter((kv) => nameFromKey(DATACENTERS_PREFIX, kv.key)).map((kv) => decodeDatacenter(kv.key, kv.value)),
-    revision,
-  };
+  const { records, revision } = await listNamed(store, DATACENTERS_PREFIX, decodeDatacenter);
+  return { datacenters: records, revision };
 }
 
-export async function deleteDatacenter(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
-  const { deleted, revision } = await store.delete(datacenterKey(name));
-  return { deleted: deleted > 0, revision };
+export function deleteDatacenter(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
+  return deleteRecord(store, datacenterKey(name));
 }

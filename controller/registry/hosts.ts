@@ -1,9 +1,9 @@
 // Host records at /weft/hosts/<name>: what other hosts need to reach this
 // one over the overlay. Subnets are not here; they live in the IPAM leases.
 import type { Store } from '../store/types';
-import { CorruptRecordError, RecordNotFoundError, RegistryContentionError } from './errors';
-import { CAS_ATTEMPTS, num, parseRecord, str } from './json';
-import { HOSTS_PREFIX, hostKey, nameFromKey } from './keys';
+import { RecordNotFoundError, RegistryContentionError } from './errors';
+import { CAS_ATTEMPTS, deleteRecord, num, parseNamedRecord, str } from './json';
+import { HOSTS_PREFIX, hostKey } from './keys';
 
 export type HostRecord = {
   name: string;
@@ -25,9 +25,7 @@ export function encodeHost(h: HostRecord): string {
 }
 
 export function decodeHost(key: string, value: string): HostRecord {
-  const r = parseRecord(key, value);
-  const name = nameFromKey(HOSTS_PREFIX, key);
-  if (!name || r.name !== name) throw new CorruptRecordError(key, `name ${JSON.stringify(r.name)} does not match the key`);
+  const { name, r } = parseNamedRecord(HOSTS_PREFIX, key, value);
   return {
     name, underlayIp: str(r.underlayIp), vtepMac: str(r.vtepMac), rack: str(r.rack), datacenter: str(r.datacenter),
     wgPublicKey: str(r.wgPublicKey), agentVersion: str(r.agentVersion), lastHeartbeat: num(r.lastHeartbeat),
@@ -69,7 +67,6 @@ export async function touchHost(store: Store, name: string, now: number): Promis
   throw new RegistryContentionError(`host record of "${name}" kept changing under concurrent writers`);
 }
 
-export async function deleteHost(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
-  const { deleted, revision } = await store.delete(hostKey(name));
-  return { deleted: deleted > 0, revision };
+export function deleteHost(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
+  return deleteRecord(store, hostKey(name));
 }

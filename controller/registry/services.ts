@@ -1,9 +1,8 @@
 // Service records at /weft/services/<name>: what the ingress exposes and
 // which endpoints (by label selector) serve it.
 import type { Store } from '../store/types';
-import { CorruptRecordError } from './errors';
-import { num, parseRecord, str, strMap } from './json';
-import { SERVICES_PREFIX, nameFromKey, serviceKey } from './keys';
+import { deleteRecord, listNamed, num, parseNamedRecord, str, strMap } from './json';
+import { SERVICES_PREFIX, serviceKey } from './keys';
 
 export type ServicePortRecord = { name: string; port: number; targetPort: number; protocol: 'tcp' | 'http' };
 
@@ -26,9 +25,7 @@ export function encodeService(s: ServiceRecord): string {
 }
 
 export function decodeService(key: string, value: string): ServiceRecord {
-  const r = parseRecord(key, value);
-  const name = nameFromKey(SERVICES_PREFIX, key);
-  if (!name || r.name !== name) throw new CorruptRecordError(key, `name ${JSON.stringify(r.name)} does not match the key`);
+  const { name, r } = parseNamedRecord(SERVICES_PREFIX, key, value);
   const ports = Array.isArray(r.ports) ? r.ports : [];
   return {
     name,
@@ -53,14 +50,10 @@ export async function putService(store: Store, s: ServiceRecord): Promise<{ revi
 }
 
 export async function listServices(store: Store): Promise<{ services: ServiceRecord[]; revision: number }> {
-  const { kvs, revision } = await store.range(SERVICES_PREFIX);
-  return {
-    services: kvs.filter((kv) => nameFromKey(SERVICES_PREFIX, kv.key)).map((kv) => decodeService(kv.key, kv.value)),
-    revision,
-  };
+  const { records, revision } = await listNamed(store, SERVICES_PREFIX, decodeService);
+  return { services: records, revision };
 }
 
-export async function deleteService(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
-  const { deleted, revision } = await store.delete(serviceKey(name));
-  return { deleted: deleted > 0, revision };
+export function deleteService(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
+  return deleteRecord(store, serviceKey(name));
 }
