@@ -11,6 +11,7 @@ import { InvalidArgumentError } from './errors';
 import type { Handle, Request } from './handle';
 import { bytesToIp, bytesToMac, canonicalIp, ipFamily, ipToBytes, macToBytes } from './ip';
 import { AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC } from './libc';
+import { VNI_MAX } from './link';
 
 // neighbour states (include/uapi/linux/neighbour.h)
 export const NUD_NONE = 0x00;
@@ -45,7 +46,6 @@ export const NDA_IFINDEX = 8;
 export const NDA_MASTER = 9;
 
 const IFLA_MASTER = 10;
-const VNI_MAX = 0xffffff;
 
 /**
  * A neighbour or FDB entry, its fields mirroring the kernel's attributes.
@@ -233,8 +233,6 @@ export function fdbReplaceRequest(n: Neigh): Request {
   return writeRequest(n, 'replace', 'fdb', NLM_F_CREATE | NLM_F_REPLACE);
 }
 
-export const fdbSetRequest = fdbReplaceRequest;
-
 /** `bridge fdb add`: fails with EEXIST if the entry is already there. */
 export function fdbAddRequest(n: Neigh): Request {
   return writeRequest(n, 'add', 'fdb', NLM_F_CREATE | NLM_F_EXCL);
@@ -252,8 +250,6 @@ export function fdbAppend(h: Handle, n: Neigh): void {
 export function fdbReplace(h: Handle, n: Neigh): void {
   h.exec(fdbReplaceRequest(n));
 }
-
-export const fdbSet = fdbReplace;
 
 export function fdbAdd(h: Handle, n: Neigh): void {
   h.exec(fdbAddRequest(n));

@@ -351,11 +351,6 @@ export function routeGet(h: Handle, ip: string): Route {
   return r;
 }
 
-/** The family a route's destination belongs to. */
-export function routeFamily(r: Route): number {
-  return parseDst(r.dst, r.gw ?? r.src).family;
-}
-
 /** Unset fields as the kernel fills them in, so a desired route compares equal to its read-back self. */
 function normalize(r: Route) {
   const dst = parseDst(r.dst, r.gw ?? r.src);

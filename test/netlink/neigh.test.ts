@@ -6,7 +6,7 @@ import { AF_BRIDGE, AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
 import {
   neighSet, neighAdd, neighDel, neighList, neighEqual, neighKey, neighString,
   neighSetRequest, neighAddRequest, neighDelRequest,
-  fdbAppend, fdbReplace, fdbSet, fdbAdd, fdbDel, fdbList,
+  fdbAppend, fdbReplace, fdbAdd, fdbDel, fdbList,
   fdbAppendRequest, fdbReplaceRequest, fdbDelRequest,
   NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, NTF_SELF, NTF_MASTER,
   type Neigh,
@@ -155,9 +155,9 @@ describe('FDB of a VXLAN device', () => {
 
   it('is idempotent and moves an entry to a new dst', () => {
     const e = fdbOf(f, 'aa:bb:cc:00:01:02', '192.168.77.2');
-    fdbSet(f.h, e);
-    fdbSet(f.h, e);
-    fdbSet(f.h, { ...e, dst: '192.168.77.3' });
+    fdbReplace(f.h, e);
+    fdbReplace(f.h, e);
+    fdbReplace(f.h, { ...e, dst: '192.168.77.3' });
     expect(bridgeFdb(f.ns).map((x) => [x.mac, x.dst])).toEqual([['aa:bb:cc:00:01:02', '192.168.77.3']]);
   });
 
