@@ -155,8 +155,11 @@ export function instrumentService(
         };
         const emit = call.emit.bind(call);
         (call as { emit: unknown }).emit = (event: string, ...args: unknown[]) => {
-          if (event === 'error') audit(method, call, args[0] as Partial<grpc.StatusObject>);
-          if (event === 'error') closed(grpc.status[(args[0] as { code?: number })?.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN')();
+          if (event === 'error') {
+            const err = args[0] as Partial<grpc.StatusObject>;
+            audit(method, call, err);
+            closed(grpc.status[err?.code ?? grpc.status.UNKNOWN] ?? 'UNKNOWN')();
+          }
           return emit(event, ...args);
         };
         handler(call);
