@@ -107,23 +107,35 @@ export function installCni(paths: AgentPaths, network: string): string {
   return conflist;
 }
 
+/** The join command the controller printed, token filled in: the arguments after `weft` (`agent --server ...`). */
+export function joinArgs(agentCommand: string, token: string): string[] {
+  const args = agentCommand.replace('<token>', token).split(/\s+/);
+  if (args[0] !== 'weft' || args[1] !== 'agent') throw new Error(`unexpected join command: ${agentCommand}`);
+  return args.slice(1);
+}
+
+export type AgentOptions = {
+  /** appended to the command line */
+  extraArgs?: string[];
+  /** false: the default log level, as in production (default true: debug) */
+  debugLog?: boolean;
+};
+
 /**
  * `weft agent` in the host's namespace, started with the controller's join
  * command (token filled in) plus this host's name, rack, datacenter and
  * paths. Resolves once its CNI socket answers.
  */
-export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths: AgentPaths, token: string, extraArgs: string[] = []): Promise<Agent> {
-  const joinArgs = ctl.agentCommand.replace('<token>', token).split(/\s+/);
-  if (joinArgs[0] !== 'weft' || joinArgs[1] !== 'agent') throw new Error(`unexpected join command: ${ctl.agentCommand}`);
+export async function startAgent(lab: Lab, ctl: Controller, host: LabHost, paths: AgentPaths, token: string, opts: AgentOptions = {}): Promise<Agent> {
   const proc = lab.spawn(
     host.netns,
     process.execPath,
     [
-      WEFT, ...joinArgs.slice(1),
+      WEFT, ...joinArgs(ctl.agentCommand, token),
       '--host-name', host.name, '--rack', host.rack, '--datacenter', host.datacenter,
       '--state-dir', paths.stateDir, '--cni-socket', paths.socket,
-      '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT}`, '--log-level', 'debug',
-      ...extraArgs,
+      '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT}`, ...(opts.debugLog === false ? [] : ['--log-level', 'debug']),
+      ...(opts.extraArgs ?? []),
     ],
     { env: cleanEnv(), logFile: paths.logFile, cwd: ROOT },
   );

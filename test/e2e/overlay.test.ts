@@ -116,7 +116,7 @@ async function startAgentOn(h: LabHost, token: string, extraArgs: string[] = [])
   const paths = agentPaths(dir, h);
   // as on a real host: the plugin and its conflists go in next to the agent (idempotent on a restart)
   for (const n of Object.keys(NETWORKS)) installCni(paths, n);
-  const a = await startAgent(lab, ctl, h, paths, token, extraArgs);
+  const a = await startAgent(lab, ctl, h, paths, token, { extraArgs });
   agents.set(h.name, a);
   return a;
 }

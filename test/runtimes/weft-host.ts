@@ -17,8 +17,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { cleanEnv, createToken, tail, WEFT, ROOT } from '../e2e/cluster';
-import { readJsonLog } from '../e2e/traffic';
+import { cleanEnv, createToken, joinArgs, tail, WEFT, ROOT } from '../e2e/cluster';
+import { GiveUp, readJsonLog, waitFor } from '../e2e/traffic';
 import type { Sandbox } from './sandbox';
 
 export const UNDERLAY_DEV = 'wtul0';
@@ -83,18 +83,6 @@ async function stopDaemon(d: Daemon | undefined): Promise<void> {
   clearTimeout(t);
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false, ms: number, fail: () => string | undefined): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const problem = fail();
-    if (problem) throw new Error(`${what}: ${problem}`);
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** Starts controller and agent in the sandbox; files go under `dir`. The agent's CNI socket is `socket`. */
 export async function startWeftHost(sandbox: Sandbox, dir: string, socket: string): Promise<WeftHost> {
   const dataDir = join(dir, 'controller');
@@ -119,19 +107,19 @@ export async function startWeftHost(sandbox: Sandbox, dir: string, socket: strin
   try {
     controller = startDaemon(sandbox, ['controller', '--data-dir', dataDir, '--listen', CONTROLLER, '--metrics-listen', '127.0.0.1:7080'], controllerLog);
     const c = controller;
-    const joinLine = await until(
+    const joinLine = await waitFor(
       'the controller to print the join command',
-      () => (existsSync(controllerLog) ? readJsonLog(controllerLog).find((l) => typeof l.agentCommand === 'string') : undefined),
+      () => {
+        if (c.proc.exitCode !== null) throw new GiveUp(`the controller exited: ${tail(controllerLog)}`);
+        return readJsonLog(controllerLog).find((l) => typeof l.agentCommand === 'string');
+      },
       30_000,
-      () => (c.proc.exitCode !== null ? `controller exited: ${tail(controllerLog)}` : undefined),
+      100,
     );
-    const token = createToken(dataDir);
-    const joinArgs = (joinLine.agentCommand as string).replace('<token>', token).split(/\s+/);
-    if (joinArgs[0] !== 'weft' || joinArgs[1] !== 'agent') throw new Error(`unexpected join command: ${joinLine.agentCommand as string}`);
     agent = startDaemon(
       sandbox,
       [
-        ...joinArgs.slice(1),
+        ...joinArgs(joinLine.agentCommand as string, createToken(dataDir)),
         '--host-name', 'wtrthost', '--rack', 'r1', '--datacenter', 'dc1', '--underlay-ip', UNDERLAY_IP,
         '--state-dir', stateDir, '--cni-socket', socket, '--metrics-listen', '127.0.0.1:7081', '--log-level', 'debug',
       ],
@@ -139,8 +127,14 @@ export async function startWeftHost(sandbox: Sandbox, dir: string, socket: strin
     );
     const a = agent;
     // The socket listens only after the host network (bridge, gateway) is ensured.
-    await until('the agent to serve its CNI socket', () => existsSync(socket), 30_000, () =>
-      a.proc.exitCode !== null ? `agent exited: ${tail(agentLog)}` : undefined,
+    await waitFor(
+      'the agent to serve its CNI socket',
+      () => {
+        if (a.proc.exitCode !== null) throw new GiveUp(`the agent exited: ${tail(agentLog)}`);
+        return existsSync(socket);
+      },
+      30_000,
+      100,
     );
     const addrs = JSON.parse(ip(['-j', '-4', 'addr', 'show', 'dev', BRIDGE])) as { addr_info: { local: string; prefixlen: number }[] }[];
     gw = addrs[0]?.addr_info[0];

@@ -1,7 +1,8 @@
 // A real weft cluster inside a lab, for the benchmarks that measure what a
 // runtime sees: `weft controller` in the lab's controller namespace, one
 // `weft agent` per chosen host (joined with a bootstrap token and the join
-// command the controller prints, as an operator would; test/e2e/cluster.ts), and the CNI shim exec'd with the environment and
+// command the controller prints, as an operator would; both started by
+// test/e2e/cluster.ts), and the CNI shim exec'd with the environment and
 // stdin a runtime gives it, from inside the host's namespace.
 //
 // Everything the cluster writes lives in the dir it is given (benchDir in
@@ -11,35 +12,23 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { withNetns } from '../../../dataplane/netlink/netns';
-import { cleanEnv, createToken, startController } from '../../e2e/cluster';
+import { agentPaths, createToken, ROOT, startAgent, startController, WEFT, type Agent } from '../../e2e/cluster';
+import { SHIM } from '../../e2e/cni';
+import { GiveUp, waitFor } from '../../e2e/traffic';
 import type { Lab, LabHost, LabProcess } from '../../lab/lab';
 
-export const ROOT = join(import.meta.dirname, '..', '..', '..');
-export const WEFT = join(ROOT, 'dist', 'weft.mjs');
-export const SHIM = join(ROOT, 'dist', 'weft-cni');
+export { SHIM };
 export const REF_CNI_DIR = '/usr/lib/cni';
 /** The network a fresh controller creates (controller/ipam/cluster-config.ts): VNI 1, so weft.vx1 and weft.br1. */
 export const WEFT_NETWORK = 'default';
 export const WEFT_VXLAN = 'weft.vx1';
 export const WEFT_BRIDGE = 'weft.br1';
 
-export type Agent = { host: LabHost; socket: string; stateDir: string; logFile: string; proc: LabProcess };
 export type Cluster = { dir: string; controller: LabProcess; agents: Map<string, Agent> };
 
 export function requireBuild(): void {
   for (const f of [WEFT, SHIM]) if (!existsSync(f)) throw new Error(`${f} is missing: run npm run build (npm run bench does)`);
-}
-
-async function until<T>(what: string, ms: number, probe: () => T | undefined | false, diag?: () => string): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${diag ? `\n${diag()}` : ''}`);
-    await sleep(50);
-  }
 }
 
 const tail = (file: string, n = 4000) => (existsSync(file) ? readFileSync(file, 'utf8').slice(-n) : '(no log)');
@@ -48,27 +37,18 @@ export async function startCluster(lab: Lab, hosts: LabHost[], dir: string): Pro
   requireBuild();
   // the controller as an operator starts it; its start-up log carries the join command with the CA pin
   const controller = await startController(lab, join(dir, 'controller'), join(dir, 'controller.log'));
-  const agents = new Map<string, Agent>();
-  for (const host of hosts) {
-    const token = createToken(controller.dataDir);
-    const stateDir = join(dir, `agent-${host.name}`);
-    const socket = join(dir, `agent-${host.name}.sock`);
-    const logFile = join(dir, `agent-${host.name}.log`);
-    const joinArgs = controller.agentCommand.replace('<token>', token).split(/\s+/);
-    if (joinArgs[0] !== 'weft' || joinArgs[1] !== 'agent') throw new Error(`unexpected join command: ${controller.agentCommand}`);
-    // default log level and resync interval: the agent as it runs in production
-    const proc = lab.spawn(host.netns, process.execPath, [
-      WEFT, ...joinArgs.slice(1), '--host-name', host.name, '--rack', host.rack, '--datacenter', host.datacenter,
-      '--state-dir', stateDir, '--cni-socket', socket, '--metrics-listen', '127.0.0.1:7081',
-    ], { env: cleanEnv(), logFile, cwd: ROOT });
-    agents.set(host.name, { host, socket, stateDir, logFile, proc });
-  }
+  // default log level and resync interval: the agent as it runs in production
+  const started = await Promise.all(hosts.map((host) =>
+    startAgent(lab, controller, host, agentPaths(dir, host), createToken(controller.dataDir), { debugLog: false })));
+  const agents = new Map(started.map((a) => [a.host.name, a]));
   // ready = the CNI STATUS verb (1.1.0 and later) succeeds through the shim: socket up, subnet leased, bridge made
   for (const a of agents.values()) {
-    await until(`agent on ${a.host.name} to be ready`, 30_000, () => {
-      if (a.proc.exited) throw new Error(`agent on ${a.host.name} exited:\n${tail(a.logFile)}`);
-      return existsSync(a.socket) && cniExec(a.host.netns, SHIM, { command: 'STATUS', cniPath: shimPath() }, weftConf(a.socket, '1.1.0')).status === 0;
-    }, () => tail(a.logFile));
+    await waitFor(`agent on ${a.host.name} to be ready`, () => {
+      if (a.proc.exited) throw new GiveUp(`agent on ${a.host.name} exited:\n${tail(a.logFile)}`);
+      return cniExec(a.host.netns, SHIM, { command: 'STATUS', cniPath: shimPath() }, weftConf(a.socket, '1.1.0')).status === 0;
+    }, 30_000, 50).catch((e: Error) => {
+      throw e instanceof GiveUp ? e : new Error(`${e.message}\n${tail(a.logFile)}`);
+    });
   }
   return { dir, controller: controller.proc, agents };
 }
