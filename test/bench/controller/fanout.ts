@@ -6,7 +6,6 @@
 // returned; otherwise the run fails.
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +13,7 @@ import { controllerClientConstructor } from '../../../controller/api/proto';
 import { saveClusterConfig } from '../../../controller/ipam';
 import { clientCredentials, ensureCa, issueClientCert, type Ca } from '../../../controller/pki';
 import { openSqliteStore } from '../../../controller/store/sqlite';
+import { freePort } from '../../helpers/ports';
 import { startChild, stopChild, tempDir, removeDir } from './procs';
 import { channelOptions, hostRequest, type Arrival, type FromChild, type Mode, type ToChild } from './protocol';
 
@@ -49,17 +49,6 @@ export type FanoutResult = {
 };
 
 const WEFT = join(root, 'dist', 'weft.mjs');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
