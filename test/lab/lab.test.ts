@@ -2,13 +2,14 @@
 // by sending packets through it, and teardown by listing what the kernel has.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLab, withLab, type Lab, type LabSpec } from './lab';
 import { statePath } from './state';
 import { planLab, planLinkNames } from './plan';
+import { listNetns } from './run';
 import { processAlive } from '../helpers/process';
 
 let seq = 0;
@@ -28,11 +29,7 @@ function spec(name: string): LabSpec {
 const OUR_PREFIX = `wt-t${process.pid.toString(36)}-`;
 
 function netnsList(): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0])
-    .filter(Boolean)
-    .sort();
+  return listNetns().sort();
 }
 
 function ourNetns(): string[] {
@@ -369,6 +366,7 @@ describe('npm run lab', () => {
       expect(pingOut.status, pingOut.stderr).toBe(0);
       expect(cli('status').stdout).toMatch(new RegExp(`${name}: ready, 7/7 namespaces`));
     } finally {
+      rmSync(dir, { recursive: true, force: true });
       const down = cli('down', name);
       expect(down.status, down.stderr).toBe(0);
     }
