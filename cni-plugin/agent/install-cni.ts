@@ -16,6 +16,7 @@ import { closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, ope
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkName } from '../../controller/api/validate';
+import { loadCommandConfig } from '../../controller/command';
 import { ConfigError, readSources, type OptionSpec, type Raw } from '../../controller/config-sources';
 import { DEFAULT_AGENT_SOCKET, DEFAULT_NETWORK } from '../cni/parse';
 import { SUPPORTED_VERSIONS } from '../cni/types';
@@ -209,18 +210,9 @@ Files are replaced atomically; running it again with the same flags changes noth
 `;
 
 export async function installCniCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  let o: InstallCniOptions;
-  try {
-    o = parseInstallCniArgs(argv, process.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`weft install-cni: ${err.message}\n`);
-    return 2;
-  }
+  const loaded = loadCommandConfig('install-cni', argv, HELP, () => parseInstallCniArgs(argv, process.env));
+  if ('exit' in loaded) return loaded.exit;
+  const o = loaded.config;
   try {
     const r = installCni(o);
     const said = (f: { path: string; changed: boolean }) => `${f.changed ? 'wrote' : 'unchanged'} ${f.path}`;
