@@ -11,7 +11,7 @@
 import { CONFIG_KEY, LEASES_PREFIX, decodeLeaseRecord, parseLeaseKey } from '../ipam/records';
 import { type ClusterConfig, defaultClusterConfig, validateClusterConfig } from '../ipam';
 import { formatCidr } from '../ipam/subnets';
-import { type HostRecord, decodeHost, hostTopologyEqual } from '../registry/hosts';
+import { type HostRecord, decodeHost } from '../registry/hosts';
 import { HOSTS_PREFIX, nameFromKey } from '../registry/keys';
 import type { ClusterConfigMsg, Host, HostSubnet, TopologyEvent } from './proto';
 import type { KeyChange } from './watch-core';
@@ -91,13 +91,11 @@ function project(s: TopologyState, name: string): Host | undefined {
   return h && hostMessage(h, subnetsOf(s, name));
 }
 
-/** Equal for the overlay: ignores last_heartbeat_unix_ms and lease expiry. */
-export function hostTopologyMessageEqual(a: Host, b: Host): boolean {
-  const rec = (h: Host): HostRecord => ({
-    name: h.name, underlayIp: h.underlay_ip, vtepMac: h.vtep_mac, rack: h.rack, datacenter: h.datacenter,
-    wgPublicKey: h.wg_public_key, agentVersion: h.agent_version, lastHeartbeat: 0,
-  });
-  return hostTopologyEqual(rec(a), rec(b)) && a.subnets.length === b.subnets.length &&
+/** Equal for the overlay: every field but last_heartbeat_unix_ms, and the subnets but their expiry. */
+function hostTopologyMessageEqual(a: Host, b: Host): boolean {
+  return a.name === b.name && a.underlay_ip === b.underlay_ip && a.vtep_mac === b.vtep_mac && a.rack === b.rack &&
+    a.datacenter === b.datacenter && a.wg_public_key === b.wg_public_key && a.agent_version === b.agent_version &&
+    a.subnets.length === b.subnets.length &&
     a.subnets.every((x, i) => x.network === b.subnets[i].network && x.subnet === b.subnets[i].subnet);
 }
 

@@ -32,12 +32,6 @@ export function decodeHost(key: string, value: string): HostRecord {
   };
 }
 
-/** Everything but lastHeartbeat equal: the change is news to the overlay, not just a sign of life. */
-export function hostTopologyEqual(a: HostRecord, b: HostRecord): boolean {
-  return a.name === b.name && a.underlayIp === b.underlayIp && a.vtepMac === b.vtepMac && a.rack === b.rack &&
-    a.datacenter === b.datacenter && a.wgPublicKey === b.wgPublicKey && a.agentVersion === b.agentVersion;
-}
-
 export async function putHost(store: Store, h: HostRecord): Promise<{ revision: number }> {
   const { revision } = await store.put(hostKey(h.name), encodeHost(h));
   return { revision };
