@@ -9,7 +9,7 @@ import {
   decodeIfAddrMsg, encodeIfAddrMsg, nla, parseAttrs, read,
   IFADDRMSG_LEN, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from './codec';
-import { InvalidArgumentError } from './errors';
+import { checkIntRange, InvalidArgumentError } from './errors';
 import type { Handle, Request } from './handle';
 import { bytesToIp, formatCidr, ipToBytes, networkOf, parseCidr, type Cidr } from './ip';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './libc';
@@ -70,16 +70,8 @@ type Checked = {
   broadcast?: string;
 };
 
-function checkU8(field: string, v: number | undefined): void {
-  if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 255)) {
-    throw new InvalidArgumentError(`invalid address ${field} ${v} (must be between 0 and 255)`);
-  }
-}
-
 function checkAddr(a: AddrSpec): Checked {
-  if (!(Number.isInteger(a.linkIndex) && a.linkIndex > 0 && a.linkIndex <= 0x7fffffff)) {
-    throw new InvalidArgumentError(`invalid address linkIndex ${a.linkIndex} (must be between 1 and ${0x7fffffff})`);
-  }
+  checkIntRange('address linkIndex', a.linkIndex, 1, 0x7fffffff);
   if (typeof a.cidr !== 'string') throw new InvalidArgumentError('address cidr is required');
   const local = parseCidr(a.cidr);
   if (a.family !== undefined && a.family !== local.family) {
@@ -90,10 +82,8 @@ function checkAddr(a: AddrSpec): Checked {
     peer = parseCidr(a.peer);
     if (peer.family !== local.family) throw new InvalidArgumentError(`address peer "${a.peer}" is not of the same family as "${a.cidr}"`);
   }
-  checkU8('scope', a.scope);
-  if (a.flags !== undefined && !(Number.isInteger(a.flags) && a.flags >= 0 && a.flags <= 0xffffffff)) {
-    throw new InvalidArgumentError(`invalid address flags ${a.flags} (must be between 0 and ${0xffffffff})`);
-  }
+  if (a.scope !== undefined) checkIntRange('address scope', a.scope, 0, 255);
+  if (a.flags !== undefined) checkIntRange('address flags', a.flags, 0, 0xffffffff);
   if (a.label !== undefined) {
     if (local.family !== AF_INET) throw new InvalidArgumentError('address label is only supported for IPv4');
     if (a.label.length === 0 || Buffer.byteLength(a.label) >= IFNAMSIZ) {

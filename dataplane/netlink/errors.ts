@@ -45,3 +45,10 @@ export class InvalidArgumentError extends Error {
     this.name = 'InvalidArgumentError';
   }
 }
+
+/** An integer between min and max, or an InvalidArgumentError naming the field: `invalid MTU 67 (must be between 68 and 65535)`. */
+export function checkIntRange(field: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new InvalidArgumentError(`invalid ${field} ${String(v)} (must be between ${min} and ${max})`);
+  }
+}

@@ -7,7 +7,7 @@ import {
   IFINFOMSG_LEN, NLM_F_CREATE, NLM_F_EXCL, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_SETLINK,
   type Message,
 } from './codec';
-import { InvalidArgumentError, NetlinkError } from './errors';
+import { checkIntRange, InvalidArgumentError, NetlinkError } from './errors';
 import type { Handle, Request } from './handle';
 import { bytesToIp, bytesToMac, canonicalIp, ipFamily, ipToBytes, macToBytes } from './ip';
 import { AF_INET, AF_UNSPEC } from './libc';
@@ -146,12 +146,6 @@ function validated<T extends LinkSpec>(spec: T): T {
 
 // ---- validation: everything is checked before the kernel sees a byte ----
 
-function checkInt(field: string, v: unknown, min: number, max: number): void {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new InvalidArgumentError(`invalid ${field} ${String(v)} (must be between ${min} and ${max})`);
-  }
-}
-
 /** The kernel's dev_valid_name(): at most IFNAMSIZ-1 bytes, no '/', ':' or whitespace, not '.' or '..'. */
 export function validateLinkName(name: unknown, field = 'link name'): void {
   const ok =
@@ -167,15 +161,15 @@ export function validateLinkName(name: unknown, field = 'link name'): void {
 }
 
 export function validateMtu(mtu: unknown): void {
-  checkInt('MTU', mtu, MTU_MIN, MTU_MAX);
+  checkIntRange('MTU', mtu, MTU_MIN, MTU_MAX);
 }
 
 export function validateVni(vni: unknown): void {
-  checkInt('VNI', vni, 0, VNI_MAX);
+  checkIntRange('VNI', vni, 0, VNI_MAX);
 }
 
 function validateIndex(field: string, index: unknown): void {
-  checkInt(field, index, 1, 0x7fffffff);
+  checkIntRange(field, index, 1, 0x7fffffff);
 }
 
 /** A MAC the kernel accepts as a device address: six octets, unicast, not all zero. */
@@ -215,8 +209,8 @@ export function validateLinkSpec(spec: LinkSpec): void {
       return;
     case 'vxlan':
       validateVni(spec.vni);
-      checkInt('port', spec.port, 1, 65535);
-      if (spec.ttl !== undefined) checkInt('TTL', spec.ttl, 0, 255);
+      checkIntRange('port', spec.port, 1, 65535);
+      if (spec.ttl !== undefined) checkIntRange('TTL', spec.ttl, 0, 255);
       if (spec.dev !== undefined) validateIndex('underlay device index', spec.dev);
       if (spec.local !== undefined) {
         try {
@@ -483,7 +477,7 @@ export function linkSetNoMasterRequest(ref: LinkRef): Request {
 
 /** Moving needs the target namespace open: pass its fd (see withNetnsFd), open until the request is sent. */
 export function linkSetNetnsFdRequest(ref: LinkRef, netnsFd: number, label = `fd ${netnsFd}`): Request {
-  checkInt('netns fd', netnsFd, 0, 0x7fffffff);
+  checkIntRange('netns fd', netnsFd, 0, 0x7fffffff);
   return setRequest(ref, `netns ${label}`, {}, [nla.u32(IFLA_NET_NS_FD, netnsFd)]);
 }
 

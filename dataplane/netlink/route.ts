@@ -3,7 +3,7 @@ import {
   decodeRtMsg, encodeRtMsg, nla, parseAttrs, read,
   NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, RTMSG_LEN, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE,
 } from './codec';
-import { InvalidArgumentError } from './errors';
+import { checkIntRange, InvalidArgumentError } from './errors';
 import type { Handle, Request } from './handle';
 import { bytesToIp, canonicalIp, formatCidr, ipFamily, ipToBytes, networkOf, parseCidr, type Cidr } from './ip';
 import { AF_INET, AF_INET6, AF_UNSPEC } from './libc';
@@ -99,10 +99,9 @@ type Checked = {
 
 const U32_MAX = 0xffffffff;
 
+/** Unset fields are the kernel's to fill in; set ones must be in range. */
 function checkInt(field: string, v: number | undefined, min: number, max: number): void {
-  if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
-    throw new InvalidArgumentError(`invalid route ${field} ${v} (must be between ${min} and ${max})`);
-  }
+  if (v !== undefined) checkIntRange(`route ${field}`, v, min, max);
 }
 
 /** 'default' is the IPv4 default unless the gateway or source says IPv6. */
