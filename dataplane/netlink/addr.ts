@@ -136,7 +136,7 @@ function encode(c: Checked, forDelete: boolean): Buffer {
 
 function describe(verb: string, c: Checked): string {
   const peer = c.peer ? ` peer ${formatCidr(c.peer)}` : '';
-  return `addr ${verb} ${formatCidr({ ip: c.local.ip, prefixLen: c.peer ? c.prefixLen : c.local.prefixLen })}${peer} dev #${c.linkIndex}`;
+  return `addr ${verb} ${formatCidr({ ip: c.local.ip, prefixLen: c.prefixLen })}${peer} dev #${c.linkIndex}`;
 }
 
 export function addrAddRequest(a: AddrSpec): Request {
