@@ -232,7 +232,7 @@ describe('route', () => {
 
     const kernel = routes(n, 'proto', '119');
     expect(kernel).toHaveLength(1000);
-    expect(new Set(kernel.map((x) => x.dst))).toEqual(new Set(desired.map((d) => d.dst.replace('/24', '/24'))));
+    expect(new Set(kernel.map((x) => x.dst))).toEqual(new Set(desired.map((d) => d.dst)));
     expect(kernel.every((x) => x.flags.includes('onlink') && x.dev === VXLAN)).toBe(true);
 
     // what reconcile relies on: listing gives back exactly the desired set, route for route
@@ -337,6 +337,5 @@ describe('route helpers', () => {
     expect(routeString({ dst: '10.244.1.0/24', gw: '10.99.0.2', linkIndex: 4, onlink: true, protocol: RTPROT_WEFT, table: 254 }))
       .toBe('10.244.1.0/24 via 10.99.0.2 dev #4 table 254 proto weft onlink');
     expect(routeString({ dst: '10.80.0.0/24', type: RTN_BLACKHOLE, priority: 5 })).toBe('type 6 10.80.0.0/24 metric 5');
-    expect(AF_INET).not.toBe(AF_INET6);
   });
 });
