@@ -2,7 +2,7 @@
 // news to the overlay (a HOST_PUT) and which are only signs of life.
 import { describe, expect, it } from 'vitest';
 import { topologyChanges, topologyFromKvs } from '../../controller/api/topology';
-import { encodeLeaseRecord, leaseKey } from '../../controller/ipam/records';
+import { CONFIG_KEY, encodeLeaseRecord, leaseKey } from '../../controller/ipam/records';
 import { parseCidr } from '../../controller/ipam/subnets';
 import { type HostRecord, encodeHost } from '../../controller/registry/hosts';
 import { hostKey } from '../../controller/registry/keys';
@@ -49,5 +49,22 @@ describe('topologyChanges', () => {
     const s = start();
     expect(topologyChanges(s, 10, [{ key: lease }])).toMatchObject([{ kind: 'HOST_PUT', hosts: [{ name: 'h1', subnets: [] }] }]);
     expect(topologyChanges(s, 11, [{ key: hostKey('h1') }])).toMatchObject([{ kind: 'HOST_DELETE', host_name: 'h1' }]);
+  });
+
+  it('sends CONFIG for a new config only: not for the same one written again, nor for one that does not validate', () => {
+    const s = start();
+    const config = { networks: [{ name: 'default', vni: 1, cidr: '10.244.0.0/16', hostPrefixLength: 24 }, { name: 'blue', vni: 2, cidr: '10.250.0.0/16', hostPrefixLength: 24 }], leaseTtlSeconds: 30 };
+    const [ev] = topologyChanges(s, 10, [{ key: CONFIG_KEY, after: JSON.stringify(config) }]);
+    expect(ev).toMatchObject({ revision: 10, kind: 'CONFIG', config: { networks: [{ name: 'default' }, { name: 'blue' }], lease_ttl_seconds: 30 } });
+    expect(topologyChanges(s, 11, [{ key: CONFIG_KEY, after: JSON.stringify(config) }])).toEqual([]);
+    expect(topologyChanges(s, 12, [{ key: CONFIG_KEY, after: '{"networks": "oops"}' }])).toEqual([]);
+    expect(topologyChanges(s, 13, [{ key: CONFIG_KEY, after: JSON.stringify({ ...config, mtu: 1400 }) }])).toMatchObject([{ kind: 'CONFIG', config: { mtu: 1400 } }]);
+    // A config and a host change in one revision: one SNAPSHOT; after it, the config is no news.
+    const [snap] = topologyChanges(s, 14, [
+      { key: CONFIG_KEY, after: JSON.stringify({ ...config, mtu: 1300 }) },
+      { key: hostKey('h1'), after: encodeHost({ ...host, rack: 'r9' }) },
+    ]);
+    expect(snap).toMatchObject({ kind: 'SNAPSHOT', config: { mtu: 1300 }, hosts: [{ rack: 'r9' }] });
+    expect(topologyChanges(s, 15, [{ key: CONFIG_KEY, after: JSON.stringify({ ...config, mtu: 1300 }) }])).toEqual([]);
   });
 });
