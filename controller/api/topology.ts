@@ -26,9 +26,8 @@ export type TopologyState = {
   leases: Map<string, LeaseInfo>;
   leasesByHost: Map<string, Set<string>>;
   config: ClusterConfigMsg;
-  /** What the clients have, per host: the last host message sent (or in the snapshot). */
+  /** What the clients have, per host: the last host message sent (or in the snapshot). The clients always have `config`. */
   sent: Map<string, Host>;
-  sentConfig: string;
 };
 
 export function configMessage(c: ClusterConfig): ClusterConfigMsg {
@@ -131,14 +130,13 @@ function setHost(s: TopologyState, key: string, value: string | undefined): stri
 export function topologyFromKvs(kvs: Map<string, string>): TopologyState {
   const s: TopologyState = {
     hosts: new Map(), leases: new Map(), leasesByHost: new Map(),
-    config: decodeConfig(kvs.get(CONFIG_KEY), undefined), sent: new Map(), sentConfig: '',
+    config: decodeConfig(kvs.get(CONFIG_KEY), undefined), sent: new Map(),
   };
   for (const [key, value] of kvs) {
     if (key.startsWith(HOSTS_PREFIX)) setHost(s, key, value);
     else if (key.startsWith(LEASES_PREFIX)) setLease(s, key, value);
   }
   for (const name of s.hosts.keys()) s.sent.set(name, project(s, name)!);
-  s.sentConfig = JSON.stringify(s.config);
   return s;
 }
 
@@ -156,7 +154,6 @@ export function topologySnapshot(s: TopologyState, revision: number): TopologyEv
 function resend(s: TopologyState, revision: number): TopologyEvent {
   const snap = topologySnapshot(s, revision);
   s.sent = new Map(snap.hosts.map((h) => [h.name, h]));
-  s.sentConfig = JSON.stringify(s.config);
   return snap;
 }
 
@@ -169,10 +166,17 @@ function resend(s: TopologyState, revision: number): TopologyEvent {
  */
 export function topologyChanges(s: TopologyState, revision: number, changes: KeyChange[]): TopologyEvent[] {
   const touched = new Set<string>();
+  // Every call ends with the clients holding s.config, so a config change is judged against the config before this revision.
+  let configBefore: string | undefined;
   for (const c of changes) {
-    if (c.key === CONFIG_KEY) s.config = decodeConfig(c.after, s.config);
-    else if (c.key.startsWith(HOSTS_PREFIX)) setHost(s, c.key, c.after).forEach((h) => touched.add(h));
-    else if (c.key.startsWith(LEASES_PREFIX)) setLease(s, c.key, c.after).forEach((h) => touched.add(h));
+    if (c.key === CONFIG_KEY) {
+      configBefore ??= JSON.stringify(s.config);
+      s.config = decodeConfig(c.after, s.config);
+    } else if (c.key.startsWith(HOSTS_PREFIX)) {
+      setHost(s, c.key, c.after).forEach((h) => touched.add(h));
+    } else if (c.key.startsWith(LEASES_PREFIX)) {
+      setLease(s, c.key, c.after).forEach((h) => touched.add(h));
+    }
   }
   const puts: Host[] = [];
   const deletes: string[] = [];
@@ -185,12 +189,10 @@ export function topologyChanges(s: TopologyState, revision: number, changes: Key
       puts.push(now);
     }
   }
-  const config = JSON.stringify(s.config);
-  const configChanged = config !== s.sentConfig;
+  const configChanged = configBefore !== undefined && JSON.stringify(s.config) !== configBefore;
   const kinds = (puts.length > 0 ? 1 : 0) + deletes.length + (configChanged ? 1 : 0);
   if (kinds === 0) return [];
   if (kinds > 1) return [resend(s, revision)];
-  s.sentConfig = config;
   for (const h of puts) s.sent.set(h.name, h);
   for (const n of deletes) s.sent.delete(n);
   if (puts.length > 0) return [{ revision, kind: 'HOST_PUT', hosts: puts, host_name: '', config: null }];
