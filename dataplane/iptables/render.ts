@@ -72,9 +72,12 @@ function renderTable(table: string, cur: SavedTable, desired: RuleSet, jumpsFrom
     if (hook) inserts.push(`-I ${b} 1 -j ${hook.to}`);
   }
   // Someone else's chain jumping into a chain we are about to delete would make -X fail.
-  for (const r of cur.rules) {
-    if (builtins.has(r.chain) || isWeftChain(r.chain)) continue;
-    if (staleSet.has(ruleTarget(r.spec) ?? '')) deletes.push(`-D ${r.chain} ${r.spec}`);
+  // Only then are others' rules read: a host with kube-proxy has tens of thousands.
+  if (staleSet.size > 0) {
+    for (const r of cur.rules) {
+      if (builtins.has(r.chain) || isWeftChain(r.chain)) continue;
+      if (staleSet.has(ruleTarget(r.spec) ?? '')) deletes.push(`-D ${r.chain} ${r.spec}`);
+    }
   }
 
   if (changed.length === 0 && stale.length === 0 && deletes.length === 0 && inserts.length === 0) return [];
@@ -98,6 +101,7 @@ export function renderRestore(current: SavedState, desired: RuleSet, opts: Rende
   const names = new Set<string>([...desired.chains.map((c) => c.table), ...desired.hooks.map((h) => h.table)]);
   // Tables weft does not want anything in may still hold its leftovers.
   for (const [t, st] of Object.entries(current)) {
+    if (names.has(t)) continue;
     if (st.chains.some(isWeftChain) || st.rules.some((r) => isWeftChain(ruleTarget(r.spec) ?? ''))) names.add(t);
   }
   const only = opts.tables ? new Set(opts.tables) : undefined;
