@@ -14,7 +14,7 @@
 // certificate, and only then opens the gRPC channel trusting that CA alone;
 // the token travels only over a channel verified against it.
 import {
-  X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
+  X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
 } from 'node:crypto';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -24,6 +24,7 @@ import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor, type JoinRequest, type JoinResponse } from '../../../controller/api/proto';
 import { clientCredentials } from '../../../controller/pki/grpc';
 import { createExclusive, replaceAtomic } from '../../../controller/pki/files';
+import { caCertHash } from '../../../controller/pki/ca';
 import { HOST_URI_PREFIX } from '../../../controller/pki/names';
 
 export const DEFAULT_STATE_DIR = '/var/lib/weft/agent';
@@ -53,12 +54,8 @@ export class IdentityError extends Error {
 
 const PIN_RE = /^sha256:([0-9a-f]{64})$/;
 
-/** kubeadm's --discovery-token-ca-cert-hash: "sha256:" + hex SHA-256 of the CA's SubjectPublicKeyInfo (DER). */
-export function caCertHash(caPem: string | X509Certificate): string {
-  const cert = typeof caPem === 'string' ? new X509Certificate(caPem) : caPem;
-  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
-  return 'sha256:' + createHash('sha256').update(spki).digest('hex');
-}
+// The pin the controller prints and the agent checks: one definition, in the PKI.
+export { caCertHash };
 
 export function parseCaCertHash(pin: string): string {
   const p = typeof pin === 'string' ? pin.trim().toLowerCase() : '';
