@@ -9,7 +9,7 @@ import { ensureTxChecksumOff, EthtoolError } from '../../../dataplane/ethtool';
 import { addrDel, addrList, addrReplace, type Addr } from '../../../dataplane/netlink/addr';
 import { InvalidArgumentError, isErrno } from '../../../dataplane/netlink/errors';
 import type { Handle } from '../../../dataplane/netlink/handle';
-import { bytesToIp, formatCidr, ipFamily, ipToBytes, parseCidr } from '../../../dataplane/netlink/ip';
+import { canonicalIp, formatCidr, ipFamily, parseCidr } from '../../../dataplane/netlink/ip';
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import {
   bridge, linkAdd, linkByIndex, linkDel, linkList, linkSetMac, linkSetMtu, linkSetUp, linkSpecDiff,
@@ -95,14 +95,10 @@ export function validateHostNetworkSpec(spec: HostNetworkSpec): void {
 }
 
 
-function canonIp(ip: string): string {
-  return bytesToIp(ipToBytes(ip));
-}
-
 /** The device holding the underlay address (or the one named, which must hold it). */
 export function findUnderlay(h: Handle, self: HostNetworkSpec['self']): Link {
-  const ip = canonIp(self.underlayIp);
-  const owner = addrList(h).find((a) => a.cidr && canonIp(parseCidr(a.cidr).ip) === ip);
+  const ip = canonicalIp(self.underlayIp);
+  const owner = addrList(h).find((a) => a.cidr && canonicalIp(parseCidr(a.cidr).ip) === ip);
   if (self.underlayDev !== undefined) {
     const l = linkFind(h, self.underlayDev);
     if (!l) throw new Error(`underlay device ${self.underlayDev} not found: set self.underlayDev to the device holding ${ip}, or leave it out`);

@@ -12,7 +12,7 @@
 // kernel; only list and apply translate between names and indexes.
 import { isErrno, NetlinkError } from '../../../dataplane/netlink/errors';
 import type { Handle, Request } from '../../../dataplane/netlink/handle';
-import { bytesToIp, formatCidr, ipFamily, ipToBytes, networkOf, parseCidr, type Cidr } from '../../../dataplane/netlink/ip';
+import { canonicalIp, formatCidr, ipFamily, networkOf, parseCidr, type Cidr } from '../../../dataplane/netlink/ip';
 import { AF_BRIDGE } from '../../../dataplane/netlink/libc';
 import { linkByName, validateMac } from '../../../dataplane/netlink/link';
 import {
@@ -61,7 +61,6 @@ const sameRoute = (a: OverlayRoute, b: OverlayRoute) => a.dev === b.dev && a.gw 
 const sameNeigh = (a: OverlayNeigh, b: OverlayNeigh) => a.mac === b.mac;
 const sameFdb = (a: OverlayFdb, b: OverlayFdb) => a.dst === b.dst;
 
-const canonIp = (ip: string) => bytesToIp(ipToBytes(ip));
 const canonCidr = (c: string) => formatCidr(parseCidr(c));
 
 // ---- render (pure) ----
@@ -124,7 +123,7 @@ export function renderOverlay(topology: Topology, selfName: string, attachments:
       const vtep = vtepIpOf(subnet);
       const r: OverlayRoute = { dev: att.vxlanDevice, dst: canonCidr(subnet), gw: vtep };
       const n: OverlayNeigh = { dev: att.vxlanDevice, ip: vtep, mac: host.vtepMac.toLowerCase() };
-      const f: OverlayFdb = { dev: att.vxlanDevice, mac: n.mac, dst: canonIp(host.underlayIp) };
+      const f: OverlayFdb = { dev: att.vxlanDevice, mac: n.mac, dst: canonicalIp(host.underlayIp) };
       const routeTaken = routes.get(routeKeyOf(r));
       const fdbTaken = fdbs.get(fdbKeyOf(f));
       if (routeTaken) {
@@ -161,12 +160,12 @@ export function selectOverlay(k: KernelEntries, devices: ReadonlyMap<number, str
   for (const r of k.routes) {
     const dev = r.linkIndex !== undefined ? devices.get(r.linkIndex) : undefined;
     if (!dev || r.protocol !== RTPROT_WEFT || (r.table ?? RT_TABLE_MAIN) !== RT_TABLE_MAIN || (r.type ?? RTN_UNICAST) !== RTN_UNICAST || !r.gw) continue;
-    out.routes.push({ dev, dst: canonCidr(r.dst), gw: canonIp(r.gw) });
+    out.routes.push({ dev, dst: canonCidr(r.dst), gw: canonicalIp(r.gw) });
   }
   for (const n of k.neighs) {
     const dev = devices.get(n.linkIndex);
     if (!dev || n.family === AF_BRIDGE || !(n.state & NUD_PERMANENT) || !n.ip || !n.mac) continue;
-    out.neighs.push({ dev, ip: canonIp(n.ip), mac: n.mac.toLowerCase() });
+    out.neighs.push({ dev, ip: canonicalIp(n.ip), mac: n.mac.toLowerCase() });
   }
   for (const f of k.fdbs) {
     const dev = devices.get(f.linkIndex);
@@ -175,7 +174,7 @@ export function selectOverlay(k: KernelEntries, devices: ReadonlyMap<number, str
     // an entry with its own VNI or port is not one weft wrote; keeping it out of
     // the listing makes diff add weft's over it rather than believe it is right
     if (f.vni !== undefined || f.port !== undefined) continue;
-    out.fdbs.push({ dev, mac: f.mac.toLowerCase(), dst: canonIp(f.dst) });
+    out.fdbs.push({ dev, mac: f.mac.toLowerCase(), dst: canonicalIp(f.dst) });
   }
   return out;
 }
