@@ -16,7 +16,7 @@ import { type ControllerConfig, certNames, formatHostPort } from './config';
 import { startElection, type Election } from './election';
 import { createHttpServer, listenHttp } from './http';
 import {
-  acquireLease, defaultClusterConfig, listLeases, reclaimExpired, releaseLease, renewLease, saveClusterConfig,
+  acquireLease, defaultClusterConfig, reclaimExpired, releaseLease, renewLease, saveClusterConfig,
 } from './ipam';
 import { readClusterConfig } from './ipam/cluster-config';
 import { createMetrics, instrumentLeases, instrumentService } from './metrics';
@@ -69,7 +69,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
 
     const metrics = createMetrics({ store, isLeader: election.isLeader, controllerId: id, version });
     reclaimer.onReclaimed = (n) => metrics.reclaimed.inc(n);
-    const ipam: LeaseFns = instrumentLeases({ acquireLease, renewLease, releaseLease, listLeases }, metrics);
+    const ipam: LeaseFns = instrumentLeases({ acquireLease, renewLease, releaseLease }, metrics);
 
     // Watch streams read through this view of the store, so shutdown can end
     // them all (each then closes cleanly and its client reconnects elsewhere)

@@ -5,7 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import {
-  type ClusterConfig, type Lease, type LeaseOptions, LeaseLostError, acquireLease, listLeases, loadClusterConfig,
+  type ClusterConfig, type Lease, type LeaseOptions, LeaseLostError, acquireLease, loadClusterConfig,
   releaseLease, renewLease,
 } from '../ipam';
 import { type Ca, issueClientCert } from '../pki';
@@ -35,7 +35,6 @@ export type LeaseFns = {
   acquireLease: typeof acquireLease;
   renewLease: typeof renewLease;
   releaseLease: typeof releaseLease;
-  listLeases: typeof listLeases;
 };
 
 export type ControllerDeps = {
@@ -69,7 +68,7 @@ export const WATCH_QUEUE_LIMIT: QueueLimit = { messages: HUB_LOG.messages / 2, b
 type Who = Exclude<Identity, null>;
 type Auth = 'anonymous' | 'any' | 'host' | 'admin';
 
-const IPAM: LeaseFns = { acquireLease, renewLease, releaseLease, listLeases };
+const IPAM: LeaseFns = { acquireLease, renewLease, releaseLease };
 
 export function createControllerService(deps: ControllerDeps): grpc.UntypedServiceImplementation {
   const { store, logger } = deps;
