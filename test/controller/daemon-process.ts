@@ -4,11 +4,11 @@
 // running, even when it failed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor } from '../../controller/api/proto';
+import { freePort } from '../helpers/ports';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WEFT = join(ROOT, 'dist', 'weft.mjs');
@@ -17,17 +17,6 @@ export function requireBuild(): void {
   if (!existsSync(WEFT) || !existsSync(join(ROOT, 'dist', 'weft.proto'))) {
     throw new Error(`${WEFT} or its weft.proto is missing: run npm run build first (npm test does)`);
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export type LogLine = { level: number; msg: string; [k: string]: unknown };

@@ -3,9 +3,9 @@
 // needs (one per cluster member is fine: each is a single-node cluster).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports';
 
 export type EtcdInstance = {
   /** Client URL, e.g. http://127.0.0.1:41234 */
@@ -30,20 +30,6 @@ export type StartEtcdOptions = {
 };
 
 const running = new Set<EtcdInstance>();
-
-// The same ports could be handed out twice between probing and etcd binding;
-// startEtcd retries on that.
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function healthy(endpoint: string): Promise<boolean> {
   try {
