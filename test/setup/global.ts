@@ -3,7 +3,7 @@
 // (timeout, crash) cannot run its teardown, so the namespaces it recorded are
 // removed here, before and after the run. Only dead owners are swept, so two
 // test runs on one machine never remove each other's namespaces.
-import { readdirSync, readFileSync, unlinkSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { netnsDelete } from '../../dataplane/netlink/netns';
 import { OWNERS_DIR } from '../helpers/names';
 import { processAlive } from '../helpers/process';
@@ -20,7 +20,13 @@ function sweep(): void {
     const pid = Number(owner);
     if (!Number.isInteger(pid) || processAlive(pid)) continue;
     const file = `${OWNERS_DIR}/${owner}`;
-    for (const name of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+    let names: string[];
+    try {
+      names = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      continue; // another run's sweep took it first
+    }
+    for (const name of names) {
       if (existsSync(`/run/netns/${name}`)) {
         try {
           netnsDelete(name);
@@ -29,7 +35,7 @@ function sweep(): void {
         }
       }
     }
-    unlinkSync(file);
+    rmSync(file, { force: true });
   }
 }
 
