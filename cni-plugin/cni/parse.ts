@@ -2,6 +2,7 @@
 // a CniRequest, validated the way the CNI spec asks before any handler runs:
 // every refusal is a CniError whose code is the spec's and whose message
 // names the field or variable.
+import { isDnsLabel } from '../../controller/dns-label';
 import { isIP } from 'node:net';
 import {
   CNI_ERR,
@@ -29,7 +30,6 @@ const COMMANDS: readonly CniCommand[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 // weft networks are DNS labels (controller/api/validate.ts): they become
 // store keys and device-name suffixes.
-const NETWORK_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const VERSION_RE = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$/;
 // sun_path is 108 bytes including the terminating NUL.
 const MAX_SOCKET_PATH = 107;
@@ -326,7 +326,7 @@ export function parseConfig(command: CniCommand, stdin: Buffer | string): WeftNe
   if (o.type !== 'weft') fail(CNI_ERR.INVALID_CONFIG, `type ${show(o.type)} is invalid (must be "weft")`);
 
   const network = o.network === undefined ? DEFAULT_NETWORK : o.network;
-  if (typeof network !== 'string' || !NETWORK_RE.test(network)) {
+  if (!isDnsLabel(network)) {
     fail(CNI_ERR.INVALID_CONFIG, `network ${show(network)} is invalid (must be a DNS label: a-z, 0-9, '-')`);
   }
   const agentSocket = o.agentSocket === undefined ? DEFAULT_AGENT_SOCKET : o.agentSocket;

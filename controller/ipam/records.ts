@@ -1,5 +1,6 @@
 // Store key layout and the JSON stored under lease keys. One place, so the
 // config check and the lease manager agree on what a lease looks like.
+import { isDnsLabel } from '../dns-label';
 import { type Cidr, keyToSubnet, subnetToKey } from './subnets';
 
 export const CONFIG_KEY = '/weft/config';
@@ -22,12 +23,8 @@ export type LeaseRecord = {
 };
 
 const HOST_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
-const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** Network and datacenter names: DNS labels, so they are safe in keys, interface names and logs. */
-export function isDnsLabel(s: unknown): s is string {
-  return typeof s === 'string' && LABEL_RE.test(s);
-}
+export { isDnsLabel };
 
 /** Host names become key segments: no "/", no spaces, at most 253 characters. */
 export function isHostName(s: unknown): s is string {

@@ -1,13 +1,12 @@
 // What may appear in a certificate: host names are DNS-style so they are
 // unambiguous inside a URI SAN and a CN, and carry no characters that would
 // need escaping in either.
+import { isDnsLabel } from '../dns-label';
 import { isIP } from 'node:net';
-
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** A DNS name: dot-separated labels of [a-z0-9-], at most 253 characters, lower case. */
 export function isDnsName(s: string): boolean {
-  return s.length > 0 && s.length <= 253 && s.split('.').every((l) => LABEL.test(l));
+  return s.length > 0 && s.length <= 253 && s.split('.').every(isDnsLabel);
 }
 
 export const HOST_FORM = 'a lower-case DNS name: labels of a-z, 0-9 and "-", not starting or ending with "-", at most 253 characters';
