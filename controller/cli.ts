@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { controllerClientConstructor, type Status } from './api/proto';
 import { ADMIN_NAME } from './api/validate';
-import { loadCommandConfig, shutdownSignal } from './command';
+import { loadCommandConfig, shutdownSignal, stopOnSignal } from './command';
 import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from './config';
 import { startController } from './main';
 import { CA_CERT_FILE, type Ca, clientCredentials, issueClientCert, loadCa } from './pki';
@@ -116,17 +116,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     process.stderr.write(`weft controller: ${(err as Error).message}\n`);
     return 1;
   }
-  const s = await signal;
-  log.info({ signal: s }, 'signal received');
-  // Whatever hangs, the process ends within a few seconds of the signal.
-  setTimeout(() => {
-    log.error('shutdown did not finish in 8s; exiting');
-    process.exit(1);
-  }, 8000).unref();
-  await running.stop();
-  // Client libraries may keep idle sockets open; nothing of ours is left to wait for.
-  setTimeout(() => process.exit(0), 200).unref();
-  return 0;
+  return stopOnSignal(log, await signal, () => running.stop());
 }
 
 // ---- weft token -------------------------------------------------------------

@@ -42,3 +42,19 @@ export function shutdownSignal(log: Pick<Logger, 'warn'>, onFirst: (s: NodeJS.Si
     process.on('SIGINT', on);
   });
 }
+
+/**
+ * After the shutdown signal: stop, but whatever hangs, end the process within
+ * 8 s; then exit 0 shortly even if a client library keeps idle sockets open
+ * (nothing of ours is left to wait for).
+ */
+export async function stopOnSignal(log: Pick<Logger, 'info' | 'error'>, s: NodeJS.Signals, stop: () => Promise<void>): Promise<number> {
+  log.info({ signal: s }, 'signal received');
+  setTimeout(() => {
+    log.error('shutdown did not finish in 8s; exiting');
+    process.exit(1);
+  }, 8000).unref();
+  await stop();
+  setTimeout(() => process.exit(0), 200).unref();
+  return 0;
+}

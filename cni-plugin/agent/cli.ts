@@ -2,7 +2,7 @@
 // daemon until SIGTERM/SIGINT. Exit 1 when it cannot start.
 import pino from 'pino';
 import { weftVersion } from '../../controller/cli';
-import { loadCommandConfig, shutdownSignal } from '../../controller/command';
+import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../../controller/command';
 import { AGENT_DEFAULTS, ConfigError, loadAgentConfig } from './config';
 import { StartAborted, startAgent, type RunningAgent } from './main';
 
@@ -58,14 +58,5 @@ export async function agentCommand(argv: string[]): Promise<number> {
     process.stderr.write(`weft agent: ${(err as Error).message}\n`);
     return 1;
   }
-  const s = await signal;
-  log.info({ signal: s }, 'signal received');
-  setTimeout(() => {
-    log.error('shutdown did not finish in 8s; exiting');
-    process.exit(1);
-  }, 8000).unref();
-  await running.stop();
-  // grpc-js may keep idle sockets open; nothing of ours is left to wait for.
-  setTimeout(() => process.exit(0), 200).unref();
-  return 0;
+  return stopOnSignal(log, await signal, () => running.stop());
 }
