@@ -4,15 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureTxChecksumOff, EthtoolError, txChecksumGet, txChecksumSet } from '../../dataplane/ethtool';
 import { useTestNetns } from '../helpers/netns';
 import { ethtoolFeatures, ip, requireEthtool } from './fixtures';
-
-function caught(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error, none was thrown');
-}
+import { caught } from '../helpers/process';
 
 describe('TX checksum offload through the ethtool ioctl', () => {
   const nss = useTestNetns('h', 2);

@@ -8,6 +8,7 @@ import {
   bridgeMacFor, ensureHostNetwork, teardownHostNetwork, validateHostNetworkSpec, type HostNetworkSpec,
 } from '../../cni-plugin/agent/dataplane/host-network';
 import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, useUnderlayHost } from './fixtures';
+import { caught } from '../helpers/process';
 
 const MAC = '02:77:00:00:00:01';
 
@@ -21,15 +22,6 @@ function spec(over: Partial<HostNetworkSpec> = {}): HostNetworkSpec {
     vxlanPort: 4789,
     ...over,
   };
-}
-
-function caught(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error, none was thrown');
 }
 
 /** Everything about weft's devices the test can see, for "nothing changed" comparisons. */

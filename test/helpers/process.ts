@@ -19,3 +19,8 @@ export function thrown(fn: () => unknown): unknown {
   }
   throw new Error('expected a throw');
 }
+
+/** The Error `fn` throws; fails the test when it throws nothing. */
+export function caught(fn: () => unknown): Error {
+  return thrown(fn) as Error;
+}

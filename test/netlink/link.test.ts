@@ -10,6 +10,7 @@ import {
 } from '../../dataplane/netlink/link';
 import { useTestNetns, ipJson } from '../helpers/netns';
 import { uniqueName } from '../helpers/names';
+import { caught } from '../helpers/process';
 
 type IpLink = {
   ifindex: number;
@@ -34,16 +35,6 @@ function ipLink(ns: string, name: string): IpLink {
 
 function ipNames(ns: string): string[] {
   return ipLinks(ns).map((l) => l.ifname).sort();
-}
-
-/** The error `fn` throws; fails the test when it throws nothing. */
-function caught(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected an error, none was thrown');
 }
 
 function openFds(): number {
