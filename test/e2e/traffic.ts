@@ -10,18 +10,24 @@ export type AsyncResult = { status: number; stdout: string; stderr: string };
 /** `ip netns exec NS CMD ARGS` without blocking the event loop (pings run in parallel). */
 export function nsExecAsync(netns: string, cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<AsyncResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: 'pipe' });
+    // without input, the child gets no stdin pipe at all: one it never reads
+    // (ping) may close it first, and writing to it would raise EPIPE
+    const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     child.on('error', reject);
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ status: code ?? 128 + (signal ? 9 : 0), stdout, stderr });
     });
-    child.stdin.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      // the input is the child's to read; if it exits early, its exit status tells the story
+      child.stdin!.on('error', () => {});
+      child.stdin!.end(opts.input);
+    }
   });
 }
 
