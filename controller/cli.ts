@@ -1,7 +1,7 @@
 // The controller-side `weft` subcommands: the daemon itself, bootstrap
 // tokens, admin certificates and a status query. Every bad flag is reported
 // by name with exit code 2 before anything is created or opened.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -64,7 +64,29 @@ function parse(argv: readonly string[], spec: Spec, opts: { positional?: number;
   if (positional.length > (opts.positional ?? 0)) {
     throw new UsageError(`unexpected argument ${JSON.stringify(positional[opts.positional ?? 0])}`);
   }
-  return { flags, positional, config: loadControllerConfig(pass, process.env) };
+  return { flags, positional, config: loadControllerConfig(pass, process.env, undefined, localDataDir()) };
+}
+
+/** Where `npm start` keeps the controller's data, relative to the clone it runs from. */
+export const LOCAL_DATA_DIR = '.weft-data';
+
+const STORE_FLAGS_HELP =
+  '  store flags (as for weft controller): --data-dir DIR, --store URL, --config FILE\n' +
+  `  default data dir: ./${LOCAL_DATA_DIR} when the current directory has one (npm start), else ${DEFAULTS.dataDir}`;
+
+/**
+ * The data dir a command uses when no flag, WEFT_DATA_DIR or config file names
+ * one: ./.weft-data when the current directory has it (the controller that
+ * `npm start` runs from a clone), else the system default. Like git finding
+ * .git, this lets `weft token create` in the clone find that controller.
+ */
+function localDataDir(): string {
+  try {
+    if (statSync(LOCAL_DATA_DIR).isDirectory()) return LOCAL_DATA_DIR;
+  } catch {
+    // no local data: the system default
+  }
+  return DEFAULTS.dataDir;
 }
 
 /** Runs a subcommand body, mapping usage mistakes to exit 2 and failures to exit 1, each with one clear line. */
@@ -124,7 +146,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
 const TOKEN_HELP = `usage: weft token create [--ttl 1h] [--description TEXT] [--json]
        weft token list [--json]
        weft token delete <id>
-  store flags (as for weft controller): --data-dir DIR, --store URL, --config FILE
+${STORE_FLAGS_HELP}
   --ttl takes seconds or a duration: 90s, 30m, 1h, 2d (1m .. 7d, default 1h)
 `;
 
@@ -209,7 +231,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
 
 const NETWORK_HELP = `usage: weft network list [--json]
        weft network add <name> --vni N --cidr CIDR [--host-prefix-length N]
-  store flags (as for weft controller): --data-dir DIR, --store URL, --config FILE
+${STORE_FLAGS_HELP}
   add: a new overlay network in the cluster config (default host prefix /24 for IPv4, /64 for IPv6);
   hosts that register from then on get a subnet in it
 `;

@@ -73,6 +73,7 @@ export function loadControllerConfig(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+  defaultDataDir: string = DEFAULTS.dataDir,
 ): ControllerConfig {
   const { pick, configFile } = readSources(OPTIONS, argv, env, readFile);
 
@@ -80,7 +81,7 @@ export function loadControllerConfig(
   const metricsListen = hostPort(pick('metricsListen') ?? { value: DEFAULTS.metricsListen, source: 'default metrics-listen' }, 'host:port (port 1-65535)');
 
   const dataDirRaw = pick('dataDir');
-  const dataDir = dataDirRaw ? (dataDirRaw.value as string) : DEFAULTS.dataDir;
+  const dataDir = dataDirRaw ? (dataDirRaw.value as string) : defaultDataDir;
   if (dataDirRaw && (dataDir.trim() === '' || dataDir.includes('\0'))) throw new ConfigError(`${dataDirRaw.source}: ${JSON.stringify(dataDir)} is not a directory path`);
 
   const storeRaw = pick('store');
