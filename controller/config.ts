@@ -134,10 +134,12 @@ export function loadControllerConfig(
 
 /**
  * The names for the controller's serving certificate: what the operator
- * advertises, plus the machine's own name, the listen address if it is a
- * specific one, and loopback (for `weft` commands run on the controller).
+ * advertises, the machine's own name, the addresses hosts can reach it at
+ * (the listen address if it is a specific one, else `addresses`: the
+ * machine's non-loopback, non-link-local addresses, see servingAddresses in
+ * advertise.ts), and loopback (for `weft` commands run on the controller).
  */
-export function certNames(config: ControllerConfig, hostname: string): string[] {
+export function certNames(config: ControllerConfig, hostname: string, addresses: readonly string[] = []): string[] {
   const names = [...config.advertise];
   const add = (n: string) => {
     if (!names.includes(n)) names.push(n);
@@ -145,6 +147,7 @@ export function certNames(config: ControllerConfig, hostname: string): string[] 
   const h = hostname.toLowerCase();
   if (isDnsName(h)) add(h);
   if (!['0.0.0.0', '::'].includes(config.listen.host)) add(config.listen.host.toLowerCase());
+  else for (const a of addresses) add(a.toLowerCase());
   for (const n of ['localhost', '127.0.0.1', '::1']) add(n);
   return names;
 }

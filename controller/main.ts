@@ -12,6 +12,7 @@ import { certificateIdentity, type IdentityFn } from './api/identity';
 import { controllerServiceDefinition } from './api/proto';
 import { createControllerService, type LeaseFns } from './api/service';
 import { ADMIN_NAME } from './api/validate';
+import { advertisedServer, currentMachine, servingAddresses, type Advertised } from './advertise';
 import { type ControllerConfig, certNames, formatHostPort } from './config';
 import { startElection, type Election } from './election';
 import { createHttpServer, listenHttp } from './http';
@@ -19,8 +20,9 @@ import {
   acquireLease, defaultClusterConfig, reclaimExpired, releaseLease, renewLease, saveClusterConfig,
 } from './ipam';
 import { readClusterConfig } from './ipam/cluster-config';
+import { joinCommand, writeJoinInfo } from './join-info';
 import { createMetrics, instrumentLeases, instrumentService } from './metrics';
-import { type Ca, caCertHash, ensureCa, reloadableServerCredentials, serverCertFor } from './pki';
+import { caCertHash, ensureCa, reloadableServerCredentials, serverCertFor } from './pki';
 import { openStore, type Store } from './store/index';
 
 export type RunningController = {
@@ -49,7 +51,9 @@ export async function startController(config: ControllerConfig, opts: StartOptio
     if (freshDataDir) undo.push(() => rm(config.dataDir, { recursive: true, force: true }));
 
     const ca = await ensureCa(config.dataDir);
-    const names = certNames(config, hostname());
+    // One look at the machine's interfaces and default routes serves the certificate and the join command.
+    const machine = currentMachine();
+    const names = certNames(config, hostname(), servingAddresses(config.listen.host, machine));
     const serving = await serverCertFor(config.dataDir, names, { ca });
     if (serving.renewed) log.info({ reason: serving.renewed, names, notAfter: serving.notAfter.toISOString() }, 'wrote serving certificate');
 
@@ -115,7 +119,17 @@ export async function startController(config: ControllerConfig, opts: StartOptio
     });
     const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
 
-    announce(log, { config, id, ca, grpcPort, metricsPort, store, version });
+    const advertised = advertisedServer(config, grpcPort, machine);
+    const hash = caCertHash(ca.cert);
+    try {
+      await writeJoinInfo(config.dataDir, {
+        server: advertised.server, serverSource: advertised.source, caCertHash: hash, certNames: names, tls: config.tls, writtenAt: new Date().toISOString(),
+      });
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot record the join address in the data dir; weft token create will work it out itself');
+    }
+
+    announce(log, { config, id, hash, names, advertised, grpcPort, metricsPort, version });
 
     let stopped: Promise<void> | undefined;
     return {
@@ -220,15 +234,13 @@ function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> 
 
 function announce(
   log: Logger,
-  a: { config: ControllerConfig; id: string; ca: Ca; grpcPort: number; metricsPort: number; store: Store; version: string },
+  a: { config: ControllerConfig; id: string; hash: string; names: string[]; advertised: Advertised; grpcPort: number; metricsPort: number; version: string },
 ): void {
-  const { config } = a;
-  const reachable = config.advertise[0] ?? (['0.0.0.0', '::'].includes(config.listen.host) ? hostname() : config.listen.host);
-  const server = formatHostPort({ host: reachable, port: a.grpcPort });
+  const { config, advertised } = a;
   const dataDir = resolve(config.dataDir);
   const storeFlags = config.storeUrl.startsWith('sqlite:') ? `--data-dir ${dataDir}` : `--data-dir ${dataDir} --store ${config.storeUrl}`;
   const tokenCommand = `${selfCommand()} token create ${storeFlags}`;
-  const hash = caCertHash(a.ca.cert);
+  const agentCommand = joinCommand(advertised.server, '<token>', a.hash);
   log.info(
     {
       id: a.id, version: a.version, grpc: formatHostPort({ host: config.listen.host, port: a.grpcPort }), tls: config.tls,
@@ -237,10 +249,13 @@ function announce(
     },
     'controller listening',
   );
+  if (advertised.source.startsWith('loopback')) {
+    log.warn({ server: advertised.server }, 'this machine has no address but loopback: only agents on this machine can join; give --advertise with the address hosts reach it at');
+  }
   log.info(
-    { tokenCommand, agentCommand: `weft agent --server ${server} --token <token> --ca-cert-hash ${hash}` },
-    `to join a host: run "${tokenCommand}" here, then on the host: ` +
-      `weft agent --server ${server} --token <token> --ca-cert-hash ${hash}`,
+    { tokenCommand, agentCommand, server: advertised.server, serverFrom: advertised.source, certNames: a.names },
+    `to join a host: run "${tokenCommand}" here; it prints the command to run on the host: ${agentCommand} ` +
+      `(--server may name any of ${a.names.join(', ')}; add others with --advertise)`,
   );
 }
 

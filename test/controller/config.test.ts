@@ -168,4 +168,11 @@ describe('certNames', () => {
     expect(certNames(c, 'Node-1')).toEqual(['ctl.example', '10.0.0.5', 'node-1', 'localhost', '127.0.0.1', '::1']);
     expect(certNames(load([]), 'bad_name')).toEqual(['localhost', '127.0.0.1', '::1']);
   });
+
+  it("names the machine's addresses when listening on every address, and only the listen address otherwise", () => {
+    const addrs = ['192.0.2.5', '2001:db8::5'];
+    expect(certNames(load([]), 'ctl', addrs)).toEqual(['ctl', '192.0.2.5', '2001:db8::5', 'localhost', '127.0.0.1', '::1']);
+    expect(certNames(load(['--advertise', 'ctl.example']), 'ctl', addrs)).toEqual(['ctl.example', 'ctl', '192.0.2.5', '2001:db8::5', 'localhost', '127.0.0.1', '::1']);
+    expect(certNames(load(['--listen', '192.0.2.5:7443']), 'ctl', ['198.51.100.7'])).toEqual(['ctl', '192.0.2.5', 'localhost', '127.0.0.1', '::1']);
+  });
 });
