@@ -11,7 +11,9 @@ import { ADMIN_NAME } from './api/validate';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from './command';
 import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from './config';
 import { startController } from './main';
-import { CA_CERT_FILE, type Ca, clientCredentials, issueClientCert, loadCa } from './pki';
+import { advertisedServer } from './advertise';
+import { JOIN_FILE, joinCommand, readJoinInfo } from './join-info';
+import { CA_CERT_FILE, type Ca, caCertHash, clientCredentials, issueClientCert, loadCa } from './pki';
 import { openStore, parseStoreUrl } from './store/index';
 import { createToken, deleteToken, listTokens } from './tokens';
 import { readClusterConfig, saveClusterConfig } from './ipam/cluster-config';
@@ -148,6 +150,9 @@ const TOKEN_HELP = `usage: weft token create [--ttl 1h] [--description TEXT] [--
        weft token delete <id>
 ${STORE_FLAGS_HELP}
   --ttl takes seconds or a duration: 90s, 30m, 1h, 2d (1m .. 7d, default 1h)
+  create prints the command to run on a host, one line:
+    weft agent --server ADDR:PORT --token ID.SECRET --ca-cert-hash sha256:HEX
+  (--json: the token's fields plus joinCommand, server, caCertHash)
 `;
 
 /** "90s", "30m", "1h", "2d" or a bare number of seconds. */
@@ -166,6 +171,37 @@ async function openExistingStore(config: ControllerConfig) {
   return openStore(config.storeUrl);
 }
 
+/**
+ * The server and CA pin for the join command: as the controller recorded them
+ * at its last start in this data dir, else worked out here by the same rule
+ * (the CA hash from ca.crt, the address from --advertise, the listen address
+ * or this machine's interfaces). `note` tells the operator what to check.
+ */
+async function joinAddress(config: ControllerConfig): Promise<{ server: string; caCertHash: string; note?: string }> {
+  const recorded = await readJoinInfo(config.dataDir);
+  if (recorded) {
+    return {
+      server: recorded.server, caCertHash: recorded.caCertHash,
+      ...(recorded.tls ? {} : { note: 'warning: the controller runs with --insecure (no TLS); agents cannot join it' }),
+    };
+  }
+  const caPath = join(config.dataDir, CA_CERT_FILE);
+  let caPem: string;
+  try {
+    caPem = readFileSync(caPath, 'utf8');
+  } catch {
+    throw new Error(
+      `no ${caPath}: the join command needs the cluster CA's hash, and no controller has started with data dir ${config.dataDir}; ` +
+        'start it there first, or point --data-dir at the data dir of a controller of this cluster',
+    );
+  }
+  const advertised = advertisedServer(config, config.listen.port);
+  return {
+    server: advertised.server, caCertHash: caCertHash(caPem),
+    note: `no ${JOIN_FILE} in ${config.dataDir} (the controller writes it at start): --server is ${advertised.server}, ${advertised.source}; check that hosts reach the controller there`,
+  };
+}
+
 export async function tokenCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
@@ -181,12 +217,17 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       }
       const store = await openExistingStore(config);
       try {
+        // Where hosts reach the controller, before a token exists: nothing is created when the join command cannot be printed.
+        const how = await joinAddress(config);
         const t = await createToken(store, { ttlSeconds, description: flags.get('--description') as string | undefined });
-        if (flags.has('--json')) process.stdout.write(JSON.stringify(t) + '\n');
-        else {
-          process.stdout.write(`${t.token}\n`);
+        const command = joinCommand(how.server, t.token, how.caCertHash);
+        if (flags.has('--json')) {
+          process.stdout.write(JSON.stringify({ ...t, joinCommand: command, server: how.server, caCertHash: how.caCertHash }) + '\n');
+        } else {
+          process.stdout.write(`${command}\n`);
           process.stderr.write(`token ${t.id} expires ${t.expiresAt}; it can join any number of hosts until then (weft token delete ${t.id} to revoke)\n`);
         }
+        if (how.note) process.stderr.write(`${how.note}\n`);
       } finally {
         await store.close();
       }

@@ -108,7 +108,7 @@ describe('weft agent in a lab', () => {
     controller = lab.spawn(ctl.netns, process.execPath, controllerArgs(), { logFile: ctlLog, cwd: ROOT });
     await waitFor('the controller to listen', () => logLines(ctlLog).some((l) => l.msg === 'controller listening'));
     pin = caCertHash(readFileSync(join(ctlDir, 'ca.crt'), 'utf8'));
-    token = lab.exec(ctl.netns, process.execPath, [WEFT, 'token', 'create', '--data-dir', ctlDir]).stdout.trim();
+    token = JSON.parse(lab.exec(ctl.netns, process.execPath, [WEFT, 'token', 'create', '--data-dir', ctlDir, '--json']).stdout).token;
     for (const host of lab.hosts) {
       const dir = join(tmp, host.name);
       hosts.push({ host, dir, bin: join(dir, 'bin'), conf: join(dir, 'net.d'), socket: join(dir, 'agent.sock'), state: join(dir, 'state'), log: join(dir, 'agent.log') });

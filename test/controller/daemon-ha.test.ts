@@ -76,7 +76,7 @@ describe('three controllers on one etcd', () => {
       return w;
     });
     for (const w of watches) await w.waitFor((m) => m.kind === 'SNAPSHOT');
-    const token = (await weft(['token', 'create', '--data-dir', b.dataDir, '--store', `etcd:${etcd.endpoint}`])).stdout.trim();
+    const token = JSON.parse((await weft(['token', 'create', '--data-dir', b.dataDir, '--store', `etcd:${etcd.endpoint}`, '--json'])).stdout).token;
     expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
     // The token was written through the store by the CLI; controller a verifies it.
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

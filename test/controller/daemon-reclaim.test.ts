@@ -42,7 +42,7 @@ describe('leader duties', () => {
 
     const d = await startDaemon({ dataDir });
     expect(d.logs.some((l) => l.msg.startsWith('first start'))).toBe(false); // the stored config is kept
-    const token = (await weft(['token', 'create', '--data-dir', dataDir])).stdout.trim();
+    const token = JSON.parse((await weft(['token', 'create', '--data-dir', dataDir, '--json'])).stdout).token;
     const join1 = async () => {
       const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const anon = client(d.grpcPort, clientCredentials({ caPem: readCa(dataDir) }));

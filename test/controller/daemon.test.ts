@@ -3,11 +3,12 @@
 // create`, scraped over HTTP, and stopped with SIGTERM.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientCredentials } from '../../controller/pki';
+import { caCertHash, clientCredentials } from '../../controller/pki';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import { createToken } from '../../controller/tokens';
 import {
@@ -27,6 +28,13 @@ function sh(cmd: string): Promise<{ code: number | null; stdout: string }> {
     child.once('error', reject);
     child.once('exit', (code) => resolve({ code, stdout }));
   });
+}
+
+/** The token in the join command `weft token create` prints. */
+function tokenOf(joinLine: string): string {
+  const m = / --token ([a-z0-9]{6}\.[a-z0-9]{16}) /.exec(joinLine);
+  if (!m) throw new Error(`no token in ${JSON.stringify(joinLine)}`);
+  return m[1];
 }
 
 const hostKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -94,6 +102,26 @@ describe('weft controller: flags', () => {
     expect((await weft(['admin-cert', '--data-dir', d.dataDir])).stderr).toContain('--out');
   });
 
+  it('token create without join.json works the join command out here; without ca.crt it names what is missing and creates no token', async () => {
+    const dir = join(tmp, 'never-started');
+    mkdirSync(dir, { mode: 0o700 });
+    await openSqliteStore(join(dir, 'weft.db')).close();
+    const none = await weft(['token', 'create', '--data-dir', dir]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(`no ${join(dir, 'ca.crt')}: the join command needs the cluster CA's hash`);
+    expect(none.stdout).toBe('');
+    expect(JSON.parse((await weft(['token', 'list', '--data-dir', dir, '--json'])).stdout)).toEqual([]);
+
+    copyFileSync(join(d.dataDir, 'ca.crt'), join(dir, 'ca.crt'));
+    const r = await weft(['token', 'create', '--data-dir', dir]);
+    expect(r.code).toBe(0);
+    // the default listen address 0.0.0.0:7443: an address of this machine, never its hostname
+    const m = new RegExp(`^weft agent --server (\\S+):7443 --token [a-z0-9]{6}\\.[a-z0-9]{16} --ca-cert-hash ${caCertHash(readCa(d.dataDir))}\\n$`).exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
+    expect(isIP(m![1].replace(/^\[|\]$/g, ''))).not.toBe(0);
+    expect(r.stderr).toContain(`no join.json in ${dir}`);
+  });
+
   it('fails with exit 1 and removes the data dir it made when a port is taken', async () => {
     const dir = join(tmp, 'port-taken');
     const r = await weft(['controller', '--data-dir', dir, '--listen', `127.0.0.1:${d.grpcPort}`, '--metrics-listen', '127.0.0.1:0'.replace(':0', `:${d.metricsPort}`)]);
@@ -123,17 +151,29 @@ describe('weft controller: serving', () => {
     expect(how.tokenCommand).toBe(`node dist/weft.mjs token create --data-dir ${d.dataDir}`);
     const ran = await sh(how.tokenCommand as string);
     expect(ran.code).toBe(0);
-    expect(ran.stdout).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}\n$/);
-    expect(how.agentCommand).toMatch(new RegExp(`^weft agent --server \\S+:${d.grpcPort} --token <token> --ca-cert-hash sha256:[0-9a-f]{64}$`));
+    // It prints the whole join command, one line: the log's template with the token filled in.
+    const pin = caCertHash(readCa(d.dataDir));
+    expect(ran.stdout).toMatch(new RegExp(`^weft agent --server 127\\.0\\.0\\.1:${d.grpcPort} --token [a-z0-9]{6}\\.[a-z0-9]{16} --ca-cert-hash ${pin}\\n$`));
+    expect(how.agentCommand).toBe(`weft agent --server 127.0.0.1:${d.grpcPort} --token <token> --ca-cert-hash ${pin}`);
+    expect(ran.stdout).toBe(`${(how.agentCommand as string).replace('<token>', tokenOf(ran.stdout))}\n`);
+    // what token create read it from: the data dir's record of this start
+    expect(JSON.parse(readFileSync(join(d.dataDir, 'join.json'), 'utf8'))).toMatchObject({
+      server: `127.0.0.1:${d.grpcPort}`, caCertHash: pin, tls: true, certNames: expect.arrayContaining(['127.0.0.1', 'localhost']),
+    });
     expect(d.logs.find((l) => l.msg === 'controller listening')).toMatchObject({ grpc: `127.0.0.1:${d.grpcPort}`, tls: true });
     expect(d.logs.some((l) => l.msg === 'elected leader')).toBe(true);
   });
 
   it('joins a host with a token from `weft token create`, then serves it over mTLS', async () => {
-    const t = await weft(['token', 'create', '--data-dir', d.dataDir, '--ttl', '10m', '--description', 'daemon test']);
+    const t = await weft(['token', 'create', '--data-dir', d.dataDir, '--ttl', '10m', '--description', 'daemon test', '--json']);
     expect(t.code).toBe(0);
-    const token = t.stdout.trim();
+    const created = JSON.parse(t.stdout);
+    const token = created.token as string;
     expect(token).toMatch(/^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    expect(created).toMatchObject({
+      id: token.split('.')[0], server: `127.0.0.1:${d.grpcPort}`, caCertHash: caCertHash(readCa(d.dataDir)),
+      joinCommand: `weft agent --server 127.0.0.1:${d.grpcPort} --token ${token} --ca-cert-hash ${caCertHash(readCa(d.dataDir))}`,
+    });
     const listed = await weft(['token', 'list', '--data-dir', d.dataDir, '--json']);
     expect(JSON.parse(listed.stdout)).toContainEqual(expect.objectContaining({ id: token.split('.')[0], description: 'daemon test' }));
 
@@ -226,7 +266,7 @@ describe('weft controller: serving', () => {
   });
 
   it('exits 0 promptly on SIGTERM with a watch stream open, ending the stream', async () => {
-    const joined = await joinHost('node-c', (await weft(['token', 'create', '--data-dir', d.dataDir])).stdout.trim());
+    const joined = await joinHost('node-c', tokenOf((await weft(['token', 'create', '--data-dir', d.dataDir])).stdout));
     const c = tlsClient(joined);
     const w = watch(c, 'WatchServices', { from_revision: 0 });
     await w.waitFor((m) => m.kind === 'SNAPSHOT');

@@ -75,7 +75,7 @@ export async function restartController(lab: Lab, ctl: Controller): Promise<Cont
 }
 
 export function createToken(dataDir: string): string {
-  return weftCli(['token', 'create', '--ttl', '1h', '--data-dir', dataDir]).trim();
+  return (JSON.parse(weftCli(['token', 'create', '--ttl', '1h', '--data-dir', dataDir, '--json'])) as { token: string }).token;
 }
 
 export type Agent = AgentPaths & {
