@@ -1,7 +1,7 @@
 // The `weft` command: one executable, one subcommand per role. Each role is
 // loaded only when asked for, so `weft version` does not pay for gRPC,
 // SQLite or netlink start-up.
-import { readFileSync } from 'node:fs';
+import { weftVersion } from './version';
 
 type Command = { summary: string; run: (argv: string[]) => Promise<number> };
 
@@ -9,7 +9,7 @@ const commands: Record<string, Command> = {
   version: {
     summary: 'print the weft version',
     run: async () => {
-      process.stdout.write(`weft ${version()}\n`);
+      process.stdout.write(`weft ${weftVersion()}\n`);
       return 0;
     },
   },
@@ -42,15 +42,6 @@ const commands: Record<string, Command> = {
     run: async (argv) => (await import('../controller/cli')).statusCommand(argv),
   },
 };
-
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    return pkg.version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));

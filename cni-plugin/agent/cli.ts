@@ -1,10 +1,10 @@
 // `weft agent`: flags to config (exit 2 on a bad one, naming it), then the
 // daemon until SIGTERM/SIGINT. Exit 1 when it cannot start.
 import pino from 'pino';
-import { weftVersion } from '../../controller/cli';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../../controller/command';
+import { weftVersion } from '../version';
 import { AGENT_DEFAULTS, ConfigError, loadAgentConfig } from './config';
-import { StartAborted, startAgent, type RunningAgent } from './main';
+import type { RunningAgent } from './main';
 
 const HELP = `usage: weft agent --server host:port [flags]
 
@@ -33,6 +33,10 @@ export async function agentCommand(argv: string[]): Promise<number> {
   if ('exit' in loaded) return loaded.exit;
   const config = loaded.config;
   const log = pino({ level: config.logLevel, base: { pid: process.pid, host: config.hostName } }, pino.destination({ dest: 1, sync: true }));
+
+  // The daemon (gRPC, netlink, SQLite, metrics) is loaded only once the flags
+  // are good, so --help and a bad flag answer at once.
+  const { StartAborted, startAgent } = await import('./main');
 
   const aborted = new AbortController();
   let received: NodeJS.Signals | undefined;
