@@ -137,7 +137,9 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     undo.push(() => outbox.close());
 
     const metrics = createAgentMetrics({ hostName: config.hostName, version, outboxPending: () => outbox.pending().length });
-    const client: ControllerClient = connectController({ server: config.server, credentials: channelCredentials(credentials), hostName: config.hostName, log });
+    const client: ControllerClient = connectController({
+      server: config.server, credentials: channelCredentials(credentials), hostName: config.hostName, log, stateDir: config.stateDir,
+    });
     undo.push(() => client.close());
     metrics.setConnection(client.connectionState());
     client.onConnectionState((s) => metrics.setConnection(s));

@@ -6,6 +6,11 @@
 // and resumes from the last revision it applied, so an outage costs neither
 // a gap nor a duplicate; when the controller can no longer resume (history
 // compacted) it answers with a SNAPSHOT, applied as a full replacement.
+//
+// A failure that is the controller's certificate rather than an outage (its
+// names no longer include --server, another CA, expired) is retried like an
+// outage, since the controller may be fixed while the agent waits, but each
+// time it is logged as an error that says what to change.
 import * as grpc from '@grpc/grpc-js';
 import {
   controllerClientConstructor, type ClusterConfigMsg, type Endpoint, type HeartbeatResponse, type HostSubnet,
@@ -13,6 +18,8 @@ import {
 } from '../../../controller/api/proto';
 import type { EndpointRecord, Topology } from '../types';
 import { backoff, type BackoffOptions } from './backoff';
+import { fetchServerChain } from './identity';
+import { certNames, certProblemMessage, certProblemOf } from './server-cert';
 import { applyTopologyEvent, emptyTopology } from './topology';
 
 export type ConnectionState = 'connected' | 'connecting' | 'disconnected';
@@ -39,6 +46,8 @@ export type ConnectOptions = {
   backoff?: BackoffOptions;
   log?: Log;
   channelOptions?: grpc.ChannelOptions;
+  /** The agent's state dir, named in the fix for a controller certificate from another CA. */
+  stateDir?: string;
 };
 
 /** What the agent says about itself in RegisterHost. */
@@ -167,6 +176,24 @@ export function connectController(o: ConnectOptions): ControllerClient {
   channel.getConnectivityState(true);
   follow();
 
+  // Reading the certificate's names takes a handshake; one at a time is enough.
+  let readingNames = false;
+  function reportCertProblem(err: unknown): void {
+    const problem = certProblemOf(err);
+    if (!problem || closed) return;
+    const report = (names?: string[]) => {
+      if (closed) return;
+      const message = certProblemMessage(problem, o.server, { names, trusted: 'the cluster CA this host joined with', stateDir: o.stateDir });
+      log.error({ server: o.server, problem, err: (err as { details?: string }).details ?? (err as Error).message }, `cannot connect to the controller: ${message}`);
+    };
+    if (problem !== 'name') return report();
+    if (readingNames) return;
+    readingNames = true;
+    fetchServerChain(o.server, 5000)
+      .then((chain) => report(chain[0] ? certNames(chain[0]) : undefined), () => report())
+      .finally(() => (readingNames = false));
+  }
+
   function unary<Req, Res>(method: string, req: Req): Promise<Res> {
     if (closed) return Promise.reject(new Error(`controller client is closed (${method})`));
     return new Promise((resolve, reject) => {
@@ -174,6 +201,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
         if (err) {
           // Keep the code and details reachable for callers that classify errors.
           const e = Object.assign(new Error(`${method} via ${o.server}: ${grpcCode(err)}: ${err.details || err.message}`), { code: err.code, details: err.details });
+          reportCertProblem(err);
           reject(e);
         } else resolve(res);
       });
@@ -226,6 +254,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
         setState('disconnected');
         const ms = delays.next();
         log.warn({ why, code: err ? grpcCode(err) : undefined, err: err?.details, retryInMs: ms, from: topology.revision }, 'topology watch interrupted');
+        if (err) reportCertProblem(err);
         timer = setTimeout(open, ms);
       };
       s.on('error', (err: grpc.ServiceError) => again('error', err));

@@ -13,6 +13,11 @@
 // finds the CA the hash names, checks that it really signed the serving
 // certificate, and only then opens the gRPC channel trusting that CA alone;
 // the token travels only over a channel verified against it.
+//
+// The same handshake shows the names the serving certificate holds. A
+// --server the certificate does not name would fail every TLS handshake
+// after it, so the join stops there with a ServerCertError naming the flag
+// that fixes it, instead of retrying as if the controller were down.
 import {
   X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
 } from 'node:crypto';
@@ -26,6 +31,7 @@ import { clientCredentials } from '../../../controller/pki/grpc';
 import { createExclusive, replaceAtomic } from '../../../controller/pki/files';
 import { caCertHash } from '../../../controller/pki/ca';
 import { HOST_URI_PREFIX } from '../../../controller/pki/names';
+import { certNames, certProblemMessage, certProblemOf, serverNameProblem, ServerCertError } from './server-cert';
 
 export const DEFAULT_STATE_DIR = '/var/lib/weft/agent';
 export const HOST_KEY_FILE = 'host.key';
@@ -212,36 +218,45 @@ export type JoinOptions = {
   timeoutMs?: number;
 };
 
-/** The CA to trust for the Join call: the given file, or the one the pin selects from the server's chain. */
-async function trustForJoin(o: JoinOptions): Promise<X509Certificate> {
+/** The CA to trust for the Join call (the given file, or the one the pin selects from the server's chain) and the serving certificate. */
+async function trustForJoin(o: JoinOptions): Promise<{ ca: X509Certificate; leaf: X509Certificate; trusted: string }> {
+  let given: X509Certificate | undefined;
   if (o.caPem !== undefined) {
-    let ca: X509Certificate;
     try {
-      ca = new X509Certificate(o.caPem);
+      given = new X509Certificate(o.caPem);
     } catch (e) {
       throw new IdentityError(`the given CA file is not a PEM certificate (${(e as Error).message})`);
     }
-    if (!ca.ca) throw new IdentityError('the given CA file is not a CA certificate (basicConstraints CA:FALSE)');
-    if (o.caCertHash !== undefined && caCertHash(ca) !== parseCaCertHash(o.caCertHash)) {
-      throw new IdentityError(`the given CA file has hash ${caCertHash(ca)}, not ${parseCaCertHash(o.caCertHash)}`);
+    if (!given.ca) throw new IdentityError('the given CA file is not a CA certificate (basicConstraints CA:FALSE)');
+    if (o.caCertHash !== undefined && caCertHash(given) !== parseCaCertHash(o.caCertHash)) {
+      throw new IdentityError(`the given CA file has hash ${caCertHash(given)}, not ${parseCaCertHash(o.caCertHash)}`);
     }
-    return ca;
-  }
-  if (o.caCertHash === undefined) {
+  } else if (o.caCertHash === undefined) {
     throw new IdentityError('joining needs --ca-cert-hash sha256:<hex> (printed by the controller) or the CA file: refusing to send the token to an unverified controller');
   }
-  const pin = parseCaCertHash(o.caCertHash);
-  return pinnedCaFromChain(await fetchServerChain(o.server, o.timeoutMs), pin, o.server);
+  const chain = await fetchServerChain(o.server, o.timeoutMs);
+  if (chain.length === 0) throw new IdentityError(`the controller at ${o.server} presented no certificate`);
+  // With a file, the gRPC handshake checks the chain against it; with a pin, nothing is trusted before this check.
+  const ca = given ?? pinnedCaFromChain(chain, parseCaCertHash(o.caCertHash!), o.server);
+  const nameProblem = serverNameProblem(o.server, chain[0]);
+  if (nameProblem) throw new ServerCertError(`cannot join through ${o.server}: ${nameProblem}`, 'name');
+  return { ca, leaf: chain[0], trusted: given ? 'the CA in --ca-cert' : 'the CA --ca-cert-hash names' };
 }
 
-function callJoin(server: string, caPem: string, req: JoinRequest, timeoutMs: number): Promise<JoinResponse> {
+function callJoin(server: string, caPem: string, req: JoinRequest, timeoutMs: number, seen: { leaf: X509Certificate; trusted: string }): Promise<JoinResponse> {
   const Client = controllerClientConstructor();
   const client = new Client(server, clientCredentials({ caPem }));
   return new Promise<JoinResponse>((resolve, reject) => {
     (client as any).Join(req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: JoinResponse) => {
       client.close();
-      if (err) reject(new IdentityError(`join through ${server} refused: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, { cause: err }));
-      else resolve(res);
+      if (!err) return resolve(res);
+      // A certificate the TLS handshake refused will be refused on every retry: say what to change.
+      const problem = certProblemOf(err);
+      if (problem) {
+        const why = certProblemMessage(problem, server, { names: certNames(seen.leaf), trusted: seen.trusted });
+        return reject(new ServerCertError(`cannot join through ${server}: ${why}`, problem, { cause: err }));
+      }
+      reject(new IdentityError(`join through ${server} refused: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, { cause: err }));
     });
   });
 }
@@ -254,7 +269,8 @@ function callJoin(server: string, caPem: string, req: JoinRequest, timeoutMs: nu
 export async function joinCluster(o: JoinOptions): Promise<AgentCredentials> {
   const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
   const timeoutMs = o.timeoutMs ?? 10_000;
-  const ca = await trustForJoin(o);
+  const seen = await trustForJoin(o);
+  const ca = seen.ca;
   const caPem = ca.toString();
 
   const keyPath = join(stateDir, HOST_KEY_FILE);
@@ -268,7 +284,7 @@ export async function joinCluster(o: JoinOptions): Promise<AgentCredentials> {
   const publicKey = createPublicKey(keyPem);
   const res = await callJoin(o.server, caPem, {
     token: o.token, host_name: o.hostName, public_key_pem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
-  }, timeoutMs);
+  }, timeoutMs, seen);
 
   // Trust nothing in the reply that the pinned CA does not vouch for.
   let cert: X509Certificate, replyCa: X509Certificate;

@@ -1,0 +1,93 @@
+// When the controller's certificate does not fit how the agent reaches it,
+// retrying cannot help: the operator must change a flag. These helpers tell
+// such a mistake from an outage and say which flag fixes it.
+//
+// Three mistakes, as Node's TLS reports them (grpc-js passes the text on in
+// an UNAVAILABLE status's details):
+//   name     --server names something the serving certificate does not
+//            (ERR_TLS_CERT_ALTNAME_INVALID): use a name it has, or restart the
+//            controller with --advertise;
+//   ca       the certificate is not signed by the CA this host trusts: another
+//            cluster's controller, or a controller whose CA was replaced;
+//   expired  the serving certificate is out of its validity period.
+import type { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+
+export type CertProblem = 'name' | 'ca' | 'expired';
+
+/** A configuration mistake about the controller's certificate: fatal at join, logged as an error on every retry after. */
+export class ServerCertError extends Error {
+  constructor(
+    message: string,
+    readonly problem: CertProblem,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ServerCertError';
+  }
+}
+
+/** The host part of host:port, without IPv6 brackets. */
+export function serverHost(server: string): string {
+  if (server.startsWith('[')) return server.slice(1, server.indexOf(']')).toLowerCase();
+  const i = server.lastIndexOf(':');
+  return (i < 0 ? server : server.slice(0, i)).toLowerCase();
+}
+
+const canonicalIp = (ip: string) => (ip.includes(':') ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip);
+
+/** The DNS names and IP addresses a certificate is valid for, in its order. */
+export function certNames(cert: X509Certificate): string[] {
+  const out: string[] = [];
+  for (const entry of (cert.subjectAltName ?? '').split(', ')) {
+    if (entry.startsWith('DNS:')) out.push(entry.slice(4));
+    else if (entry.startsWith('IP Address:')) out.push(canonicalIp(entry.slice('IP Address:'.length)));
+  }
+  return out;
+}
+
+/** What to do when `host` is not among `names`; names empty when unknown. */
+export function nameMismatchMessage(host: string, names: string[]): string {
+  const shown = isIP(host) ? host : host.replace(/\.$/, '');
+  const has = names.length > 0 ? `the controller's certificate names ${names.join(', ')} but not '${shown}'` : `the controller's certificate does not name '${shown}'`;
+  return `${has}; use one of ${names.length > 0 ? 'those' : 'its names'} in --server or restart the controller with --advertise ${shown}`;
+}
+
+/** Null when the serving certificate (leaf) is valid for the host in `server`, as TLS will check it; else the message naming the fix. */
+export function serverNameProblem(server: string, leaf: X509Certificate): string | null {
+  const host = serverHost(server);
+  const err = checkServerIdentity(host, { subjectaltname: leaf.subjectAltName ?? '', subject: {} } as PeerCertificate);
+  return err ? nameMismatchMessage(host, certNames(leaf)) : null;
+}
+
+const PATTERNS: Array<[CertProblem, RegExp]> = [
+  ['name', /ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames/],
+  ['ca', /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify the first certificate|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|self[- ]signed certificate|UNABLE_TO_GET_ISSUER_CERT|unable to get (local )?issuer certificate|CERT_SIGNATURE_FAILURE|certificate signature failure/],
+  ['expired', /CERT_HAS_EXPIRED|certificate has expired|CERT_NOT_YET_VALID|certificate is not yet valid/],
+];
+
+/** The certificate mistake behind a failed connection or call, or null for anything else (an outage, a refusal). */
+export function certProblemOf(err: unknown): CertProblem | null {
+  if (err instanceof ServerCertError) return err.problem;
+  const e = err as { details?: unknown; message?: unknown; code?: unknown } | null;
+  const text = [e?.details, e?.message, e?.code].filter((x) => typeof x === 'string').join(' ');
+  for (const [problem, re] of PATTERNS) if (re.test(text)) return problem;
+  return null;
+}
+
+/**
+ * The message for a certificate mistake: `names` are the names the
+ * controller's certificate holds (when they could be read), `trusted`
+ * describes the CA the agent trusted (a file, or the pinned hash).
+ */
+export function certProblemMessage(problem: CertProblem, server: string, o: { names?: string[]; trusted: string; stateDir?: string }): string {
+  if (problem === 'name') return nameMismatchMessage(serverHost(server), o.names ?? []);
+  if (problem === 'expired') {
+    return `the controller at ${server} presents a serving certificate outside its validity period; restart the controller (it renews the certificate at start) or fix the clock of this host or the controller`;
+  }
+  return (
+    `the controller at ${server} presents a certificate not signed by ${o.trusted}: --server points at another cluster's controller, or the controller's CA was replaced` +
+    (o.stateDir ? `; point --server at this cluster's controller, or remove ${o.stateDir}/host.crt and join again with a new token and --ca-cert-hash` : '; point --server at this cluster\'s controller or give its CA')
+  );
+}
