@@ -236,7 +236,12 @@ export async function resolveUnderlayIp(config: AgentConfig, h: Handle): Promise
   }
   if (!src) throw new ConfigError(`the route to the controller at ${ip} has no source address; give --underlay-ip`);
   if (src.startsWith('127.') || src === '::1') {
-    throw new ConfigError(`the controller at ${ip} is on this machine's loopback, which other hosts cannot reach; give --underlay-ip`);
+    const named = ip === host ? `--server ${host} is` : `--server ${host} resolves to ${ip},`;
+    throw new ConfigError(
+      `${named} a loopback address of this machine, so it tells nothing about the address other hosts reach this one at: ` +
+        "give --server the controller's address as other hosts reach it (the line weft token create prints on the controller has it), " +
+        'or, with the controller on this machine, give --underlay-ip with this host\'s address',
+    );
   }
   return src;
 }
