@@ -28,6 +28,8 @@ export type CniCall = {
   /** the plugin's network configuration, as libcni hands it over */
   config: Record<string, unknown>;
   timeoutMs?: number;
+  /** argv run before the plugin inside the host namespace, e.g. nsenter into a machine's mount namespace */
+  wrap?: string[];
 };
 
 export type CniOutcome = {
@@ -65,7 +67,7 @@ export function execCni(c: CniCall): Promise<CniOutcome> {
   if (c.args !== undefined) env.CNI_ARGS = c.args;
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', c.hostNetns, exe], { env, stdio: 'pipe' });
+    const child = spawn('ip', ['netns', 'exec', c.hostNetns, ...(c.wrap ?? []), exe], { env, stdio: 'pipe' });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
