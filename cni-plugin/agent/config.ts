@@ -22,7 +22,6 @@ import {
 import type { Handle } from '../../dataplane/netlink/handle';
 import { routeGet } from '../../dataplane/netlink/route';
 import { DEFAULT_AGENT_SOCKET } from '../cni/parse';
-import { DEFAULT_STATE_DIR } from './controller/identity';
 
 export { ConfigError };
 
@@ -56,6 +55,9 @@ export type AgentConfig = {
   logLevel: LogLevel;
   configFile?: string;
 };
+
+/** Credentials, keys and the agent DB. Defined here, not beside the credential code, so reading flags (and --help) does not load gRPC and x509. */
+export const DEFAULT_STATE_DIR = '/var/lib/weft/agent';
 
 export const AGENT_DEFAULTS = {
   stateDir: DEFAULT_STATE_DIR,

@@ -31,9 +31,10 @@ import { clientCredentials } from '../../../controller/pki/grpc';
 import { createExclusive, replaceAtomic } from '../../../controller/pki/files';
 import { caCertHash } from '../../../controller/pki/ca';
 import { HOST_URI_PREFIX } from '../../../controller/pki/names';
+import { DEFAULT_STATE_DIR } from '../config';
 import { certNames, certProblemMessage, certProblemOf, serverNameProblem, ServerCertError } from './server-cert';
 
-export const DEFAULT_STATE_DIR = '/var/lib/weft/agent';
+export { DEFAULT_STATE_DIR };
 export const HOST_KEY_FILE = 'host.key';
 export const HOST_CERT_FILE = 'host.crt';
 export const CA_CERT_FILE = 'ca.crt';
