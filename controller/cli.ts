@@ -10,7 +10,6 @@ import { controllerClientConstructor, type Status } from './api/proto';
 import { ADMIN_NAME } from './api/validate';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from './command';
 import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from './config';
-import { startController } from './main';
 import { advertisedServer } from './advertise';
 import { JOIN_FILE, joinCommand, readJoinInfo } from './join-info';
 import { CA_CERT_FILE, type Ca, caCertHash, clientCredentials, issueClientCert, loadCa } from './pki';
@@ -132,6 +131,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
   const signal = shutdownSignal(log);
 
+  // The daemon (API, metrics, election, watch hubs) is loaded only once the flags are good, as for the agent.
+  const { startController } = await import('./main');
   let running;
   try {
     running = await startController(config, { logger: log, version: weftVersion() });
