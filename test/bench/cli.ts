@@ -1,11 +1,12 @@
 // What a `weft` command costs before it does anything: the wall time of
 // spawning `node dist/weft.mjs version` and `node dist/weft.mjs --help`,
 // against spawning bare `node -e 0` (the floor for any Node program) in the
-// same run. Operators and scripts call `weft version`, `weft status` and
+// same run; also `weft controller --help`, `weft token --help` and `weft
+// agent --help`, the cheapest call into each role. Operators and scripts call `weft version`, `weft status` and
 // `weft token create` by hand; each should start in a small multiple of Node
 // itself, not pay for gRPC, SQLite, etcd, x509 and netlink it never uses.
 //
-// The three commands are interleaved (the order rotates per repetition) after
+// The commands are interleaved (the order rotates per repetition) after
 // a warm-up, so page cache and machine drift favour none of them. Every run
 // is checked: exit status 0 and the expected output.
 //
@@ -33,13 +34,16 @@ const WARMUP = num('WEFT_BENCH_WARMUP', 3, 1);
 const BUNDLE = resolve(process.env.WEFT_BENCH_BUNDLE ?? join(ROOT, 'dist', 'weft.mjs'));
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-type Key = 'node' | 'version' | 'help';
+type Key = 'node' | 'version' | 'help' | 'controller' | 'token' | 'agent';
 type Method = { key: Key; label: string; args: string[]; check: (stdout: string) => boolean };
 
 const METHODS: Method[] = [
   { key: 'node', label: 'node -e 0', args: ['-e', '0'], check: (out) => out === '' },
   { key: 'version', label: 'weft version', args: [BUNDLE, 'version'], check: (out) => out === `weft ${VERSION}\n` },
   { key: 'help', label: 'weft --help', args: [BUNDLE, '--help'], check: (out) => out.startsWith('usage: weft <command>') },
+  ...(['controller', 'token', 'agent'] as const).map((role) => ({
+    key: role, label: `weft ${role} --help`, args: [BUNDLE, role, '--help'], check: (out: string) => out.startsWith(`usage: weft ${role}`),
+  })),
 ];
 
 // The children get this process's environment without NODE_OPTIONS, so a
@@ -62,7 +66,7 @@ function main(): void {
   const loadBefore = round(loadavg()[0], 2);
   for (let i = 0; i < WARMUP; i++) for (const m of METHODS) once(m);
 
-  const samples: Record<Key, number[]> = { node: [], version: [], help: [] };
+  const samples = Object.fromEntries(METHODS.map((m) => [m.key, [] as number[]])) as Record<Key, number[]>;
   const ratios: number[] = [];
   for (let rep = 0; rep < REPS; rep++) {
     const order = METHODS.map((_, i) => METHODS[(i + rep) % METHODS.length]);
@@ -91,6 +95,9 @@ function main(): void {
     weft_version_ms: round(st.version.median),
     weft_help_ms: round(st.help.median),
     node_ms: round(base),
+    controller_help_ms: round(st.controller.median),
+    token_help_ms: round(st.token.median),
+    agent_help_ms: round(st.agent.median),
     ratio: round(st.version.median / base, 3),
     ratio_help: round(st.help.median / base, 3),
     ratio_paired: { median: round(paired.median, 3), p25: round(paired.p25, 3), p75: round(paired.p75, 3), min: round(paired.min, 3), max: round(paired.max, 3) },
