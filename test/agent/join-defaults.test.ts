@@ -125,7 +125,7 @@ describe('joining with the printed command and default flags', () => {
     const r = lab.exec(h2.netns, process.execPath, agentArgv(line, h2), { check: false, timeoutMs: 30_000, env: env() });
     const took = Date.now() - t0;
     console.log(`agent with a --server outside the certificate: exit ${r.status} after ${took} ms: ${r.stderr.trim()}`);
-    expect(r.status).toBe(1);
+    expect(r.status, r.stderr).toBe(1);
     expect(took).toBeLessThan(15_000);
     expect(r.stderr).toContain(`weft agent: cannot join through ${other}:7443: the controller's certificate names `);
     expect(r.stderr).toContain(`${ctl.ip}, `);
@@ -134,7 +134,7 @@ describe('joining with the printed command and default flags', () => {
 
     // A --server that resolves to this host's loopback: refused before any connection, naming --server.
     const lo = lab.exec(h2.netns, process.execPath, agentArgv(line.replace(`--server ${other}:7443`, '--server localhost:7443'), h2), { check: false, timeoutMs: 30_000, env: env() });
-    expect(lo.status).toBe(2);
+    expect(lo.status, lo.stderr).toBe(2);
     expect(lo.stderr).toMatch(/--server localhost resolves to (127\.0\.0\.1|::1), a loopback address of this machine.*give --server the controller's address/);
 
     // Do what the message says: the controller again, with --advertise. The same line now joins.
@@ -146,7 +146,7 @@ describe('joining with the printed command and default flags', () => {
       if (agent.exited) throw new Error(`agent on h2 exited:\n${tailOf(log)}`);
       return logLines(log).some((l) => l.msg === 'host registered');
     });
-    expect(hostsRegistered()).toBe(2);
+    expect(hostsRegistered(), tailOf(log)).toBe(2);
     // token create now names the advertised address
     expect(onController(['token', 'create', '--data-dir', dataDir]).stdout).toMatch(new RegExp(`^weft agent --server ${other.replace(/\./g, '\\.')}:7443 `));
     await agent.stop();
