@@ -4,15 +4,16 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import pino from 'pino';
-import { controllerClientConstructor, type Status } from './api/proto';
+// gRPC, the proto loader, pino and the PKI (x509) are imported where a
+// command needs them, so --help, a bad flag and `weft token list` do not load them.
+import type * as grpc from '@grpc/grpc-js';
+import type { Status } from './api/proto';
 import { ADMIN_NAME } from './api/validate';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from './command';
 import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from './config';
 import { advertisedServer } from './advertise';
 import { JOIN_FILE, joinCommand, readJoinInfo } from './join-info';
-import { CA_CERT_FILE, type Ca, caCertHash, clientCredentials, issueClientCert, loadCa } from './pki';
+import type { Ca } from './pki';
 import { openStore, parseStoreUrl } from './store/index';
 import { createToken, deleteToken, listTokens } from './tokens';
 import { readClusterConfig, saveClusterConfig } from './ipam/cluster-config';
@@ -128,6 +129,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const loaded = loadCommandConfig('controller', argv, CONTROLLER_HELP, () => loadControllerConfig(argv, process.env));
   if ('exit' in loaded) return loaded.exit;
   const config = loaded.config;
+  const { default: pino } = await import('pino');
   const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
   const signal = shutdownSignal(log);
 
@@ -186,6 +188,7 @@ async function joinAddress(config: ControllerConfig): Promise<{ server: string; 
       ...(recorded.tls ? {} : { note: 'warning: the controller runs with --insecure (no TLS); agents cannot join it' }),
     };
   }
+  const { CA_CERT_FILE, caCertHash } = await import('./pki');
   const caPath = join(config.dataDir, CA_CERT_FILE);
   let caPem: string;
   try {
@@ -356,6 +359,7 @@ export async function adminCertCommand(argv: string[]): Promise<number> {
     const ttlRaw = (flags.get('--ttl-days') as string | undefined) ?? '30';
     const ttlDays = Number(ttlRaw);
     if (!/^\d+$/.test(ttlRaw) || ttlDays < 1 || ttlDays > 825) throw new UsageError(`--ttl-days: ${JSON.stringify(ttlRaw)} is not a whole number of days from 1 to 825`);
+    const { issueClientCert, loadCa } = await import('./pki');
     const ca = await loadCa(config.dataDir);
     const paths = Object.values(ADMIN_FILES).map((f) => join(out, f));
     const taken = paths.filter((p) => existsSync(p));
@@ -396,10 +400,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
     const server = (flags.get('--server') as string | undefined) ?? `127.0.0.1:${DEFAULTS.listen.split(':')[1]}`;
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(server)) throw new UsageError(`--server: ${JSON.stringify(server)} is not host:port`);
     if (flags.has('--cert') !== flags.has('--key')) throw new UsageError('--cert and --key go together');
-    const md = new grpc.Metadata();
+    const rpc = await import('@grpc/grpc-js');
+    const { CA_CERT_FILE, clientCredentials, issueClientCert, loadCa } = await import('./pki');
+    const md = new rpc.Metadata();
     let creds: grpc.ChannelCredentials;
     if (flags.has('--insecure')) {
-      creds = grpc.credentials.createInsecure();
+      creds = rpc.credentials.createInsecure();
       md.set('x-weft-host', ADMIN_NAME);
     } else {
       const read = (flag: string, path: string) => {
@@ -427,12 +433,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
       }
       creds = clientCredentials({ caPem, certPem, keyPem });
     }
-    const Client = controllerClientConstructor();
+    const Client = (await import('./api/proto')).controllerClientConstructor();
     const client = new Client(server, creds);
     try {
       const status = await new Promise<Status>((resolve, reject) =>
         (client as unknown as Record<string, Function>).GetStatus({}, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: Status) =>
-          err ? reject(new Error(`GetStatus on ${server} failed: ${grpc.status[err.code]}: ${err.details}`)) : resolve(res),
+          err ? reject(new Error(`GetStatus on ${server} failed: ${rpc.status[err.code]}: ${err.details}`)) : resolve(res),
         ),
       );
       if (flags.has('--json')) process.stdout.write(JSON.stringify(status) + '\n');
