@@ -134,7 +134,7 @@ export function cleanEnv(): NodeJS.ProcessEnv {
 export function weft(args: string[], opts: { timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   requireBuild();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--no-deprecation', WEFT, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
+    const child = spawn(process.execPath, [WEFT, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: cleanEnv() });
     running.add(child);
     let stdout = '';
     let stderr = '';

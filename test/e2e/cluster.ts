@@ -30,12 +30,12 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 /** A `weft` subcommand that only touches files (token, network, admin-cert): run here, in the root namespace. */
 export function weftCli(args: string[]): string {
-  return execFileSync(process.execPath, ['--no-deprecation', WEFT, ...args], { env: cleanEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(process.execPath, [WEFT, ...args], { env: cleanEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /** Like weftCli, for a command expected to fail: exit status and both streams. */
 export function weftCliResult(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--no-deprecation', WEFT, ...args], { env: cleanEnv(), encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [WEFT, ...args], { env: cleanEnv(), encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -212,7 +212,7 @@ export async function grpcCall(netns: string, server: string, certs: CertFiles, 
   const r = await nsExecAsync(
     netns,
     process.execPath,
-    ['--no-deprecation', '--import', 'tsx', join(ROOT, 'test', 'e2e', 'grpc-call.ts'), server, certs.ca, certs.cert, certs.key, method, JSON.stringify(req)],
+    ['--import', 'tsx', join(ROOT, 'test', 'e2e', 'grpc-call.ts'), server, certs.ca, certs.cert, certs.key, method, JSON.stringify(req)],
     { timeoutMs: 30_000 },
   );
   try {

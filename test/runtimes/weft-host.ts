@@ -65,7 +65,7 @@ function startDaemon(sandbox: Sandbox, args: string[], logFile: string): Daemon 
   const fd = openSync(logFile, 'a');
   const [nsenter, ...prefix] = sandbox.prefix();
   // pdeathsig: a test process that dies does not leave the daemon behind.
-  const proc = spawn(nsenter, [...prefix, 'setpriv', '--pdeathsig', 'TERM', '--', process.execPath, '--no-deprecation', WEFT, ...args], {
+  const proc = spawn(nsenter, [...prefix, 'setpriv', '--pdeathsig', 'TERM', '--', process.execPath, WEFT, ...args], {
     stdio: ['ignore', fd, fd],
     env: cleanEnv(),
     cwd: ROOT,
