@@ -29,7 +29,8 @@ import { netnsPath } from '../../dataplane/netlink/netns';
 import { routeAddRequest, routeList } from '../../dataplane/netlink/route';
 import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } from '../cni/types';
 import type { Allocation, IpamStore } from './ipam-store';
-import type { CniHandlers, EndpointRecord, EndpointSink, NetworkAttachment } from './types';
+import type { CniHandlers } from '../cni/types';
+import type { EndpointRecord, EndpointSink, NetworkAttachment } from './types';
 
 /** weft-specific (100+ is the plugin's): CHECK found the container's networking not as ADD left it. */
 export const ERR_CHECK_MISMATCH = 101;

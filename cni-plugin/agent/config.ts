@@ -10,7 +10,7 @@
 // controller). The first is read here; the second needs a netlink lookup and
 // a DNS answer, so it is resolveUnderlayIp's job, run by the agent at start.
 import { validateMac } from '../../dataplane/netlink/link';
-import { TX_CHECKSUM_MODES, type TxChecksumMode } from './dataplane/checksum-policy';
+import { TX_CHECKSUM_MODES, type TxChecksumMode } from './host/checksum-policy';
 import { readFileSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import { checkHostName, checkName } from '../../controller/api/validate';
 import {
   ConfigError, formatHostPort, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
-} from '../../controller/config-sources';
+} from '../../controller/common/config-sources';
 import type { Handle } from '../../dataplane/netlink/handle';
 import { routeGet } from '../../dataplane/netlink/route';
 import { DEFAULT_AGENT_SOCKET } from '../cni/parse';

@@ -13,30 +13,30 @@
 //    topology it had and resumes from its revision; reconciles (periodic ones
 //    included) use that topology, never an empty one.
 import { agentDbPath } from './agent-db';
-import { decideTxChecksum } from './dataplane/checksum-policy';
+import { decideTxChecksum } from './host/checksum-policy';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
-import { createHttpServer, listenHttp } from '../../controller/http';
+import { createHttpServer, listenHttp } from '../../controller/common/http';
 import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { startCniServer, type CniServer } from '../cni/server';
 import { createCniHandlers } from './cni-handlers';
 import { type AgentConfig, resolveUnderlayIp } from './config';
-import { backoff, sleep } from './controller/backoff';
+import { backoff, sleep } from '../../controller/api/client/backoff';
 import {
   connectController, isTransient, type ControllerClient, type HostRegistration, type Registration, type Subnet,
-} from './controller/client';
-import { openEndpointOutbox, type EndpointOutbox } from './controller/endpoint-outbox';
-import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './controller/heartbeat';
-import { channelCredentials, ensureCredentials, ensureWireGuardKeys, IdentityError } from './controller/identity';
-import { ensureHostNetwork, type HostNetworkSpec } from './dataplane/host-network';
-import { derivedMac } from './dataplane/naming';
-import { reconcileOverlay } from './dataplane/overlay';
-import { preflight, type PreflightResult } from './dataplane/preflight';
+} from '../../controller/api/client/client';
+import { openEndpointOutbox, type EndpointOutbox } from './sync/endpoint-outbox';
+import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
+import { channelCredentials, ensureCredentials, ensureWireGuardKeys, IdentityError } from '../../controller/api/client/credentials';
+import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
+import { derivedMac } from './host/naming';
+import { reconcileOverlay } from './host/overlay';
+import { preflight, type PreflightResult } from './host/preflight';
 import { openIpamStore, type IpamStore } from './ipam-store';
 import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
-import { loadRegistration, saveRegistration } from './registration-cache';
+import { loadRegistration, saveRegistration } from './sync/registration-cache';
 import type { NetworkAttachment } from './types';
 
 /** Without these the agent cannot build a working host network; the others are logged and fixed by the agent itself. */

@@ -8,9 +8,9 @@
 // they stay free of metrics code.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CniError } from '../cni/types';
-import type { ConnectionState } from './controller/client';
-import type { ReconcileResult } from './dataplane/overlay';
-import type { CniHandlers } from './types';
+import type { ConnectionState } from '../../controller/api/client/client';
+import type { ReconcileResult } from './host/overlay';
+import type { CniHandlers } from '../cni/types';
 
 export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start';
 

@@ -1,6 +1,5 @@
 // Plain data passed between the agent's parts: the controller view (topology),
 // the host's own attachments to weft networks, and the endpoint outbox.
-import type { CniRequest, CniResult } from '../cni/types';
 
 /** One weft network as this host is attached to it. */
 export type NetworkAttachment = {
@@ -55,12 +54,4 @@ export type EndpointRecord = {
 export type EndpointSink = {
   registered(ep: EndpointRecord): void;
   released(ep: EndpointRecord): void;
-};
-
-export type CniHandlers = {
-  add(req: CniRequest): Promise<CniResult>;
-  del(req: CniRequest): Promise<void>;
-  check(req: CniRequest): Promise<void>;
-  status(req: CniRequest): Promise<void>;
-  gc(req: CniRequest): Promise<void>;
 };

@@ -2,7 +2,7 @@
 // a CniRequest, validated the way the CNI spec asks before any handler runs:
 // every refusal is a CniError whose code is the spec's and whose message
 // names the field or variable.
-import { isDnsLabel } from '../../controller/dns-label';
+import { isDnsLabel } from '../../controller/common/dns-label';
 import { isIP } from 'node:net';
 import {
   CNI_ERR,

@@ -10,7 +10,7 @@
 import { chmodSync, lstatSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import type { CniHandlers } from '../agent/types';
+import type { CniHandlers } from './types';
 import { configVersion, FALLBACK_VERSION, parseCommand, parseRequest, type CniEnv } from './parse';
 import { renderError, renderResult, renderVersion } from './render';
 import { CNI_ERR, CniError, type CniRequest } from './types';

@@ -80,3 +80,12 @@ export class CniError extends Error {
     this.details = details;
   }
 }
+
+/** What the agent's socket server calls for each verb; the agent implements it. */
+export type CniHandlers = {
+  add(req: CniRequest): Promise<CniResult>;
+  del(req: CniRequest): Promise<void>;
+  check(req: CniRequest): Promise<void>;
+  status(req: CniRequest): Promise<void>;
+  gc(req: CniRequest): Promise<void>;
+};

@@ -2,8 +2,8 @@
 // problem as a message that starts with the field's proto name, or undefined
 // when the value is fine; the request checks below run them all before a
 // handler touches the store, so a bad request writes nothing.
-import { isDnsLabel } from '../ipam/records';
-import { type Cidr, CidrError, cidrContains, cidrLast, formatAddress, formatCidr, parseCidr } from '../ipam/subnets';
+import { isDnsLabel } from '../common/dns-label';
+import { type Cidr, CidrError, cidrContains, cidrLast, formatAddress, formatCidr, parseCidr } from '../common/cidr';
 
 /** A request field is invalid: maps to INVALID_ARGUMENT; `field` is the proto path, e.g. "endpoint.ip". */
 export class InvalidArgumentError extends Error {

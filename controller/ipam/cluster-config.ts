@@ -4,7 +4,7 @@
 import type { Store } from '../store/types';
 import { ClusterConfigError, LeaseContentionError, OrphanedLeasesError } from './errors';
 import { CONFIG_KEY, LEASES_PREFIX, decodeLeaseRecord, isDnsLabel, parseLeaseKey } from './records';
-import { type Cidr, CidrError, cidrContains, cidrOverlaps, formatCidr, parseCidr } from './subnets';
+import { type Cidr, CidrError, cidrContains, cidrOverlaps, formatCidr, parseCidr } from '../common/cidr';
 
 export type NetworkConfig = {
   /** DNS label, unique. */

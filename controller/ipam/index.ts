@@ -12,4 +12,4 @@ export {
   ClusterConfigError, OrphanedLeasesError, LeaseRequestError, UnknownNetworkError, PoolExhaustedError,
   LeaseLostError, LeaseContentionError,
 } from './errors';
-export { type Cidr, parseCidr, formatCidr } from './subnets';
+export { type Cidr, parseCidr, formatCidr } from '../common/cidr';

@@ -11,7 +11,7 @@ import {
 } from './records';
 import {
   type Cidr, CidrError, addressBits, candidateOrder, cidrSize, formatCidr, parseCidr, randomBelow, subnetAt, subnetCount, subnetToKey,
-} from './subnets';
+} from '../common/cidr';
 
 export type Lease = {
   network: string;

@@ -12,7 +12,7 @@ import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, stat, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PkiError } from './errors';
-import { createExclusive } from './files';
+import { createExclusive } from '../common/files';
 import { generateKeyPair, parseP256PrivateKey, randomSerial, signingKey, spkiDer } from './keys';
 import { EC_ALG, x509, type CryptoKey } from './x509';
 

@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { Ca } from './ca';
-import { HOST_URI_PREFIX, isDnsName } from './names';
+import { HOST_URI_PREFIX, isDnsName } from '../common/names';
 import { x509 } from './x509';
 
 export type HostIdentity = { host: string };

@@ -4,4 +4,4 @@ export { issueClientCert, issueServerCert, MAX_LEAF_TTL_DAYS, type IssuedCert, t
 export { serverCertFor, SERVER_CERT_FILE, SERVER_KEY_FILE, type ServerCertFiles, type ServerCertFilesOptions } from './serving';
 export { identityFromPeerCert, peerIdentity, callIdentity, type HostIdentity, type IdentityResult, type CallWithAuth } from './identity';
 export { serverCredentials, reloadableServerCredentials, clientCredentials, type ServerTlsMaterial, type ClientTlsMaterial } from './grpc';
-export { hostUri, isDnsName, HOST_URI_PREFIX } from './names';
+export { hostUri, isDnsName, HOST_URI_PREFIX } from '../common/names';

@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Ca } from './ca';
 import { PkiError } from './errors';
 import { generateKeyPair, publicCryptoKey, randomSerial } from './keys';
-import { HOST_FORM, hostUri, isDnsName, sanNames } from './names';
+import { HOST_FORM, hostUri, isDnsName, sanNames } from '../common/names';
 import { EC_ALG, x509, type CryptoKey } from './x509';
 
 export type IssuedCert = {

@@ -6,10 +6,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureCa, type Ca } from './ca';
 import { PkiError } from './errors';
-import { replaceAtomic } from './files';
+import { replaceAtomic } from '../common/files';
 import { issueServerCert } from './issue';
 import { spkiDer } from './keys';
-import { sanNames, type SanName } from './names';
+import { sanNames, type SanName } from '../common/names';
 import { x509 } from './x509';
 
 export const SERVER_CERT_FILE = 'server.crt';

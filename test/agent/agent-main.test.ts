@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { caCertHash } from '../../cni-plugin/agent/controller/identity';
+import { caCertHash } from '../../controller/api/client/credentials';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
 import { ipJson } from '../lab/run';
 

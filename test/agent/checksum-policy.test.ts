@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideTxChecksum, kernelVersion } from '../../cni-plugin/agent/dataplane/checksum-policy';
+import { decideTxChecksum, kernelVersion } from '../../cni-plugin/agent/host/checksum-policy';
 import { loadAgentConfig } from '../../cni-plugin/agent/config';
 
 describe('VXLAN TX checksum offload policy', () => {

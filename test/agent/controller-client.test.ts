@@ -15,12 +15,12 @@ import { ensureCa, issueServerCert } from '../../controller/pki';
 import { HOSTS_PREFIX } from '../../controller/registry/keys';
 import {
   type ConnectionState, type ControllerClient, type HostRegistration, connectController,
-} from '../../cni-plugin/agent/controller/client';
-import { type LeaseEvent, runHeartbeats } from '../../cni-plugin/agent/controller/heartbeat';
+} from '../../controller/api/client/client';
+import { type LeaseEvent, runHeartbeats } from '../../cni-plugin/agent/sync/heartbeat';
 import {
   type AgentCredentials, caCertHash, channelCredentials, ensureCredentials, ensureWireGuardKeys, joinCluster, loadCredentials,
   fetchServerChain, pinnedCaFromChain,
-} from '../../cni-plugin/agent/controller/identity';
+} from '../../controller/api/client/credentials';
 import type { Topology } from '../../cni-plugin/agent/types';
 import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
 

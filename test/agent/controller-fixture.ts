@@ -9,15 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
-import { certificateIdentity } from '../../controller/api/identity';
+import { certificateIdentity } from '../../controller/service/caller';
 import { controllerServiceDefinition } from '../../controller/api/proto';
-import { createControllerService } from '../../controller/api/service';
+import { createControllerService } from '../../controller/service/service';
 import { saveClusterConfig } from '../../controller/ipam';
 import { type Ca, ensureCa, issueServerCert, serverCredentials } from '../../controller/pki';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
-import { createToken } from '../../controller/tokens';
-import { caCertHash } from '../../cni-plugin/agent/controller/identity';
+import { createToken } from '../../controller/pki/tokens';
+import { caCertHash } from '../../controller/api/client/credentials';
 
 export const AGENT_TEST_CONFIG = {
   networks: [{ name: 'default', vni: 1, cidr: '10.244.0.0/16', hostPrefixLength: 24 }],

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { withNetns } from '../../dataplane/netlink/netns';
 import {
   bridgeMacFor, ensureHostNetwork, teardownHostNetwork, validateHostNetworkSpec, type HostNetworkSpec,
-} from '../../cni-plugin/agent/dataplane/host-network';
+} from '../../cni-plugin/agent/host/host-network';
 import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, useUnderlayHost } from './fixtures';
 import { caught } from '../helpers/process';
 

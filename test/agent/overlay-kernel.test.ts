@@ -4,8 +4,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openHandle, type Handle, type Request } from '../../dataplane/netlink/handle';
-import { ensureHostNetwork } from '../../cni-plugin/agent/dataplane/host-network';
-import { listOverlay, reconcileOverlay } from '../../cni-plugin/agent/dataplane/overlay';
+import { ensureHostNetwork } from '../../cni-plugin/agent/host/host-network';
+import { listOverlay, reconcileOverlay } from '../../cni-plugin/agent/host/overlay';
 import type { NetworkAttachment, RemoteHost, Topology } from '../../cni-plugin/agent/types';
 import { ipJson, useTestNetns } from '../helpers/netns';
 import { ip, underlay } from './fixtures';

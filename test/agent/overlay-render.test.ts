@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   diffOverlay, fdbKeyOf, neighKeyOf, planSize, renderOverlay, routeKeyOf, selectOverlay,
   type KernelEntries, type Overlay, type OverlayPlan,
-} from '../../cni-plugin/agent/dataplane/overlay';
+} from '../../cni-plugin/agent/host/overlay';
 import type { NetworkAttachment, RemoteHost, Topology } from '../../cni-plugin/agent/types';
 import { AF_BRIDGE, AF_INET } from '../../dataplane/netlink/libc';
 import { NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, NTF_MASTER, NTF_SELF } from '../../dataplane/netlink/neigh';

@@ -2,8 +2,8 @@
 // explains a bad one, and that it leaves nothing behind.
 import { describe, expect, it } from 'vitest';
 import { txChecksumGet } from '../../dataplane/ethtool';
-import { ensureHostNetwork } from '../../cni-plugin/agent/dataplane/host-network';
-import { preflight, preflightReport, type PreflightResult } from '../../cni-plugin/agent/dataplane/preflight';
+import { ensureHostNetwork } from '../../cni-plugin/agent/host/host-network';
+import { preflight, preflightReport, type PreflightResult } from '../../cni-plugin/agent/host/preflight';
 import { nsExec } from '../helpers/netns';
 import { ethtoolFeatures, ip, ipLink, ipLinks, useUnderlayHost } from './fixtures';
 

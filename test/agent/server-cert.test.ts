@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCa, issueServerCert } from '../../controller/pki';
-import { connectController, type Log } from '../../cni-plugin/agent/controller/client';
-import { channelCredentials, joinCluster } from '../../cni-plugin/agent/controller/identity';
+import { connectController, type Log } from '../../controller/api/client/client';
+import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import {
   certNames, certProblemMessage, certProblemOf, nameMismatchMessage, serverHost, serverNameProblem, ServerCertError,
-} from '../../cni-plugin/agent/controller/server-cert';
+} from '../../controller/api/client/server-cert';
 import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
 
 let cluster: Cluster;

@@ -34,7 +34,7 @@
 // Run: npm run bench -- overlay
 // Knobs (env): WEFT_BENCH_RUNS (7, at least 5), WEFT_BENCH_SECONDS (5)
 import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
-import { decideTxChecksum } from '../../cni-plugin/agent/dataplane/checksum-policy';
+import { decideTxChecksum } from '../../cni-plugin/agent/host/checksum-policy';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';

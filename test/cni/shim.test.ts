@@ -7,7 +7,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { CniHandlers } from '../../cni-plugin/agent/types';
+import type { CniHandlers } from '../../cni-plugin/cni/types';
 import { startCniServer, type CniServer } from '../../cni-plugin/cni/server';
 import { CNI_ERR, CniError, SUPPORTED_VERSIONS, type CniRequest, type CniResult } from '../../cni-plugin/cni/types';
 

@@ -4,8 +4,8 @@ import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   advertisedServer, machineAddresses, parseProcIpv6Route, parseProcRoute, preferredAddress, readDefaultRoutes, servingAddresses, type Machine,
-} from '../../controller/advertise';
-import { loadControllerConfig } from '../../controller/config';
+} from '../../controller/daemon/advertise';
+import { loadControllerConfig } from '../../controller/daemon/config';
 
 const v4 = (address: string, internal = false): NetworkInterfaceInfo =>
   ({ address, netmask: '255.255.255.0', family: 'IPv4', mac: '02:00:00:00:00:01', internal, cidr: `${address}/24` }) as NetworkInterfaceInfo;

@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certificateIdentity } from '../../controller/api/identity';
+import { certificateIdentity } from '../../controller/service/caller';
 import { controllerClientConstructor } from '../../controller/api/proto';
 import { type Ca, clientCredentials, ensureCa, issueClientCert, issueServerCert, serverCredentials } from '../../controller/pki';
-import { createToken } from '../../controller/tokens';
+import { createToken } from '../../controller/pki/tokens';
 import { type Harness, hostRequest, startHarness } from './api-harness';
 
 let dir: string;

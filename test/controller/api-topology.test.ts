@@ -1,9 +1,9 @@
 // The topology state on its own, without a store: which host changes are
 // news to the overlay (a HOST_PUT) and which are only signs of life.
 import { describe, expect, it } from 'vitest';
-import { topologyChanges, topologyFromKvs } from '../../controller/api/topology';
+import { topologyChanges, topologyFromKvs } from '../../controller/service/topology';
 import { CONFIG_KEY, encodeLeaseRecord, leaseKey } from '../../controller/ipam/records';
-import { parseCidr } from '../../controller/ipam/subnets';
+import { parseCidr } from '../../controller/common/cidr';
 import { type HostRecord, encodeHost } from '../../controller/registry/hosts';
 import { hostKey } from '../../controller/registry/keys';
 

@@ -2,7 +2,7 @@
 // name the field, and property tests over generated valid values.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkCreateService, checkRegisterHost } from '../../controller/api/requests';
+import { checkCreateService, checkRegisterHost } from '../../controller/service/requests';
 import {
   InvalidArgumentError, canonicalIp, checkCidr, checkContainerId, checkHostName, checkIfname, checkIpInSubnet, checkLabels,
   checkMac, checkName, checkNetworkExists, checkPort, checkProtocol, checkUnicastIp, checkWgPublicKey,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { controllerClientConstructor } from '../../controller/api/proto';
-import type { ControllerDeps } from '../../controller/api/service';
+import type { ControllerDeps } from '../../controller/service/service';
 import { saveClusterConfig } from '../../controller/ipam';
 import { type HostRecord, putHost } from '../../controller/registry/hosts';
 import { openSqliteStore } from '../../controller/store/sqlite';

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certNames, ConfigError, loadControllerConfig } from '../../controller/config';
+import { certNames, ConfigError, loadControllerConfig } from '../../controller/daemon/config';
 
 const noFile = (p: string): string => {
   throw new Error(`no file ${p} in this test`);

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { LEADER_KEY, startElection, type Election } from '../../controller/election';
+import { LEADER_KEY, startElection, type Election } from '../../controller/daemon/election';
 import { openEtcdStore } from '../../controller/store/etcd';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caCertHash, clientCredentials } from '../../controller/pki';
 import { openSqliteStore } from '../../controller/store/sqlite';
-import { createToken } from '../../controller/tokens';
+import { createToken } from '../../controller/pki/tokens';
 import {
   ROOT, type Daemon, type Client, call, cleanEnv, client, codeOf, httpGet, killAllDaemons, metric, readCa, startDaemon, watch, weft,
 } from './daemon-process';

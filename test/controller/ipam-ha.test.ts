@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../controller/store';
 import type { Store } from '../../controller/store/types';
 import { listLeases, parseCidr, saveClusterConfig } from '../../controller/ipam';
-import { cidrContains } from '../../controller/ipam/subnets';
+import { cidrContains } from '../../controller/common/cidr';
 import { startEtcd } from '../helpers/etcd';
 
 const WORKER = join(import.meta.dirname, 'ipam-ha-worker.ts');

@@ -13,7 +13,7 @@ import {
   ClusterConfigError, acquireLease, listLeases, loadClusterConfig, parseCidr, reclaimExpired, releaseLease,
   renewLease, saveClusterConfig, watchLeases,
 } from '../../controller/ipam';
-import { cidrContains, cidrOverlaps } from '../../controller/ipam/subnets';
+import { cidrContains, cidrOverlaps } from '../../controller/common/cidr';
 
 let dir: string | undefined;
 let store: Store;

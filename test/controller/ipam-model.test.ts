@@ -12,7 +12,7 @@ import {
   LeaseLostError, PoolExhaustedError, acquireLease, listLeases, parseCidr, reclaimExpired, releaseLease, renewLease,
   saveClusterConfig,
 } from '../../controller/ipam';
-import { cidrContains } from '../../controller/ipam/subnets';
+import { cidrContains } from '../../controller/common/cidr';
 
 const POOL = '10.77.0.0/22'; // four /24s for six hosts: exhaustion happens often
 const TTL = 60_000;

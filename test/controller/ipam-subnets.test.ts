@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import {
   type Cidr, addressBits, candidateOrder, cidrContains, cidrLast, cidrOverlaps, formatCidr, keyToSubnet, parseCidr,
   randomBelow, subnetAt, subnetCount, subnetIndex, subnetToKey,
-} from '../../controller/ipam/subnets';
+} from '../../controller/common/cidr';
 
 // A pool (aligned network) plus a host prefix length such that it holds at most 2^10 subnets.
 const arbPool = fc

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
-import { createToken, deleteToken, listTokens, TokenError, TOKEN_PREFIX, verifyToken } from '../../controller/tokens';
+import { createToken, deleteToken, listTokens, TokenError, TOKEN_PREFIX, verifyToken } from '../../controller/pki/tokens';
 
 let dir: string;
 let store: Store;

@@ -7,7 +7,7 @@ import { type EndpointRecord, decodeEndpoint } from '../registry/endpoints';
 import { decodeHost } from '../registry/hosts';
 import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX, nameFromKey, parseEndpointKey } from '../registry/keys';
 import { type ServiceRecord, decodeService, selectorMatches } from '../registry/services';
-import type { Backend, Service, ServiceEvent, ServiceState } from './proto';
+import type { Backend, Service, ServiceEvent, ServiceState } from '../api/proto';
 import type { KeyChange } from './watch-core';
 
 /** The keys the services' state is made of. */

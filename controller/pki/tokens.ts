@@ -5,7 +5,7 @@
 // nothing), and each record is attached to a store lease so the store drops
 // it at expiry even if no controller ever looks at it again.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { KeyValue, Store } from './store/types';
+import type { KeyValue, Store } from '../store/types';
 
 export const TOKEN_PREFIX = '/weft/tokens/';
 export const TOKEN_USAGES = ['join'] as const;

@@ -10,10 +10,10 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LeaseFns } from './api/service';
-import { LEASES_PREFIX } from './ipam/records';
-import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from './registry/keys';
-import type { Store } from './store/types';
+import type { LeaseFns } from '../service/service';
+import { LEASES_PREFIX } from '../ipam/records';
+import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../registry/keys';
+import type { Store } from '../store/types';
 
 export type ControllerMetrics = {
   registry: Registry;

@@ -15,12 +15,12 @@ import * as grpc from '@grpc/grpc-js';
 import {
   controllerClientConstructor, type ClusterConfigMsg, type Endpoint, type HeartbeatResponse, type HostSubnet,
   type RegisterHostRequest, type RegisterHostResponse, type ReleaseEndpointResponse, type TopologyEvent,
-} from '../../../controller/api/proto';
-import type { EndpointRecord, Topology } from '../types';
+} from '../proto';
+import type { EndpointRecord, Topology } from '../../../cni-plugin/agent/types';
 import { backoff, type BackoffOptions } from './backoff';
-import { fetchServerChain } from './identity';
+import { fetchServerChain } from './credentials';
 import { certNames, certProblemMessage, certProblemOf } from './server-cert';
-import { applyTopologyEvent, emptyTopology } from './topology';
+import { applyTopologyEvent, emptyTopology } from '../../../cni-plugin/agent/sync/topology';
 
 export type ConnectionState = 'connected' | 'connecting' | 'disconnected';
 

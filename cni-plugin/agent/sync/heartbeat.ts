@@ -7,8 +7,8 @@
 // different subnet, which the agent must hear about: containers then need
 // addresses from the new subnet, so it is surfaced as an event, never hidden.
 import * as grpc from '@grpc/grpc-js';
-import { backoff, sleep, type BackoffOptions } from './backoff';
-import { type ControllerClient, type HostRegistration, type Log, type Registration, type Subnet, grpcCode, silentLog } from './client';
+import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
+import { type ControllerClient, type HostRegistration, type Log, type Registration, type Subnet, grpcCode, silentLog } from '../../../controller/api/client/client';
 
 export type LeaseEvent = {
   /** reregistered: the loop called RegisterHost again; subnets-changed: the controller moved a subnet on its own. */

@@ -1,7 +1,7 @@
 // The `weft` command: one executable, one subcommand per role. Each role is
 // loaded only when asked for, so `weft version` does not pay for gRPC,
 // SQLite or netlink start-up.
-import { weftVersion } from './version';
+import { weftVersion } from '../common/version';
 
 type Command = { summary: string; run: (argv: string[]) => Promise<number> };
 
@@ -15,31 +15,31 @@ const commands: Record<string, Command> = {
   },
   controller: {
     summary: 'run the controller daemon (gRPC API, store, IPAM, metrics)',
-    run: async (argv) => (await import('../controller/cli')).controllerCommand(argv),
+    run: async (argv) => (await import('./commands')).controllerCommand(argv),
   },
   token: {
     summary: 'create, list or delete bootstrap tokens for joining hosts',
-    run: async (argv) => (await import('../controller/cli')).tokenCommand(argv),
+    run: async (argv) => (await import('./commands')).tokenCommand(argv),
   },
   network: {
     summary: 'list or add overlay networks in the cluster config',
-    run: async (argv) => (await import('../controller/cli')).networkCommand(argv),
+    run: async (argv) => (await import('./commands')).networkCommand(argv),
   },
   'admin-cert': {
     summary: 'issue an administrator client certificate from the cluster CA',
-    run: async (argv) => (await import('../controller/cli')).adminCertCommand(argv),
+    run: async (argv) => (await import('./commands')).adminCertCommand(argv),
   },
   agent: {
     summary: 'run the host agent (joins the cluster, builds the overlay, serves the CNI plugin)',
-    run: async (argv) => (await import('./agent/cli')).agentCommand(argv),
+    run: async (argv) => (await import('../../cni-plugin/agent/command')).agentCommand(argv),
   },
   'install-cni': {
     summary: 'install the weft CNI plugin binary and network config on this host',
-    run: async (argv) => (await import('./agent/install-cni')).installCniCommand(argv),
+    run: async (argv) => (await import('../../cni-plugin/install-cni')).installCniCommand(argv),
   },
   status: {
     summary: "print a controller's status",
-    run: async (argv) => (await import('../controller/cli')).statusCommand(argv),
+    run: async (argv) => (await import('./commands')).statusCommand(argv),
   },
 };
 

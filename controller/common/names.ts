@@ -1,7 +1,7 @@
 // What may appear in a certificate: host names are DNS-style so they are
 // unambiguous inside a URI SAN and a CN, and carry no characters that would
 // need escaping in either.
-import { isDnsLabel } from '../dns-label';
+import { isDnsLabel } from './dns-label';
 import { isIP } from 'node:net';
 
 /** A DNS name: dot-separated labels of [a-z0-9-], at most 253 characters, lower case. */

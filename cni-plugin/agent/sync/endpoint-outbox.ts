@@ -16,8 +16,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { agentDbPath, openAgentDb } from '../agent-db';
 import type { EndpointRecord, EndpointSink } from '../types';
-import { backoff, sleep, type BackoffOptions } from './backoff';
-import { type ControllerClient, type Log, grpcCode, isTransient, silentLog } from './client';
+import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
+import { type ControllerClient, type Log, grpcCode, isTransient, silentLog } from '../../../controller/api/client/client';
 
 export type OutboxOp = 'register' | 'release';
 export type OutboxItem = { seq: number; op: OutboxOp; endpoint: EndpointRecord; queuedAt: number; attempts: number; lastError: string | null };

@@ -4,7 +4,7 @@
 // command names, the CA pin, and the names in the serving certificate.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { replaceAtomic } from './pki/files';
+import { replaceAtomic } from '../common/files';
 
 export const JOIN_FILE = 'join.json';
 

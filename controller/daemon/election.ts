@@ -11,7 +11,7 @@
 // time anyone else can create the key, the old leader has already stopped
 // calling itself leader, even if it cannot reach the store to say so.
 import type { Logger } from 'pino';
-import { LeaseNotFoundError, type Store } from './store/types';
+import { LeaseNotFoundError, type Store } from '../store/types';
 
 export const LEADER_KEY = '/weft/leader';
 

@@ -15,11 +15,11 @@
 import { closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkName } from '../../controller/api/validate';
-import { loadCommandConfig } from '../../controller/command';
-import { ConfigError, readSources, type OptionSpec, type Raw } from '../../controller/config-sources';
-import { DEFAULT_AGENT_SOCKET, DEFAULT_NETWORK } from '../cni/parse';
-import { SUPPORTED_VERSIONS } from '../cni/types';
+import { checkName } from '../controller/api/validate';
+import { loadCommandConfig } from '../controller/common/command';
+import { ConfigError, readSources, type OptionSpec, type Raw } from '../controller/common/config-sources';
+import { DEFAULT_AGENT_SOCKET, DEFAULT_NETWORK } from './cni/parse';
+import { SUPPORTED_VERSIONS } from './cni/types';
 
 export const PORTMAP_DIRS_EXTRA = ['/usr/lib/cni'];
 
@@ -61,7 +61,7 @@ const bad = (raw: Raw, k: Key) => new ConfigError(`${raw.source}: ${JSON.stringi
 /** dist/weft-cni beside the running bundle (dist/weft.mjs), or in the checkout when run from source. */
 export function defaultShimPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, 'weft-cni'), resolve(here, '../../dist/weft-cni')];
+  const candidates = [join(here, 'weft-cni'), resolve(here, '../dist/weft-cni')];
   return candidates.find((p) => existsSync(p)) ?? candidates[0];
 }
 

@@ -26,12 +26,12 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { controllerClientConstructor, type JoinRequest, type JoinResponse } from '../../../controller/api/proto';
-import { clientCredentials } from '../../../controller/pki/grpc';
-import { createExclusive, replaceAtomic } from '../../../controller/pki/files';
-import { caCertHash } from '../../../controller/pki/ca';
-import { HOST_URI_PREFIX } from '../../../controller/pki/names';
-import { DEFAULT_STATE_DIR } from '../config';
+import { controllerClientConstructor, type JoinRequest, type JoinResponse } from '../proto';
+import { clientCredentials } from '../../pki/grpc';
+import { createExclusive, replaceAtomic } from '../../common/files';
+import { caCertHash } from '../../pki/ca';
+import { HOST_URI_PREFIX } from '../../common/names';
+import { DEFAULT_STATE_DIR } from '../../../cni-plugin/agent/config';
 import { certNames, certProblemMessage, certProblemOf, serverNameProblem, ServerCertError } from './server-cert';
 
 export { DEFAULT_STATE_DIR };

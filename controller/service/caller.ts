@@ -4,7 +4,7 @@
 // RegisterHost refuse, so only someone with the CA key (the `weft` CLI on the
 // controller) can issue one; no second certificate scheme is needed.
 import { type Ca, callIdentity, type CallWithAuth } from '../pki';
-import { ADMIN_NAME } from './validate';
+import { ADMIN_NAME } from '../api/validate';
 
 export type Identity = { host: string } | 'admin' | null;
 export type IdentityFn = (call: CallWithAuth) => Identity;

@@ -8,22 +8,22 @@ import { hostname } from 'node:os';
 import { relative, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { certificateIdentity, type IdentityFn } from './api/identity';
-import { controllerServiceDefinition } from './api/proto';
-import { createControllerService, type LeaseFns } from './api/service';
-import { ADMIN_NAME } from './api/validate';
+import { certificateIdentity, type IdentityFn } from '../service/caller';
+import { controllerServiceDefinition } from '../api/proto';
+import { createControllerService, type LeaseFns } from '../service/service';
+import { ADMIN_NAME } from '../api/validate';
 import { advertisedServer, currentMachine, servingAddresses, type Advertised } from './advertise';
 import { type ControllerConfig, certNames, formatHostPort } from './config';
 import { startElection, type Election } from './election';
-import { createHttpServer, listenHttp } from './http';
+import { createHttpServer, listenHttp } from '../common/http';
 import {
   acquireLease, defaultClusterConfig, reclaimExpired, releaseLease, renewLease, saveClusterConfig,
-} from './ipam';
-import { readClusterConfig } from './ipam/cluster-config';
+} from '../ipam';
+import { readClusterConfig } from '../ipam/cluster-config';
 import { joinCommand, writeJoinInfo } from './join-info';
 import { createMetrics, instrumentLeases, instrumentService } from './metrics';
-import { caCertHash, ensureCa, reloadableServerCredentials, serverCertFor } from './pki';
-import { openStore, type Store } from './store/index';
+import { caCertHash, ensureCa, reloadableServerCredentials, serverCertFor } from '../pki';
+import { openStore, type Store } from '../store/index';
 
 export type RunningController = {
   id: string;

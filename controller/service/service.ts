@@ -16,9 +16,9 @@ import { type EndpointRecord, getEndpoint, listEndpoints, registerEndpoint, rele
 import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../registry/keys';
 import { deleteService, listServices, putService } from '../registry/services';
 import type { Store } from '../store/types';
-import { verifyToken } from '../tokens';
-import { type Identity, type IdentityFn, describeIdentity } from './identity';
-import type * as pb from './proto';
+import { verifyToken } from '../pki/tokens';
+import { type Identity, type IdentityFn, describeIdentity } from './caller';
+import type * as pb from '../api/proto';
 import {
   checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
 } from './requests';
@@ -27,7 +27,7 @@ import { PermissionError, UnauthenticatedError, toServiceError } from './status'
 import {
   TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
 } from './topology';
-import { checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from './validate';
+import { checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
 import { HUB_LOG, type Hub, createHub } from './watch-hub';
 import { type QueueLimit, createSink } from './watch-sink';
 

@@ -7,12 +7,12 @@ import type { ServicePortRecord, ServiceRecord } from '../registry/services';
 import type {
   CreateServiceRequest, JoinRequest, ListEndpointsRequest, RegisterEndpointRequest, RegisterHostRequest,
   ReleaseEndpointRequest,
-} from './proto';
+} from '../api/proto';
 import {
   type NetworkRef, canonicalIp, checkAgentVersion, checkContainerId, checkHostName, checkIfname, checkLabels, checkMac,
   checkName, checkNetworkExists, checkOptionalName, checkPort, checkProtocol, checkRackPolicy, checkUnicastIp,
   checkWgPublicKey, fail, must, show,
-} from './validate';
+} from '../api/validate';
 
 /** The host record less what only the controller knows (the heartbeat time), like the other checks' results. */
 export type HostInput = Omit<HostRecord, 'lastHeartbeat'> & {

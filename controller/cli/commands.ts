@@ -7,17 +7,18 @@ import { join } from 'node:path';
 // gRPC, the proto loader, pino and the PKI (x509) are imported where a
 // command needs them, so --help, a bad flag and `weft token list` do not load them.
 import type * as grpc from '@grpc/grpc-js';
-import type { Status } from './api/proto';
-import { ADMIN_NAME } from './api/validate';
-import { loadCommandConfig, shutdownSignal, stopOnSignal } from './command';
-import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from './config';
-import { advertisedServer } from './advertise';
-import { JOIN_FILE, joinCommand, readJoinInfo } from './join-info';
-import type { Ca } from './pki';
-import { openStore, parseStoreUrl } from './store/index';
-import { createToken, deleteToken, listTokens } from './tokens';
-import { readClusterConfig, saveClusterConfig } from './ipam/cluster-config';
-import { ClusterConfigError } from './ipam/errors';
+import type { Status } from '../api/proto';
+import { ADMIN_NAME } from '../api/validate';
+import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../common/command';
+import { weftVersion } from '../common/version';
+import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from '../daemon/config';
+import { advertisedServer } from '../daemon/advertise';
+import { JOIN_FILE, joinCommand, readJoinInfo } from '../daemon/join-info';
+import type { Ca } from '../pki';
+import { openStore, parseStoreUrl } from '../store/index';
+import { createToken, deleteToken, listTokens } from '../pki/tokens';
+import { readClusterConfig, saveClusterConfig } from '../ipam/cluster-config';
+import { ClusterConfigError } from '../ipam/errors';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -102,14 +103,6 @@ async function guarded(cmd: string, body: () => Promise<number>): Promise<number
   }
 }
 
-export function weftVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
 // ---- weft controller --------------------------------------------------------
 
 const CONTROLLER_HELP = `usage: weft controller [flags]
@@ -134,7 +127,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const signal = shutdownSignal(log);
 
   // The daemon (API, metrics, election, watch hubs) is loaded only once the flags are good, as for the agent.
-  const { startController } = await import('./main');
+  const { startController } = await import('../daemon/main');
   let running;
   try {
     running = await startController(config, { logger: log, version: weftVersion() });
@@ -188,7 +181,7 @@ async function joinAddress(config: ControllerConfig): Promise<{ server: string; 
       ...(recorded.tls ? {} : { note: 'warning: the controller runs with --insecure (no TLS); agents cannot join it' }),
     };
   }
-  const { CA_CERT_FILE, caCertHash } = await import('./pki');
+  const { CA_CERT_FILE, caCertHash } = await import('../pki');
   const caPath = join(config.dataDir, CA_CERT_FILE);
   let caPem: string;
   try {
@@ -359,7 +352,7 @@ export async function adminCertCommand(argv: string[]): Promise<number> {
     const ttlRaw = (flags.get('--ttl-days') as string | undefined) ?? '30';
     const ttlDays = Number(ttlRaw);
     if (!/^\d+$/.test(ttlRaw) || ttlDays < 1 || ttlDays > 825) throw new UsageError(`--ttl-days: ${JSON.stringify(ttlRaw)} is not a whole number of days from 1 to 825`);
-    const { issueClientCert, loadCa } = await import('./pki');
+    const { issueClientCert, loadCa } = await import('../pki');
     const ca = await loadCa(config.dataDir);
     const paths = Object.values(ADMIN_FILES).map((f) => join(out, f));
     const taken = paths.filter((p) => existsSync(p));
@@ -401,7 +394,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(server)) throw new UsageError(`--server: ${JSON.stringify(server)} is not host:port`);
     if (flags.has('--cert') !== flags.has('--key')) throw new UsageError('--cert and --key go together');
     const rpc = await import('@grpc/grpc-js');
-    const { CA_CERT_FILE, clientCredentials, issueClientCert, loadCa } = await import('./pki');
+    const { CA_CERT_FILE, clientCredentials, issueClientCert, loadCa } = await import('../pki');
     const md = new rpc.Metadata();
     let creds: grpc.ChannelCredentials;
     if (flags.has('--insecure')) {
@@ -433,7 +426,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       }
       creds = clientCredentials({ caPem, certPem, keyPem });
     }
-    const Client = (await import('./api/proto')).controllerClientConstructor();
+    const Client = (await import('../api/proto')).controllerClientConstructor();
     const client = new Client(server, creds);
     try {
       const status = await new Promise<Status>((resolve, reject) =>

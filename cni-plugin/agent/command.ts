@@ -1,8 +1,8 @@
 // `weft agent`: flags to config (exit 2 on a bad one, naming it), then the
 // daemon until SIGTERM/SIGINT. Exit 1 when it cannot start.
 import pino from 'pino';
-import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../../controller/command';
-import { weftVersion } from '../version';
+import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../../controller/common/command';
+import { weftVersion } from '../../controller/common/version';
 import { AGENT_DEFAULTS, ConfigError, loadAgentConfig } from './config';
 import type { RunningAgent } from './main';
 

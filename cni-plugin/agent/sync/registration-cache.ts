@@ -5,9 +5,9 @@
 // left alone until a snapshot arrives. Without it the agent could only wait.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ClusterConfigMsg } from '../../controller/api/proto';
-import { replaceAtomic } from '../../controller/pki/files';
-import type { Subnet } from './controller/client';
+import type { ClusterConfigMsg } from '../../../controller/api/proto';
+import { replaceAtomic } from '../../../controller/common/files';
+import type { Subnet } from '../../../controller/api/client/client';
 
 export const REGISTRATION_FILE = 'registration.json';
 

@@ -8,7 +8,7 @@
 // check later can say "--listen: ..." or "config file x.json: "listen": ...".
 // Only the raw values are read here; what they mean is each daemon's own.
 import { isIP } from 'node:net';
-import { isDnsName } from './pki/names';
+import { isDnsName } from './names';
 
 export class ConfigError extends Error {
   constructor(message: string) {

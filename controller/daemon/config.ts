@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import {
   ConfigError, formatHostPort, isLoopback, LOG_LEVELS, parseHostPort as hostPort, parseLogLevel, readSources,
   type HostPort, type LogLevel, type OptionSpec,
-} from './config-sources';
-import { isDnsName, sanName } from './pki/names';
-import { parseStoreUrl } from './store/index';
+} from '../common/config-sources';
+import { isDnsName, sanName } from '../common/names';
+import { parseStoreUrl } from '../store/index';
 
 export { ConfigError, formatHostPort, LOG_LEVELS, type HostPort, type LogLevel };
 

@@ -10,10 +10,10 @@
 // change carries the latest heartbeat and expiry too.
 import { CONFIG_KEY, LEASES_PREFIX, decodeLeaseRecord, parseLeaseKey } from '../ipam/records';
 import { type ClusterConfig, defaultClusterConfig, validateClusterConfig } from '../ipam';
-import { formatCidr } from '../ipam/subnets';
+import { formatCidr } from '../common/cidr';
 import { type HostRecord, decodeHost } from '../registry/hosts';
 import { HOSTS_PREFIX, nameFromKey } from '../registry/keys';
-import type { ClusterConfigMsg, Host, HostSubnet, TopologyEvent } from './proto';
+import type { ClusterConfigMsg, Host, HostSubnet, TopologyEvent } from '../api/proto';
 import type { KeyChange } from './watch-core';
 
 /** The keys the topology is made of. */

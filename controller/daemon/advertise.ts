@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import type { ControllerConfig } from './config';
-import { formatHostPort, isLoopback } from './config-sources';
+import { formatHostPort, isLoopback } from '../common/config-sources';
 
 export type MachineAddress = { iface: string; address: string; family: 4 | 6 };
 

@@ -13,7 +13,7 @@ import {
   CorruptRecordError, EndpointConflictError, EndpointMismatchError, RecordNotFoundError, RegistryContentionError,
 } from '../registry/errors';
 import { StoreUnavailableError } from '../store/types';
-import { InvalidArgumentError } from './validate';
+import { InvalidArgumentError } from '../api/validate';
 
 export class PermissionError extends Error {
   constructor(message: string) {
