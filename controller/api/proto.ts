@@ -7,6 +7,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type { MethodDefinition } from '@grpc/proto-loader';
+import type {
+  ControllerClient as GeneratedControllerClient, ControllerDefinition, ControllerHandlers,
+} from './gen/weft/v1/Controller';
+import type { ServiceEvent__Output } from './gen/weft/v1/ServiceEvent';
+import type { TopologyEvent__Output } from './gen/weft/v1/TopologyEvent';
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
@@ -34,113 +40,74 @@ export function controllerServiceDefinition(path: string = protoPath()): grpc.Se
   return svc;
 }
 
-/** A client constructor for the Controller service (tests, agent, ingress, CLI). */
-export function controllerClientConstructor(path?: string): grpc.ServiceClientConstructor {
-  return grpc.makeGenericClientConstructor(controllerServiceDefinition(path), 'Controller');
+export type ControllerStubConstructor = (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => ControllerStub) & {
+  service: grpc.ServiceDefinition;
+};
+
+/** A typed client constructor for the Controller service; the client (client/) is built on it. */
+export function controllerClientConstructor(path?: string): ControllerStubConstructor {
+  return grpc.makeGenericClientConstructor(controllerServiceDefinition(path), 'Controller') as unknown as ControllerStubConstructor;
 }
 
-// ---- messages (mirror weft.proto) -----------------------------------------
+// ---- messages: generated from weft.proto into gen/ (npm run gen:api) --------
+//
+// Each message comes in two shapes. Its plain name here is the generated
+// `…__Output` type: the message as the loader hands it over, every field
+// present (absent ones as their proto3 defaults, a message field as null).
+// What a caller sends may leave fields out; RequestOf<M> is that shape for a
+// method's request (the generated plain type). ResponseOf<M> is what a
+// client receives.
 
-export type JoinRequest = { token: string; host_name: string; public_key_pem: string };
-export type JoinResponse = { certificate_pem: string; ca_pem: string; expires_at_unix_ms: number };
+export type { Backend__Output as Backend } from './gen/weft/v1/Backend';
+export type { ClusterConfig__Output as ClusterConfigMsg } from './gen/weft/v1/ClusterConfig';
+export type { CreateServiceRequest__Output as CreateServiceRequest } from './gen/weft/v1/CreateServiceRequest';
+export type { DeleteServiceRequest__Output as DeleteServiceRequest } from './gen/weft/v1/DeleteServiceRequest';
+export type { DeleteServiceResponse__Output as DeleteServiceResponse } from './gen/weft/v1/DeleteServiceResponse';
+export type { Endpoint__Output as Endpoint } from './gen/weft/v1/Endpoint';
+export type { GetStatusRequest__Output as GetStatusRequest } from './gen/weft/v1/GetStatusRequest';
+export type { HeartbeatRequest__Output as HeartbeatRequest } from './gen/weft/v1/HeartbeatRequest';
+export type { HeartbeatResponse__Output as HeartbeatResponse } from './gen/weft/v1/HeartbeatResponse';
+export type { Host__Output as Host } from './gen/weft/v1/Host';
+export type { HostSubnet__Output as HostSubnet } from './gen/weft/v1/HostSubnet';
+export type { JoinRequest__Output as JoinRequest } from './gen/weft/v1/JoinRequest';
+export type { JoinResponse__Output as JoinResponse } from './gen/weft/v1/JoinResponse';
+export type { LeaveHostRequest__Output as LeaveHostRequest } from './gen/weft/v1/LeaveHostRequest';
+export type { LeaveHostResponse__Output as LeaveHostResponse } from './gen/weft/v1/LeaveHostResponse';
+export type { ListEndpointsRequest__Output as ListEndpointsRequest } from './gen/weft/v1/ListEndpointsRequest';
+export type { ListEndpointsResponse__Output as ListEndpointsResponse } from './gen/weft/v1/ListEndpointsResponse';
+export type { ListServicesRequest__Output as ListServicesRequest } from './gen/weft/v1/ListServicesRequest';
+export type { ListServicesResponse__Output as ListServicesResponse } from './gen/weft/v1/ListServicesResponse';
+export type { Network__Output as Network } from './gen/weft/v1/Network';
+export type { RegisterEndpointRequest__Output as RegisterEndpointRequest } from './gen/weft/v1/RegisterEndpointRequest';
+export type { RegisterHostRequest__Output as RegisterHostRequest } from './gen/weft/v1/RegisterHostRequest';
+export type { RegisterHostResponse__Output as RegisterHostResponse } from './gen/weft/v1/RegisterHostResponse';
+export type { ReleaseEndpointRequest__Output as ReleaseEndpointRequest } from './gen/weft/v1/ReleaseEndpointRequest';
+export type { ReleaseEndpointResponse__Output as ReleaseEndpointResponse } from './gen/weft/v1/ReleaseEndpointResponse';
+export type { Service__Output as Service } from './gen/weft/v1/Service';
+export type { ServiceEvent__Output as ServiceEvent } from './gen/weft/v1/ServiceEvent';
+export type { ServicePort__Output as ServicePort } from './gen/weft/v1/ServicePort';
+export type { ServiceState__Output as ServiceState } from './gen/weft/v1/ServiceState';
+export type { Status__Output as Status } from './gen/weft/v1/Status';
+export type { TopologyEvent__Output as TopologyEvent } from './gen/weft/v1/TopologyEvent';
+export type { WatchServicesRequest__Output as WatchServicesRequest } from './gen/weft/v1/WatchServicesRequest';
+export type { WatchTopologyRequest__Output as WatchTopologyRequest } from './gen/weft/v1/WatchTopologyRequest';
 
-export type Network = { name: string; vni: number; cidr: string; host_prefix_length: number };
-export type ClusterConfigMsg = {
-  networks: Network[];
-  vxlan_port: number;
-  mtu: number;
-  lease_ttl_seconds: number;
-};
+export type TopologyEventKind = TopologyEvent__Output['kind'];
+export type ServiceEventKind = ServiceEvent__Output['kind'];
 
-export type HostSubnet = { network: string; subnet: string; lease_expires_at_unix_ms: number };
+// ---- methods ---------------------------------------------------------------
 
-/** What a host says about itself: the fields Host and RegisterHostRequest share. */
-type HostFields = {
-  name: string;
-  underlay_ip: string;
-  vtep_mac: string;
-  rack: string;
-  datacenter: string;
-  wg_public_key: string;
-  agent_version: string;
-};
+/** The generated typed client for weft.v1.Controller (what controllerClientConstructor makes). */
+export type ControllerStub = GeneratedControllerClient;
+/** The generated server-side handler types, one per method. */
+export type { ControllerHandlers };
 
-export type Host = HostFields & { last_heartbeat_unix_ms: number; subnets: HostSubnet[] };
-
-export type RegisterHostRequest = HostFields & { networks: string[] };
-export type RegisterHostResponse = { host: Host; config: ClusterConfigMsg; revision: number };
-
-export type HeartbeatRequest = { name: string };
-export type HeartbeatResponse = { subnets: HostSubnet[]; next_heartbeat_seconds: number; revision: number };
-
-export type LeaveHostRequest = { name: string };
-export type LeaveHostResponse = { revision: number };
-
-/** from_revision: the last revision the client has applied (0: start with a snapshot). */
-export type WatchTopologyRequest = { from_revision: number };
-
-export type TopologyEventKind = 'KIND_UNSPECIFIED' | 'SNAPSHOT' | 'HOST_PUT' | 'HOST_DELETE' | 'CONFIG';
-export type TopologyEvent = {
-  revision: number;
-  kind: TopologyEventKind;
-  hosts: Host[];
-  host_name: string;
-  config: ClusterConfigMsg | null;
-};
-
-export type Endpoint = {
-  network: string;
-  ip: string;
-  container_id: string;
-  host: string;
-  labels: Record<string, string>;
-  ifname: string;
-};
-
-export type RegisterEndpointRequest = { endpoint: Endpoint | null };
-export type ReleaseEndpointRequest = { network: string; ip: string; container_id: string };
-export type ReleaseEndpointResponse = { released: boolean };
-export type ListEndpointsRequest = { network: string; host: string };
-export type ListEndpointsResponse = { endpoints: Endpoint[]; revision: number };
-
-export type ServicePort = { name: string; port: number; target_port: number; protocol: string };
-export type Service = {
-  name: string;
-  ports: ServicePort[];
-  selector: Record<string, string>;
-  network: string;
-  rack_policy: string;
-};
-
-export type CreateServiceRequest = { service: Service | null };
-export type DeleteServiceRequest = { name: string };
-export type DeleteServiceResponse = { deleted: boolean };
-export type ListServicesRequest = Record<string, never>;
-export type ListServicesResponse = { services: Service[]; revision: number };
-
-export type Backend = { ip: string; host: string; rack: string; datacenter: string; container_id: string };
-export type ServiceState = { service: Service; backends: Backend[] };
-
-/** from_revision: the last revision the client has applied (0: start with a snapshot). */
-export type WatchServicesRequest = { from_revision: number };
-
-export type ServiceEventKind = 'KIND_UNSPECIFIED' | 'SNAPSHOT' | 'SERVICE_PUT' | 'SERVICE_DELETE';
-export type ServiceEvent = {
-  revision: number;
-  kind: ServiceEventKind;
-  services: ServiceState[];
-  service_name: string;
-};
-
-export type GetStatusRequest = Record<string, never>;
-export type Status = {
-  controller_id: string;
-  leader: boolean;
-  revision: number;
-  store: string;
-  hosts: number;
-  leases: number;
-  endpoints: number;
-  services: number;
-  version: string;
-};
+type Methods = { [K in keyof ControllerDefinition as string extends K ? never : K]: ControllerDefinition[K] };
+export type ControllerMethod = keyof Methods & string;
+/** Methods that answer with a stream of messages: the watches. */
+export type StreamMethod = { [M in ControllerMethod]: ControllerHandlers[M] extends grpc.handleServerStreamingCall<any, any> ? M : never }[ControllerMethod];
+export type UnaryMethod = Exclude<ControllerMethod, StreamMethod>;
+/** A method's request as a caller may send it: fields left out are sent as their defaults. */
+export type RequestOf<M extends ControllerMethod> = Methods[M] extends MethodDefinition<infer Req, any, any, any> ? Req : never;
+/** A method's response (or each message of its stream) as the caller receives it. */
+export type ResponseOf<M extends ControllerMethod> = Methods[M] extends MethodDefinition<any, any, any, infer Res> ? Res : never;

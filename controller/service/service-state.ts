@@ -104,7 +104,7 @@ export function servicesSnapshot(s: ServicesState, revision: number): ServiceEve
 
 function resend(s: ServicesState, revision: number): ServiceEvent {
   const snap = servicesSnapshot(s, revision);
-  s.sent = new Map(snap.services.map((st) => [st.service.name, JSON.stringify(st)]));
+  s.sent = new Map(snap.services.map((st) => [st.service!.name, JSON.stringify(st)]));
   return snap;
 }
 
@@ -139,7 +139,7 @@ export function servicesChanges(s: ServicesState, revision: number, changes: Key
   }
   if (puts.length === 0 && deletes.length === 0) return [];
   if (deletes.length > 1 || (deletes.length > 0 && puts.length > 0)) return [resend(s, revision)];
-  for (const st of puts) s.sent.set(st.service.name, JSON.stringify(st));
+  for (const st of puts) s.sent.set(st.service!.name, JSON.stringify(st));
   if (puts.length > 0) return [{ revision, kind: 'SERVICE_PUT', services: puts, service_name: '' }];
   s.sent.delete(deletes[0]);
   return [{ revision, kind: 'SERVICE_DELETE', services: [], service_name: deletes[0] }];

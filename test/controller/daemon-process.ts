@@ -158,7 +158,7 @@ export type Client = grpc.Client & Record<string, Function>;
 
 export function client(port: number, creds: grpc.ChannelCredentials): Client {
   const Ctor = controllerClientConstructor();
-  return new Ctor(`127.0.0.1:${port}`, creds) as Client;
+  return new Ctor(`127.0.0.1:${port}`, creds) as unknown as Client;
 }
 
 export function call<T = any>(c: Client, method: string, req: unknown): Promise<T> {

@@ -22,7 +22,7 @@ const creds = clientCredentials({
   keyPem: readFileSync(keyFile, 'utf8'),
 });
 const Client = controllerClientConstructor();
-const client = new Client(server, creds) as grpc.Client & Record<string, Function>;
+const client = new Client(server, creds) as unknown as grpc.Client & Record<string, Function>;
 client[method](JSON.parse(json ?? '{}'), { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: unknown) => {
   process.stdout.write(
     JSON.stringify(err ? { ok: false, code: grpc.status[err.code] ?? String(err.code), details: err.details } : { ok: true, res }) + '\n',

@@ -280,6 +280,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
         wg_public_key: r.wgPublicKey, agent_version: r.agentVersion, networks: r.networks,
       };
       const res = await unary<RegisterHostRequest, RegisterHostResponse>('RegisterHost', req);
+      if (!res.config) throw new Error(`RegisterHost via ${o.server}: the answer holds no cluster config`);
       return { subnets: (res.host?.subnets ?? []).map(subnetOf), config: res.config, revision: res.revision };
     },
     async heartbeat() {

@@ -1,0 +1,83 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { Backend as _weft_v1_Backend, Backend__Output as _weft_v1_Backend__Output } from './weft/v1/Backend';
+import type { ClusterConfig as _weft_v1_ClusterConfig, ClusterConfig__Output as _weft_v1_ClusterConfig__Output } from './weft/v1/ClusterConfig';
+import type { ControllerClient as _weft_v1_ControllerClient, ControllerDefinition as _weft_v1_ControllerDefinition } from './weft/v1/Controller';
+import type { CreateServiceRequest as _weft_v1_CreateServiceRequest, CreateServiceRequest__Output as _weft_v1_CreateServiceRequest__Output } from './weft/v1/CreateServiceRequest';
+import type { DeleteServiceRequest as _weft_v1_DeleteServiceRequest, DeleteServiceRequest__Output as _weft_v1_DeleteServiceRequest__Output } from './weft/v1/DeleteServiceRequest';
+import type { DeleteServiceResponse as _weft_v1_DeleteServiceResponse, DeleteServiceResponse__Output as _weft_v1_DeleteServiceResponse__Output } from './weft/v1/DeleteServiceResponse';
+import type { Endpoint as _weft_v1_Endpoint, Endpoint__Output as _weft_v1_Endpoint__Output } from './weft/v1/Endpoint';
+import type { GetStatusRequest as _weft_v1_GetStatusRequest, GetStatusRequest__Output as _weft_v1_GetStatusRequest__Output } from './weft/v1/GetStatusRequest';
+import type { HeartbeatRequest as _weft_v1_HeartbeatRequest, HeartbeatRequest__Output as _weft_v1_HeartbeatRequest__Output } from './weft/v1/HeartbeatRequest';
+import type { HeartbeatResponse as _weft_v1_HeartbeatResponse, HeartbeatResponse__Output as _weft_v1_HeartbeatResponse__Output } from './weft/v1/HeartbeatResponse';
+import type { Host as _weft_v1_Host, Host__Output as _weft_v1_Host__Output } from './weft/v1/Host';
+import type { HostSubnet as _weft_v1_HostSubnet, HostSubnet__Output as _weft_v1_HostSubnet__Output } from './weft/v1/HostSubnet';
+import type { JoinRequest as _weft_v1_JoinRequest, JoinRequest__Output as _weft_v1_JoinRequest__Output } from './weft/v1/JoinRequest';
+import type { JoinResponse as _weft_v1_JoinResponse, JoinResponse__Output as _weft_v1_JoinResponse__Output } from './weft/v1/JoinResponse';
+import type { LeaveHostRequest as _weft_v1_LeaveHostRequest, LeaveHostRequest__Output as _weft_v1_LeaveHostRequest__Output } from './weft/v1/LeaveHostRequest';
+import type { LeaveHostResponse as _weft_v1_LeaveHostResponse, LeaveHostResponse__Output as _weft_v1_LeaveHostResponse__Output } from './weft/v1/LeaveHostResponse';
+import type { ListEndpointsRequest as _weft_v1_ListEndpointsRequest, ListEndpointsRequest__Output as _weft_v1_ListEndpointsRequest__Output } from './weft/v1/ListEndpointsRequest';
+import type { ListEndpointsResponse as _weft_v1_ListEndpointsResponse, ListEndpointsResponse__Output as _weft_v1_ListEndpointsResponse__Output } from './weft/v1/ListEndpointsResponse';
+import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from './weft/v1/ListServicesRequest';
+import type { ListServicesResponse as _weft_v1_ListServicesResponse, ListServicesResponse__Output as _weft_v1_ListServicesResponse__Output } from './weft/v1/ListServicesResponse';
+import type { Network as _weft_v1_Network, Network__Output as _weft_v1_Network__Output } from './weft/v1/Network';
+import type { RegisterEndpointRequest as _weft_v1_RegisterEndpointRequest, RegisterEndpointRequest__Output as _weft_v1_RegisterEndpointRequest__Output } from './weft/v1/RegisterEndpointRequest';
+import type { RegisterHostRequest as _weft_v1_RegisterHostRequest, RegisterHostRequest__Output as _weft_v1_RegisterHostRequest__Output } from './weft/v1/RegisterHostRequest';
+import type { RegisterHostResponse as _weft_v1_RegisterHostResponse, RegisterHostResponse__Output as _weft_v1_RegisterHostResponse__Output } from './weft/v1/RegisterHostResponse';
+import type { ReleaseEndpointRequest as _weft_v1_ReleaseEndpointRequest, ReleaseEndpointRequest__Output as _weft_v1_ReleaseEndpointRequest__Output } from './weft/v1/ReleaseEndpointRequest';
+import type { ReleaseEndpointResponse as _weft_v1_ReleaseEndpointResponse, ReleaseEndpointResponse__Output as _weft_v1_ReleaseEndpointResponse__Output } from './weft/v1/ReleaseEndpointResponse';
+import type { Service as _weft_v1_Service, Service__Output as _weft_v1_Service__Output } from './weft/v1/Service';
+import type { ServiceEvent as _weft_v1_ServiceEvent, ServiceEvent__Output as _weft_v1_ServiceEvent__Output } from './weft/v1/ServiceEvent';
+import type { ServicePort as _weft_v1_ServicePort, ServicePort__Output as _weft_v1_ServicePort__Output } from './weft/v1/ServicePort';
+import type { ServiceState as _weft_v1_ServiceState, ServiceState__Output as _weft_v1_ServiceState__Output } from './weft/v1/ServiceState';
+import type { Status as _weft_v1_Status, Status__Output as _weft_v1_Status__Output } from './weft/v1/Status';
+import type { TopologyEvent as _weft_v1_TopologyEvent, TopologyEvent__Output as _weft_v1_TopologyEvent__Output } from './weft/v1/TopologyEvent';
+import type { WatchServicesRequest as _weft_v1_WatchServicesRequest, WatchServicesRequest__Output as _weft_v1_WatchServicesRequest__Output } from './weft/v1/WatchServicesRequest';
+import type { WatchTopologyRequest as _weft_v1_WatchTopologyRequest, WatchTopologyRequest__Output as _weft_v1_WatchTopologyRequest__Output } from './weft/v1/WatchTopologyRequest';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  weft: {
+    v1: {
+      Backend: MessageTypeDefinition<_weft_v1_Backend, _weft_v1_Backend__Output>
+      ClusterConfig: MessageTypeDefinition<_weft_v1_ClusterConfig, _weft_v1_ClusterConfig__Output>
+      Controller: SubtypeConstructor<typeof grpc.Client, _weft_v1_ControllerClient> & { service: _weft_v1_ControllerDefinition }
+      CreateServiceRequest: MessageTypeDefinition<_weft_v1_CreateServiceRequest, _weft_v1_CreateServiceRequest__Output>
+      DeleteServiceRequest: MessageTypeDefinition<_weft_v1_DeleteServiceRequest, _weft_v1_DeleteServiceRequest__Output>
+      DeleteServiceResponse: MessageTypeDefinition<_weft_v1_DeleteServiceResponse, _weft_v1_DeleteServiceResponse__Output>
+      Endpoint: MessageTypeDefinition<_weft_v1_Endpoint, _weft_v1_Endpoint__Output>
+      GetStatusRequest: MessageTypeDefinition<_weft_v1_GetStatusRequest, _weft_v1_GetStatusRequest__Output>
+      HeartbeatRequest: MessageTypeDefinition<_weft_v1_HeartbeatRequest, _weft_v1_HeartbeatRequest__Output>
+      HeartbeatResponse: MessageTypeDefinition<_weft_v1_HeartbeatResponse, _weft_v1_HeartbeatResponse__Output>
+      Host: MessageTypeDefinition<_weft_v1_Host, _weft_v1_Host__Output>
+      HostSubnet: MessageTypeDefinition<_weft_v1_HostSubnet, _weft_v1_HostSubnet__Output>
+      JoinRequest: MessageTypeDefinition<_weft_v1_JoinRequest, _weft_v1_JoinRequest__Output>
+      JoinResponse: MessageTypeDefinition<_weft_v1_JoinResponse, _weft_v1_JoinResponse__Output>
+      LeaveHostRequest: MessageTypeDefinition<_weft_v1_LeaveHostRequest, _weft_v1_LeaveHostRequest__Output>
+      LeaveHostResponse: MessageTypeDefinition<_weft_v1_LeaveHostResponse, _weft_v1_LeaveHostResponse__Output>
+      ListEndpointsRequest: MessageTypeDefinition<_weft_v1_ListEndpointsRequest, _weft_v1_ListEndpointsRequest__Output>
+      ListEndpointsResponse: MessageTypeDefinition<_weft_v1_ListEndpointsResponse, _weft_v1_ListEndpointsResponse__Output>
+      ListServicesRequest: MessageTypeDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesRequest__Output>
+      ListServicesResponse: MessageTypeDefinition<_weft_v1_ListServicesResponse, _weft_v1_ListServicesResponse__Output>
+      Network: MessageTypeDefinition<_weft_v1_Network, _weft_v1_Network__Output>
+      RegisterEndpointRequest: MessageTypeDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_RegisterEndpointRequest__Output>
+      RegisterHostRequest: MessageTypeDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostRequest__Output>
+      RegisterHostResponse: MessageTypeDefinition<_weft_v1_RegisterHostResponse, _weft_v1_RegisterHostResponse__Output>
+      ReleaseEndpointRequest: MessageTypeDefinition<_weft_v1_ReleaseEndpointRequest, _weft_v1_ReleaseEndpointRequest__Output>
+      ReleaseEndpointResponse: MessageTypeDefinition<_weft_v1_ReleaseEndpointResponse, _weft_v1_ReleaseEndpointResponse__Output>
+      Service: MessageTypeDefinition<_weft_v1_Service, _weft_v1_Service__Output>
+      ServiceEvent: MessageTypeDefinition<_weft_v1_ServiceEvent, _weft_v1_ServiceEvent__Output>
+      ServicePort: MessageTypeDefinition<_weft_v1_ServicePort, _weft_v1_ServicePort__Output>
+      ServiceState: MessageTypeDefinition<_weft_v1_ServiceState, _weft_v1_ServiceState__Output>
+      Status: MessageTypeDefinition<_weft_v1_Status, _weft_v1_Status__Output>
+      TopologyEvent: MessageTypeDefinition<_weft_v1_TopologyEvent, _weft_v1_TopologyEvent__Output>
+      WatchServicesRequest: MessageTypeDefinition<_weft_v1_WatchServicesRequest, _weft_v1_WatchServicesRequest__Output>
+      WatchTopologyRequest: MessageTypeDefinition<_weft_v1_WatchTopologyRequest, _weft_v1_WatchTopologyRequest__Output>
+    }
+  }
+}
+

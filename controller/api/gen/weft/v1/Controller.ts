@@ -1,0 +1,253 @@
+// Original file: controller/api/weft.proto
+
+import type * as grpc from '@grpc/grpc-js'
+import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CreateServiceRequest as _weft_v1_CreateServiceRequest, CreateServiceRequest__Output as _weft_v1_CreateServiceRequest__Output } from '../../weft/v1/CreateServiceRequest';
+import type { DeleteServiceRequest as _weft_v1_DeleteServiceRequest, DeleteServiceRequest__Output as _weft_v1_DeleteServiceRequest__Output } from '../../weft/v1/DeleteServiceRequest';
+import type { DeleteServiceResponse as _weft_v1_DeleteServiceResponse, DeleteServiceResponse__Output as _weft_v1_DeleteServiceResponse__Output } from '../../weft/v1/DeleteServiceResponse';
+import type { Endpoint as _weft_v1_Endpoint, Endpoint__Output as _weft_v1_Endpoint__Output } from '../../weft/v1/Endpoint';
+import type { GetStatusRequest as _weft_v1_GetStatusRequest, GetStatusRequest__Output as _weft_v1_GetStatusRequest__Output } from '../../weft/v1/GetStatusRequest';
+import type { HeartbeatRequest as _weft_v1_HeartbeatRequest, HeartbeatRequest__Output as _weft_v1_HeartbeatRequest__Output } from '../../weft/v1/HeartbeatRequest';
+import type { HeartbeatResponse as _weft_v1_HeartbeatResponse, HeartbeatResponse__Output as _weft_v1_HeartbeatResponse__Output } from '../../weft/v1/HeartbeatResponse';
+import type { JoinRequest as _weft_v1_JoinRequest, JoinRequest__Output as _weft_v1_JoinRequest__Output } from '../../weft/v1/JoinRequest';
+import type { JoinResponse as _weft_v1_JoinResponse, JoinResponse__Output as _weft_v1_JoinResponse__Output } from '../../weft/v1/JoinResponse';
+import type { LeaveHostRequest as _weft_v1_LeaveHostRequest, LeaveHostRequest__Output as _weft_v1_LeaveHostRequest__Output } from '../../weft/v1/LeaveHostRequest';
+import type { LeaveHostResponse as _weft_v1_LeaveHostResponse, LeaveHostResponse__Output as _weft_v1_LeaveHostResponse__Output } from '../../weft/v1/LeaveHostResponse';
+import type { ListEndpointsRequest as _weft_v1_ListEndpointsRequest, ListEndpointsRequest__Output as _weft_v1_ListEndpointsRequest__Output } from '../../weft/v1/ListEndpointsRequest';
+import type { ListEndpointsResponse as _weft_v1_ListEndpointsResponse, ListEndpointsResponse__Output as _weft_v1_ListEndpointsResponse__Output } from '../../weft/v1/ListEndpointsResponse';
+import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from '../../weft/v1/ListServicesRequest';
+import type { ListServicesResponse as _weft_v1_ListServicesResponse, ListServicesResponse__Output as _weft_v1_ListServicesResponse__Output } from '../../weft/v1/ListServicesResponse';
+import type { RegisterEndpointRequest as _weft_v1_RegisterEndpointRequest, RegisterEndpointRequest__Output as _weft_v1_RegisterEndpointRequest__Output } from '../../weft/v1/RegisterEndpointRequest';
+import type { RegisterHostRequest as _weft_v1_RegisterHostRequest, RegisterHostRequest__Output as _weft_v1_RegisterHostRequest__Output } from '../../weft/v1/RegisterHostRequest';
+import type { RegisterHostResponse as _weft_v1_RegisterHostResponse, RegisterHostResponse__Output as _weft_v1_RegisterHostResponse__Output } from '../../weft/v1/RegisterHostResponse';
+import type { ReleaseEndpointRequest as _weft_v1_ReleaseEndpointRequest, ReleaseEndpointRequest__Output as _weft_v1_ReleaseEndpointRequest__Output } from '../../weft/v1/ReleaseEndpointRequest';
+import type { ReleaseEndpointResponse as _weft_v1_ReleaseEndpointResponse, ReleaseEndpointResponse__Output as _weft_v1_ReleaseEndpointResponse__Output } from '../../weft/v1/ReleaseEndpointResponse';
+import type { Service as _weft_v1_Service, Service__Output as _weft_v1_Service__Output } from '../../weft/v1/Service';
+import type { ServiceEvent as _weft_v1_ServiceEvent, ServiceEvent__Output as _weft_v1_ServiceEvent__Output } from '../../weft/v1/ServiceEvent';
+import type { Status as _weft_v1_Status, Status__Output as _weft_v1_Status__Output } from '../../weft/v1/Status';
+import type { TopologyEvent as _weft_v1_TopologyEvent, TopologyEvent__Output as _weft_v1_TopologyEvent__Output } from '../../weft/v1/TopologyEvent';
+import type { WatchServicesRequest as _weft_v1_WatchServicesRequest, WatchServicesRequest__Output as _weft_v1_WatchServicesRequest__Output } from '../../weft/v1/WatchServicesRequest';
+import type { WatchTopologyRequest as _weft_v1_WatchTopologyRequest, WatchTopologyRequest__Output as _weft_v1_WatchTopologyRequest__Output } from '../../weft/v1/WatchTopologyRequest';
+
+export interface ControllerClient extends grpc.Client {
+  CreateService(argument: _weft_v1_CreateServiceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  CreateService(argument: _weft_v1_CreateServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  CreateService(argument: _weft_v1_CreateServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  CreateService(argument: _weft_v1_CreateServiceRequest, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  createService(argument: _weft_v1_CreateServiceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  createService(argument: _weft_v1_CreateServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  createService(argument: _weft_v1_CreateServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  createService(argument: _weft_v1_CreateServiceRequest, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
+  
+  DeleteService(argument: _weft_v1_DeleteServiceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  DeleteService(argument: _weft_v1_DeleteServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  DeleteService(argument: _weft_v1_DeleteServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  DeleteService(argument: _weft_v1_DeleteServiceRequest, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  deleteService(argument: _weft_v1_DeleteServiceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  deleteService(argument: _weft_v1_DeleteServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  deleteService(argument: _weft_v1_DeleteServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  deleteService(argument: _weft_v1_DeleteServiceRequest, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  
+  GetStatus(argument: _weft_v1_GetStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  GetStatus(argument: _weft_v1_GetStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  GetStatus(argument: _weft_v1_GetStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  GetStatus(argument: _weft_v1_GetStatusRequest, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _weft_v1_GetStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _weft_v1_GetStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _weft_v1_GetStatusRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  getStatus(argument: _weft_v1_GetStatusRequest, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Renew the caller's leases and record liveness. Agents call it well within
+   * the lease TTL (the response says when the next one is due).
+   */
+  Heartbeat(argument: _weft_v1_HeartbeatRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  Heartbeat(argument: _weft_v1_HeartbeatRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  Heartbeat(argument: _weft_v1_HeartbeatRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  Heartbeat(argument: _weft_v1_HeartbeatRequest, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Renew the caller's leases and record liveness. Agents call it well within
+   * the lease TTL (the response says when the next one is due).
+   */
+  heartbeat(argument: _weft_v1_HeartbeatRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  heartbeat(argument: _weft_v1_HeartbeatRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  heartbeat(argument: _weft_v1_HeartbeatRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  heartbeat(argument: _weft_v1_HeartbeatRequest, callback: grpc.requestCallback<_weft_v1_HeartbeatResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Exchange a bootstrap token for a client certificate. The host generates
+   * its key pair and sends only the public key; the private key never leaves it.
+   */
+  Join(argument: _weft_v1_JoinRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  Join(argument: _weft_v1_JoinRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  Join(argument: _weft_v1_JoinRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  Join(argument: _weft_v1_JoinRequest, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Exchange a bootstrap token for a client certificate. The host generates
+   * its key pair and sends only the public key; the private key never leaves it.
+   */
+  join(argument: _weft_v1_JoinRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  join(argument: _weft_v1_JoinRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  join(argument: _weft_v1_JoinRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  join(argument: _weft_v1_JoinRequest, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Remove the caller's host record and release its leases (graceful leave).
+   */
+  LeaveHost(argument: _weft_v1_LeaveHostRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  LeaveHost(argument: _weft_v1_LeaveHostRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  LeaveHost(argument: _weft_v1_LeaveHostRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  LeaveHost(argument: _weft_v1_LeaveHostRequest, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Remove the caller's host record and release its leases (graceful leave).
+   */
+  leaveHost(argument: _weft_v1_LeaveHostRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  leaveHost(argument: _weft_v1_LeaveHostRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  leaveHost(argument: _weft_v1_LeaveHostRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  leaveHost(argument: _weft_v1_LeaveHostRequest, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListEndpoints(argument: _weft_v1_ListEndpointsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  ListEndpoints(argument: _weft_v1_ListEndpointsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  ListEndpoints(argument: _weft_v1_ListEndpointsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  ListEndpoints(argument: _weft_v1_ListEndpointsRequest, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  listEndpoints(argument: _weft_v1_ListEndpointsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  listEndpoints(argument: _weft_v1_ListEndpointsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  listEndpoints(argument: _weft_v1_ListEndpointsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  listEndpoints(argument: _weft_v1_ListEndpointsRequest, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListServices(argument: _weft_v1_ListServicesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  ListServices(argument: _weft_v1_ListServicesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  ListServices(argument: _weft_v1_ListServicesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  ListServices(argument: _weft_v1_ListServicesRequest, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  listServices(argument: _weft_v1_ListServicesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  listServices(argument: _weft_v1_ListServicesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  listServices(argument: _weft_v1_ListServicesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  listServices(argument: _weft_v1_ListServicesRequest, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
+  
+  RegisterEndpoint(argument: _weft_v1_RegisterEndpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  RegisterEndpoint(argument: _weft_v1_RegisterEndpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  RegisterEndpoint(argument: _weft_v1_RegisterEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  RegisterEndpoint(argument: _weft_v1_RegisterEndpointRequest, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  registerEndpoint(argument: _weft_v1_RegisterEndpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  registerEndpoint(argument: _weft_v1_RegisterEndpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  registerEndpoint(argument: _weft_v1_RegisterEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  registerEndpoint(argument: _weft_v1_RegisterEndpointRequest, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Create or update the caller's host record and acquire (or renew) its
+   * subnet lease in every requested network. Sticky: a returning host gets
+   * its previous subnets back.
+   */
+  RegisterHost(argument: _weft_v1_RegisterHostRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  RegisterHost(argument: _weft_v1_RegisterHostRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  RegisterHost(argument: _weft_v1_RegisterHostRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  RegisterHost(argument: _weft_v1_RegisterHostRequest, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Create or update the caller's host record and acquire (or renew) its
+   * subnet lease in every requested network. Sticky: a returning host gets
+   * its previous subnets back.
+   */
+  registerHost(argument: _weft_v1_RegisterHostRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  registerHost(argument: _weft_v1_RegisterHostRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  registerHost(argument: _weft_v1_RegisterHostRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  registerHost(argument: _weft_v1_RegisterHostRequest, callback: grpc.requestCallback<_weft_v1_RegisterHostResponse__Output>): grpc.ClientUnaryCall;
+  
+  ReleaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  ReleaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  ReleaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  ReleaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  releaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  releaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  releaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  releaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Services with their current backends: a snapshot, then changes.
+   */
+  WatchServices(argument: _weft_v1_WatchServicesRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_ServiceEvent__Output>;
+  WatchServices(argument: _weft_v1_WatchServicesRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_ServiceEvent__Output>;
+  /**
+   * Services with their current backends: a snapshot, then changes.
+   */
+  watchServices(argument: _weft_v1_WatchServicesRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_ServiceEvent__Output>;
+  watchServices(argument: _weft_v1_WatchServicesRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_ServiceEvent__Output>;
+  
+  /**
+   * Hosts, their subnets and the cluster config: a snapshot, then changes.
+   */
+  WatchTopology(argument: _weft_v1_WatchTopologyRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_TopologyEvent__Output>;
+  WatchTopology(argument: _weft_v1_WatchTopologyRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_TopologyEvent__Output>;
+  /**
+   * Hosts, their subnets and the cluster config: a snapshot, then changes.
+   */
+  watchTopology(argument: _weft_v1_WatchTopologyRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_TopologyEvent__Output>;
+  watchTopology(argument: _weft_v1_WatchTopologyRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_TopologyEvent__Output>;
+  
+}
+
+export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
+  CreateService: grpc.handleUnaryCall<_weft_v1_CreateServiceRequest__Output, _weft_v1_Service>;
+  
+  DeleteService: grpc.handleUnaryCall<_weft_v1_DeleteServiceRequest__Output, _weft_v1_DeleteServiceResponse>;
+  
+  GetStatus: grpc.handleUnaryCall<_weft_v1_GetStatusRequest__Output, _weft_v1_Status>;
+  
+  /**
+   * Renew the caller's leases and record liveness. Agents call it well within
+   * the lease TTL (the response says when the next one is due).
+   */
+  Heartbeat: grpc.handleUnaryCall<_weft_v1_HeartbeatRequest__Output, _weft_v1_HeartbeatResponse>;
+  
+  /**
+   * Exchange a bootstrap token for a client certificate. The host generates
+   * its key pair and sends only the public key; the private key never leaves it.
+   */
+  Join: grpc.handleUnaryCall<_weft_v1_JoinRequest__Output, _weft_v1_JoinResponse>;
+  
+  /**
+   * Remove the caller's host record and release its leases (graceful leave).
+   */
+  LeaveHost: grpc.handleUnaryCall<_weft_v1_LeaveHostRequest__Output, _weft_v1_LeaveHostResponse>;
+  
+  ListEndpoints: grpc.handleUnaryCall<_weft_v1_ListEndpointsRequest__Output, _weft_v1_ListEndpointsResponse>;
+  
+  ListServices: grpc.handleUnaryCall<_weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse>;
+  
+  RegisterEndpoint: grpc.handleUnaryCall<_weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint>;
+  
+  /**
+   * Create or update the caller's host record and acquire (or renew) its
+   * subnet lease in every requested network. Sticky: a returning host gets
+   * its previous subnets back.
+   */
+  RegisterHost: grpc.handleUnaryCall<_weft_v1_RegisterHostRequest__Output, _weft_v1_RegisterHostResponse>;
+  
+  ReleaseEndpoint: grpc.handleUnaryCall<_weft_v1_ReleaseEndpointRequest__Output, _weft_v1_ReleaseEndpointResponse>;
+  
+  /**
+   * Services with their current backends: a snapshot, then changes.
+   */
+  WatchServices: grpc.handleServerStreamingCall<_weft_v1_WatchServicesRequest__Output, _weft_v1_ServiceEvent>;
+  
+  /**
+   * Hosts, their subnets and the cluster config: a snapshot, then changes.
+   */
+  WatchTopology: grpc.handleServerStreamingCall<_weft_v1_WatchTopologyRequest__Output, _weft_v1_TopologyEvent>;
+  
+}
+
+export interface ControllerDefinition extends grpc.ServiceDefinition {
+  CreateService: MethodDefinition<_weft_v1_CreateServiceRequest, _weft_v1_Service, _weft_v1_CreateServiceRequest__Output, _weft_v1_Service__Output>
+  DeleteService: MethodDefinition<_weft_v1_DeleteServiceRequest, _weft_v1_DeleteServiceResponse, _weft_v1_DeleteServiceRequest__Output, _weft_v1_DeleteServiceResponse__Output>
+  GetStatus: MethodDefinition<_weft_v1_GetStatusRequest, _weft_v1_Status, _weft_v1_GetStatusRequest__Output, _weft_v1_Status__Output>
+  Heartbeat: MethodDefinition<_weft_v1_HeartbeatRequest, _weft_v1_HeartbeatResponse, _weft_v1_HeartbeatRequest__Output, _weft_v1_HeartbeatResponse__Output>
+  Join: MethodDefinition<_weft_v1_JoinRequest, _weft_v1_JoinResponse, _weft_v1_JoinRequest__Output, _weft_v1_JoinResponse__Output>
+  LeaveHost: MethodDefinition<_weft_v1_LeaveHostRequest, _weft_v1_LeaveHostResponse, _weft_v1_LeaveHostRequest__Output, _weft_v1_LeaveHostResponse__Output>
+  ListEndpoints: MethodDefinition<_weft_v1_ListEndpointsRequest, _weft_v1_ListEndpointsResponse, _weft_v1_ListEndpointsRequest__Output, _weft_v1_ListEndpointsResponse__Output>
+  ListServices: MethodDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesResponse, _weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse__Output>
+  RegisterEndpoint: MethodDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_Endpoint, _weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint__Output>
+  RegisterHost: MethodDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostResponse, _weft_v1_RegisterHostRequest__Output, _weft_v1_RegisterHostResponse__Output>
+  ReleaseEndpoint: MethodDefinition<_weft_v1_ReleaseEndpointRequest, _weft_v1_ReleaseEndpointResponse, _weft_v1_ReleaseEndpointRequest__Output, _weft_v1_ReleaseEndpointResponse__Output>
+  WatchServices: MethodDefinition<_weft_v1_WatchServicesRequest, _weft_v1_ServiceEvent, _weft_v1_WatchServicesRequest__Output, _weft_v1_ServiceEvent__Output>
+  WatchTopology: MethodDefinition<_weft_v1_WatchTopologyRequest, _weft_v1_TopologyEvent, _weft_v1_WatchTopologyRequest__Output, _weft_v1_TopologyEvent__Output>
+}

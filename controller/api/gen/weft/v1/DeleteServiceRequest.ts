@@ -1,0 +1,10 @@
+// Original file: controller/api/weft.proto
+
+
+export interface DeleteServiceRequest {
+  'name'?: (string);
+}
+
+export interface DeleteServiceRequest__Output {
+  'name': (string);
+}

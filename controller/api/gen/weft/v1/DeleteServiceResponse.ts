@@ -1,0 +1,10 @@
+// Original file: controller/api/weft.proto
+
+
+export interface DeleteServiceResponse {
+  'deleted'?: (boolean);
+}
+
+export interface DeleteServiceResponse__Output {
+  'deleted': (boolean);
+}

@@ -1,0 +1,34 @@
+// Original file: controller/api/weft.proto
+
+import type { HostSubnet as _weft_v1_HostSubnet, HostSubnet__Output as _weft_v1_HostSubnet__Output } from '../../weft/v1/HostSubnet';
+import type { Long } from '@grpc/proto-loader';
+
+export interface Host {
+  'name'?: (string);
+  'underlay_ip'?: (string);
+  'vtep_mac'?: (string);
+  'rack'?: (string);
+  'datacenter'?: (string);
+  /**
+   * base64 WireGuard public key, may be empty
+   */
+  'wg_public_key'?: (string);
+  'agent_version'?: (string);
+  'last_heartbeat_unix_ms'?: (number | string | Long);
+  'subnets'?: (_weft_v1_HostSubnet)[];
+}
+
+export interface Host__Output {
+  'name': (string);
+  'underlay_ip': (string);
+  'vtep_mac': (string);
+  'rack': (string);
+  'datacenter': (string);
+  /**
+   * base64 WireGuard public key, may be empty
+   */
+  'wg_public_key': (string);
+  'agent_version': (string);
+  'last_heartbeat_unix_ms': (number);
+  'subnets': (_weft_v1_HostSubnet__Output)[];
+}

@@ -1,0 +1,10 @@
+// Original file: controller/api/weft.proto
+
+
+export interface LeaveHostRequest {
+  'name'?: (string);
+}
+
+export interface LeaveHostRequest__Output {
+  'name': (string);
+}

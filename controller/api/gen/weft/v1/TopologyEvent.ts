@@ -1,0 +1,69 @@
+// Original file: controller/api/weft.proto
+
+import type { Host as _weft_v1_Host, Host__Output as _weft_v1_Host__Output } from '../../weft/v1/Host';
+import type { ClusterConfig as _weft_v1_ClusterConfig, ClusterConfig__Output as _weft_v1_ClusterConfig__Output } from '../../weft/v1/ClusterConfig';
+import type { Long } from '@grpc/proto-loader';
+
+// Original file: controller/api/weft.proto
+
+export const _weft_v1_TopologyEvent_Kind = {
+  KIND_UNSPECIFIED: 'KIND_UNSPECIFIED',
+  /**
+   * hosts = every host, config set; replaces all earlier state
+   */
+  SNAPSHOT: 'SNAPSHOT',
+  /**
+   * hosts = the one host, created or changed
+   */
+  HOST_PUT: 'HOST_PUT',
+  /**
+   * host_name = the host that left
+   */
+  HOST_DELETE: 'HOST_DELETE',
+  /**
+   * config changed
+   */
+  CONFIG: 'CONFIG',
+} as const;
+
+export type _weft_v1_TopologyEvent_Kind =
+  | 'KIND_UNSPECIFIED'
+  | 0
+  /**
+   * hosts = every host, config set; replaces all earlier state
+   */
+  | 'SNAPSHOT'
+  | 1
+  /**
+   * hosts = the one host, created or changed
+   */
+  | 'HOST_PUT'
+  | 2
+  /**
+   * host_name = the host that left
+   */
+  | 'HOST_DELETE'
+  | 3
+  /**
+   * config changed
+   */
+  | 'CONFIG'
+  | 4
+
+export type _weft_v1_TopologyEvent_Kind__Output = typeof _weft_v1_TopologyEvent_Kind[keyof typeof _weft_v1_TopologyEvent_Kind]
+
+export interface TopologyEvent {
+  'revision'?: (number | string | Long);
+  'kind'?: (_weft_v1_TopologyEvent_Kind);
+  'hosts'?: (_weft_v1_Host)[];
+  'host_name'?: (string);
+  'config'?: (_weft_v1_ClusterConfig | null);
+}
+
+export interface TopologyEvent__Output {
+  'revision': (number);
+  'kind': (_weft_v1_TopologyEvent_Kind__Output);
+  'hosts': (_weft_v1_Host__Output)[];
+  'host_name': (string);
+  'config': (_weft_v1_ClusterConfig__Output | null);
+}
