@@ -1,5 +1,6 @@
 // Plain data passed between the agent's parts: the controller view (topology),
 // the host's own attachments to weft networks, and the endpoint outbox.
+import type { EndpointRecord as ContractEndpointRecord } from '../../controller/api/proto';
 
 /** One weft network as this host is attached to it. */
 export type NetworkAttachment = {
@@ -38,13 +39,8 @@ export type Topology = {
   vxlanPort: number;
 };
 
-export type EndpointRecord = {
-  network: string;
-  ip: string;
-  containerId: string;
-  ifname: string;
-  labels: Record<string, string>;
-};
+/** An endpoint of this host: the contract's record without the host, which the client fills in. */
+export type EndpointRecord = Omit<ContractEndpointRecord, 'host'>;
 
 /**
  * Where the CNI handlers report container endpoints. It must never block or

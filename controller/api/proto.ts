@@ -11,6 +11,7 @@ import type { MethodDefinition } from '@grpc/proto-loader';
 import type {
   ControllerClient as GeneratedControllerClient, ControllerDefinition, ControllerHandlers,
 } from './gen/weft/v1/Controller';
+import type { Endpoint__Output } from './gen/weft/v1/Endpoint';
 import type { ServiceEvent__Output } from './gen/weft/v1/ServiceEvent';
 import type { TopologyEvent__Output } from './gen/weft/v1/TopologyEvent';
 
@@ -111,3 +112,20 @@ export type UnaryMethod = Exclude<ControllerMethod, StreamMethod>;
 export type RequestOf<M extends ControllerMethod> = Methods[M] extends MethodDefinition<infer Req, any, any, any> ? Req : never;
 /** A method's response (or each message of its stream) as the caller receives it. */
 export type ResponseOf<M extends ControllerMethod> = Methods[M] extends MethodDefinition<any, any, any, infer Res> ? Res : never;
+
+// ---- the endpoint record ---------------------------------------------------
+
+/**
+ * A container endpoint as weft holds it: the controller's stored record and
+ * what the agent queues for it. The Endpoint message with the container id in
+ * camelCase, the form the store's JSON has always had.
+ */
+export type EndpointRecord = Omit<Endpoint__Output, 'container_id'> & { containerId: string };
+
+export function endpointMessage(e: EndpointRecord): Endpoint__Output {
+  return { network: e.network, ip: e.ip, container_id: e.containerId, host: e.host, labels: e.labels, ifname: e.ifname };
+}
+
+export function endpointRecord(m: Endpoint__Output): EndpointRecord {
+  return { network: m.network, ip: m.ip, containerId: m.container_id, host: m.host, labels: m.labels, ifname: m.ifname };
+}

@@ -1,19 +1,14 @@
 // Container endpoints at /weft/endpoints/<net>/<ip>. Registration is a
 // compare-and-swap on the address key, so one address has one owner even
 // when two agents (or two controllers) race for it.
+import type { EndpointRecord } from '../api/proto';
 import type { Store } from '../store/types';
 import { CorruptRecordError, EndpointConflictError, EndpointMismatchError, RegistryContentionError } from './errors';
 import { CAS_ATTEMPTS, parseRecord, str, strMap } from './json';
 import { ENDPOINTS_PREFIX, endpointKey, endpointPrefix, parseEndpointKey } from './keys';
 
-export type EndpointRecord = {
-  network: string;
-  ip: string;
-  containerId: string;
-  host: string;
-  labels: Record<string, string>;
-  ifname: string;
-};
+/** The stored record is the contract's endpoint record: one shape on the wire, in the store and in the agent. */
+export type { EndpointRecord };
 
 export function encodeEndpoint(e: EndpointRecord): string {
   return JSON.stringify({ network: e.network, ip: e.ip, containerId: e.containerId, host: e.host, labels: e.labels, ifname: e.ifname });

@@ -12,13 +12,14 @@ import { type Ca, issueClientCert } from '../pki';
 import { hostLeases } from '../ipam/leases';
 import { LEASES_PREFIX } from '../ipam/records';
 import { deleteHost, getHost, putHost, touchHost, type HostRecord } from '../registry/hosts';
-import { type EndpointRecord, getEndpoint, listEndpoints, registerEndpoint, releaseEndpoint } from '../registry/endpoints';
+import { getEndpoint, listEndpoints, registerEndpoint, releaseEndpoint } from '../registry/endpoints';
 import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../registry/keys';
 import { deleteService, listServices, putService } from '../registry/services';
 import type { Store } from '../store/types';
 import { verifyToken } from '../pki/tokens';
 import { type Identity, type IdentityFn, describeIdentity } from './caller';
 import type * as pb from '../api/proto';
+import { endpointMessage } from '../api/proto';
 import {
   checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
 } from './requests';
@@ -116,10 +117,6 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   }
 
   const subnetMsg = (l: Lease): pb.HostSubnet => ({ network: l.network, subnet: l.subnet, lease_expires_at_unix_ms: l.expiresAt });
-
-  function endpointMessage(e: EndpointRecord): pb.Endpoint {
-    return { network: e.network, ip: e.ip, container_id: e.containerId, host: e.host, labels: e.labels, ifname: e.ifname };
-  }
 
   // ---- hosts --------------------------------------------------------------
 
