@@ -9,7 +9,7 @@
 // feature group (ip-generic, ipv4, ipv6), which is exactly what must go, and
 // it needs no string-set lookup to find a feature's bit.
 import koffi from 'koffi';
-import { errnoName, InvalidArgumentError } from './netlink/errors';
+import { errnoName, InvalidArgumentError, WeftError } from './netlink/errors';
 import { errno, sys, AF_INET, SOCK_CLOEXEC, SOCK_DGRAM } from './netlink/libc';
 import { withNetns } from './netlink/netns';
 
@@ -25,16 +25,14 @@ const IFREQ_LEN = 40;
 export type EthtoolOptions = { netns?: string };
 
 /** The kernel refused an ethtool request (EOPNOTSUPP: the driver has no such setting; ENODEV: no such device). */
-export class EthtoolError extends Error {
+export class EthtoolError extends WeftError {
   readonly errno: number;
-  readonly code: string;
   readonly op: string;
   constructor(e: number, op: string) {
     const code = errnoName(e);
-    super(`${code}: ${op}`);
+    super(code, `${code}: ${op}`);
     this.name = 'EthtoolError';
     this.errno = e;
-    this.code = code;
     this.op = op;
   }
 }

@@ -2,7 +2,7 @@
 // The net.* tree is resolved against the namespace of the thread that opens
 // the file, so the open happens inside withNetns; other trees are global.
 import { closeSync, constants as fsc, openSync, readFileSync, writeSync } from 'node:fs';
-import { InvalidArgumentError } from './netlink/errors';
+import { type ErrnoName, InvalidArgumentError, WeftError } from './netlink/errors';
 import { withNetns } from './netlink/netns';
 
 export type SysctlOptions = { netns?: string };
@@ -12,18 +12,17 @@ const KEY_RE = /^[A-Za-z0-9_./-]+$/;
 const IFNAME_RE = /^[^\s/:]{1,15}$/;
 
 /** A key that names nothing under /proc/sys (in that namespace: per-device keys exist only where the device does). */
-export class SysctlNotFoundError extends Error {
-  readonly code = 'ENOENT';
+export class SysctlNotFoundError extends WeftError {
   constructor(readonly key: string, readonly netns?: string) {
-    super(`unknown sysctl "${key}"${netns ? ` in netns ${netns}` : ''}`);
+    super('ENOENT', `unknown sysctl "${key}"${netns ? ` in netns ${netns}` : ''}`);
     this.name = 'SysctlNotFoundError';
   }
 }
 
 /** The kernel refused a read or write (EINVAL for a value out of range, EACCES for a read-only key, ...). */
-export class SysctlError extends Error {
-  constructor(readonly key: string, readonly code: string, readonly op: 'read' | 'write', detail?: string) {
-    super(`sysctl ${op} "${key}" failed: ${code}${detail ? ` (${detail})` : ''}`);
+export class SysctlError extends WeftError {
+  constructor(readonly key: string, code: ErrnoName, readonly op: 'read' | 'write', detail?: string) {
+    super(code, `sysctl ${op} "${key}" failed: ${code}${detail ? ` (${detail})` : ''}`);
     this.name = 'SysctlError';
   }
 }
@@ -50,7 +49,7 @@ function inNs<T>(opts: SysctlOptions, fn: () => T): T {
 }
 
 function fail(key: string, op: 'read' | 'write', e: unknown, netns?: string): never {
-  const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+  const code = ((e as NodeJS.ErrnoException).code ?? 'EIO') as ErrnoName;
   if (code === 'ENOENT') throw new SysctlNotFoundError(key, netns);
   if (code === 'EISDIR') throw new SysctlError(key, code, op, 'a group of keys, not a value');
   throw new SysctlError(key, code, op);

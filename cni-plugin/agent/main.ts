@@ -17,6 +17,7 @@ import { decideTxChecksum } from './host/checksum-policy';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
+import { WeftError } from '../../controller/common/errors';
 import { createHttpServer, listenHttp } from '../../controller/common/http';
 import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { startCniServer, type CniServer } from '../cni/server';
@@ -50,9 +51,9 @@ export type RunningAgent = {
 
 export type AgentStartOptions = { logger: Logger; version: string; signal?: AbortSignal };
 
-export class StartAborted extends Error {
+export class StartAborted extends WeftError {
   constructor() {
-    super('start aborted by a signal');
+    super('WEFT_START_ABORTED', 'start aborted by a signal');
     this.name = 'StartAborted';
   }
 }

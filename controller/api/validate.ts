@@ -4,22 +4,16 @@
 // handler touches the store, so a bad request writes nothing.
 import { isDnsLabel } from '../common/dns-label';
 import { type Cidr, CidrError, cidrContains, cidrLast, formatAddress, formatCidr, parseCidr } from '../common/cidr';
+import { InvalidArgumentError } from '../common/errors';
 
-/** A request field is invalid: maps to INVALID_ARGUMENT; `field` is the proto path, e.g. "endpoint.ip". */
-export class InvalidArgumentError extends Error {
-  readonly field: string;
-  constructor(field: string, problem: string) {
-    super(`${field}: ${problem}`);
-    this.name = 'InvalidArgumentError';
-    this.field = field;
-  }
-}
+// A request field is invalid: maps to INVALID_ARGUMENT; `field` is the proto path, e.g. "endpoint.ip".
+export { InvalidArgumentError };
 
 /** Throws the first problem found, if any. */
 export function must(problem: string | undefined): void {
   if (problem !== undefined) {
     const i = problem.indexOf(': ');
-    throw new InvalidArgumentError(problem.slice(0, i), problem.slice(i + 2));
+    throw new InvalidArgumentError(problem, i > 0 ? { field: problem.slice(0, i) } : undefined);
   }
 }
 

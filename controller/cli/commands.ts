@@ -10,6 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Status } from '../api/proto';
 import { ADMIN_NAME } from '../api/validate';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../common/command';
+import { WeftError } from '../common/errors';
 import { weftVersion } from '../common/version';
 import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from '../daemon/config';
 import { advertisedServer } from '../daemon/advertise';
@@ -20,9 +21,9 @@ import { createToken, deleteToken, listTokens } from '../pki/tokens';
 import { readClusterConfig, saveClusterConfig } from '../ipam/cluster-config';
 import { ClusterConfigError } from '../ipam/errors';
 
-export class UsageError extends Error {
+export class UsageError extends WeftError {
   constructor(message: string) {
-    super(message);
+    super('WEFT_USAGE', message);
     this.name = 'UsageError';
   }
 }

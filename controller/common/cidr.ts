@@ -1,15 +1,16 @@
 // Pure CIDR math for the subnet allocator. Addresses are bigints so IPv4 and
 // IPv6 pools share one code path; ip-address does the parsing and printing.
 import { Address4, Address6 } from 'ip-address';
+import { WeftError } from './errors';
 
 export type IpFamily = 4 | 6;
 
 /** A network: `base` is the first address (host bits zero). */
 export type Cidr = { family: IpFamily; base: bigint; prefixLength: number };
 
-export class CidrError extends Error {
+export class CidrError extends WeftError {
   constructor(message: string) {
-    super(message);
+    super('WEFT_CIDR_INVALID', message);
     this.name = 'CidrError';
   }
 }

@@ -8,11 +8,12 @@
 // check later can say "--listen: ..." or "config file x.json: "listen": ...".
 // Only the raw values are read here; what they mean is each daemon's own.
 import { isIP } from 'node:net';
+import { WeftError } from './errors';
 import { isDnsName } from './names';
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+export class ConfigError extends WeftError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WEFT_CONFIG_INVALID', message, options);
     this.name = 'ConfigError';
   }
 }

@@ -1,7 +1,9 @@
+import { WeftError } from '../common/errors';
+
 /** Anything wrong with the cluster CA or certificates: the message says which file and what to do. */
-export class PkiError extends Error {
+export class PkiError extends WeftError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('WEFT_PKI', message, options);
     this.name = 'PkiError';
   }
 }

@@ -5,6 +5,7 @@
 // nothing), and each record is attached to a store lease so the store drops
 // it at expiry even if no controller ever looks at it again.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { WeftError } from '../common/errors';
 import type { KeyValue, Store } from '../store/types';
 
 export const TOKEN_PREFIX = '/weft/tokens/';
@@ -33,9 +34,9 @@ export type TokenInfo = Omit<TokenRecord, 'hash'> & { id: string };
 
 export type VerifyResult = { ok: true; id: string } | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'mismatch' };
 
-export class TokenError extends Error {
+export class TokenError extends WeftError {
   constructor(message: string) {
-    super(message);
+    super('WEFT_TOKEN_INVALID', message);
     this.name = 'TokenError';
   }
 }

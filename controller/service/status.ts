@@ -13,18 +13,18 @@ import {
   CorruptRecordError, EndpointConflictError, EndpointMismatchError, RecordNotFoundError, RegistryContentionError,
 } from '../registry/errors';
 import { StoreUnavailableError } from '../store/types';
-import { InvalidArgumentError } from '../api/validate';
+import { InvalidArgumentError, WeftError } from '../common/errors';
 
-export class PermissionError extends Error {
+export class PermissionError extends WeftError {
   constructor(message: string) {
-    super(message);
+    super('WEFT_PERMISSION_DENIED', message);
     this.name = 'PermissionError';
   }
 }
 
-export class UnauthenticatedError extends Error {
+export class UnauthenticatedError extends WeftError {
   constructor(message: string) {
-    super(message);
+    super('WEFT_UNAUTHENTICATED', message);
     this.name = 'UnauthenticatedError';
   }
 }

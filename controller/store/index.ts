@@ -2,6 +2,7 @@
 // same way: the embedded SQLite file by default, etcd for a controller
 // cluster.
 import { resolve } from 'node:path';
+import { WeftError } from '../common/errors';
 import type { Store } from './types';
 import type { SqliteStoreOptions } from './sqlite';
 import type { EtcdStoreOptions } from './etcd';
@@ -17,9 +18,9 @@ export type StoreLocation =
 
 const FORMS = 'accepted forms: sqlite:/abs/path.db, sqlite:relative/path.db, etcd:http://host:port[,http://host:port...]';
 
-export class StoreUrlError extends Error {
+export class StoreUrlError extends WeftError {
   constructor(url: string, why: string) {
-    super(`invalid store URL ${JSON.stringify(url)}: ${why} (${FORMS})`);
+    super('WEFT_STORE_URL_INVALID', `invalid store URL ${JSON.stringify(url)}: ${why} (${FORMS})`);
     this.name = 'StoreUrlError';
   }
 }

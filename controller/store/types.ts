@@ -2,6 +2,7 @@
 // embedded SQLite store and etcd are interchangeable: keys and values are
 // strings, every write bumps one global revision, watches resume from a
 // revision, transactions compare-and-swap, leases expire keys.
+import { WeftError } from '../common/errors';
 
 export type KeyValue = {
   key: string;
@@ -85,25 +86,25 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export class CompactedError extends Error {
+export class CompactedError extends WeftError {
   readonly compactRevision: number;
   constructor(requested: number, compactRevision: number) {
-    super(`revision ${requested} has been compacted (oldest kept: ${compactRevision}); list again and watch from the list's revision`);
+    super('WEFT_STORE_COMPACTED', `revision ${requested} has been compacted (oldest kept: ${compactRevision}); list again and watch from the list's revision`);
     this.name = 'CompactedError';
     this.compactRevision = compactRevision;
   }
 }
 
-export class LeaseNotFoundError extends Error {
+export class LeaseNotFoundError extends WeftError {
   constructor(id: string) {
-    super(`lease ${id} not found (expired or revoked)`);
+    super('WEFT_STORE_LEASE_NOT_FOUND', `lease ${id} not found (expired or revoked)`);
     this.name = 'LeaseNotFoundError';
   }
 }
 
-export class StoreUnavailableError extends Error {
+export class StoreUnavailableError extends WeftError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('WEFT_STORE_UNAVAILABLE', message, options);
     this.name = 'StoreUnavailableError';
   }
 }

@@ -2,6 +2,7 @@
 // namespace. The child is forked from inside withNetns, so it inherits the
 // namespace of the calling thread without any `ip netns exec`.
 import { spawnSync } from 'node:child_process';
+import { WeftError } from '../netlink/errors';
 import { withNetns } from '../netlink/netns';
 import type { Family } from './model';
 
@@ -14,7 +15,7 @@ export type ExecOptions = {
 };
 
 /** iptables-restore refused a document. Restore commits table by table, so tables before `table` may have been committed. */
-export class IptablesRestoreError extends Error {
+export class IptablesRestoreError extends WeftError {
   readonly tool: string;
   readonly exitCode: number | null;
   readonly stderr: string;
@@ -30,7 +31,7 @@ export class IptablesRestoreError extends Error {
     const lineText = line !== undefined ? lines[line - 1] : undefined;
     const table = line !== undefined ? lines.slice(0, line).reverse().find((l) => l.startsWith('*'))?.slice(1) : undefined;
     const summary = p.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('Try `')).join('; ');
-    super(`${p.tool} failed${line !== undefined ? ` at line ${line} ("${lineText}")` : ''}: ${summary || `exit code ${p.exitCode}`}`);
+    super('WEFT_IPTABLES_RESTORE_FAILED', `${p.tool} failed${line !== undefined ? ` at line ${line} ("${lineText}")` : ''}: ${summary || `exit code ${p.exitCode}`}`);
     this.name = 'IptablesRestoreError';
     this.tool = p.tool;
     this.exitCode = p.exitCode;
@@ -42,12 +43,12 @@ export class IptablesRestoreError extends Error {
 }
 
 /** iptables-save (or a spawn) failed outright. */
-export class IptablesExecError extends Error {
+export class IptablesExecError extends WeftError {
   readonly tool: string;
   readonly exitCode: number | null;
   readonly stderr: string;
   constructor(tool: string, exitCode: number | null, stderr: string, cause?: unknown) {
-    super(`${tool} failed (exit ${exitCode}): ${stderr.trim() || String(cause ?? '')}`, { cause });
+    super('WEFT_IPTABLES_EXEC_FAILED', `${tool} failed (exit ${exitCode}): ${stderr.trim() || String(cause ?? '')}`, { cause });
     this.name = 'IptablesExecError';
     this.tool = tool;
     this.exitCode = exitCode;

@@ -1,32 +1,37 @@
 import { constants } from 'node:os';
+// weft's one error base and its argument error; the only import from outside dataplane/.
+import { InvalidArgumentError, WeftError } from '../../controller/common/errors';
 
-const names = new Map<number, string>();
+export { InvalidArgumentError, WeftError };
+
+export type ErrnoName = `E${string}`;
+
+const names = new Map<number, ErrnoName>();
 for (const [name, num] of Object.entries(constants.errno)) {
-  if (!names.has(num)) names.set(num, name);
+  if (!names.has(num)) names.set(num, name as ErrnoName);
 }
 
 /** Symbolic name of an errno value: 17 -> 'EEXIST'. */
-export function errnoName(errno: number): string {
+export function errnoName(errno: number): ErrnoName {
   return names.get(errno) ?? `E${errno}`;
 }
 
 /**
  * A failed kernel call. `code` is the errno name so callers can match on it
- * (`err.code === 'EEXIST'`); `op` says what was attempted
- * (`link add weft.vxlan`); `detail` carries the kernel's extended ack text.
+ * (`err.code === 'EEXIST'`), as on Node's own system errors; `op` says what
+ * was attempted (`link add weft.vxlan`); `detail` carries the kernel's
+ * extended ack text.
  */
-export class NetlinkError extends Error {
+export class NetlinkError extends WeftError {
   readonly errno: number;
-  readonly code: string;
   readonly op: string;
   readonly detail?: string;
 
   constructor(errno: number, op: string, detail?: string) {
     const code = errnoName(errno);
-    super(`${code}: ${op}${detail ? ` (${detail})` : ''}`);
+    super(code, `${code}: ${op}${detail ? ` (${detail})` : ''}`);
     this.name = 'NetlinkError';
     this.errno = errno;
-    this.code = code;
     this.op = op;
     this.detail = detail;
   }
@@ -35,15 +40,6 @@ export class NetlinkError extends Error {
 /** True when `err` is a NetlinkError with one of the given errno names. */
 export function isErrno(err: unknown, ...codes: string[]): err is NetlinkError {
   return err instanceof NetlinkError && codes.includes(err.code);
-}
-
-/** Bad input caught before anything reaches the kernel. */
-export class InvalidArgumentError extends Error {
-  readonly code = 'EINVAL';
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidArgumentError';
-  }
 }
 
 /** An integer between min and max, or an InvalidArgumentError naming the field: `invalid MTU 67 (must be between 68 and 65535)`. */

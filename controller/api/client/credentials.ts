@@ -28,6 +28,7 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor, type JoinRequest, type JoinResponse } from '../proto';
 import { clientCredentials } from '../../pki/grpc';
+import { WeftError } from '../../common/errors';
 import { createExclusive, replaceAtomic } from '../../common/files';
 import { caCertHash } from '../../pki/ca';
 import { HOST_URI_PREFIX } from '../../common/names';
@@ -50,9 +51,9 @@ export type AgentCredentials = {
 
 export type WireGuardKeys = { privateKey: string; publicKey: string };
 
-export class IdentityError extends Error {
+export class IdentityError extends WeftError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('WEFT_IDENTITY', message, options);
     this.name = 'IdentityError';
   }
 }

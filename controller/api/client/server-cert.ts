@@ -13,17 +13,18 @@
 import type { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { WeftError } from '../../common/errors';
 
 export type CertProblem = 'name' | 'ca' | 'expired';
 
 /** A configuration mistake about the controller's certificate: fatal at join, logged as an error on every retry after. */
-export class ServerCertError extends Error {
+export class ServerCertError extends WeftError {
   constructor(
     message: string,
     readonly problem: CertProblem,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super('WEFT_SERVER_CERT', message, options);
     this.name = 'ServerCertError';
   }
 }
