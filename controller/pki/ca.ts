@@ -8,7 +8,7 @@
 // controller's first start; ensureCa then loads them instead of creating a
 // new CA. Each controller still makes its own serving certificate
 // (server.crt/server.key) for its own advertised names.
-import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
+import { X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, stat, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PkiError } from './errors';
@@ -84,15 +84,8 @@ export async function loadCa(dir: string, now: Date = new Date()): Promise<Ca> {
   return { dir, certPem: cert.toString(), cert, key, signer: await signingKey(key) };
 }
 
-/**
- * The pin an agent checks the controller's CA against before trusting it
- * (kubeadm's --discovery-token-ca-cert-hash): "sha256:" + hex SHA-256 of the
- * CA's SubjectPublicKeyInfo (DER).
- */
-export function caCertHash(caPem: string | X509Certificate): string {
-  const cert = typeof caPem === 'string' ? new X509Certificate(caPem) : caPem;
-  return 'sha256:' + createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
-}
+/** The pin agents check the CA against: defined by the client, which checks it; printed by the controller. */
+export { caCertHash } from '../api/client/trust';
 
 async function createCa(dir: string, opts: EnsureCaOptions): Promise<void> {
   const ttlDays = opts.ttlDays ?? 3650;

@@ -27,10 +27,9 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor, type JoinRequest, type JoinResponse } from '../proto';
-import { clientCredentials } from '../../pki/grpc';
+import { caCertHash, clientCredentials } from './trust';
 import { WeftError } from '../../common/errors';
 import { createExclusive, replaceAtomic } from '../../common/files';
-import { caCertHash } from '../../pki/ca';
 import { HOST_URI_PREFIX } from '../../common/names';
 import { DEFAULT_STATE_DIR } from '../../../cni-plugin/agent/config';
 import { certNames, certProblemMessage, certProblemOf, serverNameProblem, ServerCertError } from './server-cert';
@@ -62,7 +61,7 @@ export class IdentityError extends WeftError {
 
 const PIN_RE = /^sha256:([0-9a-f]{64})$/;
 
-// The pin the controller prints and the agent checks: one definition, in the PKI.
+// The pin the controller prints and the agent checks: one definition, in trust.ts.
 export { caCertHash };
 
 export function parseCaCertHash(pin: string): string {
