@@ -6,6 +6,7 @@ import { X509Certificate, createHash } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import { connect, createSecureContext, type SecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { InvalidArgumentError } from '../../common/errors';
 
 /**
  * The pin a client checks the controller's CA against before trusting it
@@ -28,10 +29,10 @@ export type ClientTlsMaterial = { caPem: string; certPem?: string; keyPem?: stri
  */
 export function clientCredentials(m: ClientTlsMaterial): grpc.ChannelCredentials {
   if (typeof m?.caPem !== 'string' || !m.caPem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new TypeError('clientCredentials: caPem must be the cluster CA certificate in PEM form');
+    throw new InvalidArgumentError('clientCredentials: caPem must be the cluster CA certificate in PEM form', { field: 'caPem' });
   }
   if ((m.certPem === undefined) !== (m.keyPem === undefined)) {
-    throw new TypeError('clientCredentials: certPem and keyPem go together; give both (after joining) or neither (to join)');
+    throw new InvalidArgumentError('clientCredentials: certPem and keyPem go together; give both (after joining) or neither (to join)', { field: 'certPem' });
   }
   return new ClusterChannelCredentials(createSecureContext({
     ca: m.caPem,
