@@ -131,29 +131,20 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
     // Sticky path: the index names the host's subnet; renew it if it still fits.
     let replace: KeyValue | undefined;
     const acquiredAt = now();
-    if (index) {
-      const held = await store.get(leasePrefix(net.name) + index.value);
-      let rec: LeaseRecord | undefined;
-      try {
-        rec = held ? decodeLeaseRecord(held.key, held.value) : undefined;
-      } catch {
-        rec = undefined; // unreadable: not provably ours, leave it for the operator and lease anew
+    const held = index ? await heldLease(store, net.name, index.value, host) : undefined;
+    if (held) {
+      if (leaseMisfit(net, held.subnet, req.datacenter) === undefined) {
+        const renewed: LeaseRecord = { host, datacenter: req.datacenter, acquiredAt: held.rec.acquiredAt, expiresAt: now() + ttlMs };
+        const res = await store.txn(
+          [cmpModRev(held.kv.key, held.kv.modRevision), cmpModRev(hostKey, hostRev)],
+          [{ type: 'put', key: held.kv.key, value: encodeLeaseRecord(renewed) }],
+        );
+        if (res.succeeded) return toLease(net.name, held.subnet, renewed, res.revision);
+        conflict();
+        continue;
       }
-      if (held && rec && rec.host === host) {
-        const subnet = parseLeaseKey(held.key).subnet;
-        if (leaseMisfit(net, subnet, req.datacenter) === undefined) {
-          const renewed: LeaseRecord = { host, datacenter: req.datacenter, acquiredAt: rec.acquiredAt, expiresAt: now() + ttlMs };
-          const res = await store.txn(
-            [cmpModRev(held.key, held.modRevision), cmpModRev(hostKey, hostRev)],
-            [{ type: 'put', key: held.key, value: encodeLeaseRecord(renewed) }],
-          );
-          if (res.succeeded) return toLease(net.name, subnet, renewed, res.revision);
-          conflict();
-          continue;
-        }
-        // The host moved datacenter: give up the old subnet in the same write that claims the new one.
-        replace = held;
-      }
+      // The host moved datacenter: give up the old subnet in the same write that claims the new one.
+      replace = held.kv;
     }
 
     /** One compare-and-swap on subnet i: the lease if we won, 'taken' if another host has it, 'reread' if our view is stale. */
@@ -201,17 +192,7 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
       if (outcome !== 'taken') return outcome;
     }
 
-    const { kvs } = await store.range(leasePrefix(net.name));
-    const used = new Set<bigint>();
-    for (const kv of kvs) {
-      let s: Cidr;
-      try {
-        s = parseLeaseKey(kv.key).subnet;
-      } catch {
-        continue; // a foreign key under the prefix occupies no subnet we could name
-      }
-      for (const i of occupiedIndices(pool.range, net.hostPrefixLength, s)) used.add(i);
-    }
+    const used = await occupiedSubnets(store, net, pool.range);
     for (const i of used.size >= count ? [] : candidateOrder(count, random)) {
       if (used.has(i)) continue;
       const outcome = await claim(i);
@@ -227,6 +208,38 @@ export async function acquireLease(store: Store, req: AcquireRequest, opts: Leas
       inUse: used.size,
     });
   }
+}
+
+/** The lease the host index points at, if it is readable and names this host. */
+async function heldLease(
+  store: Store, network: string, segment: string, host: string,
+): Promise<{ kv: KeyValue; rec: LeaseRecord; subnet: Cidr } | undefined> {
+  const kv = await store.get(leasePrefix(network) + segment);
+  if (!kv) return undefined;
+  let rec: LeaseRecord;
+  try {
+    rec = decodeLeaseRecord(kv.key, kv.value);
+  } catch {
+    return undefined; // unreadable: not provably ours, leave it for the operator and lease anew
+  }
+  if (rec.host !== host) return undefined;
+  return { kv, rec, subnet: parseLeaseKey(kv.key).subnet };
+}
+
+/** Indices of the pool's host subnets that the network's stored leases occupy, from one listing. */
+async function occupiedSubnets(store: Store, net: NetworkConfig, range: Cidr): Promise<Set<bigint>> {
+  const { kvs } = await store.range(leasePrefix(net.name));
+  const used = new Set<bigint>();
+  for (const kv of kvs) {
+    let s: Cidr;
+    try {
+      s = parseLeaseKey(kv.key).subnet;
+    } catch {
+      continue; // a foreign key under the prefix occupies no subnet we could name
+    }
+    for (const i of occupiedIndices(range, net.hostPrefixLength, s)) used.add(i);
+  }
+  return used;
 }
 
 async function readOwned(store: Store, ref: LeaseRef): Promise<{ kv: KeyValue; rec: LeaseRecord; subnet: Cidr } | { lost: string }> {
