@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DEFAULT_STATE_DIR } from '../../controller/api/client/credentials';
+import { DEFAULT_STATE_DIR } from './config';
 
 export const AGENT_DB_FILE = 'agent.db';
 

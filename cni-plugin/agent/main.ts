@@ -29,7 +29,8 @@ import {
 } from '../../controller/api/client/client';
 import { openEndpointOutbox, type EndpointOutbox } from './sync/endpoint-outbox';
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
-import { channelCredentials, ensureCredentials, ensureWireGuardKeys, IdentityError } from '../../controller/api/client/credentials';
+import { channelCredentials, ensureCredentials, IdentityError } from '../../controller/api/client/credentials';
+import { ensureWireGuardKeys } from './sync/wireguard-keys';
 import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
 import { derivedMac } from './host/naming';
 import { reconcileOverlay } from './host/overlay';

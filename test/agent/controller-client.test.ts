@@ -18,9 +18,10 @@ import {
 } from '../../controller/api/client/client';
 import { type LeaseEvent, runHeartbeats } from '../../cni-plugin/agent/sync/heartbeat';
 import {
-  type AgentCredentials, caCertHash, channelCredentials, ensureCredentials, ensureWireGuardKeys, joinCluster, loadCredentials,
+  type Credentials, caCertHash, channelCredentials, ensureCredentials, joinCluster, loadCredentials,
   fetchServerChain, pinnedCaFromChain,
 } from '../../controller/api/client/credentials';
+import { ensureWireGuardKeys } from '../../cni-plugin/agent/sync/wireguard-keys';
 import type { Topology } from '../../cni-plugin/agent/types';
 import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
 
@@ -42,7 +43,7 @@ function registration(n: number, wgPublicKey = ''): HostRegistration {
   };
 }
 
-async function agent(name: string, server = ctl.address): Promise<{ creds: AgentCredentials; client: ControllerClient }> {
+async function agent(name: string, server = ctl.address): Promise<{ creds: Credentials; client: ControllerClient }> {
   const creds = await joinCluster({ server, token: await cluster.token(), hostName: name, caCertHash: cluster.pin, stateDir: stateDir() });
   const client = connectController({ server, credentials: channelCredentials(creds), hostName: name, backoff: { initialMs: 50, maxMs: 400 } });
   cleanups.push(() => client.close());

@@ -1,14 +1,14 @@
-// The agent's credentials, kept in its state directory (0700):
+// A client's identity in the cluster, kept in a directory the caller names
+// (the agent's state dir, or another role's), mode 0700:
 //
-//   host.key       0600  ECDSA P-256 private key, made here; never leaves the host
+//   host.key       0600  ECDSA P-256 private key, made here; never leaves the machine
 //   host.crt       0644  client certificate from Join (its presence means "joined")
 //   ca.crt         0644  the cluster CA, trusted for every later connection
-//   wireguard.key  0600  X25519 private key, base64 as `wg` prints it; only the public key is sent
 //
-// First contact, kubeadm style: before Join the agent has no CA, yet it must
+// First contact, kubeadm style: before Join the client has no CA, yet it must
 // not hand its bootstrap token to whoever answers. The operator gives either
 // the CA file or `--ca-cert-hash sha256:<hex>` (SHA-256 of the CA's
-// SubjectPublicKeyInfo, as the controller prints it). With a hash, the agent
+// SubjectPublicKeyInfo, as the controller prints it). With a hash, the client
 // reads the controller's certificate chain with a plain TLS handshake,
 // finds the CA the hash names, checks that it really signed the serving
 // certificate, and only then opens the gRPC channel trusting that CA alone;
@@ -26,29 +26,25 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { controllerClientConstructor, type JoinRequest, type JoinResponse } from '../proto';
+import { controllerClientConstructor, type JoinResponse, type RequestOf } from '../proto';
 import { caCertHash, clientCredentials } from './trust';
 import { WeftError } from '../../common/errors';
 import { createExclusive, replaceAtomic } from '../../common/files';
 import { HOST_URI_PREFIX } from '../../common/names';
-import { DEFAULT_STATE_DIR } from '../../../cni-plugin/agent/config';
 import { certNames, certProblemMessage, certProblemOf, serverNameProblem, ServerCertError } from './server-cert';
 
-export { DEFAULT_STATE_DIR };
 export const HOST_KEY_FILE = 'host.key';
 export const HOST_CERT_FILE = 'host.crt';
 export const CA_CERT_FILE = 'ca.crt';
-export const WG_KEY_FILE = 'wireguard.key';
 
-export type AgentCredentials = {
+/** What Join gave this machine: its key, its certificate (naming `hostName`) and the cluster CA. */
+export type Credentials = {
   hostName: string;
   keyPem: string;
   certPem: string;
   caPem: string;
   certExpiresAt: Date;
 };
-
-export type WireGuardKeys = { privateKey: string; publicKey: string };
 
 export class IdentityError extends WeftError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -146,7 +142,8 @@ export function pinnedCaFromChain(chain: X509Certificate[], pin: string, server:
 
 // ---- files -------------------------------------------------------------------
 
-async function ensureStateDir(dir: string): Promise<void> {
+/** Creates `dir` if needed and makes it 0700: it holds private keys. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   // mkdir leaves an existing directory's mode alone (and the umask filters a new one).
   await chmod(dir, 0o700);
@@ -162,7 +159,7 @@ async function readIfExists(path: string): Promise<string | null> {
 }
 
 /** A private key anyone else can read is no longer private: refuse rather than use it. */
-async function checkPrivate(path: string): Promise<void> {
+export async function checkPrivateFile(path: string): Promise<void> {
   const s = await stat(path);
   if ((s.mode & 0o077) !== 0) {
     throw new IdentityError(`${path} is readable by others (mode ${(s.mode & 0o777).toString(8)}); it must be 0600 — fix with chmod 600 ${path} if it was not exposed, or remove it and join again`);
@@ -179,8 +176,8 @@ function samePublicKey(a: KeyObject, b: KeyObject): boolean {
   return a.export({ type: 'spki', format: 'der' }).equals(b.export({ type: 'spki', format: 'der' }));
 }
 
-/** The stored credentials, or null when this host has not joined yet. */
-export async function loadCredentials(stateDir: string = DEFAULT_STATE_DIR): Promise<AgentCredentials | null> {
+/** The credentials stored in `stateDir`, or null when this machine has not joined yet. */
+export async function loadCredentials(stateDir: string): Promise<Credentials | null> {
   const certPath = join(stateDir, HOST_CERT_FILE);
   const certPem = await readIfExists(certPath);
   if (certPem === null) return null;
@@ -189,7 +186,7 @@ export async function loadCredentials(stateDir: string = DEFAULT_STATE_DIR): Pro
   const [keyPem, caPem] = await Promise.all([readIfExists(keyPath), readIfExists(caPath)]);
   if (keyPem === null) throw new IdentityError(`${certPath} exists but ${keyPath} does not; remove ${certPath} and join again`);
   if (caPem === null) throw new IdentityError(`${certPath} exists but ${caPath} does not; remove ${certPath} and join again`);
-  await checkPrivate(keyPath);
+  await checkPrivateFile(keyPath);
   let cert: X509Certificate, ca: X509Certificate, key: KeyObject;
   try {
     cert = new X509Certificate(certPem);
@@ -215,7 +212,8 @@ export type JoinOptions = {
   caCertHash?: string;
   /** The cluster CA certificate (PEM), when the operator distributes the file instead of a hash. */
   caPem?: string;
-  stateDir?: string;
+  /** Where the credentials are kept (created 0700). */
+  stateDir: string;
   timeoutMs?: number;
 };
 
@@ -244,13 +242,13 @@ async function trustForJoin(o: JoinOptions): Promise<{ ca: X509Certificate; leaf
   return { ca, leaf: chain[0], trusted: given ? 'the CA in --ca-cert' : 'the CA --ca-cert-hash names' };
 }
 
-function callJoin(server: string, caPem: string, req: JoinRequest, timeoutMs: number, seen: { leaf: X509Certificate; trusted: string }): Promise<JoinResponse> {
+function callJoin(server: string, caPem: string, req: RequestOf<'Join'>, timeoutMs: number, seen: { leaf: X509Certificate; trusted: string }): Promise<JoinResponse> {
   const Client = controllerClientConstructor();
   const client = new Client(server, clientCredentials({ caPem }));
   return new Promise<JoinResponse>((resolve, reject) => {
-    (client as any).Join(req, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: JoinResponse) => {
+    client.Join(req, { deadline: Date.now() + timeoutMs }, (err, res) => {
       client.close();
-      if (!err) return resolve(res);
+      if (!err) return resolve(res!);
       // A certificate the TLS handshake refused will be refused on every retry: say what to change.
       const problem = certProblemOf(err);
       if (problem) {
@@ -267,8 +265,8 @@ function callJoin(server: string, caPem: string, req: JoinRequest, timeoutMs: nu
  * certificate and CA. Nothing is written unless the join succeeds (an existing
  * host.key is reused, so a retried join keeps the host's key).
  */
-export async function joinCluster(o: JoinOptions): Promise<AgentCredentials> {
-  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+export async function joinCluster(o: JoinOptions): Promise<Credentials> {
+  const stateDir = o.stateDir;
   const timeoutMs = o.timeoutMs ?? 10_000;
   const seen = await trustForJoin(o);
   const ca = seen.ca;
@@ -280,7 +278,7 @@ export async function joinCluster(o: JoinOptions): Promise<AgentCredentials> {
   if (keyPem === null) {
     keyPem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   } else {
-    await checkPrivate(keyPath);
+    await checkPrivateFile(keyPath);
   }
   const publicKey = createPublicKey(keyPem);
   const res = await callJoin(o.server, caPem, {
@@ -300,7 +298,7 @@ export async function joinCluster(o: JoinOptions): Promise<AgentCredentials> {
   if (!samePublicKey(cert.publicKey, publicKey)) throw new IdentityError('the certificate from Join is not for this host\'s key');
   if (hostOf(cert, 'the certificate from Join') !== o.hostName) throw new IdentityError(`the certificate from Join names another host than ${o.hostName}`);
 
-  await ensureStateDir(stateDir);
+  await ensurePrivateDir(stateDir);
   if (newKey) await createExclusive(keyPath, keyPem, 0o600);
   await replaceAtomic(join(stateDir, CA_CERT_FILE), res.ca_pem, 0o644);
   // Last: host.crt marks a complete join, so a crash before it means "join again", never a half identity.
@@ -309,8 +307,8 @@ export async function joinCluster(o: JoinOptions): Promise<AgentCredentials> {
 }
 
 /** Stored credentials if this host has joined (as `hostName`), else a join; the token is needed only the first time. */
-export async function ensureCredentials(o: Omit<JoinOptions, 'token'> & { token?: string }): Promise<AgentCredentials> {
-  const stateDir = o.stateDir ?? DEFAULT_STATE_DIR;
+export async function ensureCredentials(o: Omit<JoinOptions, 'token'> & { token?: string }): Promise<Credentials> {
+  const stateDir = o.stateDir;
   const have = await loadCredentials(stateDir);
   if (have) {
     if (have.hostName !== o.hostName) {
@@ -323,46 +321,6 @@ export async function ensureCredentials(o: Omit<JoinOptions, 'token'> & { token?
 }
 
 /** grpc channel credentials for every call after Join. */
-export function channelCredentials(c: AgentCredentials): grpc.ChannelCredentials {
+export function channelCredentials(c: Credentials): grpc.ChannelCredentials {
   return clientCredentials({ caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem });
-}
-
-// ---- WireGuard ---------------------------------------------------------------
-
-const b64urlToB64 = (s: string) => Buffer.from(s, 'base64url').toString('base64');
-
-/** The public key for a base64 X25519 private key, as `wg pubkey` computes it. */
-export function wireGuardPublicKey(privateKey: string): string {
-  const raw = Buffer.from(privateKey, 'base64');
-  if (raw.length !== 32 || raw.toString('base64') !== privateKey.trim()) throw new IdentityError('WireGuard private key must be 32 bytes in base64');
-  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: raw.toString('base64url'), x: '' }, format: 'jwk' });
-  return b64urlToB64(createPublicKey(key).export({ format: 'jwk' }).x as string);
-}
-
-function newWireGuardPrivateKey(): string {
-  const { privateKey } = generateKeyPairSync('x25519');
-  return b64urlToB64(privateKey.export({ format: 'jwk' }).d as string);
-}
-
-/** This host's WireGuard key pair: made once, kept in wireguard.key (0600). */
-export async function ensureWireGuardKeys(stateDir: string = DEFAULT_STATE_DIR): Promise<WireGuardKeys> {
-  const path = join(stateDir, WG_KEY_FILE);
-  let stored = await readIfExists(path);
-  if (stored === null) {
-    await ensureStateDir(stateDir);
-    try {
-      await createExclusive(path, newWireGuardPrivateKey() + '\n', 0o600);
-    } catch (e) {
-      // Another agent process made it first: use theirs, so the host has one key.
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    stored = await readFile(path, 'utf8');
-  }
-  await checkPrivate(path);
-  const privateKey = stored.trim();
-  try {
-    return { privateKey, publicKey: wireGuardPublicKey(privateKey) };
-  } catch (e) {
-    throw new IdentityError(`${path} is not a WireGuard private key (${(e as Error).message})`);
-  }
 }
