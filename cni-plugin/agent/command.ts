@@ -1,7 +1,7 @@
 // `weft agent`: flags to config (exit 2 on a bad one, naming it), then the
 // daemon until SIGTERM/SIGINT. Exit 1 when it cannot start.
-import pino from 'pino';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../../controller/common/command';
+import { createLogger } from '../../controller/common/log';
 import { weftVersion } from '../../controller/common/version';
 import { AGENT_DEFAULTS, ConfigError, loadAgentConfig } from './config';
 import type { RunningAgent } from './main';
@@ -32,7 +32,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   const loaded = loadCommandConfig('agent', argv, HELP, () => loadAgentConfig(argv, process.env));
   if ('exit' in loaded) return loaded.exit;
   const config = loaded.config;
-  const log = pino({ level: config.logLevel, base: { pid: process.pid, host: config.hostName } }, pino.destination({ dest: 1, sync: true }));
+  const log = createLogger({ level: config.logLevel, base: { host: config.hostName } });
 
   // The daemon (gRPC, netlink, SQLite, metrics) is loaded only once the flags
   // are good, so --help and a bad flag answer at once.
@@ -54,11 +54,11 @@ export async function agentCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (err instanceof ConfigError) {
-      log.fatal({ err: err.message }, 'cannot start the agent');
+      log.fatal({ err }, 'cannot start the agent');
       process.stderr.write(`weft agent: ${err.message}\n`);
       return 2;
     }
-    log.fatal({ err: (err as Error).message }, 'cannot start the agent');
+    log.fatal({ err }, 'cannot start the agent');
     process.stderr.write(`weft agent: ${(err as Error).message}\n`);
     return 1;
   }

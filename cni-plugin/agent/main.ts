@@ -15,7 +15,7 @@
 import { agentDbPath } from './agent-db';
 import { decideTxChecksum } from './host/checksum-policy';
 import type { Server } from 'node:http';
-import type { Logger } from 'pino';
+import type { Logger } from '../../controller/common/log';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
 import { WeftError } from '../../controller/common/errors';
 import { createHttpServer, listenHttp } from '../../controller/common/http';
@@ -87,7 +87,7 @@ async function retrying<T>(what: string, fn: () => Promise<T>, transient: (e: un
     } catch (err) {
       if (!transient(err)) throw err;
       const ms = delays.next();
-      log.warn({ err: (err as Error).message, retryInMs: ms }, `${what} failed; retrying`);
+      log.warn({ err, retryInMs: ms }, `${what} failed; retrying`);
       await sleep(ms, signal);
     }
   }
@@ -159,7 +159,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       } catch (err) {
         if (!isTransient(err)) throw err;
         log.warn(
-          { err: (err as Error).message, subnets: cached.value.subnets.map((s) => `${s.network}=${s.subnet}`), savedAt: cached.value.savedAt },
+          { err, subnets: cached.value.subnets.map((s) => `${s.network}=${s.subnet}`), savedAt: cached.value.savedAt },
           'controller unreachable: starting from the last registration; the overlay stays as it is until the controller answers',
         );
       }
@@ -214,7 +214,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
           else log.debug(fields, 'overlay reconciled');
         } catch (err) {
           metrics.reconcileFailed(trigger, (performance.now() - t0) / 1000);
-          log.error({ err: (err as Error).message, trigger: triggers.join(',') }, 'overlay reconcile failed; the next one retries');
+          log.error({ err, trigger: triggers.join(',') }, 'overlay reconcile failed; the next one retries');
         }
       },
     });
@@ -255,10 +255,10 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       try {
         ensureNetwork(ev.subnets);
       } catch (err) {
-        log.error({ err: (err as Error).message }, 'cannot ensure the host network for the new leases; will retry at the next lease event');
+        log.error({ err }, 'cannot ensure the host network for the new leases; will retry at the next lease event');
       }
       saveRegistration(config.stateDir, { subnets: ev.subnets, config: clusterConfig }).catch((err) =>
-        log.warn({ err: (err as Error).message }, 'cannot save the registration'),
+        log.warn({ err }, 'cannot save the registration'),
       );
       if (synced) loop.request('lease');
     };
@@ -279,7 +279,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
           heartbeats = runHeartbeats({ client, registration, registered: reg, onLease, log });
         },
         (err) => {
-          if (!(err instanceof StartAborted)) log.error({ err: (err as Error).message }, 'the controller refused this host; restart the agent once that is fixed');
+          if (!(err instanceof StartAborted)) log.error({ err }, 'the controller refused this host; restart the agent once that is fixed');
         },
       );
     }
@@ -331,7 +331,7 @@ async function runUndo(undo: Array<() => unknown>, log: Logger): Promise<void> {
     try {
       await f();
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'shutdown step failed');
+      log.warn({ err }, 'shutdown step failed');
     }
   }
 }

@@ -123,8 +123,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const loaded = loadCommandConfig('controller', argv, CONTROLLER_HELP, () => loadControllerConfig(argv, process.env));
   if ('exit' in loaded) return loaded.exit;
   const config = loaded.config;
-  const { default: pino } = await import('pino');
-  const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination({ dest: 1, sync: true }));
+  const { createLogger } = await import('../common/log');
+  const log = createLogger({ level: config.logLevel });
   const signal = shutdownSignal(log);
 
   // The daemon (API, metrics, election, watch hubs) is loaded only once the flags are good, as for the agent.
@@ -133,7 +133,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   try {
     running = await startController(config, { logger: log, version: weftVersion() });
   } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'cannot start the controller');
+    log.fatal({ err }, 'cannot start the controller');
     process.stderr.write(`weft controller: ${(err as Error).message}\n`);
     return 1;
   }

@@ -1,7 +1,7 @@
 // What every `weft` subcommand does the same way: --help, a config that is
 // loaded before anything is created (a bad one exits 2 naming the flag), and
 // for daemons the shutdown signal (a second signal exits at once).
-import type { Logger } from 'pino';
+import type { Logger } from './log';
 import { ConfigError } from './config-sources';
 
 export type Loaded<T> = { config: T } | { exit: number };

@@ -10,7 +10,7 @@
 // keepalive and give up leadership a safety margin earlier still. So by the
 // time anyone else can create the key, the old leader has already stopped
 // calling itself leader, even if it cannot reach the store to say so.
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log';
 import { LeaseNotFoundError, type Store } from '../store/types';
 
 export const LEADER_KEY = '/weft/leader';
@@ -143,7 +143,7 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
       if (leading && lease === current) extend(sentAt);
     } catch (err) {
       if (err instanceof LeaseNotFoundError) demote('leader lease expired at the store');
-      else log?.warn({ err: (err as Error).message }, 'leader lease keepalive failed; retrying');
+      else log?.warn({ err }, 'leader lease keepalive failed; retrying');
     }
   }
 
@@ -187,7 +187,7 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
         if (!leading && !stopping.signal.aborted) await awaitVacancy(revision);
       } catch (err) {
         failures++;
-        if (failures === 1 || failures % 10 === 0) log?.warn({ err: (err as Error).message, failures }, 'election: store error; retrying');
+        if (failures === 1 || failures % 10 === 0) log?.warn({ err, failures }, 'election: store error; retrying');
         await sleep(Math.min(keepAliveMs * failures, ttlMs));
       }
     }
@@ -210,7 +210,7 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
         opts.onDemoted?.();
       }
       // Revoking deletes the key, which the followers' watches see at once.
-      if (old) await store.leaseRevoke(old).catch((err) => log?.warn({ err: (err as Error).message }, 'could not revoke leader lease'));
+      if (old) await store.leaseRevoke(old).catch((err) => log?.warn({ err }, 'could not revoke leader lease'));
     },
   };
 }

@@ -7,7 +7,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { relative, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log';
 import { certificateIdentity, type IdentityFn } from '../service/caller';
 import { controllerServiceDefinition } from '../api/proto';
 import { createControllerService, type LeaseFns } from '../service/service';
@@ -126,7 +126,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
         server: advertised.server, serverSource: advertised.source, caCertHash: hash, certNames: names, tls: config.tls, writtenAt: new Date().toISOString(),
       });
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'cannot record the join address in the data dir; weft token create will work it out itself');
+      log.warn({ err }, 'cannot record the join address in the data dir; weft token create will work it out itself');
     }
 
     announce(log, { config, id, hash, names, advertised, grpcPort, metricsPort, version });
@@ -179,7 +179,7 @@ function leaderReclaimer(store: Store, log: Logger) {
       readClusterConfig(store).then(
         ({ config }) => schedule(config.leaseTtlSeconds * 1000, Math.max(1000, (config.leaseTtlSeconds * 1000) / 3)),
         (err) => {
-          log.error({ err: (err as Error).message }, 'cannot read the cluster config; reclaiming expired leases with a 60s period');
+          log.error({ err }, 'cannot read the cluster config; reclaiming expired leases with a 60s period');
           schedule(60_000, 20_000);
         },
       );
@@ -203,7 +203,7 @@ function leaderReclaimer(store: Store, log: Logger) {
         for (const m of res.malformed) log.warn({ key: m.key, err: m.error }, 'unreadable lease left in place');
         if (res.reclaimed.length) r.onReclaimed(res.reclaimed.length);
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'reclaiming expired leases failed; will retry');
+        log.warn({ err }, 'reclaiming expired leases failed; will retry');
       }
       if (running) timer = setTimeout(tick, everyMs);
     };

@@ -8,7 +8,7 @@
 // implementation and the IPAM functions it is given), so the handlers stay
 // free of metrics code.
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LeaseFns } from '../service/service';
 import { LEASES_PREFIX } from '../ipam/records';

@@ -3,7 +3,7 @@
 // then the registry / IPAM call, then the reply. Errors become gRPC statuses
 // in one place (status.ts).
 import type * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log';
 import {
   type ClusterConfig, type Lease, type LeaseOptions, LeaseLostError, acquireLease, loadClusterConfig,
   releaseLease, renewLease,

@@ -4,7 +4,7 @@
 // errors are logged in full and reach the client as INTERNAL without details
 // that could leak internals.
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log';
 import {
   ClusterConfigError, LeaseContentionError, LeaseLostError, LeaseRequestError, PoolExhaustedError, UnknownNetworkError,
 } from '../ipam';
@@ -52,7 +52,7 @@ export function toServiceError(err: unknown, ctx: { logger: Logger; method: stri
   for (const [cls, code] of CODES) {
     if (err instanceof cls) {
       if (code === grpc.status.UNAVAILABLE || code === grpc.status.FAILED_PRECONDITION) {
-        ctx.logger.warn({ method: ctx.method, caller: ctx.caller, err: (err as Error).message }, 'request failed');
+        ctx.logger.warn({ method: ctx.method, caller: ctx.caller, err }, 'request failed');
       }
       return { code, details: (err as Error).message };
     }

@@ -17,7 +17,7 @@
 // reconnects). A store error restarts the watch from the last revision
 // seen, after a pause; a compaction while it was down means a fresh list
 // and a SNAPSHOT to everyone.
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log';
 import { CompactedError, type Store } from '../store/types';
 import { type KeyChange, byRevision, commonPrefix, readSince, underAny } from './watch-core';
 import type { Sink } from './watch-sink';
@@ -146,19 +146,19 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
         } catch (err) {
           if (ctl.signal.aborted) return;
           if (err instanceof CompactedError) {
-            log.warn({ revision: l.revision, err: err.message }, 'watch hub fell behind a compaction: listing again and sending a snapshot');
+            log.warn({ revision: l.revision, err }, 'watch hub fell behind a compaction: listing again and sending a snapshot');
             try {
               live = l = await load(ctl.signal);
             } catch (loadErr) {
               if (ctl.signal.aborted) return;
-              log.error({ err: (loadErr as Error).message }, 'watch hub cannot list the store: ending watch streams');
+              log.error({ err: loadErr }, 'watch hub cannot list the store: ending watch streams');
               for (const s of [...subs]) s.fail(loadErr);
               return;
             }
             publish(snapshotOf(l));
             continue;
           }
-          log.warn({ revision: l.revision, err: (err as Error).message, retryMs: delay }, 'store watch failed: resuming it');
+          log.warn({ revision: l.revision, err, retryMs: delay }, 'store watch failed: resuming it');
           await sleep(delay, ctl.signal);
           delay = Math.min(delay * 2, RETRY_MAX_MS);
         }
@@ -297,7 +297,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
       past = await readSince(store, prefix, from, sink.signal);
     } catch (err) {
       if (!(err instanceof CompactedError)) throw err;
-      log.info({ ...ctx, from, err: err.message }, 'resume revision compacted: sending a snapshot');
+      log.info({ ...ctx, from, err }, 'resume revision compacted: sending a snapshot');
       return 0;
     }
     if (sink.signal.aborted) return undefined;

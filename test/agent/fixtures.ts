@@ -5,6 +5,8 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeAll } from 'vitest';
 import { openHandle, type Handle } from '../../dataplane/netlink/handle';
+import type { Logger } from '../../controller/common/log';
+import { captureLogger, type LogLine } from '../helpers/log';
 import { ipJson, useTestNetns } from '../helpers/netns';
 import { uniqueName } from '../helpers/names';
 
@@ -78,14 +80,10 @@ export function ethtoolFeatures(ns: string, dev: string): Record<string, string>
   return f;
 }
 
-/** What a log line said, for tests that check the product explained itself. */
-export function recordingLog(): { info: (f: object, m: string) => void; warn: (f: object, m: string) => void; lines: Array<{ level: string; msg: string }> } {
-  const lines: Array<{ level: string; msg: string }> = [];
-  return {
-    lines,
-    info: (_f, msg) => lines.push({ level: 'info', msg }),
-    warn: (_f, msg) => lines.push({ level: 'warn', msg }),
-  };
+/** A logger keeping what it said (info and above), for tests that check the product explained itself. */
+export function recordingLog(): Logger & { lines: LogLine[] } {
+  const { logger, lines } = captureLogger('info');
+  return Object.assign(logger, { lines });
 }
 
 /**

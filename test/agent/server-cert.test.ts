@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCa, issueServerCert } from '../../controller/pki';
-import { connectController, type Log } from '../../controller/api/client/client';
+import { connectController } from '../../controller/api/client/client';
 import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import {
   certNames, certProblemMessage, certProblemOf, nameMismatchMessage, serverHost, serverNameProblem, ServerCertError,
 } from '../../controller/api/client/server-cert';
+import { captureLogger } from '../helpers/log';
 import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
 
 let cluster: Cluster;
@@ -95,18 +96,20 @@ describe('joining', () => {
 describe('after joining', () => {
   it('a certificate that does not name --server is logged as an error naming the fix on every retry, and retried', async () => {
     const creds = await joinCluster({ server: ctl.address, token: await cluster.token(), hostName: 'sc-3', caCertHash: cluster.pin, stateDir: stateDir() });
-    const errors: Array<{ o: object; msg: string }> = [];
-    const log: Log = { debug() {}, info() {}, warn() {}, error: (o, msg) => errors.push({ o, msg }) };
+    const { logger: log, lines } = captureLogger();
+    const errors = () => lines.filter((l) => l.level === 'error');
     const server = `localhost:${ctl.port}`;
     const client = connectController({ server, credentials: channelCredentials(creds), hostName: 'sc-3', log, backoff: { initialMs: 50, maxMs: 200 } });
     const watch = client.watchTopology({ onEvent() {} });
     try {
-      await eventually('three errors', () => errors.length >= 3, 15_000);
-      for (const e of errors) {
+      await eventually('three errors', () => errors().length >= 3, 15_000);
+      for (const e of errors()) {
         expect(e.msg).toBe(
           "cannot connect to the controller: the controller's certificate names 127.0.0.1 but not 'localhost'; use one of those in --server or restart the controller with --advertise localhost",
         );
-        expect(e.o).toMatchObject({ server, problem: 'name' });
+        expect(e).toMatchObject({ server, problem: 'name' });
+        // the gRPC error itself, as the controller's TLS refused it
+        expect(e.err?.stack).toBeTypeOf('string');
       }
       await expect(client.heartbeat()).rejects.toThrow(/UNAVAILABLE/);
       expect(client.connectionState()).not.toBe('connected');

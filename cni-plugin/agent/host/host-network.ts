@@ -16,7 +16,7 @@ import {
   validateMac, validateVni, vxlan, linkFind, type Link, type LinkSpec } from '../../../dataplane/netlink/link';
 import { enableForwarding } from '../../../dataplane/sysctl';
 import type { NetworkAttachment } from '../types';
-import { silentLog, type Log } from './log';
+import { type Logger, silentLogger } from '../../../controller/common/log';
 import { bridgeName, cidrContains, derivedMac, gatewayOf, parseSubnet, vtepIpOf, vxlanDeviceName, weftDeviceKind } from './naming';
 
 /** VXLAN over IPv4 adds 50 bytes: outer IP 20, UDP 8, VXLAN 8, inner Ethernet 14. */
@@ -48,7 +48,7 @@ export type HostNetworkSpec = {
   keepTxChecksumOffload?: boolean;
 };
 
-export type HostNetworkOptions = { netns?: string; log?: Log };
+export type HostNetworkOptions = { netns?: string; log?: Logger };
 
 /** Devices whose change means a new device: the kernel cannot change them in place (or not on every kernel). */
 const IMMUTABLE_VXLAN = ['vni', 'port', 'local', 'dev', 'learning'];
@@ -117,7 +117,7 @@ export function findUnderlay(h: Handle, self: HostNetworkSpec['self']): Link {
  * whose immutable attributes differ is replaced (its FDB, neighbours and
  * routes go with it, and the next overlay reconcile puts them back).
  */
-export function ensureLink(h: Handle, spec: LinkSpec, log: Log): Link {
+export function ensureLink(h: Handle, spec: LinkSpec, log: Logger): Link {
   let l = linkFind(h, spec.name);
   if (!l) {
     l = linkAdd(h, spec);
@@ -157,7 +157,7 @@ export function ensureLink(h: Handle, spec: LinkSpec, log: Log): Link {
  * added, others of the same family removed (an old subnet's gateway after
  * the lease changed). IPv6 link-local addresses are the kernel's and stay.
  */
-export function ensureAddrs(h: Handle, link: Link, want: string[], log: Log): void {
+export function ensureAddrs(h: Handle, link: Link, want: string[], log: Logger): void {
   const wanted = new Map(want.map((c) => [formatCidr(parseCidr(c)), parseCidr(c)]));
   const families = new Set([...wanted.values()].map((c) => c.family));
   const have = addrList(h, { linkIndex: link.index });
@@ -224,7 +224,7 @@ export function overlayMtu(underlay: Link, configured?: number): number {
 export function ensureHostNetwork(h: Handle, spec: HostNetworkSpec, opts: HostNetworkOptions = {}): NetworkAttachment[] {
   validateHostNetworkSpec(spec);
   const netns = opts.netns ?? h.netns ?? undefined;
-  const log = opts.log ?? silentLog;
+  const log = opts.log ?? silentLogger;
   const underlay = findUnderlay(h, spec.self);
   const mtu = overlayMtu(underlay, spec.mtu);
   const mac = spec.self.vtepMac.toLowerCase();
@@ -273,7 +273,7 @@ function applyWeftRules(spec: HostNetworkSpec, atts: NetworkAttachment[], netns:
  */
 export function teardownHostNetwork(h: Handle, opts: HostNetworkOptions & { ipv6?: boolean } = {}): string[] {
   const netns = opts.netns ?? h.netns ?? undefined;
-  const log = opts.log ?? silentLog;
+  const log = opts.log ?? silentLogger;
   const removed: string[] = [];
   for (const l of linkList(h)) {
     const kind = weftDeviceKind(l.name);

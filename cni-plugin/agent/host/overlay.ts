@@ -23,7 +23,7 @@ import {
   routeAddRequest, routeDelRequest, routeList, routeReplaceRequest, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_WEFT, type Route,
 } from '../../../dataplane/netlink/route';
 import type { NetworkAttachment, Topology } from '../types';
-import { silentLog, type Log } from './log';
+import { type Logger, silentLogger } from '../../../controller/common/log';
 import { cidrContains, vtepIpOf } from './naming';
 
 /** `<dst> via <gw> dev <dev> onlink proto weft` in the main table. */
@@ -347,13 +347,13 @@ export type ReconcileResult = {
   skipped: Skipped[];
 };
 
-export type ReconcileOptions = { log?: Log };
+export type ReconcileOptions = { log?: Logger };
 
 /** render, list, diff, apply: make the kernel's overlay entries what the topology says. */
 export function reconcileOverlay(
   h: Handle, topology: Topology, self: string, attachments: NetworkAttachment[], opts: ReconcileOptions = {},
 ): ReconcileResult {
-  const log = opts.log ?? silentLog;
+  const log = opts.log ?? silentLogger;
   const t0 = performance.now();
   const desired = renderOverlay(topology, self, attachments);
   const devices = overlayDevices(h, attachments);

@@ -17,7 +17,8 @@ import * as grpc from '@grpc/grpc-js';
 import { agentDbPath, openAgentDb } from '../agent-db';
 import type { EndpointRecord, EndpointSink } from '../types';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
-import { type ControllerClient, type Log, grpcCode, isTransient, silentLog } from '../../../controller/api/client/client';
+import { type ControllerClient, grpcCode, isTransient } from '../../../controller/api/client/client';
+import { type Logger, silentLogger } from '../../../controller/common/log';
 
 export type OutboxOp = 'register' | 'release';
 export type OutboxItem = { seq: number; op: OutboxOp; endpoint: EndpointRecord; queuedAt: number; attempts: number; lastError: string | null };
@@ -28,7 +29,7 @@ export type EndpointDelivery = Pick<ControllerClient, 'registerEndpoint' | 'rele
 export type OutboxOptions = {
   /** The agent's DB file; default: the agent's DB in the default state dir. */
   path?: string;
-  log?: Log;
+  log?: Logger;
   backoff?: BackoffOptions;
   /**
    * How often the controller may refuse an item (a refusal other than "away
@@ -88,7 +89,7 @@ function releaseSettled(err: unknown): boolean {
 }
 
 export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
-  const log = o.log ?? silentLog;
+  const log = o.log ?? silentLogger;
   const now = o.now ?? Date.now;
   const maxRefusals = Math.max(1, o.maxRefusals ?? 8);
   // An intent the CNI runtime was told about must survive a power cut: openAgentDb's synchronous=FULL.
@@ -176,13 +177,13 @@ export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
       const transient = isTransient(err);
       if (!transient && item.attempts + 1 >= maxRefusals) {
         q.remove.run(item.seq);
-        log.error({ op: item.op, endpoint: item.endpoint, code: grpcCode(err), err: message, attempts: item.attempts + 1 }, 'controller keeps refusing an endpoint update; dropped');
+        log.error({ op: item.op, endpoint: item.endpoint, code: grpcCode(err), err, attempts: item.attempts + 1 }, 'controller keeps refusing an endpoint update; dropped');
         o.onDropped?.({ ...item, attempts: item.attempts + 1, lastError: message }, err as Error);
         continue;
       }
       q.failed.run(message, item.seq);
       const wait = delays.next();
-      (transient ? log.debug : log.warn).call(log, { op: item.op, endpoint: item.endpoint, code: grpcCode(err), err: message, retryInMs: wait }, 'endpoint delivery failed; will retry');
+      (transient ? log.debug : log.warn).call(log, { op: item.op, endpoint: item.endpoint, code: grpcCode(err), err, retryInMs: wait }, 'endpoint delivery failed; will retry');
       await sleep(wait, stop);
     }
   }

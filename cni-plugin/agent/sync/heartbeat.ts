@@ -8,7 +8,8 @@
 // addresses from the new subnet, so it is surfaced as an event, never hidden.
 import * as grpc from '@grpc/grpc-js';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
-import { type ControllerClient, type HostRegistration, type Log, type Registration, type Subnet, grpcCode, silentLog } from '../../../controller/api/client/client';
+import { type ControllerClient, type HostRegistration, type Registration, type Subnet, grpcCode } from '../../../controller/api/client/client';
+import { type Logger, silentLogger } from '../../../controller/common/log';
 
 export type LeaseEvent = {
   /** reregistered: the loop called RegisterHost again; subnets-changed: the controller moved a subnet on its own. */
@@ -27,7 +28,7 @@ export type HeartbeatOptions = {
   /** The reply of the registration the agent made at start. */
   registered: Registration;
   onLease?: (ev: LeaseEvent) => void;
-  log?: Log;
+  log?: Logger;
   /** Retries after a failed heartbeat; capped by the heartbeat interval. */
   backoff?: BackoffOptions;
 };
@@ -45,7 +46,7 @@ export function subnetsDiffer(a: Subnet[], b: Subnet[]): boolean {
 }
 
 export function runHeartbeats(o: HeartbeatOptions): HeartbeatLoop {
-  const log = o.log ?? silentLog;
+  const log = o.log ?? silentLogger;
   const stopping = new AbortController();
   const delays = backoff({ initialMs: 500, maxMs: 10_000, ...o.backoff });
   let subnets = o.registered.subnets;
@@ -102,7 +103,7 @@ export function runHeartbeats(o: HeartbeatOptions): HeartbeatLoop {
         }
       }
       const wait = Math.min(delays.next(), intervalMs);
-      log.warn({ code: grpcCode(err), err: (err as Error).message, retryInMs: wait }, 'heartbeat failed');
+      log.warn({ code: grpcCode(err), err, retryInMs: wait }, 'heartbeat failed');
       return wait;
     }
   }

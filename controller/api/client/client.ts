@@ -17,22 +17,13 @@ import {
   type RegisterHostRequest, type RegisterHostResponse, type ReleaseEndpointResponse, type TopologyEvent,
 } from '../proto';
 import type { EndpointRecord, Topology } from '../../../cni-plugin/agent/types';
+import { type Logger, silentLogger } from '../../common/log';
 import { backoff, type BackoffOptions } from './backoff';
 import { fetchServerChain } from './credentials';
 import { certNames, certProblemMessage, certProblemOf } from './server-cert';
 import { applyTopologyEvent, emptyTopology } from '../../../cni-plugin/agent/sync/topology';
 
 export type ConnectionState = 'connected' | 'connecting' | 'disconnected';
-
-export type Log = {
-  debug(o: object, msg: string): void;
-  info(o: object, msg: string): void;
-  warn(o: object, msg: string): void;
-  error(o: object, msg: string): void;
-};
-
-const noop = () => {};
-export const silentLog: Log = { debug: noop, info: noop, warn: noop, error: noop };
 
 export type ConnectOptions = {
   /** host:port of the controller (or of a load balancer in front of several). */
@@ -44,7 +35,7 @@ export type ConnectOptions = {
   callTimeoutMs?: number;
   /** Watch reconnects; default 250 ms doubling to 10 s. */
   backoff?: BackoffOptions;
-  log?: Log;
+  log?: Logger;
   channelOptions?: grpc.ChannelOptions;
   /** The agent's state dir, named in the fix for a controller certificate from another CA. */
   stateDir?: string;
@@ -132,7 +123,7 @@ function stateOf(c: grpc.connectivityState, everReady: boolean): ConnectionState
 }
 
 export function connectController(o: ConnectOptions): ControllerClient {
-  const log = o.log ?? silentLog;
+  const log = o.log ?? silentLogger;
   const callTimeoutMs = o.callTimeoutMs ?? 10_000;
   const Client = controllerClientConstructor();
   const client = new Client(o.server, o.credentials, {
@@ -184,7 +175,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
     const report = (names?: string[]) => {
       if (closed) return;
       const message = certProblemMessage(problem, o.server, { names, trusted: 'the cluster CA this host joined with', stateDir: o.stateDir });
-      log.error({ server: o.server, problem, err: (err as { details?: string }).details ?? (err as Error).message }, `cannot connect to the controller: ${message}`);
+      log.error({ server: o.server, problem, err }, `cannot connect to the controller: ${message}`);
     };
     if (problem !== 'name') return report();
     if (readingNames) return;
@@ -253,7 +244,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
         if (stopped || closed) return;
         setState('disconnected');
         const ms = delays.next();
-        log.warn({ why, code: err ? grpcCode(err) : undefined, err: err?.details, retryInMs: ms, from: topology.revision }, 'topology watch interrupted');
+        log.warn({ why, code: err ? grpcCode(err) : undefined, err, retryInMs: ms, from: topology.revision }, 'topology watch interrupted');
         if (err) reportCertProblem(err);
         timer = setTimeout(open, ms);
       };
