@@ -98,6 +98,46 @@ const BLIND_CLAIMS = 2;
 
 const cmpModRev = (key: string, modRevision: number): Compare => ({ key, target: 'modRevision', op: '==', modRevision });
 
+/** What one acquireLease call works with, across its attempts. */
+type AcquireContext = {
+  store: Store;
+  req: AcquireRequest;
+  now: () => number;
+  random: () => number;
+  /** Counts one failed compare-and-swap; throws LeaseContentionError once the call has had too many. */
+  conflict: () => void;
+};
+
+/** What one attempt read from the store: every write it makes compares against these revisions. */
+type Attempt = {
+  net: NetworkConfig;
+  pool: { range: Cidr; datacenter?: string };
+  hostKey: string;
+  /** modRevision of the host index; 0 when the host has none */
+  hostRev: number;
+  configRev: number;
+  ttlMs: number;
+  acquiredAt: number;
+};
+
+/** The attempt's view of the store is stale (another controller leased for this host, or the config changed): read it again. */
+type Reread = 'reread';
+
+/** A claim's outcome: the lease if it won, 'taken' if another host has the subnet, 'reread' if the attempt's view is stale. */
+type ClaimOutcome = Lease | 'taken' | Reread;
+
+/** The host's own lease, found through the host index. */
+type HeldLease = { kv: KeyValue; rec: LeaseRecord; subnet: Cidr };
+
+function contentionBudget(req: AcquireRequest, maxConflicts: number): () => void {
+  let conflicts = 0;
+  return () => {
+    if (++conflicts > maxConflicts) {
+      throw new LeaseContentionError(`gave up leasing a subnet of network "${req.network}" for host "${req.host}" after ${conflicts} conflicting writes`);
+    }
+  };
+}
+
 /**
  * Lease a subnet of `network` for `host`. Sticky: a host that holds a lease
  * there (even expired, until reclaimed) gets the same subnet back, renewed.
@@ -108,112 +148,129 @@ const cmpModRev = (key: string, modRevision: number): Compare => ({ key, target:
  */
 export async function acquireLease(store: Store, req: AcquireRequest, opts: LeaseOptions = {}): Promise<Lease> {
   checkRequest(req);
-  const now = opts.now ?? Date.now;
-  const random = opts.random ?? Math.random;
-  const maxConflicts = opts.maxConflicts ?? 1000;
-  const { host } = req;
-  let conflicts = 0;
-  const conflict = (): void => {
-    if (++conflicts > maxConflicts) {
-      throw new LeaseContentionError(`gave up leasing a subnet of network "${req.network}" for host "${host}" after ${conflicts} conflicting writes`);
-    }
+  const ctx: AcquireContext = {
+    store,
+    req,
+    now: opts.now ?? Date.now,
+    random: opts.random ?? Math.random,
+    conflict: contentionBudget(req, opts.maxConflicts ?? 1000),
   };
-
-  attempt: for (;;) {
-    const hostKey = leaseHostKey(req.network, host);
-    const [{ config, modRevision: configRev }, index] = await Promise.all([readClusterConfig(store), store.get(hostKey)]);
-    const net = findNetwork(config, req.network);
-    if (!net) throw new UnknownNetworkError(req.network, config.networks.map((n) => n.name));
-    const pool = poolFor(net, req.datacenter);
-    const ttlMs = config.leaseTtlSeconds * 1000;
-    const hostRev = index?.modRevision ?? 0;
-
-    // Sticky path: the index names the host's subnet; renew it if it still fits.
-    let replace: KeyValue | undefined;
-    const acquiredAt = now();
-    const held = index ? await heldLease(store, net.name, index.value, host) : undefined;
-    if (held) {
-      if (leaseMisfit(net, held.subnet, req.datacenter) === undefined) {
-        const renewed: LeaseRecord = { host, datacenter: req.datacenter, acquiredAt: held.rec.acquiredAt, expiresAt: now() + ttlMs };
-        const res = await store.txn(
-          [cmpModRev(held.kv.key, held.kv.modRevision), cmpModRev(hostKey, hostRev)],
-          [{ type: 'put', key: held.kv.key, value: encodeLeaseRecord(renewed) }],
-        );
-        if (res.succeeded) return toLease(net.name, held.subnet, renewed, res.revision);
-        conflict();
-        continue;
-      }
-      // The host moved datacenter: give up the old subnet in the same write that claims the new one.
-      replace = held.kv;
-    }
-
-    /** One compare-and-swap on subnet i: the lease if we won, 'taken' if another host has it, 'reread' if our view is stale. */
-    const claim = async (i: bigint): Promise<Lease | 'taken' | 'reread'> => {
-      const subnet = subnetAt(pool.range, net.hostPrefixLength, i);
-      const key = leaseKey(net.name, subnet);
-      const rec: LeaseRecord = { host, datacenter: req.datacenter, acquiredAt, expiresAt: now() + ttlMs };
-      const compares: Compare[] = [
-        { key, target: 'version', op: '==', version: 0 },
-        cmpModRev(hostKey, hostRev),
-        cmpModRev(CONFIG_KEY, configRev),
-      ];
-      const ops: TxnOp[] = [
-        { type: 'put', key, value: encodeLeaseRecord(rec) },
-        { type: 'put', key: hostKey, value: subnetToKey(subnet) },
-      ];
-      const failure: TxnOp[] = [{ type: 'get', key: hostKey }, { type: 'get', key: CONFIG_KEY }];
-      if (replace) {
-        compares.push(cmpModRev(replace.key, replace.modRevision));
-        ops.push({ type: 'delete', key: replace.key });
-        failure.push({ type: 'get', key: replace.key });
-      }
-      const res = await store.txn(compares, ops, failure);
-      if (res.succeeded) return toLease(net.name, subnet, rec, res.revision);
-      conflict();
-      const [hostNow, configNow, replaceNow] = res.results;
-      const stale =
-        (hostNow?.modRevision ?? 0) !== hostRev ||
-        (configNow?.modRevision ?? 0) !== configRev ||
-        (replace !== undefined && (replaceNow?.modRevision ?? 0) !== replace.modRevision);
-      // Stale: another controller leased for this host, or the config changed; start over from the store.
-      return stale ? 'reread' : 'taken';
-    };
-
-    const count = subnetCount(pool.range, net.hostPrefixLength);
-    // Blind tries first: in a pool that is mostly free a random subnet is
-    // almost always free, and claiming it costs one write instead of listing
-    // every lease (which grows with the cluster). Listing starts only once
-    // the pool looks crowded. (A blind claim checks only its own key, so it
-    // relies on every stored lease having the configured length, which
-    // saveClusterConfig guarantees.)
-    for (let b = 0; b < BLIND_CLAIMS; b++) {
-      const outcome = await claim(randomBelow(count, random));
-      if (outcome === 'reread') continue attempt;
-      if (outcome !== 'taken') return outcome;
-    }
-
-    const used = await occupiedSubnets(store, net, pool.range);
-    for (const i of used.size >= count ? [] : candidateOrder(count, random)) {
-      if (used.has(i)) continue;
-      const outcome = await claim(i);
-      if (outcome === 'reread') continue attempt;
-      if (outcome !== 'taken') return outcome;
-      used.add(i); // someone else won this subnet; try the next candidate
-    }
-    throw new PoolExhaustedError({
-      network: net.name,
-      pool: formatCidr(pool.range),
-      datacenter: pool.datacenter,
-      hostPrefixLength: net.hostPrefixLength,
-      inUse: used.size,
-    });
+  // Unbounded here: every reread follows a failed compare-and-swap, which
+  // spends the call's budget, so contention ends in LeaseContentionError.
+  for (;;) {
+    const lease = await tryAcquireLease(ctx);
+    if (lease !== 'reread') return lease;
   }
 }
 
+/** One attempt from a fresh read of the store: renew the host's own lease if it still fits, else claim a free subnet. */
+async function tryAcquireLease(ctx: AcquireContext): Promise<Lease | Reread> {
+  const { store, req } = ctx;
+  const hostKey = leaseHostKey(req.network, req.host);
+  const [{ config, modRevision: configRev }, index] = await Promise.all([readClusterConfig(store), store.get(hostKey)]);
+  const net = findNetwork(config, req.network);
+  if (!net) throw new UnknownNetworkError(req.network, config.networks.map((n) => n.name));
+  const attempt: Attempt = {
+    net,
+    pool: poolFor(net, req.datacenter),
+    hostKey,
+    hostRev: index?.modRevision ?? 0,
+    configRev,
+    ttlMs: config.leaseTtlSeconds * 1000,
+    acquiredAt: ctx.now(),
+  };
+
+  // Sticky path: the index names the host's subnet; renew it if it still fits.
+  const held = index ? await heldLease(store, net.name, index.value, req.host) : undefined;
+  if (held && leaseMisfit(net, held.subnet, req.datacenter) === undefined) return renewHeld(ctx, attempt, held);
+  // No lease, or one outside the host's pool now (it moved datacenter): the
+  // claim gives up the old subnet in the same write that takes the new one.
+  return allocateSubnet(ctx, attempt, (i) => claimSubnet(ctx, attempt, i, held?.kv));
+}
+
+/** Extend the held lease by the TTL, provided neither it nor the host index changed since the attempt read them. */
+async function renewHeld(ctx: AcquireContext, a: Attempt, held: HeldLease): Promise<Lease | Reread> {
+  const renewed: LeaseRecord = { host: ctx.req.host, datacenter: ctx.req.datacenter, acquiredAt: held.rec.acquiredAt, expiresAt: ctx.now() + a.ttlMs };
+  const res = await ctx.store.txn(
+    [cmpModRev(held.kv.key, held.kv.modRevision), cmpModRev(a.hostKey, a.hostRev)],
+    [{ type: 'put', key: held.kv.key, value: encodeLeaseRecord(renewed) }],
+  );
+  if (res.succeeded) return toLease(a.net.name, held.subnet, renewed, res.revision);
+  ctx.conflict();
+  return 'reread';
+}
+
+/**
+ * One compare-and-swap on subnet i of the attempt's pool, writing the lease
+ * and the host index together (and deleting `replace`, the host's old lease,
+ * if given).
+ */
+async function claimSubnet(ctx: AcquireContext, a: Attempt, i: bigint, replace: KeyValue | undefined): Promise<ClaimOutcome> {
+  const { store, req } = ctx;
+  const subnet = subnetAt(a.pool.range, a.net.hostPrefixLength, i);
+  const key = leaseKey(a.net.name, subnet);
+  const rec: LeaseRecord = { host: req.host, datacenter: req.datacenter, acquiredAt: a.acquiredAt, expiresAt: ctx.now() + a.ttlMs };
+  const compares: Compare[] = [
+    { key, target: 'version', op: '==', version: 0 },
+    cmpModRev(a.hostKey, a.hostRev),
+    cmpModRev(CONFIG_KEY, a.configRev),
+  ];
+  const ops: TxnOp[] = [
+    { type: 'put', key, value: encodeLeaseRecord(rec) },
+    { type: 'put', key: a.hostKey, value: subnetToKey(subnet) },
+  ];
+  const failure: TxnOp[] = [{ type: 'get', key: a.hostKey }, { type: 'get', key: CONFIG_KEY }];
+  if (replace) {
+    compares.push(cmpModRev(replace.key, replace.modRevision));
+    ops.push({ type: 'delete', key: replace.key });
+    failure.push({ type: 'get', key: replace.key });
+  }
+  const res = await store.txn(compares, ops, failure);
+  if (res.succeeded) return toLease(a.net.name, subnet, rec, res.revision);
+  ctx.conflict();
+  const [hostNow, configNow, replaceNow] = res.results;
+  const stale =
+    (hostNow?.modRevision ?? 0) !== a.hostRev ||
+    (configNow?.modRevision ?? 0) !== a.configRev ||
+    (replace !== undefined && (replaceNow?.modRevision ?? 0) !== replace.modRevision);
+  // Stale: another controller leased for this host, or the config changed; start over from the store.
+  return stale ? 'reread' : 'taken';
+}
+
+/**
+ * Pick free subnets of the attempt's pool and claim them until one claim
+ * wins. Blind tries first: in a pool that is mostly free a random subnet is
+ * almost always free, and claiming it costs one write instead of listing
+ * every lease (which grows with the cluster). Listing starts only once the
+ * pool looks crowded. (A blind claim checks only its own key, so it relies
+ * on every stored lease having the configured length, which
+ * saveClusterConfig guarantees.)
+ */
+async function allocateSubnet(ctx: AcquireContext, a: Attempt, claim: (i: bigint) => Promise<ClaimOutcome>): Promise<Lease | Reread> {
+  const count = subnetCount(a.pool.range, a.net.hostPrefixLength);
+  for (let b = 0; b < BLIND_CLAIMS; b++) {
+    const outcome = await claim(randomBelow(count, ctx.random));
+    if (outcome !== 'taken') return outcome;
+  }
+
+  const used = await occupiedSubnets(ctx.store, a.net, a.pool.range);
+  for (const i of used.size >= count ? [] : candidateOrder(count, ctx.random)) {
+    if (used.has(i)) continue;
+    const outcome = await claim(i);
+    if (outcome !== 'taken') return outcome;
+    used.add(i); // someone else won this subnet; try the next candidate
+  }
+  throw new PoolExhaustedError({
+    network: a.net.name,
+    pool: formatCidr(a.pool.range),
+    datacenter: a.pool.datacenter,
+    hostPrefixLength: a.net.hostPrefixLength,
+    inUse: used.size,
+  });
+}
+
 /** The lease the host index points at, if it is readable and names this host. */
-async function heldLease(
-  store: Store, network: string, segment: string, host: string,
-): Promise<{ kv: KeyValue; rec: LeaseRecord; subnet: Cidr } | undefined> {
+async function heldLease(store: Store, network: string, segment: string, host: string): Promise<HeldLease | undefined> {
   const kv = await store.get(leasePrefix(network) + segment);
   if (!kv) return undefined;
   let rec: LeaseRecord;
@@ -345,7 +402,7 @@ export type ReclaimResult = {
   /** Leases deleted because they expired more than the grace period ago. */
   reclaimed: Lease[];
   /** Keys under /weft/leases/ that could not be read; left alone (they keep their subnet) for an operator to inspect. */
-  malformed: Array<{ key: string; error: string }>;
+  malformed: Array<{ key: string; error: Error }>;
 };
 
 /**
@@ -368,7 +425,7 @@ export async function reclaimExpired(store: Store, now: number = Date.now()): Pr
     try {
       lease = decodeLease(kv);
     } catch (err) {
-      result.malformed.push({ key: kv.key, error: (err as Error).message });
+      result.malformed.push({ key: kv.key, error: err as Error });
       continue;
     }
     if (lease.expiresAt + graceMs > now) continue;
