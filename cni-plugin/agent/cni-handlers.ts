@@ -16,9 +16,9 @@
 //   runtimeConfig.labels {<key>: <value>}                    -> <key>  (capability "labels" in the conflist)
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { Logger } from 'pino';
+import { type Logger, silentLogger } from '../../controller/common/log';
 import { addrAddRequest, addrList, IFA_F_NODAD } from '../../dataplane/netlink/addr';
-import { isErrno } from '../../dataplane/netlink/errors';
+import { isErrno, NetlinkError } from '../../dataplane/netlink/errors';
 import { openHandle, throwIfAny, type Handle } from '../../dataplane/netlink/handle';
 import { parseCidr } from '../../dataplane/netlink/ip';
 import { AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
@@ -31,9 +31,6 @@ import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } fro
 import type { Allocation, IpamStore } from './ipam-store';
 import type { CniHandlers } from '../cni/types';
 import type { EndpointRecord, EndpointSink, NetworkAttachment } from './types';
-
-/** weft-specific (100+ is the plugin's): CHECK found the container's networking not as ADD left it. */
-export const ERR_CHECK_MISMATCH = 101;
 
 export type CniHandlerDeps = {
   /** The host's attachment to a weft network; undefined while it has none (unknown network, no subnet yet). */
@@ -171,11 +168,41 @@ function defaultDst(family: number): string {
   return family === AF_INET6 ? '::/0' : '0.0.0.0/0';
 }
 
-/** Turn anything thrown into a CniError that says what was being done. */
-function wrap(e: unknown, context: string): CniError {
-  if (e instanceof CniError) return new CniError(e.code, `${context}: ${e.message}`, e.details);
-  const msg = e instanceof Error ? e.message : String(e);
-  return new CniError(CNI_ERR.IO_FAILURE, `${context}: ${msg}`);
+/**
+ * A known condition as a CniError that says what was being done:
+ *  - a CniError keeps its code;
+ *  - the kernel refused (NetlinkError) or a system call failed: the container
+ *    is unknown (3) when its namespace `netns` is gone by now, else I/O failure (5);
+ *  - the agent DB was held by another writer past the busy timeout: try again
+ *    later (11); it could not be read or written: I/O failure (5).
+ * Anything else is a fault of the agent and is returned as it was thrown: the
+ * server answers it as CNI_ERR.INTERNAL and logs its stack.
+ */
+function known(e: unknown, context: string, netns?: string): unknown {
+  if (e instanceof CniError) return new CniError(e.cniCode, `${context}: ${e.message}`, e.details, { cause: e.cause });
+  const what = e instanceof Error ? e.message : String(e);
+  const sys = e as { code?: unknown; syscall?: unknown; name?: unknown } | null;
+  if (e instanceof NetlinkError || (typeof sys?.code === 'string' && typeof sys.syscall === 'string')) {
+    if (netns && !existsSync(netns)) {
+      return new CniError(CNI_ERR.UNKNOWN_CONTAINER, `${context}: container network namespace ${netns} is gone (${what})`, undefined, { cause: e });
+    }
+    return new CniError(CNI_ERR.IO_FAILURE, `${context}: ${what}`, undefined, { cause: e });
+  }
+  if (sys?.name === 'SqliteError' && typeof sys.code === 'string') {
+    if (/^SQLITE_(BUSY|LOCKED)/.test(sys.code)) {
+      return new CniError(CNI_ERR.TRY_AGAIN_LATER, `${context}: the agent's address database is busy (${what})`, sys.code, { cause: e });
+    }
+    if (/^SQLITE_(IOERR|FULL|CANTOPEN|READONLY)/.test(sys.code)) {
+      return new CniError(CNI_ERR.IO_FAILURE, `${context}: the agent's address database failed (${what})`, sys.code, { cause: e });
+    }
+  }
+  return e;
+}
+
+/** What a request asks for, for messages about a failure no verb described more closely. */
+function describe(req: CniRequest): string {
+  const network = `network "${req.config.network}"`;
+  return req.containerId ? `${req.command} ${req.ifname} of container ${req.containerId} in ${network}` : `${req.command} of ${network}`;
 }
 
 // ---- what a set-up attachment looks like, for idempotent ADD and CHECK ----
@@ -229,7 +256,7 @@ function buildResult(req: CniRequest, c: AddConf, ip: string, hostLink: Link, ct
 // ---- the handlers ----
 
 export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
-  const log = deps.logger;
+  const log = deps.logger ?? silentLogger;
   const openHost = () => openHandle(deps.hostNetns ? { netns: deps.hostNetns } : {});
 
   // Reports go out after the verb has answered: a slow or failing sink must not slow or fail ADD/DEL.
@@ -238,7 +265,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       try {
         deps.endpoints[kind](ep);
       } catch (e) {
-        log?.warn({ err: e, endpoint: ep }, `endpoint sink failed on ${kind}`);
+        log.warn({ err: e, endpoint: ep }, `endpoint sink failed on ${kind}`);
       }
     });
   }
@@ -290,7 +317,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
         throw new CniError(CNI_ERR.TRY_AGAIN_LATER, `${context}: bridge ${c.att.bridge} ${bridge ? 'is not a bridge' : 'does not exist'} yet`);
       }
       const { allocation, fresh, replaced } = deps.ipam.allocate(c.network, c.att.subnet, c.att.gateway, c.containerId, c.ifname, { netns: c.netns });
-      if (replaced) log?.warn({ stale: replaced, now: allocation.ip }, `${context}: address ${replaced.ip} is outside the host's subnet ${c.att.subnet}, replaced`);
+      if (replaced) log.warn({ stale: replaced, now: allocation.ip }, `${context}: address ${replaced.ip} is outside the host's subnet ${c.att.subnet}, replaced`);
       const ip = allocation.ip;
       let created = false;
       try {
@@ -304,7 +331,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
               report('registered', { network: c.network, ip, containerId: c.containerId, ifname: c.ifname, labels: c.labels });
               return buildResult(req, c, ip, seen.hostLink!, seen.ctrLink!, seen.routeDst!);
             }
-            log?.info({ problems: seen.problems }, `${context}: redoing a half-made attachment`);
+            log.info({ problems: seen.problems }, `${context}: redoing a half-made attachment`);
             delLinkIfPresent(host, c.hostName);
           }
           created = true;
@@ -320,11 +347,11 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
           try {
             delLinkIfPresent(host, c.hostName);
           } catch (u) {
-            log?.error({ err: u }, `${context}: cleanup could not delete ${c.hostName}`);
+            log.error({ err: u }, `${context}: cleanup could not delete ${c.hostName}`);
           }
         }
         if (fresh) deps.ipam.release(c.network, c.containerId, c.ifname);
-        throw wrap(e, context);
+        throw known(e, context, c.netns);
       }
     } finally {
       host.close();
@@ -341,7 +368,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     try {
       delLinkIfPresent(host, hostName);
     } catch (e) {
-      throw wrap(e, `${context}: deleting ${hostName}`);
+      throw known(e, `${context}: deleting ${hostName}`);
     } finally {
       host.close();
     }
@@ -353,23 +380,23 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     const c = loadAddConf(deps, req);
     const context = `CHECK ${c.ifname} of container ${c.containerId} in network "${c.network}"`;
     const allocation = deps.ipam.get(c.network, c.containerId, c.ifname);
-    if (!allocation) throw new CniError(ERR_CHECK_MISMATCH, `${context}: no address is allocated to it`);
+    if (!allocation) throw new CniError(CNI_ERR.CHECK_MISMATCH, `${context}: no address is allocated to it`);
     const cidr = `${allocation.ip}/${c.prefixLen}`;
     const prev = req.config.prevResult;
     if (prev && !(prev.ips ?? []).some((i) => i.address === cidr)) {
-      throw new CniError(ERR_CHECK_MISMATCH, `${context}: prevResult does not list address ${cidr}`);
+      throw new CniError(CNI_ERR.CHECK_MISMATCH, `${context}: prevResult does not list address ${cidr}`);
     }
     const host = openHost();
     try {
       const ctr = openContainer(c.netns);
       try {
         const seen = inspect(host, ctr, c, allocation.ip);
-        if (seen.problems.length > 0) throw new CniError(ERR_CHECK_MISMATCH, `${context}: ${seen.problems.join('; ')}`);
+        if (seen.problems.length > 0) throw new CniError(CNI_ERR.CHECK_MISMATCH, `${context}: ${seen.problems.join('; ')}`);
       } finally {
         ctr.close();
       }
     } catch (e) {
-      throw e instanceof CniError ? e : wrap(e, context);
+      throw e instanceof CniError ? e : known(e, context, c.netns);
     } finally {
       host.close();
     }
@@ -395,7 +422,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     const valid = req.config.validAttachments;
     if (!valid) {
       // without the runtime's list every attachment would look invalid: doing nothing is the only safe answer
-      log?.warn({ network }, 'GC without validAttachments: nothing released');
+      log.warn({ network }, 'GC without validAttachments: nothing released');
       return;
     }
     const keep = valid.map((v) => ({ containerId: v.containerID, ifname: v.ifname }));
@@ -410,7 +437,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
         } catch (e) {
           // keep the address while its interface may still be in use
           failed.push({ containerId: a.containerId, ifname: a.ifname });
-          log?.warn({ err: e, allocation: a }, 'GC could not delete the host end; address kept');
+          log.warn({ err: e, allocation: a }, 'GC could not delete the host end; address kept');
         }
       }
     } finally {
@@ -447,17 +474,26 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     } finally {
       host.close();
     }
-    if (out.released.length > 0) log?.info({ released: out.released.length, deletedLinks: out.deletedLinks }, 'released orphaned container addresses');
+    if (out.released.length > 0) log.info({ released: out.released.length, deletedLinks: out.deletedLinks }, 'released orphaned container addresses');
     return out;
   }
 
-  // async only at the boundary: the work itself never yields, so verbs never interleave
+  // async only at the boundary: the work itself never yields, so verbs never interleave.
+  // A known condition no verb described more closely (the DB busy in ADD's allocation, a
+  // failed netlink socket in STATUS) leaves here as a CniError; anything else as it was thrown.
+  const verb = <T>(run: (req: CniRequest) => T) => async (req: CniRequest): Promise<T> => {
+    try {
+      return run(req);
+    } catch (e) {
+      throw e instanceof CniError ? e : known(e, describe(req));
+    }
+  };
   return {
-    add: async (req) => cmdAdd(req),
-    del: async (req) => cmdDel(req),
-    check: async (req) => cmdCheck(req),
-    status: async (req) => cmdStatus(req),
-    gc: async (req) => cmdGc(req),
+    add: verb(cmdAdd),
+    del: verb(cmdDel),
+    check: verb(cmdCheck),
+    status: verb(cmdStatus),
+    gc: verb(cmdGc),
     gcOrphans: async () => gcOrphans(),
   };
 }

@@ -75,7 +75,7 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
         cni.inc({ verb, result: 'ok' });
         return r;
       } catch (e) {
-        cni.inc({ verb, result: e instanceof CniError ? String(e.code) : 'error' });
+        cni.inc({ verb, result: e instanceof CniError ? String(e.cniCode) : 'error' });
         throw e;
       }
     };

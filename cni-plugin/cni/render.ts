@@ -54,8 +54,8 @@ export function renderResult(result: CniResult, version: string): string {
   return `${JSON.stringify(resultJson(result, version))}\n`;
 }
 
-export function renderError(err: Pick<CniError, 'code' | 'message' | 'details'>, version: string): string {
-  const o: Json = { cniVersion: version, code: err.code, msg: err.message };
+export function renderError(err: Pick<CniError, 'cniCode' | 'message' | 'details'>, version: string): string {
+  const o: Json = { cniVersion: version, code: err.cniCode, msg: err.message };
   if (err.details) o.details = err.details;
   return `${JSON.stringify(o)}\n`;
 }

@@ -10,21 +10,16 @@
 import { chmodSync, lstatSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
+import { type Logger, silentLogger } from '../../controller/common/log';
 import type { CniHandlers } from './types';
 import { configVersion, FALLBACK_VERSION, parseCommand, parseRequest, type CniEnv } from './parse';
 import { renderError, renderResult, renderVersion } from './render';
 import { CNI_ERR, CniError, type CniRequest } from './types';
 
-export type CniServerLogger = {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-};
-
 export type CniServerOptions = {
   socketPath: string;
   handlers: CniHandlers;
-  logger?: CniServerLogger;
+  logger?: Logger;
   /** Handlers running at once; more requests wait their turn. Default 16. */
   maxConcurrent?: number;
   /** How long a client may take to send its whole request. Default 5000 ms. */
@@ -38,45 +33,32 @@ const MAX_ENV = 64 * 1024;
 const MAX_STDIN = 1024 * 1024;
 const MAX_SOCKET_PATH = 107;
 
-const quiet: CniServerLogger = { info() {}, warn() {}, error() {} };
-
 // ---- framing ----------------------------------------------------------------
 
 type Frame = { env: CniEnv; stdin: Buffer };
 
-/** Thrown for bytes that are not a request; answered with `code`, then the connection closes. */
-class FrameError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'FrameError';
-  }
-}
-
-/** Decodes a request once all of it has arrived; undefined while more is needed. */
+/** Decodes a request once all of it has arrived; undefined while more is needed. Bytes that are not a request throw a CniError. */
 export function decodeRequest(buf: Buffer): Frame | undefined {
   if (buf.length >= 4 && !buf.subarray(0, 4).equals(MAGIC)) {
-    throw new FrameError(CNI_ERR.DECODE_FAILURE, 'request is not in the weft shim protocol');
+    throw new CniError(CNI_ERR.DECODE_FAILURE, 'request is not in the weft shim protocol');
   }
   if (buf.length < 8) return undefined;
   const envLen = buf.readUInt32BE(4);
-  if (envLen > MAX_ENV) throw new FrameError(CNI_ERR.DECODE_FAILURE, `request environment is larger than ${MAX_ENV} bytes`);
+  if (envLen > MAX_ENV) throw new CniError(CNI_ERR.DECODE_FAILURE, `request environment is larger than ${MAX_ENV} bytes`);
   if (buf.length < 12 + envLen) return undefined;
   const stdinLen = buf.readUInt32BE(8 + envLen);
   if (stdinLen > MAX_STDIN) {
     // The same answer the shim gives when it refuses to send such a config.
-    throw new FrameError(CNI_ERR.IO_FAILURE, 'network configuration on stdin is larger than 1 MiB');
+    throw new CniError(CNI_ERR.IO_FAILURE, 'network configuration on stdin is larger than 1 MiB');
   }
   const end = 12 + envLen + stdinLen;
   if (buf.length < end) return undefined;
-  if (buf.length > end) throw new FrameError(CNI_ERR.DECODE_FAILURE, 'unexpected bytes after the request');
+  if (buf.length > end) throw new CniError(CNI_ERR.DECODE_FAILURE, 'unexpected bytes after the request');
   const env: CniEnv = {};
   for (const item of buf.toString('utf8', 8, 8 + envLen).split('\0')) {
     if (item === '') continue;
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new FrameError(CNI_ERR.DECODE_FAILURE, 'request environment is malformed');
+    if (eq <= 0) throw new CniError(CNI_ERR.DECODE_FAILURE, 'request environment is malformed');
     env[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return { env, stdin: buf.subarray(12 + envLen, end) };
@@ -112,11 +94,11 @@ function readFrame(sock: Socket, timeoutMs: number): Promise<Frame> {
         done(e as Error);
       }
     };
-    const onEnd = (): void => done(new FrameError(CNI_ERR.DECODE_FAILURE, 'request ended before it was complete'));
+    const onEnd = (): void => done(new CniError(CNI_ERR.DECODE_FAILURE, 'request ended before it was complete'));
     const onError = (e: Error): void => done(e);
     const onClose = (): void => done(new Error('connection closed before the request was complete'));
     const timer = setTimeout(
-      () => done(new FrameError(CNI_ERR.DECODE_FAILURE, `request not received in full within ${timeoutMs} ms`)),
+      () => done(new CniError(CNI_ERR.DECODE_FAILURE, `request not received in full within ${timeoutMs} ms`)),
       timeoutMs,
     );
     sock.on('data', onData);
@@ -209,21 +191,26 @@ function gcGate(): { shared: Runner; exclusive: Runner } {
 
 type Reply = { status: number; stdout: string };
 
+/**
+ * What the runtime is told. A CniError is a condition the parser or a handler
+ * knows, with its spec code; a failed system call (Node's system errors carry
+ * `syscall`) is an I/O failure. Anything else is a fault inside the agent:
+ * INTERNAL with its message, not "try again later", since a retry would meet
+ * the same fault.
+ */
 function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
   const sys = err as NodeJS.ErrnoException;
-  // A failed system call is an I/O failure. Anything else is a fault inside
-  // the agent: "try again later" lets the runtime retry once it is restarted.
   if (typeof sys.code === 'string' && typeof sys.syscall === 'string') {
-    return new CniError(CNI_ERR.IO_FAILURE, err.message, `${sys.syscall}: ${sys.code}`);
+    return new CniError(CNI_ERR.IO_FAILURE, err.message, `${sys.syscall}: ${sys.code}`, { cause: err });
   }
-  return new CniError(CNI_ERR.TRY_AGAIN_LATER, `weft agent failed: ${err.message}`, err.name);
+  return new CniError(CNI_ERR.INTERNAL, `internal error in the weft agent: ${err.message}`, err.name, { cause: err });
 }
 
 export function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   const { socketPath, handlers } = opts;
-  const log = opts.logger ?? quiet;
+  const log = opts.logger ?? silentLogger;
   const readTimeoutMs = opts.readTimeoutMs ?? 5000;
   const concurrency = limit(Math.max(1, opts.maxConcurrent ?? 16));
   const serial = perKey();
@@ -273,16 +260,10 @@ export function startCniServer(opts: CniServerOptions): Promise<CniServer> {
       return { status: 0, stdout };
     } catch (e) {
       const err = toCniError(e);
-      const fields = {
-        command: frame.env.CNI_COMMAND,
-        containerId: frame.env.CNI_CONTAINERID,
-        code: err.code,
-        err: err.message,
-        details: err.details,
-        ms: elapsed(started),
-      };
-      if (e instanceof CniError) log.warn(fields, 'cni request refused');
-      else log.error({ ...fields, stack: (e as Error)?.stack }, 'cni handler failed');
+      const fields = { command: frame.env.CNI_COMMAND, containerId: frame.env.CNI_CONTAINERID, cniCode: err.cniCode, ms: elapsed(started) };
+      // a refusal is logged as the runtime sees it; a fault with what was thrown, stack and all
+      if (err.cniCode === CNI_ERR.INTERNAL) log.error({ ...fields, err: e }, 'cni handler failed');
+      else log.warn({ ...fields, err }, 'cni request refused');
       return { status: 1, stdout: renderError(err, req?.config.cniVersion ?? configVersion(frame.stdin)) };
     }
   }
@@ -294,12 +275,12 @@ export function startCniServer(opts: CniServerOptions): Promise<CniServer> {
       reading.delete(sock);
       reply = await answer(frame);
     } catch (e) {
-      if (!(e instanceof FrameError)) {
+      if (!(e instanceof CniError)) {
         sock.destroy(); // the peer is gone; nobody to answer
         return;
       }
-      log.warn({ err: e.message }, 'malformed cni request');
-      reply = { status: 1, stdout: renderError(new CniError(e.code, e.message), FALLBACK_VERSION) };
+      log.warn({ err: e }, 'malformed cni request');
+      reply = { status: 1, stdout: renderError(e, FALLBACK_VERSION) };
     }
     // The shim may have given up meanwhile; its absence is not an error here.
     if (!sock.destroyed) sock.end(encodeReply(reply.status, reply.stdout));
@@ -316,7 +297,7 @@ export function startCniServer(opts: CniServerOptions): Promise<CniServer> {
       reading.delete(sock);
     });
     const p = serve(sock).catch((e: unknown) => {
-      log.error({ err: (e as Error)?.message }, 'cni connection failed');
+      log.error({ err: e }, 'cni connection failed');
       sock.destroy();
     });
     inflight.add(p);

@@ -3,6 +3,7 @@
 // the agent parses them into a CniRequest, a handler returns a result or
 // throws a CniError, and the agent renders that for the runtime (CNI 1.1.0,
 // with 0.4.0 / 1.0.0 result shapes when the config asks for them).
+import { WeftError } from '../../controller/common/errors';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 
@@ -54,7 +55,12 @@ export type CniResult = {
   dns?: CniDns;
 };
 
-/** Error codes from the CNI spec that weft uses. */
+/**
+ * Error codes from the CNI spec that weft uses, and weft's own (the spec
+ * leaves 100 and up to plugins). A handler throws a CniError for a condition
+ * it knows; anything else reaches the runtime as INTERNAL with its message,
+ * and the agent logs it with its stack.
+ */
 export const CNI_ERR = {
   INCOMPATIBLE_VERSION: 1,
   UNSUPPORTED_FIELD: 2,
@@ -66,17 +72,27 @@ export const CNI_ERR = {
   TRY_AGAIN_LATER: 11,
   NOT_AVAILABLE: 50,
   LIMITED_CONNECTIVITY: 51,
-  /** weft-specific (the spec leaves 100+ to plugins): the network has no free address on this host. */
+  /** weft: the network has no free address on this host. */
   ADDRESSES_EXHAUSTED: 100,
+  /** weft: CHECK found the container's networking not as ADD left it. */
+  CHECK_MISMATCH: 101,
+  /** weft: a fault inside the agent (a bug, not a refusal); the message says what, the agent's log has the stack. */
+  INTERNAL: 999,
 } as const;
 
-export class CniError extends Error {
-  readonly code: number;
+const CNI_ERR_NAMES = new Map<number, string>(Object.entries(CNI_ERR).map(([name, n]) => [n, name]));
+
+/**
+ * A CNI request refused with `cniCode`, the number the runtime sees. Its weft
+ * `code` is WEFT_CNI_<name in CNI_ERR>, e.g. WEFT_CNI_UNKNOWN_CONTAINER.
+ */
+export class CniError extends WeftError {
+  readonly cniCode: number;
   readonly details?: string;
-  constructor(code: number, msg: string, details?: string) {
-    super(msg);
+  constructor(cniCode: number, msg: string, details?: string, options?: { cause?: unknown }) {
+    super(`WEFT_CNI_${CNI_ERR_NAMES.get(cniCode) ?? cniCode}`, msg, options);
     this.name = 'CniError';
-    this.code = code;
+    this.cniCode = cniCode;
     this.details = details;
   }
 }

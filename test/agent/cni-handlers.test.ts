@@ -3,13 +3,17 @@
 // namespaces play containers. Nothing runs in the root namespace.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCniHandlers, ERR_CHECK_MISMATCH, hostVethName, type WeftCniHandlers } from '../../cni-plugin/agent/cni-handlers';
+import { createCniHandlers, hostVethName, type WeftCniHandlers } from '../../cni-plugin/agent/cni-handlers';
 import { openIpamStore, type IpamStore } from '../../cni-plugin/agent/ipam-store';
 import type { EndpointRecord, NetworkAttachment } from '../../cni-plugin/agent/types';
+import { startCniServer } from '../../cni-plugin/cni/server';
 import { CniError, CNI_ERR, type CniCommand, type CniRequest, type WeftNetConf } from '../../cni-plugin/cni/types';
+import { captureLogger } from '../helpers/log';
 import { createTestNetns, ipJson, nsExec, removeTestNetns } from '../helpers/netns';
 
 type IpLink = { ifname: string; ifindex: number; mtu: number; address: string; operstate: string; flags: string[]; master?: string; linkinfo?: { info_kind?: string } };
@@ -40,6 +44,28 @@ function thrownAsync(p: Promise<unknown>): Promise<CniError> {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+
+/** One request as the shim frames it ("WCN1", env, stdin); resolves with the exit status and the JSON it prints. */
+function callAgent(socketPath: string, env: Record<string, string>, stdin: object): Promise<{ status: number; out: Record<string, unknown> }> {
+  const envBuf = Buffer.from(Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join(''));
+  const inBuf = Buffer.from(JSON.stringify(stdin));
+  const head = Buffer.alloc(8);
+  head.write('WCN1');
+  head.writeUInt32BE(envBuf.length, 4);
+  const inLen = Buffer.alloc(4);
+  inLen.writeUInt32BE(inBuf.length);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const c = createConnection(socketPath);
+    c.on('data', (d: Buffer) => chunks.push(d));
+    c.on('error', reject);
+    c.on('end', () => {
+      const reply = Buffer.concat(chunks);
+      resolve({ status: reply.readUInt32BE(4), out: JSON.parse(reply.subarray(12).toString('utf8')) as Record<string, unknown> });
+    });
+    c.end(Buffer.concat([head, envBuf, inLen, inBuf]));
+  });
+}
 
 describe('CNI handlers', () => {
   let hostNs: string;
@@ -232,16 +258,16 @@ describe('CNI handlers', () => {
   it('ADD refuses an unknown network (7), a missing netns (3) and an empty one (4) before touching anything', async () => {
     const c = container();
     const e1 = await thrownAsync(h.add(request('ADD', nsPath(c), 'x', { network: 'green' })));
-    expect(e1.code).toBe(CNI_ERR.INVALID_CONFIG);
+    expect(e1.cniCode).toBe(CNI_ERR.INVALID_CONFIG);
     expect(e1.message).toContain('"green"');
     const e2 = await thrownAsync(h.add(request('ADD', '/run/netns/wtc-does-not-exist', 'x')));
-    expect(e2.code).toBe(CNI_ERR.UNKNOWN_CONTAINER);
+    expect(e2.cniCode).toBe(CNI_ERR.UNKNOWN_CONTAINER);
     expect(e2.message).toContain('/run/netns/wtc-does-not-exist');
     const e3 = await thrownAsync(h.add(request('ADD', '', 'x')));
-    expect(e3.code).toBe(CNI_ERR.INVALID_ENV);
+    expect(e3.cniCode).toBe(CNI_ERR.INVALID_ENV);
     expect(e3.message).toContain('CNI_NETNS');
     const e4 = await thrownAsync(h.add(request('ADD', nsPath(c), 'x', { ifname: 'this-name-is-too-long' })));
-    expect(e4.code).toBe(CNI_ERR.INVALID_ENV);
+    expect(e4.cniCode).toBe(CNI_ERR.INVALID_ENV);
     expect(hostVeths()).toEqual([]);
     expect(ipam.list()).toEqual([]);
   });
@@ -250,7 +276,7 @@ describe('CNI handlers', () => {
     const c = container();
     execFileSync('ip', ['-n', c, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'wtcpeer']);
     const e = await thrownAsync(h.add(request('ADD', nsPath(c), 'ctr-1')));
-    expect(e.code).toBe(CNI_ERR.INVALID_ENV);
+    expect(e.cniCode).toBe(CNI_ERR.INVALID_ENV);
     expect(e.message).toContain('eth0 already exists');
     expect(hostVeths()).toEqual([]);
     expect(ipam.list()).toEqual([]);
@@ -268,7 +294,7 @@ describe('CNI handlers', () => {
     execFileSync('ip', ['-n', c, 'route', 'add', 'default', 'dev', 'wtcdum']);
     execFileSync('ip', ['-n', c, 'route', 'add', '10.99.0.0/16', 'dev', 'wtcdum']);
     const e = await thrownAsync(h.add(request('ADD', nsPath(c), 'ctr-1')));
-    expect(e.code).toBe(CNI_ERR.IO_FAILURE);
+    expect(e.cniCode).toBe(CNI_ERR.IO_FAILURE);
     expect(e.message).toContain('EEXIST');
     expect(e.message).toContain('ctr-1');
     expect(hostVeths()).toEqual([]);
@@ -292,7 +318,7 @@ describe('CNI handlers', () => {
     const c = container();
     await h.add(request('ADD', nsPath(c), 'ctr-1'));
     const e = await thrownAsync(h.add(request('ADD', nsPath(c), 'ctr-1', { network: 'red' })));
-    expect(e.code).toBe(CNI_ERR.INVALID_ENV);
+    expect(e.cniCode).toBe(CNI_ERR.INVALID_ENV);
     expect(e.message).toContain('eth0 already exists');
     expect(hostVeths()).toEqual([hostVethName('blue', 'ctr-1', 'eth0')]);
     expect(ipam.list().map((a) => a.network)).toEqual(['blue']);
@@ -304,12 +330,12 @@ describe('CNI handlers', () => {
     const res = await h.add(request('ADD', nsPath(c), 'ctr-1'));
     await h.check(request('CHECK', nsPath(c), 'ctr-1', { conf: { prevResult: res } }));
     const wrongPrev = await thrownAsync(h.check(request('CHECK', nsPath(c), 'ctr-1', { conf: { prevResult: { ...res, ips: [{ address: '10.99.0.9/24' }] } } })));
-    expect(wrongPrev.code).toBe(ERR_CHECK_MISMATCH);
+    expect(wrongPrev.cniCode).toBe(CNI_ERR.CHECK_MISMATCH);
     expect(wrongPrev.message).toContain('prevResult');
 
     execFileSync('ip', ['-n', c, 'route', 'del', 'default']);
     const e = await thrownAsync(h.check(request('CHECK', nsPath(c), 'ctr-1', { conf: { prevResult: res } })));
-    expect(e.code).toBe(ERR_CHECK_MISMATCH);
+    expect(e.cniCode).toBe(CNI_ERR.CHECK_MISMATCH);
     expect(e.message).toContain('no route via gateway 10.99.0.1');
 
     execFileSync('ip', ['-n', hostNs, 'link', 'set', hostVethName('blue', 'ctr-1', 'eth0'), 'nomaster']);
@@ -317,7 +343,7 @@ describe('CNI handlers', () => {
     expect(e2.message).toContain('not a port of bridge weft.br1');
 
     const e3 = await thrownAsync(h.check(request('CHECK', nsPath(c), 'never-added')));
-    expect(e3.code).toBe(ERR_CHECK_MISMATCH);
+    expect(e3.cniCode).toBe(CNI_ERR.CHECK_MISMATCH);
     expect(e3.message).toContain('no address');
   });
 
@@ -325,12 +351,12 @@ describe('CNI handlers', () => {
     await h.status(request('STATUS', '', '', {}));
     attachments.delete('blue');
     const e1 = await thrownAsync(h.status(request('STATUS', '', '')));
-    expect(e1.code).toBe(CNI_ERR.NOT_AVAILABLE);
+    expect(e1.cniCode).toBe(CNI_ERR.NOT_AVAILABLE);
     expect(e1.message).toContain('no subnet');
     attachments.set('blue', BLUE);
     execFileSync('ip', ['-n', hostNs, 'link', 'set', 'weft.br1', 'down']);
     const e2 = await thrownAsync(h.status(request('STATUS', '', '')));
-    expect(e2.code).toBe(CNI_ERR.NOT_AVAILABLE);
+    expect(e2.cniCode).toBe(CNI_ERR.NOT_AVAILABLE);
     expect(e2.message).toContain('weft.br1 is down');
     execFileSync('ip', ['-n', hostNs, 'link', 'del', 'weft.br1']);
     expect((await thrownAsync(h.status(request('STATUS', '', '')))).message).toContain('weft.br1 does not exist');
@@ -376,12 +402,73 @@ describe('CNI handlers', () => {
     expect(ips).toEqual(['10.99.0.2/29', '10.99.0.3/29', '10.99.0.4/29', '10.99.0.5/29', '10.99.0.6/29']);
     const c = container();
     const e = await thrownAsync(h.add(request('ADD', nsPath(c), 'ctr-5', { network: 'small' })));
-    expect(e.code).toBe(CNI_ERR.ADDRESSES_EXHAUSTED);
+    expect(e.cniCode).toBe(CNI_ERR.ADDRESSES_EXHAUSTED);
     expect(e.message).toContain('"small"');
     expect(e.message).toContain('10.99.0.0/29');
     expect(hostVeths()).toHaveLength(5);
     expect(ipJson<IpLink[]>(c, ['link', 'show']).map((l) => l.ifname)).toEqual(['lo']);
     expect(ipam.list('small')).toHaveLength(5);
+  });
+
+  it('a TypeError inside a handler reaches the runtime as internal error 999 with its message and is logged with its stack', async () => {
+    // a dependency with a bug: the attachments it should look in are not there
+    const lost: Map<string, NetworkAttachment> | undefined = undefined;
+    const broken = createCniHandlers({
+      attachment: (n) => lost!.get(n),
+      ipam,
+      endpoints: { registered: () => {}, released: () => {} },
+      hostNetns: nsPath(hostNs),
+    });
+    const c = container();
+    // the handler hands a fault on as it was thrown: it is no I/O failure of the container's
+    const fault = await broken.add(request('ADD', nsPath(c), 'ctr-1')).then(() => undefined, (e: unknown) => e);
+    expect(fault).toBeInstanceOf(TypeError);
+    expect((fault as Error).message).toBe("Cannot read properties of undefined (reading 'get')");
+
+    const { logger, lines } = captureLogger();
+    const socketPath = join(dir, 'agent.sock');
+    const server = await startCniServer({ socketPath, handlers: broken, logger });
+    try {
+      const env = { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr-1', CNI_NETNS: nsPath(c), CNI_IFNAME: 'eth0', CNI_PATH: '/opt/cni/bin' };
+      const r = await callAgent(socketPath, env, { cniVersion: '1.0.0', name: 'weft', type: 'weft', network: 'blue', agentSocket: socketPath });
+      expect(r).toEqual({
+        status: 1,
+        out: { cniVersion: '1.0.0', code: 999, msg: "internal error in the weft agent: Cannot read properties of undefined (reading 'get')", details: 'TypeError' },
+      });
+      const logged = lines.filter((l) => l.level === 'error');
+      expect(logged).toHaveLength(1);
+      expect(logged[0]).toMatchObject({ msg: 'cni handler failed', command: 'ADD', containerId: 'ctr-1', cniCode: 999, err: { type: 'TypeError', message: (fault as Error).message } });
+      // the stack says where: the handler that called the broken dependency
+      expect(logged[0].err!.stack).toContain(`TypeError: ${(fault as Error).message}\n`);
+      expect(logged[0].err!.stack).toMatch(/at requireAttachment .*cni-plugin\/agent\/cni-handlers\.ts/);
+    } finally {
+      await server.close();
+    }
+    expect(hostVeths()).toEqual([]);
+    expect(ipam.list()).toEqual([]);
+  });
+
+  it('ADD while another writer holds the address database past its busy timeout answers 11 (try again later)', async () => {
+    const other = new Database(join(dir, 'agent.db'));
+    const impatient = openIpamStore({ path: join(dir, 'agent.db'), busyTimeoutMs: 50 });
+    try {
+      const busy = createCniHandlers({ attachment: (n) => attachments.get(n), ipam: impatient, endpoints: { registered: () => {}, released: () => {} }, hostNetns: nsPath(hostNs) });
+      other.exec('BEGIN IMMEDIATE');
+      const c = container();
+      const e = await thrownAsync(busy.add(request('ADD', nsPath(c), 'ctr-1')));
+      expect(e.cniCode).toBe(CNI_ERR.TRY_AGAIN_LATER);
+      expect(e.code).toBe('WEFT_CNI_TRY_AGAIN_LATER');
+      expect(e.message).toMatch(/^ADD eth0 of container ctr-1 in network "blue": the agent's address database is busy/);
+      expect(e.details).toBe('SQLITE_BUSY');
+      other.exec('ROLLBACK');
+      // and once the other writer is done, the same ADD goes through
+      expect((await busy.add(request('ADD', nsPath(c), 'ctr-1'))).ips).toHaveLength(1);
+      await busy.del(request('DEL', nsPath(c), 'ctr-1'));
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      impatient.close();
+    }
   });
 
   it('labels: runtimeConfig wins over CNI_ARGS, and a throwing endpoint sink does not fail ADD', async () => {

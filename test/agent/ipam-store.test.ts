@@ -65,7 +65,7 @@ describe('ipam store', () => {
     expect(ips).toEqual(['10.98.0.2', '10.98.0.3', '10.98.0.4', '10.98.0.5', '10.98.0.6']);
     const err = thrown(() => alloc('f', 'eth0', '10.98.0.0/29', '10.98.0.1'));
     expect(err).toBeInstanceOf(CniError);
-    expect((err as CniError).code).toBe(CNI_ERR.ADDRESSES_EXHAUSTED);
+    expect((err as CniError).cniCode).toBe(CNI_ERR.ADDRESSES_EXHAUSTED);
     expect((err as CniError).message).toContain('"blue"');
     expect((err as CniError).message).toContain('10.98.0.0/29');
     expect(store.list('blue')).toHaveLength(5);
@@ -81,13 +81,13 @@ describe('ipam store', () => {
 
   it('refuses a gateway outside the subnet and a subnet too small for containers', () => {
     const e1 = thrown(() => alloc('a', 'eth0', '10.99.0.0/24', '10.99.1.1')) as CniError;
-    expect(e1.code).toBe(CNI_ERR.INVALID_CONFIG);
+    expect(e1.cniCode).toBe(CNI_ERR.INVALID_CONFIG);
     expect(e1.message).toContain('10.99.1.1');
     const e2 = thrown(() => alloc('a', 'eth0', '10.99.0.0/31', '10.99.0.0')) as CniError;
-    expect(e2.code).toBe(CNI_ERR.INVALID_CONFIG);
+    expect(e2.cniCode).toBe(CNI_ERR.INVALID_CONFIG);
     expect(e2.message).toContain('10.99.0.0/31');
     const e3 = thrown(() => alloc('a', 'eth0', 'not-a-cidr', '10.99.0.1')) as CniError;
-    expect(e3.code).toBe(CNI_ERR.INVALID_CONFIG);
+    expect(e3.cniCode).toBe(CNI_ERR.INVALID_CONFIG);
     expect(store.list()).toEqual([]);
   });
 
@@ -181,7 +181,7 @@ describe('ipam store', () => {
           if (o.kind === 'alloc') {
             const before = model.get(key);
             if (before === undefined && model.size === 13) {
-              expect((thrown(() => store.allocate(net, '10.50.0.0/28', '10.50.0.1', cid, ifname)) as CniError).code).toBe(CNI_ERR.ADDRESSES_EXHAUSTED);
+              expect((thrown(() => store.allocate(net, '10.50.0.0/28', '10.50.0.1', cid, ifname)) as CniError).cniCode).toBe(CNI_ERR.ADDRESSES_EXHAUSTED);
               continue;
             }
             const r = store.allocate(net, '10.50.0.0/28', '10.50.0.1', cid, ifname);

@@ -33,7 +33,7 @@ describe('commands and environment', () => {
     for (const c of ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION']) expect(parseCommand({ CNI_COMMAND: c })).toBe(c);
     for (const c of [undefined, '', 'add', 'DELETE']) {
       expect(() => parseCommand({ CNI_COMMAND: c })).toThrow(CniError);
-      expect(refusal({ ...ADD, CNI_COMMAND: c }, stdin({})).code).toBe(CNI_ERR.INVALID_ENV);
+      expect(refusal({ ...ADD, CNI_COMMAND: c }, stdin({})).cniCode).toBe(CNI_ERR.INVALID_ENV);
     }
   });
 
@@ -50,7 +50,7 @@ describe('commands and environment', () => {
     ];
     for (const [command, v] of required) {
       const e = refusal({ ...ADD, CNI_COMMAND: command, [v]: undefined }, stdin({ prevResult: {} }));
-      expect(e.code, `${command} ${v}`).toBe(CNI_ERR.INVALID_ENV);
+      expect(e.cniCode, `${command} ${v}`).toBe(CNI_ERR.INVALID_ENV);
       expect(e.message).toBe(`${v} is required for ${command}`);
     }
   });
@@ -94,7 +94,7 @@ describe('commands and environment', () => {
     ];
     for (const [v, value, msg] of bad) {
       const e = refusal({ ...ADD, [v]: value }, stdin({}));
-      expect(e.code, `${v}=${value}`).toBe(CNI_ERR.INVALID_ENV);
+      expect(e.cniCode, `${v}=${value}`).toBe(CNI_ERR.INVALID_ENV);
       expect(e.message).toMatch(msg);
     }
     expect(parseRequest({ ...ADD, CNI_IFNAME: 'x'.repeat(15), CNI_CONTAINERID: 'A1_b.c-d' }, stdin({})).ifname).toBe(
@@ -179,21 +179,21 @@ describe('the network configuration', () => {
     ];
     for (const [o, msg] of cases) {
       const e = refusal(ADD, stdin(o));
-      expect(e.code, msg.source).toBe(CNI_ERR.INVALID_CONFIG);
+      expect(e.cniCode, msg.source).toBe(CNI_ERR.INVALID_CONFIG);
       expect(e.message).toMatch(msg);
     }
   });
 
   it('refuses what is not JSON, or not an object, with code 6', () => {
     for (const s of ['', '{', 'null', '[]', '"x"', Buffer.from([0xff, 0xfe])]) {
-      expect(refusal(ADD, s).code, String(s)).toBe(CNI_ERR.DECODE_FAILURE);
+      expect(refusal(ADD, s).cniCode, String(s)).toBe(CNI_ERR.DECODE_FAILURE);
     }
   });
 
   it('refuses versions it does not speak with code 1, and verbs newer than the config', () => {
     for (const v of ['0.1.0', '0.2.0', '1.2.0', '2.0.0']) {
       const e = refusal(ADD, stdin({ cniVersion: v }));
-      expect(e.code, v).toBe(CNI_ERR.INCOMPATIBLE_VERSION);
+      expect(e.cniCode, v).toBe(CNI_ERR.INCOMPATIBLE_VERSION);
       expect(e.message).toContain(v);
     }
     for (const v of SUPPORTED_VERSIONS) expect(parseRequest(ADD, stdin({ cniVersion: v })).config.cniVersion).toBe(v);
@@ -204,13 +204,13 @@ describe('the network configuration', () => {
     ];
     for (const [command, v, extra] of tooOld) {
       const e = refusal({ ...ADD, CNI_COMMAND: command }, stdin({ cniVersion: v, ...extra }));
-      expect(e.code, command).toBe(CNI_ERR.INCOMPATIBLE_VERSION);
+      expect(e.cniCode, command).toBe(CNI_ERR.INCOMPATIBLE_VERSION);
     }
   });
 
   it('requires prevResult for CHECK', () => {
     const e = refusal({ ...ADD, CNI_COMMAND: 'CHECK' }, stdin({}));
-    expect([e.code, e.message]).toEqual([CNI_ERR.INVALID_CONFIG, 'prevResult is required for CHECK']);
+    expect([e.cniCode, e.message]).toEqual([CNI_ERR.INVALID_CONFIG, 'prevResult is required for CHECK']);
   });
 
   it('requires the attachment list for GC, under either of the names libcni sends', () => {
@@ -219,7 +219,7 @@ describe('the network configuration', () => {
     expect(old.config.validAttachments).toEqual([{ containerID: 'c', ifname: 'e' }]);
     expect(parseRequest({ CNI_COMMAND: 'GC' }, stdin({ 'cni.dev/valid-attachments': [] })).config.validAttachments).toEqual([]);
     const bad = refusal({ CNI_COMMAND: 'GC' }, stdin({ 'cni.dev/valid-attachments': [{ containerID: 'c' }] }));
-    expect([bad.code, bad.message]).toEqual([CNI_ERR.INVALID_CONFIG, 'cni.dev/valid-attachments[0].ifname is required']);
+    expect([bad.cniCode, bad.message]).toEqual([CNI_ERR.INVALID_CONFIG, 'cni.dev/valid-attachments[0].ifname is required']);
   });
 
   it('labels errors with the config version when it can read one', () => {
@@ -279,7 +279,7 @@ describe('prevResult', () => {
     for (const [prevResult, msg] of cases) {
       const e = refusal({ ...ADD, CNI_COMMAND: 'DEL' }, stdin({ prevResult }));
       expect(e.message).toContain(msg);
-      expect(e.code).toBe(msg.startsWith('incompatible') ? CNI_ERR.INCOMPATIBLE_VERSION : CNI_ERR.INVALID_CONFIG);
+      expect(e.cniCode).toBe(msg.startsWith('incompatible') ? CNI_ERR.INCOMPATIBLE_VERSION : CNI_ERR.INVALID_CONFIG);
     }
   });
 });

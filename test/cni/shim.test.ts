@@ -10,6 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CniHandlers } from '../../cni-plugin/cni/types';
 import { startCniServer, type CniServer } from '../../cni-plugin/cni/server';
 import { CNI_ERR, CniError, SUPPORTED_VERSIONS, type CniRequest, type CniResult } from '../../cni-plugin/cni/types';
+import type { Logger } from '../../controller/common/log';
+import { captureLogger } from '../helpers/log';
 
 const ROOT = join(__dirname, '..', '..');
 const SHIM = join(ROOT, 'dist', 'weft-cni');
@@ -119,7 +121,7 @@ const addEnv = (id = 'c0ffee01'): Record<string, string> => ({
   CNI_PATH: '/opt/cni/bin:/usr/lib/cni',
 });
 
-async function serve(handlers: CniHandlers, extra: { maxConcurrent?: number } = {}): Promise<CniServer> {
+async function serve(handlers: CniHandlers, extra: { maxConcurrent?: number; logger?: Logger } = {}): Promise<CniServer> {
   const s = await startCniServer({ socketPath: sockPath(), handlers, ...extra });
   servers.push(s);
   return s;
@@ -430,25 +432,39 @@ describe('through the agent', () => {
     });
   });
 
-  it('turns an unexpected exception into code 11 and keeps serving', async () => {
+  it('answers an unexpected exception as internal error 999 with its message, logs its stack, and keeps serving', async () => {
     freshDir();
     let n = 0;
-    await serve({
-      ...recordingHandlers().handlers,
-      add: async () => {
-        n++;
-        if (n === 1) throw new TypeError('cannot read properties of undefined');
-        throw Object.assign(new Error('EACCES: permission denied, open /var/lib/weft/ipam'), {
-          code: 'EACCES',
-          syscall: 'open',
-        });
+    const { logger, lines } = captureLogger();
+    await serve(
+      {
+        ...recordingHandlers().handlers,
+        add: async () => {
+          n++;
+          if (n === 1) throw new TypeError('cannot read properties of undefined');
+          throw Object.assign(new Error('EACCES: permission denied, open /var/lib/weft/ipam'), {
+            code: 'EACCES',
+            syscall: 'open',
+          });
+        },
       },
-    });
+      { logger },
+    );
     const first = await shim(addEnv(), conf());
     expect(first.code).toBe(1);
-    expect(first.json).toMatchObject({ code: 11, msg: 'weft agent failed: cannot read properties of undefined' });
+    expect(first.json).toEqual({
+      cniVersion: '1.1.0',
+      code: CNI_ERR.INTERNAL,
+      msg: 'internal error in the weft agent: cannot read properties of undefined',
+      details: 'TypeError',
+    });
+    const fault = lines.find((l) => l.msg === 'cni handler failed');
+    expect(fault).toMatchObject({ level: 'error', command: 'ADD', containerId: 'c0ffee01', cniCode: 999, err: { type: 'TypeError', message: 'cannot read properties of undefined' } });
+    expect(fault!.err!.stack).toMatch(/^TypeError: cannot read properties of undefined\n\s+at .*shim\.test\.ts/);
+    // a failed system call is a known condition: I/O failure, logged as a refusal
     const second = await shim(addEnv(), conf());
-    expect(second.json).toMatchObject({ code: 5, details: 'open: EACCES' });
+    expect(second.json).toMatchObject({ code: CNI_ERR.IO_FAILURE, details: 'open: EACCES' });
+    expect(lines.filter((l) => l.msg === 'cni request refused')).toMatchObject([{ level: 'warn', cniCode: 5, err: { code: 'WEFT_CNI_IO_FAILURE' } }]);
   });
 
   it('runs requests for different containers concurrently, never two for one container', async () => {
