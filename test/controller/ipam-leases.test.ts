@@ -170,7 +170,7 @@ describe.each(['sqlite', 'etcd'] as const)('on %s', (kind) => {
       await store.put('/weft/leases/default/10.244.7.0-24', '{not json');
       const r = await reclaimExpired(store, t + 10 ** 9);
       expect(r.malformed).toHaveLength(1);
-      expect(r.malformed[0].error).toMatch(/invalid JSON/);
+      expect(r.malformed[0].error.message).toMatch(/invalid JSON/);
       expect(await store.get('/weft/leases/default/10.244.7.0-24')).toBeDefined();
       // the subnet stays occupied: a /22 with one broken record leaves three
       await saveClusterConfig(store, { networks: [{ name: 'default', vni: 1, cidr: '10.244.4.0/22', hostPrefixLength: 24 }] });
