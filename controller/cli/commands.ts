@@ -10,9 +10,10 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Status } from '../api/proto';
 import { ADMIN_NAME } from '../api/validate';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../common/command';
+import { parseFlags, type OptionSpec } from '../common/config-sources';
 import { WeftError } from '../common/errors';
 import { weftVersion } from '../common/version';
-import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig } from '../daemon/config';
+import { ConfigError, type ControllerConfig, DEFAULTS, loadControllerConfig, STORE_OPTIONS } from '../daemon/config';
 import { advertisedServer } from '../daemon/advertise';
 import { JOIN_FILE, joinCommand, readJoinInfo } from '../daemon/join-info';
 import type { Ca } from '../pki';
@@ -28,46 +29,30 @@ export class UsageError extends WeftError {
   }
 }
 
-type Spec = Record<string, 'string' | 'bool'>;
+/** A subcommand's own flags: 'bool', or for a flag that takes a value the form of that value (said when it is missing). */
+type Spec = Record<string, string>;
 type Parsed = { flags: Map<string, string | true>; positional: string[]; config: ControllerConfig };
 
-/** Flags that locate the data dir and store, shared with `weft controller` and checked by the same code. */
-const STORE_FLAGS = ['--data-dir', '--store', '--config'];
-
+/**
+ * The subcommand's flags and up to `positional` arguments, read by the one
+ * flag parser every weft command uses. The flags that find the controller's
+ * data (--data-dir, --store unless `storeFlags` leaves it out, --config) go on
+ * to loadControllerConfig, which reads them with WEFT_* and the config file
+ * exactly as weft controller does.
+ */
 function parse(argv: readonly string[], spec: Spec, opts: { positional?: number; storeFlags?: string[] } = {}): Parsed {
+  const store = STORE_OPTIONS.filter((o) => (opts.storeFlags ?? ['--data-dir', '--store']).includes(o.flag));
+  const own: Array<OptionSpec<string>> = Object.entries(spec).map(([flag, form]) =>
+    form === 'bool' ? { key: flag, flag, env: '', kind: 'bool', form: 'true or false' } : { key: flag, flag, env: '', kind: 'string', form },
+  );
+  const { values, configPath, positional } = parseFlags<string>([...own, ...store], argv, opts.positional ?? 0);
   const flags = new Map<string, string | true>();
-  const positional: string[] = [];
-  const pass: string[] = [];
-  const storeFlags = opts.storeFlags ?? STORE_FLAGS;
-  const known = [...Object.keys(spec), ...storeFlags].join(', ');
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = eq < 0 ? arg : arg.slice(0, eq);
-    let value: string | undefined = eq < 0 ? undefined : arg.slice(eq + 1);
-    const kind = spec[name] ?? (storeFlags.includes(name) ? 'string' : undefined);
-    if (!kind) throw new UsageError(`unknown flag ${name} (flags: ${known})`);
-    if (kind === 'bool') {
-      if (value !== undefined) throw new UsageError(`${name} takes no value`);
-      flags.set(name, true);
-      continue;
-    }
-    if (value === undefined) {
-      value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new UsageError(`${name} needs a value`);
-      i++;
-    }
-    if (flags.has(name) || pass.includes(name)) throw new UsageError(`${name} given more than once`);
-    if (storeFlags.includes(name)) pass.push(name, value);
-    else flags.set(name, value);
+  for (const o of own) {
+    const v = values.get(o.key)?.value;
+    if (v !== undefined && v !== false) flags.set(o.flag, v as string | true);
   }
-  if (positional.length > (opts.positional ?? 0)) {
-    throw new UsageError(`unexpected argument ${JSON.stringify(positional[opts.positional ?? 0])}`);
-  }
+  const pass = store.flatMap((o) => (values.has(o.key) ? [`${o.flag}=${values.get(o.key)!.value as string}`] : []));
+  if (configPath) pass.push(`--config=${configPath.value}`);
   return { flags, positional, config: loadControllerConfig(pass, process.env, undefined, localDataDir()) };
 }
 
@@ -208,7 +193,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   }
   return guarded(`token ${sub}`, async () => {
     if (sub === 'create') {
-      const { flags, config } = parse(rest, { '--ttl': 'string', '--description': 'string', '--json': 'bool' });
+      const { flags, config } = parse(rest, { '--ttl': 'a duration such as 1h (1m .. 7d)', '--description': 'text', '--json': 'bool' });
       const ttlSeconds = flags.has('--ttl') ? parseDuration('--ttl', flags.get('--ttl') as string) : undefined;
       if (ttlSeconds !== undefined && (ttlSeconds < 60 || ttlSeconds > 7 * 86400)) {
         throw new UsageError(`--ttl: ${flags.get('--ttl')} is out of range (1m .. 7d)`);
@@ -299,7 +284,7 @@ export async function networkCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'add') {
-      const { flags, positional, config } = parse(rest, { '--vni': 'string', '--cidr': 'string', '--host-prefix-length': 'string' }, { positional: 1 });
+      const { flags, positional, config } = parse(rest, { '--vni': 'a whole number', '--cidr': 'a CIDR such as 10.245.0.0/16', '--host-prefix-length': 'a whole number' }, { positional: 1 });
       if (positional.length !== 1) throw new UsageError('give the name of the network to add');
       const int = (flag: string): number | undefined => {
         const v = flags.get(flag) as string | undefined;
@@ -347,7 +332,7 @@ export async function adminCertCommand(argv: string[]): Promise<number> {
     return 0;
   }
   return guarded('admin-cert', async () => {
-    const { flags, config } = parse(argv, { '--out': 'string', '--ttl-days': 'string' }, { storeFlags: ['--data-dir', '--config'] });
+    const { flags, config } = parse(argv, { '--out': 'a directory', '--ttl-days': 'a whole number of days (1 .. 825)' }, { storeFlags: ['--data-dir'] });
     const out = flags.get('--out') as string | undefined;
     if (!out) throw new UsageError('--out DIR is required (where to write the admin certificate and key)');
     const ttlRaw = (flags.get('--ttl-days') as string | undefined) ?? '30';
@@ -388,8 +373,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
   return guarded('status', async () => {
     const { flags, config } = parse(
       argv,
-      { '--server': 'string', '--ca': 'string', '--cert': 'string', '--key': 'string', '--insecure': 'bool', '--json': 'bool' },
-      { storeFlags: ['--data-dir', '--config'] },
+      { '--server': 'host:port', '--ca': 'a PEM file', '--cert': 'a PEM file', '--key': 'a PEM file', '--insecure': 'bool', '--json': 'bool' },
+      { storeFlags: ['--data-dir'] },
     );
     const server = (flags.get('--server') as string | undefined) ?? `127.0.0.1:${DEFAULTS.listen.split(':')[1]}`;
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(server)) throw new UsageError(`--server: ${JSON.stringify(server)} is not host:port`);

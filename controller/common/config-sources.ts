@@ -52,13 +52,29 @@ export function readSources<K extends string>(
   };
 }
 
-function parseFlags<K extends string>(options: ReadonlyArray<OptionSpec<K>>, argv: readonly string[]): { values: Map<K, Raw>; configPath?: { value: string; source: string } } {
+export type ParsedFlags<K extends string> = { values: Map<K, Raw>; configPath?: { value: string; source: string }; positional: string[] };
+
+/**
+ * The flags in argv (--name value or --name=value; a bool never takes the
+ * next argument), plus --config FILE. Up to `maxPositional` other arguments
+ * are returned in order; any further one, an unknown flag, a missing value or
+ * a repeated flag is a ConfigError naming it. Every weft command reads its
+ * flags here.
+ */
+export function parseFlags<K extends string>(options: ReadonlyArray<OptionSpec<K>>, argv: readonly string[], maxPositional = 0): ParsedFlags<K> {
   const values = new Map<K, Raw>();
+  const positional: string[] = [];
   let configPath: { value: string; source: string } | undefined;
   const known = [...options.map((o) => o.flag), CONFIG_FLAG].join(', ');
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (flags: ${known})`);
+    if (!arg.startsWith('--')) {
+      if (positional.length < maxPositional) {
+        positional.push(arg);
+        continue;
+      }
+      throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (flags: ${known})`);
+    }
     const eq = arg.indexOf('=');
     const name = eq < 0 ? arg : arg.slice(0, eq);
     const inline = eq < 0 ? undefined : arg.slice(eq + 1);
@@ -96,7 +112,7 @@ function parseFlags<K extends string>(options: ReadonlyArray<OptionSpec<K>>, arg
     if (values.has(opt.key)) throw new ConfigError(`${name} given more than once`);
     values.set(opt.key, { value, source: name });
   }
-  return { values, configPath };
+  return { values, configPath, positional };
 }
 
 function parseEnv<K extends string>(options: ReadonlyArray<OptionSpec<K>>, env: Readonly<Record<string, string | undefined>>): Map<K, Raw> {

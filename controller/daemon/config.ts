@@ -58,6 +58,9 @@ const OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'insecure', flag: '--insecure', env: 'WEFT_INSECURE', kind: 'bool', form: 'true or false' },
 ];
 
+/** --data-dir and --store: the other commands take them as weft controller does, to find its data. */
+export const STORE_OPTIONS: ReadonlyArray<OptionSpec<Key>> = OPTIONS.filter((o) => o.key === 'dataDir' || o.key === 'store');
+
 /** The JSON file's shape. */
 export type FileConfig = Partial<{
   listen: string;
