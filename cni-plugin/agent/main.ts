@@ -24,9 +24,10 @@ import { startCniServer, type CniServer } from '../cni/server';
 import { createCniHandlers } from './cni-handlers';
 import { type AgentConfig, resolveUnderlayIp } from './config';
 import { backoff, sleep } from '../../controller/api/client/backoff';
+import { isTransient } from '../../controller/api/client/client';
 import {
-  connectController, isTransient, type ControllerClient, type HostRegistration, type Registration, type Subnet,
-} from '../../controller/api/client/client';
+  connectAgentClient, type AgentClient, type HostRegistration, type Registration, type Subnet,
+} from './sync/controller';
 import { openEndpointOutbox, type EndpointOutbox } from './sync/endpoint-outbox';
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
 import { channelCredentials, ensureCredentials, IdentityError } from '../../controller/api/client/credentials';
@@ -139,7 +140,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     undo.push(() => outbox.close());
 
     const metrics = createAgentMetrics({ hostName: config.hostName, version, outboxPending: () => outbox.pending().length });
-    const client: ControllerClient = connectController({
+    const client: AgentClient = connectAgentClient({
       server: config.server, credentials: channelCredentials(credentials), hostName: config.hostName, log, stateDir: config.stateDir,
     });
     undo.push(() => client.close());

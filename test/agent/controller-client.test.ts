@@ -13,9 +13,8 @@ import type { TopologyEvent } from '../../controller/api/proto';
 import { decodeLeaseRecord, LEASES_PREFIX } from '../../controller/ipam/records';
 import { ensureCa, issueServerCert } from '../../controller/pki';
 import { HOSTS_PREFIX } from '../../controller/registry/keys';
-import {
-  type ConnectionState, type ControllerClient, type HostRegistration, connectController,
-} from '../../controller/api/client/client';
+import type { ConnectionState } from '../../controller/api/client/client';
+import { type AgentClient, type HostRegistration, connectAgentClient } from '../../cni-plugin/agent/sync/controller';
 import { type LeaseEvent, runHeartbeats } from '../../cni-plugin/agent/sync/heartbeat';
 import {
   type Credentials, caCertHash, channelCredentials, ensureCredentials, joinCluster, loadCredentials,
@@ -43,9 +42,9 @@ function registration(n: number, wgPublicKey = ''): HostRegistration {
   };
 }
 
-async function agent(name: string, server = ctl.address): Promise<{ creds: Credentials; client: ControllerClient }> {
+async function agent(name: string, server = ctl.address): Promise<{ creds: Credentials; client: AgentClient }> {
   const creds = await joinCluster({ server, token: await cluster.token(), hostName: name, caCertHash: cluster.pin, stateDir: stateDir() });
-  const client = connectController({ server, credentials: channelCredentials(creds), hostName: name, backoff: { initialMs: 50, maxMs: 400 } });
+  const client = connectAgentClient({ server, credentials: channelCredentials(creds), hostName: name, backoff: { initialMs: 50, maxMs: 400 } });
   cleanups.push(() => client.close());
   return { creds, client };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listEndpoints } from '../../controller/registry/endpoints';
-import { type ControllerClient, connectController } from '../../controller/api/client/client';
+import { type AgentClient, connectAgentClient } from '../../cni-plugin/agent/sync/controller';
 import { type EndpointDelivery, type EndpointOutbox, type OutboxItem, openEndpointOutbox } from '../../cni-plugin/agent/sync/endpoint-outbox';
 import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import { openIpamStore } from '../../cni-plugin/agent/ipam-store';
@@ -17,7 +17,7 @@ import { type Cluster, type RunningController, eventually, startCluster } from '
 
 let cluster: Cluster;
 let ctl: RunningController;
-let client: ControllerClient;
+let client: AgentClient;
 let prefix: string; // "10.244.N." of host-o's subnet
 let dir: string;
 let n = 0;
@@ -53,7 +53,7 @@ beforeAll(async () => {
   cluster = await startCluster();
   ctl = await cluster.startController();
   const creds = await joinCluster({ server: ctl.address, token: await cluster.token(), hostName: 'host-o', caCertHash: cluster.pin, stateDir: join(dir, 'state') });
-  client = connectController({ server: ctl.address, credentials: channelCredentials(creds), hostName: 'host-o', callTimeoutMs: 2000, backoff: { initialMs: 50, maxMs: 300 } });
+  client = connectAgentClient({ server: ctl.address, credentials: channelCredentials(creds), hostName: 'host-o', callTimeoutMs: 2000, backoff: { initialMs: 50, maxMs: 300 } });
   const reg = await client.registerHost({ underlayIp: '192.168.1.9', vtepMac: '02:00:00:00:00:09', rack: 'r1', datacenter: 'dc1', wgPublicKey: '', agentVersion: '0.1.0', networks: [] });
   prefix = reg.subnets[0].subnet.replace(/0\/24$/, '');
 });

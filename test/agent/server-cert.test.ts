@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCa, issueServerCert } from '../../controller/pki';
-import { connectController } from '../../controller/api/client/client';
+import { connectAgentClient } from '../../cni-plugin/agent/sync/controller';
 import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import {
   certNames, certProblemMessage, certProblemOf, nameMismatchMessage, serverHost, serverNameProblem, ServerCertError,
@@ -99,7 +99,7 @@ describe('after joining', () => {
     const { logger: log, lines } = captureLogger();
     const errors = () => lines.filter((l) => l.level === 'error');
     const server = `localhost:${ctl.port}`;
-    const client = connectController({ server, credentials: channelCredentials(creds), hostName: 'sc-3', log, backoff: { initialMs: 50, maxMs: 200 } });
+    const client = connectAgentClient({ server, credentials: channelCredentials(creds), hostName: 'sc-3', log, backoff: { initialMs: 50, maxMs: 200 } });
     const watch = client.watchTopology({ onEvent() {} });
     try {
       await eventually('three errors', () => errors().length >= 3, 15_000);

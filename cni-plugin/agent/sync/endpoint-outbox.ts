@@ -17,14 +17,15 @@ import * as grpc from '@grpc/grpc-js';
 import { agentDbPath, openAgentDb } from '../agent-db';
 import type { EndpointRecord, EndpointSink } from '../types';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
-import { type ControllerClient, grpcCode, isTransient } from '../../../controller/api/client/client';
+import { grpcCode, isTransient } from '../../../controller/api/client/client';
+import type { AgentClient } from './controller';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 
 export type OutboxOp = 'register' | 'release';
 export type OutboxItem = { seq: number; op: OutboxOp; endpoint: EndpointRecord; queuedAt: number; attempts: number; lastError: string | null };
 
-/** The two calls the outbox needs; the agent passes its ControllerClient. */
-export type EndpointDelivery = Pick<ControllerClient, 'registerEndpoint' | 'releaseEndpoint'>;
+/** The two calls the outbox needs; the agent passes its AgentClient. */
+export type EndpointDelivery = Pick<AgentClient, 'registerEndpoint' | 'releaseEndpoint'>;
 
 export type OutboxOptions = {
   /** The agent's DB file; default: the agent's DB in the default state dir. */

@@ -8,7 +8,8 @@
 // addresses from the new subnet, so it is surfaced as an event, never hidden.
 import * as grpc from '@grpc/grpc-js';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
-import { type ControllerClient, type HostRegistration, type Registration, type Subnet, grpcCode } from '../../../controller/api/client/client';
+import { grpcCode } from '../../../controller/api/client/client';
+import type { AgentClient, HostRegistration, Registration, Subnet } from './controller';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 
 export type LeaseEvent = {
@@ -22,7 +23,7 @@ export type LeaseEvent = {
 };
 
 export type HeartbeatOptions = {
-  client: ControllerClient;
+  client: AgentClient;
   /** What to register again with. */
   registration: HostRegistration;
   /** The reply of the registration the agent made at start. */

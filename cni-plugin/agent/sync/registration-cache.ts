@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClusterConfigMsg } from '../../../controller/api/proto';
 import { replaceAtomic } from '../../../controller/common/files';
-import type { Subnet } from '../../../controller/api/client/client';
+import type { Subnet } from './controller';
 
 export const REGISTRATION_FILE = 'registration.json';
 

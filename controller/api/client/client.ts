@@ -1,90 +1,71 @@
-// The agent's only door to the controller: a few calls and the topology
-// watch (flannel's narrow subnet.Manager). The rest of the agent never sees
-// gRPC: it gets plain data, and errors it can classify with isTransient().
+// The one client of the controller's API, for every role: the agent, the
+// ingress and the CLI. It knows the contract and nothing of its callers:
+// typed unary calls, resumable watches handing over the raw events, and the
+// connection's state. What a role makes of the events (the agent's topology,
+// the ingress's backends) is the role's business.
 //
-// The watch never gives up: it reconnects with jittered exponential backoff
-// and resumes from the last revision it applied, so an outage costs neither
-// a gap nor a duplicate; when the controller can no longer resume (history
-// compacted) it answers with a SNAPSHOT, applied as a full replacement.
+// A watch never gives up: it reconnects with jittered exponential backoff
+// and resumes from the last revision it delivered, so an outage costs
+// neither a gap nor a duplicate; when the controller can no longer resume
+// (history compacted) it answers with a SNAPSHOT, which the caller applies
+// as a full replacement.
 //
 // A failure that is the controller's certificate rather than an outage (its
 // names no longer include --server, another CA, expired) is retried like an
-// outage, since the controller may be fixed while the agent waits, but each
+// outage, since the controller may be fixed while the client waits, but each
 // time it is logged as an error that says what to change.
 import * as grpc from '@grpc/grpc-js';
 import {
-  controllerClientConstructor, type ClusterConfigMsg, type Endpoint, type HeartbeatResponse, type HostSubnet,
-  type RegisterHostRequest, type RegisterHostResponse, type ReleaseEndpointResponse, type TopologyEvent,
+  controllerClientConstructor, type ControllerStub, type RequestOf, type ResponseOf, type StreamMethod, type UnaryMethod,
 } from '../proto';
-import type { EndpointRecord, Topology } from '../../../cni-plugin/agent/types';
 import { type Logger, silentLogger } from '../../common/log';
 import { backoff, type BackoffOptions } from './backoff';
 import { fetchServerChain } from './credentials';
 import { certNames, certProblemMessage, certProblemOf } from './server-cert';
-import { applyTopologyEvent, emptyTopology } from '../../../cni-plugin/agent/sync/topology';
 
 export type ConnectionState = 'connected' | 'connecting' | 'disconnected';
 
 export type ConnectOptions = {
   /** host:port of the controller (or of a load balancer in front of several). */
   server: string;
+  /** From channelCredentials (a joined identity) or clientCredentials (trust.ts). */
   credentials: grpc.ChannelCredentials;
-  /** This host's name, as its certificate names it. */
-  hostName: string;
+  /** Sent with every call and watch. */
+  metadata?: Record<string, string>;
   /** Deadline of each unary call; default 10 s. */
   callTimeoutMs?: number;
   /** Watch reconnects; default 250 ms doubling to 10 s. */
   backoff?: BackoffOptions;
   log?: Logger;
   channelOptions?: grpc.ChannelOptions;
-  /** The agent's state dir, named in the fix for a controller certificate from another CA. */
+  /** The CA this client trusts, as the message for a controller certificate it refuses names it. */
+  trusted?: string;
+  /** The client's credentials dir, named in the fix for a controller certificate from another CA. */
   stateDir?: string;
 };
 
-/** What the agent says about itself in RegisterHost. */
-export type HostRegistration = {
-  underlayIp: string;
-  vtepMac: string;
-  rack: string;
-  datacenter: string;
-  wgPublicKey: string;
-  agentVersion: string;
-  /** Networks to hold a subnet in; empty: every network. */
-  networks: string[];
-};
-
-export type Subnet = { network: string; subnet: string; leaseExpiresAt: number };
-
-export type Registration = { subnets: Subnet[]; config: ClusterConfigMsg; revision: number };
-export type HeartbeatResult = { subnets: Subnet[]; nextHeartbeatSeconds: number; revision: number };
-
-export type TopologyWatchOptions = {
+export type WatchOptions<M extends StreamMethod> = {
   /**
-   * The topology the agent already has (revision included); the watch resumes
-   * after it. Without it the watch starts from a snapshot.
+   * The last revision the caller has applied; the watch resumes after it.
+   * 0 (the default): start with a snapshot.
    */
-  initial?: Topology;
-  /** Must equal initial.revision when both are given; a revision without its topology cannot be resumed. */
   fromRevision?: number;
-  /** Called after each event that changed the topology, with the new topology. */
-  onEvent(ev: TopologyEvent, topology: Topology): void;
+  /** Every event as the controller sent it, in order. */
+  onEvent(ev: ResponseOf<M>): void;
 };
 
-export type TopologyWatch = {
-  topology(): Topology;
+export type Watch = {
+  /** The revision the watch resumes from after a reconnect: the last event's (a SNAPSHOT's even when lower). */
+  revision(): number;
   stop(): void;
 };
 
 export type ControllerClient = {
-  readonly hostName: string;
-  registerHost(r: HostRegistration): Promise<Registration>;
-  heartbeat(): Promise<HeartbeatResult>;
-  /** Graceful leave: the controller drops this host, its leases and its endpoints. */
-  leave(): Promise<void>;
-  registerEndpoint(ep: EndpointRecord): Promise<void>;
-  /** false: the controller held nothing to release. */
-  releaseEndpoint(ep: EndpointRecord): Promise<boolean>;
-  watchTopology(o: TopologyWatchOptions): TopologyWatch;
+  readonly server: string;
+  /** One unary call; a failure carries the gRPC `code` and `details` (see isTransient). */
+  call<M extends UnaryMethod>(method: M, req: RequestOf<M>): Promise<ResponseOf<M>>;
+  /** WatchTopology or WatchServices, resumed across outages until stop() or close(). */
+  watch<M extends StreamMethod>(method: M, o: WatchOptions<M>): Watch;
   connectionState(): ConnectionState;
   /** Called on every change of connectionState(); returns the unsubscribe function. */
   onConnectionState(fn: (s: ConnectionState) => void): () => void;
@@ -106,8 +87,6 @@ export function grpcCode(err: unknown): string {
   return typeof code === 'number' ? grpc.status[code] ?? String(code) : 'LOCAL';
 }
 
-const subnetOf = (s: HostSubnet): Subnet => ({ network: s.network, subnet: s.subnet, leaseExpiresAt: s.lease_expires_at_unix_ms });
-
 function stateOf(c: grpc.connectivityState, everReady: boolean): ConnectionState {
   switch (c) {
     case grpc.connectivityState.READY:
@@ -122,21 +101,32 @@ function stateOf(c: grpc.connectivityState, everReady: boolean): ConnectionState
   }
 }
 
+/** "WatchTopology" -> "topology", for log lines. */
+const watchName = (m: StreamMethod) => m.replace(/^Watch/, '').toLowerCase();
+
+type UnaryFn = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: unknown) => void) => grpc.ClientUnaryCall;
+type StreamFn = (req: unknown, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>;
+
 export function connectController(o: ConnectOptions): ControllerClient {
   const log = o.log ?? silentLogger;
   const callTimeoutMs = o.callTimeoutMs ?? 10_000;
   const Client = controllerClientConstructor();
-  const client = new Client(o.server, o.credentials, {
+  const stub: ControllerStub = new Client(o.server, o.credentials, {
     // Find a controller that vanished without closing the connection (host crash, partition).
     'grpc.keepalive_time_ms': 20_000,
     'grpc.keepalive_timeout_ms': 10_000,
-    // grpc-js's own reconnect backoff grows to 2 minutes by default: an agent would then notice a returned
+    // grpc-js's own reconnect backoff grows to 2 minutes by default: a client would then notice a returned
     // controller long after our 10 s cap. Keep the channel's cap at ours.
     'grpc.initial_reconnect_backoff_ms': 250,
     'grpc.max_reconnect_backoff_ms': o.backoff?.maxMs ?? 10_000,
     ...o.channelOptions,
   });
-  const channel = client.getChannel();
+  const channel = stub.getChannel();
+  const metadata = () => {
+    const md = new grpc.Metadata();
+    for (const [k, v] of Object.entries(o.metadata ?? {})) md.set(k, v);
+    return md;
+  };
   let closed = false;
   let everReady = false;
   let state: ConnectionState = 'connecting';
@@ -155,7 +145,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
     }
   }
 
-  // Follow the channel; the watch also reports a broken stream at once (the channel may notice later).
+  // Follow the channel; a watch also reports a broken stream at once (the channel may notice later).
   const follow = () => {
     if (closed) return;
     const c = channel.getConnectivityState(false);
@@ -174,7 +164,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
     if (!problem || closed) return;
     const report = (names?: string[]) => {
       if (closed) return;
-      const message = certProblemMessage(problem, o.server, { names, trusted: 'the cluster CA this host joined with', stateDir: o.stateDir });
+      const message = certProblemMessage(problem, o.server, { names, trusted: o.trusted ?? 'the cluster CA', stateDir: o.stateDir });
       log.error({ server: o.server, problem, err }, `cannot connect to the controller: ${message}`);
     };
     if (problem !== 'name') return report();
@@ -185,57 +175,50 @@ export function connectController(o: ConnectOptions): ControllerClient {
       .finally(() => (readingNames = false));
   }
 
-  function unary<Req, Res>(method: string, req: Req): Promise<Res> {
+  function call<M extends UnaryMethod>(method: M, req: RequestOf<M>): Promise<ResponseOf<M>> {
     if (closed) return Promise.reject(new Error(`controller client is closed (${method})`));
+    const fn = (stub[method] as unknown as UnaryFn).bind(stub);
     return new Promise((resolve, reject) => {
-      (client as any)[method](req, { deadline: Date.now() + callTimeoutMs }, (err: grpc.ServiceError | null, res: Res) => {
+      fn(req, metadata(), { deadline: Date.now() + callTimeoutMs }, (err, res) => {
         if (err) {
           // Keep the code and details reachable for callers that classify errors.
-          const e = Object.assign(new Error(`${method} via ${o.server}: ${grpcCode(err)}: ${err.details || err.message}`), { code: err.code, details: err.details });
+          const e = Object.assign(new Error(`${method} via ${o.server}: ${grpcCode(err)}: ${err.details || err.message}`, { cause: err }), {
+            code: err.code, details: err.details,
+          });
           reportCertProblem(err);
           reject(e);
-        } else resolve(res);
+        } else resolve(res as ResponseOf<M>);
       });
     });
   }
 
-  const endpointMsg = (ep: EndpointRecord): Endpoint => ({
-    network: ep.network, ip: ep.ip, container_id: ep.containerId, host: o.hostName, labels: ep.labels, ifname: ep.ifname,
-  });
-
-  function watchTopology(w: TopologyWatchOptions): TopologyWatch {
-    if (w.fromRevision !== undefined && w.fromRevision !== (w.initial?.revision ?? 0)) {
-      throw new TypeError(`watchTopology: fromRevision ${w.fromRevision} needs the topology at that revision (initial); resuming without it would miss every host not changed since`);
-    }
-    let topology = w.initial ?? emptyTopology();
+  function watch<M extends StreamMethod>(method: M, w: WatchOptions<M>): Watch {
+    const what = watchName(method);
+    let from = w.fromRevision ?? 0;
     let stopped = false;
-    let call: grpc.ClientReadableStream<TopologyEvent> | null = null;
+    let stream: grpc.ClientReadableStream<unknown> | null = null;
     let timer: NodeJS.Timeout | null = null;
     const delays = backoff(o.backoff);
+    const fn = (stub[method] as unknown as StreamFn).bind(stub);
 
     const open = () => {
       timer = null;
       if (stopped || closed) return;
       let over = false;
-      const s: grpc.ClientReadableStream<TopologyEvent> = (client as any).WatchTopology({ from_revision: topology.revision });
-      call = s;
+      const s = fn({ from_revision: from }, metadata());
+      stream = s;
       // A stream that failed on a live connection left us "disconnected"; the channel will not say otherwise on its own.
       setState(stateOf(channel.getConnectivityState(false), everReady));
-      log.debug({ from: topology.revision }, 'watching topology');
-      s.on('data', (ev: TopologyEvent) => {
+      log.debug({ from }, `watching ${what}`);
+      s.on('data', (data: unknown) => {
+        const ev = data as ResponseOf<M> & { kind: string; revision: number };
         delays.reset();
-        if (ev.kind === 'SNAPSHOT' && ev.revision < topology.revision) {
-          // Revisions went backwards: the controller's store was wiped or replaced. Its snapshot is the truth now.
-          log.warn({ had: topology.revision, snapshot: ev.revision }, 'controller revision went backwards; taking its snapshot');
-          topology = emptyTopology();
-        }
-        const next = applyTopologyEvent(topology, ev);
-        if (next === topology) return;
-        topology = next;
+        // A SNAPSHOT replaces everything, so its revision is where to resume even when it is lower (a wiped store).
+        from = ev.kind === 'SNAPSHOT' ? ev.revision : Math.max(from, ev.revision);
         try {
-          w.onEvent(ev, topology);
+          w.onEvent(ev);
         } catch (err) {
-          log.error({ err, kind: ev.kind, revision: ev.revision }, 'topology event handler failed');
+          log.error({ err, kind: ev.kind, revision: ev.revision }, `${what} event handler failed`);
         }
       });
       const again = (why: string, err?: grpc.ServiceError) => {
@@ -244,7 +227,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
         if (stopped || closed) return;
         setState('disconnected');
         const ms = delays.next();
-        log.warn({ why, code: err ? grpcCode(err) : undefined, err, retryInMs: ms, from: topology.revision }, 'topology watch interrupted');
+        log.warn({ why, code: err ? grpcCode(err) : undefined, err, retryInMs: ms, from }, `${what} watch interrupted`);
         if (err) reportCertProblem(err);
         timer = setTimeout(open, ms);
       };
@@ -254,41 +237,19 @@ export function connectController(o: ConnectOptions): ControllerClient {
     };
     open();
     return {
-      topology: () => topology,
+      revision: () => from,
       stop() {
         stopped = true;
         if (timer) clearTimeout(timer);
-        call?.cancel();
+        stream?.cancel();
       },
     };
   }
 
   return {
-    hostName: o.hostName,
-    async registerHost(r) {
-      const req: RegisterHostRequest = {
-        name: o.hostName, underlay_ip: r.underlayIp, vtep_mac: r.vtepMac, rack: r.rack, datacenter: r.datacenter,
-        wg_public_key: r.wgPublicKey, agent_version: r.agentVersion, networks: r.networks,
-      };
-      const res = await unary<RegisterHostRequest, RegisterHostResponse>('RegisterHost', req);
-      if (!res.config) throw new Error(`RegisterHost via ${o.server}: the answer holds no cluster config`);
-      return { subnets: (res.host?.subnets ?? []).map(subnetOf), config: res.config, revision: res.revision };
-    },
-    async heartbeat() {
-      const res = await unary<{ name: string }, HeartbeatResponse>('Heartbeat', { name: o.hostName });
-      return { subnets: res.subnets.map(subnetOf), nextHeartbeatSeconds: res.next_heartbeat_seconds, revision: res.revision };
-    },
-    async leave() {
-      await unary('LeaveHost', { name: o.hostName });
-    },
-    async registerEndpoint(ep) {
-      await unary('RegisterEndpoint', { endpoint: endpointMsg(ep) });
-    },
-    async releaseEndpoint(ep) {
-      const res = await unary<unknown, ReleaseEndpointResponse>('ReleaseEndpoint', { network: ep.network, ip: ep.ip, container_id: ep.containerId });
-      return res.released;
-    },
-    watchTopology,
+    server: o.server,
+    call,
+    watch,
     connectionState: () => state,
     onConnectionState(fn) {
       listeners.add(fn);
@@ -296,7 +257,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
     },
     close() {
       closed = true;
-      client.close();
+      stub.close();
       setState('disconnected');
     },
   };
