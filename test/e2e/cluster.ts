@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabHost, LabProcess } from '../lab/lab';
-import { GiveUp, nsExecAsync, readJsonLog, waitFor } from './traffic';
+import { GiveUp, waitFor } from '../helpers/wait';
+import { nsExecAsync, readJsonLog } from './traffic';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WEFT = join(ROOT, 'dist', 'weft.mjs');

@@ -27,8 +27,9 @@ import {
 } from './cluster';
 import { cniAdd, cniDel, execCni, loadConflist, pluginConfig } from './cni';
 import {
-  fragCounters, ping, pingMatrix, sleep, tcpSend, TCP_SINK, waitFor, type Endpoint, type FragCounters, type PingResult,
+  fragCounters, ping, pingMatrix, sleep, tcpSend, TCP_SINK, type Endpoint, type FragCounters, type PingResult,
 } from './traffic';
+import { waitFor } from '../helpers/wait';
 
 const LAB = 'ovl';
 const SPEC = {

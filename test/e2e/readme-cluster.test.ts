@@ -15,10 +15,11 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import type { LabProcess } from '../lab/procs';
+import { GiveUp, waitFor } from '../helpers/wait';
 import { ROOT, WEFT, requireBuild, tail } from './cluster';
 import { cniAdd, pluginConfig, type Conflist } from './cni';
 import { startMachine, type Machine } from './machine';
-import { GiveUp, ping, waitFor } from './traffic';
+import { ping } from './traffic';
 
 const SPEC = {
   name: 'rdm',

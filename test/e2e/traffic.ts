@@ -118,31 +118,8 @@ export async function fragCounters(netns: string): Promise<FragCounters> {
   return { FragCreates: get('FragCreates'), FragOKs: get('FragOKs'), ReasmReqds: get('ReasmReqds'), ReasmOKs: get('ReasmOKs') };
 }
 
-/** Sleep helper. */
+/** A pause that shapes traffic (keep pings running across an outage); to wait for a condition use waitFor in ../helpers/wait. */
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Thrown inside a waitFor callback to stop waiting at once (a process that exited will not come back). */
-export class GiveUp extends Error {
-  override name = 'GiveUp';
-}
-
-/** Polls `fn` until it returns a truthy value or `ms` pass; throws with `what` and the last value (at once on GiveUp). */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, ms = 20_000, every = 250): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
-  const deadline = Date.now() + ms;
-  let last: T | undefined;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      last = await fn();
-      if (last) return last as Exclude<T, false | null | undefined | 0 | ''>;
-    } catch (e) {
-      if (e instanceof GiveUp) throw e;
-      lastErr = e;
-    }
-    await sleep(every);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}; last: ${JSON.stringify(last)}${lastErr ? `; last error: ${(lastErr as Error).message}` : ''}`);
-}
 
 /** Lines of a JSON log file (pino), skipping anything that is not JSON. */
 export function readJsonLog(file: string): Array<Record<string, any>> {

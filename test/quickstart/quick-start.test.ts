@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../controller/daemon-process';
 import { createTestNetns, removeTestNetns } from '../helpers/netns';
 import { processAlive } from '../helpers/process';
-import { waitFor } from '../e2e/traffic';
+import { waitFor } from '../helpers/wait';
 
 // What a clone holds that `npm start` reads; dist/ and .weft-data are the copy's own.
 const LINKED = ['package.json', 'package-lock.json', 'tsconfig.json', 'node_modules', 'controller', 'cni-plugin', 'dataplane', 'ingress'];

@@ -18,7 +18,8 @@ import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { cleanEnv, createToken, joinArgs, tail, WEFT, ROOT } from '../e2e/cluster';
-import { GiveUp, readJsonLog, waitFor } from '../e2e/traffic';
+import { readJsonLog } from '../e2e/traffic';
+import { GiveUp, waitFor } from '../helpers/wait';
 import type { Sandbox } from './sandbox';
 
 export const UNDERLAY_DEV = 'wtul0';

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { withNetns } from '../../../dataplane/netlink/netns';
 import { agentPaths, createToken, ROOT, startAgent, startController, WEFT, type Agent } from '../../e2e/cluster';
 import { SHIM } from '../../e2e/cni';
-import { GiveUp, waitFor } from '../../e2e/traffic';
+import { GiveUp, waitFor } from '../../helpers/wait';
 import type { Lab, LabHost, LabProcess } from '../../lab/lab';
 
 export { SHIM };
