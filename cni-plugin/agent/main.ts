@@ -41,6 +41,7 @@ import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
 import { loadRegistration, saveRegistration } from './sync/registration-cache';
 import type { NetworkAttachment } from './types';
+import { runUndo, type Undo } from './start/undo';
 
 /** Without these the agent cannot build a working host network; the others are logged and fixed by the agent itself. */
 const FATAL_CHECKS = new Set(['kernel-vxlan', 'kernel-veth', 'kernel-bridge', 'underlay', 'ip-forward', 'iptables-restore']);
@@ -108,7 +109,7 @@ function logPreflight(log: Logger, results: PreflightResult[]): PreflightResult[
 
 export async function startAgent(config: AgentConfig, opts: AgentStartOptions): Promise<RunningAgent> {
   const { logger: log, version, signal } = opts;
-  const undo: Array<() => unknown> = [];
+  const undo: Undo = [];
   try {
     const h: Handle = openHandle();
     undo.push(() => h.close());
@@ -323,17 +324,6 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
   } catch (err) {
     await runUndo(undo, log);
     throw err;
-  }
-}
-
-/** Undo in reverse order of setup; each step runs even if an earlier one failed. */
-async function runUndo(undo: Array<() => unknown>, log: Logger): Promise<void> {
-  for (const f of undo.splice(0).reverse()) {
-    try {
-      await f();
-    } catch (err) {
-      log.warn({ err }, 'shutdown step failed');
-    }
   }
 }
 
