@@ -6,9 +6,12 @@ export { InvalidArgumentError, WeftError };
 
 export type ErrnoName = `E${string}`;
 
+// Where two names share a number, the kernel's own wins over the C library's
+// alias: 95 is EOPNOTSUPP, not ENOTSUP, so callers matching 'EOPNOTSUPP' see it.
+const ALIASES = new Set(['ENOTSUP', 'EWOULDBLOCK', 'EDEADLOCK']);
 const names = new Map<number, ErrnoName>();
 for (const [name, num] of Object.entries(constants.errno)) {
-  if (!names.has(num)) names.set(num, name as ErrnoName);
+  if (!names.has(num) || ALIASES.has(names.get(num)!)) names.set(num, name as ErrnoName);
 }
 
 /** Symbolic name of an errno value: 17 -> 'EEXIST'. */
