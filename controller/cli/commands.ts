@@ -7,7 +7,6 @@ import { join } from 'node:path';
 // gRPC, the proto loader, pino and the PKI (x509) are imported where a
 // command needs them, so --help, a bad flag and `weft token list` do not load them.
 import type * as grpc from '@grpc/grpc-js';
-import type { Status } from '../api/proto';
 import { ADMIN_NAME } from '../api/validate';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../common/command';
 import { parseFlags, type OptionSpec } from '../common/config-sources';
@@ -380,13 +379,16 @@ export async function statusCommand(argv: string[]): Promise<number> {
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(server)) throw new UsageError(`--server: ${JSON.stringify(server)} is not host:port`);
     if (flags.has('--cert') !== flags.has('--key')) throw new UsageError('--cert and --key go together');
     const rpc = await import('@grpc/grpc-js');
-    const { CA_CERT_FILE, clientCredentials, issueClientCert, loadCa } = await import('../pki');
-    const md = new rpc.Metadata();
+    const { connectController } = await import('../api/client/client');
     let creds: grpc.ChannelCredentials;
+    let metadata: Record<string, string> | undefined;
     if (flags.has('--insecure')) {
       creds = rpc.credentials.createInsecure();
-      md.set('x-weft-host', ADMIN_NAME);
+      metadata = { 'x-weft-host': ADMIN_NAME };
     } else {
+      const { clientCredentials } = await import('../api/client/trust');
+      // Only the certificate comes from the PKI: made from the CA key, which is on the controller's machine.
+      const { CA_CERT_FILE, issueClientCert, loadCa } = await import('../pki');
       const read = (flag: string, path: string) => {
         try {
           return readFileSync(path, 'utf8');
@@ -412,14 +414,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
       }
       creds = clientCredentials({ caPem, certPem, keyPem });
     }
-    const Client = (await import('../api/proto')).controllerClientConstructor();
-    const client = new Client(server, creds);
+    const client = connectController({ server, credentials: creds, metadata });
     try {
-      const status = await new Promise<Status>((resolve, reject) =>
-        (client as unknown as Record<string, Function>).GetStatus({}, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: Status) =>
-          err ? reject(new Error(`GetStatus on ${server} failed: ${rpc.status[err.code]}: ${err.details}`)) : resolve(res),
-        ),
-      );
+      const status = await client.call('GetStatus', {});
       if (flags.has('--json')) process.stdout.write(JSON.stringify(status) + '\n');
       else {
         const rows: Array<[string, string | number | boolean]> = [
