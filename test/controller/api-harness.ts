@@ -6,15 +6,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import pino from 'pino';
 import { controllerClientConstructor, controllerServiceDefinition } from '../../controller/api/proto';
 import { createControllerService, type ControllerDeps } from '../../controller/service/service';
 import type { Identity, IdentityFn } from '../../controller/service/caller';
 import { saveClusterConfig } from '../../controller/ipam';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
+import { captureLogger, type LogLine } from '../helpers/log';
 
 export const ID_HEADER = 'x-test-identity';
 
@@ -26,7 +25,7 @@ export const headerIdentity: IdentityFn = (call) => {
   return v.startsWith('host:') ? { host: v.slice(5) } : null;
 };
 
-export type LogLine = { level: number; msg: string; [k: string]: unknown };
+export type { LogLine };
 
 export type Harness = {
   store: Store;
@@ -89,19 +88,13 @@ export async function startHarness(opts: {
   const raw = openSqliteStore(join(dir, 'store.db'), { pollIntervalMs: 20 });
   const { store, active } = countWatches(raw);
   await saveClusterConfig(store, opts.config ?? TEST_CONFIG);
-  const logs: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
-      cb();
-    },
-  });
+  const { logger, lines: logs } = captureLogger('info');
   const clock = { now: Date.now() };
   const server = new grpc.Server();
   server.addService(controllerServiceDefinition(), createControllerService({
     store,
     identity: opts.identity ?? headerIdentity,
-    logger: pino({ level: 'info' }, sink),
+    logger,
     controllerId: 'test-controller',
     now: () => clock.now,
     version: 'test',
