@@ -125,7 +125,3 @@ export type EndpointRecord = Omit<Endpoint__Output, 'container_id'> & { containe
 export function endpointMessage(e: EndpointRecord): Endpoint__Output {
   return { network: e.network, ip: e.ip, container_id: e.containerId, host: e.host, labels: e.labels, ifname: e.ifname };
 }
-
-export function endpointRecord(m: Endpoint__Output): EndpointRecord {
-  return { network: m.network, ip: m.ip, containerId: m.container_id, host: m.host, labels: m.labels, ifname: m.ifname };
-}
