@@ -22,7 +22,8 @@ import {
 } from '../../controller/api/client/credentials';
 import { ensureWireGuardKeys } from '../../cni-plugin/agent/sync/wireguard-keys';
 import type { Topology } from '../../cni-plugin/agent/types';
-import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
+import { waitFor } from '../helpers/wait';
+import { type Cluster, type RunningController, startCluster } from './controller-fixture';
 
 let cluster: Cluster;
 let ctl: RunningController;
@@ -170,7 +171,7 @@ describe('controller client', () => {
     const events: TopologyEvent[] = [];
     const watch = a.client.watchTopology({ onEvent: (ev) => events.push(ev) });
     cleanups.push(() => watch.stop());
-    await eventually('the snapshot', () => events.length > 0);
+    await waitFor('the snapshot', () => events.length > 0);
     expect(events[0].kind).toBe('SNAPSHOT');
     expect(events[0].hosts.find((h) => h.name === 'host-a')?.wg_public_key).toBe(wg.publicKey);
     expect(watch.topology().hosts.find((h) => h.name === 'host-a')).toEqual({
@@ -181,12 +182,12 @@ describe('controller client', () => {
 
     const b = await agent('host-b');
     const regB = await b.client.registerHost(registration(2));
-    const put = await eventually('HOST_PUT for host-b', () => events.find((e) => e.kind === 'HOST_PUT' && e.hosts.some((h) => h.name === 'host-b')));
+    const put = await waitFor('HOST_PUT for host-b', () => events.find((e) => e.kind === 'HOST_PUT' && e.hosts.some((h) => h.name === 'host-b')));
     expect(put.revision).toBeGreaterThan(events[0].revision);
     expect(watch.topology().hosts.find((h) => h.name === 'host-b')?.subnets).toEqual({ default: regB.subnets[0].subnet });
 
     await b.client.leave();
-    await eventually('HOST_DELETE for host-b', () => events.find((e) => e.kind === 'HOST_DELETE' && e.host_name === 'host-b'));
+    await waitFor('HOST_DELETE for host-b', () => events.find((e) => e.kind === 'HOST_DELETE' && e.host_name === 'host-b'));
     expect(watch.topology().hosts.map((h) => h.name)).not.toContain('host-b');
   });
 
@@ -198,11 +199,11 @@ describe('controller client', () => {
     const events: TopologyEvent[] = [];
     const watch = a.client.watchTopology({ onEvent: (ev) => events.push(ev) });
     cleanups.push(() => watch.stop());
-    await eventually('the snapshot', () => events.length > 0);
+    await waitFor('the snapshot', () => events.length > 0);
     const port = ctl.port;
 
     await ctl.stop();
-    await eventually('disconnected', () => a.client.connectionState() === 'disconnected');
+    await waitFor('disconnected', () => a.client.connectionState() === 'disconnected');
 
     // While it is down, another host registers through a second controller on the same store.
     const other = await cluster.startController();
@@ -213,7 +214,7 @@ describe('controller client', () => {
     expect(watch.topology().hosts.map((h) => h.name)).not.toContain('host-d');
 
     ctl = await cluster.startController(port);
-    const put = await eventually('host-d after the restart', () => events.find((e) => e.kind === 'HOST_PUT' && e.hosts.some((h) => h.name === 'host-d')), 15_000);
+    const put = await waitFor('host-d after the restart', () => events.find((e) => e.kind === 'HOST_PUT' && e.hosts.some((h) => h.name === 'host-d')), 15_000);
     expect(a.client.connectionState()).toBe('connected');
     expect(states).toContain('disconnected');
     expect(states[states.length - 1]).toBe('connected');
@@ -227,8 +228,8 @@ describe('controller client', () => {
     const fresh: Topology[] = [];
     const w2 = a.client.watchTopology({ onEvent: (_ev, t) => fresh.push(t) });
     cleanups.push(() => w2.stop());
-    await eventually('a fresh snapshot', () => fresh.length > 0);
-    await eventually('both watches at one revision', () => watch.topology().revision === w2.topology().revision);
+    await waitFor('a fresh snapshot', () => fresh.length > 0);
+    await waitFor('both watches at one revision', () => watch.topology().revision === w2.topology().revision);
     expect(watch.topology()).toEqual(w2.topology());
   });
 
@@ -238,7 +239,7 @@ describe('controller client', () => {
     const events: TopologyEvent[] = [];
     const watch = a.client.watchTopology({ onEvent: (ev) => events.push(ev) });
     cleanups.push(() => watch.stop());
-    await eventually('the snapshot', () => events.length > 0);
+    await waitFor('the snapshot', () => events.length > 0);
     const had = watch.topology();
     expect(had.hosts.length).toBeGreaterThan(1);
 
@@ -247,11 +248,11 @@ describe('controller client', () => {
     const wiped = await cluster.emptyStore();
     const fresh = await cluster.startController(port, wiped);
     try {
-      const snap = await eventually('a snapshot from the wiped store', () => events.find((e, i) => i > 0 && e.kind === 'SNAPSHOT'));
+      const snap = await waitFor('a snapshot from the wiped store', () => events.find((e, i) => i > 0 && e.kind === 'SNAPSHOT'));
       expect(snap.revision).toBeLessThan(had.revision);
       expect(watch.topology().hosts).toEqual([]);
       await a.client.registerHost(registration(7));
-      await eventually('this host again', () => watch.topology().hosts.length === 1 && watch.topology().hosts[0].name === 'host-g');
+      await waitFor('this host again', () => watch.topology().hosts.length === 1 && watch.topology().hosts[0].name === 'host-g');
     } finally {
       await fresh.stop();
       ctl = await cluster.startController(port);
@@ -272,7 +273,7 @@ describe('heartbeat loop', () => {
     const leases: LeaseEvent[] = [];
     const loop = runHeartbeats({ client: a.client, registration: r, registered: reg, onLease: (ev) => leases.push(ev), backoff: { initialMs: 50, maxMs: 200 } });
     cleanups.push(() => loop.stop());
-    const first: number = await eventually('a heartbeat', () => loop.lastSuccess() ?? undefined);
+    const first: number = await waitFor('a heartbeat', () => loop.lastSuccess() ?? undefined);
 
     const port = ctl.port;
     await ctl.stop();
@@ -280,13 +281,13 @@ describe('heartbeat loop', () => {
     await new Promise((res) => setTimeout(res, 1500));
     expect(loop.lastSuccess()! < downAt).toBe(true);
     ctl = await cluster.startController(port);
-    await eventually('a heartbeat after the outage', () => (loop.lastSuccess() ?? 0) > downAt, 15_000);
+    await waitFor('a heartbeat after the outage', () => (loop.lastSuccess() ?? 0) > downAt, 15_000);
     expect(loop.lastSuccess()!).toBeGreaterThan(first);
     expect(leases).toEqual([]);
 
     // The controller forgets the host (as after an operator's cleanup): the next heartbeat is refused, the loop registers again.
     await cluster.store.delete(HOSTS_PREFIX + 'host-f');
-    const again = await eventually('re-registration', () => leases.find((e) => e.kind === 'reregistered'));
+    const again = await waitFor('re-registration', () => leases.find((e) => e.kind === 'reregistered'));
     expect(again.reason).toBe('the controller no longer knows this host');
     expect(again.subnets).toHaveLength(1);
     expect((await cluster.store.get(HOSTS_PREFIX + 'host-f'))).toBeTruthy();
@@ -296,7 +297,7 @@ describe('heartbeat loop', () => {
     const mine = kvs.filter((kv) => decodeLeaseRecord(kv.key, kv.value).host === 'host-f');
     expect(mine).toHaveLength(1);
     await cluster.store.delete(mine[0].key);
-    const lost = await eventually('re-registration after the lease was lost', () => leases.find((e) => e.reason.startsWith('no lease in default')));
+    const lost = await waitFor('re-registration after the lease was lost', () => leases.find((e) => e.reason.startsWith('no lease in default')));
     expect(lost.kind).toBe('reregistered');
     expect(lost.subnets).toHaveLength(1);
     expect(lost.changed).toBe(lost.subnets[0].subnet !== lost.previous[0].subnet);

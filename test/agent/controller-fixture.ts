@@ -106,19 +106,3 @@ export async function startCluster(config: unknown = AGENT_TEST_CONFIG): Promise
     },
   };
 }
-
-/** Polls `pred` until it holds or `ms` pass; the failure names what was awaited. */
-export async function eventually<T>(what: string, pred: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await pred();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

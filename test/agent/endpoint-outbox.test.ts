@@ -13,7 +13,8 @@ import { type EndpointDelivery, type EndpointOutbox, type OutboxItem, openEndpoi
 import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import { openIpamStore } from '../../cni-plugin/agent/ipam-store';
 import type { EndpointRecord } from '../../cni-plugin/agent/types';
-import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
+import { waitFor } from '../helpers/wait';
+import { type Cluster, type RunningController, startCluster } from './controller-fixture';
 
 let cluster: Cluster;
 let ctl: RunningController;
@@ -104,12 +105,12 @@ describe('endpoint outbox', () => {
       const db = new Database(path, { readonly: true });
       expect(db.prepare('SELECT op, ip, container_id FROM outbox_endpoints').all()).toEqual([{ op: 'register', ip: prefix + '20', container_id: 'c20' }]);
       db.close();
-      await eventually('a failed attempt', () => o.pending()[0]?.attempts > 0);
+      await waitFor('a failed attempt', () => o.pending()[0]?.attempts > 0);
       expect(o.pending()[0].lastError).toMatch(/UNAVAILABLE/);
     } finally {
       ctl = await cluster.startController(port);
     }
-    await eventually('delivery after the controller returned', async () => (await atController()).get(prefix + '20') === 'c20', 15_000);
+    await waitFor('delivery after the controller returned', async () => (await atController()).get(prefix + '20') === 'c20', 15_000);
     const o = open[open.length - 1];
     await o.drained();
     expect(o.pending()).toEqual([]);

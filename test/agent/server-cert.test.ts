@@ -16,7 +16,8 @@ import {
   certNames, certProblemMessage, certProblemOf, nameMismatchMessage, serverHost, serverNameProblem, ServerCertError,
 } from '../../controller/api/client/server-cert';
 import { captureLogger } from '../helpers/log';
-import { type Cluster, type RunningController, eventually, startCluster } from './controller-fixture';
+import { waitFor } from '../helpers/wait';
+import { type Cluster, type RunningController, startCluster } from './controller-fixture';
 
 let cluster: Cluster;
 let ctl: RunningController;
@@ -102,7 +103,7 @@ describe('after joining', () => {
     const client = connectAgentClient({ server, credentials: channelCredentials(creds), hostName: 'sc-3', log, backoff: { initialMs: 50, maxMs: 200 } });
     const watch = client.watchTopology({ onEvent() {} });
     try {
-      await eventually('three errors', () => errors().length >= 3, 15_000);
+      await waitFor('three errors', () => errors().length >= 3, 15_000);
       for (const e of errors()) {
         expect(e.msg).toBe(
           "cannot connect to the controller: the controller's certificate names 127.0.0.1 but not 'localhost'; use one of those in --server or restart the controller with --advertise localhost",

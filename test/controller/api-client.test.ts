@@ -8,7 +8,8 @@ import { clientCredentials } from '../../controller/api/client/trust';
 import type { ServiceEvent } from '../../controller/api/proto';
 import { ADMIN_NAME } from '../../controller/api/validate';
 import { issueClientCert } from '../../controller/pki';
-import { type Cluster, type RunningController, eventually, startCluster } from '../agent/controller-fixture';
+import { type Cluster, type RunningController, startCluster } from '../agent/controller-fixture';
+import { waitFor } from '../helpers/wait';
 
 let cluster: Cluster;
 let ctl: RunningController;
@@ -50,20 +51,20 @@ describe('controller client', () => {
     const events: ServiceEvent[] = [];
     const watch = admin.watch('WatchServices', { onEvent: (ev) => events.push(ev) });
     try {
-      await eventually('the snapshot', () => events.length > 0);
+      await waitFor('the snapshot', () => events.length > 0);
       expect(events[0].kind).toBe('SNAPSHOT');
       expect(watch.revision()).toBe(events[0].revision);
       await admin.call('CreateService', { service: service('api', 'api') });
-      await eventually('SERVICE_PUT for api', () => events.find((e) => e.kind === 'SERVICE_PUT' && e.services[0]?.service?.name === 'api'));
+      await waitFor('SERVICE_PUT for api', () => events.find((e) => e.kind === 'SERVICE_PUT' && e.services[0]?.service?.name === 'api'));
 
       const port = ctl.port;
       await ctl.stop();
-      await eventually('disconnected', () => admin.connectionState() === 'disconnected');
+      await waitFor('disconnected', () => admin.connectionState() === 'disconnected');
       const before = watch.revision();
       ctl = await cluster.startController(port);
-      await eventually('the watch back', () => admin.connectionState() === 'connected', 15_000);
+      await waitFor('the watch back', () => admin.connectionState() === 'connected', 15_000);
       await admin.call('DeleteService', { name: 'api' });
-      await eventually('SERVICE_DELETE for api', () => events.find((e) => e.kind === 'SERVICE_DELETE' && e.service_name === 'api'), 15_000);
+      await waitFor('SERVICE_DELETE for api', () => events.find((e) => e.kind === 'SERVICE_DELETE' && e.service_name === 'api'), 15_000);
       expect(events.filter((e) => e.kind === 'SNAPSHOT')).toHaveLength(1);
       expect(watch.revision()).toBeGreaterThan(before);
       for (let i = 1; i < events.length; i++) expect(events[i].revision).toBeGreaterThan(events[i - 1].revision);
@@ -75,14 +76,14 @@ describe('controller client', () => {
   it('resumes from a revision the caller gives', async () => {
     const first: ServiceEvent[] = [];
     const w1 = admin.watch('WatchServices', { onEvent: (ev) => first.push(ev) });
-    await eventually('the snapshot', () => first.length > 0);
+    await waitFor('the snapshot', () => first.length > 0);
     w1.stop();
     const from = first[0].revision;
     await admin.call('CreateService', { service: service('late', 'late') });
     const later: ServiceEvent[] = [];
     const w2 = admin.watch('WatchServices', { fromRevision: from, onEvent: (ev) => later.push(ev) });
     try {
-      const put = await eventually('SERVICE_PUT for late', () => later.find((e) => e.kind === 'SERVICE_PUT' && e.services[0]?.service?.name === 'late'));
+      const put = await waitFor('SERVICE_PUT for late', () => later.find((e) => e.kind === 'SERVICE_PUT' && e.services[0]?.service?.name === 'late'));
       expect(later[0]).toBe(put);
       expect(put.revision).toBeGreaterThan(from);
     } finally {
