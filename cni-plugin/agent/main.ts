@@ -19,10 +19,9 @@ import type { Logger } from '../../controller/common/log';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
 import { WeftError } from '../../controller/common/errors';
 import { createHttpServer, listenHttp } from '../../controller/common/http';
-import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { startCniServer, type CniServer } from '../cni/server';
 import { createCniHandlers } from './cni-handlers';
-import { type AgentConfig, resolveUnderlayIp } from './config';
+import type { AgentConfig } from './config';
 import { backoff, sleep } from '../../controller/api/client/backoff';
 import { isTransient } from '../../controller/api/client/client';
 import {
@@ -33,18 +32,16 @@ import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } fro
 import { channelCredentials, ensureCredentials, IdentityError } from '../../controller/api/client/credentials';
 import { ensureWireGuardKeys } from './sync/wireguard-keys';
 import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
-import { derivedMac } from './host/naming';
 import { reconcileOverlay } from './host/overlay';
-import { preflight, type PreflightResult } from './host/preflight';
 import { openIpamStore, type IpamStore } from './ipam-store';
 import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
 import { loadRegistration, saveRegistration } from './sync/registration-cache';
 import type { NetworkAttachment } from './types';
-import { runUndo, type Undo } from './start/undo';
+import { checkHost } from './start-host-checks';
+import { runUndo, type Undo } from './start-undo';
 
-/** Without these the agent cannot build a working host network; the others are logged and fixed by the agent itself. */
-const FATAL_CHECKS = new Set(['kernel-vxlan', 'kernel-veth', 'kernel-bridge', 'underlay', 'ip-forward', 'iptables-restore']);
+export { vtepMacFor } from './start-host-checks';
 
 export type RunningAgent = {
   metricsPort: number;
@@ -59,15 +56,6 @@ export class StartAborted extends WeftError {
     super('WEFT_START_ABORTED', 'start aborted by a signal');
     this.name = 'StartAborted';
   }
-}
-
-/**
- * The VXLAN device's MAC, derived from the host name: stable across
- * restarts and reinstalls (a new MAC would make every other host rewrite its
- * FDB and neighbour entries), locally administered and unicast.
- */
-export function vtepMacFor(hostName: string): string {
-  return derivedMac(`weft-vtep\0${hostName}`);
 }
 
 /** A failure worth waiting out (controller starting, unreachable, busy), as opposed to a refusal. */
@@ -95,33 +83,11 @@ async function retrying<T>(what: string, fn: () => Promise<T>, transient: (e: un
   }
 }
 
-function logPreflight(log: Logger, results: PreflightResult[]): PreflightResult[] {
-  const fatal: PreflightResult[] = [];
-  for (const r of results) {
-    if (r.ok) log.info({ check: r.check }, `preflight ${r.check}: ${r.message}`);
-    else if (FATAL_CHECKS.has(r.check)) {
-      fatal.push(r);
-      log.error({ check: r.check, fix: r.fix }, `preflight ${r.check} FAILED: ${r.message}; fix: ${r.fix ?? 'see the message'}`);
-    } else log.warn({ check: r.check, fix: r.fix }, `preflight ${r.check}: ${r.message}; fix: ${r.fix ?? 'see the message'}`);
-  }
-  return fatal;
-}
-
 export async function startAgent(config: AgentConfig, opts: AgentStartOptions): Promise<RunningAgent> {
   const { logger: log, version, signal } = opts;
   const undo: Undo = [];
   try {
-    const h: Handle = openHandle();
-    undo.push(() => h.close());
-
-    const underlayIp = await resolveUnderlayIp(config, h);
-    const vtepMac = config.vtepMac ?? vtepMacFor(config.hostName);
-    log.info({ host: config.hostName, underlayIp, vtepMac, server: config.server, stateDir: config.stateDir }, 'weft agent starting');
-
-    const csum = decideTxChecksum(config.vxlanTxChecksum);
-    log.info({ vxlanTxChecksum: config.vxlanTxChecksum, disable: csum.disable }, `VXLAN TX checksum offload: ${csum.reason}`);
-    const fatal = logPreflight(log, preflight(h, { underlayIp, mtu: config.mtu, disableTxChecksum: csum.disable }));
-    if (fatal.length > 0) throw new Error(`preflight failed: ${fatal.map((r) => `${r.check} (${r.message})`).join('; ')}`);
+    const { h, underlayIp, vtepMac } = await checkHost(config, log, undo);
 
     const credentials = await retrying(
       'joining the cluster',

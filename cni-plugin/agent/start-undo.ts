@@ -1,7 +1,7 @@
 // What a start has set up so far, as the steps that take it down again. Each
 // phase of startAgent pushes a step right after making something, so a start
 // that fails part-way undoes exactly what it made, and stop() undoes all of it.
-import type { Logger } from '../../../controller/common/log';
+import type { Logger } from '../../controller/common/log';
 
 export type Undo = Array<() => unknown>;
 
