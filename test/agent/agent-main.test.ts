@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caCertHash } from '../../controller/api/client/credentials';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
 import { ipJson } from '../lab/run';
+import { GiveUp, waitFor } from '../helpers/wait';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WEFT = join(ROOT, 'dist', 'weft.mjs');
@@ -34,16 +35,10 @@ type HostCtx = {
   agent?: LabProcess;
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(100);
-  }
+/** Round trips the stream client has reported so far. */
+function roundTrips(streamLog: string): number {
+  const counts = [...readFileSync(streamLog, 'utf8').matchAll(/^round trips (\d+)$/gm)];
+  return counts.length === 0 ? 0 : Number(counts[counts.length - 1][1]);
 }
 
 function logLines(path: string): LogLine[] {
@@ -177,7 +172,7 @@ describe('weft agent in a lab', () => {
     for (const h of hosts) h.agent = lab.spawn(h.host.netns, process.execPath, agentArgs(h, token, pin), { logFile: h.log, cwd: ROOT });
     for (const h of hosts) {
       await waitFor(`${h.host.name} ready`, () => {
-        if (h.agent!.exited) throw new Error(`agent on ${h.host.name} exited:\n${readFileSync(h.log, 'utf8').slice(-3000)}`);
+        if (h.agent!.exited) throw new GiveUp(`agent on ${h.host.name} exited:\n${readFileSync(h.log, 'utf8').slice(-3000)}`);
         return curl(h, '/readyz').stdout.endsWith('\n200');
       }, 30_000);
       expect(existsSync(join(h.state, 'host.crt'))).toBe(true);
@@ -211,7 +206,7 @@ describe('weft agent in a lab', () => {
     }
     const [c1, c2] = containers;
     expect(c1.ip).not.toBe(c2.ip);
-    const out = tcpOnce(c1.ns, c2.ns, c2.ip!);
+    const out = await tcpOnce(c1.ns, c2.ns, c2.ip!);
     expect(out).toBe('echo:hello from c1');
     // CHECK as a runtime would after ADD: with the ADD's result as prevResult
     const chk = cni(c1.host, 'CHECK', 'ctr-c1', c1.netns, { prevResult: c1.result });
@@ -237,8 +232,7 @@ describe('weft agent in a lab', () => {
     const [c1, c2] = containers;
     const h2 = hosts[1];
     const stopFile = join(tmp, 'stop-streaming');
-    const echo = startEchoServer(c2.ns, c2.ip!, TCP_PORT + 1);
-    await sleep(300);
+    const echo = await startEchoServer(c2.ns, c2.ip!, TCP_PORT + 1);
     const streamLog = join(tmp, 'stream.log');
     const stream = lab.spawn(c1.ns, process.execPath, ['-e', STREAM_CLIENT, c2.ip!, String(TCP_PORT + 1), stopFile], { logFile: streamLog });
     await waitFor('the stream to flow', () => readFileSync(streamLog, 'utf8').includes('flowing'));
@@ -248,9 +242,10 @@ describe('weft agent in a lab', () => {
     const st = await h2.agent!.stop('SIGTERM', 8000);
     expect(st.code).toBe(0);
     expect(logLines(h2.log).some((l) => l.msg === 'stopped')).toBe(true);
-    // the dataplane stays while the agent is away
+    // the dataplane stays while the agent is away, and the connection goes on through it
     expect(ipJson(h2.host.netns, ['route', 'show', 'proto', '119'])).toEqual(routesBefore);
-    await sleep(500);
+    const awayFrom = roundTrips(streamLog);
+    await waitFor('10 more round trips with the agent stopped', () => roundTrips(streamLog) >= awayFrom + 10);
 
     const before = logLines(h2.log).length;
     h2.agent = lab.spawn(h2.host.netns, process.execPath, agentArgs(h2, token, pin), { logFile: h2.log, cwd: ROOT });
@@ -273,7 +268,7 @@ describe('weft agent in a lab', () => {
     expect(text).toMatch(/done \d+ round trips/);
     expect(Number(/done (\d+)/.exec(text)![1])).toBeGreaterThan(20);
     // and a new connection works too
-    expect(tcpOnce(c1.ns, c2.ns, c2.ip!)).toBe('echo:hello from c1');
+    expect(await tcpOnce(c1.ns, c2.ns, c2.ip!)).toBe('echo:hello from c1');
     await echo.stop();
 
   }, 80_000);
@@ -296,7 +291,7 @@ describe('weft agent in a lab', () => {
     const add = cni(h1, 'ADD', 'ctr-c3', netns);
     expect(add.status, add.stdout).toBe(0);
     containers.push({ name: 'c3', host: h1, netns, ns: basename(netns), ip: JSON.parse(add.stdout).ips[0].address.split('/')[0] });
-    expect(tcpOnce(basename(netns), c2.ns, c2.ip!)).toBe('echo:hello from c1');
+    expect(await tcpOnce(basename(netns), c2.ns, c2.ip!)).toBe('echo:hello from c1');
     // not ready (no topology yet), no reconcile, routes as they were
     expect(curl(h1, '/readyz').stdout.endsWith('\n503')).toBe(true);
     expect(metric(h1, 'weft_agent_reconciles_total{trigger="start"}') ?? 0).toBe(0);
@@ -327,22 +322,24 @@ describe('weft agent in a lab', () => {
   });
 
   // Echo server in one container, a one-shot client in another.
-  function startEchoServer(netns: string, ip: string, port: number): LabProcess {
-    return lab.spawn(netns, process.execPath, ['-e', ECHO_SERVER, ip, String(port)]);
+  /** Resolves once the server listens (it says so on stdout). */
+  async function startEchoServer(netns: string, ip: string, port: number): Promise<LabProcess> {
+    const srv = lab.spawn(netns, process.execPath, ['-e', ECHO_SERVER, ip, String(port)]);
+    await waitFor(`the echo server on ${ip}:${port}`, () => {
+      if (srv.exited) throw new GiveUp(`the echo server on ${ip}:${port} exited: ${srv.output()}`);
+      return srv.output().includes('listening');
+    }, 10_000);
+    return srv;
   }
 
-  function tcpOnce(clientNs: string, serverNs: string, ip: string): string {
-    const srv = startEchoServer(serverNs, ip, TCP_PORT);
+  async function tcpOnce(clientNs: string, serverNs: string, ip: string): Promise<string> {
+    const srv = await startEchoServer(serverNs, ip, TCP_PORT);
     try {
-      for (let i = 0; ; i++) {
-        const r = lab.exec(clientNs, process.execPath, ['-e', ONE_SHOT_CLIENT, ip, String(TCP_PORT), 'hello from c1'], { check: false, timeoutMs: 10_000 });
-        if (r.status === 0) return r.stdout.trim();
-        // the server may still be starting
-        if (i >= 20 || !r.stderr.includes('ECONNREFUSED')) throw new Error(`TCP client failed: ${r.stderr}`);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
-      }
+      const r = lab.exec(clientNs, process.execPath, ['-e', ONE_SHOT_CLIENT, ip, String(TCP_PORT), 'hello from c1'], { check: false, timeoutMs: 10_000 });
+      if (r.status !== 0) throw new Error(`TCP client failed: ${r.stderr}`);
+      return r.stdout.trim();
     } finally {
-      void srv.stop();
+      await srv.stop();
     }
   }
 });
@@ -357,7 +354,7 @@ fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then(
 const ECHO_SERVER = `
 const net = require('node:net');
 const [ip, port] = process.argv.slice(1);
-net.createServer((s) => { s.on('data', (d) => s.write('echo:' + d)); s.on('error', () => {}); }).listen(Number(port), ip);
+net.createServer((s) => { s.on('data', (d) => s.write('echo:' + d)); s.on('error', () => {}); }).listen(Number(port), ip, () => console.log('listening'));
 `;
 
 const ONE_SHOT_CLIENT = `
@@ -369,7 +366,7 @@ s.on('data', (d) => { process.stdout.write(String(d)); s.end(); });
 s.on('error', (e) => { console.error(e.code || e.message); process.exit(1); });
 `;
 
-// One connection, a round trip every 50 ms; any error or a reply slower than 2 s fails it.
+// One connection, a round trip every 50 ms, its count printed every 10; any error or a reply slower than 2 s fails it.
 const STREAM_CLIENT = `
 const net = require('node:net');
 const fs = require('node:fs');
@@ -381,7 +378,7 @@ function tick() {
   sent = Date.now(); s.write('x' + n);
   timer = setTimeout(() => { console.log('reply late after ' + n); process.exit(1); }, 2000);
 }
-s.on('data', () => { clearTimeout(timer); n++; setTimeout(tick, 50); });
+s.on('data', () => { clearTimeout(timer); n++; if (n % 10 === 0) console.log('round trips ' + n); setTimeout(tick, 50); });
 s.on('error', (e) => { console.log('error ' + (e.code || e.message) + ' after ' + n); process.exit(1); });
 s.on('close', () => { console.log('closed after ' + n); process.exit(1); });
 `;
