@@ -17,20 +17,17 @@ import { decideTxChecksum } from './host/checksum-policy';
 import type { Server } from 'node:http';
 import type { Logger } from '../../controller/common/log';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
-import { WeftError } from '../../controller/common/errors';
 import { createHttpServer, listenHttp } from '../../controller/common/http';
 import { startCniServer, type CniServer } from '../cni/server';
 import { createCniHandlers } from './cni-handlers';
 import type { AgentConfig } from './config';
-import { backoff, sleep } from '../../controller/api/client/backoff';
 import { isTransient } from '../../controller/api/client/client';
 import {
   connectAgentClient, type AgentClient, type HostRegistration, type Registration, type Subnet,
 } from './sync/controller';
 import { openEndpointOutbox, type EndpointOutbox } from './sync/endpoint-outbox';
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
-import { channelCredentials, ensureCredentials, IdentityError } from '../../controller/api/client/credentials';
-import { ensureWireGuardKeys } from './sync/wireguard-keys';
+import { channelCredentials } from '../../controller/api/client/credentials';
 import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
 import { reconcileOverlay } from './host/overlay';
 import { openIpamStore, type IpamStore } from './ipam-store';
@@ -39,9 +36,12 @@ import { createReconcileLoop } from './reconcile-loop';
 import { loadRegistration, saveRegistration } from './sync/registration-cache';
 import type { NetworkAttachment } from './types';
 import { checkHost } from './start-host-checks';
+import { establishIdentity } from './start-identity';
+import { retrying, StartAborted } from './start-retrying';
 import { runUndo, type Undo } from './start-undo';
 
 export { vtepMacFor } from './start-host-checks';
+export { StartAborted } from './start-retrying';
 
 export type RunningAgent = {
   metricsPort: number;
@@ -51,55 +51,12 @@ export type RunningAgent = {
 
 export type AgentStartOptions = { logger: Logger; version: string; signal?: AbortSignal };
 
-export class StartAborted extends WeftError {
-  constructor() {
-    super('WEFT_START_ABORTED', 'start aborted by a signal');
-    this.name = 'StartAborted';
-  }
-}
-
-/** A failure worth waiting out (controller starting, unreachable, busy), as opposed to a refusal. */
-function joinIsTransient(err: unknown): boolean {
-  if (!(err instanceof IdentityError)) return false;
-  const cause = err.cause as { code?: unknown; message?: string } | undefined;
-  if (!cause) return false;
-  if (typeof cause.code === 'number') return isTransient(cause);
-  if (typeof cause.code === 'string') return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE'].includes(cause.code);
-  return /no TLS handshake/.test(cause.message ?? '');
-}
-
-async function retrying<T>(what: string, fn: () => Promise<T>, transient: (e: unknown) => boolean, log: Logger, signal?: AbortSignal): Promise<T> {
-  const delays = backoff({ initialMs: 500, maxMs: 10_000 });
-  for (;;) {
-    if (signal?.aborted) throw new StartAborted();
-    try {
-      return await fn();
-    } catch (err) {
-      if (!transient(err)) throw err;
-      const ms = delays.next();
-      log.warn({ err, retryInMs: ms }, `${what} failed; retrying`);
-      await sleep(ms, signal);
-    }
-  }
-}
-
 export async function startAgent(config: AgentConfig, opts: AgentStartOptions): Promise<RunningAgent> {
   const { logger: log, version, signal } = opts;
   const undo: Undo = [];
   try {
     const { h, underlayIp, vtepMac } = await checkHost(config, log, undo);
-
-    const credentials = await retrying(
-      'joining the cluster',
-      () => ensureCredentials({
-        server: config.server, hostName: config.hostName, stateDir: config.stateDir,
-        ...(config.token ? { token: config.token } : {}), ...(config.caCertHash ? { caCertHash: config.caCertHash } : {}),
-        ...(config.caPem ? { caPem: config.caPem } : {}),
-      }),
-      joinIsTransient, log, signal,
-    );
-    log.info({ host: credentials.hostName, certExpiresAt: credentials.certExpiresAt.toISOString() }, 'cluster credentials ready');
-    const wg = await ensureWireGuardKeys(config.stateDir);
+    const { credentials, wgPublicKey } = await establishIdentity(config, log, signal);
 
     const ipam: IpamStore = openIpamStore({ path: agentDbPath(config.stateDir) });
     undo.push(() => ipam.close());
@@ -115,7 +72,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     client.onConnectionState((s) => metrics.setConnection(s));
 
     const registration: HostRegistration = {
-      underlayIp, vtepMac, rack: config.rack, datacenter: config.datacenter, wgPublicKey: wg.publicKey, agentVersion: version, networks: config.networks,
+      underlayIp, vtepMac, rack: config.rack, datacenter: config.datacenter, wgPublicKey, agentVersion: version, networks: config.networks,
     };
     // With a cached registration, one attempt: an unreachable controller must not keep containers from starting.
     const cached = await loadRegistration(config.stateDir);
