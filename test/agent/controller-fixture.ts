@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import pino from 'pino';
 import { certificateIdentity } from '../../controller/service/caller';
 import { controllerServiceDefinition } from '../../controller/api/proto';
 import { createControllerService } from '../../controller/service/service';
@@ -18,6 +17,7 @@ import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
 import { createToken } from '../../controller/pki/tokens';
 import { caCertHash } from '../../controller/api/client/credentials';
+import { silentLogger } from '../../controller/common/log';
 
 export const AGENT_TEST_CONFIG = {
   networks: [{ name: 'default', vni: 1, cidr: '10.244.0.0/16', hostPrefixLength: 24 }],
@@ -64,7 +64,7 @@ export async function startCluster(config: unknown = AGENT_TEST_CONFIG): Promise
     server.addService(controllerServiceDefinition(), createControllerService({
       store: own,
       identity: certificateIdentity(ca),
-      logger: pino({ level: 'silent' }),
+      logger: silentLogger,
       controllerId: `test-${port}`,
       join: { ca, clientCertTtlDays: 1 },
       version: 'test',
