@@ -22,21 +22,19 @@ import { startCniServer, type CniServer } from '../cni/server';
 import { createCniHandlers } from './cni-handlers';
 import type { AgentConfig } from './config';
 import { isTransient } from '../../controller/api/client/client';
-import {
-  connectAgentClient, type AgentClient, type HostRegistration, type Registration, type Subnet,
-} from './sync/controller';
+import type { Subnet } from './sync/controller';
 import { openEndpointOutbox, type EndpointOutbox } from './sync/endpoint-outbox';
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
-import { channelCredentials } from '../../controller/api/client/credentials';
 import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
 import { reconcileOverlay } from './host/overlay';
 import { openIpamStore, type IpamStore } from './ipam-store';
 import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
-import { loadRegistration, saveRegistration } from './sync/registration-cache';
+import { saveRegistration } from './sync/registration-cache';
 import type { NetworkAttachment } from './types';
 import { checkHost } from './start-host-checks';
 import { establishIdentity } from './start-identity';
+import { connectToController, hostRegistration, registerThisHost } from './start-registration';
 import { retrying, StartAborted } from './start-retrying';
 import { runUndo, type Undo } from './start-undo';
 
@@ -64,38 +62,9 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     undo.push(() => outbox.close());
 
     const metrics = createAgentMetrics({ hostName: config.hostName, version, outboxPending: () => outbox.pending().length });
-    const client: AgentClient = connectAgentClient({
-      server: config.server, credentials: channelCredentials(credentials), hostName: config.hostName, log, stateDir: config.stateDir,
-    });
-    undo.push(() => client.close());
-    metrics.setConnection(client.connectionState());
-    client.onConnectionState((s) => metrics.setConnection(s));
-
-    const registration: HostRegistration = {
-      underlayIp, vtepMac, rack: config.rack, datacenter: config.datacenter, wgPublicKey, agentVersion: version, networks: config.networks,
-    };
-    // With a cached registration, one attempt: an unreachable controller must not keep containers from starting.
-    const cached = await loadRegistration(config.stateDir);
-    if (cached.problem) log.warn({}, cached.problem);
-    let registered: Registration | undefined;
-    if (cached.value) {
-      try {
-        registered = await client.registerHost(registration);
-      } catch (err) {
-        if (!isTransient(err)) throw err;
-        log.warn(
-          { err, subnets: cached.value.subnets.map((s) => `${s.network}=${s.subnet}`), savedAt: cached.value.savedAt },
-          'controller unreachable: starting from the last registration; the overlay stays as it is until the controller answers',
-        );
-      }
-    } else {
-      registered = await retrying('registering this host', () => client.registerHost(registration), isTransient, log, signal);
-    }
-    if (registered) {
-      log.info({ subnets: registered.subnets.map((s) => `${s.network}=${s.subnet}`), revision: registered.revision }, 'host registered');
-      await saveRegistration(config.stateDir, registered);
-    }
-    const initial = registered ?? { subnets: cached.value!.subnets, config: cached.value!.config, revision: 0 };
+    const client = connectToController(config, credentials, metrics, log, undo);
+    const registration = hostRegistration(config, { underlayIp, vtepMac, wgPublicKey }, version);
+    const { registered, initial } = await registerThisHost(config, client, registration, log, signal);
 
     // ---- host network: devices, addresses, iptables for the leases we hold ----
     let clusterConfig: ClusterConfigMsg = initial.config;
