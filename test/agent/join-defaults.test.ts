@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caCertHash } from '../../controller/pki';
 import { uniqueName } from '../helpers/names';
+import { GiveUp, waitFor } from '../helpers/wait';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
 import { ipJson } from '../lab/run';
 
@@ -19,18 +20,6 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WEFT = join(ROOT, 'dist', 'weft.mjs');
 
 type LogLine = { level: number; msg: string; [k: string]: unknown };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 function logLines(path: string): LogLine[] {
   if (!existsSync(path)) return [];
@@ -53,9 +42,9 @@ describe('joining with the printed command and default flags', () => {
     const log = join(tmp, `controller-${Date.now()}.log`);
     const p = lab.spawn(lab.controller!.netns, process.execPath, [WEFT, 'controller', '--data-dir', dataDir, ...extra], { logFile: log, cwd: ROOT, env: env() });
     await waitFor('the controller to listen', () => {
-      if (p.exited) throw new Error(`controller exited:\n${tailOf(log)}`);
+      if (p.exited) throw new GiveUp(`controller exited:\n${tailOf(log)}`);
       return logLines(log).some((l) => l.msg === 'controller listening');
-    });
+    }, 30_000);
     return p;
   };
 
@@ -101,9 +90,9 @@ describe('joining with the printed command and default flags', () => {
     const t0 = Date.now();
     const agent = lab.spawn(h1.netns, process.execPath, agentArgv(joinLine, h1), { logFile: log, cwd: ROOT, env: env() });
     await waitFor('h1 to register', () => {
-      if (agent.exited) throw new Error(`agent on h1 exited:\n${tailOf(log)}`);
+      if (agent.exited) throw new GiveUp(`agent on h1 exited:\n${tailOf(log)}`);
       return logLines(log).some((l) => l.msg === 'host registered');
-    });
+    }, 30_000);
     console.log(`join with the printed command: registered after ${Date.now() - t0} ms`);
     expect(logLines(log).find((l) => l.msg === 'weft agent starting')).toMatchObject({ underlayIp: h1.underlayIp, server: `${lab.controller!.ip}:7443` });
     expect(hostsRegistered()).toBe(1);
@@ -143,9 +132,9 @@ describe('joining with the printed command and default flags', () => {
     const log = join(tmp, 'h2-agent.log');
     const agent = lab.spawn(h2.netns, process.execPath, agentArgv(line, h2), { logFile: log, cwd: ROOT, env: env() });
     await waitFor('h2 to register', () => {
-      if (agent.exited) throw new Error(`agent on h2 exited:\n${tailOf(log)}`);
+      if (agent.exited) throw new GiveUp(`agent on h2 exited:\n${tailOf(log)}`);
       return logLines(log).some((l) => l.msg === 'host registered');
-    });
+    }, 30_000);
     expect(hostsRegistered(), tailOf(log)).toBe(2);
     // token create now names the advertised address
     expect(onController(['token', 'create', '--data-dir', dataDir]).stdout).toMatch(new RegExp(`^weft agent --server ${other.replace(/\./g, '\\.')}:7443 `));

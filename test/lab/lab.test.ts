@@ -5,12 +5,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createLab, withLab, type Lab, type LabSpec } from './lab';
 import { statePath } from './state';
 import { planLab, planLinkNames } from './plan';
 import { listNetns } from './run';
 import { processAlive } from '../helpers/process';
+import { waitFor } from '../helpers/wait';
 
 let seq = 0;
 /** Lab names unique to this test process, so parallel runs never meet. */
@@ -81,14 +81,6 @@ s.on('error', (e) => { console.error(e.message); process.exit(1); });
 setTimeout(() => { console.error('timeout'); process.exit(2); }, 10000).unref();
 `;
 
-async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 describe('a lab of two racks, three hosts and a controller', () => {
   let lab: Lab;
   let upMs = 0;
@@ -135,7 +127,7 @@ describe('a lab of two racks, three hosts and a controller', () => {
   it('carries TCP within a rack and across racks, full-size segments included', async () => {
     const [h1, h2, h3] = lab.hosts;
     const server = lab.spawn(h1.netns, process.execPath, ['-e', ECHO_SERVER, '7001']);
-    await waitFor(() => server.output().includes('listening'), 'echo server');
+    await waitFor('echo server', () => server.output().includes('listening'), 10_000);
     for (const client of [h2, h3]) {
       const r = lab.exec(client.netns, process.execPath, ['-e', ECHO_CLIENT, h1.underlayIp, '7001', String(1 << 20)]);
       expect(r.stdout.trim()).toBe(String(1 << 20));
@@ -216,12 +208,12 @@ describe('a lab of two racks, three hosts and a controller', () => {
 
   it('stops a spawned process together with the children it forked', async () => {
     const p = lab.spawn(lab.hosts[0].netns, 'sh', ['-c', 'sleep 300 & sleep 300 & echo $!; wait']);
-    await waitFor(() => p.output().trim() !== '', 'children');
+    await waitFor('children', () => p.output().trim() !== '', 10_000);
     const child = Number(p.output().trim());
     expect(processAlive(child)).toBe(true);
     const st = await p.stop('SIGTERM', 2000);
     expect(st.signal ?? st.code).toBeTruthy();
-    await waitFor(() => !processAlive(child), 'the forked child to die', 3000);
+    await waitFor('the forked child to die', () => !processAlive(child), 3000);
   });
 
   it('gives containers empty namespaces of their own, not wired by the lab', () => {
@@ -242,7 +234,7 @@ describe('lab teardown', () => {
     const server = lab.spawn(lab.hosts[2].netns, 'sleep', ['300']);
     const container = lab.addContainerNetns(lab.hosts[0], 'c9');
     const grandchild = lab.spawn(container, 'sh', ['-c', 'sleep 300 & echo $!; wait']);
-    await waitFor(() => grandchild.output().trim() !== '', 'grandchild');
+    await waitFor('grandchild', () => grandchild.output().trim() !== '', 10_000);
     const gc = Number(grandchild.output().trim());
     expect(existsSync(statePath(lab.name))).toBe(true);
 
@@ -255,7 +247,7 @@ describe('lab teardown', () => {
     expect(ourNetns()).toEqual(nsBefore);
     expect(netnsList().filter((n) => n.startsWith(lab.plan.prefix))).toEqual([]);
     expect(rootLinksOfLab(lab)).toEqual([]);
-    for (const pid of [server.pid, grandchild.pid, gc]) await waitFor(() => !processAlive(pid), `pid ${pid} to exit`, 3000);
+    for (const pid of [server.pid, grandchild.pid, gc]) await waitFor(`pid ${pid} to exit`, () => !processAlive(pid), 3000);
     expect(existsSync(statePath(lab.name))).toBe(false);
     await lab.destroy(); // idempotent
   });
@@ -331,7 +323,7 @@ describe('two labs at once', () => {
       try {
         expect(a.hosts[0].underlayIp).toBe(b.hosts[0].underlayIp);
         const server = b.spawn(b.hosts[2].netns, process.execPath, ['-e', ECHO_SERVER, '7002']);
-        await waitFor(() => server.output().includes('listening'), 'echo server in lab b');
+        await waitFor('echo server in lab b', () => server.output().includes('listening'), 10_000);
         // the same address in lab a has no server: the labs do not see each other
         const fromA = a.exec(a.hosts[0].netns, process.execPath, ['-e', ECHO_CLIENT, a.hosts[2].underlayIp, '7002', '10'], { check: false });
         expect(fromA.status).not.toBe(0);

@@ -6,6 +6,7 @@
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TimedOut, waitFor } from '../helpers/wait';
 import type { ProcessRecord } from './state';
 
 export interface SpawnOptions {
@@ -111,14 +112,14 @@ function signal(pid: number, sig: NodeJS.Signals | number): void {
  * children a stopped leader left behind.
  */
 export async function killGroups(groups: ProcessRecord[], nsInodes: Set<number>, graceMs = 2000): Promise<void> {
-  let pids = groupMembers(groups, nsInodes);
+  const pids = groupMembers(groups, nsInodes);
   if (pids.length === 0) return;
   for (const p of pids) signal(p, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    await sleep(25);
-    pids = pids.filter((p) => !isZombie(p));
-    if (pids.length === 0) return;
+  try {
+    await waitFor('the lab processes to exit on SIGTERM', () => pids.every(isZombie), graceMs, 25);
+    return;
+  } catch (e) {
+    if (!(e instanceof TimedOut)) throw e;
   }
   for (const p of groupMembers(groups, nsInodes)) signal(p, 'SIGKILL');
 }
