@@ -13,7 +13,6 @@
 //    topology it had and resumes from its revision; reconciles (periodic ones
 //    included) use that topology, never an empty one.
 import { agentDbPath } from './agent-db';
-import { decideTxChecksum } from './host/checksum-policy';
 import type { Server } from 'node:http';
 import type { Logger } from '../../controller/common/log';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
@@ -22,17 +21,15 @@ import { startCniServer, type CniServer } from '../cni/server';
 import { createCniHandlers } from './cni-handlers';
 import type { AgentConfig } from './config';
 import { isTransient } from '../../controller/api/client/client';
-import type { Subnet } from './sync/controller';
 import { openEndpointOutbox, type EndpointOutbox } from './sync/endpoint-outbox';
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
-import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
 import { reconcileOverlay } from './host/overlay';
 import { openIpamStore, type IpamStore } from './ipam-store';
 import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
 import { saveRegistration } from './sync/registration-cache';
-import type { NetworkAttachment } from './types';
 import { checkHost } from './start-host-checks';
+import { setUpHostNetwork } from './start-host-network';
 import { establishIdentity } from './start-identity';
 import { connectToController, hostRegistration, registerThisHost } from './start-registration';
 import { retrying, StartAborted } from './start-retrying';
@@ -66,20 +63,10 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const registration = hostRegistration(config, { underlayIp, vtepMac, wgPublicKey }, version);
     const { registered, initial } = await registerThisHost(config, client, registration, log, signal);
 
-    // ---- host network: devices, addresses, iptables for the leases we hold ----
-    let clusterConfig: ClusterConfigMsg = initial.config;
-    const attachments = new Map<string, NetworkAttachment>();
-    const ensureNetwork = (subnets: Subnet[]) => {
-      const spec = hostNetworkSpec(config, clusterConfig, subnets, underlayIp, vtepMac, log);
-      const atts = ensureHostNetwork(h, spec, { log });
-      attachments.clear();
-      for (const a of atts) attachments.set(a.network, a);
-      log.info({ attachments: atts.map((a) => `${a.network}: ${a.subnet} gw ${a.gateway} on ${a.bridge}/${a.vxlanDevice} mtu ${a.mtu}`) }, 'host network ensured');
-    };
-    ensureNetwork(initial.subnets);
+    const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
 
     // ---- CNI ----
-    const handlers = createCniHandlers({ attachment: (n) => attachments.get(n), ipam, endpoints: outbox, logger: log });
+    const handlers = createCniHandlers({ attachment: (n) => network.attachments.get(n), ipam, endpoints: outbox, logger: log });
     const orphans = await handlers.gcOrphans();
     if (orphans.released.length > 0) log.info({ released: orphans.released.map((a) => `${a.network}/${a.ip} ${a.containerId}`) }, 'released addresses of containers that are gone');
     outbox.start(client);
@@ -97,7 +84,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
         const trigger = triggers[0];
         const t0 = performance.now();
         try {
-          const r = reconcileOverlay(h, topology, config.hostName, [...attachments.values()], { log });
+          const r = reconcileOverlay(h, topology, config.hostName, [...network.attachments.values()], { log });
           metrics.reconciled(trigger, r);
           metrics.revision.set(topology.revision);
           const fields = {
@@ -115,7 +102,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     undo.push(() => loop.stop());
     const watch = client.watchTopology({
       onEvent(ev, topology) {
-        if (topology.vxlanPort > 0) clusterConfig = { ...clusterConfig, vxlan_port: topology.vxlanPort, networks: networksOf(clusterConfig, topology.networks) };
+        if (topology.vxlanPort > 0) network.clusterConfig = { ...network.clusterConfig, vxlan_port: topology.vxlanPort, networks: networksOf(network.clusterConfig, topology.networks) };
         if (!synced) {
           if (ev.kind !== 'SNAPSHOT') return;
           synced = true;
@@ -147,11 +134,11 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
         }
       }
       try {
-        ensureNetwork(ev.subnets);
+        network.ensure(ev.subnets);
       } catch (err) {
         log.error({ err }, 'cannot ensure the host network for the new leases; will retry at the next lease event');
       }
-      saveRegistration(config.stateDir, { subnets: ev.subnets, config: clusterConfig }).catch((err) =>
+      saveRegistration(config.stateDir, { subnets: ev.subnets, config: network.clusterConfig }).catch((err) =>
         log.warn({ err }, 'cannot save the registration'),
       );
       if (synced) loop.request('lease');
@@ -168,7 +155,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       retrying('registering this host', () => client.registerHost(registration), isTransient, log, stopRegistering.signal).then(
         (reg) => {
           log.info({ subnets: reg.subnets.map((s) => `${s.network}=${s.subnet}`), revision: reg.revision }, 'host registered');
-          clusterConfig = reg.config;
+          network.clusterConfig = reg.config;
           onLease({ kind: 'reregistered', reason: 'registered once the controller answered', previous: initial.subnets, subnets: reg.subnets, changed: subnetsDiffer(initial.subnets, reg.subnets) });
           heartbeats = runHeartbeats({ client, registration, registered: reg, onLease, log });
         },
@@ -187,9 +174,9 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
           controller: client.connectionState(),
           topology: synced ? `revision ${watch.topology().revision}` : 'waiting for the first snapshot',
           cni: stopping ? 'shutting down' : `listening on ${config.cniSocket}`,
-          networks: [...attachments.values()].map((a) => `${a.network}=${a.subnet}`).join(',') || 'none',
+          networks: [...network.attachments.values()].map((a) => `${a.network}=${a.subnet}`).join(',') || 'none',
         };
-        return { ready: synced && !stopping && attachments.size > 0, checks };
+        return { ready: synced && !stopping && network.attachments.size > 0, checks };
       },
     });
     const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
@@ -221,27 +208,4 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
 
 function networksOf(cfg: ClusterConfigMsg, nets: Array<{ name: string; vni: number; cidr: string }>): ClusterConfigMsg['networks'] {
   return nets.map((n) => ({ ...n, host_prefix_length: cfg.networks.find((c) => c.name === n.name)?.host_prefix_length ?? 0 }));
-}
-
-/** What ensureHostNetwork needs, from the cluster config and this host's leases. */
-export function hostNetworkSpec(
-  config: AgentConfig, cluster: ClusterConfigMsg, subnets: Subnet[], underlayIp: string, vtepMac: string, log: Pick<Logger, 'warn'>,
-): HostNetworkSpec {
-  const attachments: HostNetworkSpec['attachments'] = [];
-  for (const s of subnets) {
-    const n = cluster.networks.find((x) => x.name === s.network);
-    if (!n) {
-      log.warn({ network: s.network }, `lease in network ${s.network}, which the cluster config does not describe; skipped`);
-      continue;
-    }
-    attachments.push({ network: n.name, vni: n.vni, networkCidr: n.cidr, subnet: s.subnet });
-  }
-  const mtu = config.mtu ?? (cluster.mtu > 0 ? cluster.mtu : undefined);
-  return {
-    self: { underlayIp, vtepMac, hostId: config.hostName },
-    attachments,
-    vxlanPort: cluster.vxlan_port,
-    keepTxChecksumOffload: !decideTxChecksum(config.vxlanTxChecksum).disable,
-    ...(mtu !== undefined ? { mtu } : {}),
-  };
 }
