@@ -7,6 +7,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { GiveUp, waitFor } from '../helpers/wait';
 import { startSandbox, type Sandbox } from './sandbox';
 import { IMAGE_REF } from './image';
 
@@ -109,13 +110,14 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
   };
   const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
 
-  const deadline = Date.now() + 20_000;
-  while (tryCtr(['version']).code !== 0) {
-    if (daemon.exitCode !== null || Date.now() > deadline) {
-      closeSandbox();
-      throw new Error(`private containerd did not come up:\n${log().slice(-3000)}`);
-    }
-    await sleep(100);
+  try {
+    await waitFor('the private containerd to answer', () => {
+      if (daemon.exitCode !== null) throw new GiveUp(`exited ${daemon.exitCode}`);
+      return tryCtr(['version']).code === 0;
+    }, 20_000, 100);
+  } catch (e) {
+    closeSandbox();
+    throw new Error(`private containerd did not come up (${(e as Error).message}):\n${log().slice(-3000)}`);
   }
 
   const runs = new Set<CtrRun>();
@@ -154,14 +156,8 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
       void exited.then(() => runs.delete(run));
       return run;
     },
-    async waitRunning(id, timeoutMs = 20_000) {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const pid = taskPid(id);
-        if (pid) return pid;
-        if (Date.now() > end) throw new Error(`task ${id} not running after ${timeoutMs} ms`);
-        await sleep(100);
-      }
+    waitRunning(id, timeoutMs = 20_000) {
+      return waitFor(`task ${id} running`, () => taskPid(id), timeoutMs, 100);
     },
     stop,
     async close() {
@@ -176,10 +172,6 @@ export async function startContainerd(o: ContainerdOptions): Promise<Containerd>
       closeSandbox();
     },
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

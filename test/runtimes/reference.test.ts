@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { uniqueName } from '../helpers/names';
+import { waitFor } from '../helpers/wait';
 import { busyboxImageArchive } from './image';
 import { startPodman, type Podman } from './podman';
 import { startContainerd, type Containerd } from './containerd';
@@ -58,14 +59,6 @@ type Host = { host(cmd: string, args: string[]): string };
 function hostIfindexes(rt: Host): Set<number> {
   const links = JSON.parse(rt.host('ip', ['-j', 'link', 'show'])) as { ifindex: number }[];
   return new Set(links.map((l) => l.ifindex));
-}
-
-async function waitFor(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const forContainer = (calls: CniCall[], id: string) => calls.filter((c) => c.env.CNI_CONTAINERID === id);
@@ -240,7 +233,7 @@ describe('containerd 1.6, ctr run --cni', () => {
     await ctrd.stop(runA);
     // DEL without a netns cannot remove the veth; it goes when the kernel
     // frees the dead task's namespace, which is asynchronous.
-    await waitFor(() => !hostIfindexes(ctrd).has(hostIfindex), 10_000);
+    await waitFor(`host interface ${hostIfindex} to go`, () => !hostIfindexes(ctrd).has(hostIfindex), 10_000);
     const dels = forContainer(rec.calls(), fullId).filter((c) => c.command === 'DEL');
     expect(dels.map((c) => c.plugin), describeCalls(rec.calls())).toEqual(['portmap', 'bridge', 'host-local']);
     for (const d of dels) {

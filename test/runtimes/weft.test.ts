@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
 import { requireBuild, weftCli } from '../e2e/cluster';
 import { uniqueName } from '../helpers/names';
+import { waitFor } from '../helpers/wait';
 import { busyboxImageArchive } from './image';
 import { startPodman, type Podman } from './podman';
 import { startContainerd, type Containerd, CTR_NAMESPACE } from './containerd';
@@ -76,10 +77,6 @@ const weftAdd = (calls: CniCall[]) => {
 const inSubnet = (ip: string) => ip.startsWith(host!.subnet.split('.').slice(0, 3).join('.') + '.');
 const allocationOf = (containerId: string) => host!.allocations().find((a) => a.containerId === containerId);
 const endpointOf = (containerId: string) => host!.endpoints().find((e) => e.containerId === containerId);
-async function eventually(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-}
 const nextAddress = (ip: string) => ip.replace(/\d+$/, (d) => String(Number(d) + 1));
 
 beforeAll(async () => {
@@ -161,7 +158,7 @@ describe('podman 4.3, CNI backend, on weft', () => {
     // podman took weft's result as the container's network settings
     expect(podman.run(['inspect', '--format', '{{(index .NetworkSettings.Networks "weft").Gateway}}', a]).trim()).toBe(host!.gateway);
     // the agent reported the endpoint to the controller, labelled from podman's CNI_ARGS
-    await eventually(() => endpointOf(a) !== undefined, 10_000);
+    await waitFor(`the endpoint of ${a} at the controller`, () => endpointOf(a) !== undefined, 10_000);
     expect(endpointOf(a)).toMatchObject({ network: WEFT_NETWORK, ip: httpdIp, host: 'wtrthost', labels: { 'k8s.pod.name': call.env.CNI_ARGS.split('K8S_POD_NAME=')[1] } });
   });
 
@@ -312,7 +309,7 @@ describe('containerd 1.6, ctr run --cni, on weft', () => {
     expect(result.ips[0].address).toBe(`${ipA}/24`);
     const vethA = result.interfaces[0].name;
     expect(allocationOf(idA)?.ip).toBe(ipA);
-    await eventually(() => endpointOf(idA) !== undefined, 10_000);
+    await waitFor(`the endpoint of ${idA} at the controller`, () => endpointOf(idA) !== undefined, 10_000);
     expect(endpointOf(idA)?.ip).toBe(ipA);
 
     await ctrd.stop(runA);
@@ -323,7 +320,7 @@ describe('containerd 1.6, ctr run --cni, on weft', () => {
     // weft's DEL finds the host end by name, without the namespace
     expect(host!.links()).not.toContain(vethA);
     expect(allocationOf(idA)).toBeUndefined();
-    await eventually(() => endpointOf(idA) === undefined, 10_000);
+    await waitFor(`the endpoint of ${idA} to go`, () => endpointOf(idA) === undefined, 10_000);
     expect(endpointOf(idA)).toBeUndefined();
 
     // The next container gets the next address round-robin, not A's and not B's.
@@ -352,7 +349,7 @@ describe('after both runtimes removed their containers', () => {
     expect(host!.allocations()).toEqual([]);
     expect(host!.links().filter((l) => l.startsWith('wv'))).toEqual([]);
     // releases reach the controller through the agent's outbox, after DEL has answered
-    await eventually(() => host!.endpoints().length === 0, 10_000);
-    expect(host!.endpoints(), host!.logTails()).toEqual([]);
+    await waitFor('no endpoints at the controller', () => host!.endpoints().length === 0, 10_000)
+      .catch((e: Error) => expect.fail(`${e.message}\n${host!.logTails()}`));
   });
 });
