@@ -12,22 +12,18 @@
 //  - An unreachable controller changes nothing. The watch keeps the last
 //    topology it had and resumes from its revision; reconciles (periodic ones
 //    included) use that topology, never an empty one.
-import { agentDbPath } from './agent-db';
 import type { Server } from 'node:http';
 import type { Logger } from '../../controller/common/log';
 import type { ClusterConfigMsg } from '../../controller/api/proto';
 import { createHttpServer, listenHttp } from '../../controller/common/http';
-import { startCniServer, type CniServer } from '../cni/server';
-import { createCniHandlers } from './cni-handlers';
 import type { AgentConfig } from './config';
 import { isTransient } from '../../controller/api/client/client';
-import { openEndpointOutbox, type EndpointOutbox } from './sync/endpoint-outbox';
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
 import { reconcileOverlay } from './host/overlay';
-import { openIpamStore, type IpamStore } from './ipam-store';
 import { createAgentMetrics, type ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
 import { saveRegistration } from './sync/registration-cache';
+import { openAgentDb, serveCni } from './start-cni';
 import { checkHost } from './start-host-checks';
 import { setUpHostNetwork } from './start-host-network';
 import { establishIdentity } from './start-identity';
@@ -52,11 +48,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
   try {
     const { h, underlayIp, vtepMac } = await checkHost(config, log, undo);
     const { credentials, wgPublicKey } = await establishIdentity(config, log, signal);
-
-    const ipam: IpamStore = openIpamStore({ path: agentDbPath(config.stateDir) });
-    undo.push(() => ipam.close());
-    const outbox: EndpointOutbox = openEndpointOutbox({ path: agentDbPath(config.stateDir), log });
-    undo.push(() => outbox.close());
+    const { ipam, outbox } = openAgentDb(config, log, undo);
 
     const metrics = createAgentMetrics({ hostName: config.hostName, version, outboxPending: () => outbox.pending().length });
     const client = connectToController(config, credentials, metrics, log, undo);
@@ -64,16 +56,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const { registered, initial } = await registerThisHost(config, client, registration, log, signal);
 
     const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
-
-    // ---- CNI ----
-    const handlers = createCniHandlers({ attachment: (n) => network.attachments.get(n), ipam, endpoints: outbox, logger: log });
-    const orphans = await handlers.gcOrphans();
-    if (orphans.released.length > 0) log.info({ released: orphans.released.map((a) => `${a.network}/${a.ip} ${a.containerId}`) }, 'released addresses of containers that are gone');
-    outbox.start(client);
-    undo.push(() => outbox.stop());
-    const cni: CniServer = await startCniServer({ socketPath: config.cniSocket, handlers: metrics.instrumentCni(handlers), logger: log });
-    undo.push(() => cni.close());
-    log.info({ socket: config.cniSocket }, 'CNI socket listening');
+    await serveCni(config, { ipam, outbox, network, client, metrics }, log, undo);
 
     // ---- overlay: watch -> coalesced reconcile; periodic resync for drift ----
     let synced = false;
