@@ -14,19 +14,17 @@
 //    included) use that topology, never an empty one.
 import type { Server } from 'node:http';
 import type { Logger } from '../../controller/common/log';
-import type { ClusterConfigMsg } from '../../controller/api/proto';
 import { createHttpServer, listenHttp } from '../../controller/common/http';
 import type { AgentConfig } from './config';
 import { isTransient } from '../../controller/api/client/client';
 import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
-import { reconcileOverlay } from './host/overlay';
-import { createAgentMetrics, type ReconcileTrigger } from './metrics';
-import { createReconcileLoop } from './reconcile-loop';
+import { createAgentMetrics } from './metrics';
 import { saveRegistration } from './sync/registration-cache';
 import { openAgentDb, serveCni } from './start-cni';
 import { checkHost } from './start-host-checks';
 import { setUpHostNetwork } from './start-host-network';
 import { establishIdentity } from './start-identity';
+import { syncOverlay } from './start-overlay';
 import { connectToController, hostRegistration, registerThisHost } from './start-registration';
 import { retrying, StartAborted } from './start-retrying';
 import { runUndo, type Undo } from './start-undo';
@@ -57,48 +55,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
 
     const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
     await serveCni(config, { ipam, outbox, network, client, metrics }, log, undo);
-
-    // ---- overlay: watch -> coalesced reconcile; periodic resync for drift ----
-    let synced = false;
-    let reconciles = 0;
-    const loop = createReconcileLoop<ReconcileTrigger>({
-      run(triggers) {
-        const topology = watch.topology();
-        const trigger = triggers[0];
-        const t0 = performance.now();
-        try {
-          const r = reconcileOverlay(h, topology, config.hostName, [...network.attachments.values()], { log });
-          metrics.reconciled(trigger, r);
-          metrics.revision.set(topology.revision);
-          const fields = {
-            trigger: triggers.join(','), revision: topology.revision, desired: r.desired, requests: r.requests,
-            added: r.added, replaced: r.replaced, deleted: r.deleted, failed: r.failed, ms: Math.round(r.durationMs * 10) / 10,
-          };
-          if (reconciles++ === 0) log.info(fields, `first overlay reconcile after start: ${r.requests} requests`);
-          else log.debug(fields, 'overlay reconciled');
-        } catch (err) {
-          metrics.reconcileFailed(trigger, (performance.now() - t0) / 1000);
-          log.error({ err, trigger: triggers.join(',') }, 'overlay reconcile failed; the next one retries');
-        }
-      },
-    });
-    undo.push(() => loop.stop());
-    const watch = client.watchTopology({
-      onEvent(ev, topology) {
-        if (topology.vxlanPort > 0) network.clusterConfig = { ...network.clusterConfig, vxlan_port: topology.vxlanPort, networks: networksOf(network.clusterConfig, topology.networks) };
-        if (!synced) {
-          if (ev.kind !== 'SNAPSHOT') return;
-          synced = true;
-          log.info({ revision: topology.revision, hosts: topology.hosts.length }, 'topology snapshot received');
-          loop.request('start');
-          return;
-        }
-        loop.request('topology');
-      },
-    });
-    undo.push(() => watch.stop());
-    const resync = setInterval(() => synced && loop.request('resync'), config.resyncIntervalMs);
-    undo.push(() => clearInterval(resync));
+    const overlay = syncOverlay(config, { h, network, client, metrics }, log, undo);
 
     // ---- leases ----
     const onLease = (ev: LeaseEvent) => {
@@ -124,7 +81,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       saveRegistration(config.stateDir, { subnets: ev.subnets, config: network.clusterConfig }).catch((err) =>
         log.warn({ err }, 'cannot save the registration'),
       );
-      if (synced) loop.request('lease');
+      if (overlay.synced) overlay.request('lease');
     };
     let heartbeats: HeartbeatLoop | undefined;
     const stopRegistering = new AbortController();
@@ -155,11 +112,11 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       readiness: async () => {
         const checks = {
           controller: client.connectionState(),
-          topology: synced ? `revision ${watch.topology().revision}` : 'waiting for the first snapshot',
+          topology: overlay.synced ? `revision ${overlay.topology().revision}` : 'waiting for the first snapshot',
           cni: stopping ? 'shutting down' : `listening on ${config.cniSocket}`,
           networks: [...network.attachments.values()].map((a) => `${a.network}=${a.subnet}`).join(',') || 'none',
         };
-        return { ready: synced && !stopping && network.attachments.size > 0, checks };
+        return { ready: overlay.synced && !stopping && network.attachments.size > 0, checks };
       },
     });
     const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
@@ -187,8 +144,4 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     await runUndo(undo, log);
     throw err;
   }
-}
-
-function networksOf(cfg: ClusterConfigMsg, nets: Array<{ name: string; vni: number; cidr: string }>): ClusterConfigMsg['networks'] {
-  return nets.map((n) => ({ ...n, host_prefix_length: cfg.networks.find((c) => c.name === n.name)?.host_prefix_length ?? 0 }));
 }

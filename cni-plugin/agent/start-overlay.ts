@@ -1,0 +1,86 @@
+// startAgent, sixth phase: the overlay. The topology watch feeds a
+// coalescing reconcile loop, with a periodic resync against drift. Nothing is
+// reconciled before the first snapshot (so a restart with nothing changed
+// sends the kernel nothing), and with the controller away the watch keeps
+// the last topology it had, so reconciles never run against an empty one.
+import type { ClusterConfigMsg } from '../../controller/api/proto';
+import type { Logger } from '../../controller/common/log';
+import type { Handle } from '../../dataplane/netlink/handle';
+import type { AgentConfig } from './config';
+import { reconcileOverlay } from './host/overlay';
+import type { AgentMetrics, ReconcileTrigger } from './metrics';
+import { createReconcileLoop } from './reconcile-loop';
+import type { HostNetwork } from './start-host-network';
+import type { Undo } from './start-undo';
+import type { AgentClient } from './sync/controller';
+import type { Topology } from './types';
+
+export type OverlaySync = {
+  /** Whether the first topology snapshot has arrived; nothing is reconciled before it. */
+  readonly synced: boolean;
+  /** The topology reconciles use: the last the watch had. */
+  topology(): Topology;
+  /** Ask for a reconcile; requests made close together share one. */
+  request(trigger: ReconcileTrigger): void;
+};
+
+/** The loop, the watch and the resync timer each push their undo step. */
+export function syncOverlay(
+  config: AgentConfig,
+  deps: { h: Handle; network: HostNetwork; client: Pick<AgentClient, 'watchTopology'>; metrics: AgentMetrics },
+  log: Logger,
+  undo: Undo,
+): OverlaySync {
+  const { h, network, client, metrics } = deps;
+  let synced = false;
+  let reconciles = 0;
+  const loop = createReconcileLoop<ReconcileTrigger>({
+    run(triggers) {
+      const topology = watch.topology();
+      const trigger = triggers[0];
+      const t0 = performance.now();
+      try {
+        const r = reconcileOverlay(h, topology, config.hostName, [...network.attachments.values()], { log });
+        metrics.reconciled(trigger, r);
+        metrics.revision.set(topology.revision);
+        const fields = {
+          trigger: triggers.join(','), revision: topology.revision, desired: r.desired, requests: r.requests,
+          added: r.added, replaced: r.replaced, deleted: r.deleted, failed: r.failed, ms: Math.round(r.durationMs * 10) / 10,
+        };
+        if (reconciles++ === 0) log.info(fields, `first overlay reconcile after start: ${r.requests} requests`);
+        else log.debug(fields, 'overlay reconciled');
+      } catch (err) {
+        metrics.reconcileFailed(trigger, (performance.now() - t0) / 1000);
+        log.error({ err, trigger: triggers.join(',') }, 'overlay reconcile failed; the next one retries');
+      }
+    },
+  });
+  undo.push(() => loop.stop());
+  const watch = client.watchTopology({
+    onEvent(ev, topology) {
+      if (topology.vxlanPort > 0) network.clusterConfig = { ...network.clusterConfig, vxlan_port: topology.vxlanPort, networks: networksOf(network.clusterConfig, topology.networks) };
+      if (!synced) {
+        if (ev.kind !== 'SNAPSHOT') return;
+        synced = true;
+        log.info({ revision: topology.revision, hosts: topology.hosts.length }, 'topology snapshot received');
+        loop.request('start');
+        return;
+      }
+      loop.request('topology');
+    },
+  });
+  undo.push(() => watch.stop());
+  const resync = setInterval(() => synced && loop.request('resync'), config.resyncIntervalMs);
+  undo.push(() => clearInterval(resync));
+  return {
+    get synced() {
+      return synced;
+    },
+    topology: () => watch.topology(),
+    request: (trigger) => loop.request(trigger),
+  };
+}
+
+function networksOf(cfg: ClusterConfigMsg, nets: Array<{ name: string; vni: number; cidr: string }>): ClusterConfigMsg['networks'] {
+  return nets.map((n) => ({ ...n, host_prefix_length: cfg.networks.find((c) => c.name === n.name)?.host_prefix_length ?? 0 }));
+}
