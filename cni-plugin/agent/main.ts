@@ -16,17 +16,14 @@ import type { Server } from 'node:http';
 import type { Logger } from '../../controller/common/log';
 import { createHttpServer, listenHttp } from '../../controller/common/http';
 import type { AgentConfig } from './config';
-import { isTransient } from '../../controller/api/client/client';
-import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
 import { createAgentMetrics } from './metrics';
-import { saveRegistration } from './sync/registration-cache';
 import { openAgentDb, serveCni } from './start-cni';
+import { keepLeases } from './start-heartbeats';
 import { checkHost } from './start-host-checks';
 import { setUpHostNetwork } from './start-host-network';
 import { establishIdentity } from './start-identity';
 import { syncOverlay } from './start-overlay';
 import { connectToController, hostRegistration, registerThisHost } from './start-registration';
-import { retrying, StartAborted } from './start-retrying';
 import { runUndo, type Undo } from './start-undo';
 
 export { vtepMacFor } from './start-host-checks';
@@ -56,54 +53,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
     await serveCni(config, { ipam, outbox, network, client, metrics }, log, undo);
     const overlay = syncOverlay(config, { h, network, client, metrics }, log, undo);
-
-    // ---- leases ----
-    const onLease = (ev: LeaseEvent) => {
-      if (ev.changed) {
-        const moved = ev.subnets.filter((s) => ev.previous.some((p) => p.network === s.network && p.subnet !== s.subnet));
-        for (const s of moved) {
-          const stranded = ipam.outsideSubnet(s.network, s.subnet);
-          log.error(
-            {
-              network: s.network, previous: ev.previous.find((p) => p.network === s.network)?.subnet, subnet: s.subnet,
-              containers: stranded.map((a) => `${a.containerId}/${a.ifname} ${a.ip}`),
-            },
-            `THIS HOST'S SUBNET IN ${s.network} CHANGED to ${s.subnet} (${ev.reason}): ${stranded.length} container(s) still hold addresses ` +
-              'of the old subnet, which the cluster no longer routes here; restart them to get new addresses',
-          );
-        }
-      }
-      try {
-        network.ensure(ev.subnets);
-      } catch (err) {
-        log.error({ err }, 'cannot ensure the host network for the new leases; will retry at the next lease event');
-      }
-      saveRegistration(config.stateDir, { subnets: ev.subnets, config: network.clusterConfig }).catch((err) =>
-        log.warn({ err }, 'cannot save the registration'),
-      );
-      if (overlay.synced) overlay.request('lease');
-    };
-    let heartbeats: HeartbeatLoop | undefined;
-    const stopRegistering = new AbortController();
-    undo.push(async () => {
-      stopRegistering.abort();
-      await heartbeats?.stop();
-    });
-    if (registered) heartbeats = runHeartbeats({ client, registration, registered, onLease, log });
-    else {
-      // Keep registering in the background; the first answer may move a subnet, which is a lease event like any other.
-      retrying('registering this host', () => client.registerHost(registration), isTransient, log, stopRegistering.signal).then(
-        (reg) => {
-          log.info({ subnets: reg.subnets.map((s) => `${s.network}=${s.subnet}`), revision: reg.revision }, 'host registered');
-          network.clusterConfig = reg.config;
-          onLease({ kind: 'reregistered', reason: 'registered once the controller answered', previous: initial.subnets, subnets: reg.subnets, changed: subnetsDiffer(initial.subnets, reg.subnets) });
-          heartbeats = runHeartbeats({ client, registration, registered: reg, onLease, log });
-        },
-        (err) => {
-          if (!(err instanceof StartAborted)) log.error({ err }, 'the controller refused this host; restart the agent once that is fixed');
-        },
-      );
-    }
+    keepLeases(config, { client, registration, registered, initial, ipam, network, overlay }, log, undo);
 
     // ---- /metrics /healthz /readyz ----
     let stopping = false;
