@@ -12,9 +12,7 @@
 //  - An unreachable controller changes nothing. The watch keeps the last
 //    topology it had and resumes from its revision; reconciles (periodic ones
 //    included) use that topology, never an empty one.
-import type { Server } from 'node:http';
 import type { Logger } from '../../controller/common/log';
-import { createHttpServer, listenHttp } from '../../controller/common/http';
 import type { AgentConfig } from './config';
 import { createAgentMetrics } from './metrics';
 import { openAgentDb, serveCni } from './start-cni';
@@ -22,6 +20,7 @@ import { keepLeases } from './start-heartbeats';
 import { checkHost } from './start-host-checks';
 import { setUpHostNetwork } from './start-host-network';
 import { establishIdentity } from './start-identity';
+import { serveMetricsAndHealth } from './start-health';
 import { syncOverlay } from './start-overlay';
 import { connectToController, hostRegistration, registerThisHost } from './start-registration';
 import { runUndo, type Undo } from './start-undo';
@@ -55,28 +54,8 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const overlay = syncOverlay(config, { h, network, client, metrics }, log, undo);
     keepLeases(config, { client, registration, registered, initial, ipam, network, overlay }, log, undo);
 
-    // ---- /metrics /healthz /readyz ----
-    let stopping = false;
-    const http: Server = createHttpServer({
-      registry: metrics.registry,
-      readiness: async () => {
-        const checks = {
-          controller: client.connectionState(),
-          topology: overlay.synced ? `revision ${overlay.topology().revision}` : 'waiting for the first snapshot',
-          cni: stopping ? 'shutting down' : `listening on ${config.cniSocket}`,
-          networks: [...network.attachments.values()].map((a) => `${a.network}=${a.subnet}`).join(',') || 'none',
-        };
-        return { ready: overlay.synced && !stopping && network.attachments.size > 0, checks };
-      },
-    });
-    const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
-    undo.push(
-      () =>
-        new Promise<void>((resolve) => {
-          http.closeAllConnections();
-          http.close(() => resolve());
-        }),
-    );
+    const lifecycle = { stopping: false };
+    const metricsPort = await serveMetricsAndHealth(config, { metrics, client, network, overlay, lifecycle }, log, undo);
     log.info({ metrics: `http://${config.metricsListen.host}:${metricsPort}/metrics` }, 'weft agent running');
 
     let stopped: Promise<void> | undefined;
@@ -84,7 +63,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
       metricsPort,
       stop: () =>
         (stopped ??= (async () => {
-          stopping = true;
+          lifecycle.stopping = true;
           log.info('stopping: CNI requests in flight finish; the dataplane stays as it is');
           await runUndo(undo, log);
           log.info('stopped');
