@@ -14,6 +14,7 @@ import {
   type Store, type WatchBatch, type WatchEvent,
 } from '../../controller/store/types';
 import { startEtcd, type EtcdInstance } from '../helpers/etcd';
+import { GiveUp, waitFor } from '../helpers/wait';
 
 const SQLITE_MODULE = fileURLToPath(new URL('../../controller/store/sqlite.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -82,6 +83,28 @@ async function take(it: AsyncIterator<WatchBatch>, n: number, ms = 10_000): Prom
 async function expectQuiet(it: AsyncIterator<WatchBatch>, ms: number): Promise<void> {
   const r = await Promise.race([it.next(), sleep(ms).then(() => 'quiet' as const)]);
   expect(r).toBe('quiet');
+}
+
+/** A watch read in the background: its events as they come, and a promise of its end. */
+function collect(it: AsyncIterator<WatchBatch>): { events: WatchEvent[]; ended: Promise<void> } {
+  const events: WatchEvent[] = [];
+  const ended = (async () => {
+    for (let r = await it.next(); !r.done; r = await it.next()) events.push(...r.value.events);
+  })();
+  return { events, ended };
+}
+
+/**
+ * Puts `${prefix}poke` until the watch shows a change made after it was
+ * started: only then is the watch certainly open (etcd creates its watch
+ * stream after watch() returns; SQLite fixes "now" at watch()).
+ */
+async function untilWatching(store: Store, prefix: string, seen: WatchEvent[]): Promise<void> {
+  let n = 0;
+  await waitFor('the watch to deliver a change made after it started', async () => {
+    await store.put(`${prefix}poke`, String(++n));
+    return seen.length > 0;
+  }, 10_000);
 }
 
 const brief = (e: WatchEvent) => `${e.type} ${e.kv.key}=${e.kv.value}@${e.kv.modRevision}`;
@@ -266,18 +289,18 @@ describe.each(backends)('Store conformance: $name', (backend) => {
   it('watch from now delivers only later changes', async () => {
     await store.put(`${p}before`, 'old');
     const ac = new AbortController();
-    const w = store.watch(p, { signal: ac.signal })[Symbol.asyncIterator]();
-    const first = take(w, 2);
-    await sleep(300); // lets etcd's watch stream be created; SQLite fixes "now" at watch()
+    const w = collect(store.watch(p, { signal: ac.signal })[Symbol.asyncIterator]());
+    await untilWatching(store, p, w.events);
     await store.put(`${p}after`, 'new');
     await store.put(`${p.slice(0, -1)}-sibling`, 'not ours');
     await store.delete(`${p}before`);
-    const evs = await first;
+    await waitFor('the delete of before', () => w.events.some((e) => e.type === 'delete'), 10_000);
+    const evs = w.events.filter((e) => e.kv.key !== `${p}poke`);
     expect(evs.map((e) => e.type + ' ' + e.kv.key)).toEqual([`put ${p}after`, `delete ${p}before`]);
     expect(evs[1].kv).toMatchObject({ value: '', version: 0, createRevision: 0 });
     expect(evs[1].prevKv).toBeUndefined();
     ac.abort();
-    expect((await w.next()).done).toBe(true);
+    await w.ended; // the abort ends the watch
   });
 
   it('watch from an old revision replays the history, with prevKv on request', async () => {
@@ -371,15 +394,11 @@ describe.each(backends)('Store conformance: $name', (backend) => {
     const until = Date.now() + ttl * 1000 * 2 + 500;
     while (Date.now() < until) {
       expect(await store.leaseKeepAlive(lease)).toBe(ttl);
-      await sleep(300);
+      await sleep(300); // the renewal interval: renewing is what this test does, not a wait
     }
     expect((await store.get(`${p}hb`))?.value).toBe('alive');
     // stop renewing: it goes
-    const deadline = Date.now() + 15_000;
-    while ((await store.get(`${p}hb`)) !== undefined) {
-      if (Date.now() > deadline) throw new Error('lease never expired');
-      await sleep(100);
-    }
+    await waitFor('the lease to expire and take its key', async () => (await store.get(`${p}hb`)) === undefined, 15_000);
   });
 
   it('revoke deletes attached keys in one revision; unknown leases are reported or ignored as documented', async () => {
@@ -407,11 +426,10 @@ describe.each(backends)('Store conformance: $name', (backend) => {
 
   it('close ends open watches and later calls fail as unavailable', async () => {
     const s = await backend.open();
-    const w = s.watch(p)[Symbol.asyncIterator]();
-    const pending = w.next();
-    await sleep(100);
+    const w = collect(s.watch(p)[Symbol.asyncIterator]());
+    await untilWatching(s, p, w.events);
     await s.close();
-    expect((await pending).done).toBe(true);
+    await w.ended; // close ended the open watch
     await expect(s.get(`${p}a`)).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
@@ -542,17 +560,16 @@ describe('etcd store through an outage', () => {
       await node.restart();
 
       // the client may hold off for a moment after the failures; retry like a controller would
-      const deadline = Date.now() + 20_000;
       for (const [k, v] of [['b', '2'], ['c', '3']]) {
-        for (;;) {
+        await waitFor(`the put of /outage/${k} after etcd returned`, async () => {
           try {
             await store.put(`/outage/${k}`, v);
-            break;
+            return true;
           } catch (err) {
-            if (!(err instanceof StoreUnavailableError) || Date.now() > deadline) throw err;
-            await sleep(200);
+            if (err instanceof StoreUnavailableError) throw err; // not yet
+            throw new GiveUp(`put /outage/${k}: ${(err as Error).message}`);
           }
-        }
+        }, 20_000);
       }
       const evs = await take(w, 2, 20_000);
       expect(evs.map(brief)).toEqual([`put /outage/b=2@${from + 1}`, `put /outage/c=3@${from + 2}`]);
