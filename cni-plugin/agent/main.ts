@@ -1,10 +1,23 @@
-// The host agent (`weft agent`): wires preflight, identity, the controller
-// client, the host network, the overlay reconcile, the CNI socket and the
-// metrics endpoint together, and takes them down again without touching
-// the dataplane. Flag parsing and exit codes live in cli.ts; this module
-// runs a config that is already known to be good.
+// The host agent (`weft agent`): startAgent runs its phases in this order,
+// each in a start-*.ts module beside this one, and stop() takes them down
+// again without touching the dataplane.
+//   checkHost              netlink handle, underlay address, VTEP MAC, preflight
+//   establishIdentity      cluster credentials (join with the token) and WireGuard keys
+//   openAgentDb            container addresses and the endpoint outbox
+//   connectToController,
+//   registerThisHost       the controller client, and this host's leases
+//   setUpHostNetwork       devices, addresses and iptables for those leases
+//   serveCni               orphan release, the outbox's delivery, the CNI socket
+//   syncOverlay            topology watch -> coalesced reconcile, periodic resync
+//   keepLeases             heartbeats, lease events, background registration
+//   serveMetricsAndHealth  /metrics /healthz /readyz
+// Each phase takes and returns plain values and pushes onto `undo` right
+// after it opens or starts something, so a start that fails part-way closes
+// all it opened (the dataplane stays, as on stop), and a signal while start
+// waits for the controller ends it with StartAborted after the same undo. Flag parsing and exit codes live in
+// command.ts; this module runs a config that is already known to be good.
 //
-// Two promises the order below keeps:
+// Two promises the order keeps:
 //  - No route flap on restart. Nothing is reconciled before the controller's
 //    first snapshot has arrived, and that reconcile diffs against what the
 //    kernel already holds, so an agent restarted with nothing changed sends
