@@ -1,8 +1,9 @@
 // A real controller for API tests: the SQLite store in a temp dir, a grpc-js
 // server on 127.0.0.1 and a client. The store is the real one, wrapped only
 // to count open watches (so tests can prove a cancelled stream stops its
-// watch). Identity comes from a test header unless a test passes its own
-// function (the mTLS test does).
+// watch), and the server counts the watch streams it has open (so a test
+// knows when the server has seen a client cancel). Identity comes from a
+// test header unless a test passes its own function (the mTLS test does).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { saveClusterConfig } from '../../controller/ipam';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
 import { captureLogger, type LogLine } from '../helpers/log';
+import { waitFor } from '../helpers/wait';
 
 export const ID_HEADER = 'x-test-identity';
 
@@ -33,6 +35,8 @@ export type Harness = {
   port: number;
   logs: LogLine[];
   activeWatches: () => number;
+  /** Server-side watch streams not yet finished or cancelled. */
+  openStreams: () => number;
   clock: { now: number };
   call<Res = any>(method: string, req: unknown, as?: string): Promise<Res>;
   open(method: string, req: unknown, as?: string): Reader;
@@ -77,6 +81,28 @@ export function countWatches(store: Store): { store: Store; active: () => number
   return { store: wrapped, active: () => active };
 }
 
+/** The service with each server-streaming method counting its open streams through `delta` (+1 open, -1 done). */
+function countStreams(impl: grpc.UntypedServiceImplementation, delta: (d: 1 | -1) => void): grpc.UntypedServiceImplementation {
+  const def = controllerServiceDefinition();
+  const out: grpc.UntypedServiceImplementation = { ...impl };
+  for (const [method, handler] of Object.entries(impl)) {
+    if (!def[method]?.responseStream) continue;
+    out[method] = ((call: grpc.ServerWritableStream<unknown, unknown>) => {
+      delta(1);
+      let open = true;
+      const done = () => {
+        if (open) delta(-1);
+        open = false;
+      };
+      // after the handler, so its own 'cancelled' and 'close' listeners have run when the count drops
+      const r = (handler as (c: typeof call) => unknown)(call);
+      for (const ev of ['cancelled', 'close', 'finish']) call.once(ev, done);
+      return r;
+    }) as grpc.UntypedHandleCall;
+  }
+  return out;
+}
+
 export async function startHarness(opts: {
   identity?: IdentityFn;
   deps?: Partial<ControllerDeps>;
@@ -91,7 +117,8 @@ export async function startHarness(opts: {
   const { logger, lines: logs } = captureLogger('info');
   const clock = { now: Date.now() };
   const server = new grpc.Server();
-  server.addService(controllerServiceDefinition(), createControllerService({
+  let streams = 0;
+  server.addService(controllerServiceDefinition(), countStreams(createControllerService({
     store,
     identity: opts.identity ?? headerIdentity,
     logger,
@@ -99,7 +126,7 @@ export async function startHarness(opts: {
     now: () => clock.now,
     version: 'test',
     ...opts.deps,
-  }));
+  }), (d) => (streams += d)));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', opts.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -119,6 +146,7 @@ export async function startHarness(opts: {
     port,
     logs,
     activeWatches: active,
+    openStreams: () => streams,
     clock,
     call(method, req, as) {
       return new Promise((resolve, reject) => {
@@ -142,21 +170,12 @@ export async function startHarness(opts: {
         ended,
         cancel: () => s.cancel(),
         waitFor(pred, ms = 5000, from = 0) {
-          return new Promise((resolve, reject) => {
-            const check = () => {
-              const m = msgs.slice(from).find(pred);
-              if (m) {
-                waiters.delete(check);
-                clearTimeout(t);
-                resolve(m);
-              }
-            };
-            const t = setTimeout(() => {
-              waiters.delete(check);
-              reject(new Error(`no matching message within ${ms} ms; got ${JSON.stringify(msgs.slice(from)).slice(0, 2000)}`));
-            }, ms);
+          const wake = (check: () => void) => {
             waiters.add(check);
-            check();
+            return () => waiters.delete(check);
+          };
+          return waitFor(`a matching ${method} message`, () => msgs.slice(from).find(pred), { ms, wake }).catch((e: Error) => {
+            throw new Error(`${e.message}; got ${JSON.stringify(msgs.slice(from)).slice(0, 2000)}`);
           });
         },
       };

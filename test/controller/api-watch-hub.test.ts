@@ -14,15 +14,8 @@ import { saveClusterConfig } from '../../controller/ipam';
 import { type HostRecord, putHost } from '../../controller/registry/hosts';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import { StoreUnavailableError, type Store } from '../../controller/store/types';
+import { waitFor } from '../helpers/wait';
 import { type Harness, ID_HEADER, TEST_CONFIG, WG_KEY, countWatches, registerHost, startHarness } from './api-harness';
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * A harness whose service reads a store we can watch closely: how many
@@ -115,9 +108,9 @@ describe('watch hub', () => {
     expect(c.active()).toBe(2);
 
     for (const s of streams) s.cancel();
-    await until(() => c.active() === 1);
+    await waitFor('the topology store watch to stop', () => c.active() === 1, 10_000, 20);
     svc.cancel();
-    await until(() => c.active() === 0);
+    await waitFor('the services store watch to stop', () => c.active() === 0, 10_000, 20);
   });
 
   it('resumes from inside its log without reading the store, and from older than the log through the store', async () => {
@@ -184,7 +177,7 @@ describe('watch hub', () => {
     slow.on('error', () => undefined);
     const got: any[] = [];
     slow.on('data', (m) => got.push(m));
-    await until(() => got.length > 0);
+    await waitFor('the slow client\'s snapshot', () => got.length > 0, 10_000, 20);
     slow.pause(); // it has its snapshot, and reads nothing more
 
     // Concurrent puts share a commit but each has its own revision, so each is a HOST_PUT. The
@@ -228,7 +221,7 @@ describe('watch hub', () => {
     const failures = () => c.h.logs.filter((l) => l.msg.includes('store watch failed')).length;
     c.failWatches(true);
     const r2 = await registerHost(c.h, 'h2', 2);
-    await until(() => failures() === 1);
+    await waitFor('the store watch to fail once', () => failures() === 1, 10_000, 20);
     c.failWatches(false);
     const r3 = await registerHost(c.h, 'h3', 3);
     await w.waitFor((m) => m.revision === r3.revision);
@@ -237,7 +230,7 @@ describe('watch hub', () => {
     // Failing again, and the history it would resume from compacted meanwhile: a snapshot at the new revision.
     c.failWatches(true);
     await registerHost(c.h, 'h4', 4);
-    await until(() => failures() === 2);
+    await waitFor('the store watch to fail again', () => failures() === 2, 10_000, 20);
     await registerHost(c.h, 'h5', 5);
     const now = await c.store.revision();
     await c.store.compact(now);

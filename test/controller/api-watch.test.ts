@@ -4,6 +4,7 @@
 // leaving no store watch behind (each kind's streams share one).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { saveClusterConfig } from '../../controller/ipam';
+import { waitFor } from '../helpers/wait';
 import { type Harness, TEST_CONFIG, registerHost, startHarness } from './api-harness';
 
 let h: Harness;
@@ -13,14 +14,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await h.close();
 });
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const subnetIp = (host: any, network: string, last: number) =>
   (host.subnets.find((s: any) => s.network === network).subnet as string).replace(/\.0\/24$/, `.${last}`);
@@ -133,19 +126,20 @@ describe('WatchTopology', () => {
     for (const s of streams) await s.waitFor((m) => m.kind === 'SNAPSHOT');
     // One store watch per kind, shared by its streams: it outlives a stream while others remain.
     expect(h.activeWatches()).toBe(2);
+    expect(h.openStreams()).toBe(3);
     streams[0].cancel();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor('the server to see the cancel', () => h.openStreams() === 2, 5000, 20);
     expect(h.activeWatches()).toBe(2);
     streams[1].cancel();
-    await until(() => h.activeWatches() === 1);
+    await waitFor('the topology store watch to stop', () => h.activeWatches() === 1, 5000, 20);
     streams[2].cancel();
-    await until(() => h.activeWatches() === 0);
+    await waitFor('the services store watch to stop', () => h.activeWatches() === 0, 5000, 20);
     // A resume that was replaying history when cancelled leaves nothing either.
     await registerHost(h, 'h2', 2);
     const r = h.open('WatchTopology', { from_revision: 1 }, 'host:h1');
     await r.waitFor(() => true);
     r.cancel();
-    await until(() => h.activeWatches() === 0);
+    await waitFor('the store watch to stop', () => h.activeWatches() === 0, 5000, 20);
   });
 });
 
