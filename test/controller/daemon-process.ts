@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor } from '../../controller/api/proto';
 import { freePort } from '../helpers/ports';
+import { GiveUp, waitFor } from '../helpers/wait';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WEFT = join(ROOT, 'dist', 'weft.mjs');
@@ -78,27 +79,19 @@ export async function startDaemon(opts: { dataDir: string; args?: string[] }): P
     stderr: () => stderr,
     exited,
     waitLog(pred, ms = 15_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = logs.find(pred);
-          if (hit) {
-            done();
-            resolve(hit);
-          } else if (child.exitCode !== null || child.signalCode !== null) {
-            done();
-            reject(new Error(`controller exited (${child.exitCode ?? child.signalCode}) before the awaited log line; stderr: ${stderr}; log: ${JSON.stringify(logs).slice(-2000)}`));
-          }
-        };
-        const t = setTimeout(() => {
-          done();
-          reject(new Error(`log line not seen within ${ms} ms; stderr: ${stderr}; log: ${JSON.stringify(logs).slice(-2000)}`));
-        }, ms);
-        const done = () => {
-          clearTimeout(t);
-          waiters.delete(check);
-        };
+      const wake = (check: () => void) => {
         waiters.add(check);
-        check();
+        return () => waiters.delete(check);
+      };
+      return waitFor('a log line of the controller', () => {
+        const hit = logs.find(pred);
+        if (hit) return hit;
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new GiveUp(`controller exited (${child.exitCode ?? child.signalCode}) before the awaited log line`);
+        }
+        return undefined;
+      }, { ms, wake }).catch((e: Error) => {
+        throw new Error(`${e.message}; stderr: ${stderr}; log: ${JSON.stringify(logs).slice(-2000)}`);
       });
     },
     kill(signal = 'SIGTERM') {
@@ -190,20 +183,12 @@ export function watch(c: Client, method: string, req: unknown): Stream {
     ended,
     cancel: () => s.cancel(),
     waitFor(pred, ms = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const m = msgs.find(pred);
-          if (!m) return;
-          waiters.delete(check);
-          clearTimeout(t);
-          resolve(m);
-        };
-        const t = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`no matching message within ${ms} ms; got ${JSON.stringify(msgs).slice(0, 2000)}`));
-        }, ms);
+      const wake = (check: () => void) => {
         waiters.add(check);
-        check();
+        return () => waiters.delete(check);
+      };
+      return waitFor(`a matching ${method} message`, () => msgs.find(pred), { ms, wake }).catch((e: Error) => {
+        throw new Error(`${e.message}; got ${JSON.stringify(msgs).slice(0, 2000)}`);
       });
     },
   };

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caCertHash, clientCredentials } from '../../controller/pki';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import { createToken } from '../../controller/pki/tokens';
+import { waitFor } from '../helpers/wait';
 import {
   ROOT, type Daemon, type Client, call, cleanEnv, client, codeOf, httpGet, killAllDaemons, metric, readCa, startDaemon, watch, weft,
 } from './daemon-process';
@@ -205,12 +206,8 @@ describe('weft controller: serving', () => {
     w.cancel();
     await w.ended;
     // A cancelled stream is no longer counted as open.
-    for (let i = 0; ; i++) {
-      const open = metric((await httpGet(d.metricsPort, '/metrics')).body, 'weft_watch_streams', 'method="WatchTopology"');
-      if (open === 0) break;
-      if (i > 50) throw new Error(`weft_watch_streams stayed at ${open} after the client cancelled`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor('weft_watch_streams to drop to 0 after the client cancelled', async () =>
+      metric((await httpGet(d.metricsPort, '/metrics')).body, 'weft_watch_streams', 'method="WatchTopology"') === 0, 5000, 100);
   });
 
   it('refuses calls without a certificate, and garbage, unknown or expired tokens, and logs the refusals', async () => {
