@@ -10,6 +10,7 @@ import { openEtcdStore } from '../../controller/store/etcd';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
 import { startEtcd, type EtcdInstance } from '../helpers/etcd';
+import { waitFor } from '../helpers/wait';
 
 const TTL = 2;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -17,21 +18,39 @@ afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f().catch(() => undefined);
 });
 
+/** Waits for `pred`, checking every 10 ms (these tests time hand-overs); resolves with the ms it took. */
 async function until(pred: () => boolean, ms: number, what: string): Promise<number> {
   const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(what, pred, ms, 10);
   return Date.now() - t0;
 }
 
-type Candidate = { id: string; e: Election; events: string[] };
+/** A store call a candidate made: which, when it settled, and whether the store accepted it. */
+type Call = { method: string; at: number; ok: boolean };
+
+/** The store, with every call that returns a promise recorded in `calls` once it settles. */
+function observed(store: Store, calls: Call[]): Store {
+  return new Proxy(store, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        const r = v.apply(target, args);
+        if (r instanceof Promise) {
+          r.then(() => calls.push({ method: String(prop), at: Date.now(), ok: true }), () => calls.push({ method: String(prop), at: Date.now(), ok: false }));
+        }
+        return r;
+      };
+    },
+  });
+}
+
+type Candidate = { id: string; e: Election; events: string[]; calls: Call[] };
 
 function candidates(stores: Store[], opts: { keepAliveMs?: number } = {}): Candidate[] {
   return stores.map((store, i) => {
-    const c: Candidate = { id: `c${i}`, e: undefined as unknown as Election, events: [] };
-    c.e = startElection(store, c.id, { ttlSeconds: TTL, ...opts, onElected: () => c.events.push('elected'), onDemoted: () => c.events.push('demoted') });
+    const c: Candidate = { id: `c${i}`, e: undefined as unknown as Election, events: [], calls: [] };
+    c.e = startElection(observed(store, c.calls), c.id, { ttlSeconds: TTL, ...opts, onElected: () => c.events.push('elected'), onDemoted: () => c.events.push('demoted') });
     cleanups.push(() => c.e.stop());
     return c;
   });
@@ -63,9 +82,12 @@ describe.each(backends)('election on %s', (_name, backend) => {
     const first = cs.find((c) => c.e.isLeader())!;
     await until(() => cs.every((c) => c.e.leader() === first.id), 5000, 'everyone to name the leader');
     expect((await stores[0].get(LEADER_KEY))?.value).toBe(first.id);
-    // Several keepalive rounds later it is still the only one.
-    await new Promise((r) => setTimeout(r, TTL * 1500));
+    // Its lease outlives its TTL through keepalives the store accepts, and it stays the only leader.
+    const granted = first.calls.filter((k) => k.method === 'leaseGrant' && k.ok).pop()!.at;
+    await until(() => first.calls.some((k) => k.method === 'leaseKeepAlive' && k.ok && k.at > granted + TTL * 1000), TTL * 3000,
+      'a keepalive accepted after the lease would have run out without one');
     expect(leaders(cs)).toEqual([first.id]);
+    expect(cs.filter((c) => c !== first).flatMap((c) => c.events)).toEqual([]);
 
     await first.e.stop();
     expect(first.events).toEqual(['elected', 'demoted']);
@@ -112,9 +134,12 @@ describe('election when the store goes away (etcd)', () => {
     // isLeader() turns false on the clock itself; the demotion callback follows on the next timer turn.
     await until(() => lead.events.length === 2, 1000, 'the onDemoted callback');
     expect(lead.events).toEqual(['elected', 'demoted']);
-    await new Promise((r) => setTimeout(r, TTL * 1000));
+    // Once the old lease could have run out at etcd, each candidate has tried the store again and been refused,
+    // and nobody leads.
+    const expired = killedAt + TTL * 1000;
+    await until(() => cs.every((c) => c.calls.some((k) => !k.ok && k.at > expired)), TTL * 5000, 'both candidates refused by the store after the lease would have expired');
     expect(leaders(cs)).toEqual([]);
-    expect(Date.now() - killedAt).toBeGreaterThan(TTL * 1000);
+    expect(cs.filter((c) => c !== lead).flatMap((c) => c.events)).toEqual([]);
     await etcd.restart();
     await until(() => leaders(cs).length === 1, 15_000, 'a leader after etcd returned');
   }, 40_000);
