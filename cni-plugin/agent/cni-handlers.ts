@@ -30,7 +30,7 @@ import { routeAddRequest, routeList } from '../../dataplane/netlink/route';
 import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } from '../cni/types';
 import type { Allocation, IpamStore } from './ipam-store';
 import type { CniHandlers } from '../cni/types';
-import type { EndpointRecord, EndpointSink, NetworkAttachment } from './types';
+import type { EndpointRecord, EndpointSink, NetworkAttachment } from './state/types';
 
 export type CniHandlerDeps = {
   /** The host's attachment to a weft network; undefined while it has none (unknown network, no subnet yet). */

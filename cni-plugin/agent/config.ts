@@ -22,6 +22,7 @@ import {
 import type { Handle } from '../../dataplane/netlink/handle';
 import { routeGet } from '../../dataplane/netlink/route';
 import { DEFAULT_AGENT_SOCKET } from '../cni/parse';
+import { DEFAULT_STATE_DIR } from './state/paths';
 
 export { ConfigError };
 
@@ -57,7 +58,7 @@ export type AgentConfig = {
 };
 
 /** Credentials, keys and the agent DB. Defined here, not beside the credential code, so reading flags (and --help) does not load gRPC and x509. */
-export const DEFAULT_STATE_DIR = '/var/lib/weft/agent';
+export { DEFAULT_STATE_DIR };
 
 export const AGENT_DEFAULTS = {
   stateDir: DEFAULT_STATE_DIR,

@@ -6,7 +6,7 @@
 // make a double allocation impossible.
 import { CniError, CNI_ERR } from '../cni/types';
 import { bytesToIp, ipToBytes, networkOf, parseCidr } from '../../dataplane/netlink/ip';
-import { agentDbPath, openAgentDb } from './agent-db';
+import { agentDbPath, openAgentDb } from './state/agent-db';
 
 
 export type Allocation = {

@@ -5,7 +5,7 @@
 // socket the plugin talks to opens.
 import type { Logger } from '../../controller/common/log';
 import { startCniServer, type CniServer } from '../cni/server';
-import { agentDbPath } from './agent-db';
+import { agentDbPath } from './state/agent-db';
 import { createCniHandlers } from './cni-handlers';
 import type { AgentConfig } from './config';
 import { openIpamStore, type IpamStore } from './ipam-store';

@@ -9,7 +9,7 @@ import type { AgentConfig } from './config';
 import { decideTxChecksum } from './host/checksum-policy';
 import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
 import type { Registration, Subnet } from './sync/controller';
-import type { NetworkAttachment } from './types';
+import type { NetworkAttachment } from './state/types';
 
 export type HostNetwork = {
   /** The cluster config the devices are built from; later phases replace it as the controller changes it. */

@@ -7,7 +7,7 @@ import { ensureCredentials, IdentityError, type Credentials } from '../../contro
 import type { Logger } from '../../controller/common/log';
 import type { AgentConfig } from './config';
 import { retrying } from './start-retrying';
-import { ensureWireGuardKeys } from './sync/wireguard-keys';
+import { ensureWireGuardKeys } from './state/wireguard-keys';
 
 export type AgentIdentity = { credentials: Credentials; wgPublicKey: string };
 

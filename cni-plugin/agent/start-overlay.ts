@@ -13,7 +13,7 @@ import { createReconcileLoop } from './reconcile-loop';
 import type { HostNetwork } from './start-host-network';
 import type { Undo } from './start-undo';
 import type { AgentClient } from './sync/controller';
-import type { Topology } from './types';
+import type { Topology } from './state/types';
 
 export type OverlaySync = {
   /** Whether the first topology snapshot has arrived; nothing is reconciled before it. */

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCniHandlers, hostVethName, type WeftCniHandlers } from '../../cni-plugin/agent/cni-handlers';
 import { openIpamStore, type IpamStore } from '../../cni-plugin/agent/ipam-store';
-import type { EndpointRecord, NetworkAttachment } from '../../cni-plugin/agent/types';
+import type { EndpointRecord, NetworkAttachment } from '../../cni-plugin/agent/state/types';
 import { startCniServer } from '../../cni-plugin/cni/server';
 import { CniError, CNI_ERR, type CniCommand, type CniRequest, type WeftNetConf } from '../../cni-plugin/cni/types';
 import { captureLogger } from '../helpers/log';

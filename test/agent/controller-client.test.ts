@@ -20,8 +20,8 @@ import {
   type Credentials, caCertHash, channelCredentials, ensureCredentials, joinCluster, loadCredentials,
   fetchServerChain, pinnedCaFromChain,
 } from '../../controller/api/client/credentials';
-import { ensureWireGuardKeys } from '../../cni-plugin/agent/sync/wireguard-keys';
-import type { Topology } from '../../cni-plugin/agent/types';
+import { ensureWireGuardKeys } from '../../cni-plugin/agent/state/wireguard-keys';
+import type { Topology } from '../../cni-plugin/agent/state/types';
 import { waitFor } from '../helpers/wait';
 import { type Cluster, type RunningController, startCluster } from './controller-fixture';
 

@@ -12,7 +12,7 @@ import { type AgentClient, connectAgentClient } from '../../cni-plugin/agent/syn
 import { type EndpointDelivery, type EndpointOutbox, type OutboxItem, openEndpointOutbox } from '../../cni-plugin/agent/sync/endpoint-outbox';
 import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import { openIpamStore } from '../../cni-plugin/agent/ipam-store';
-import type { EndpointRecord } from '../../cni-plugin/agent/types';
+import type { EndpointRecord } from '../../cni-plugin/agent/state/types';
 import { waitFor } from '../helpers/wait';
 import { type Cluster, type RunningController, startCluster } from './controller-fixture';
 

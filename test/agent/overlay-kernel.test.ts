@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openHandle, type Handle, type Request } from '../../dataplane/netlink/handle';
 import { ensureHostNetwork } from '../../cni-plugin/agent/host/host-network';
 import { listOverlay, reconcileOverlay } from '../../cni-plugin/agent/host/overlay';
-import type { NetworkAttachment, RemoteHost, Topology } from '../../cni-plugin/agent/types';
+import type { NetworkAttachment, RemoteHost, Topology } from '../../cni-plugin/agent/state/types';
 import { ipJson, useTestNetns } from '../helpers/netns';
 import { ip, underlay } from './fixtures';
 

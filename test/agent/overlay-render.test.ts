@@ -7,7 +7,7 @@ import {
   diffOverlay, fdbKeyOf, neighKeyOf, planSize, renderOverlay, routeKeyOf, selectOverlay,
   type KernelEntries, type Overlay, type OverlayPlan,
 } from '../../cni-plugin/agent/host/overlay';
-import type { NetworkAttachment, RemoteHost, Topology } from '../../cni-plugin/agent/types';
+import type { NetworkAttachment, RemoteHost, Topology } from '../../cni-plugin/agent/state/types';
 import { AF_BRIDGE, AF_INET } from '../../dataplane/netlink/libc';
 import { NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, NTF_MASTER, NTF_SELF } from '../../dataplane/netlink/neigh';
 import { RTPROT_BOOT, RTPROT_STATIC, RTPROT_WEFT } from '../../dataplane/netlink/route';

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { ensureHostNetwork } from '../../cni-plugin/agent/host/host-network';
 import { reconcileOverlay } from '../../cni-plugin/agent/host/overlay';
-import type { NetworkAttachment, Topology } from '../../cni-plugin/agent/types';
+import type { NetworkAttachment, Topology } from '../../cni-plugin/agent/state/types';
 import { ipJson, nsExec, useTestNetns } from '../helpers/netns';
 import { uniqueName } from '../helpers/names';
 import { ip, underlay } from './fixtures';

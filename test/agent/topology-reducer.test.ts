@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ClusterConfigMsg, Host, TopologyEvent } from '../../controller/api/proto';
 import { applyTopologyEvent, emptyTopology, remoteHostFromMessage } from '../../cni-plugin/agent/sync/topology';
-import type { Topology } from '../../cni-plugin/agent/types';
+import type { Topology } from '../../cni-plugin/agent/state/types';
 
 const NAMES = ['h1', 'h2', 'h3', 'h4', 'h5'];
 

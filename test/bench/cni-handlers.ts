@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createCniHandlers } from '../../cni-plugin/agent/cni-handlers';
 import { openIpamStore } from '../../cni-plugin/agent/ipam-store';
-import type { NetworkAttachment } from '../../cni-plugin/agent/types';
+import type { NetworkAttachment } from '../../cni-plugin/agent/state/types';
 import type { CniCommand, CniRequest } from '../../cni-plugin/cni/types';
 import { netnsAdd, netnsDelete, netnsExists } from '../../dataplane/netlink/netns';
 import { recordOwnedNetns, uniqueName } from '../helpers/names';

@@ -15,7 +15,7 @@ import {
   bridge, linkAdd, linkByIndex, linkDel, linkList, linkSetMac, linkSetMtu, linkSetUp, linkSpecDiff,
   validateMac, validateVni, vxlan, linkFind, type Link, type LinkSpec } from '../../../dataplane/netlink/link';
 import { enableForwarding } from '../../../dataplane/sysctl';
-import type { NetworkAttachment } from '../types';
+import type { NetworkAttachment } from '../state/types';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 import { bridgeName, cidrContains, derivedMac, gatewayOf, parseSubnet, vtepIpOf, vxlanDeviceName, weftDeviceKind } from './naming';
 

@@ -22,7 +22,7 @@ import {
 import {
   routeAddRequest, routeDelRequest, routeList, routeReplaceRequest, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_WEFT, type Route,
 } from '../../../dataplane/netlink/route';
-import type { NetworkAttachment, Topology } from '../types';
+import type { NetworkAttachment, Topology } from '../state/types';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 import { cidrContains, vtepIpOf } from './naming';
 

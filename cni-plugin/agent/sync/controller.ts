@@ -7,7 +7,7 @@ import {
 } from '../../../controller/api/client/client';
 import { endpointMessage, type ClusterConfigMsg, type HostSubnet, type TopologyEvent } from '../../../controller/api/proto';
 import { silentLogger } from '../../../controller/common/log';
-import type { EndpointRecord, Topology } from '../types';
+import type { EndpointRecord, Topology } from '../state/types';
 import { applyTopologyEvent, emptyTopology } from './topology';
 
 export type AgentClientOptions = Omit<ConnectOptions, 'trusted'> & {

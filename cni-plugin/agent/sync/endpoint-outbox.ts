@@ -14,8 +14,8 @@
 // sent may have been applied even if its answer was lost, and a release of an
 // endpoint the controller never had is a harmless no-op (released: false).
 import * as grpc from '@grpc/grpc-js';
-import { agentDbPath, openAgentDb } from '../agent-db';
-import type { EndpointRecord, EndpointSink } from '../types';
+import { agentDbPath, openAgentDb } from '../state/agent-db';
+import type { EndpointRecord, EndpointSink } from '../state/types';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
 import { grpcCode, isTransient } from '../../../controller/api/client/client';
 import type { AgentClient } from './controller';

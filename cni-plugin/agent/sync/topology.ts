@@ -9,7 +9,7 @@
 // snapshot from a wiped store (revision going backwards) is the client's
 // decision to make, not the reducer's (see client.ts).
 import type { ClusterConfigMsg, Host, TopologyEvent } from '../../../controller/api/proto';
-import type { RemoteHost, Topology } from '../types';
+import type { RemoteHost, Topology } from '../state/types';
 
 export function emptyTopology(): Topology {
   // vxlanPort 0: no config seen yet, so nothing may be programmed from it.

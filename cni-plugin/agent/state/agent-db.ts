@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { DEFAULT_STATE_DIR } from './config';
+import { DEFAULT_STATE_DIR } from './paths';
 
 export const AGENT_DB_FILE = 'agent.db';
 

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkPrivateFile, ensurePrivateDir, IdentityError } from '../../../controller/api/client/credentials';
 import { createExclusive } from '../../../controller/common/files';
-import { DEFAULT_STATE_DIR } from '../config';
+import { DEFAULT_STATE_DIR } from './paths';
 
 export const WG_KEY_FILE = 'wireguard.key';
 
