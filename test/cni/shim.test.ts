@@ -2,7 +2,7 @@
 // environment, the config on stdin), against a real agent socket served by
 // startCniServer with small handlers that record what they were given.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { startCniServer, type CniServer } from '../../cni-plugin/cni/server';
 import { CNI_ERR, CniError, SUPPORTED_VERSIONS, type CniRequest, type CniResult } from '../../cni-plugin/cni/types';
 import type { Logger } from '../../controller/common/log';
 import { captureLogger } from '../helpers/log';
+import { waitFor } from '../helpers/wait';
 
 const ROOT = join(__dirname, '..', '..');
 const SHIM = join(ROOT, 'dist', 'weft-cni');
@@ -23,6 +24,16 @@ function buildShim(): void {
   const tmp = `${SHIM}.${process.pid}`;
   execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, SOURCE], { stdio: 'pipe' });
   renameSync(tmp, SHIM);
+}
+
+/**
+ * Connections accepted and still open by unix socket servers in `inDir`: each shows in /proc/net/unix
+ * under the name the server bound (the agent binds a private name, then renames it into place).
+ */
+function serverConnections(inDir: string): number {
+  return readFileSync('/proc/net/unix', 'utf8').split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[5] === '03' && f[7]?.startsWith(`${inDir}/`)).length;
 }
 
 type Run = { code: number | null; stdout: string; stderr: string; json: Record<string, unknown> | undefined };
@@ -54,8 +65,14 @@ function shim(env: Record<string, string>, stdin: string | Buffer): Promise<Run>
 
 type Call = { req: CniRequest; at: number };
 
-/** Handlers that record each request and answer like a minimal plugin. */
-function recordingHandlers(opts: { delayMs?: number } = {}) {
+/**
+ * Handlers that record each request and answer like a minimal plugin. With
+ * `holdUntilConcurrent`, a request stays in its handler until that many
+ * requests have been in the handlers at once (then none waits any more), so
+ * a test of concurrency does not depend on how fast the shims arrive;
+ * `delayMs` keeps each one in the handler a little longer on top.
+ */
+function recordingHandlers(opts: { delayMs?: number; holdUntilConcurrent?: number } = {}) {
   const calls: Call[] = [];
   const active = new Map<string, number>();
   let overlapSeen = false;
@@ -69,6 +86,8 @@ function recordingHandlers(opts: { delayMs?: number } = {}) {
     concurrent++;
     maxConcurrent = Math.max(maxConcurrent, concurrent);
     try {
+      const enough = opts.holdUntilConcurrent ?? 0;
+      if (enough > 1) await waitFor(`${enough} requests in the handlers at once`, () => maxConcurrent >= enough, 10_000, 5);
       if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
     } finally {
       concurrent--;
@@ -469,7 +488,7 @@ describe('through the agent', () => {
 
   it('runs requests for different containers concurrently, never two for one container', async () => {
     freshDir();
-    const rec = recordingHandlers({ delayMs: 40 });
+    const rec = recordingHandlers({ holdUntilConcurrent: 2, delayMs: 40 });
     await serve(rec.handlers, { maxConcurrent: 4 });
     const runs: Array<Promise<Run>> = [];
     for (let i = 0; i < 8; i++) {
@@ -488,18 +507,22 @@ describe('through the agent', () => {
   it('holds container verbs back while GC runs', async () => {
     freshDir();
     const order: string[] = [];
-    const slow = (name: string, ms: number) => async (): Promise<void> => {
-      order.push(`${name}:start`);
-      await new Promise((r) => setTimeout(r, ms));
-      order.push(`${name}:end`);
-    };
     await serve({
       ...recordingHandlers().handlers,
-      gc: slow('gc', 150),
-      del: slow('del', 10),
+      async gc() {
+        order.push('gc:start');
+        // GC ends only once the DEL's shim is connected to the agent (each connection the server accepted is a
+        // line with the socket's path in /proc/net/unix): the DEL arrives while GC runs.
+        await waitFor('the DEL to connect while GC runs', () => serverConnections(dir) >= 2, 10_000, 5);
+        order.push('gc:end');
+      },
+      async del() {
+        order.push('del:start');
+        order.push('del:end');
+      },
     });
     const gc = shim({ CNI_COMMAND: 'GC' }, conf({ 'cni.dev/valid-attachments': [] }));
-    await new Promise((r) => setTimeout(r, 60));
+    await waitFor('GC to start', () => order.includes('gc:start'), 10_000, 5);
     const del = shim({ ...addEnv(), CNI_COMMAND: 'DEL' }, conf());
     expect((await gc).code).toBe(0);
     expect((await del).code).toBe(0);
