@@ -271,14 +271,23 @@ describe('heartbeat loop', () => {
     const r = registration(6);
     const reg = await a.client.registerHost(r);
     const leases: LeaseEvent[] = [];
-    const loop = runHeartbeats({ client: a.client, registration: r, registered: reg, onLease: (ev) => leases.push(ev), backoff: { initialMs: 50, maxMs: 200 } });
+    // The loop's client, counting the heartbeats the controller did not answer.
+    let failed = 0;
+    const client = Object.assign(Object.create(a.client) as typeof a.client, {
+      heartbeat: (...args: Parameters<typeof a.client.heartbeat>) => a.client.heartbeat(...args).catch((e: unknown) => {
+        failed++;
+        throw e;
+      }),
+    });
+    const loop = runHeartbeats({ client, registration: r, registered: reg, onLease: (ev) => leases.push(ev), backoff: { initialMs: 50, maxMs: 200 } });
     cleanups.push(() => loop.stop());
     const first: number = await waitFor('a heartbeat', () => loop.lastSuccess() ?? undefined);
 
     const port = ctl.port;
     await ctl.stop();
     const downAt = Date.now();
-    await new Promise((res) => setTimeout(res, 1500));
+    const failedBefore = failed;
+    await waitFor('three heartbeats refused while the controller is down', () => failed >= failedBefore + 3, 15_000);
     expect(loop.lastSuccess()! < downAt).toBe(true);
     ctl = await cluster.startController(port);
     await waitFor('a heartbeat after the outage', () => (loop.lastSuccess() ?? 0) > downAt, 15_000);
