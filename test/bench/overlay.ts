@@ -37,7 +37,7 @@ import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interru
 import { decideTxChecksum } from '../../cni-plugin/agent/host/checksum-policy';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../helpers/wait';
 import type { Lab, LabHost } from '../lab/lab';
 import { round, spread, stats, table, type Stats } from './weft/stats';
 import { cniExec, SHIM, shimPath, startCluster, WEFT_VXLAN, weftConf } from './weft/cluster';
@@ -140,19 +140,11 @@ function attachWeft(hosts: LabHost[], sockets: Map<string, string>): Side[] {
 }
 
 async function reachable(from: Side, to: Side, what: string): Promise<void> {
-  const end = Date.now() + 30_000;
-  while (lab!.exec(from.ctrNs, 'ping', ['-c1', '-W1', to.addr], { check: false }).status !== 0) {
-    if (Date.now() > end) throw new Error(`${what}: ${from.addr} cannot reach ${to.addr} after 30 s`);
-    await sleep(200);
-  }
+  await waitFor(`${what}: ${from.addr} to reach ${to.addr}`, () => lab!.exec(from.ctrNs, 'ping', ['-c1', '-W1', to.addr], { check: false }).status === 0, 30_000, 200);
 }
 
 async function serverUp(s: Side): Promise<void> {
-  const end = Date.now() + 10_000;
-  while (!sh(s.ctrNs, 'ss', ['-Htln', `sport = :${PORT}`]).trim()) {
-    if (Date.now() > end) throw new Error(`iperf3 server in ${s.ctrNs} not listening`);
-    await sleep(50);
-  }
+  await waitFor(`the iperf3 server in ${s.ctrNs} to listen`, () => sh(s.ctrNs, 'ss', ['-Htln', `sport = :${PORT}`]).trim(), 10_000, 50);
 }
 
 type Iperf = { end: { sum_received: { bytes: number; bits_per_second: number; seconds: number }; sum_sent: { retransmits?: number } }; error?: string };

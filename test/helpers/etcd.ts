@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports';
+import { GiveUp, waitFor } from './wait';
 
 export type EtcdInstance = {
   /** Client URL, e.g. http://127.0.0.1:41234 */
@@ -76,17 +77,17 @@ async function killProc(p: Proc): Promise<void> {
 
 /** Resolves once `client` is healthy; rejects with etcd's own output if it dies or takes too long. */
 async function waitHealthy(p: Proc, client: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await healthy(client)) return;
-    const err = p.spawnError();
-    const failed = err !== undefined || p.child.exitCode !== null || p.child.signalCode !== null;
-    if (failed || Date.now() > deadline) {
-      const why = err ? `could not start (${err.message})`
-        : failed ? `exited (${p.child.exitCode ?? p.child.signalCode})` : 'not healthy in time';
-      throw new Error(`etcd on ${client} ${why}: ${p.stderr().trim() || 'no output'}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitFor(`etcd on ${client} to report healthy`, async () => {
+      if (await healthy(client)) return true;
+      const err = p.spawnError();
+      if (err) throw new GiveUp(`could not start (${err.message})`);
+      if (p.child.exitCode !== null || p.child.signalCode !== null) throw new GiveUp(`exited (${p.child.exitCode ?? p.child.signalCode})`);
+      return false;
+    }, timeoutMs, 50);
+  } catch (e) {
+    const why = e instanceof GiveUp ? e.message : 'not healthy in time';
+    throw new Error(`etcd on ${client} ${why}: ${p.stderr().trim() || 'no output'}`);
   }
 }
 

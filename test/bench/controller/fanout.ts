@@ -14,6 +14,7 @@ import { saveClusterConfig } from '../../../controller/ipam';
 import { clientCredentials, ensureCa, issueClientCert, type Ca } from '../../../controller/pki';
 import { openSqliteStore } from '../../../controller/store/sqlite';
 import { freePort } from '../../helpers/ports';
+import { GiveUp, waitFor } from '../../helpers/wait';
 import { startChild, stopChild, tempDir, removeDir } from './procs';
 import { channelOptions, hostRequest, type Arrival, type FromChild, type Mode, type ToChild } from './protocol';
 
@@ -155,17 +156,15 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     const pid = ctl.child.pid!;
     const admin = await callerFor('admin', target, o.mode, ca);
     callers.push(admin);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (ctl.child.exitCode !== null || ctl.child.signalCode !== null) throw new Error(`controller exited (${ctl.child.exitCode ?? ctl.child.signalCode}): ${ctl.output()}`);
-      try {
-        await unary(admin, 'GetStatus', {}, 1000);
-        break;
-      } catch (e) {
-        if (Date.now() > deadline) throw new Error(`controller not answering on ${target} after 30 s (${(e as Error).message}): ${ctl.output()}`);
-        await new Promise((r) => setTimeout(r, 200));
+    await waitFor(`the controller to answer on ${target}`, async () => {
+      if (ctl!.child.exitCode !== null || ctl!.child.signalCode !== null) {
+        throw new GiveUp(`controller exited (${ctl!.child.exitCode ?? ctl!.child.signalCode})`);
       }
-    }
+      await unary(admin, 'GetStatus', {}, 1000);
+      return true;
+    }, 30_000, 200).catch((e: Error) => {
+      throw new Error(`${e.message}; controller output: ${ctl!.output()}`);
+    });
     const idleKb = statusKb(pid, 'VmRSS');
     o.log(`weft controller (pid ${pid}, ${o.mode}) up on ${target}; RSS idle ${mb(idleKb)} MB`);
 

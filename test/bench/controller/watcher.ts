@@ -12,6 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor } from '../../../controller/api/proto';
 import { clientCredentials, issueClientCert, loadCa } from '../../../controller/pki';
+import { TimedOut, waitFor } from '../../helpers/wait';
 import { channelOptions, hostRequest, type ToChild, type FromChild } from './protocol';
 
 type Watcher = {
@@ -47,17 +48,15 @@ async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): 
   }));
 }
 
-function until(pred: () => boolean, ms: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const check = () => {
-      if (!pred()) return;
-      waiters.delete(check);
-      clearTimeout(t);
-      resolve(true);
-    };
-    const t = setTimeout(() => { waiters.delete(check); resolve(false); }, ms);
+/** Whether `pred` holds within `ms`; checked again on every stream event. */
+function until(what: string, pred: () => boolean, ms: number): Promise<boolean> {
+  const wake = (check: () => void) => {
     waiters.add(check);
-    check();
+    return () => waiters.delete(check);
+  };
+  return waitFor(what, pred, { ms, wake }).then(() => true, (e: unknown) => {
+    if (e instanceof TimedOut) return false;
+    throw e;
   });
 }
 
@@ -104,7 +103,7 @@ async function watch(timeoutMs: number): Promise<void> {
     s.on('error', (e: grpc.ServiceError) => { w.ended ??= `error ${grpc.status[e.code]}: ${e.details}`; wakeAll(); });
     s.on('end', () => { w.ended ??= 'ended by the controller'; wakeAll(); });
   }
-  const ok = await until(() => watchers.every((w) => w.snapshotHosts !== undefined || w.ended), timeoutMs);
+  const ok = await until('a snapshot on every watch', () => watchers.every((w) => w.snapshotHosts !== undefined || w.ended), timeoutMs);
   const ended = watchers.filter((w) => w.ended);
   const missing = watchers.filter((w) => w.snapshotHosts === undefined).length;
   if (!ok || ended.length > 0) {
@@ -115,7 +114,7 @@ async function watch(timeoutMs: number): Promise<void> {
 }
 
 async function collect(host: string, timeoutMs: number): Promise<void> {
-  await until(() => watchers.every((w) => w.got.has(host) || w.ended), timeoutMs);
+  await until(`${host} on every watch`, () => watchers.every((w) => w.got.has(host) || w.ended), timeoutMs);
   send({
     ok: 'collected',
     host,
