@@ -9,6 +9,7 @@ import type { Logger } from '../../controller/common/log';
 import { captureLogger, type LogLine } from '../helpers/log';
 import { ipJson, useTestNetns } from '../helpers/netns';
 import { uniqueName } from '../helpers/names';
+import { requireSystem } from '../helpers/system';
 
 export function ip(args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -60,13 +61,9 @@ export function iptablesSave(ns: string): string {
   return execFileSync('ip', ['netns', 'exec', ns, 'iptables-save'], { encoding: 'utf8' });
 }
 
-/** Install the Debian ethtool package when the tool is missing: tests cross-check the ioctl with it. */
+/** The ethtool command, which tests cross-check the ioctl with; missing, the test fails naming the package. */
 export function requireEthtool(): void {
-  try {
-    execFileSync('ethtool', ['--version'], { stdio: 'ignore' });
-  } catch {
-    execFileSync('apt-get', ['install', '-y', 'ethtool'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  }
+  requireSystem([{ pkg: 'ethtool', command: 'ethtool' }]);
 }
 
 /** `ethtool -k` of a device, as feature -> 'on' | 'off'. */

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { uniqueName } from '../helpers/names';
+import { RUNTIME_PACKAGES, requireSystem } from '../helpers/system';
 import { waitFor } from '../helpers/wait';
 import { busyboxImageArchive } from './image';
 import { startPodman, type Podman } from './podman';
@@ -16,7 +16,6 @@ import { startContainerd, type Containerd } from './containerd';
 import { makeRecorder, describeCalls, type Recorder, type CniCall } from './recorder/recorder';
 
 const REAL_PLUGINS = '/usr/lib/cni';
-const INSTALL = fileURLToPath(new URL('./install.sh', import.meta.url));
 // Third octet from the pid: two runs of this file on one machine do not share a subnet.
 const subnet = (n: number) => `10.${231 + n}.${process.pid % 250}.0/24`;
 
@@ -64,7 +63,7 @@ function hostIfindexes(rt: Host): Set<number> {
 const forContainer = (calls: CniCall[], id: string) => calls.filter((c) => c.env.CNI_CONTAINERID === id);
 
 beforeAll(() => {
-  execFileSync('bash', [INSTALL], { stdio: ['ignore', 'ignore', 'pipe'] });
+  requireSystem(RUNTIME_PACKAGES);
   busyboxImageArchive();
 }, 900_000);
 

@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
 import { requireBuild, weftCli } from '../e2e/cluster';
 import { uniqueName } from '../helpers/names';
+import { RUNTIME_PACKAGES, requireSystem } from '../helpers/system';
 import { waitFor } from '../helpers/wait';
 import { busyboxImageArchive } from './image';
 import { startPodman, type Podman } from './podman';
@@ -21,7 +21,6 @@ import { startSandbox, type Sandbox } from './sandbox';
 import { makeRecorder, describeCalls, type Recorder, type CniCall } from './recorder/recorder';
 import { startWeftHost, UNDERLAY_IP, type WeftHost } from './weft-host';
 
-const INSTALL = fileURLToPath(new URL('./install.sh', import.meta.url));
 const REAL_PLUGINS = '/usr/lib/cni';
 const WEFT_NETWORK = 'default';
 const IMAGE = 'localhost/wt-busybox:latest';
@@ -80,7 +79,7 @@ const endpointOf = (containerId: string) => host!.endpoints().find((e) => e.cont
 const nextAddress = (ip: string) => ip.replace(/\d+$/, (d) => String(Number(d) + 1));
 
 beforeAll(async () => {
-  execFileSync('bash', [INSTALL], { stdio: ['ignore', 'ignore', 'pipe'] });
+  requireSystem(RUNTIME_PACKAGES);
   busyboxImageArchive();
   requireBuild();
   rootBefore = rootNetState();
