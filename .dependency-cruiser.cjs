@@ -1,5 +1,5 @@
 // The allowed import directions between weft's rooms (see ARCHITECTURE.md).
-// `npm run check:deps` prints every violation; test/unit/architecture.test.ts
+// `npm run check:deps` prints every violation; test/architecture/dependencies.unit.test.ts
 // runs the same rules, plus a check that no two folders import each other,
 // in every test run.
 /** @type {import('dependency-cruiser').IConfiguration} */

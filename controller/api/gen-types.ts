@@ -3,7 +3,7 @@
 // (LOADER_OPTIONS), so the types describe exactly what the loader hands over:
 // snake_case fields, int64 as number, enums by name, absent fields as their
 // proto3 defaults. gen/ is committed, so type checking and the build need no
-// generation step; test/controller/api-gen.test.ts fails when it is stale.
+// generation step; test/controller/api-gen.unit.test.ts fails when it is stale.
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
