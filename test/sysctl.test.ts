@@ -2,26 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../dataplane/netlink/errors';
-import { SysctlError, SysctlNotFoundError, enableForwarding, setRpFilter, sysctlGet, sysctlPath, sysctlSet } from '../dataplane/sysctl';
+import { SysctlError, SysctlNotFoundError, enableForwarding, setRpFilter, sysctlGet, sysctlSet } from '../dataplane/sysctl';
 import { nsExec, useTestNetns } from './helpers/netns';
 
 const rootForward = () => readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
-
-describe('sysctlPath', () => {
-  it('maps the dotted form like sysctl(8), slashes standing for dots in names', () => {
-    expect(sysctlPath('net.ipv4.ip_forward')).toBe('/proc/sys/net/ipv4/ip_forward');
-    expect(sysctlPath('net.ipv4.conf.eth0/100.rp_filter')).toBe('/proc/sys/net/ipv4/conf/eth0.100/rp_filter');
-    expect(sysctlPath('net/ipv4/conf/eth0.100/rp_filter')).toBe('/proc/sys/net/ipv4/conf/eth0.100/rp_filter');
-    expect(sysctlPath('kernel')).toBe('/proc/sys/kernel');
-  });
-
-  it.each(['', '../etc/passwd', 'net/../../etc', 'net.ipv4..ip_forward', 'net ipv4', 'net/ipv4/', '/net/ipv4', 'net.ipv4.ip_forward\n', 'a;b'])(
-    'rejects %j',
-    (key) => {
-      expect(() => sysctlPath(key)).toThrow(InvalidArgumentError);
-    },
-  );
-});
 
 describe('sysctl in a namespace', () => {
   const ns = useTestNetns('s', 1);

@@ -1,96 +1,15 @@
-// The agent's settings: precedence of flags over WEFT_* over the JSON file,
-// errors that name their source, and the underlay default taken from the
-// kernel's route to the controller (routeGet, in a namespace of our own).
+// The agent's underlay default, taken from the kernel's route to the
+// controller (routeGet, in a namespace of our own). The settings that need
+// no kernel are in agent-config.unit.test.ts.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AGENT_DEFAULTS, ConfigError, loadAgentConfig, parseDurationMs, resolveUnderlayIp } from '../../cni-plugin/agent/config';
-import { DEFAULT_AGENT_SOCKET } from '../../cni-plugin/cni/parse';
-import { vtepMacFor } from '../../cni-plugin/agent/main';
+import { loadAgentConfig, resolveUnderlayIp } from '../../cni-plugin/agent/config';
 import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NetlinkError } from '../../dataplane/netlink/errors';
 import { routeGet } from '../../dataplane/netlink/route';
 import { useTestNetns } from '../helpers/netns';
 
-const PIN = 'sha256:' + 'ab'.repeat(32);
-const TOKEN = 'abcdef.0123456789abcdef';
 const machine = () => 'node-1';
-
-function err(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
-
-describe('loadAgentConfig', () => {
-  it('fills defaults around the required server', () => {
-    const c = loadAgentConfig(['--server', '10.0.0.1:7443'], {}, { machineHostname: machine });
-    expect(c).toMatchObject({
-      server: '10.0.0.1:7443', hostName: 'node-1', rack: '', datacenter: '', networks: [],
-      stateDir: '/var/lib/weft/agent', cniSocket: '/run/weft/agent.sock', metricsListen: { host: '127.0.0.1', port: 7081 },
-      resyncIntervalMs: 60_000, logLevel: 'info',
-    });
-    expect(c.underlayIp).toBeUndefined();
-    expect(c.mtu).toBeUndefined();
-  });
-
-  it('takes flags over WEFT_* over the config file', () => {
-    const file = JSON.stringify({ server: 'ctl.example:7443', rack: 'r-file', datacenter: 'dc-file', networks: ['a', 'b'], mtu: '1400', token: TOKEN });
-    const c = loadAgentConfig(
-      ['--config', '/x.json', '--rack', 'r-flag', '--ca-cert-hash', PIN.toUpperCase().replace('SHA256', 'sha256')],
-      { WEFT_RACK: 'r-env', WEFT_DATACENTER: 'dc-env', WEFT_RESYNC_INTERVAL: '5m', WEFT_HOST_NAME: 'h7' },
-      { readFile: () => file, machineHostname: machine },
-    );
-    expect(c).toMatchObject({
-      server: 'ctl.example:7443', rack: 'r-flag', datacenter: 'dc-env', networks: ['a', 'b'], mtu: 1400, token: TOKEN,
-      caCertHash: PIN, hostName: 'h7', resyncIntervalMs: 300_000, configFile: '/x.json',
-    });
-  });
-
-  it('names the source of each bad value', () => {
-    expect(err(() => loadAgentConfig([], {}))).toMatch(/^--server is required/);
-    expect(err(() => loadAgentConfig(['--server', 'x:0'], {}))).toMatch(/^--server: "x:0"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--token', 'secret-value'], {}))).toBe(
-      '--token: the value is not a bootstrap token <6 chars>.<16 chars> from weft token create',
-    );
-    expect(err(() => loadAgentConfig(['--server', 'x:1'], { WEFT_CA_CERT_HASH: 'md5:00' }))).toMatch(/^WEFT_CA_CERT_HASH: "md5:00"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--underlay-ip', '10.0.0'], {}))).toMatch(/^--underlay-ip/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--networks', 'a,,b'], {}))).toMatch(/^--networks: "a,,b" has an empty entry/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--networks', 'A'], {}))).toMatch(/^--networks: "A" is not a valid name/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--state-dir', 'rel/dir'], {}))).toMatch(/^--state-dir: "rel\/dir" is not an absolute/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--cni-socket', '/' + 'a'.repeat(107)], {}))).toMatch(/^--cni-socket/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--mtu', '1279'], {}))).toMatch(/^--mtu: "1279"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--resync-interval', '500ms'], {}))).toMatch(/^--resync-interval/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--log-level', 'loud'], {}))).toMatch(/^--log-level: "loud" is not a log level/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--ca-cert', '/nope'], {}, { readFile: () => { throw new Error('ENOENT'); } }))).toMatch(/^--ca-cert: cannot read \/nope/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1'], {}, { machineHostname: () => 'Laptop.local' }))).toMatch(/^the machine's hostname \(set --host-name\): "Laptop.local"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--host-name', 'admin'], {}))).toMatch(/reserved/);
-    expect(err(() => loadAgentConfig(['--config', '/c.json'], {}, { readFile: () => '{"server":"x:1","colour":"red"}' }))).toMatch(/unknown key "colour"/);
-  });
-
-  it('listens by default where the plugin (TypeScript parser and C shim) looks by default', () => {
-    expect(AGENT_DEFAULTS.cniSocket).toBe(DEFAULT_AGENT_SOCKET);
-    expect(readFileSync(new URL('../../cni-plugin/shim/weft.c', import.meta.url), 'utf8')).toContain(`#define DEFAULT_SOCKET "${AGENT_DEFAULTS.cniSocket}"`);
-  });
-
-  it('parses durations', () => {
-    expect([parseDurationMs('90'), parseDurationMs('2s'), parseDurationMs('5m'), parseDurationMs('1h'), parseDurationMs('1.5s')]).toEqual([90_000, 2000, 300_000, 3_600_000, undefined]);
-  });
-
-  it('derives a stable, locally administered unicast VTEP MAC from the host name', () => {
-    const a = vtepMacFor('h1');
-    expect(a).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
-    expect(vtepMacFor('h1')).toBe(a);
-    expect(vtepMacFor('h2')).not.toBe(a);
-    expect(parseInt(a.slice(0, 2), 16) & 0x03).toBe(0x02);
-    // pinned: a new derivation would make every other host rewrite its FDB and neighbour entries on upgrade
-    expect([a, vtepMacFor('Node-A')]).toEqual(['7a:0c:0e:95:f4:f3', '42:28:32:ea:c4:86']);
-  });
-});
 
 describe('underlay default from the route to the controller', () => {
   const ns = useTestNetns('acf');
@@ -129,18 +48,5 @@ describe('underlay default from the route to the controller', () => {
     expect(await resolveUnderlayIp(cfg('10.9.9.9:7443', ['--underlay-ip', '192.0.2.10']), h)).toBe('192.0.2.10');
     await expect(resolveUnderlayIp(cfg('10.9.9.9:7443'), h)).rejects.toThrow(/no route to the controller at 10\.9\.9\.9 .*give --underlay-ip/);
     await expect(resolveUnderlayIp(cfg('127.0.0.1:7443'), h)).rejects.toThrow(/loopback.*give --underlay-ip/);
-  });
-});
-
-describe('--vtep-mac', () => {
-  const base = ['--server', '10.0.0.1:7443', '--host-name', 'h1'];
-
-  it('is unset by default (derived from the host name) and taken lower-cased when given', () => {
-    expect(loadAgentConfig(base, {}).vtepMac).toBeUndefined();
-    expect(loadAgentConfig([...base, '--vtep-mac', '02:AB:00:00:00:01'], {}).vtepMac).toBe('02:ab:00:00:00:01');
-  });
-
-  it.each(['01:00:5e:00:00:01', '00:00:00:00:00:00', 'zz:00:00:00:00:01', '02:00:00:00:00'])('refuses %s, naming the flag', (mac) => {
-    expect(() => loadAgentConfig([...base, '--vtep-mac', mac], {})).toThrow(/--vtep-mac.* is not a unicast MAC address/);
   });
 });

@@ -1,11 +1,12 @@
 // ensureHostNetwork / teardownHostNetwork against the kernel, in a test
 // namespace whose "underlay" is a veth. Results are read back with `ip`,
-// `iptables-save` and `ethtool`, not with the library under test.
+// `iptables-save` and `ethtool`, not with the library under test. What the
+// spec validation refuses is in host-network.unit.test.ts.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withNetns } from '../../dataplane/netlink/netns';
 import {
-  bridgeMacFor, ensureHostNetwork, teardownHostNetwork, validateHostNetworkSpec, type HostNetworkSpec,
+  bridgeMacFor, ensureHostNetwork, teardownHostNetwork, type HostNetworkSpec,
 } from '../../cni-plugin/agent/host/host-network';
 import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, useUnderlayHost } from './fixtures';
 import { caught } from '../helpers/process';
@@ -31,25 +32,6 @@ function snapshot(ns: string): string {
     .map((l) => ({ i: l.ifindex, n: l.ifname, mtu: l.mtu, mac: l.address, up: l.flags.includes('UP'), data: l.linkinfo?.info_data?.id, addrs: ipAddrs(ns, l.ifname) }));
   return JSON.stringify(links);
 }
-
-describe('validateHostNetworkSpec', () => {
-  it.each([
-    [{ vxlanPort: 0 }, 'invalid vxlanPort 0 (must be between 1 and 65535)'],
-    [{ mtu: 1000 }, 'invalid mtu 1000 (must be between 1280 and 65485)'],
-    [{ self: { underlayIp: 'x', vtepMac: MAC } }, 'self.underlayIp: "x" is not an IP address'],
-    [{ self: { underlayIp: '192.168.90.1', vtepMac: '01:00:00:00:00:01' } }, 'invalid self.vtepMac 01:00:00:00:00:01 (must be a unicast address, not all zero)'],
-    [{ attachments: [{ network: 'a', vni: 1, networkCidr: '10.244.0.0/16', subnet: '10.245.1.0/24' }] }, 'attachments[0].subnet: 10.245.1.0/24 is not inside networkCidr 10.244.0.0/16'],
-    [{ attachments: [{ network: 'a', vni: 1, networkCidr: '10.244.0.0/16', subnet: '10.244.1.1/24' }] }, 'attachments[0].subnet: 10.244.1.1/24 has host bits set (the network is 10.244.1.0/24)'],
-    [{ attachments: [{ network: 'a', vni: 1, networkCidr: '10.244.0.0/16', subnet: '10.244.1.0/31' }] }, 'attachments[0].subnet: 10.244.1.0/31 is too small for a gateway and containers (prefix at most /30)'],
-    [
-      { attachments: [{ network: 'a', vni: 1, networkCidr: '10.244.0.0/16', subnet: '10.244.1.0/24' }, { network: 'b', vni: 1, networkCidr: '10.245.0.0/16', subnet: '10.245.1.0/24' }] },
-      'attachments[1].vni: 1 is already network "a"\'s',
-    ],
-    [{ attachments: [{ network: 'a', vni: 1 << 24, networkCidr: '10.244.0.0/16', subnet: '10.244.1.0/24' }] }, 'attachments[0].vni: invalid VNI 16777216 (must be between 0 and 16777215)'],
-  ])('refuses %j', (over, msg) => {
-    expect(caught(() => validateHostNetworkSpec(spec(over as Partial<HostNetworkSpec>))).message).toBe(msg);
-  });
-});
 
 describe('ensureHostNetwork in a namespace', () => {
   const setup = useUnderlayHost('h');

@@ -82,7 +82,7 @@ describe('weft logs', () => {
       err: { type: 'StoreUnavailableError', code: 'WEFT_STORE_UNAVAILABLE', message: 'cannot commit to the SQLite store: ENOSPC: no space left on device, write' },
     });
     // where it was thrown, then the cause's own stack
-    expect(line.err!.stack).toMatch(/^StoreUnavailableError: cannot commit to the SQLite store\n\s+at .*errors-log\.test\.ts/);
+    expect(line.err!.stack).toMatch(/^StoreUnavailableError: cannot commit to the SQLite store\n\s+at .*errors-log\.unit\.test\.ts/);
     expect(line.err!.stack).toContain('caused by: Error: ENOSPC: no space left on device, write');
   });
 
