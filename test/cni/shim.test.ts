@@ -572,7 +572,8 @@ describe('through the agent', () => {
     const rec = recordingHandlers({ delayMs: 150 });
     const s = await startCniServer({ socketPath: sockPath(), handlers: rec.handlers });
     const pending = shim(addEnv(), conf());
-    await new Promise((r) => setTimeout(r, 60));
+    // close while the request is in its handler (for 150 ms from its start)
+    await waitFor('the request in its handler', () => rec.calls.length === 1, 10_000, 5);
     await s.close();
     expect(existsSync(sockPath())).toBe(false);
     expect((await pending).code).toBe(0);
