@@ -10,20 +10,8 @@ import {
 } from '../../cni-plugin/agent/host/host-network';
 import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, useUnderlayHost } from './fixtures';
 import { caught } from '../helpers/process';
+import { MAC, spec } from './host-network-spec';
 
-const MAC = '02:77:00:00:00:01';
-
-function spec(over: Partial<HostNetworkSpec> = {}): HostNetworkSpec {
-  return {
-    self: { underlayIp: '192.168.90.1', vtepMac: MAC },
-    attachments: [
-      { network: 'a', vni: 101, networkCidr: '10.244.0.0/16', subnet: '10.244.3.0/24' },
-      { network: 'b', vni: 102, networkCidr: '10.245.0.0/16', subnet: '10.245.3.0/24' },
-    ],
-    vxlanPort: 4789,
-    ...over,
-  };
-}
 
 /** Everything about weft's devices the test can see, for "nothing changed" comparisons. */
 function snapshot(ns: string): string {

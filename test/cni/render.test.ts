@@ -6,29 +6,13 @@ import { spawnSync } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseResult } from '../../cni-plugin/cni/parse';
 import { renderResult, resultJson } from '../../cni-plugin/cni/render';
-import type { CniResult } from '../../cni-plugin/cni/types';
 import { requireSystem } from '../helpers/system';
+import { result } from './result-fixture';
 
 const PORTMAP = '/usr/lib/cni/portmap';
 
 beforeAll(() => requireSystem([{ pkg: 'containernetworking-plugins', file: PORTMAP }]));
 
-const result: CniResult = {
-  cniVersion: '1.1.0',
-  interfaces: [
-    { name: 'weft.br1', mac: '02:42:0a:f4:03:01', mtu: 1450 },
-    { name: 'eth0', mac: '02:42:0a:f4:03:07', mtu: 1450, sandbox: '/var/run/netns/cni-1' },
-  ],
-  ips: [
-    { address: '10.244.3.7/24', gateway: '10.244.3.1', interface: 1 },
-    { address: 'fd00:244:3::7/64', gateway: 'fd00:244:3::1', interface: 1 },
-  ],
-  routes: [
-    { dst: '0.0.0.0/0', gw: '10.244.3.1', mtu: 1450, priority: 100 },
-    { dst: '::/0', gw: 'fd00:244:3::1' },
-  ],
-  dns: { nameservers: ['10.244.0.10'], search: ['svc.cluster.local'], options: ['ndots:5'] },
-};
 
 /** Runs the reference portmap plugin as the next plugin in a chain, with weft's output as its prevResult. */
 function portmapAdd(version: string, prevResult: unknown): { status: number | null; out: Record<string, unknown> } {

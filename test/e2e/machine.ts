@@ -8,9 +8,7 @@
 // temp dir; /run/weft is a private tmpfs. /run itself stays shared, so the
 // container namespaces the test made under /run/netns before the machine
 // started are there.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { overlayMounts, startHolder } from '../runtimes/sandbox';
 
 const OVERLAID = ['/etc', '/opt', '/var/lib'];
 const PRIVATE_TMPFS = ['/run/weft'];
@@ -31,28 +29,11 @@ export interface Machine {
  */
 export async function startMachine(name: string, netns: string, dir: string): Promise<Machine> {
   const lines = ['set -e', `hostname ${name}`];
-  for (const d of OVERLAID) {
-    const o = join(dir, 'overlay', d.slice(1).replace(/\//g, '_'));
-    mkdirSync(join(o, 'up'), { recursive: true });
-    mkdirSync(join(o, 'work'), { recursive: true });
-    lines.push(`mount -t overlay wt-overlay -o lowerdir=${d},upperdir=${o}/up,workdir=${o}/work ${d}`);
-  }
+  lines.push(...overlayMounts(dir, OVERLAID));
   // The mount point must exist in the shared /run; an empty dir there is all that changes outside.
   for (const d of PRIVATE_TMPFS) lines.push(`mkdir -p ${d}`, `mount -t tmpfs -o mode=0755 wt-run ${d}`);
   lines.push('echo ready', 'exec cat >/dev/null');
-  const holder: ChildProcess = spawn('ip', ['netns', 'exec', netns, 'unshare', '--mount', '--uts', '--propagation', 'private', '--', 'sh', '-c', lines.join('\n')], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  holder.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    holder.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready')) resolve();
-    });
-    holder.on('exit', (code) => reject(new Error(`machine ${name} failed to start (${code}): ${stderr}`)));
-  });
+  const holder = await startHolder(['ip', 'netns', 'exec', netns, 'unshare', '--mount', '--uts', '--propagation', 'private', '--', 'sh', '-c', lines.join('\n')], `machine ${name}`);
   const pid = holder.pid!;
   return {
     name,

@@ -35,29 +35,12 @@ export interface Sandbox {
  */
 export async function startSandbox(dir: string, binds: Bind[] = []): Promise<Sandbox> {
   const lines = ['set -e', 'ip link set lo up'];
-  for (const d of OVERLAID) {
-    const o = join(dir, 'overlay', d.slice(1).replace(/\//g, '_'));
-    mkdirSync(join(o, 'up'), { recursive: true });
-    mkdirSync(join(o, 'work'), { recursive: true });
-    lines.push(`mount -t overlay wt-overlay -o lowerdir=${d},upperdir=${o}/up,workdir=${o}/work ${d}`);
-  }
+  lines.push(...overlayMounts(dir, OVERLAID));
   // podman's lock segment (shm_open "libpod_lock") would outlive the test.
   lines.push('mount -t tmpfs -o mode=1777 wt-shm /dev/shm');
   for (const b of binds) lines.push(`mkdir -p ${b.target}`, `mount --bind ${b.source} ${b.target}`);
   lines.push('echo ready', 'exec cat >/dev/null');
-  const holder: ChildProcess = spawn('unshare', ['--mount', '--net', '--propagation', 'private', '--', 'sh', '-c', lines.join('\n')], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  holder.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    holder.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('ready')) resolve();
-    });
-    holder.on('exit', (code) => reject(new Error(`mount sandbox failed (${code}): ${stderr}`)));
-  });
+  const holder = await startHolder(['unshare', '--mount', '--net', '--propagation', 'private', '--', 'sh', '-c', lines.join('\n')], 'mount sandbox');
   const pid = holder.pid!;
   const prefix = () => ['nsenter', `--mount=/proc/${pid}/ns/mnt`, `--net=/proc/${pid}/ns/net`, '--'];
   return {
@@ -72,4 +55,34 @@ export async function startSandbox(dir: string, binds: Bind[] = []): Promise<San
       holder.kill();
     },
   };
+}
+
+/** Shell lines that overlay each of `dirs` with the real dir as the read-only lower layer and an upper dir under `dir`. */
+export function overlayMounts(dir: string, dirs: readonly string[]): string[] {
+  return dirs.map((d) => {
+    const o = join(dir, 'overlay', d.slice(1).replace(/\//g, '_'));
+    mkdirSync(join(o, 'up'), { recursive: true });
+    mkdirSync(join(o, 'work'), { recursive: true });
+    return `mount -t overlay wt-overlay -o lowerdir=${d},upperdir=${o}/up,workdir=${o}/work ${d}`;
+  });
+}
+
+/**
+ * Starts a holder process (argv ends in a shell script that prints "ready",
+ * then waits on its stdin) and resolves once it is ready. It lives while this
+ * process holds its stdin open, so a test process that dies takes it along.
+ */
+export async function startHolder(argv: string[], what: string): Promise<ChildProcess> {
+  const holder = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  holder.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    holder.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready')) resolve();
+    });
+    holder.on('exit', (code) => reject(new Error(`${what} failed to start (${code}): ${stderr}`)));
+  });
+  return holder;
 }

@@ -7,7 +7,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkPrivateFile, ensurePrivateDir, IdentityError } from '../../../controller/api/client/credentials';
+import { checkPrivateFile, ensurePrivateDir, IdentityError, readIfExists } from '../../../controller/api/client/credentials';
 import { createExclusive } from '../../../controller/common/files';
 import { DEFAULT_STATE_DIR } from './paths';
 
@@ -30,14 +30,6 @@ function newWireGuardPrivateKey(): string {
   return b64urlToB64(privateKey.export({ format: 'jwk' }).d as string);
 }
 
-async function readIfExists(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new IdentityError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-}
 
 /** This host's WireGuard key pair: made once, kept in wireguard.key (0600). */
 export async function ensureWireGuardKeys(stateDir: string = DEFAULT_STATE_DIR): Promise<WireGuardKeys> {

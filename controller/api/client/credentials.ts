@@ -149,7 +149,8 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   await chmod(dir, 0o700);
 }
 
-async function readIfExists(path: string): Promise<string | null> {
+/** A file's text, or null when it does not exist. */
+export async function readIfExists(path: string): Promise<string | null> {
   try {
     return await readFile(path, 'utf8');
   } catch (e) {
