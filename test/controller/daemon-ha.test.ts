@@ -6,10 +6,12 @@ import { generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LEADER_KEY } from '../../controller/daemon/election';
 import { clientCredentials, issueClientCert, loadCa } from '../../controller/pki';
 import { startEtcd, type EtcdInstance } from '../helpers/etcd';
-import { waitFor } from '../helpers/wait';
+import { GiveUp, waitFor } from '../helpers/wait';
 import {
   type Client, type Daemon, call, client, httpGet, killAllDaemons, metric, readCa, startDaemon, watch, weft,
 } from './daemon-process';
@@ -112,9 +114,25 @@ describe('three controllers on one etcd', () => {
     const winner = rest.find((d) => d.logs.some((l) => l.msg === 'elected leader'))!;
     expect(winner).toBeDefined();
     expect(rest.flatMap((d) => d.logs.filter((l) => l.msg === 'elected leader'))).toHaveLength(1);
-    // It still serves, and keeps being the only leader: an observation window, not a wait for
-    // something to happen (nothing should); the checks pass at once on a correct controller.
-    await new Promise((r) => setTimeout(r, 2000));
+    // It keeps the lead: the lease on the leader key outlives its own TTL, which only renewals
+    // achieve (etcd reports whole seconds, so a renewal itself is not visible), still under the
+    // same lease; then it is still the only leader and serves.
+    const store = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      const leaseOf = async () => (await store.get(LEADER_KEY).exec()).kvs[0]?.lease;
+      const lease = await leaseOf();
+      expect(lease).toBeDefined();
+      const ttl = async () => store.leaseClient.leaseTimeToLive({ ID: lease! });
+      const grantedMs = Number((await ttl()).grantedTTL) * 1000;
+      const since = Date.now();
+      await waitFor('the new leader\'s lease to outlive its TTL', async () => {
+        if (Number((await ttl()).TTL) <= 0) throw new GiveUp('the new leader\'s lease expired');
+        return Date.now() - since > grantedMs + 500;
+      }, grantedMs + 10_000, 100);
+      expect(await leaseOf()).toBe(lease);
+    } finally {
+      store.close();
+    }
     expect(await leadersAmong(rest)).toHaveLength(1);
     expect((await httpGet(winner.metricsPort, '/readyz')).status).toBe(200);
   }, 30_000);
