@@ -18,7 +18,7 @@ import { JOIN_FILE, joinCommand, readJoinInfo } from '../daemon/join-info';
 import type { Ca } from '../pki';
 import { openStore, parseStoreUrl } from '../store/index';
 import { createToken, deleteToken, listTokens } from '../pki/tokens';
-import { readClusterConfig, saveClusterConfig } from '../ipam/cluster-config';
+import { readClusterConfig, updateClusterConfig } from '../ipam/cluster-config';
 import { ClusterConfigError } from '../ipam/errors';
 
 export class UsageError extends WeftError {
@@ -297,11 +297,11 @@ export async function networkCommand(argv: string[]): Promise<number> {
       const hostPrefixLength = int('--host-prefix-length') ?? (cidr.includes(':') ? 64 : 24);
       const store = await openExistingStore(config);
       try {
-        // Validation (unique name, VNI and range) is saveClusterConfig's, with messages naming the field.
-        const { config: cc } = await readClusterConfig(store);
+        // Validation (unique name, VNI and range) is the cluster config's, with messages naming the field;
+        // the edit is applied to the config as stored when it is saved, so concurrent adds all land.
         let saved;
         try {
-          saved = await saveClusterConfig(store, { ...cc, networks: [...cc.networks, { name: positional[0], vni, cidr, hostPrefixLength }] });
+          saved = await updateClusterConfig(store, (cc) => ({ ...cc, networks: [...cc.networks, { name: positional[0], vni, cidr, hostPrefixLength }] }));
         } catch (err) {
           // a name, VNI or range the config refuses is the operator's input: exit 2 like any bad flag
           if (err instanceof ClusterConfigError) throw new UsageError(err.message);

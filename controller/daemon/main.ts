@@ -17,9 +17,9 @@ import { type ControllerConfig, certNames, formatHostPort } from './config';
 import { startElection, type Election } from './election';
 import { createHttpServer, listenHttp } from '../common/http';
 import {
-  acquireLease, defaultClusterConfig, reclaimExpired, releaseLease, renewLease, saveClusterConfig,
+  acquireLease, reclaimExpired, releaseLease, renewLease,
 } from '../ipam';
-import { readClusterConfig } from '../ipam/cluster-config';
+import { initClusterConfig, readClusterConfig } from '../ipam/cluster-config';
 import { joinCommand, writeJoinInfo } from './join-info';
 import { createMetrics, instrumentLeases, instrumentService } from './metrics';
 import { caCertHash, ensureCa, reloadableServerCredentials, serverCertFor } from '../pki';
@@ -59,9 +59,9 @@ export async function startController(config: ControllerConfig, opts: StartOptio
 
     const store = await openStore(config.storeUrl);
     undo.push(() => store.close());
-    const { modRevision } = await readClusterConfig(store);
-    if (modRevision === 0) {
-      const { config: cc } = await saveClusterConfig(store, defaultClusterConfig());
+    const created = await initClusterConfig(store);
+    if (created) {
+      const cc = created.config;
       log.info({ networks: cc.networks.map((n) => `${n.name}:${n.cidr}`), leaseTtlSeconds: cc.leaseTtlSeconds }, 'first start: stored the default cluster config');
     }
 

@@ -1,7 +1,7 @@
 // The cluster config at /weft/config: which overlay networks exist, how they
 // are cut into per-host subnets, and the lease timing. Validated in full
 // before anything is stored, with messages that name the field.
-import type { Store } from '../store/types';
+import type { KeyValue, Store } from '../store/types';
 import { ClusterConfigError, LeaseContentionError, OrphanedLeasesError } from './errors';
 import { CONFIG_KEY, LEASES_PREFIX, decodeLeaseRecord, isDnsLabel, parseLeaseKey } from './records';
 import { type Cidr, CidrError, cidrContains, cidrOverlaps, formatCidr, parseCidr } from '../common/cidr';
@@ -199,8 +199,9 @@ export function leaseMisfit(net: NetworkConfig, subnet: Cidr, datacenter: string
 }
 
 /** The config and the modRevision of its key (0 when none is stored and the defaults apply). */
-export async function readClusterConfig(store: Store): Promise<{ config: ClusterConfig; modRevision: number }> {
-  const kv = await store.get(CONFIG_KEY);
+/** The stored config (the default when none is stored); `read` parses a value already read instead of reading again. */
+export async function readClusterConfig(store: Store, read?: { kv: KeyValue | undefined }): Promise<{ config: ClusterConfig; modRevision: number }> {
+  const kv = read ? read.kv : await store.get(CONFIG_KEY);
   if (!kv) return { config: defaultClusterConfig(), modRevision: 0 };
   let parsed: unknown;
   try {
@@ -252,27 +253,61 @@ async function findOrphans(store: Store, config: ClusterConfig): Promise<Orphane
  * against the old one. A lease claimed between our scan and our write is
  * caught by a second scan after the write, and the old config is put back.
  */
+/**
+ * Replaces the whole cluster config with `input`, whatever is stored now.
+ * An edit of the stored config must not use this (a concurrent edit would be
+ * lost): use updateClusterConfig, which compares against what it read.
+ */
 export async function saveClusterConfig(store: Store, input: unknown): Promise<{ config: ClusterConfig; revision: number }> {
   const config = validateClusterConfig(input);
-  const value = JSON.stringify(config);
   for (let attempt = 0; attempt < 20; attempt++) {
     const current = await store.get(CONFIG_KEY);
-    const before = await findOrphans(store, config);
-    if (before.length > 0) throw new OrphanedLeasesError(before);
-    const res = await store.txn(
-      [{ key: CONFIG_KEY, target: 'modRevision', op: '==', modRevision: current?.modRevision ?? 0 }],
-      [{ type: 'put', key: CONFIG_KEY, value }],
-    );
-    if (!res.succeeded) continue; // another writer saved in between: check again against the store as it is now
-    const after = await findOrphans(store, config);
-    if (after.length === 0) return { config, revision: res.revision };
-    await store.txn(
-      [{ key: CONFIG_KEY, target: 'modRevision', op: '==', modRevision: res.revision }],
-      current ? [{ type: 'put', key: CONFIG_KEY, value: current.value }] : [{ type: 'delete', key: CONFIG_KEY }],
-    );
-    throw new OrphanedLeasesError(after);
+    const saved = await saveIfUnchanged(store, config, current);
+    if (saved) return saved; // else another writer saved in between: check again against the store as it is now
   }
   throw new LeaseContentionError(`could not save cluster config: ${CONFIG_KEY} kept changing under concurrent writers`);
+}
+
+/**
+ * Read-modify-write of the cluster config: `edit` gets the stored config and
+ * returns the new one, which is saved only if the stored config is still the
+ * one `edit` saw (compare-and-swap on its revision). When another writer
+ * saved in between, the edit is applied again to what that writer saved, so
+ * concurrent edits all land or fail with a clear error, and none is lost
+ * behind a reported success.
+ */
+export async function updateClusterConfig(store: Store, edit: (current: ClusterConfig) => unknown | Promise<unknown>): Promise<{ config: ClusterConfig; revision: number }> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const current = await store.get(CONFIG_KEY);
+    const { config: before } = await readClusterConfig(store, { kv: current });
+    const saved = await saveIfUnchanged(store, validateClusterConfig(await edit(before)), current);
+    if (saved) return saved;
+  }
+  throw new LeaseContentionError(`could not update cluster config: ${CONFIG_KEY} kept changing under concurrent writers`);
+}
+
+/** Stores the default config unless a config is stored already (another controller may be starting too); the saved config, or null when one was there. */
+export async function initClusterConfig(store: Store): Promise<{ config: ClusterConfig; revision: number } | null> {
+  if (await store.get(CONFIG_KEY)) return null;
+  return saveIfUnchanged(store, defaultClusterConfig(), undefined);
+}
+
+/** Puts `config` if CONFIG_KEY is still `current` (absent: still absent); null when it changed. Refuses to orphan a lease. */
+async function saveIfUnchanged(store: Store, config: ClusterConfig, current: KeyValue | undefined): Promise<{ config: ClusterConfig; revision: number } | null> {
+  const before = await findOrphans(store, config);
+  if (before.length > 0) throw new OrphanedLeasesError(before);
+  const res = await store.txn(
+    [{ key: CONFIG_KEY, target: 'modRevision', op: '==', modRevision: current?.modRevision ?? 0 }],
+    [{ type: 'put', key: CONFIG_KEY, value: JSON.stringify(config) }],
+  );
+  if (!res.succeeded) return null;
+  const after = await findOrphans(store, config);
+  if (after.length === 0) return { config, revision: res.revision };
+  await store.txn(
+    [{ key: CONFIG_KEY, target: 'modRevision', op: '==', modRevision: res.revision }],
+    current ? [{ type: 'put', key: CONFIG_KEY, value: current.value }] : [{ type: 'delete', key: CONFIG_KEY }],
+  );
+  throw new OrphanedLeasesError(after);
 }
 
 export function findNetwork(config: ClusterConfig, name: string): NetworkConfig | undefined {
