@@ -9,9 +9,8 @@ import {
   CONFIG_KEY, LEASES_PREFIX, type LeaseRecord, decodeLeaseRecord, encodeLeaseRecord, isDnsLabel, isHostName,
   leaseHostKey, leaseKey, leasePrefix, parseLeaseKey,
 } from './records';
-import {
-  type Cidr, CidrError, addressBits, candidateOrder, cidrSize, formatCidr, parseCidr, randomBelow, subnetAt, subnetCount, subnetToKey,
-} from '../common/cidr';
+import { type Cidr, CidrError, addressBits, cidrSize, formatCidr, parseCidr } from '../common/cidr';
+import { candidateOrder, randomBelow, subnetAt, subnetCount, subnetToKey } from './subnets';
 
 export type Lease = {
   network: string;

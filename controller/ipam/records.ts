@@ -1,7 +1,8 @@
 // Store key layout and the JSON stored under lease keys. One place, so the
 // config check and the lease manager agree on what a lease looks like.
 import { isDnsLabel } from '../common/dns-label';
-import { type Cidr, keyToSubnet, subnetToKey } from '../common/cidr';
+import type { Cidr } from '../common/cidr';
+import { keyToSubnet, subnetToKey } from './subnets';
 
 export const CONFIG_KEY = '/weft/config';
 export const LEASES_PREFIX = '/weft/leases/';

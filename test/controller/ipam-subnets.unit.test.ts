@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { type Cidr, addressBits, cidrContains, cidrLast, cidrOverlaps, formatCidr, parseCidr } from '../../controller/common/cidr';
 import {
-  type Cidr, addressBits, candidateOrder, cidrContains, cidrLast, cidrOverlaps, formatCidr, keyToSubnet, parseCidr,
-  randomBelow, subnetAt, subnetCount, subnetIndex, subnetToKey,
-} from '../../controller/common/cidr';
+  candidateOrder, keyToSubnet, randomBelow, subnetAt, subnetCount, subnetIndex, subnetToKey,
+} from '../../controller/ipam/subnets';
 
 // A pool (aligned network) plus a host prefix length such that it holds at most 2^10 subnets.
 const arbPool = fc
