@@ -28,8 +28,8 @@ export async function writeJoinInfo(dataDir: string, info: JoinInfo): Promise<st
   return path;
 }
 
-/** The recorded join info, or null when no controller has started with this data dir (or the file is not ours). */
-export async function readJoinInfo(dataDir: string): Promise<JoinInfo | null> {
+/** What token create needs of the recorded join info, or null when no controller has started with this data dir (or the file is not ours). */
+export async function readJoinInfo(dataDir: string): Promise<Pick<JoinInfo, 'server' | 'caCertHash' | 'tls'> | null> {
   let text: string;
   try {
     text = await readFile(join(dataDir, JOIN_FILE), 'utf8');
@@ -40,14 +40,7 @@ export async function readJoinInfo(dataDir: string): Promise<JoinInfo | null> {
   try {
     const v = JSON.parse(text) as Partial<JoinInfo>;
     if (typeof v.server !== 'string' || typeof v.caCertHash !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(v.caCertHash)) return null;
-    return {
-      server: v.server,
-      serverSource: typeof v.serverSource === 'string' ? v.serverSource : '',
-      caCertHash: v.caCertHash,
-      certNames: Array.isArray(v.certNames) ? v.certNames.filter((n): n is string => typeof n === 'string') : [],
-      tls: v.tls !== false,
-      writtenAt: typeof v.writtenAt === 'string' ? v.writtenAt : '',
-    };
+    return { server: v.server, caCertHash: v.caCertHash, tls: v.tls !== false };
   } catch {
     return null;
   }

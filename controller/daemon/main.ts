@@ -1,6 +1,6 @@
 // The controller daemon: wires the store, PKI, cluster config, gRPC API,
 // metrics and leader election together, and takes them down again in order.
-// Flag parsing and exit codes live in cli.ts; this module only runs a
+// Flag parsing and exit codes live in cli/commands.ts; this module only runs a
 // config that is already known to be good.
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
