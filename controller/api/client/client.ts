@@ -20,8 +20,7 @@ import {
 } from '../proto';
 import { type Logger, silentLogger } from '../../common/log';
 import { backoff, type BackoffOptions } from './backoff';
-import { fetchServerChain } from './credentials';
-import { certNames, certProblemMessage, certProblemOf } from './server-cert';
+import { certNames, certProblemMessage, certProblemOf, fetchServerChain } from './server-cert';
 
 export type ConnectionState = 'connected' | 'connecting' | 'disconnected';
 

@@ -22,16 +22,20 @@ import {
   X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
 } from 'node:crypto';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { controllerClientConstructor, type JoinResponse, type RequestOf } from '../proto';
+import type { JoinResponse, RequestOf } from '../proto';
+import { connectController } from './client';
+import { IdentityError } from './identity-error';
 import { caCertHash, clientCredentials } from './trust';
-import { WeftError } from '../../common/errors';
 import { createExclusive, replaceAtomic } from '../../common/files';
 import { HOST_URI_PREFIX } from '../../common/names';
-import { certNames, certProblemMessage, certProblemOf, serverNameProblem, ServerCertError } from './server-cert';
+import {
+  certNames, certProblemMessage, certProblemOf, fetchServerChain, serverNameProblem, ServerCertError,
+} from './server-cert';
+
+// Reading the controller's chain lives with the other certificate checks; callers of the join find it here too.
+export { fetchServerChain, splitServer } from './server-cert';
 
 export const HOST_KEY_FILE = 'host.key';
 export const HOST_CERT_FILE = 'host.crt';
@@ -46,12 +50,7 @@ export type Credentials = {
   certExpiresAt: Date;
 };
 
-export class IdentityError extends WeftError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('WEFT_IDENTITY', message, options);
-    this.name = 'IdentityError';
-  }
-}
+export { IdentityError };
 
 // ---- CA pin ------------------------------------------------------------------
 
@@ -64,47 +63,6 @@ export function parseCaCertHash(pin: string): string {
   const p = typeof pin === 'string' ? pin.trim().toLowerCase() : '';
   if (!PIN_RE.test(p)) throw new IdentityError(`--ca-cert-hash ${JSON.stringify(pin)} is not of the form sha256:<64 hex digits>`);
   return p;
-}
-
-/** host:port of the controller; IPv6 in brackets. */
-export function splitServer(server: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(server);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port > 0 && port < 65536)) throw new IdentityError(`controller address ${JSON.stringify(server)} must be host:port`);
-  return { host: m[1] ?? m[2], port };
-}
-
-/**
- * The certificates the controller presents, leaf first, as sent: nothing is
- * verified here (that is the caller's job, against the pin).
- */
-export function fetchServerChain(server: string, timeoutMs = 10_000): Promise<X509Certificate[]> {
-  const { host, port } = splitServer(server);
-  return new Promise((resolve, reject) => {
-    const sock = tls.connect({
-      host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'],
-      // SNI carries names only; an address as SNI is a protocol error.
-      ...(isIP(host) ? {} : { servername: host }),
-    });
-    const timer = setTimeout(() => sock.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
-    sock.once('secureConnect', () => {
-      clearTimeout(timer);
-      const chain: X509Certificate[] = [];
-      const seen = new Set<string>();
-      let c: tls.DetailedPeerCertificate | undefined = sock.getPeerCertificate(true);
-      while (c?.raw && !seen.has(c.fingerprint256)) {
-        seen.add(c.fingerprint256);
-        chain.push(new X509Certificate(c.raw));
-        c = c.issuerCertificate;
-      }
-      sock.end();
-      resolve(chain);
-    });
-    sock.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new IdentityError(`cannot read the certificate of the controller at ${server}: ${err.message}`, { cause: err }));
-    });
-  });
 }
 
 /**
@@ -243,22 +201,22 @@ async function trustForJoin(o: JoinOptions): Promise<{ ca: X509Certificate; leaf
   return { ca, leaf: chain[0], trusted: given ? 'the CA in --ca-cert' : 'the CA --ca-cert-hash names' };
 }
 
-function callJoin(server: string, caPem: string, req: RequestOf<'Join'>, timeoutMs: number, seen: { leaf: X509Certificate; trusted: string }): Promise<JoinResponse> {
-  const Client = controllerClientConstructor();
-  const client = new Client(server, clientCredentials({ caPem }));
-  return new Promise<JoinResponse>((resolve, reject) => {
-    client.Join(req, { deadline: Date.now() + timeoutMs }, (err, res) => {
-      client.close();
-      if (!err) return resolve(res!);
-      // A certificate the TLS handshake refused will be refused on every retry: say what to change.
-      const problem = certProblemOf(err);
-      if (problem) {
-        const why = certProblemMessage(problem, server, { names: certNames(seen.leaf), trusted: seen.trusted });
-        return reject(new ServerCertError(`cannot join through ${server}: ${why}`, problem, { cause: err }));
-      }
-      reject(new IdentityError(`join through ${server} refused: ${grpc.status[err.code] ?? err.code}: ${err.details || err.message}`, { cause: err }));
-    });
-  });
+async function callJoin(server: string, caPem: string, req: RequestOf<'Join'>, timeoutMs: number, seen: { leaf: X509Certificate; trusted: string }): Promise<JoinResponse> {
+  const client = connectController({ server, credentials: clientCredentials({ caPem }), callTimeoutMs: timeoutMs });
+  try {
+    return await client.call('Join', req);
+  } catch (err) {
+    // A certificate the TLS handshake refused will be refused on every retry: say what to change.
+    const problem = certProblemOf(err);
+    if (problem) {
+      const why = certProblemMessage(problem, server, { names: certNames(seen.leaf), trusted: seen.trusted });
+      throw new ServerCertError(`cannot join through ${server}: ${why}`, problem, { cause: err });
+    }
+    const e = err as { code?: number; details?: string; message: string };
+    throw new IdentityError(`join through ${server} refused: ${grpc.status[e.code ?? -1] ?? e.code}: ${e.details || e.message}`, { cause: err });
+  } finally {
+    client.close();
+  }
 }
 
 /**

@@ -10,10 +10,12 @@
 //   ca       the certificate is not signed by the CA this host trusts: another
 //            cluster's controller, or a controller whose CA was replaced;
 //   expired  the serving certificate is out of its validity period.
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
+import * as tls from 'node:tls';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
-import { WeftError } from '../../common/errors';
+import { InvalidArgumentError, WeftError } from '../../common/errors';
+import { IdentityError } from './identity-error';
 
 export type CertProblem = 'name' | 'ca' | 'expired';
 
@@ -29,12 +31,52 @@ export class ServerCertError extends WeftError {
   }
 }
 
-/** The host part of host:port, without IPv6 brackets. */
+/** The host part of host:port, without IPv6 brackets, lower case. */
 export function serverHost(server: string): string {
-  if (server.startsWith('[')) return server.slice(1, server.indexOf(']')).toLowerCase();
-  const i = server.lastIndexOf(':');
-  return (i < 0 ? server : server.slice(0, i)).toLowerCase();
+  return splitServer(server).host.toLowerCase();
 }
+
+/** host:port of the controller; IPv6 in brackets. */
+export function splitServer(server: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(server);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port > 0 && port < 65536)) throw new InvalidArgumentError(`controller address ${JSON.stringify(server)} must be host:port`, { field: 'server' });
+  return { host: m[1] ?? m[2], port };
+}
+
+/**
+ * The certificates the controller presents, leaf first, as sent: nothing is
+ * verified here (that is the caller's job, against the pin).
+ */
+export function fetchServerChain(server: string, timeoutMs = 10_000): Promise<X509Certificate[]> {
+  const { host, port } = splitServer(server);
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({
+      host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'],
+      // SNI carries names only; an address as SNI is a protocol error.
+      ...(isIP(host) ? {} : { servername: host }),
+    });
+    const timer = setTimeout(() => sock.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+    sock.once('secureConnect', () => {
+      clearTimeout(timer);
+      const chain: X509Certificate[] = [];
+      const seen = new Set<string>();
+      let c: tls.DetailedPeerCertificate | undefined = sock.getPeerCertificate(true);
+      while (c?.raw && !seen.has(c.fingerprint256)) {
+        seen.add(c.fingerprint256);
+        chain.push(new X509Certificate(c.raw));
+        c = c.issuerCertificate;
+      }
+      sock.end();
+      resolve(chain);
+    });
+    sock.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new IdentityError(`cannot read the certificate of the controller at ${server}: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
 
 const canonicalIp = (ip: string) => (ip.includes(':') ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip);
 
