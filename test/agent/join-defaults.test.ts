@@ -7,29 +7,15 @@
 // the controller restarted with that --advertise must then accept it.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caCertHash } from '../../controller/pki';
 import { uniqueName } from '../helpers/names';
 import { GiveUp, waitFor } from '../helpers/wait';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
 import { ipJson } from '../lab/run';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const WEFT = join(ROOT, 'dist', 'weft.mjs');
-
-type LogLine = { level: number; msg: string; [k: string]: unknown };
-
-function logLines(path: string): LogLine[] {
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
-}
-
-const tailOf = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').slice(-3000) : '(no log)');
-
-/** The environment without the machine's WEFT_* settings. */
-const env = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WEFT_')));
+import { ROOT, WEFT, cleanEnv, requireBuild, tail } from '../e2e/cluster';
+import { readJsonLog } from '../e2e/traffic';
 
 describe('joining with the printed command and default flags', () => {
   let lab: Lab;
@@ -40,16 +26,16 @@ describe('joining with the printed command and default flags', () => {
 
   const startController = async (extra: string[] = []) => {
     const log = join(tmp, `controller-${Date.now()}.log`);
-    const p = lab.spawn(lab.controller!.netns, process.execPath, [WEFT, 'controller', '--data-dir', dataDir, ...extra], { logFile: log, cwd: ROOT, env: env() });
+    const p = lab.spawn(lab.controller!.netns, process.execPath, [WEFT, 'controller', '--data-dir', dataDir, ...extra], { logFile: log, cwd: ROOT, env: cleanEnv() });
     await waitFor('the controller to listen', () => {
-      if (p.exited) throw new GiveUp(`controller exited:\n${tailOf(log)}`);
-      return logLines(log).some((l) => l.msg === 'controller listening');
+      if (p.exited) throw new GiveUp(`controller exited:\n${tail(log)}`);
+      return readJsonLog(log).some((l) => l.msg === 'controller listening');
     }, 30_000);
     return p;
   };
 
   /** weft in the controller's namespace, as an operator there runs it. */
-  const onController = (args: string[]) => lab.exec(lab.controller!.netns, process.execPath, [WEFT, ...args], { env: env() });
+  const onController = (args: string[]) => lab.exec(lab.controller!.netns, process.execPath, [WEFT, ...args], { env: cleanEnv() });
 
   /** A printed `weft agent ...` line as argv for this host: `weft` is the built bundle; the host's own name and paths appended. */
   const agentArgv = (line: string, h: LabHost) => {
@@ -65,7 +51,7 @@ describe('joining with the printed command and default flags', () => {
   const hostsRegistered = () => JSON.parse(onController(['status', '--json', '--data-dir', dataDir]).stdout).hosts as number;
 
   beforeAll(async () => {
-    if (!existsSync(WEFT)) throw new Error('dist/weft.mjs missing: run npm run build');
+    requireBuild();
     tmp = mkdtempSync(join(tmpdir(), 'weft-join-defaults-'));
     dataDir = join(tmp, 'controller');
     lab = await createLab({ name: uniqueName('jn'), datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1', 'h2'] }] }], controller: true });
@@ -88,13 +74,13 @@ describe('joining with the printed command and default flags', () => {
     const h1 = lab.host('h1');
     const log = join(tmp, 'h1-agent.log');
     const t0 = Date.now();
-    const agent = lab.spawn(h1.netns, process.execPath, agentArgv(joinLine, h1), { logFile: log, cwd: ROOT, env: env() });
+    const agent = lab.spawn(h1.netns, process.execPath, agentArgv(joinLine, h1), { logFile: log, cwd: ROOT, env: cleanEnv() });
     await waitFor('h1 to register', () => {
-      if (agent.exited) throw new GiveUp(`agent on h1 exited:\n${tailOf(log)}`);
-      return logLines(log).some((l) => l.msg === 'host registered');
+      if (agent.exited) throw new GiveUp(`agent on h1 exited:\n${tail(log)}`);
+      return readJsonLog(log).some((l) => l.msg === 'host registered');
     }, 30_000);
     console.log(`join with the printed command: registered after ${Date.now() - t0} ms`);
-    expect(logLines(log).find((l) => l.msg === 'weft agent starting')).toMatchObject({ underlayIp: h1.underlayIp, server: `${lab.controller!.ip}:7443` });
+    expect(readJsonLog(log).find((l) => l.msg === 'weft agent starting')).toMatchObject({ underlayIp: h1.underlayIp, server: `${lab.controller!.ip}:7443` });
     expect(hostsRegistered()).toBe(1);
     await agent.stop();
   }, 60_000);
@@ -111,7 +97,7 @@ describe('joining with the printed command and default flags', () => {
 
     const h2 = lab.host('h2');
     const t0 = Date.now();
-    const r = lab.exec(h2.netns, process.execPath, agentArgv(line, h2), { check: false, timeoutMs: 30_000, env: env() });
+    const r = lab.exec(h2.netns, process.execPath, agentArgv(line, h2), { check: false, timeoutMs: 30_000, env: cleanEnv() });
     const took = Date.now() - t0;
     console.log(`agent with a --server outside the certificate: exit ${r.status} after ${took} ms: ${r.stderr.trim()}`);
     expect(r.status, r.stderr).toBe(1);
@@ -122,7 +108,7 @@ describe('joining with the printed command and default flags', () => {
     expect(existsSync(join(tmp, 'h2', 'state', 'host.crt'))).toBe(false);
 
     // A --server that resolves to this host's loopback: refused before any connection, naming --server.
-    const lo = lab.exec(h2.netns, process.execPath, agentArgv(line.replace(`--server ${other}:7443`, '--server localhost:7443'), h2), { check: false, timeoutMs: 30_000, env: env() });
+    const lo = lab.exec(h2.netns, process.execPath, agentArgv(line.replace(`--server ${other}:7443`, '--server localhost:7443'), h2), { check: false, timeoutMs: 30_000, env: cleanEnv() });
     expect(lo.status, lo.stderr).toBe(2);
     expect(lo.stderr).toMatch(/--server localhost resolves to (127\.0\.0\.1|::1), a loopback address of this machine.*give --server the controller's address/);
 
@@ -130,12 +116,12 @@ describe('joining with the printed command and default flags', () => {
     await controller.stop();
     controller = await startController(['--advertise', other]);
     const log = join(tmp, 'h2-agent.log');
-    const agent = lab.spawn(h2.netns, process.execPath, agentArgv(line, h2), { logFile: log, cwd: ROOT, env: env() });
+    const agent = lab.spawn(h2.netns, process.execPath, agentArgv(line, h2), { logFile: log, cwd: ROOT, env: cleanEnv() });
     await waitFor('h2 to register', () => {
-      if (agent.exited) throw new GiveUp(`agent on h2 exited:\n${tailOf(log)}`);
-      return logLines(log).some((l) => l.msg === 'host registered');
+      if (agent.exited) throw new GiveUp(`agent on h2 exited:\n${tail(log)}`);
+      return readJsonLog(log).some((l) => l.msg === 'host registered');
     }, 30_000);
-    expect(hostsRegistered(), tailOf(log)).toBe(2);
+    expect(hostsRegistered(), tail(log)).toBe(2);
     // token create now names the advertised address
     expect(onController(['token', 'create', '--data-dir', dataDir]).stdout).toMatch(new RegExp(`^weft agent --server ${other.replace(/\./g, '\\.')}:7443 `));
     await agent.stop();

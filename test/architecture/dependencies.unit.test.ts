@@ -24,7 +24,7 @@ function cruise(): Cruise {
 }
 
 /** Folder-level strongly connected components with more than one folder: each is a cycle between folders. */
-export function folderCycles(edges: Map<string, Set<string>>): string[][] {
+function folderCycles(edges: Map<string, Set<string>>): string[][] {
   let index = 0;
   const idx = new Map<string, number>();
   const low = new Map<string, number>();

@@ -72,7 +72,7 @@ type Call = { req: CniRequest; at: number };
  * a test of concurrency does not depend on how fast the shims arrive;
  * `delayMs` keeps each one in the handler a little longer on top.
  */
-function recordingHandlers(opts: { delayMs?: number; holdUntilConcurrent?: number } = {}) {
+function recordingHandlers(opts: { delayMs?: number; holdUntilConcurrent?: number; gate?: Promise<void> } = {}) {
   const calls: Call[] = [];
   const active = new Map<string, number>();
   let overlapSeen = false;
@@ -89,6 +89,7 @@ function recordingHandlers(opts: { delayMs?: number; holdUntilConcurrent?: numbe
       const enough = opts.holdUntilConcurrent ?? 0;
       if (enough > 1) await waitFor(`${enough} requests in the handlers at once`, () => maxConcurrent >= enough, 10_000, 5);
       if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+      if (opts.gate) await opts.gate;
     } finally {
       concurrent--;
       active.set(req.containerId, (active.get(req.containerId) ?? 1) - 1);
@@ -569,12 +570,15 @@ describe('through the agent', () => {
 
   it('close() lets a running request answer, then removes the socket', async () => {
     freshDir();
-    const rec = recordingHandlers({ delayMs: 150 });
+    let open: () => void = () => {};
+    const rec = recordingHandlers({ gate: new Promise<void>((r) => (open = r)) });
     const s = await startCniServer({ socketPath: sockPath(), handlers: rec.handlers });
     const pending = shim(addEnv(), conf());
-    // close while the request is in its handler (for 150 ms from its start)
+    // close while the request is held in its handler, then let it answer
     await waitFor('the request in its handler', () => rec.calls.length === 1, 10_000, 5);
-    await s.close();
+    const closing = s.close();
+    open();
+    await closing;
     expect(existsSync(sockPath())).toBe(false);
     expect((await pending).code).toBe(0);
     const after = await shim(addEnv(), conf());

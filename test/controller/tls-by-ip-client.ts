@@ -1,5 +1,5 @@
 // One gRPC call over clientCredentials in a fresh process, for
-// tls-by-ip.test.ts: Node reports each deprecation once per process, so a
+// tls-by-ip.unit.test.ts: Node reports each deprecation once per process, so a
 // warning from an earlier connection in the test's own process would hide
 // this one. Input (env WEFT_TEST_TLS_CLIENT, JSON): target, caPem and an
 // optional client certPem/keyPem. Output: one JSON line with the call's

@@ -104,7 +104,7 @@ describe('clientCredentials connecting by IP address', () => {
     const port = await serve('127.0.0.1', ['127.0.0.1'], otherCa);
     const o = await callFromChild(`127.0.0.1:${port}`);
     expect(o.code).toBe(grpc.status.UNAVAILABLE);
-    expect(o.details).not.toMatch(/ALTNAME/);
+    expect(o.details).toMatch(/unable to verify|self[- ]signed certificate|unable to get (local )?issuer certificate/);
     expectNoWarnings(o);
   });
 
@@ -133,10 +133,12 @@ describe('the TLS server name the controller sees', () => {
     });
     const port = await new Promise<number>((resolve) => tls.listen(0, '127.0.0.1', () => resolve((tls.address() as { port: number }).port)));
     const client = new grpc.Client(target(port), clientCredentials({ caPem: ca.certPem }));
+    let timer: NodeJS.Timeout | undefined;
     try {
       client.waitForReady(Date.now() + 5_000, () => {});
-      return await Promise.race([seen, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no TLS connection to ${target(port)}`)), 5_000))]);
+      return await Promise.race([seen, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no TLS connection to ${target(port)}`)), 5_000)))]);
     } finally {
+      clearTimeout(timer);
       client.close();
       tls.close();
     }

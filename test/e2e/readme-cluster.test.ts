@@ -13,10 +13,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { caCertHash } from '../../controller/api/client/trust';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import type { LabProcess } from '../lab/procs';
 import { GiveUp, waitFor } from '../helpers/wait';
-import { ROOT, WEFT, requireBuild, tail } from './cluster';
+import { ROOT, WEFT, cleanEnv, requireBuild, tail } from './cluster';
 import { cniAdd, pluginConfig, type Conflist } from './cni';
 import { startMachine, type Machine } from './machine';
 import { ping } from './traffic';
@@ -28,7 +29,7 @@ const SPEC = {
 };
 
 /** The shell blocks of one README section, as commands (comments and blank lines dropped). */
-export function readmeCommands(readme: string, section: string): string[][] {
+function readmeCommands(readme: string, section: string): string[][] {
   const start = readme.indexOf(`\n## ${section}\n`);
   if (start < 0) throw new Error(`README has no "## ${section}" section`);
   const end = readme.indexOf('\n## ', start + 1);
@@ -54,8 +55,7 @@ beforeAll(async () => {
   // `weft` on PATH, as `npm link` leaves it
   mkdirSync(join(dir, 'bin'));
   symlinkSync(WEFT, join(dir, 'bin', 'weft'));
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WEFT_')));
-  pathEnv = { ...base, PATH: `${join(dir, 'bin')}:${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` };
+  pathEnv = cleanEnv({ PATH: `${join(dir, 'bin')}:${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` });
   lab = await createLab(SPEC);
 }, 120_000);
 
@@ -122,9 +122,10 @@ describe('README: Running a cluster', () => {
     }
     expect(joinCommand, 'the controller block creates a token').toBeDefined();
     // The printed line is the README's join command with the blanks filled in, pointing at an address hosts reach.
-    expect(joinCommand).toBe(
-      `weft agent --server ${lab.controller!.ip}:7443 --token ${/--token (\S+)/.exec(joinCommand!)![1]} --ca-cert-hash ${/--ca-cert-hash (\S+)/.exec(joinCommand!)![1]}`,
-    );
+    // the pin of the CA in the data dir the README's controller line names
+    const controllerArgv = words(controllerBlock.find((l) => words(l)[1] === 'controller')!);
+    const pin = caCertHash(on(ctl, ['cat', join(controllerArgv[controllerArgv.indexOf('--data-dir') + 1], 'ca.crt')]));
+    expect(joinCommand).toMatch(new RegExp(`^weft agent --server ${lab.controller!.ip.replace(/\./g, '\\.')}:7443 --token [a-z0-9]{6}\\.[a-z0-9]{16} --ca-cert-hash ${pin}$`));
 
     // ---- on every host ----
     for (const h of [h1, h2]) {
