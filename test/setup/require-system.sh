@@ -21,6 +21,11 @@ have cc             || need+=(gcc libc6-dev)
 have podman         || need+=(podman)
 have ctr            || need+=(containerd)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+have nft           || need+=(nftables)
+dpkg -s libnftables1 >/dev/null 2>&1 || need+=(libnftables1)
+have conntrack     || need+=(conntrack)
+have haproxy       || need+=(haproxy)
+have wrk           || need+=(wrk)
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
