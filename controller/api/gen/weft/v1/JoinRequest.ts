@@ -14,6 +14,12 @@ export interface JoinRequest {
    * SPKI PEM of the host's own key
    */
   'public_key_pem'?: (string);
+  /**
+   * What the certificate is for: "" or "host" (an agent), "ingress". Must
+   * match the role the token was made for, so a host token cannot mint an
+   * ingress certificate nor the other way round.
+   */
+  'role'?: (string);
 }
 
 export interface JoinRequest__Output {
@@ -29,4 +35,10 @@ export interface JoinRequest__Output {
    * SPKI PEM of the host's own key
    */
   'public_key_pem': (string);
+  /**
+   * What the certificate is for: "" or "host" (an agent), "ingress". Must
+   * match the role the token was made for, so a host token cannot mint an
+   * ingress certificate nor the other way round.
+   */
+  'role': (string);
 }

@@ -4,7 +4,7 @@ import type { Long } from '@grpc/proto-loader';
 
 export interface JoinResponse {
   /**
-   * client certificate for host_name
+   * client certificate for host_name, in the requested role
    */
   'certificate_pem'?: (string);
   /**
@@ -16,7 +16,7 @@ export interface JoinResponse {
 
 export interface JoinResponse__Output {
   /**
-   * client certificate for host_name
+   * client certificate for host_name, in the requested role
    */
   'certificate_pem': (string);
   /**

@@ -14,6 +14,29 @@ export interface Service {
    * "prefer-local" (default) or "any"
    */
   'rack_policy'?: (string);
+  /**
+   * L7 routing of the http ports: the Host header must be one of these
+   * (lower-case DNS names, at most 16; "*.example.com" matches exactly one
+   * label in front of example.com, as in TLS certificates). Empty: any host.
+   */
+  'hostnames'?: (string)[];
+  /**
+   * L7 routing of the http ports: the request path must start with this.
+   * "" (every path) or starting with "/", printable ASCII, no ".." segment, at most 256.
+   */
+  'path_prefix'?: (string);
+  /**
+   * "none" (default) or "client-ip"
+   */
+  'affinity'?: (string);
+  /**
+   * Active health check: an HTTP GET of this path (same rules as path_prefix); "": a TCP connect.
+   */
+  'health_path'?: (string);
+  /**
+   * send a PROXY protocol v2 header to the backends
+   */
+  'proxy_protocol'?: (boolean);
 }
 
 export interface Service__Output {
@@ -28,4 +51,27 @@ export interface Service__Output {
    * "prefer-local" (default) or "any"
    */
   'rack_policy': (string);
+  /**
+   * L7 routing of the http ports: the Host header must be one of these
+   * (lower-case DNS names, at most 16; "*.example.com" matches exactly one
+   * label in front of example.com, as in TLS certificates). Empty: any host.
+   */
+  'hostnames': (string)[];
+  /**
+   * L7 routing of the http ports: the request path must start with this.
+   * "" (every path) or starting with "/", printable ASCII, no ".." segment, at most 256.
+   */
+  'path_prefix': (string);
+  /**
+   * "none" (default) or "client-ip"
+   */
+  'affinity': (string);
+  /**
+   * Active health check: an HTTP GET of this path (same rules as path_prefix); "": a TCP connect.
+   */
+  'health_path': (string);
+  /**
+   * send a PROXY protocol v2 header to the backends
+   */
+  'proxy_protocol': (boolean);
 }

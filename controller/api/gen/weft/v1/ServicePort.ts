@@ -12,7 +12,10 @@ export interface ServicePort {
    */
   'target_port'?: (number);
   /**
-   * "tcp" or "http"
+   * "tcp" (default), "udp" or "http". http and tcp are both TCP: one service
+   * may not use a port number twice on one transport. A tcp or udp port
+   * number belongs to one service; several services may share an http port,
+   * routed by hostnames and path_prefix.
    */
   'protocol'?: (string);
 }
@@ -28,7 +31,10 @@ export interface ServicePort__Output {
    */
   'target_port': (number);
   /**
-   * "tcp" or "http"
+   * "tcp" (default), "udp" or "http". http and tcp are both TCP: one service
+   * may not use a port number twice on one transport. A tcp or udp port
+   * number belongs to one service; several services may share an http port,
+   * routed by hostnames and path_prefix.
    */
   'protocol': (string);
 }
