@@ -11,6 +11,10 @@ export const sys = {
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
   send: libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)'),
   recv: libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+  // the sender's address tells the kernel (nl_pid 0) from another process writing to our port
+  recvfrom: libc.func('intptr_t recvfrom(int fd, _Out_ void *buf, size_t len, int flags, _Out_ void *addr, _Inout_ uint32_t *addrlen)'),
+  // the filesystem of an open fd: a namespace file must be on nsfs
+  fstatfs: libc.func('int fstatfs(int fd, _Out_ void *buf)'),
   close: libc.func('int close(int fd)'),
   setns: libc.func('int setns(int fd, int nstype)'),
   unshare: libc.func('int unshare(int flags)'),
@@ -47,3 +51,13 @@ export const MS_BIND = 4096;
 export const MS_REC = 16384;
 export const MS_SHARED = 1 << 20;
 export const MNT_DETACH = 2;
+export const SO_RCVTIMEO = 20;
+export const SO_SNDTIMEO = 21;
+export const MSG_TRUNC = 0x20;
+export const EAGAIN = 11;
+/** f_type of the namespace filesystem (linux/magic.h). */
+export const NSFS_MAGIC = 0x6e736673;
+/** struct statfs is 120 bytes on 64-bit Linux; f_type is its first field, a long. */
+export const STATFS_SIZE = 120;
+/** ioctl on a namespace fd: its CLONE_NEW* type (Linux 4.11). */
+export const NS_GET_NSTYPE = 0xb703;
