@@ -16,16 +16,17 @@
 //   runtimeConfig.labels {<key>: <value>}                    -> <key>  (capability "labels" in the conflist)
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { checkContainerId, checkIfname, checkLabels, checkName } from '../../controller/api/validate';
 import { type Logger, silentLogger } from '../../controller/common/log';
 import { addrAddRequest, addrList, IFA_F_NODAD } from '../../dataplane/netlink/addr';
-import { isErrno, NetlinkError } from '../../dataplane/netlink/errors';
+import { isErrno, NetlinkError, NotNetnsError } from '../../dataplane/netlink/errors';
 import { openHandle, throwIfAny, type Handle } from '../../dataplane/netlink/handle';
 import { parseCidr } from '../../dataplane/netlink/ip';
 import { AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
 import {
   linkAdd, linkByName, linkDel, linkSetMasterRequest, linkSetUpRequest, validateLinkName, veth, MTU_MAX, MTU_MIN,
   linkFind, type Link } from '../../dataplane/netlink/link';
-import { netnsPath } from '../../dataplane/netlink/netns';
+import { netnsId, netnsPath, pinNetns, sameNetns, type NetnsId, type NetnsPin } from '../../dataplane/netlink/netns';
 import { routeAddRequest, routeList } from '../../dataplane/netlink/route';
 import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } from '../cni/types';
 import type { Allocation, IpamStore } from './ipam-store';
@@ -63,6 +64,11 @@ export function hostVethName(network: string, containerId: string, ifname: strin
 }
 
 // ---- request validation: everything is checked before the kernel is touched ----
+//
+// ADD and CHECK apply the controller's own rules (controller/api/validate.ts)
+// to what ends up in the endpoint record: a container the controller would
+// refuse must not be networked here, or it runs unregistered while the
+// outbox retries a record that can never be accepted.
 
 type AddConf = {
   network: string;
@@ -88,6 +94,17 @@ function requireIds(req: CniRequest): { containerId: string; ifname: string } {
   return { containerId: req.containerId, ifname: req.ifname };
 }
 
+/** The controller's rules for what the endpoint record carries; CNI's own checks (requireIds) come first. */
+function requireRegistrable(req: CniRequest, containerId: string, ifname: string, labels: Record<string, string>): void {
+  const problem =
+    checkContainerId(containerId, 'CNI_CONTAINERID') ??
+    checkIfname(ifname, 'CNI_IFNAME') ??
+    checkLabels(labels, 'labels (from CNI_ARGS K8S_POD_* and weft.label.*, and runtimeConfig.labels)');
+  if (problem) throw new CniError(CNI_ERR.INVALID_ENV, `${problem}; the weft controller would refuse this endpoint`);
+  const network = checkName(req.config.network, 'network');
+  if (network) throw new CniError(CNI_ERR.INVALID_CONFIG, network);
+}
+
 function requireNetns(req: CniRequest): string {
   if (!req.netns) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_NETNS is required for ${req.command}`);
   let path: string;
@@ -96,9 +113,49 @@ function requireNetns(req: CniRequest): string {
   } catch (e) {
     throw new CniError(CNI_ERR.INVALID_ENV, `invalid CNI_NETNS "${req.netns}": ${(e as Error).message}`);
   }
-  // the spec's "container unknown or does not exist": the runtime needs no DEL for it
-  if (!existsSync(path)) throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container network namespace ${req.netns} does not exist`);
+  // whether it exists, and is a namespace, is found out once, when it is pinned (pinContainerNetns)
   return path;
+}
+
+// init_net's inode number (PROC_NET_INIT_INO): the host's namespace, also when /proc/1 cannot be read
+const INIT_NET_INO = 0xeffffff9n;
+
+/** Namespaces that are never a container's: the agent's own, the one holding the bridges, and init's. */
+function hostNamespaces(hostNetns: string | undefined): Array<{ what: string; id: NetnsId }> {
+  const out: Array<{ what: string; id: NetnsId }> = [{ what: "the agent's own network namespace", id: netnsId('/proc/self/ns/net') }];
+  if (hostNetns) out.push({ what: `the host network namespace ${hostNetns}`, id: netnsId(hostNetns) });
+  try {
+    out.push({ what: "the host's network namespace (that of PID 1)", id: netnsId('/proc/1/ns/net') });
+  } catch {
+    // not readable from here (another PID namespace, a hardened /proc): the inode check below still holds
+  }
+  return out;
+}
+
+/**
+ * Open the container's namespace once, checked: a network namespace (not a
+ * FIFO, file, directory or device; opened without blocking), and not the
+ * host's. Everything after works through the pin's path, so a path swapped
+ * after the check cannot redirect it. Nothing has been created yet.
+ */
+function pinContainerNetns(netns: string, hostNetns: string | undefined): NetnsPin {
+  let pin: NetnsPin;
+  try {
+    pin = pinNetns(netns);
+  } catch (e) {
+    // the spec's "container unknown or does not exist": the runtime needs no DEL for it
+    if (isErrno(e, 'ENOENT', 'ENOTDIR')) throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container network namespace ${netns} does not exist`);
+    if (e instanceof NotNetnsError) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_NETNS ${netns} is not usable: ${e.detail ?? e.message}`);
+    throw new CniError(CNI_ERR.INVALID_ENV, `cannot open CNI_NETNS ${netns}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  try {
+    const host = pin.id.ino === INIT_NET_INO ? { what: "the host's initial network namespace" } : hostNamespaces(hostNetns).find((h) => sameNetns(h.id, pin.id));
+    if (host) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_NETNS ${netns} is ${host.what}, not a container's: refused`);
+    return pin;
+  } catch (e) {
+    pin.close();
+    throw e;
+  }
 }
 
 function requireAttachment(deps: CniHandlerDeps, network: string): NetworkAttachment {
@@ -130,6 +187,8 @@ export function labelsOf(req: CniRequest): Record<string, string> {
 
 function loadAddConf(deps: CniHandlerDeps, req: CniRequest): AddConf {
   const { containerId, ifname } = requireIds(req);
+  const labels = labelsOf(req);
+  requireRegistrable(req, containerId, ifname, labels);
   const att = requireAttachment(deps, req.config.network);
   const mtu = req.config.mtu ?? att.mtu;
   if (!Number.isInteger(mtu) || mtu < MTU_MIN || mtu > MTU_MAX) {
@@ -147,7 +206,7 @@ function loadAddConf(deps: CniHandlerDeps, req: CniRequest): AddConf {
     hostName: hostVethName(att.network, containerId, ifname),
     family: subnet.family,
     prefixLen: subnet.prefixLen,
-    labels: labelsOf(req),
+    labels,
   };
 }
 
@@ -279,11 +338,11 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     }
   }
 
-  /** Create the pair and configure both ends; the caller undoes on failure by deleting the host end. */
-  function plumb(host: Handle, ctr: Handle, c: AddConf, ip: string, bridgeIndex: number): { hostLink: Link; ctrLink: Link; routeDst: string } {
+  /** Create the pair and configure both ends (the container's namespace by its pinned path); the caller undoes on failure by deleting the host end. */
+  function plumb(host: Handle, ctr: Handle, c: AddConf, ctrPath: string, ip: string, bridgeIndex: number): { hostLink: Link; ctrLink: Link; routeDst: string } {
     let hostLink: Link;
     try {
-      hostLink = linkAdd(host, veth({ name: c.hostName, mtu: c.mtu, peer: { name: c.ifname, netns: c.netns } }));
+      hostLink = linkAdd(host, veth({ name: c.hostName, mtu: c.mtu, peer: { name: c.ifname, netns: ctrPath } }));
     } catch (e) {
       // the kernel says EEXIST for either end; the host end was checked just before, so it is the container's
       if (isErrno(e, 'EEXIST')) throw new CniError(CNI_ERR.INVALID_ENV, `CNI_IFNAME ${c.ifname} already exists in the container`);
@@ -309,6 +368,15 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
 
   function cmdAdd(req: CniRequest): CniResult {
     const c = loadAddConf(deps, req);
+    const pin = pinContainerNetns(c.netns, deps.hostNetns);
+    try {
+      return addPinned(c, pin.path, req);
+    } finally {
+      pin.close();
+    }
+  }
+
+  function addPinned(c: AddConf, ctrPath: string, req: CniRequest): CniResult {
     const context = `ADD ${c.ifname} of container ${c.containerId} to network "${c.network}"`;
     const host = openHost();
     try {
@@ -321,7 +389,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       const ip = allocation.ip;
       let created = false;
       try {
-        const ctr = openContainer(c.netns);
+        const ctr = openContainer(ctrPath);
         try {
           if (linkFind(host, c.hostName)) {
             // an earlier ADD of this very attachment: done already (a retry), or left half-made by a crash
@@ -335,7 +403,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
             delLinkIfPresent(host, c.hostName);
           }
           created = true;
-          const made = plumb(host, ctr, c, ip, bridge.index);
+          const made = plumb(host, ctr, c, ctrPath, ip, bridge.index);
           report('registered', { network: c.network, ip, containerId: c.containerId, ifname: c.ifname, labels: c.labels });
           return buildResult(req, c, ip, made.hostLink, made.ctrLink, made.routeDst);
         } finally {
@@ -386,9 +454,10 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     if (prev && !(prev.ips ?? []).some((i) => i.address === cidr)) {
       throw new CniError(CNI_ERR.CHECK_MISMATCH, `${context}: prevResult does not list address ${cidr}`);
     }
+    const pin = pinContainerNetns(c.netns, deps.hostNetns);
     const host = openHost();
     try {
-      const ctr = openContainer(c.netns);
+      const ctr = openContainer(pin.path);
       try {
         const seen = inspect(host, ctr, c, allocation.ip);
         if (seen.problems.length > 0) throw new CniError(CNI_ERR.CHECK_MISMATCH, `${context}: ${seen.problems.join('; ')}`);
@@ -399,6 +468,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       throw e instanceof CniError ? e : known(e, context, c.netns);
     } finally {
       host.close();
+      pin.close();
     }
   }
 

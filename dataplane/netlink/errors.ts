@@ -40,6 +40,21 @@ export class NetlinkError extends WeftError {
   }
 }
 
+/**
+ * A path given as a network namespace is something else (a regular file, a
+ * FIFO, a directory, a device, another type of namespace); found before the
+ * path was opened for reading, so nothing blocked on it. Its code is EINVAL,
+ * what setns(2) answers for such an fd.
+ */
+export class NotNetnsError extends NetlinkError {
+  readonly path: string;
+  constructor(path: string, op: string, detail: string) {
+    super(22 /* EINVAL */, op, detail);
+    this.name = 'NotNetnsError';
+    this.path = path;
+  }
+}
+
 /** True when `err` is a NetlinkError with one of the given errno names. */
 export function isErrno(err: unknown, ...codes: string[]): err is NetlinkError {
   return err instanceof NetlinkError && codes.includes(err.code);

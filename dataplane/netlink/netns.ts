@@ -2,9 +2,9 @@
 // and running a synchronous block inside one. Node runs JavaScript on one
 // thread, so switching that thread's namespace is safe only while no other
 // JavaScript can run: withNetns therefore refuses asynchronous callbacks.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, unlinkSync, constants as fsc } from 'node:fs';
-import { errno, sys, CLONE_NEWNET, MS_BIND, MS_REC, MS_SHARED, MNT_DETACH } from './libc';
-import { InvalidArgumentError, NetlinkError } from './errors';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, unlinkSync, constants as fsc, type BigIntStats } from 'node:fs';
+import { errno, sys, CLONE_NEWNET, MS_BIND, MS_REC, MS_SHARED, MNT_DETACH, NSFS_MAGIC, NS_GET_NSTYPE, STATFS_SIZE } from './libc';
+import { InvalidArgumentError, NetlinkError, NotNetnsError } from './errors';
 
 export const NETNS_RUN_DIR = '/run/netns';
 const SELF_NS = '/proc/thread-self/ns/net';
@@ -23,15 +23,106 @@ export function netnsPath(nameOrPath: string): string {
   return `${NETNS_RUN_DIR}/${nameOrPath}`;
 }
 
-// Node opens every file close-on-exec already, so children never inherit these.
+// O_PATH (not in Node's fs.constants; the same on x86-64 and arm64): resolves
+// the path without opening the file itself, so no FIFO, device or tty can block
+// the one thread or act on being opened (a watchdog, a tape drive).
+const O_PATH = 0o10000000;
+
+/** How a path that is not a namespace is named in errors. */
+function kindOf(st: BigIntStats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isFile()) return 'a regular file';
+  return 'not a namespace file';
+}
+
+/**
+ * Open a network namespace by name or path without ever blocking: the path is
+ * first resolved with O_PATH and checked to be an nsfs inode, and only that
+ * very inode (through /proc/self/fd, so a path swapped meanwhile does not
+ * count) is opened for reading. Node opens every file close-on-exec already,
+ * so children never inherit these. ENOENT (typed) when nothing is there;
+ * NotNetnsError for anything that is not a network namespace.
+ */
 function openNetns(nameOrPath: string, op: string): number {
   const path = netnsPath(nameOrPath);
+  let pathFd: number;
   try {
-    return openSync(path, fsc.O_RDONLY);
+    pathFd = openSync(path, O_PATH);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new NetlinkError(Math.abs(err.errno ?? 2), `${op}: open ${path}`);
   }
+  try {
+    const fs = Buffer.alloc(STATFS_SIZE);
+    if (sys.fstatfs(pathFd, fs) !== 0) throw new NetlinkError(errno(), `${op}: fstatfs ${path}`);
+    if (Number(fs.readBigInt64LE(0)) !== NSFS_MAGIC) {
+      throw new NotNetnsError(path, op, `${path} is ${kindOf(fstatSync(pathFd, { bigint: true }))}, not a network namespace`);
+    }
+    let fd: number;
+    try {
+      // nsfs files have no open side effects; O_NONBLOCK only in case
+      fd = openSync(`/proc/self/fd/${pathFd}`, fsc.O_RDONLY | fsc.O_NONBLOCK);
+    } catch (e) {
+      throw new NetlinkError(Math.abs((e as NodeJS.ErrnoException).errno ?? 5), `${op}: open ${path}`);
+    }
+    const type = sys.ioctl(fd, NS_GET_NSTYPE) as number;
+    // ENOTTY: a kernel before 4.11 cannot say; setns(CLONE_NEWNET) still refuses another type
+    if (type !== CLONE_NEWNET && !(type === -1 && errno() === 25)) {
+      closeSync(fd);
+      throw new NotNetnsError(path, op, `${path} is a namespace of another type, not a network namespace`);
+    }
+    return fd;
+  } finally {
+    closeSync(pathFd);
+  }
+}
+
+/** A network namespace's identity: its nsfs inode and device, as `ip netns identify` compares them. */
+export type NetnsId = { dev: bigint; ino: bigint };
+
+export function sameNetns(a: NetnsId, b: NetnsId): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/** The identity of the namespace a name or path refers to (checked as openNetns checks it). */
+export function netnsId(nameOrPath: string): NetnsId {
+  return withNetnsFd(nameOrPath, `netns identify ${nameOrPath}`, (fd) => {
+    const st = fstatSync(fd, { bigint: true });
+    return { dev: st.dev, ino: st.ino };
+  });
+}
+
+/**
+ * A namespace held open: `path` (/proc/self/fd/N) names exactly the inode
+ * that was checked for as long as the pin is open, so work done by path after
+ * a check cannot land in a namespace swapped in at the original path.
+ */
+export type NetnsPin = { readonly path: string; readonly id: NetnsId; close(): void };
+
+export function pinNetns(nameOrPath: string): NetnsPin {
+  const fd = openNetns(nameOrPath, `netns open ${nameOrPath}`);
+  let st: BigIntStats;
+  try {
+    st = fstatSync(fd, { bigint: true });
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+  let open = true;
+  return {
+    path: `/proc/self/fd/${fd}`,
+    id: { dev: st.dev, ino: st.ino },
+    close() {
+      if (open) {
+        open = false;
+        closeSync(fd);
+      }
+    },
+  };
 }
 
 /** Run `fn` with an fd for the namespace open, closing it afterwards; ENOENT (typed) when it does not exist. */

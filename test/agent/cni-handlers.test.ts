@@ -3,7 +3,6 @@
 // namespaces play containers. Nothing runs in the root namespace.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -14,6 +13,7 @@ import type { EndpointRecord, NetworkAttachment } from '../../cni-plugin/agent/s
 import { startCniServer } from '../../cni-plugin/cni/server';
 import { CniError, CNI_ERR, type CniCommand, type CniRequest, type WeftNetConf } from '../../cni-plugin/cni/types';
 import { captureLogger } from '../helpers/log';
+import { callAgent } from './cni-call';
 import { createTestNetns, ipJson, nsExec, removeTestNetns } from '../helpers/netns';
 
 type IpLink = { ifname: string; ifindex: number; mtu: number; address: string; operstate: string; flags: string[]; master?: string; linkinfo?: { info_kind?: string } };
@@ -44,28 +44,6 @@ function thrownAsync(p: Promise<unknown>): Promise<CniError> {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
-
-/** One request as the shim frames it ("WCN1", env, stdin); resolves with the exit status and the JSON it prints. */
-function callAgent(socketPath: string, env: Record<string, string>, stdin: object): Promise<{ status: number; out: Record<string, unknown> }> {
-  const envBuf = Buffer.from(Object.entries(env).map(([k, v]) => `${k}=${v}\0`).join(''));
-  const inBuf = Buffer.from(JSON.stringify(stdin));
-  const head = Buffer.alloc(8);
-  head.write('WCN1');
-  head.writeUInt32BE(envBuf.length, 4);
-  const inLen = Buffer.alloc(4);
-  inLen.writeUInt32BE(inBuf.length);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const c = createConnection(socketPath);
-    c.on('data', (d: Buffer) => chunks.push(d));
-    c.on('error', reject);
-    c.on('end', () => {
-      const reply = Buffer.concat(chunks);
-      resolve({ status: reply.readUInt32BE(4), out: JSON.parse(reply.subarray(12).toString('utf8')) as Record<string, unknown> });
-    });
-    c.end(Buffer.concat([head, envBuf, inLen, inBuf]));
-  });
-}
 
 describe('CNI handlers', () => {
   let hostNs: string;
