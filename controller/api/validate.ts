@@ -52,6 +52,21 @@ export function checkOptionalName(v: unknown, field: string): string | undefined
  */
 export const ADMIN_NAME = 'admin';
 
+/**
+ * The identity kinds a client certificate may carry, each its own URI SAN
+ * scheme, so a name means nothing outside its kind: an ingress called like a
+ * host is not that host. Hosts are weft://host/<name> (common/names.ts).
+ */
+export const ROLES = ['host', 'ingress'] as const;
+export type Role = (typeof ROLES)[number];
+export const INGRESS_URI_PREFIX = 'weft://ingress/';
+
+/** Join's role field: "" is "host", so agents that predate roles keep joining as hosts. */
+export function checkRole(v: unknown, field: string): string | undefined {
+  if (v === '' || (ROLES as readonly unknown[]).includes(v)) return undefined;
+  return `${field}: ${show(v)} is not a role (one of ${ROLES.map((r) => `"${r}"`).join(', ')})`;
+}
+
 export function checkHostName(v: unknown, field: string): string | undefined {
   const p = checkName(v, field);
   if (p) return p;
@@ -175,7 +190,12 @@ export function checkPort(v: unknown, field: string): string | undefined {
   return undefined;
 }
 
-export const PROTOCOLS = ['tcp', 'http'] as const;
+export const PROTOCOLS = ['tcp', 'udp', 'http'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+/** What a port number is taken on: http is served over TCP, so it shares tcp's numbers. */
+export function transportOf(p: Protocol): 'tcp' | 'udp' {
+  return p === 'udp' ? 'udp' : 'tcp';
+}
 export function checkProtocol(v: unknown, field: string): string | undefined {
   if (!(PROTOCOLS as readonly unknown[]).includes(v)) return `${field}: ${show(v)} is not a protocol (one of ${PROTOCOLS.map((p) => `"${p}"`).join(', ')})`;
   return undefined;
@@ -184,6 +204,59 @@ export function checkProtocol(v: unknown, field: string): string | undefined {
 export const RACK_POLICIES = ['prefer-local', 'any'] as const;
 export function checkRackPolicy(v: unknown, field: string): string | undefined {
   if (!(RACK_POLICIES as readonly unknown[]).includes(v)) return `${field}: ${show(v)} is not a rack policy (one of ${RACK_POLICIES.map((p) => `"${p}"`).join(', ')})`;
+  return undefined;
+}
+
+export const AFFINITIES = ['none', 'client-ip'] as const;
+export function checkAffinity(v: unknown, field: string): string | undefined {
+  if (!(AFFINITIES as readonly unknown[]).includes(v)) return `${field}: ${show(v)} is not an affinity (one of ${AFFINITIES.map((p) => `"${p}"`).join(', ')})`;
+  return undefined;
+}
+
+export const MAX_HOSTNAMES = 16;
+const HOSTNAME_LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * A name the ingress matches the Host header against: a lower-case DNS name
+ * of at least two labels, at most 253 characters, or "*." and such a name
+ * (one label of wildcard, leftmost, as in TLS certificates).
+ */
+export function checkHostname(v: unknown, field: string): string | undefined {
+  const form = 'a lower-case DNS name such as "shop.example.com", or "*.example.com" (wildcard only as the whole leftmost label)';
+  if (typeof v !== 'string' || v === '') return `${field}: is empty (give ${form})`;
+  const name = v.startsWith('*.') ? v.slice(2) : v;
+  const labels = name.split('.');
+  if (v.length > 253 || !labels.every((l) => HOSTNAME_LABEL_RE.test(l))) return `${field}: ${show(v)} is not ${form}`;
+  if (v.startsWith('*.') && labels.length < 2) return `${field}: ${show(v)} is too wide a wildcard (it must leave at least two labels, e.g. "*.example.com")`;
+  return undefined;
+}
+
+export function checkHostnames(v: unknown, field: string): string | undefined {
+  if (!Array.isArray(v)) return `${field}: must be a list of host names`;
+  if (v.length > MAX_HOSTNAMES) return `${field}: has ${v.length} entries (at most ${MAX_HOSTNAMES})`;
+  const seen = new Set<string>();
+  for (const [i, h] of v.entries()) {
+    const p = checkHostname(h, `${field}[${i}]`);
+    if (p) return p;
+    if (seen.has(h)) return `${field}[${i}]: ${show(h)} is listed twice`;
+    seen.add(h);
+  }
+  return undefined;
+}
+
+export const MAX_PATH = 256;
+
+/**
+ * A URL path the ingress compares requests with (path prefix, health check):
+ * empty, or "/" then printable ASCII without spaces, "?" or "#", at most 256,
+ * and no "." or ".." segment, which would never match a normalised path.
+ */
+export function checkUrlPath(v: unknown, field: string): string | undefined {
+  if (v === '') return undefined;
+  if (typeof v !== 'string' || !v.startsWith('/')) return `${field}: ${show(v)} must be empty or start with "/"`;
+  if (v.length > MAX_PATH) return `${field}: is ${v.length} characters long (at most ${MAX_PATH})`;
+  if (!/^[\x21-\x7e]+$/.test(v) || /[?#]/.test(v)) return `${field}: ${show(v)} must be printable ASCII without spaces, "?" or "#"`;
+  if (v.split('/').some((seg) => seg === '..' || seg === '.')) return `${field}: ${show(v)} has a "." or ".." segment`;
   return undefined;
 }
 

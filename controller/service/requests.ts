@@ -9,9 +9,9 @@ import type {
   ReleaseEndpointRequest,
 } from '../api/proto';
 import {
-  type NetworkRef, canonicalIp, checkAgentVersion, checkContainerId, checkHostName, checkIfname, checkLabels, checkMac,
-  checkName, checkNetworkExists, checkOptionalName, checkPort, checkProtocol, checkRackPolicy, checkUnicastIp,
-  checkWgPublicKey, fail, must, show,
+  type NetworkRef, type Protocol, canonicalIp, checkAffinity, checkAgentVersion, checkContainerId, checkHostName, checkHostnames,
+  checkIfname, checkLabels, checkMac, checkName, checkNetworkExists, checkOptionalName, checkPort, checkProtocol, checkRackPolicy,
+  checkRole, checkUnicastIp, checkUrlPath, checkWgPublicKey, fail, must, show, transportOf,
 } from '../api/validate';
 
 /** The host record less what only the controller knows (the heartbeat time), like the other checks' results. */
@@ -23,6 +23,7 @@ export type HostInput = Omit<HostRecord, 'lastHeartbeat'> & {
 export function checkJoin(req: JoinRequest): JoinRequest {
   if (typeof req.token !== 'string' || !/^[^.\s]+\.[^.\s]+$/.test(req.token)) fail('token: must be "<id>.<secret>" as printed by `weft token create`');
   must(checkHostName(req.host_name, 'host_name'));
+  must(checkRole(req.role ?? '', 'role'));
   if (typeof req.public_key_pem !== 'string' || !req.public_key_pem.includes('-----BEGIN PUBLIC KEY-----')) {
     fail('public_key_pem: must be the host\'s public key as an SPKI PEM ("-----BEGIN PUBLIC KEY-----")');
   }
@@ -81,7 +82,11 @@ export function checkListEndpoints(req: ListEndpointsRequest): { network?: strin
 
 export const MAX_SERVICE_PORTS = 64;
 
-/** Defaults: protocol "" is "tcp", target_port 0 is the port itself, rack_policy "" is "prefer-local". */
+/**
+ * Defaults: protocol "" is "tcp", target_port 0 is the port itself,
+ * rack_policy "" is "prefer-local", affinity "" is "none". Host names and a
+ * path prefix route http ports only, so a service without one may not set them.
+ */
 export function checkCreateService(req: CreateServiceRequest, networks: NetworkRef[]): ServiceRecord {
   const s = req.service;
   if (!s) fail('service: is required');
@@ -90,28 +95,46 @@ export function checkCreateService(req: CreateServiceRequest, networks: NetworkR
   const ports = svc.ports ?? [];
   if (ports.length === 0) fail('service.ports: at least one port is required');
   if (ports.length > MAX_SERVICE_PORTS) fail(`service.ports: has ${ports.length} entries (at most ${MAX_SERVICE_PORTS})`);
-  const seenPorts = new Map<number, number>();
+  const seenPorts = new Map<string, number>();
   const seenNames = new Map<string, number>();
   const out: ServicePortRecord[] = ports.map((p, i) => {
     const at = `service.ports[${i}]`;
     if (p.name !== '') must(checkName(p.name, `${at}.name`));
     must(checkPort(p.port, `${at}.port`));
     if (p.target_port !== 0) must(checkPort(p.target_port, `${at}.target_port`));
-    const protocol = p.protocol === '' ? 'tcp' : p.protocol;
+    const protocol = (p.protocol === '' ? 'tcp' : p.protocol) as Protocol;
     must(checkProtocol(protocol, `${at}.protocol`));
-    const dupPort = seenPorts.get(p.port);
-    if (dupPort !== undefined) fail(`${at}.port: ${p.port} is already used by service.ports[${dupPort}]`);
-    seenPorts.set(p.port, i);
+    const transport = transportOf(protocol);
+    const dupPort = seenPorts.get(`${transport}/${p.port}`);
+    if (dupPort !== undefined) fail(`${at}.port: ${transport} port ${p.port} is already used by service.ports[${dupPort}] (http and tcp are both tcp)`);
+    seenPorts.set(`${transport}/${p.port}`, i);
     if (p.name !== '') {
       const dupName = seenNames.get(p.name);
       if (dupName !== undefined) fail(`${at}.name: ${show(p.name)} is already used by service.ports[${dupName}]`);
       seenNames.set(p.name, i);
     }
-    return { name: p.name, port: p.port, targetPort: p.target_port || p.port, protocol: protocol as 'tcp' | 'http' };
+    return { name: p.name, port: p.port, targetPort: p.target_port || p.port, protocol };
   });
   must(checkLabels(svc.selector ?? {}, 'service.selector', { nonEmpty: true }));
   must(checkNetworkExists(svc.network, 'service.network', networks));
   const rackPolicy = svc.rack_policy === '' ? 'prefer-local' : svc.rack_policy;
   must(checkRackPolicy(rackPolicy, 'service.rack_policy'));
-  return { name: svc.name, ports: out, selector: { ...svc.selector }, network: svc.network, rackPolicy: rackPolicy as ServiceRecord['rackPolicy'] };
+  const hostnames = svc.hostnames ?? [];
+  must(checkHostnames(hostnames, 'service.hostnames'));
+  // Fields a client built before they existed may leave out: their defaults.
+  const pathPrefix = svc.path_prefix ?? '';
+  const healthPath = svc.health_path ?? '';
+  const proxyProtocol = svc.proxy_protocol ?? false;
+  must(checkUrlPath(pathPrefix, 'service.path_prefix'));
+  const http = out.some((p) => p.protocol === 'http');
+  if (!http && hostnames.length > 0) fail('service.hostnames: only http ports are routed by host name, and this service has none');
+  if (!http && pathPrefix !== '') fail('service.path_prefix: only http ports are routed by path, and this service has none');
+  const affinity = (svc.affinity ?? '') === '' ? 'none' : svc.affinity;
+  must(checkAffinity(affinity, 'service.affinity'));
+  must(checkUrlPath(healthPath, 'service.health_path'));
+  if (typeof proxyProtocol !== 'boolean') fail('service.proxy_protocol: must be true or false');
+  return {
+    name: svc.name, ports: out, selector: { ...svc.selector }, network: svc.network, rackPolicy: rackPolicy as ServiceRecord['rackPolicy'],
+    hostnames: [...hostnames], pathPrefix, affinity: affinity as ServiceRecord['affinity'], healthPath, proxyProtocol,
+  };
 }

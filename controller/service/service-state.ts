@@ -31,6 +31,11 @@ export function serviceMessage(s: ServiceRecord): Service {
     selector: s.selector,
     network: s.network,
     rack_policy: s.rackPolicy,
+    hostnames: s.hostnames,
+    path_prefix: s.pathPrefix,
+    affinity: s.affinity,
+    health_path: s.healthPath,
+    proxy_protocol: s.proxyProtocol,
   };
 }
 

@@ -12,6 +12,7 @@ import { PkiError } from '../pki';
 import {
   CorruptRecordError, EndpointConflictError, EndpointMismatchError, RecordNotFoundError, RegistryContentionError,
 } from '../registry/errors';
+import { ServicePortConflictError } from '../registry/services';
 import { StoreUnavailableError } from '../store/types';
 import { InvalidArgumentError, WeftError } from '../common/errors';
 
@@ -36,6 +37,7 @@ const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [PermissionError, grpc.status.PERMISSION_DENIED],
   [UnauthenticatedError, grpc.status.UNAUTHENTICATED],
   [EndpointConflictError, grpc.status.ALREADY_EXISTS],
+  [ServicePortConflictError, grpc.status.ALREADY_EXISTS],
   [EndpointMismatchError, grpc.status.FAILED_PRECONDITION],
   [RecordNotFoundError, grpc.status.NOT_FOUND],
   [PoolExhaustedError, grpc.status.RESOURCE_EXHAUSTED],

@@ -120,7 +120,8 @@ describe('labels and small fields', () => {
     for (const v of [0, -1, 65536, 1.5, NaN]) bad(checkPort(v, 'port'), 'port', /not a port/);
     ok(checkProtocol('tcp', 'protocol'));
     ok(checkProtocol('http', 'protocol'));
-    bad(checkProtocol('udp', 'protocol'), 'protocol', /"tcp", "http"/);
+    ok(checkProtocol('udp', 'protocol'));
+    bad(checkProtocol('sctp', 'protocol'), 'protocol', /"tcp", "udp", "http"/);
     ok(checkContainerId('3f4e-abc_1.2', 'container_id'));
     ok(checkContainerId('a'.repeat(256), 'container_id'));
     for (const v of ['', '-a', 'a/b', 'a b', 'a'.repeat(257)]) bad(checkContainerId(v, 'container_id'), 'container_id');
@@ -137,6 +138,10 @@ describe('labels and small fields', () => {
 
 describe('whole requests', () => {
   const nets = [{ name: 'default' }, { name: 'blue' }];
+  const svc = {
+    name: 'web', ports: [{ name: '', port: 443, target_port: 0, protocol: 'tcp' }], selector: { app: 'web' }, network: 'blue', rack_policy: '',
+    hostnames: [] as string[], path_prefix: '', affinity: '', health_path: '', proxy_protocol: false,
+  };
   const req = {
     name: 'h1', underlay_ip: '10.0.0.1', vtep_mac: '02:AA:00:00:00:01', rack: '', datacenter: 'dc1',
     wg_public_key: '', agent_version: '1.0', networks: [] as string[],
@@ -162,7 +167,58 @@ describe('whole requests', () => {
   });
 
   it('fills service defaults', () => {
-    const s = checkCreateService({ service: { name: 'web', ports: [{ name: '', port: 443, target_port: 0, protocol: '' }], selector: { app: 'web' }, network: 'blue', rack_policy: '' } }, nets);
-    expect(s).toEqual({ name: 'web', ports: [{ name: '', port: 443, targetPort: 443, protocol: 'tcp' }], selector: { app: 'web' }, network: 'blue', rackPolicy: 'prefer-local' });
+    const s = checkCreateService({ service: { ...svc, ports: [{ name: '', port: 443, target_port: 0, protocol: '' }] } }, nets);
+    expect(s).toEqual({
+      name: 'web', ports: [{ name: '', port: 443, targetPort: 443, protocol: 'tcp' }], selector: { app: 'web' }, network: 'blue', rackPolicy: 'prefer-local',
+      hostnames: [], pathPrefix: '', affinity: 'none', healthPath: '', proxyProtocol: false,
+    });
+  });
+
+  it('keeps the ingress fields of a service', () => {
+    const s = checkCreateService({
+      service: {
+        ...svc, ports: [{ name: 'web', port: 80, target_port: 8080, protocol: 'http' }, { name: 'dns', port: 80, target_port: 53, protocol: 'udp' }],
+        hostnames: ['shop.example.com', '*.shop.example.com'], path_prefix: '/api', affinity: 'client-ip', health_path: '/healthz', proxy_protocol: true,
+      },
+    }, nets);
+    expect(s).toMatchObject({
+      ports: [{ port: 80, targetPort: 8080, protocol: 'http' }, { port: 80, targetPort: 53, protocol: 'udp' }],
+      hostnames: ['shop.example.com', '*.shop.example.com'], pathPrefix: '/api', affinity: 'client-ip', healthPath: '/healthz', proxyProtocol: true,
+    });
+  });
+
+  it('refuses bad ingress fields, naming the field', () => {
+    const http = [{ name: '', port: 80, target_port: 0, protocol: 'http' }];
+    const cases: Array<[Record<string, unknown>, string, RegExp?]> = [
+      [{ ports: [{ name: '', port: 80, target_port: 0, protocol: 'http' }, { name: '', port: 80, target_port: 0, protocol: 'tcp' }] }, 'service.ports[1].port', /tcp port 80 is already used by service.ports\[0\]/],
+      [{ ports: [{ name: '', port: 0, target_port: 0, protocol: 'udp' }] }, 'service.ports[0].port'],
+      [{ ports: [{ name: '', port: 65536, target_port: 0, protocol: 'udp' }] }, 'service.ports[0].port'],
+      [{ ports: http, hostnames: ['Shop.example.com'] }, 'service.hostnames[0]'],
+      [{ ports: http, hostnames: ['a.example.com', 'a.example.com'] }, 'service.hostnames[1]', /twice/],
+      [{ ports: http, hostnames: ['a.*.example.com'] }, 'service.hostnames[0]'],
+      [{ ports: http, hostnames: ['*.com'] }, 'service.hostnames[0]', /too wide/],
+      [{ ports: http, hostnames: ['*'] }, 'service.hostnames[0]'],
+      [{ ports: http, hostnames: ['ok.example.com', ''] }, 'service.hostnames[1]'],
+      [{ ports: http, hostnames: Array.from({ length: 17 }, (_, i) => `h${i}.example.com`) }, 'service.hostnames', /at most 16/],
+      [{ hostnames: ['shop.example.com'] }, 'service.hostnames', /only http ports/],
+      [{ path_prefix: '/api' }, 'service.path_prefix', /only http ports/],
+      [{ ports: http, path_prefix: 'api' }, 'service.path_prefix', /start with "\/"/],
+      [{ ports: http, path_prefix: '/a/../b' }, 'service.path_prefix', /"\.\." segment/],
+      [{ ports: http, path_prefix: '/a b' }, 'service.path_prefix', /printable ASCII/],
+      [{ ports: http, path_prefix: '/é' }, 'service.path_prefix', /printable ASCII/],
+      [{ ports: http, path_prefix: '/' + 'a'.repeat(256) }, 'service.path_prefix', /at most 256/],
+      [{ health_path: 'healthz' }, 'service.health_path'],
+      [{ health_path: '/x/..' }, 'service.health_path'],
+      [{ affinity: 'cookie' }, 'service.affinity', /"none", "client-ip"/],
+    ];
+    for (const [patch, field, msg] of cases) {
+      try {
+        checkCreateService({ service: { ...svc, ...patch } as typeof svc }, nets);
+        expect.unreachable(`${JSON.stringify(patch).slice(0, 80)} was accepted`);
+      } catch (e) {
+        expect((e as InvalidArgumentError).field, JSON.stringify(patch).slice(0, 80)).toBe(field);
+        if (msg) expect((e as Error).message).toMatch(msg);
+      }
+    }
   });
 });
