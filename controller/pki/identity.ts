@@ -1,14 +1,19 @@
 // Who is calling: a host is identified only by a client certificate that our
 // CA signed, that is valid now, and that names exactly one host in a
-// weft://host/<name> URI SAN matching its CN.
+// weft://host/<name> URI SAN matching its CN. An ingress likewise, by a
+// weft://ingress/<name> URI SAN; a certificate naming both kinds, or two
+// names, identifies nobody.
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { Ca } from './ca';
 import { HOST_URI_PREFIX, isDnsName } from '../common/names';
+import { INGRESS_URI_PREFIX } from '../api/validate';
 import { x509 } from './x509';
 
 export type HostIdentity = { host: string };
-export type IdentityResult = ({ ok: true } & HostIdentity) | { ok: false; reason: string };
+export type IngressIdentity = { ingress: string };
+export type PeerIdentity = HostIdentity | IngressIdentity;
+export type IdentityResult = ({ ok: true } & PeerIdentity) | { ok: false; reason: string };
 
 /** The certificate as TLS hands it over (PeerCertificate), as DER, or as PEM. */
 export type PeerCertInput = Pick<PeerCertificate, 'raw'> | Buffer | string;
@@ -41,16 +46,19 @@ export function identityFromPeerCert(ca: Ca, input: PeerCertInput, now: Date = n
     return refuse('certificate is not for client authentication (extendedKeyUsage lacks clientAuth)');
   }
   const san = parsed.getExtension(x509.SubjectAlternativeNameExtension);
-  const uris = (san?.names.items ?? []).filter((n) => n.type === 'url' && n.value.startsWith(HOST_URI_PREFIX));
-  if (uris.length === 0) return refuse(`client certificate has no ${HOST_URI_PREFIX}<name> URI SAN`);
-  if (uris.length > 1) return refuse(`client certificate names ${uris.length} hosts; exactly one ${HOST_URI_PREFIX}<name> URI SAN is allowed`);
-  const host = uris[0].value.slice(HOST_URI_PREFIX.length);
-  if (!isDnsName(host)) return refuse(`client certificate host ${JSON.stringify(host)} is not a valid host name`);
+  const kinds = [HOST_URI_PREFIX, INGRESS_URI_PREFIX];
+  const uris = (san?.names.items ?? []).filter((n) => n.type === 'url' && kinds.some((k) => n.value.startsWith(k)));
+  if (uris.length === 0) return refuse(`client certificate has no ${HOST_URI_PREFIX}<name> or ${INGRESS_URI_PREFIX}<name> URI SAN`);
+  if (uris.length > 1) return refuse(`client certificate has ${uris.length} identity URIs; exactly one ${HOST_URI_PREFIX}<name> or ${INGRESS_URI_PREFIX}<name> URI SAN is allowed`);
+  const ingress = uris[0].value.startsWith(INGRESS_URI_PREFIX);
+  const name = uris[0].value.slice((ingress ? INGRESS_URI_PREFIX : HOST_URI_PREFIX).length);
+  const kind = ingress ? 'ingress' : 'host';
+  if (!isDnsName(name)) return refuse(`client certificate ${kind} ${JSON.stringify(name)} is not a valid ${kind} name`);
   const cn = parsed.subjectName.getField('CN');
-  if (cn.length !== 1 || cn[0] !== host) {
-    return refuse(`client certificate CN ${JSON.stringify(cn.join(','))} does not match its host URI ${JSON.stringify(host)}`);
+  if (cn.length !== 1 || cn[0] !== name) {
+    return refuse(`client certificate CN ${JSON.stringify(cn.join(','))} does not match its ${kind} URI ${JSON.stringify(name)}`);
   }
-  return { ok: true, host };
+  return ingress ? { ok: true, ingress: name } : { ok: true, host: name };
 }
 
 /** The part of a grpc-js server call this module reads. */
@@ -77,8 +85,9 @@ export function peerIdentity(call: CallWithAuth, ca: Ca, now?: Date): IdentityRe
   return identityFromPeerCert(ca, cert, now);
 }
 
-/** The verified host behind a gRPC call, or null for anonymous callers (Join) and anything not verifiable. */
-export function callIdentity(call: CallWithAuth, ca: Ca, now?: Date): HostIdentity | null {
+/** The verified host or ingress behind a gRPC call, or null for anonymous callers (Join) and anything not verifiable. */
+export function callIdentity(call: CallWithAuth, ca: Ca, now?: Date): PeerIdentity | null {
   const r = peerIdentity(call, ca, now);
-  return r.ok ? { host: r.host } : null;
+  if (!r.ok) return null;
+  return 'ingress' in r ? { ingress: r.ingress } : { host: r.host };
 }

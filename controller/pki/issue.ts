@@ -1,10 +1,11 @@
 // Leaf certificates signed by the cluster CA: the controller's serving
-// certificate and the hosts' client certificates.
+// certificate and the client certificates of hosts and ingresses.
 import { X509Certificate } from 'node:crypto';
 import type { Ca } from './ca';
 import { PkiError } from './errors';
 import { generateKeyPair, publicCryptoKey, randomSerial } from './keys';
 import { HOST_FORM, hostUri, isDnsName, sanNames } from '../common/names';
+import { INGRESS_URI_PREFIX, type Role } from '../api/validate';
 import { EC_ALG, x509, type CryptoKey } from './x509';
 
 export type IssuedCert = {
@@ -17,7 +18,10 @@ export type IssuedCert = {
 export type ServerCertOptions = { names: string[]; ttlDays: number; now?: Date };
 
 export type ClientCertOptions = {
+  /** The name: of the host, or of the ingress when role is "ingress". */
   host: string;
+  /** Which identity kind the certificate carries (default "host"): weft://host/<name> or weft://ingress/<name>. */
+  role?: Role;
   ttlDays: number;
   /** A host that made its own key pair sends only the public key; its private key then never leaves it. */
   publicKeyPem?: string;
@@ -48,12 +52,13 @@ export async function issueServerCert(ca: Ca, opts: ServerCertOptions): Promise<
 }
 
 export async function issueClientCert(ca: Ca, opts: ClientCertOptions): Promise<IssuedCert> {
+  if (opts.role !== undefined && opts.role !== 'host' && opts.role !== 'ingress') throw new PkiError(`role ${JSON.stringify(opts.role)} is not "host" or "ingress"`);
   if (typeof opts.host !== 'string' || !isDnsName(opts.host)) {
     throw new PkiError(`host name ${JSON.stringify(opts.host)} is not ${HOST_FORM}`);
   }
   return issueLeaf(ca, {
     commonName: opts.host,
-    sans: [{ type: 'url', value: hostUri(opts.host) }],
+    sans: [{ type: 'url', value: opts.role === 'ingress' ? INGRESS_URI_PREFIX + opts.host : hostUri(opts.host) }],
     usage: x509.ExtendedKeyUsage.clientAuth,
     ttlDays: opts.ttlDays,
     publicKeyPem: opts.publicKeyPem,

@@ -4,9 +4,15 @@
 // secret is stored (the secret has ~82 random bits, so a slow hash would buy
 // nothing), and each record is attached to a store lease so the store drops
 // it at expiry even if no controller ever looks at it again.
+//
+// A token is made for one role: "host" (an agent; the default, and what a
+// record stored before roles existed is) or "ingress". Join issues the
+// certificate of that role only, so the holder of an ingress token, which
+// only reads services, cannot become a host, nor a host token an ingress.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { WeftError } from '../common/errors';
 import type { KeyValue, Store } from '../store/types';
+import { ROLES, type Role } from '../api/validate';
 
 export const TOKEN_PREFIX = '/weft/tokens/';
 export const TOKEN_USAGES = ['join'] as const;
@@ -28,11 +34,12 @@ export type TokenRecord = {
   usages: TokenUsage[];
   description: string;
   createdAt: string;
+  role: Role;
 };
 
 export type TokenInfo = Omit<TokenRecord, 'hash'> & { id: string };
 
-export type VerifyResult = { ok: true; id: string } | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'mismatch' };
+export type VerifyResult = { ok: true; id: string; role: Role } | { ok: false; reason: 'malformed' | 'unknown' | 'expired' | 'mismatch' };
 
 export class TokenError extends WeftError {
   constructor(message: string) {
@@ -46,6 +53,8 @@ export type CreateTokenOptions = {
   ttlSeconds?: number;
   description?: string;
   usages?: TokenUsage[];
+  /** What a Join with it may become; default "host". */
+  role?: Role;
   now?: Date;
 };
 
@@ -62,6 +71,8 @@ export async function createToken(store: Store, opts: CreateTokenOptions = {}): 
   if (!Array.isArray(usages) || usages.length === 0 || usages.some((u) => !(TOKEN_USAGES as readonly string[]).includes(u))) {
     throw new TokenError(`token usages ${JSON.stringify(usages)} must be a non-empty list of: ${TOKEN_USAGES.join(', ')}`);
   }
+  const role = opts.role ?? 'host';
+  if (!(ROLES as readonly string[]).includes(role)) throw new TokenError(`token role ${JSON.stringify(role)} must be one of: ${ROLES.join(', ')}`);
   const now = opts.now ?? new Date();
   const expiresAt = new Date(now.getTime() + ttl * 1000).toISOString();
   const lease = await store.leaseGrant(ttl);
@@ -70,7 +81,7 @@ export async function createToken(store: Store, opts: CreateTokenOptions = {}): 
   for (let attempt = 0; attempt < 5; attempt++) {
     const id = randomString(6);
     const secret = randomString(16);
-    const record: TokenRecord = { hash: hashSecret(secret), expiresAt, usages: [...usages], description, createdAt: now.toISOString() };
+    const record: TokenRecord = { hash: hashSecret(secret), expiresAt, usages: [...usages], description, createdAt: now.toISOString(), role };
     const key = TOKEN_PREFIX + id;
     const r = await store.txn([{ key, target: 'version', op: '==', version: 0 }], [{ type: 'put', key, value: JSON.stringify(record), lease }]);
     if (r.succeeded) return { token: `${id}.${secret}`, id, expiresAt };
@@ -94,7 +105,7 @@ export async function verifyToken(store: Store, token: string, opts: { now?: Dat
   const got = Buffer.from(hashSecret(secret));
   // Both are fixed-length hex digests, so the length check leaks nothing.
   if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, reason: 'mismatch' };
-  return { ok: true, id };
+  return { ok: true, id, role: rec.role };
 }
 
 /** Live tokens, sorted by id; expired ones are deleted on the way. */
@@ -150,7 +161,11 @@ function parseRecord(kv: KeyValue): TokenRecord {
   ) {
     throw new TokenError(`store record ${kv.key} is not a token record (want hash, expiresAt, usages, description, createdAt); delete it`);
   }
-  return { hash: r.hash, expiresAt: r.expiresAt, usages: r.usages, description: r.description, createdAt: r.createdAt };
+  // A record without a role predates roles: it was made for hosts, and stays a host token.
+  if (r.role !== undefined && !(ROLES as readonly unknown[]).includes(r.role)) {
+    throw new TokenError(`store record ${kv.key} has an unknown role ${JSON.stringify(r.role)} (${ROLES.join(', ')}); delete it`);
+  }
+  return { hash: r.hash, expiresAt: r.expiresAt, usages: r.usages, description: r.description, createdAt: r.createdAt, role: r.role ?? 'host' };
 }
 
 function hashSecret(secret: string): string {

@@ -28,7 +28,7 @@ import { PermissionError, UnauthenticatedError, toServiceError } from './status'
 import {
   TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
 } from './topology';
-import { checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
+import { type Role, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
 import { HUB_LOG, type Hub, createHub } from './watch-hub';
 import { type QueueLimit, createSink } from './watch-sink';
 
@@ -67,9 +67,26 @@ export type ControllerDeps = {
 export const WATCH_QUEUE_LIMIT: QueueLimit = { messages: HUB_LOG.messages / 2, bytes: HUB_LOG.bytes / 2 };
 
 type Who = Exclude<Identity, null>;
-type Auth = 'anonymous' | 'any' | 'host' | 'admin';
+/**
+ * Who may call: 'reader' is every identity, ingresses included (they read
+ * services and status, nothing else); 'any' is hosts and admins; 'host'
+ * hosts only; 'admin' admins only.
+ */
+type Auth = 'anonymous' | 'reader' | 'any' | 'host' | 'admin';
+
+/** What an ingress certificate may call: everything else is PERMISSION_DENIED. */
+export const INGRESS_METHODS = ['ListServices', 'WatchServices', 'GetStatus'] as const;
 
 const IPAM: LeaseFns = { acquireLease, renewLease, releaseLease };
+
+const ROLE_TOKEN: Record<Role, string> = {
+  host: 'a host token (for `weft agent`)',
+  ingress: 'an ingress token (for `weft ingress`)',
+};
+const ROLE_TOKEN_FIX: Record<Role, string> = {
+  host: 'a host joins with a token from `weft token create`',
+  ingress: 'an ingress joins with a token from `weft token create --role ingress`',
+};
 
 export function createControllerService(deps: ControllerDeps): grpc.UntypedServiceImplementation {
   const { store, logger } = deps;
@@ -82,6 +99,9 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     if (auth === 'anonymous') return null;
     const who = deps.identity(call as never);
     if (who === null) throw new UnauthenticatedError(`${method} needs a client certificate issued by this cluster's CA`);
+    if (who !== 'admin' && 'ingress' in who && auth !== 'reader') {
+      throw new PermissionError(`${method} is not open to ${describeIdentity(who)}: an ingress may call only ${INGRESS_METHODS.join(', ')}`);
+    }
     if (auth === 'host' && who === 'admin') throw new PermissionError(`${method} is for hosts; an admin certificate cannot act as a host`);
     if (auth === 'admin' && who !== 'admin') throw new PermissionError(`${method} needs an admin certificate (${describeIdentity(who)} is not one)`);
     return who;
@@ -89,7 +109,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
 
   /** A host may act only on itself; refusals are logged, as they mean a misconfigured or hostile agent. */
   function mustBeSelf(method: string, who: Who | null, host: string, field: string): void {
-    if (who === 'admin' || (who && who.host === host)) return;
+    if (who === 'admin' || (who && 'host' in who && who.host === host)) return;
     logger.warn({ method, caller: describeIdentity(who), target: host }, 'refused: host acting on another host\'s records');
     throw new PermissionError(`${field}: ${describeIdentity(who)} may not act for host "${host}"`);
   }
@@ -123,15 +143,22 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   const Join = unary<pb.JoinRequest, pb.JoinResponse>('Join', 'anonymous', async (req) => {
     checkJoin(req);
     if (!deps.join) throw new PermissionError('this controller does not hold the cluster CA and cannot serve Join');
+    const role: Role = req.role === 'ingress' ? 'ingress' : 'host';
     const v = await verifyToken(store, req.token);
     if (!v.ok) {
-      logger.warn({ method: 'Join', host: req.host_name, reason: v.reason }, 'refused join');
+      logger.warn({ method: 'Join', host: req.host_name, role, reason: v.reason }, 'refused join');
       throw new UnauthenticatedError(`token: refused (${v.reason})`);
+    }
+    if (v.role !== role) {
+      logger.warn({ method: 'Join', host: req.host_name, role, token: v.id, tokenRole: v.role }, 'refused join: token made for another role');
+      throw new PermissionError(`token: ${v.id} is ${ROLE_TOKEN[v.role]}; ${ROLE_TOKEN_FIX[role]}`);
     }
     // Tokens are reusable, so a token alone must not let its holder take over
     // a host that is alive: only a name that is free or has gone quiet for a
-    // whole lease TTL can be joined again.
-    const existing = await getHost(store, req.host_name);
+    // whole lease TTL can be joined again. Ingresses keep no record here, and
+    // their certificates only read, so their names are not checked for
+    // uniqueness; being of another kind, they never collide with a host's.
+    const existing = role === 'host' ? await getHost(store, req.host_name) : undefined;
     if (existing) {
       const ttlMs = (await loadConfig(store)).leaseTtlSeconds * 1000;
       const quietMs = now() - existing.lastHeartbeat;
@@ -143,8 +170,8 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
         );
       }
     }
-    const issued = await issueClientCert(deps.join.ca, { host: req.host_name, publicKeyPem: req.public_key_pem, ttlDays: deps.join.clientCertTtlDays });
-    logger.info({ method: 'Join', host: req.host_name, token: v.id }, 'host joined');
+    const issued = await issueClientCert(deps.join.ca, { host: req.host_name, role, publicKeyPem: req.public_key_pem, ttlDays: deps.join.clientCertTtlDays });
+    logger.info({ method: 'Join', host: req.host_name, role, token: v.id }, role === 'host' ? 'host joined' : 'ingress joined');
     return { certificate_pem: issued.certPem, ca_pem: deps.join.ca.certPem, expires_at_unix_ms: issued.notAfter.getTime() };
   });
 
@@ -253,12 +280,12 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     return { deleted };
   });
 
-  const ListServices = unary<pb.ListServicesRequest, pb.ListServicesResponse>('ListServices', 'any', async () => {
+  const ListServices = unary<pb.ListServicesRequest, pb.ListServicesResponse>('ListServices', 'reader', async () => {
     const { services, revision } = await listServices(store);
     return { services: services.map(serviceMessage), revision };
   });
 
-  const GetStatus = unary<pb.GetStatusRequest, pb.Status>('GetStatus', 'any', async () => {
+  const GetStatus = unary<pb.GetStatusRequest, pb.Status>('GetStatus', 'reader', async () => {
     const count = async (p: string) => (await store.range(p)).kvs.length;
     return {
       controller_id: deps.controllerId,
@@ -295,6 +322,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
    */
   function stream<Req extends { from_revision: number }, Msg extends { revision: number }>(
     method: string,
+    auth: Auth,
     hub: Hub<Msg>,
   ): grpc.handleServerStreamingCall<Req, Msg> {
     return (call) => {
@@ -307,7 +335,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
       });
       Promise.resolve()
         .then(() => {
-          who = authorize(method, 'any', call as never);
+          who = authorize(method, auth, call as never);
           must(checkRevision(call.request.from_revision, 'from_revision'));
           return hub.attach(sink, call.request.from_revision, { method, caller: describeIdentity(who) });
         })
@@ -315,8 +343,8 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     };
   }
 
-  const WatchTopology = stream<pb.WatchTopologyRequest, pb.TopologyEvent>('WatchTopology', topologyHub);
-  const WatchServices = stream<pb.WatchServicesRequest, pb.ServiceEvent>('WatchServices', servicesHub);
+  const WatchTopology = stream<pb.WatchTopologyRequest, pb.TopologyEvent>('WatchTopology', 'any', topologyHub);
+  const WatchServices = stream<pb.WatchServicesRequest, pb.ServiceEvent>('WatchServices', 'reader', servicesHub);
 
   return {
     Join, RegisterHost, Heartbeat, LeaveHost, WatchTopology,

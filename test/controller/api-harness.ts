@@ -19,11 +19,12 @@ import { waitFor } from '../helpers/wait';
 
 export const ID_HEADER = 'x-test-identity';
 
-/** "host:<name>" or "admin" in the test header; no header: anonymous. */
+/** "host:<name>", "ingress:<name>" or "admin" in the test header; no header: anonymous. */
 export const headerIdentity: IdentityFn = (call) => {
   const v = (call as unknown as grpc.ServerUnaryCall<unknown, unknown>).metadata.get(ID_HEADER)[0];
   if (typeof v !== 'string') return null;
   if (v === 'admin') return 'admin';
+  if (v.startsWith('ingress:')) return { ingress: v.slice(8) };
   return v.startsWith('host:') ? { host: v.slice(5) } : null;
 };
 

@@ -147,6 +147,37 @@ describe('issuing and identity', () => {
     expect(identityFromPeerCert(ca, cert.raw)).toEqual({ ok: true, host: 'rack1-host07.dc1' });
   });
 
+  it('ingress cert: weft://ingress/<name> identifies an ingress, never the host of that name', async () => {
+    const c = await issueClientCert(ca, { host: 'edge1', role: 'ingress', ttlDays: 1 });
+    const cert = new X509Certificate(c.certPem);
+    expect(cert.subjectAltName).toBe('URI:weft://ingress/edge1');
+    expect(identityFromPeerCert(ca, c.certPem)).toEqual({ ok: true, ingress: 'edge1' });
+    expect(identityFromPeerCert(ca, (await issueClientCert(ca, { host: 'edge1', role: 'host', ttlDays: 1 })).certPem)).toEqual({ ok: true, host: 'edge1' });
+    await expect(issueClientCert(ca, { host: 'edge1', role: 'root' as never, ttlDays: 1 })).rejects.toThrow(/role "root"/);
+  });
+
+  it('refuses a certificate naming a host and an ingress, or no identity at all', async () => {
+    const { x509, EC_ALG } = await import('../../controller/pki/x509');
+    const { generateKeyPair, randomSerial } = await import('../../controller/pki/keys');
+    const make = async (uris: string[]) => {
+      const kp = await generateKeyPair();
+      const cert = await x509.X509CertificateGenerator.create({
+        serialNumber: randomSerial(), subject: [{ CN: ['edge1'] }], issuer: new x509.X509Certificate(ca.certPem).subject,
+        notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + DAY), publicKey: kp.keys.publicKey,
+        signingKey: ca.signer, signingAlgorithm: EC_ALG,
+        extensions: [
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+          new x509.SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url' as const, value }))),
+        ],
+      });
+      return cert.toString('pem');
+    };
+    expect(identityFromPeerCert(ca, await make(['weft://ingress/edge1']))).toEqual({ ok: true, ingress: 'edge1' });
+    expect(identityFromPeerCert(ca, await make(['weft://host/edge1', 'weft://ingress/edge1']))).toMatchObject({ ok: false, reason: expect.stringMatching(/exactly one/) });
+    expect(identityFromPeerCert(ca, await make(['weft://other/edge1']))).toMatchObject({ ok: false, reason: expect.stringMatching(/no weft:\/\/host\/<name> or weft:\/\/ingress\/<name>/) });
+    expect(identityFromPeerCert(ca, await make(['weft://ingress/Edge_1']))).toMatchObject({ ok: false, reason: expect.stringMatching(/not a valid ingress name/) });
+  });
+
   it('client cert for a host-supplied public key carries no private key', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const kp = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -217,7 +248,7 @@ describe('serverCertFor', () => {
 });
 
 // A one-method service, defined in code, that reports what callIdentity sees.
-type WhoAmI = { identity: { host: string } | null };
+type WhoAmI = { identity: { host: string } | { ingress: string } | null };
 const json = {
   serialize: (v: unknown) => Buffer.from(JSON.stringify(v)),
   deserialize: (b: Buffer) => JSON.parse(b.toString()),

@@ -31,7 +31,7 @@ describe('createToken', () => {
     expect(kv!.value).not.toContain(secret);
     expect(kv!.lease).toBeDefined();
     const rec = JSON.parse(kv!.value);
-    expect(Object.keys(rec).sort()).toEqual(['createdAt', 'description', 'expiresAt', 'hash', 'usages']);
+    expect(Object.keys(rec).sort()).toEqual(['createdAt', 'description', 'expiresAt', 'hash', 'role', 'usages']);
     expect(rec.hash).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(rec.usages).toEqual(['join']);
     expect(rec.description).toBe('rack 2 hosts');
@@ -70,10 +70,10 @@ describe('createToken', () => {
 describe('verifyToken', () => {
   it('accepts the token it made, from this store handle and from another one on the same data (another controller)', async () => {
     const t = await createToken(store, { ttlSeconds: 300 });
-    expect(await verifyToken(store, t.token)).toEqual({ ok: true, id: t.id });
+    expect(await verifyToken(store, t.token)).toEqual({ ok: true, id: t.id, role: 'host' });
     const other = openSqliteStore(join(dir, 'weft.db'));
     try {
-      expect(await verifyToken(other, t.token)).toEqual({ ok: true, id: t.id });
+      expect(await verifyToken(other, t.token)).toEqual({ ok: true, id: t.id, role: 'host' });
     } finally {
       await other.close();
     }
@@ -111,7 +111,7 @@ describe('verifyToken', () => {
     // Valid one second before expiry, expired at it.
     const u = await createToken(store, { ttlSeconds: 60 });
     const at = Date.parse(u.expiresAt);
-    expect(await verifyToken(store, u.token, { now: new Date(at - 1000) })).toEqual({ ok: true, id: u.id });
+    expect(await verifyToken(store, u.token, { now: new Date(at - 1000) })).toEqual({ ok: true, id: u.id, role: 'host' });
     expect(await verifyToken(store, u.token, { now: new Date(at) })).toEqual({ ok: false, reason: 'expired' });
   });
 
@@ -119,6 +119,28 @@ describe('verifyToken', () => {
     await store.put(TOKEN_PREFIX + 'broken', '{"hash":"plain-secret"}');
     await expect(verifyToken(store, 'broken.0123456789abcdef')).rejects.toThrow(/\/weft\/tokens\/broken is not a token record/);
     await store.delete(TOKEN_PREFIX + 'broken');
+  });
+});
+
+describe('roles', () => {
+  it('makes host tokens by default and ingress tokens on request, and verify says which', async () => {
+    const host = await createToken(store, { ttlSeconds: 600 });
+    const ingress = await createToken(store, { ttlSeconds: 600, role: 'ingress' });
+    expect(await verifyToken(store, host.token)).toEqual({ ok: true, id: host.id, role: 'host' });
+    expect(await verifyToken(store, ingress.token)).toEqual({ ok: true, id: ingress.id, role: 'ingress' });
+    expect((await listTokens(store)).find((t) => t.id === ingress.id)).toMatchObject({ role: 'ingress' });
+    await expect(createToken(store, { role: 'admin' as 'host' })).rejects.toThrow(/role "admin" must be one of: host, ingress/);
+  });
+
+  it('reads a token stored before roles existed as a host token', async () => {
+    const t = await createToken(store, { ttlSeconds: 600 });
+    const kv = (await store.get(TOKEN_PREFIX + t.id))!;
+    const { role: _, ...old } = JSON.parse(kv.value);
+    await store.put(kv.key, JSON.stringify(old));
+    expect(await verifyToken(store, t.token)).toEqual({ ok: true, id: t.id, role: 'host' });
+    await store.put(kv.key, JSON.stringify({ ...old, role: 'root' }));
+    await expect(verifyToken(store, t.token)).rejects.toThrow(/unknown role "root"/);
+    await store.delete(kv.key);
   });
 });
 
