@@ -12,6 +12,7 @@ import { controllerClientConstructor } from '../../controller/api/proto';
 import { type Ca, clientCredentials, ensureCa, issueClientCert, issueServerCert, serverCredentials } from '../../controller/pki';
 import { createToken } from '../../controller/pki/tokens';
 import { type Harness, hostRequest, startHarness } from './api-harness';
+import { ensureCredentials, joinCluster, loadCredentials } from '../../controller/api/client/credentials';
 
 let dir: string;
 let ca: Ca;
@@ -110,5 +111,48 @@ describe('mTLS identities', () => {
     const h7 = clientAs({ certPem: joined.certificate_pem, keyPem });
     expect((await call(h7, 'RegisterHost', hostRequest('h7', 7))).host.name).toBe('h7');
     expect(await codeOf(call(h7, 'LeaveHost', { name: 'h1' }))).toBe('PERMISSION_DENIED');
+  });
+
+  it('joins an ingress only with an ingress token, as an ingress that can only read', async () => {
+    const host = await createToken(h.store, { ttlSeconds: 600 });
+    const ingress = await createToken(h.store, { ttlSeconds: 600, role: 'ingress' });
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const anon = clientAs();
+    const refusal = (p: Promise<unknown>) => p.then(() => 'OK', (e: grpc.ServiceError) => `${grpc.status[e.code]}: ${e.details}`);
+
+    // An agent (no role) with an ingress token, and an ingress with a host token: refused, saying which token to make.
+    expect(await refusal(call(anon, 'Join', { token: ingress.token, host_name: 'edge1', public_key_pem: publicKeyPem }))).toBe(
+      `PERMISSION_DENIED: token: ${ingress.id} is an ingress token (for \`weft ingress\`); a host joins with a token from \`weft token create\``,
+    );
+    expect(await refusal(call(anon, 'Join', { token: host.token, host_name: 'edge1', public_key_pem: publicKeyPem, role: 'ingress' }))).toBe(
+      `PERMISSION_DENIED: token: ${host.id} is a host token (for \`weft agent\`); an ingress joins with a token from \`weft token create --role ingress\``,
+    );
+    expect(await refusal(call(anon, 'Join', { token: ingress.token, host_name: 'edge1', public_key_pem: publicKeyPem, role: 'admin' }))).toMatch(/^INVALID_ARGUMENT: role: /);
+
+    // A live host of the same name does not stop an ingress from joining, nor is it impersonated.
+    const h1 = clientAs(await certFor('h1'));
+    await call(h1, 'RegisterHost', hostRequest('h1', 1));
+    const joined = await call(anon, 'Join', { token: ingress.token, host_name: 'h1', public_key_pem: publicKeyPem, role: 'ingress' });
+    const edge = clientAs({ certPem: joined.certificate_pem, keyPem });
+    expect((await call(edge, 'ListServices', {})).services).toBeDefined();
+    expect((await call(edge, 'GetStatus', {})).hosts).toBeGreaterThan(0);
+    expect(await refusal(call(edge, 'Heartbeat', { name: 'h1' }))).toMatch(/^PERMISSION_DENIED: Heartbeat is not open to ingress "h1"/);
+    expect(await refusal(call(edge, 'CreateService', { service: { name: 'x', ports: [{ name: '', port: 81, target_port: 0, protocol: '' }], selector: { a: 'b' }, network: 'default' } }))).toMatch(/^PERMISSION_DENIED/);
+  });
+
+  it('joinCluster stores an ingress identity, and keeps roles apart on the next start', async () => {
+    const ingress = await createToken(h.store, { ttlSeconds: 600, role: 'ingress' });
+    const stateDir = join(dir, 'edge2');
+    const server = `127.0.0.1:${h.port}`;
+    await expect(joinCluster({ server, token: ingress.token, hostName: 'edge2', caPem: ca.certPem, stateDir: join(dir, 'agent2') })).rejects.toThrow(
+      /refused: PERMISSION_DENIED: token: \w+ is an ingress token/,
+    );
+    const creds = await joinCluster({ server, token: ingress.token, hostName: 'edge2', role: 'ingress', caPem: ca.certPem, stateDir });
+    expect(creds).toMatchObject({ hostName: 'edge2', role: 'ingress' });
+    expect(await loadCredentials(stateDir)).toMatchObject({ hostName: 'edge2', role: 'ingress' });
+    expect((await ensureCredentials({ server, hostName: 'edge2', role: 'ingress', stateDir })).role).toBe('ingress');
+    await expect(ensureCredentials({ server, hostName: 'edge2', stateDir })).rejects.toThrow(/holds the identity of ingress "edge2", not host "edge2"/);
   });
 });

@@ -1,5 +1,7 @@
 // A client's identity in the cluster, kept in a directory the caller names
-// (the agent's state dir, or another role's), mode 0700:
+// (the agent's state dir, or another role's), mode 0700. The certificate is
+// a host's (weft://host/<name>) or, joined with role "ingress" and an
+// ingress token, an ingress's (weft://ingress/<name>); the file names are the same:
 //
 //   host.key       0600  ECDSA P-256 private key, made here; never leaves the machine
 //   host.crt       0644  client certificate from Join (its presence means "joined")
@@ -30,6 +32,7 @@ import { IdentityError } from './identity-error';
 import { caCertHash, clientCredentials } from './trust';
 import { createExclusive, replaceAtomic } from '../../common/files';
 import { HOST_URI_PREFIX } from '../../common/names';
+import { INGRESS_URI_PREFIX, type Role } from '../validate';
 import {
   certNames, certProblemMessage, certProblemOf, fetchServerChain, serverNameProblem, ServerCertError,
 } from './server-cert';
@@ -41,9 +44,10 @@ export const HOST_KEY_FILE = 'host.key';
 export const HOST_CERT_FILE = 'host.crt';
 export const CA_CERT_FILE = 'ca.crt';
 
-/** What Join gave this machine: its key, its certificate (naming `hostName`) and the cluster CA. */
+/** What Join gave this machine: its key, its certificate (naming `hostName` in `role`) and the cluster CA. */
 export type Credentials = {
   hostName: string;
+  role: Role;
   keyPem: string;
   certPem: string;
   caPem: string;
@@ -125,11 +129,16 @@ export async function checkPrivateFile(path: string): Promise<void> {
   }
 }
 
-function hostOf(cert: X509Certificate, path: string): string {
-  const uri = (cert.subjectAltName ?? '').split(', ').find((n) => n.startsWith(`URI:${HOST_URI_PREFIX}`));
-  if (!uri) throw new IdentityError(`${path} names no host (${HOST_URI_PREFIX}<name> URI SAN missing); remove it and join again`);
-  return uri.slice(`URI:${HOST_URI_PREFIX}`.length);
+function identityOf(cert: X509Certificate, path: string): { role: Role; name: string } {
+  const sans = (cert.subjectAltName ?? '').split(', ');
+  for (const [role, prefix] of [['host', HOST_URI_PREFIX], ['ingress', INGRESS_URI_PREFIX]] as const) {
+    const uri = sans.find((n) => n.startsWith(`URI:${prefix}`));
+    if (uri) return { role, name: uri.slice(`URI:${prefix}`.length) };
+  }
+  throw new IdentityError(`${path} names no host or ingress (${HOST_URI_PREFIX}<name> URI SAN missing); remove it and join again`);
 }
+
+const roleName = (role: Role, name: string) => `${role} "${name}"`;
 
 function samePublicKey(a: KeyObject, b: KeyObject): boolean {
   return a.export({ type: 'spki', format: 'der' }).equals(b.export({ type: 'spki', format: 'der' }));
@@ -156,7 +165,8 @@ export async function loadCredentials(stateDir: string): Promise<Credentials | n
   }
   if (!samePublicKey(createPublicKey(key), cert.publicKey)) throw new IdentityError(`${certPath} was not issued for ${keyPath}; remove ${certPath} and join again`);
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new IdentityError(`${certPath} was not issued by ${caPath}; remove ${certPath} and join again`);
-  return { hostName: hostOf(cert, certPath), keyPem, certPem, caPem, certExpiresAt: new Date(cert.validTo) };
+  const id = identityOf(cert, certPath);
+  return { hostName: id.name, role: id.role, keyPem, certPem, caPem, certExpiresAt: new Date(cert.validTo) };
 }
 
 // ---- join --------------------------------------------------------------------
@@ -167,6 +177,8 @@ export type JoinOptions = {
   /** Bootstrap token "<id>.<secret>". */
   token: string;
   hostName: string;
+  /** What to join as (default "host"); the token must have been made for it. */
+  role?: Role;
   /** "sha256:<hex>" of the cluster CA's public key; or give caPem. */
   caCertHash?: string;
   /** The cluster CA certificate (PEM), when the operator distributes the file instead of a hash. */
@@ -226,6 +238,7 @@ async function callJoin(server: string, caPem: string, req: RequestOf<'Join'>, t
  */
 export async function joinCluster(o: JoinOptions): Promise<Credentials> {
   const stateDir = o.stateDir;
+  const role = o.role ?? 'host';
   const timeoutMs = o.timeoutMs ?? 10_000;
   const seen = await trustForJoin(o);
   const ca = seen.ca;
@@ -241,7 +254,7 @@ export async function joinCluster(o: JoinOptions): Promise<Credentials> {
   }
   const publicKey = createPublicKey(keyPem);
   const res = await callJoin(o.server, caPem, {
-    token: o.token, host_name: o.hostName, public_key_pem: publicKey.export({ type: 'spki', format: 'pem' }) as string,
+    token: o.token, host_name: o.hostName, public_key_pem: publicKey.export({ type: 'spki', format: 'pem' }) as string, role,
   }, timeoutMs, seen);
 
   // Trust nothing in the reply that the pinned CA does not vouch for.
@@ -255,14 +268,17 @@ export async function joinCluster(o: JoinOptions): Promise<Credentials> {
   if (caCertHash(replyCa) !== caCertHash(ca)) throw new IdentityError(`the controller answered with CA ${caCertHash(replyCa)}, not the trusted ${caCertHash(ca)}`);
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new IdentityError('the certificate from Join is not signed by the trusted CA');
   if (!samePublicKey(cert.publicKey, publicKey)) throw new IdentityError('the certificate from Join is not for this host\'s key');
-  if (hostOf(cert, 'the certificate from Join') !== o.hostName) throw new IdentityError(`the certificate from Join names another host than ${o.hostName}`);
+  const got = identityOf(cert, 'the certificate from Join');
+  if (got.role !== role || got.name !== o.hostName) {
+    throw new IdentityError(`the certificate from Join names ${roleName(got.role, got.name)}, not ${roleName(role, o.hostName)}`);
+  }
 
   await ensurePrivateDir(stateDir);
   if (newKey) await createExclusive(keyPath, keyPem, 0o600);
   await replaceAtomic(join(stateDir, CA_CERT_FILE), res.ca_pem, 0o644);
   // Last: host.crt marks a complete join, so a crash before it means "join again", never a half identity.
   await replaceAtomic(join(stateDir, HOST_CERT_FILE), res.certificate_pem, 0o644);
-  return { hostName: o.hostName, keyPem, certPem: res.certificate_pem, caPem: res.ca_pem, certExpiresAt: new Date(cert.validTo) };
+  return { hostName: o.hostName, role, keyPem, certPem: res.certificate_pem, caPem: res.ca_pem, certExpiresAt: new Date(cert.validTo) };
 }
 
 /** Stored credentials if this host has joined (as `hostName`), else a join; the token is needed only the first time. */
@@ -270,8 +286,9 @@ export async function ensureCredentials(o: Omit<JoinOptions, 'token'> & { token?
   const stateDir = o.stateDir;
   const have = await loadCredentials(stateDir);
   if (have) {
-    if (have.hostName !== o.hostName) {
-      throw new IdentityError(`${stateDir} holds the identity of host "${have.hostName}", not "${o.hostName}"; use that name or another state directory`);
+    const role = o.role ?? 'host';
+    if (have.hostName !== o.hostName || have.role !== role) {
+      throw new IdentityError(`${stateDir} holds the identity of ${roleName(have.role, have.hostName)}, not ${roleName(role, o.hostName)}; use that name or another state directory`);
     }
     return have;
   }
