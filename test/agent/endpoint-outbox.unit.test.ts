@@ -181,6 +181,47 @@ describe('endpoint outbox', () => {
     await o.drained();
   });
 
+  it('drops at once an endpoint the controller\'s rules refuse (a label value over 63 characters), never sending it, and delivers the ones behind it', async () => {
+    const dropped: Array<{ item: OutboxItem; err: Error }> = [];
+    const sent: string[] = [];
+    const o = outbox(dbPath(), { onDropped: (item, err) => dropped.push({ item, err }) });
+    o.registered(ep(52, 'bad-labels', { app: 'x'.repeat(64) }));
+    o.registered(ep(53, 'bad;id'));
+    o.registered(ep(51, 'c51'));
+    o.start(recording(sent));
+    await o.drained();
+    expect(sent).toEqual([`register ${prefix}51 c51`]);
+    expect(dropped.map((d) => [d.item.endpoint.containerId, d.item.attempts])).toEqual([['bad-labels', 0], ['bad;id', 0]]);
+    expect(dropped[0].err.message).toMatch(/^endpoint\.labels: value "x{60,}.*" of "app" is not a valid label value/);
+    expect(dropped[1].err.message).toMatch(/^endpoint\.container_id: "bad;id" is not a container id/);
+    expect(await atController()).toEqual(new Map([[prefix + '51', 'c51']]));
+    o.released(ep(51, 'c51'));
+    await o.drained();
+  });
+
+  it('a controller refusal with INVALID_ARGUMENT about the record itself drops it after one try; one about its subnet is retried', async () => {
+    const tries = new Map<string, number>();
+    const dropped: OutboxItem[] = [];
+    const refuse = (details: string) => Object.assign(new Error(`3 INVALID_ARGUMENT: ${details}`), { code: 3, details });
+    // a stand-in for the controller: the refusals under test, and success for everything else
+    const delivery: EndpointDelivery = {
+      registerEndpoint: async (e) => {
+        tries.set(e.containerId, (tries.get(e.containerId) ?? 0) + 1);
+        if (e.containerId === 'refused-labels') throw refuse('endpoint.labels: key "a" is not a valid label name');
+        if (e.containerId === 'no-subnet-yet') throw refuse('endpoint.network: host "host-o" holds no subnet in network "default" (RegisterHost first)');
+      },
+      releaseEndpoint: async () => true,
+    };
+    const o = outbox(dbPath(), { maxRefusals: 3, onDropped: (item) => dropped.push(item) });
+    o.registered(ep(60, 'refused-labels'));
+    o.registered(ep(61, 'no-subnet-yet'));
+    o.registered(ep(62, 'fine'));
+    o.start(delivery);
+    await o.drained();
+    expect(Object.fromEntries(tries)).toEqual({ 'refused-labels': 1, 'no-subnet-yet': 3, fine: 1 });
+    expect(dropped.map((i) => [i.endpoint.containerId, i.attempts])).toEqual([['refused-labels', 1], ['no-subnet-yet', 3]]);
+  });
+
   it('shares the agent DB file with the address store, each in its own tables', async () => {
     const path = dbPath();
     const ipam = openIpamStore({ path });

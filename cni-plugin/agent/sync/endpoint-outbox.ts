@@ -13,11 +13,20 @@
 // queue; the release itself stays queued, because a register that was already
 // sent may have been applied even if its answer was lost, and a release of an
 // endpoint the controller never had is a harmless no-op (released: false).
+//
+// An item the controller can never accept is dropped at once, so it cannot
+// hold up the items behind it: one that fails the controller's own request
+// rules here (validate.ts; e.g. queued by an older agent that did not check
+// labels), and one the controller refuses with INVALID_ARGUMENT naming a
+// field of the record itself. A refusal about endpoint.network or
+// endpoint.ip depends on the cluster (this host holds no subnet while it
+// re-registers), so those get maxRefusals tries first.
 import * as grpc from '@grpc/grpc-js';
 import { agentDbPath, openAgentDb } from '../state/agent-db';
 import type { EndpointRecord, EndpointSink } from '../state/types';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
 import { grpcCode, isTransient } from '../../../controller/api/client/client';
+import { checkContainerId, checkIfname, checkLabels, checkName, checkUnicastIp } from '../../../controller/api/validate';
 import type { AgentClient } from './controller';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 
@@ -89,6 +98,30 @@ function releaseSettled(err: unknown): boolean {
   return code === grpc.status.FAILED_PRECONDITION || code === grpc.status.PERMISSION_DENIED || code === grpc.status.NOT_FOUND;
 }
 
+/** Why the controller's request rules refuse this item, whatever the cluster's state; undefined when they accept it. */
+export function invalidItem(item: Pick<OutboxItem, 'op' | 'endpoint'>): string | undefined {
+  const ep = item.endpoint;
+  const p = item.op === 'register' ? 'endpoint.' : '';
+  return (
+    checkName(ep.network, `${p}network`) ??
+    checkUnicastIp(ep.ip, `${p}ip`) ??
+    checkContainerId(ep.containerId, `${p}container_id`) ??
+    (item.op === 'register' ? checkIfname(ep.ifname, 'endpoint.ifname') ?? checkLabels(ep.labels, 'endpoint.labels') : undefined)
+  );
+}
+
+// Fields whose refusal can pass: the network may be configured later, the host may hold no subnet yet.
+const STATE_DEPENDENT_FIELDS = ['endpoint.network', 'endpoint.ip'];
+
+/** INVALID_ARGUMENT about the record itself: sending it again can never succeed. */
+function refusedForGood(err: unknown): boolean {
+  if ((err as { code?: unknown })?.code !== grpc.status.INVALID_ARGUMENT) return false;
+  // the controller's messages start with the proto path of the field (controller/api/validate.ts)
+  const details = String((err as { details?: unknown }).details ?? '');
+  const field = /^([a-z_.]+): /.exec(details)?.[1];
+  return field === undefined || !STATE_DEPENDENT_FIELDS.includes(field);
+}
+
 export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
   const log = o.log ?? silentLogger;
   const now = o.now ?? Date.now;
@@ -158,6 +191,13 @@ export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
         continue;
       }
       const item = toItem(row);
+      const invalid = invalidItem(item);
+      if (invalid) {
+        q.remove.run(item.seq);
+        log.error({ op: item.op, endpoint: item.endpoint, problem: invalid }, `endpoint update the controller would refuse; dropped: ${invalid}`);
+        o.onDropped?.({ ...item, lastError: invalid }, new Error(invalid));
+        continue;
+      }
       inFlight = item.seq;
       let err: unknown = null;
       try {
@@ -176,6 +216,12 @@ export function openEndpointOutbox(o: OutboxOptions = {}): EndpointOutbox {
       }
       const message = (err as Error)?.message ?? String(err);
       const transient = isTransient(err);
+      if (refusedForGood(err)) {
+        q.remove.run(item.seq);
+        log.error({ op: item.op, endpoint: item.endpoint, code: grpcCode(err), err }, `controller refused an endpoint update as invalid; dropped: ${message}`);
+        o.onDropped?.({ ...item, attempts: item.attempts + 1, lastError: message }, err as Error);
+        continue;
+      }
       if (!transient && item.attempts + 1 >= maxRefusals) {
         q.remove.run(item.seq);
         log.error({ op: item.op, endpoint: item.endpoint, code: grpcCode(err), err, attempts: item.attempts + 1 }, 'controller keeps refusing an endpoint update; dropped');
