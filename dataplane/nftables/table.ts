@@ -1,0 +1,142 @@
+// One nf_tables table seen and changed from this process: the generation id,
+// a listing (chains with their rules' comments, sets, and the elements of the
+// sets asked for), nft commands through libnftables, and element changes as
+// weft's own batch. The reconcile above decides what to send; this module
+// only knows how.
+import { isErrno } from '../netlink/errors';
+import { openHandle, type Handle } from '../netlink/handle';
+import { openBatchSocket, type BatchSocket } from './batch';
+import { openNft, type NftContext } from './libnftables';
+import {
+  NETLINK_NETFILTER, NFPROTO_UNSPEC, NFT_MSG, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE,
+  NFTA_SET_TABLE, NFTA_TABLE_NAME, decodeChain, decodeElements, decodeGen, decodeRule, decodeSet, nfgenmsg, nftType,
+  type BatchMsg, type Elements, type SetInfo,
+} from './wire';
+import { nla } from '../netlink/codec';
+
+export type TableView = {
+  /** The generation the listing was taken at (the kernel bumps it on every committed transaction, anyone's). */
+  gen: number;
+  exists: boolean;
+  /** Chain name -> the comments of its rules, in order ('' for a rule without one). */
+  chains: Map<string, string[]>;
+  sets: Map<string, SetInfo>;
+  /** Elements of the sets that were listed with their elements. */
+  elements: Map<string, Elements>;
+};
+
+export type NftTable = {
+  readonly name: string;
+  readonly family: number;
+  /** The ruleset generation id (NFT_MSG_GETGEN): one read, no transaction. */
+  gen(): number;
+  /** Chains, rules' comments and sets of the table; elements of the sets `withElements` picks. */
+  list(withElements: (set: string) => boolean): TableView;
+  elements(set: string): Elements;
+  /** nft commands as one transaction (libnftables). */
+  run(cmds: string, what: string): void;
+  /** weft's own messages as one transaction; returns bytes sent. */
+  commit(msgs: BatchMsg[], what: string): number;
+  /** Delete the whole table in one transaction; false when there was none. */
+  drop(): boolean;
+  close(): void;
+};
+
+export type NftTableOptions = { name: string; family: number; netns?: string };
+
+export function openNftTable(o: NftTableOptions): NftTable {
+  let handle: Handle | undefined;
+  let batch: BatchSocket | undefined;
+  let nft: NftContext | undefined;
+  const h = () => (handle ??= openHandle({ netns: o.netns, protocol: NETLINK_NETFILTER }));
+
+  function dumpOrEmpty(msg: number, body: Buffer, op: string) {
+    try {
+      return h().dump({ type: nftType(msg), body, op });
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return []; // no such table (yet)
+      throw e;
+    }
+  }
+
+  function elements(set: string): Elements {
+    const body = Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_SET_ELEM_LIST_TABLE, o.name), nla.str(NFTA_SET_ELEM_LIST_SET, set)]);
+    return decodeElements(dumpOrEmpty(NFT_MSG.GETSETELEM, body, `nft list elements ${o.name} ${set}`));
+  }
+
+  function tableExists(): boolean {
+    try {
+      h().exec({ type: nftType(NFT_MSG.GETTABLE), body: Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_TABLE_NAME, o.name)]), op: `nft get table ${o.name}` });
+      return true;
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return false;
+      throw e;
+    }
+  }
+
+  function gen(): number {
+    const replies = h().exec({ type: nftType(NFT_MSG.GETGEN), body: nfgenmsg(NFPROTO_UNSPEC), op: 'nft get generation' });
+    const g = decodeGen(replies);
+    if (g === undefined) throw new Error('nft get generation: no NEWGEN in the reply');
+    return g;
+  }
+
+  function list(withElements: (set: string) => boolean): TableView {
+    // The generation is read before and after: a listing that raced with a
+    // transaction is taken again, so the view is one consistent snapshot.
+    for (let attempt = 0; ; attempt++) {
+      const before = gen();
+      const exists = tableExists();
+      const view: TableView = { gen: before, exists, chains: new Map(), sets: new Map(), elements: new Map() };
+      if (exists) {
+        for (const m of dumpOrEmpty(NFT_MSG.GETCHAIN, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_CHAIN_TABLE, o.name)]), `nft list chains ${o.name}`)) {
+          const c = decodeChain(m);
+          if (c.table === o.name) view.chains.set(c.name, []);
+        }
+        for (const m of dumpOrEmpty(NFT_MSG.GETRULE, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_RULE_TABLE, o.name)]), `nft list rules ${o.name}`)) {
+          const r = decodeRule(m);
+          if (r.table === o.name) view.chains.get(r.chain)?.push(r.comment ?? '');
+        }
+        for (const m of dumpOrEmpty(NFT_MSG.GETSET, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_SET_TABLE, o.name)]), `nft list sets ${o.name}`)) {
+          const s = decodeSet(m);
+          if (s.table === o.name) view.sets.set(s.name, s);
+        }
+        for (const s of view.sets.keys()) if (withElements(s)) view.elements.set(s, elements(s));
+      }
+      if (gen() === before) return view;
+      if (attempt === 5) throw new Error(`nft list ${o.name}: the ruleset kept changing while it was listed`);
+    }
+  }
+
+  return {
+    name: o.name,
+    family: o.family,
+    gen,
+    list,
+    elements,
+    run(cmds, what) {
+      (nft ??= openNft(o.netns)).run(cmds, what);
+    },
+    commit(msgs, what) {
+      return (batch ??= openBatchSocket(o.netns)).commit(msgs, what);
+    },
+    drop() {
+      const msg = { type: nftType(NFT_MSG.DELTABLE), flags: 0, body: Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_TABLE_NAME, o.name)]) };
+      try {
+        (batch ??= openBatchSocket(o.netns)).commit([msg], `nft delete table ${o.name}`);
+        return true;
+      } catch (e) {
+        if (isErrno(e, 'ENOENT')) return false;
+        throw e;
+      }
+    },
+    close() {
+      handle?.close();
+      batch?.close();
+      nft?.close();
+      handle = undefined;
+      batch = undefined;
+      nft = undefined;
+    },
+  };
+}

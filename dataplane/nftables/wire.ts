@@ -1,0 +1,217 @@
+// nf_tables over netlink: the numbers of the uapi (linux/netfilter/
+// nf_tables.h, nfnetlink.h), the nfgenmsg header, and encoders/decoders for
+// the few messages weft sends itself: set elements (the per-change hot path),
+// the generation id, and the listings a reconcile reads. Everything else
+// (tables, chains, rules, set declarations) is written through libnftables.
+import { nla, parseAttrList, parseAttrs, read, type Message } from '../netlink/codec';
+
+export const NETLINK_NETFILTER = 12;
+export const NFNL_SUBSYS_NFTABLES = 10;
+export const NFNL_SUBSYS_CTNETLINK = 1;
+export const NFNL_MSG_BATCH_BEGIN = 0x10;
+export const NFNL_MSG_BATCH_END = 0x11;
+export const NFNETLINK_V0 = 0;
+export const NFPROTO_UNSPEC = 0;
+export const NFPROTO_IPV4 = 2;
+
+export const NFT_MSG = {
+  NEWTABLE: 0, GETTABLE: 1, DELTABLE: 2,
+  NEWCHAIN: 3, GETCHAIN: 4, DELCHAIN: 5,
+  NEWRULE: 6, GETRULE: 7, DELRULE: 8,
+  NEWSET: 9, GETSET: 10, DELSET: 11,
+  NEWSETELEM: 12, GETSETELEM: 13, DELSETELEM: 14,
+  NEWGEN: 15, GETGEN: 16,
+} as const;
+
+export const NFTA_TABLE_NAME = 1;
+export const NFTA_CHAIN_TABLE = 1;
+export const NFTA_CHAIN_NAME = 3;
+export const NFTA_RULE_TABLE = 1;
+export const NFTA_RULE_CHAIN = 2;
+export const NFTA_RULE_HANDLE = 3;
+export const NFTA_RULE_USERDATA = 7;
+export const NFTA_SET_TABLE = 1;
+export const NFTA_SET_NAME = 2;
+export const NFTA_SET_FLAGS = 3;
+export const NFTA_SET_KEY_LEN = 5;
+export const NFTA_SET_DATA_LEN = 7;
+export const NFTA_SET_ELEM_LIST_TABLE = 1;
+export const NFTA_SET_ELEM_LIST_SET = 2;
+export const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
+export const NFTA_LIST_ELEM = 1;
+export const NFTA_SET_ELEM_KEY = 1;
+export const NFTA_SET_ELEM_DATA = 2;
+export const NFTA_DATA_VALUE = 1;
+export const NFTA_DATA_VERDICT = 2;
+export const NFTA_VERDICT_CODE = 1;
+export const NFTA_VERDICT_CHAIN = 2;
+export const NFTA_GEN_ID = 1;
+export const NFT_JUMP = -3;
+export const NFT_GOTO = -4;
+/** nft stores a rule's comment as a TLV of this type in NFTA_RULE_USERDATA. */
+export const NFTNL_UDATA_RULE_COMMENT = 0;
+
+/** An nf_tables message type: subsystem in the high byte. */
+export function nftType(msg: number): number {
+  return (NFNL_SUBSYS_NFTABLES << 8) | msg;
+}
+
+/** struct nfgenmsg: family, version, resource id (big-endian). */
+export function nfgenmsg(family: number, resId = 0): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt8(family, 0);
+  b.writeUInt8(NFNETLINK_V0, 1);
+  b.writeUInt16BE(resId, 2);
+  return b;
+}
+
+export const NFGENMSG_LEN = 4;
+
+// ---- set elements ----
+
+/**
+ * What an element maps to, as a comparable string: `v:<hex>` for a value,
+ * `goto:<chain>` / `jump:<chain>` for a verdict. Keys are hex strings of the
+ * bytes the kernel compares.
+ */
+export type ElemData = string;
+export type Elements = Map<string, ElemData>;
+
+function encodeData(data: ElemData): Buffer {
+  if (data.startsWith('v:')) return nla.nested(NFTA_SET_ELEM_DATA, [nla.bytes(NFTA_DATA_VALUE, Buffer.from(data.slice(2), 'hex'))]);
+  const colon = data.indexOf(':');
+  const kind = data.slice(0, colon);
+  const code = kind === 'goto' ? NFT_GOTO : kind === 'jump' ? NFT_JUMP : NaN;
+  if (Number.isNaN(code)) throw new Error(`element data "${data}" is neither v:<hex> nor goto:/jump:<chain>`);
+  const c = Buffer.alloc(4);
+  c.writeInt32BE(code);
+  return nla.nested(NFTA_SET_ELEM_DATA, [
+    nla.nested(NFTA_DATA_VERDICT, [nla.bytes(NFTA_VERDICT_CODE, c), nla.str(NFTA_VERDICT_CHAIN, data.slice(colon + 1))]),
+  ]);
+}
+
+/** One element of NFTA_SET_ELEM_LIST_ELEMENTS; data is left out for deletes. */
+export function encodeElement(keyHex: string, data?: ElemData): Buffer {
+  const parts = [nla.nested(NFTA_SET_ELEM_KEY, [nla.bytes(NFTA_DATA_VALUE, Buffer.from(keyHex, 'hex'))])];
+  if (data !== undefined) parts.push(encodeData(data));
+  return nla.nested(NFTA_LIST_ELEM, parts);
+}
+
+// The element list is one attribute, and an attribute's length is 16 bits:
+// a message carries at most this many bytes of elements, so big changes are
+// cut into several messages (of the same batch, so still one transaction).
+const ELEMS_PER_MSG_BYTES = 60_000;
+
+export type BatchMsg = { type: number; flags: number; body: Buffer };
+
+/** NEWSETELEM or DELSETELEM messages for the given elements of one set, cut to fit the 16-bit attribute length. */
+export function setElemMessages(op: 'add' | 'delete', family: number, table: string, set: string, elems: Array<[key: string, data?: ElemData]>): BatchMsg[] {
+  const out: BatchMsg[] = [];
+  const head = [nla.str(NFTA_SET_ELEM_LIST_TABLE, table), nla.str(NFTA_SET_ELEM_LIST_SET, set)];
+  let cur: Buffer[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (cur.length === 0) return;
+    out.push({
+      type: nftType(op === 'add' ? NFT_MSG.NEWSETELEM : NFT_MSG.DELSETELEM),
+      // CREATE without EXCL: re-adding an identical element is not an error
+      flags: op === 'add' ? 0x400 /* NLM_F_CREATE */ : 0,
+      body: Buffer.concat([nfgenmsg(family), ...head, nla.nested(NFTA_SET_ELEM_LIST_ELEMENTS, cur)]),
+    });
+    cur = [];
+    bytes = 0;
+  };
+  for (const [k, d] of elems) {
+    const e = encodeElement(k, op === 'add' ? d : undefined);
+    if (bytes + e.length > ELEMS_PER_MSG_BYTES) flush();
+    cur.push(e);
+    bytes += e.length;
+  }
+  flush();
+  return out;
+}
+
+function decodeData(b: Buffer): ElemData | undefined {
+  const a = parseAttrs(b);
+  const v = a.get(NFTA_DATA_VALUE);
+  if (v) return `v:${v.toString('hex')}`;
+  const vd = a.get(NFTA_DATA_VERDICT);
+  if (!vd) return undefined;
+  const va = parseAttrs(vd);
+  const code = va.get(NFTA_VERDICT_CODE)?.readInt32BE(0);
+  const chain = read.str(va.get(NFTA_VERDICT_CHAIN)) ?? '';
+  if (code === NFT_GOTO) return `goto:${chain}`;
+  if (code === NFT_JUMP) return `jump:${chain}`;
+  return `verdict:${code}`;
+}
+
+/** The elements of NEWSETELEM dump messages, added to `into`. */
+export function decodeElements(msgs: Message[], into: Elements = new Map()): Elements {
+  for (const m of msgs) {
+    const list = parseAttrs(m.body, NFGENMSG_LEN).get(NFTA_SET_ELEM_LIST_ELEMENTS);
+    if (!list) continue;
+    for (const [, el] of parseAttrList(list)) {
+      const ea = parseAttrs(el);
+      const key = ea.get(NFTA_SET_ELEM_KEY);
+      const kv = key && parseAttrs(key).get(NFTA_DATA_VALUE);
+      if (!kv) continue;
+      const data = ea.get(NFTA_SET_ELEM_DATA);
+      into.set(kv.toString('hex'), data ? decodeData(data) ?? '' : '');
+    }
+  }
+  return into;
+}
+
+// ---- listings ----
+
+export type ChainInfo = { table: string; name: string };
+export type RuleInfo = { table: string; chain: string; handle: bigint; comment?: string };
+export type SetInfo = { table: string; name: string; flags: number; keyLen: number; dataLen: number };
+
+export function decodeChain(m: Message): ChainInfo {
+  const a = parseAttrs(m.body, NFGENMSG_LEN);
+  return { table: read.str(a.get(NFTA_CHAIN_TABLE)) ?? '', name: read.str(a.get(NFTA_CHAIN_NAME)) ?? '' };
+}
+
+/** The comment nft stored in a rule's user data (TLVs of u8 type, u8 length, value). */
+export function ruleComment(udata: Buffer | undefined): string | undefined {
+  if (!udata) return undefined;
+  let off = 0;
+  while (off + 2 <= udata.length) {
+    const type = udata[off];
+    const len = udata[off + 1];
+    if (type === NFTNL_UDATA_RULE_COMMENT) return read.str(udata.subarray(off + 2, off + 2 + len));
+    off += 2 + len;
+  }
+  return undefined;
+}
+
+export function decodeRule(m: Message): RuleInfo {
+  const a = parseAttrs(m.body, NFGENMSG_LEN);
+  return {
+    table: read.str(a.get(NFTA_RULE_TABLE)) ?? '',
+    chain: read.str(a.get(NFTA_RULE_CHAIN)) ?? '',
+    handle: a.get(NFTA_RULE_HANDLE)?.readBigUInt64BE(0) ?? 0n,
+    comment: ruleComment(a.get(NFTA_RULE_USERDATA)),
+  };
+}
+
+export function decodeSet(m: Message): SetInfo {
+  const a = parseAttrs(m.body, NFGENMSG_LEN);
+  return {
+    table: read.str(a.get(NFTA_SET_TABLE)) ?? '',
+    name: read.str(a.get(NFTA_SET_NAME)) ?? '',
+    flags: a.get(NFTA_SET_FLAGS)?.readUInt32BE(0) ?? 0,
+    keyLen: a.get(NFTA_SET_KEY_LEN)?.readUInt32BE(0) ?? 0,
+    dataLen: a.get(NFTA_SET_DATA_LEN)?.readUInt32BE(0) ?? 0,
+  };
+}
+
+export function decodeGen(msgs: Message[]): number | undefined {
+  for (const m of msgs) {
+    if ((m.type & 0xff) !== NFT_MSG.NEWGEN) continue;
+    const id = parseAttrs(m.body, NFGENMSG_LEN).get(NFTA_GEN_ID);
+    if (id) return id.readUInt32BE(0);
+  }
+  return undefined;
+}
