@@ -1,0 +1,212 @@
+// What the L4 kernel path wants in its nf_tables table, as data: chains with
+// their rules (nft text, each tagged with a hash of itself), maps with their
+// declarations and elements. Pure: the programmer lists the kernel, diffs
+// against this and sends only the difference.
+//
+// Layout of the table (family ip):
+//   prerouting / output (nat, dstnat): `ip daddr . tcp dport vmap @tcp_svc`
+//     and `fib daddr type local tcp dport vmap @tcp_any` (same for udp);
+//     a service port is one element of tcp_svc per listen address, or one of
+//     tcp_any when the ingress listens on every local address;
+//   svc_<proto>_<port>_<M>_<flow|ip>: marks the flow and DNATs it to
+//     `jhash ip saddr [. th sport] mod M seed S map @be_<same suffix>`;
+//   be_<...>: M elements, bucket -> backend `ipv4_addr . inet_service`, filled
+//     from the Maglev table (ingress/balance/maglev.ts);
+//   postrouting (nat, srcnat): takes the mark off, and masquerades when
+//     sourceNat is 'masquerade'.
+// The size M and the affinity are part of the chain and map names: changing
+// either builds the new chain and map beside the old ones and switches the
+// service's vmap element in one transaction (make before break).
+import { createHash } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { InvalidArgumentError } from '../../controller/common/errors';
+import { maglevSize, maglevTable } from '../balance/maglev';
+import { endpointKey, type Endpoint } from '../model';
+
+export type L4Service = { name: string; port: number; protocol: 'tcp' | 'udp'; affinity: 'none' | 'client-ip'; endpoints: Endpoint[] };
+export type SourceNat = 'masquerade' | 'none';
+
+/** Element key (hex) -> data (`v:<hex>` or `goto:<chain>`), as dataplane/nftables/wire.ts compares them. */
+export type Elements = Map<string, string>;
+
+export type DesiredChain = { decl: string; rules: string[]; comments: string[] };
+export type DesiredMap = { decl: string; elements: Elements; kind: 'vmap' | 'backend'; protocol?: 'tcp' | 'udp'; endpoints?: string[] };
+export type Desired = { chains: Map<string, DesiredChain>; maps: Map<string, DesiredMap>; elements: number };
+
+/** The bit of the packet mark that tells postrouting a flow was DNATed here (kube-proxy uses 0x4000/0x8000, Calico the top 16 bits). */
+export const MASQ_MARK = 0x00200000;
+const MARK = `0x${MASQ_MARK.toString(16).padStart(8, '0')}`;
+/** jhash seed: fixed, so a restarted ingress hashes flows to the same buckets. */
+export const HASH_SEED = 0x77656674;
+
+const PROTOCOLS = ['tcp', 'udp'] as const;
+const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export function ruleComment(rule: string): string {
+  return `w:${createHash('sha1').update(rule).digest('hex').slice(0, 16)}`;
+}
+
+function chain(decl: string, rules: string[]): DesiredChain {
+  return { decl, rules, comments: rules.map(ruleComment) };
+}
+
+export function ipv4Hex(ip: string): string {
+  return Buffer.from(ip.split('.').map(Number)).toString('hex');
+}
+
+function portHex(port: number): string {
+  return port.toString(16).padStart(4, '0');
+}
+
+/** Concatenated `ipv4_addr . inet_service`: 4 bytes, then the port in 2 bytes padded to 4 (the registers are 32 bits). */
+export function addrPortHex(ip: string, port: number): string {
+  return `${ipv4Hex(ip)}${portHex(port)}0000`;
+}
+
+/** A jhash result as the map key: a 32-bit integer in host byte order (little-endian here). */
+export function bucketHex(i: number): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(i);
+  return b.toString('hex');
+}
+
+export function decodeAddrPort(v: string): { ip: string; port: number } | undefined {
+  const hex = v.startsWith('v:') ? v.slice(2) : v;
+  if (hex.length !== 16) return undefined;
+  const b = Buffer.from(hex, 'hex');
+  return { ip: `${b[0]}.${b[1]}.${b[2]}.${b[3]}`, port: b.readUInt16BE(4) };
+}
+
+export type ServiceNames = { chain: string; map: string };
+
+export function serviceNames(protocol: string, port: number, size: number, affinity: 'none' | 'client-ip'): ServiceNames {
+  const suffix = `${protocol}_${port}_${size}_${affinity === 'client-ip' ? 'ip' : 'flow'}`;
+  return { chain: `svc_${suffix}`, map: `be_${suffix}` };
+}
+
+const SVC_CHAIN_RE = /^svc_(tcp|udp)_(\d+)_(\d+)_(ip|flow)$/;
+
+/** The table size a programmed chain name says, per `<proto>:<port>`. */
+export function programmedSizes(chainNames: Iterable<string>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of chainNames) {
+    const m = SVC_CHAIN_RE.exec(n);
+    if (m) out.set(`${m[1]}:${m[2]}`, Math.max(out.get(`${m[1]}:${m[2]}`) ?? 0, Number(m[3])));
+  }
+  return out;
+}
+
+/**
+ * The table size for n backends given the one programmed: kept while it
+ * still gives each backend at least 50 slots and is not more than 8 times
+ * what n needs, because a new size remaps nearly every new flow.
+ */
+export function chooseSize(current: number | undefined, n: number): number {
+  const want = maglevSize(n);
+  if (current && current >= want / 2 && current <= want * 8) return current;
+  return want;
+}
+
+export function validateAddresses(addresses: readonly string[]): void {
+  for (const a of addresses) {
+    if (typeof a !== 'string' || !isIPv4(a)) throw new InvalidArgumentError(`L4 ingress: listen address "${String(a)}" is not an IPv4 address (IPv6 is not supported yet)`, { field: 'addresses' });
+  }
+}
+
+export function validateTableName(name: string): void {
+  if (!NAME_RE.test(name)) throw new InvalidArgumentError(`L4 ingress: table name "${name}" must be 1-64 letters, digits, "_", "." or "-"`, { field: 'table' });
+}
+
+function checkPort(what: string, p: unknown): void {
+  if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(`L4 ingress: ${what} ${String(p)} is not a port (1-65535)`, { field: 'port' });
+}
+
+/** Every input check, before anything is rendered or sent: a bad service fails the whole sync and the kernel keeps what it had. */
+export function validateServices(services: readonly L4Service[]): void {
+  const seen = new Map<string, string>();
+  for (const s of services) {
+    if (!s || typeof s.name !== 'string' || s.name === '') throw new InvalidArgumentError('L4 ingress: a service has no name', { field: 'name' });
+    if (!PROTOCOLS.includes(s.protocol)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: protocol "${String(s.protocol)}" is not tcp or udp`, { field: 'protocol' });
+    if (s.affinity !== 'none' && s.affinity !== 'client-ip') throw new InvalidArgumentError(`L4 ingress: service ${s.name}: affinity "${String(s.affinity)}" is not none or client-ip`, { field: 'affinity' });
+    checkPort(`service ${s.name}: port`, s.port);
+    const k = `${s.protocol}:${s.port}`;
+    const other = seen.get(k);
+    if (other !== undefined) throw new InvalidArgumentError(`L4 ingress: services ${other} and ${s.name} both listen on ${s.protocol} port ${s.port}`, { field: 'port' });
+    seen.set(k, s.name);
+    if (!Array.isArray(s.endpoints)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: endpoints is not a list`, { field: 'endpoints' });
+    for (const e of s.endpoints) {
+      if (!e || typeof e.ip !== 'string' || !isIPv4(e.ip)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: endpoint address "${String(e?.ip)}" is not IPv4`, { field: 'endpoints.ip' });
+      checkPort(`service ${s.name}: endpoint ${e.ip} port`, e.port);
+    }
+  }
+}
+
+export function baseChains(sourceNat: SourceNat): Map<string, DesiredChain> {
+  const dnat = PROTOCOLS.flatMap((p) => [`ip daddr . ${p} dport vmap @${p}_svc`, `fib daddr type local ${p} dport vmap @${p}_any`]);
+  const unmark = `meta mark & ${MARK} == ${MARK} meta mark set meta mark ^ ${MARK}`;
+  return new Map([
+    ['prerouting', chain('{ type nat hook prerouting priority dstnat; policy accept; }', dnat)],
+    ['output', chain('{ type nat hook output priority -100; policy accept; }', dnat)],
+    ['postrouting', chain('{ type nat hook postrouting priority srcnat; policy accept; }', [sourceNat === 'masquerade' ? `${unmark} masquerade` : unmark])],
+  ]);
+}
+
+/** One service port's chain and backend map, memoised by the caller on `cacheKey`. */
+export type RenderedService = {
+  cacheKey: string;
+  names: ServiceNames;
+  chain: DesiredChain;
+  map: DesiredMap;
+};
+
+export function serviceCacheKey(s: L4Service, size: number, keys: string[]): string {
+  return `${s.protocol}|${s.port}|${s.affinity}|${size}|${keys.join(',')}`;
+}
+
+/** Sorted, distinct endpoint keys (ip:port) of a service. */
+export function endpointKeys(s: L4Service): string[] {
+  return [...new Set(s.endpoints.map((e) => endpointKey(e.ip, e.port)))].sort();
+}
+
+export function renderService(s: L4Service, size: number, keys: string[]): RenderedService {
+  const names = serviceNames(s.protocol, s.port, size, s.affinity);
+  const hashed = s.affinity === 'client-ip' ? 'ip saddr' : `ip saddr . ${s.protocol} sport`;
+  const seed = `0x${HASH_SEED.toString(16)}`;
+  const rule = `meta l4proto ${s.protocol} meta mark set meta mark | ${MARK} dnat ip to jhash ${hashed} mod ${size} seed ${seed} map @${names.map}`;
+  const table = maglevTable(keys, size);
+  const data = keys.map((k) => {
+    const i = k.lastIndexOf(':');
+    return `v:${addrPortHex(k.slice(0, i), Number(k.slice(i + 1)))}`;
+  });
+  const elements: Elements = new Map();
+  for (let i = 0; i < size; i++) elements.set(bucketHex(i), data[table[i]]);
+  return {
+    cacheKey: serviceCacheKey(s, size, keys),
+    names,
+    chain: chain('', [rule]),
+    map: {
+      // the key is a jhash result (a 32-bit integer); `typeof numgen` is how nft spells that type
+      decl: `{ typeof numgen inc mod 2 : ip daddr . ${s.protocol} dport; size ${size}; }`,
+      elements,
+      kind: 'backend',
+      protocol: s.protocol,
+      endpoints: keys,
+    },
+  };
+}
+
+export function vmapDecls(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const p of PROTOCOLS) {
+    out.set(`${p}_svc`, '{ type ipv4_addr . inet_service : verdict; }');
+    out.set(`${p}_any`, '{ type inet_service : verdict; }');
+  }
+  return out;
+}
+
+/** The vmap elements that make a service port reachable: one per listen address, or one in the any-address map. */
+export function vmapElements(s: L4Service, chainName: string, addresses: readonly string[], into: Map<string, Elements>): void {
+  const verdict = `goto:${chainName}`;
+  if (addresses.length === 0) into.get(`${s.protocol}_any`)!.set(portHex(s.port), verdict);
+  else for (const a of addresses) into.get(`${s.protocol}_svc`)!.set(addrPortHex(a, s.port), verdict);
+}
