@@ -1,13 +1,15 @@
 // The controller-side `weft` subcommands: the daemon itself, bootstrap
-// tokens, admin certificates and a status query. Every bad flag is reported
-// by name with exit code 2 before anything is created or opened.
+// tokens, admin certificates and a status query (services are in
+// service-commands.ts, on the helpers exported here). Every bad flag is
+// reported by name with exit code 2 before anything is created or opened.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 // gRPC, the proto loader, pino and the PKI (x509) are imported where a
 // command needs them, so --help, a bad flag and `weft token list` do not load them.
 import type * as grpc from '@grpc/grpc-js';
-import { ADMIN_NAME } from '../api/validate';
+import type { ControllerClient } from '../api/client/client';
+import { ADMIN_NAME, ROLES, type Role } from '../api/validate';
 import { loadCommandConfig, shutdownSignal, stopOnSignal } from '../common/command';
 import { parseFlags, type OptionSpec } from '../common/config-sources';
 import { WeftError } from '../common/errors';
@@ -28,9 +30,13 @@ export class UsageError extends WeftError {
   }
 }
 
-/** A subcommand's own flags: 'bool', or for a flag that takes a value the form of that value (said when it is missing). */
-type Spec = Record<string, string>;
-type Parsed = { flags: Map<string, string | true>; positional: string[]; config: ControllerConfig };
+/**
+ * A subcommand's own flags: 'bool', for a flag that takes a value the form
+ * of that value (said when it is missing), or { list: form } for one that may
+ * be repeated or take a comma-separated list.
+ */
+export type Spec = Record<string, string | { list: string }>;
+export type Parsed = { flags: Map<string, string | true>; lists: Map<string, string[]>; positional: string[]; config: ControllerConfig };
 
 /**
  * The subcommand's flags and up to `positional` arguments, read by the one
@@ -39,20 +45,24 @@ type Parsed = { flags: Map<string, string | true>; positional: string[]; config:
  * to loadControllerConfig, which reads them with WEFT_* and the config file
  * exactly as weft controller does.
  */
-function parse(argv: readonly string[], spec: Spec, opts: { positional?: number; storeFlags?: string[] } = {}): Parsed {
+export function parse(argv: readonly string[], spec: Spec, opts: { positional?: number; storeFlags?: string[] } = {}): Parsed {
   const store = STORE_OPTIONS.filter((o) => (opts.storeFlags ?? ['--data-dir', '--store']).includes(o.flag));
   const own: Array<OptionSpec<string>> = Object.entries(spec).map(([flag, form]) =>
-    form === 'bool' ? { key: flag, flag, env: '', kind: 'bool', form: 'true or false' } : { key: flag, flag, env: '', kind: 'string', form },
+    typeof form === 'object'
+      ? { key: flag, flag, env: '', kind: 'list', form: form.list }
+      : form === 'bool' ? { key: flag, flag, env: '', kind: 'bool', form: 'true or false' } : { key: flag, flag, env: '', kind: 'string', form },
   );
   const { values, configPath, positional } = parseFlags<string>([...own, ...store], argv, opts.positional ?? 0);
   const flags = new Map<string, string | true>();
+  const lists = new Map<string, string[]>();
   for (const o of own) {
     const v = values.get(o.key)?.value;
-    if (v !== undefined && v !== false) flags.set(o.flag, v as string | true);
+    if (Array.isArray(v)) lists.set(o.flag, v);
+    else if (v !== undefined && v !== false) flags.set(o.flag, v as string | true);
   }
   const pass = store.flatMap((o) => (values.has(o.key) ? [`${o.flag}=${values.get(o.key)!.value as string}`] : []));
   if (configPath) pass.push(`--config=${configPath.value}`);
-  return { flags, positional, config: loadControllerConfig(pass, process.env, undefined, localDataDir()) };
+  return { flags, lists, positional, config: loadControllerConfig(pass, process.env, undefined, localDataDir()) };
 }
 
 /** Where `npm start` keeps the controller's data, relative to the clone it runs from. */
@@ -78,7 +88,7 @@ function localDataDir(): string {
 }
 
 /** Runs a subcommand body, mapping usage mistakes to exit 2 and failures to exit 1, each with one clear line. */
-async function guarded(cmd: string, body: () => Promise<number>): Promise<number> {
+export async function guarded(cmd: string, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (err) {
@@ -124,17 +134,30 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   return stopOnSignal(log, await signal, () => running.stop());
 }
 
+/** Rows as columns two spaces apart, each as wide as its widest cell. */
+export function table(rows: string[][]): string {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n';
+}
+
 // ---- weft token -------------------------------------------------------------
 
-const TOKEN_HELP = `usage: weft token create [--ttl 1h] [--description TEXT] [--json]
+const TOKEN_HELP = `usage: weft token create [--role host|ingress] [--ttl 1h] [--description TEXT] [--json]
        weft token list [--json]
        weft token delete <id>
 ${STORE_FLAGS_HELP}
   --ttl takes seconds or a duration: 90s, 30m, 1h, 2d (1m .. 7d, default 1h)
-  create prints the command to run on a host, one line:
+  --role host (default): the token joins hosts; create prints the command to run on a host, one line:
     weft agent --server ADDR:PORT --token ID.SECRET --ca-cert-hash sha256:HEX
+  --role ingress: the token joins ingresses, which may only read services and status:
+    weft ingress --server ADDR:PORT --token ID.SECRET --ca-cert-hash sha256:HEX
   (--json: the token's fields plus joinCommand, server, caCertHash)
 `;
+
+/** The join line for a token of `role`: the agent's from the daemon's join info, the ingress's with the same fields. */
+export function roleJoinCommand(role: Role, server: string, token: string, caCertHash: string): string {
+  return role === 'ingress' ? `weft ingress --server ${server} --token ${token} --ca-cert-hash ${caCertHash}` : joinCommand(server, token, caCertHash);
+}
 
 /** "90s", "30m", "1h", "2d" or a bare number of seconds. */
 export function parseDuration(flag: string, v: string): number {
@@ -192,7 +215,9 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   }
   return guarded(`token ${sub}`, async () => {
     if (sub === 'create') {
-      const { flags, config } = parse(rest, { '--ttl': 'a duration such as 1h (1m .. 7d)', '--description': 'text', '--json': 'bool' });
+      const { flags, config } = parse(rest, { '--ttl': 'a duration such as 1h (1m .. 7d)', '--description': 'text', '--role': 'host or ingress', '--json': 'bool' });
+      const role = (flags.get('--role') as string | undefined) ?? 'host';
+      if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role: ${JSON.stringify(role)} is not a role (${ROLES.join(' or ')})`);
       const ttlSeconds = flags.has('--ttl') ? parseDuration('--ttl', flags.get('--ttl') as string) : undefined;
       if (ttlSeconds !== undefined && (ttlSeconds < 60 || ttlSeconds > 7 * 86400)) {
         throw new UsageError(`--ttl: ${flags.get('--ttl')} is out of range (1m .. 7d)`);
@@ -201,13 +226,14 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       try {
         // Where hosts reach the controller, before a token exists: nothing is created when the join command cannot be printed.
         const how = await joinAddress(config);
-        const t = await createToken(store, { ttlSeconds, description: flags.get('--description') as string | undefined });
-        const command = joinCommand(how.server, t.token, how.caCertHash);
+        const t = await createToken(store, { ttlSeconds, description: flags.get('--description') as string | undefined, role: role as Role });
+        const command = roleJoinCommand(role as Role, how.server, t.token, how.caCertHash);
         if (flags.has('--json')) {
           process.stdout.write(JSON.stringify({ ...t, joinCommand: command, server: how.server, caCertHash: how.caCertHash }) + '\n');
         } else {
           process.stdout.write(`${command}\n`);
-          process.stderr.write(`token ${t.id} expires ${t.expiresAt}; it can join any number of hosts until then (weft token delete ${t.id} to revoke)\n`);
+          const what = role === 'ingress' ? 'ingresses' : 'hosts';
+          process.stderr.write(`token ${t.id} expires ${t.expiresAt}; it can join any number of ${what} until then (weft token delete ${t.id} to revoke)\n`);
         }
         if (how.note) process.stderr.write(`${how.note}\n`);
       } finally {
@@ -222,9 +248,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
         const tokens = await listTokens(store);
         if (flags.has('--json')) process.stdout.write(JSON.stringify(tokens) + '\n');
         else {
-          const rows = [['ID', 'EXPIRES', 'USAGES', 'DESCRIPTION'], ...tokens.map((t) => [t.id, t.expiresAt, t.usages.join(','), t.description])];
-          const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-          process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n');
+          process.stdout.write(table([['ID', 'ROLE', 'EXPIRES', 'USAGES', 'DESCRIPTION'], ...tokens.map((t) => [t.id, t.role, t.expiresAt, t.usages.join(','), t.description])]));
         }
       } finally {
         await store.close();
@@ -273,9 +297,7 @@ export async function networkCommand(argv: string[]): Promise<number> {
         const { config: cc } = await readClusterConfig(store);
         if (flags.has('--json')) process.stdout.write(JSON.stringify(cc.networks) + '\n');
         else {
-          const rows = [['NAME', 'VNI', 'CIDR', 'HOST-PREFIX'], ...cc.networks.map((n) => [n.name, String(n.vni), n.cidr, `/${n.hostPrefixLength}`])];
-          const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-          process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ').trimEnd()).join('\n') + '\n');
+          process.stdout.write(table([['NAME', 'VNI', 'CIDR', 'HOST-PREFIX'], ...cc.networks.map((n) => [n.name, String(n.vni), n.cidr, `/${n.hostPrefixLength}`])]));
         }
       } finally {
         await store.close();
@@ -358,63 +380,69 @@ export async function adminCertCommand(argv: string[]): Promise<number> {
   });
 }
 
+// ---- calling the API as an administrator -------------------------------------
+
+/** The flags of every command that calls the controller's API as an administrator. */
+export const ADMIN_CLIENT_SPEC: Spec = { '--server': 'host:port', '--ca': 'a PEM file', '--cert': 'a PEM file', '--key': 'a PEM file', '--insecure': 'bool' };
+
+export const ADMIN_CLIENT_HELP =
+  `  --server host:port (default 127.0.0.1:${DEFAULTS.listen.split(':')[1]}), --ca FILE --cert FILE --key FILE, --insecure, --data-dir DIR\n` +
+  "  without --cert/--key on the controller's machine, a short-lived admin certificate is made in memory from the CA in the data dir\n";
+
+/** A client of the API with an admin identity: the given certificate, or one made here from the CA in the data dir. */
+export async function connectAsAdmin(flags: Parsed['flags'], config: ControllerConfig): Promise<ControllerClient> {
+  const server = (flags.get('--server') as string | undefined) ?? `127.0.0.1:${DEFAULTS.listen.split(':')[1]}`;
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(server)) throw new UsageError(`--server: ${JSON.stringify(server)} is not host:port`);
+  if (flags.has('--cert') !== flags.has('--key')) throw new UsageError('--cert and --key go together');
+  const rpc = await import('@grpc/grpc-js');
+  const { connectController } = await import('../api/client/client');
+  let creds: grpc.ChannelCredentials;
+  let metadata: Record<string, string> | undefined;
+  if (flags.has('--insecure')) {
+    creds = rpc.credentials.createInsecure();
+    metadata = { 'x-weft-host': ADMIN_NAME };
+  } else {
+    const { clientCredentials } = await import('../api/client/trust');
+    // Only the certificate comes from the PKI: made from the CA key, which is on the controller's machine.
+    const { CA_CERT_FILE, issueClientCert, loadCa } = await import('../pki');
+    const read = (flag: string, path: string) => {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch (err) {
+        throw new UsageError(`${flag}: cannot read ${path}: ${(err as Error).message}`);
+      }
+    };
+    const caPem = read('--ca', (flags.get('--ca') as string | undefined) ?? join(config.dataDir, CA_CERT_FILE));
+    let certPem: string, keyPem: string;
+    if (flags.has('--cert')) {
+      certPem = read('--cert', flags.get('--cert') as string);
+      keyPem = read('--key', flags.get('--key') as string);
+    } else {
+      let ca: Ca;
+      try {
+        ca = await loadCa(config.dataDir);
+      } catch (err) {
+        throw new UsageError(`no --cert/--key given and no usable CA in ${config.dataDir} to make one (${(err as Error).message})`);
+      }
+      const issued = await issueClientCert(ca, { host: ADMIN_NAME, ttlDays: 1 / 24 });
+      certPem = issued.certPem;
+      keyPem = issued.keyPem!;
+    }
+    creds = clientCredentials({ caPem, certPem, keyPem });
+  }
+  return connectController({ server, credentials: creds, metadata });
+}
+
 // ---- weft status --------------------------------------------------------------
 
 export async function statusCommand(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(
-      'usage: weft status [--server host:port] [--ca FILE --cert FILE --key FILE] [--insecure] [--json] [--data-dir DIR]\n' +
-        `  default server 127.0.0.1:${DEFAULTS.listen.split(':')[1]}; without --cert/--key on the controller's machine,\n` +
-        '  a short-lived admin certificate is made in memory from the CA in the data dir\n',
-    );
+    process.stdout.write('usage: weft status [--server host:port] [--ca FILE --cert FILE --key FILE] [--insecure] [--json] [--data-dir DIR]\n' + ADMIN_CLIENT_HELP);
     return 0;
   }
   return guarded('status', async () => {
-    const { flags, config } = parse(
-      argv,
-      { '--server': 'host:port', '--ca': 'a PEM file', '--cert': 'a PEM file', '--key': 'a PEM file', '--insecure': 'bool', '--json': 'bool' },
-      { storeFlags: ['--data-dir'] },
-    );
-    const server = (flags.get('--server') as string | undefined) ?? `127.0.0.1:${DEFAULTS.listen.split(':')[1]}`;
-    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(server)) throw new UsageError(`--server: ${JSON.stringify(server)} is not host:port`);
-    if (flags.has('--cert') !== flags.has('--key')) throw new UsageError('--cert and --key go together');
-    const rpc = await import('@grpc/grpc-js');
-    const { connectController } = await import('../api/client/client');
-    let creds: grpc.ChannelCredentials;
-    let metadata: Record<string, string> | undefined;
-    if (flags.has('--insecure')) {
-      creds = rpc.credentials.createInsecure();
-      metadata = { 'x-weft-host': ADMIN_NAME };
-    } else {
-      const { clientCredentials } = await import('../api/client/trust');
-      // Only the certificate comes from the PKI: made from the CA key, which is on the controller's machine.
-      const { CA_CERT_FILE, issueClientCert, loadCa } = await import('../pki');
-      const read = (flag: string, path: string) => {
-        try {
-          return readFileSync(path, 'utf8');
-        } catch (err) {
-          throw new UsageError(`${flag}: cannot read ${path}: ${(err as Error).message}`);
-        }
-      };
-      const caPem = read('--ca', (flags.get('--ca') as string | undefined) ?? join(config.dataDir, CA_CERT_FILE));
-      let certPem: string, keyPem: string;
-      if (flags.has('--cert')) {
-        certPem = read('--cert', flags.get('--cert') as string);
-        keyPem = read('--key', flags.get('--key') as string);
-      } else {
-        let ca: Ca;
-        try {
-          ca = await loadCa(config.dataDir);
-        } catch (err) {
-          throw new UsageError(`no --cert/--key given and no usable CA in ${config.dataDir} to make one (${(err as Error).message})`);
-        }
-        const issued = await issueClientCert(ca, { host: ADMIN_NAME, ttlDays: 1 / 24 });
-        certPem = issued.certPem;
-        keyPem = issued.keyPem!;
-      }
-      creds = clientCredentials({ caPem, certPem, keyPem });
-    }
-    const client = connectController({ server, credentials: creds, metadata });
+    const { flags, config } = parse(argv, { ...ADMIN_CLIENT_SPEC, '--json': 'bool' }, { storeFlags: ['--data-dir'] });
+    const client = await connectAsAdmin(flags, config);
     try {
       const status = await client.call('GetStatus', {});
       if (flags.has('--json')) process.stdout.write(JSON.stringify(status) + '\n');
@@ -431,4 +459,3 @@ export async function statusCommand(argv: string[]): Promise<number> {
     }
   });
 }
-

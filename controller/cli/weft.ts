@@ -41,6 +41,18 @@ const commands: Record<string, Command> = {
     summary: "print a controller's status",
     run: async (argv) => (await import('./commands')).statusCommand(argv),
   },
+  service: {
+    summary: 'create, list or delete the services the ingress exposes',
+    run: async (argv) => (await import('./service-commands')).serviceCommand(argv),
+  },
+  services: {
+    summary: 'list the services with their backends (weft service list)',
+    run: async (argv) => (await import('./service-commands')).servicesCommand(argv),
+  },
+  ingress: {
+    summary: 'run the ingress (edge load balancer into the services\' containers)',
+    run: async (argv) => (await import('../../ingress/command')).ingressCommand(argv),
+  },
 };
 
 function usage(): string {
