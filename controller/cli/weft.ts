@@ -18,7 +18,7 @@ const commands: Record<string, Command> = {
     run: async (argv) => (await import('./commands')).controllerCommand(argv),
   },
   token: {
-    summary: 'create, list or delete bootstrap tokens for joining hosts',
+    summary: 'create, list or delete bootstrap tokens for joining hosts and ingresses',
     run: async (argv) => (await import('./commands')).tokenCommand(argv),
   },
   network: {
