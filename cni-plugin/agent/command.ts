@@ -9,7 +9,8 @@ import type { RunningAgent } from './main';
 const HELP = `usage: weft agent --server host:port [flags]
 
   --server host:port          the controller (required)
-  --token ID.SECRET           bootstrap token from "weft token create" (first start only)
+  --token-file FILE           file holding the bootstrap token from "weft token create" (first start only; mode 0600)
+  --token ID.SECRET           or: the token itself (visible to every local user in ps; prefer --token-file or WEFT_TOKEN)
   --ca-cert-hash sha256:HEX   pin of the cluster CA, as the controller prints it (first start)
   --ca-cert FILE              or: the cluster CA certificate itself
   --host-name NAME            this host's name in the cluster (default: the machine's hostname)
@@ -33,6 +34,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
   if ('exit' in loaded) return loaded.exit;
   const config = loaded.config;
   const log = createLogger({ level: config.logLevel, base: { host: config.hostName } });
+  for (const warning of config.warnings ?? []) log.warn({ tokenSource: config.tokenSource }, warning);
 
   // The daemon (gRPC, netlink, SQLite, metrics) is loaded only once the flags
   // are good, so --help and a bad flag answer at once.
