@@ -1,0 +1,251 @@
+// The ingress process (`weft ingress`): startIngress runs these steps in
+// order and stop() takes them down again.
+//   state dir            0700; a running ingress on it is refused (unless --takeover)
+//   takeover             --takeover: the running ingress's listening sockets
+//   identity             stored credentials, else a join with the token (waits for the controller)
+//   saved state          the services of the last run (state-file.ts), if usable
+//   parts                L7 proxy, L4 programmer, pools and checks (parts.ts), wired by runtime.ts
+//   serve saved state    listeners up (or adopted) before the controller is asked anything
+//   controller           the one client; WatchServices resumes from the saved revision
+//   handoff socket       where a later --takeover finds this process
+//   metrics and health   /metrics /healthz /readyz
+// Each step pushes its undo right after it opens something, so a start that
+// fails part-way closes what it opened.
+//
+// Promises the order keeps:
+//  - A controller that is down changes nothing: the saved state is served
+//    before the controller is dialled, the watch keeps the last state while
+//    it is away, and only the controller's own events change what is served.
+//  - A takeover refuses no connection: the new process serves on the old
+//    one's sockets before the old one stops accepting (handoff.ts), and
+//    adopts its L4 table as it is (the first sync finds nothing to change).
+//  - Stopping removes the L4 rules (a stopped load balancer must not keep
+//    sending traffic to backends it no longer checks); a handover keeps them.
+import { ensurePrivateDir, ensureCredentials, IdentityError, loadCredentials, channelCredentials, type Credentials } from '../controller/api/client/credentials';
+import { connectController, isTransient, type ControllerClient } from '../controller/api/client/client';
+import { backoff, sleep } from '../controller/api/client/backoff';
+import { WeftError } from '../controller/common/errors';
+import { createHttpServer, listenHttp } from '../controller/common/http';
+import type { Logger } from '../controller/common/log';
+import type { IngressConfig } from './config';
+import { serveHandoff, takeOver, type HandoffServer, type Takeover } from './handoff';
+import { createIngressMetrics } from './metrics';
+import { createParts } from './parts';
+import { createRuntime } from './runtime';
+import { readStateFile, stateSaver } from './state-file';
+import { emptyState, watchServices, type IngressState, type ServiceSync } from './sync';
+
+export type RunningIngress = {
+  metricsPort: number;
+  /** Resolves (with the new process's pid) once a --takeover process serves on our listeners. */
+  handedOver: Promise<number | undefined>;
+  /** Stops accepting, drains (drain timeout), closes; removes the L4 rules unless the listeners were handed over. */
+  stop(): Promise<void>;
+};
+
+export type IngressStartOptions = { logger: Logger; version: string; signal?: AbortSignal };
+
+export class StartAborted extends WeftError {
+  constructor() {
+    super('WEFT_START_ABORTED', 'a signal stopped the ingress before it was running');
+    this.name = 'StartAborted';
+  }
+}
+
+type Undo = Array<() => void | Promise<void>>;
+
+async function runUndo(undo: Undo, log: Logger): Promise<void> {
+  for (const step of undo.reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      log.error({ err }, 'stop step failed');
+    }
+  }
+  undo.length = 0;
+}
+
+export async function startIngress(config: IngressConfig, opts: IngressStartOptions): Promise<RunningIngress> {
+  const { logger: log, version, signal } = opts;
+  const undo: Undo = [];
+  const lifecycle = { stopping: false, handedOver: false };
+  let resolveHandedOver!: (pid: number | undefined) => void;
+  const handedOver = new Promise<number | undefined>((r) => (resolveHandedOver = r));
+  try {
+    await ensurePrivateDir(config.stateDir);
+
+    let takeover: Takeover | undefined;
+    let handoff: HandoffServer | undefined;
+    // Hooks of the handoff socket, filled in once the parts exist.
+    const hooks = { offer: () => ({ listeners: [] as { port: number; host: string; fd: number }[], nftTable: config.nftTable, version }), stopAccepting: async () => {} };
+    const openHandoff = async () => {
+      handoff = await serveHandoff(config.stateDir, {
+        offer: () => hooks.offer(),
+        stopAccepting: () => hooks.stopAccepting(),
+        handedOver: (pid) => {
+          lifecycle.handedOver = true;
+          resolveHandedOver(pid);
+        },
+      }, log);
+      undo.push(() => handoff!.close());
+    };
+    if (config.takeover) {
+      takeover = takeOver(config.stateDir);
+      undo.push(() => takeover!.abandon());
+      log.info({ from: takeover.offer.pid, version: takeover.offer.version, listeners: takeover.offer.listeners }, 'takeover: received the running ingress\'s listeners');
+      if (takeover.offer.nftTable !== config.nftTable) {
+        log.warn({ theirs: takeover.offer.nftTable, ours: config.nftTable }, 'takeover: the running ingress uses another nftables table; its L4 rules stay until it stops');
+      }
+    } else {
+      // First, so a second ingress on the same state dir stops before it binds anything.
+      await openHandoff();
+    }
+
+    const credentials = await establishIdentity(config, log, signal);
+
+    const metrics = createIngressMetrics({ name: config.name, version });
+    const saved = await readStateFile(config.stateDir, log);
+    const initial: IngressState = saved ?? emptyState();
+    let source: 'controller' | 'file' | 'none' = saved ? 'file' : 'none';
+    metrics.setState({ revision: initial.revision, services: initial.services.size, source });
+    if (saved) log.info({ revision: saved.revision, services: saved.services.size }, 'serving the saved service state until the controller answers');
+
+    const parts = await createParts(config, metrics, log);
+    undo.push(() => parts.close());
+    const runtime = createRuntime({
+      ...(config.listenAddress ? { listenAddress: config.listenAddress } : {}),
+      drainMs: config.drainTimeoutMs,
+      l7: parts.l7,
+      l4: parts.l4,
+      makePool: parts.makePool,
+      makeChecker: parts.makeChecker,
+      onL4Synced: (r) => metrics.l4Synced(r),
+      onL4Failed: () => metrics.l4Failed(),
+      log,
+    });
+    undo.push(() => runtime.close());
+    metrics.readPools(() => runtime.pools());
+    hooks.offer = () => ({ listeners: parts.l7.listenerFds(), nftTable: config.nftTable, version });
+    hooks.stopAccepting = () => parts.l7.stopAccepting();
+
+    if (takeover) {
+      for (const l of takeover.listeners) await parts.l7.listen({ port: l.port, host: l.host, fd: l.fd });
+    }
+    await runtime.apply(initial);
+
+    // Changes are applied one at a time and in order; only the newest waiting one matters.
+    const saver = stateSaver(config.stateDir, log);
+    let applying: Promise<void> = Promise.resolve();
+    const onState = (s: IngressState) => {
+      source = 'controller';
+      metrics.setState({ revision: s.revision, services: s.services.size, source });
+      saver.save(s);
+      applying = applying.then(() => runtime.apply(s)).catch((err) => log.error({ err }, 'applying the service state failed'));
+    };
+
+    const client: ControllerClient = connectController({
+      server: config.server, credentials: channelCredentials(credentials), log, stateDir: config.stateDir, trusted: `the CA in ${config.stateDir}/ca.crt`,
+    });
+    undo.push(() => client.close());
+    client.onConnectionState((s) => metrics.setConnection(s));
+    metrics.setConnection(client.connectionState());
+    const sync: ServiceSync = watchServices(client, initial, onState, log);
+    undo.push(() => sync.stop());
+    undo.push(() => saver.flush());
+
+    if (takeover) {
+      // We serve on every listener: the old process may stop accepting now.
+      await takeover.confirm();
+      log.info({ from: takeover.offer.pid }, 'takeover complete: the previous ingress stopped accepting and drains');
+      await openHandoff();
+    }
+
+    const http = createHttpServer({
+      registry: metrics.registry,
+      readiness: async () => {
+        const loaded = sync.fromController || saved !== undefined;
+        const errors = runtime.listenErrors();
+        const checks = {
+          controller: client.connectionState(),
+          state: loaded ? `revision ${sync.state().revision} from the ${sync.fromController ? 'controller' : 'state file'}` : 'waiting for the controller (no saved state)',
+          listeners: errors.size ? [...errors].map(([p, e]) => `${p}: ${e}`).join('; ') : parts.l7.listening().join(',') || 'none needed',
+          ingress: lifecycle.stopping ? 'shutting down' : lifecycle.handedOver ? 'handed over' : 'serving',
+        };
+        return { ready: loaded && errors.size === 0 && !lifecycle.stopping && !lifecycle.handedOver, checks };
+      },
+    });
+    const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
+    undo.push(
+      () =>
+        new Promise<void>((resolve) => {
+          http.closeAllConnections();
+          http.close(() => resolve());
+        }),
+    );
+    log.info({ metrics: `http://${config.metricsListen.host}:${metricsPort}/metrics`, listeners: parts.l7.listening() }, 'weft ingress running');
+
+    let stopped: Promise<void> | undefined;
+    return {
+      metricsPort,
+      handedOver,
+      stop: () =>
+        (stopped ??= (async () => {
+          lifecycle.stopping = true;
+          const keepL4 = lifecycle.handedOver;
+          log.info({ drainMs: config.drainTimeoutMs, keepL4 }, keepL4 ? 'handed over: draining; the L4 rules stay for the new process' : 'stopping: draining, then removing the L4 rules');
+          await handoff?.close();
+          await parts.l7.stopAccepting();
+          await parts.l7.drain(config.drainTimeoutMs);
+          if (!keepL4) await parts.removeL4().catch((err: unknown) => log.error({ err }, 'cannot remove the L4 rules'));
+          await runUndo(undo, log);
+          log.info('stopped');
+        })()),
+    };
+  } catch (err) {
+    await runUndo(undo, log);
+    throw err;
+  }
+}
+
+/**
+ * Stored credentials if this ingress has joined, else a join with the token,
+ * waiting out a controller that is not reachable yet. Stored credentials are
+ * used without asking the controller: a restart with it down still serves.
+ */
+async function establishIdentity(config: IngressConfig, log: Logger, signal: AbortSignal | undefined): Promise<Credentials> {
+  const have = await loadCredentials(config.stateDir);
+  if (have) {
+    if (have.hostName !== config.name || have.role !== 'ingress') {
+      throw new IdentityError(`${config.stateDir} holds the identity of ${have.role} "${have.hostName}", not ingress "${config.name}"; use --name ${have.hostName} or another --state-dir`);
+    }
+    return have;
+  }
+  const delays = backoff();
+  for (;;) {
+    if (signal?.aborted) throw new StartAborted();
+    try {
+      const c = await ensureCredentials({
+        server: config.server, hostName: config.name, stateDir: config.stateDir, role: 'ingress',
+        ...(config.token ? { token: config.token } : {}), ...(config.caCertHash ? { caCertHash: config.caCertHash } : {}),
+        ...(config.caPem ? { caPem: config.caPem } : {}),
+      });
+      log.info({ name: c.hostName, certExpiresAt: c.certExpiresAt.toISOString() }, 'joined the cluster as an ingress');
+      return c;
+    } catch (err) {
+      if (!joinIsTransient(err)) throw err;
+      const ms = delays.next();
+      log.warn({ err, retryInMs: ms }, 'cannot reach the controller to join; retrying');
+      await sleep(ms, signal).catch(() => {});
+    }
+  }
+}
+
+/** A failure worth waiting out (controller starting, unreachable, busy), as opposed to a refusal. */
+function joinIsTransient(err: unknown): boolean {
+  if (!(err instanceof IdentityError)) return false;
+  const cause = err.cause as { code?: unknown; message?: string } | undefined;
+  if (!cause) return false;
+  if (typeof cause.code === 'number') return isTransient(cause);
+  if (typeof cause.code === 'string') return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE'].includes(cause.code);
+  return /no TLS handshake/.test(cause.message ?? '');
+}
