@@ -3,10 +3,11 @@
 // the leases. Every write is one IMMEDIATE transaction, so a second process
 // on the same file serialises with us, and WAL + synchronous=FULL means a
 // write that returned survives a crash.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fstatSync, mkdirSync, openSync, statSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomInt } from 'node:crypto';
 import Database from 'better-sqlite3';
+import { createLogger, type Logger } from '../common/log';
 import {
   CompactedError, LeaseNotFoundError, StoreUnavailableError,
   type Compare, type KeyValue, type RangeResult, type Store, type TxnOp, type TxnResult,
@@ -26,7 +27,43 @@ export type SqliteStoreOptions = {
   busyTimeoutMs?: number;
   /** Most revisions one watch batch covers, to bound memory on a long replay. */
   watchBatchRevisions?: number;
+  /** Where the one line about tightening a store file's mode goes; default: JSON lines on stderr. */
+  logger?: Logger;
 };
+
+const PRIVATE_MODE = 0o600;
+
+/**
+ * The store holds every host's records and the token hashes: only the
+ * controller's user may read it, whatever the umask and the directory's mode.
+ * The file is created 0600 before SQLite opens it (SQLite gives its -wal and
+ * -shm the main file's mode), and a file, WAL or shared-memory file found
+ * open to others is narrowed to 0600, with a log line.
+ */
+function makeStoreFilesPrivate(path: string, log: () => Logger): void {
+  const fd = openSync(path, fsc.O_RDONLY | fsc.O_CREAT, PRIVATE_MODE);
+  try {
+    const mode = fstatSync(fd).mode & 0o777;
+    if ((mode & 0o077) !== 0) {
+      fchmodSync(fd, PRIVATE_MODE);
+      log().warn({ path, mode: `0${mode.toString(8)}` }, 'store file was readable by other users; its mode is now 0600');
+    }
+  } finally {
+    closeSync(fd);
+  }
+  for (const side of [`${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    let mode: number;
+    try {
+      mode = statSync(side).mode & 0o777;
+    } catch {
+      continue; // not there: SQLite makes it with the main file's mode
+    }
+    if ((mode & 0o077) !== 0) {
+      chmodSync(side, PRIVATE_MODE);
+      log().warn({ path: side, mode: `0${mode.toString(8)}` }, 'store file was readable by other users; its mode is now 0600');
+    }
+  }
+}
 
 type KvRow = { key: string; value: string; create_rev: number; mod_rev: number; version: number; lease: number | null };
 type LogRow = {
@@ -85,7 +122,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
 
   let db: Database.Database;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:' && path !== '') {
+      mkdirSync(dirname(path), { recursive: true });
+      let log = opts.logger;
+      makeStoreFilesPrivate(path, () => (log ??= createLogger({ level: 'info', destination: process.stderr })));
+    }
     db = new Database(path);
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
     db.pragma('journal_mode = WAL');
