@@ -41,7 +41,7 @@ import {
 import { cniAdd, cniDel, loadConflist, pluginConfig } from '../e2e/cni';
 import { nsExecAsync } from '../e2e/traffic';
 import { GiveUp, waitFor } from '../helpers/wait';
-import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
+import { createLab, type Lab, type LabHost, type LabProcess, type LabSpec } from '../lab/lab';
 import { ipBatch, nsRun } from '../lab/run';
 
 // ---- addresses and ports ---------------------------------------------------------
@@ -528,14 +528,18 @@ export type IngressLabOptions = {
   name: string;
   /** containers per backend host (default 1) */
   perHost?: number;
+  /** where the lab's files go (default: a new temp dir); removed by destroy() either way */
+  dir?: string;
+  /** how the netns lab is made (default createLab; the bench passes its own, removed on interrupt too) */
+  makeLab?: (spec: LabSpec) => Promise<Lab>;
 };
 
 // ---- building ------------------------------------------------------------------------
 
 export async function createIngressLab(o: IngressLabOptions): Promise<IngressLab> {
   requireBuild();
-  const dir = mkdtempSync(join(tmpdir(), `wt${o.name}-`));
-  const lab = await createLab({
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), `wt${o.name}-`));
+  const lab = await (o.makeLab ?? createLab)({
     name: o.name,
     datacenters: [{ name: 'dc1', racks: [{ name: 'r1', hosts: [...RACKS.r1, EDGE] }, { name: 'r2', hosts: [...RACKS.r2] }] }],
     controller: true,

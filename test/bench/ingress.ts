@@ -1,0 +1,263 @@
+// The ingress against HAProxy, in one run on one lab: the same four backend
+// containers (test/ingress/lab.ts: two per rack, each a node HTTP server
+// behind weft's CNI plugin), the same client namespace (its only link goes
+// to the edge host), wrk as the load, and every path measured in the same
+// rounds so they share the machine's state:
+//
+//   direct      client -> edge (kernel forwarding) -> overlay -> one backend
+//   haproxy-http  HAProxy 2.6 http mode on the edge, keep-alive both sides
+//   haproxy-tcp   HAProxy 2.6 tcp mode on the edge
+//   weft-l7     `weft ingress`, a service with an http port (80:8080/http)
+//   weft-l4k    `weft ingress`, a service with a tcp port (81:8080/tcp): nftables DNAT
+//
+// Throughput: per round, each path gets one wrk run (-t1 -c64, closed loop),
+// the order rotating between rounds; the median of the rounds is reported
+// with its spread. Added latency: at half of weft L7's median rps, wrk with
+// a per-connection pause (bench/ingress/wrk.ts: wrk2 is not packaged; the
+// number of connections fitted per path with two 2 s runs so each reaches
+// the rate), the p99 of direct, HAProxy http and weft L7; "added" is the
+// path's p99 minus direct's at the same rate. Control plane: the L4 engineer's measureL4Updates
+// (bench/ingress-l4.ts) at 100 and 10,000 services x 10 endpoints; Maglev:
+// the slots that move besides the removed backend's own when 1 of N goes.
+//
+// On a 2-core machine wrk, the proxy and four node backends share the CPUs:
+// the absolute numbers are the lab's, the ratios (same run, same backends)
+// are the comparison.
+//
+// Run: npm run bench -- ingress
+// Knobs (env): WEFT_BENCH_ROUNDS (5, at least 3), WEFT_BENCH_SECONDS (5), WEFT_BENCH_CONNECTIONS (64),
+//              WEFT_BENCH_L4_CHANGES (passed to measureL4Updates, 200)
+import { existsSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '../helpers/wait';
+import {
+  BACKEND_HTTP_PORT, EDGE_IP, createIngressLab, weftHasIngress, type IngressLab,
+} from '../ingress/lab';
+import { haproxyVersion, startHaproxy } from './ingress/haproxy';
+import { remap } from './ingress/remap';
+import { DELAY_MS, connectionsFor, delayScript, errorCount, wrk, type WrkResult } from './ingress/wrk';
+import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
+import { round, spread, stats, table, type Stats } from './weft/stats';
+
+const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.WEFT_BENCH_CONNECTIONS ?? 64);
+const L4_CHANGES = Number(process.env.WEFT_BENCH_L4_CHANGES ?? 200);
+const HAPROXY_HTTP = 8081;
+const HAPROXY_TCP = 8082;
+const WEFT_L7 = 80;
+const WEFT_L4 = 81;
+const here = dirname(fileURLToPath(import.meta.url));
+
+type Key = 'direct' | 'haproxy_http' | 'haproxy_tcp' | 'weft_l7' | 'weft_l4k';
+type Target = { key: Key; label: string; url: string };
+type Cell = { rps: Stats; p99: Stats; errors: number; runs: WrkResult[] };
+
+const r1 = (x: number) => round(x, 1);
+const r2 = (x: number) => round(x, 2);
+
+/** One request through a path must reach a backend, and across a few every backend behind a proxy answers. */
+async function verify(il: IngressLab, t: Target, everyBackend: boolean): Promise<void> {
+  const seen = new Set<string>();
+  await waitFor(`${t.label} to answer${everyBackend ? ' from every backend' : ''}`, async () => {
+    const a = await il.httpGet(t.url, { timeoutMs: 2000 });
+    if (a.status !== 200 || typeof a.json?.name !== 'string') throw new Error(`${t.url}: ${a.status} ${a.body.slice(0, 200)}`);
+    seen.add(a.json.name);
+    return everyBackend ? seen.size === il.backends.length : true;
+  }, 30_000, 20);
+}
+
+async function l4Updates(): Promise<{ small: any; large: any; note?: string }> {
+  const file = join(here, 'ingress-l4.ts');
+  if (!existsSync(file)) return { small: null, large: null, note: 'test/bench/ingress-l4.ts (measureL4Updates) is not in this checkout yet' };
+  const mod = (await import(file)) as { measureL4Updates?: (s: number, e: number, c: number) => Promise<{ p50: number; p99: number; loadMs: number }> };
+  if (typeof mod.measureL4Updates !== 'function') return { small: null, large: null, note: 'test/bench/ingress-l4.ts exports no measureL4Updates' };
+  const small = await mod.measureL4Updates(100, 10, L4_CHANGES);
+  await checkpoint();
+  const large = await mod.measureL4Updates(10_000, 10, L4_CHANGES);
+  return { small, large };
+}
+
+async function main(): Promise<void> {
+  if (!(ROUNDS >= 3)) throw new Error(`WEFT_BENCH_ROUNDS must be at least 3 (got ${process.env.WEFT_BENCH_ROUNDS})`);
+  const loadBefore = loadavg().map((x) => r2(x));
+  const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  const dir = benchDir('ingress');
+  const il = await createIngressLab({ name: `bing${process.pid.toString(36)}`, dir, makeLab: benchLab });
+  const edge = il.edge;
+  console.log(`ingress bench: ${ROUNDS} rounds x ${SECONDS} s per path, wrk -t1 -c${CONNECTIONS}; ${il.backends.length} backends (${il.backends.map((b) => `${b.name} ${b.ip}`).join(', ')}); ${haproxyVersion()}; kernel ${kernel}, node ${process.version}`);
+
+  await startHaproxy(il.lab, {
+    dir, netns: edge.netns, listenIp: EDGE_IP, httpPort: HAPROXY_HTTP, tcpPort: HAPROXY_TCP,
+    backends: il.backends.map((b) => ({ name: b.name, ip: b.ip, port: BACKEND_HTTP_PORT })),
+  });
+
+  const targets: Target[] = [
+    { key: 'direct', label: `direct (${il.backends[0].name})`, url: `http://${il.backends[0].ip}:${BACKEND_HTTP_PORT}/` },
+    { key: 'haproxy_http', label: 'HAProxy http', url: `http://${EDGE_IP}:${HAPROXY_HTTP}/` },
+    { key: 'haproxy_tcp', label: 'HAProxy tcp', url: `http://${EDGE_IP}:${HAPROXY_TCP}/` },
+  ];
+  let weftNote: string | undefined;
+  let l4SourceNat: string | null = null;
+  if (weftHasIngress()) {
+    await il.service(['create', 'bench7', '--port', `${WEFT_L7}:${BACKEND_HTTP_PORT}/http`, '--selector', 'app=web', '--rack-policy', 'any']);
+    await il.service(['create', 'bench4', '--port', `${WEFT_L4}:${BACKEND_HTTP_PORT}/tcp`, '--selector', 'app=web', '--rack-policy', 'any']);
+    const ing = await il.startIngress(['--access-log-sample', '0']);
+    l4SourceNat = ing.args.includes('--l4-source-nat') ? ing.args[ing.args.indexOf('--l4-source-nat') + 1] : 'default';
+    targets.push(
+      { key: 'weft_l7', label: 'weft L7', url: `http://${EDGE_IP}:${WEFT_L7}/` },
+      { key: 'weft_l4k', label: 'weft L4 kernel', url: `http://${EDGE_IP}:${WEFT_L4}/` },
+    );
+  } else {
+    weftNote = 'this build of weft has no `ingress` command: weft paths not measured';
+    console.log(`NOTE: ${weftNote}`);
+  }
+  for (const t of targets) await verify(il, t, t.key !== 'direct');
+
+  // warm-up: JIT of the backends and the ingress, pools filled, conntrack entries made
+  for (const t of targets) {
+    await checkpoint();
+    await wrk(il.lab, il.clientNetns, { url: t.url, connections: CONNECTIONS, seconds: 2 });
+  }
+
+  const runs = new Map<Key, WrkResult[]>(targets.map((t) => [t.key, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    const line: string[] = [];
+    for (const t of order) {
+      await checkpoint();
+      const w = await wrk(il.lab, il.clientNetns, { url: t.url, connections: CONNECTIONS, seconds: SECONDS });
+      runs.get(t.key)!.push(w);
+      line.push(`${t.key} ${Math.round(w.rps)} rps p99 ${r2(w.p99)} ms${errorCount(w) ? ` (${errorCount(w)} errors)` : ''}`);
+    }
+    console.log(`  round ${r + 1}/${ROUNDS}: ${line.join('; ')}`);
+  }
+  const cells = new Map<Key, Cell>([...runs].map(([k, ws]) => [k, {
+    rps: stats(ws.map((w) => w.rps)), p99: stats(ws.map((w) => w.p99)), errors: ws.reduce((a, w) => a + errorCount(w), 0), runs: ws,
+  }]));
+
+  // ---- added latency at half load ----
+  const base = cells.get('weft_l7') ?? cells.get('haproxy_http')!;
+  const halfRate = Math.round(base.rps.median / 2);
+  const script = delayScript(dir);
+  // the pause plus each path's own latency sets the rate C connections reach: C is fitted per path with two short runs
+  const conns = new Map<Key, number>();
+  const halfKeys: Key[] = ['direct', 'haproxy_http', ...(cells.has('weft_l7') ? ['weft_l7' as Key] : [])];
+  for (const k of halfKeys) {
+    let c = connectionsFor(halfRate);
+    for (let i = 0; i < 2; i++) {
+      await checkpoint();
+      const w = await wrk(il.lab, il.clientNetns, { url: targets.find((t) => t.key === k)!.url, connections: c, seconds: 2, script });
+      c = Math.max(1, Math.round((c * halfRate) / Math.max(1, w.rps)));
+    }
+    conns.set(k, c);
+  }
+  const half = new Map<Key, WrkResult[]>(halfKeys.map((k) => [k, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let i = 0; i < halfKeys.length; i++) {
+      const k = halfKeys[(i + r) % halfKeys.length];
+      await checkpoint();
+      half.get(k)!.push(await wrk(il.lab, il.clientNetns, { url: targets.find((t) => t.key === k)!.url, connections: conns.get(k)!, seconds: SECONDS, script }));
+    }
+  }
+  const halfCell = (k: Key) => {
+    const ws = half.get(k);
+    return ws ? { p99: stats(ws.map((w) => w.p99)), p50: stats(ws.map((w) => w.p50)), rps: stats(ws.map((w) => w.rps)), errors: ws.reduce((a, w) => a + errorCount(w), 0) } : null;
+  };
+  const hd = halfCell('direct')!;
+  const hh = halfCell('haproxy_http')!;
+  const hw = halfCell('weft_l7');
+
+  // ---- control plane and Maglev ----
+  await checkpoint();
+  const l4 = await l4Updates();
+  if (l4.note) console.log(`NOTE: ${l4.note}`);
+  const remaps = [5, 10, 100, 1000].map((n) => remap(n));
+  const remap10 = remaps.find((x) => x.n === 10)!;
+
+  // ---- report ----
+  const cell = (k: Key) => cells.get(k);
+  const ratio = (a: Key, b: Key) => (cell(a) && cell(b) ? round(cell(a)!.rps.median / cell(b)!.rps.median, 3) : null);
+  console.log('');
+  console.log(table(
+    ['path', 'rps (median)', 'rps p25..p75', 'p99 ms (median)', 'p99 ms p25..p75', 'errors', 'vs direct'],
+    targets.map((t) => {
+      const c = cell(t.key)!;
+      return [t.label, String(Math.round(c.rps.median)), `${Math.round(c.rps.p25)}..${Math.round(c.rps.p75)}`, r2(c.p99.median).toFixed(2),
+        `${r2(c.p99.p25).toFixed(2)}..${r2(c.p99.p75).toFixed(2)}`, String(c.errors), `${r2(c.rps.median / cell('direct')!.rps.median).toFixed(2)}x`];
+    }),
+  ));
+  console.log('');
+  console.log(`half load: ${halfRate} rps aimed at (half of ${cells.has('weft_l7') ? 'weft L7' : 'HAProxy http'}'s median), each connection pausing ${DELAY_MS} ms between requests`);
+  console.log(table(
+    ['path', 'connections', 'reached rps', 'p50 ms', 'p99 ms (median)', 'p99 p25..p75', 'added p99 ms', 'errors'],
+    halfKeys.map((k) => {
+      const h = halfCell(k)!;
+      return [targets.find((t) => t.key === k)!.label, String(conns.get(k)), String(Math.round(h.rps.median)), r2(h.p50.median).toFixed(2), r2(h.p99.median).toFixed(2),
+        `${r2(h.p99.p25).toFixed(2)}..${r2(h.p99.p75).toFixed(2)}`, k === 'direct' ? '-' : r2(h.p99.median - hd.p99.median).toFixed(2), String(h.errors)];
+    }),
+  ));
+  console.log('');
+  console.log(`Maglev, 1 of N backends removed, slots that moved besides the removed backend's: ${remaps.map((x) => `N=${x.n} (M=${x.size}) ${(100 * x.excess.median).toFixed(2)}% (max ${(100 * x.excess.max).toFixed(2)}%, the minimum move is ${(100 * x.necessary).toFixed(2)}%)`).join('; ')}`);
+  if (l4.small && l4.large) {
+    console.log(`L4 updates (measureL4Updates, ${L4_CHANGES} changes): 100 services x 10: p50 ${r2(l4.small.p50)} ms p99 ${r2(l4.small.p99)} ms (load ${r1(l4.small.loadMs)} ms); 10,000 x 10: p50 ${r2(l4.large.p50)} ms p99 ${r2(l4.large.p99)} ms (load ${r1(l4.large.loadMs)} ms)`);
+  }
+  const med = (k: Key) => (cell(k) ? Math.round(cell(k)!.rps.median) : null);
+  const p99 = (k: Key) => (cell(k) ? r2(cell(k)!.p99.median) : null);
+  console.log('');
+  console.log(JSON.stringify({
+    bench: 'ingress',
+    direct_rps: med('direct'),
+    haproxy_http_rps: med('haproxy_http'),
+    haproxy_tcp_rps: med('haproxy_tcp'),
+    weft_l7_rps: med('weft_l7'),
+    weft_l4k_rps: med('weft_l4k'),
+    ratio_l7: ratio('weft_l7', 'haproxy_http'),
+    ratio_l4k: ratio('weft_l4k', 'haproxy_tcp'),
+    direct_p99_ms: p99('direct'),
+    haproxy_http_p99_ms: p99('haproxy_http'),
+    haproxy_tcp_p99_ms: p99('haproxy_tcp'),
+    weft_l7_p99_ms: p99('weft_l7'),
+    weft_l4k_p99_ms: p99('weft_l4k'),
+    rps_spread: Object.fromEntries([...cells].map(([k, c]) => [k, spread(c.rps, 0)])),
+    p99_spread_ms: Object.fromEntries([...cells].map(([k, c]) => [k, spread(c.p99, 2)])),
+    errors: Object.fromEntries([...cells].map(([k, c]) => [k, c.errors])),
+    half_load_rps: halfRate,
+    half_load_connections: Object.fromEntries(conns),
+    half_reached_rps: Object.fromEntries(halfKeys.map((k) => [k, Math.round(halfCell(k)!.rps.median)])),
+    half_direct_p99_ms: r2(hd.p99.median),
+    half_haproxy_http_p99_ms: r2(hh.p99.median),
+    half_weft_l7_p99_ms: hw ? r2(hw.p99.median) : null,
+    l7_added_p99_ms: hw ? r2(hw.p99.median - hd.p99.median) : null,
+    haproxy_added_p99_ms: r2(hh.p99.median - hd.p99.median),
+    half_p99_spread_ms: Object.fromEntries(halfKeys.map((k) => [k, spread(halfCell(k)!.p99, 2)])),
+    update_p99_ms: l4.large ? r2(l4.large.p99) : null,
+    update_p50_ms: l4.large ? r2(l4.large.p50) : null,
+    update_load_ms: l4.large ? r1(l4.large.loadMs) : null,
+    update_p99_ms_small: l4.small ? r2(l4.small.p99) : null,
+    update_p50_ms_small: l4.small ? r2(l4.small.p50) : null,
+    services: l4.large ? 10_000 : null,
+    services_small: l4.small ? 100 : null,
+    endpoints_per_service: 10,
+    l4_changes: L4_CHANGES,
+    remap_excess: round(remap10.excess.median, 4),
+    remap_excess_max: round(remap10.excess.max, 4),
+    remap_n: remap10.n,
+    remap: remaps.map((x) => ({ n: x.n, size: x.size, excess_median: round(x.excess.median, 4), excess_max: round(x.excess.max, 4), necessary: round(x.necessary, 4) })),
+    l4_source_nat: l4SourceNat,
+    notes: [weftNote, l4.note].filter(Boolean),
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    connections: CONNECTIONS,
+    backends: il.backends.length,
+    haproxy: haproxyVersion(),
+    date: new Date().toISOString(),
+    kernel,
+    node: process.version,
+    load: { before: loadBefore, after: loadavg().map((x) => r2(x)) },
+  }));
+}
+
+await runInterruptible('ingress', main);
