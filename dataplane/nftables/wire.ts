@@ -3,7 +3,7 @@
 // the few messages weft sends itself: set elements (the per-change hot path),
 // the generation id, and the listings a reconcile reads. Everything else
 // (tables, chains, rules, set declarations) is written through libnftables.
-import { nla, parseAttrList, parseAttrs, read, type Message } from '../netlink/codec';
+import { align4, nla, parseAttrs, read, NLA_F_NESTED, NLA_TYPE_MASK, type Message } from '../netlink/codec';
 
 export const NETLINK_NETFILTER = 12;
 export const NFNL_SUBSYS_NFTABLES = 10;
@@ -90,8 +90,40 @@ function encodeData(data: ElemData): Buffer {
   ]);
 }
 
+function putAttrHeader(b: Buffer, off: number, len: number, type: number): void {
+  b.writeUInt16LE(len, off);
+  b.writeUInt16LE(type, off + 2);
+}
+
+/**
+ * The common element (a value key, a value or no data) written straight into
+ * one buffer: a first load encodes millions of them, and building each from
+ * five small attribute buffers costs more than the kernel takes to add it.
+ */
+function encodeValueElement(keyHex: string, valueHex: string | undefined): Buffer {
+  const kl = keyHex.length >> 1;
+  const vl = valueHex === undefined ? 0 : valueHex.length >> 1;
+  const keyAttr = 4 + 4 + align4(kl);
+  const dataAttr = valueHex === undefined ? 0 : 4 + 4 + align4(vl);
+  const total = 4 + keyAttr + dataAttr;
+  const b = Buffer.alloc(total);
+  putAttrHeader(b, 0, total, NFTA_LIST_ELEM | NLA_F_NESTED);
+  putAttrHeader(b, 4, 4 + 4 + kl, NFTA_SET_ELEM_KEY | NLA_F_NESTED);
+  putAttrHeader(b, 8, 4 + kl, NFTA_DATA_VALUE);
+  b.write(keyHex, 12, 'hex');
+  if (valueHex !== undefined) {
+    const o = 4 + keyAttr;
+    putAttrHeader(b, o, 4 + 4 + vl, NFTA_SET_ELEM_DATA | NLA_F_NESTED);
+    putAttrHeader(b, o + 4, 4 + vl, NFTA_DATA_VALUE);
+    b.write(valueHex, o + 8, 'hex');
+  }
+  return b;
+}
+
 /** One element of NFTA_SET_ELEM_LIST_ELEMENTS; data is left out for deletes. */
 export function encodeElement(keyHex: string, data?: ElemData): Buffer {
+  if (data === undefined) return encodeValueElement(keyHex, undefined);
+  if (data.startsWith('v:')) return encodeValueElement(keyHex, data.slice(2));
   const parts = [nla.nested(NFTA_SET_ELEM_KEY, [nla.bytes(NFTA_DATA_VALUE, Buffer.from(keyHex, 'hex'))])];
   if (data !== undefined) parts.push(encodeData(data));
   return nla.nested(NFTA_LIST_ELEM, parts);
@@ -145,18 +177,45 @@ function decodeData(b: Buffer): ElemData | undefined {
   return `verdict:${code}`;
 }
 
-/** The elements of NEWSETELEM dump messages, added to `into`. */
+/** The value of the first attribute of `type` inside b[off, end), as [start, end) offsets. */
+function findAttr(b: Buffer, off: number, end: number, type: number): [number, number] | undefined {
+  while (off + 4 <= end) {
+    const len = b.readUInt16LE(off);
+    if (len < 4 || off + len > end) return undefined;
+    if ((b.readUInt16LE(off + 2) & NLA_TYPE_MASK) === type) return [off + 4, off + len];
+    off += align4(len);
+  }
+  return undefined;
+}
+
+/** The elements of NEWSETELEM dump messages, added to `into` (walked by offset: a listing can hold millions). */
 export function decodeElements(msgs: Message[], into: Elements = new Map()): Elements {
+  // data values repeat (a backend fills ~M/N buckets): keep one string per value
+  const values = new Map<string, string>();
   for (const m of msgs) {
-    const list = parseAttrs(m.body, NFGENMSG_LEN).get(NFTA_SET_ELEM_LIST_ELEMENTS);
+    const b = m.body;
+    const list = findAttr(b, NFGENMSG_LEN, b.length, NFTA_SET_ELEM_LIST_ELEMENTS);
     if (!list) continue;
-    for (const [, el] of parseAttrList(list)) {
-      const ea = parseAttrs(el);
-      const key = ea.get(NFTA_SET_ELEM_KEY);
-      const kv = key && parseAttrs(key).get(NFTA_DATA_VALUE);
+    let off = list[0];
+    while (off + 4 <= list[1]) {
+      const len = b.readUInt16LE(off);
+      if (len < 4 || off + len > list[1]) break;
+      const es = off + 4;
+      const ee = off + len;
+      off += align4(len);
+      const key = findAttr(b, es, ee, NFTA_SET_ELEM_KEY);
+      const kv = key && findAttr(b, key[0], key[1], NFTA_DATA_VALUE);
       if (!kv) continue;
-      const data = ea.get(NFTA_SET_ELEM_DATA);
-      into.set(kv.toString('hex'), data ? decodeData(data) ?? '' : '');
+      const data = findAttr(b, es, ee, NFTA_SET_ELEM_DATA);
+      let d = '';
+      if (data) {
+        const dv = findAttr(b, data[0], data[1], NFTA_DATA_VALUE);
+        if (dv) {
+          const hex = `v:${b.toString('hex', dv[0], dv[1])}`;
+          d = values.get(hex) ?? (values.set(hex, hex), hex);
+        } else d = decodeData(b.subarray(data[0], data[1])) ?? '';
+      }
+      into.set(b.toString('hex', kv[0], kv[1]), d);
     }
   }
   return into;

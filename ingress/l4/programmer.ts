@@ -135,7 +135,8 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const T = `ip ${tableName}`;
     const a: string[] = [];
     const d: string[] = [];
-    const fill: BatchMsg[] = [];
+    // new backend maps: encoded only when sent, a chunk at a time (a first load can be millions of elements)
+    const fill: Array<[name: string, add: Array<[string, string]>]> = [];
     const live: BatchMsg[] = [];
     let changed = 0;
     if (!v.exists) a.push(`add table ${T}`);
@@ -154,9 +155,12 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       if (m.udp) noteUdp(cur);
       changed += del.length + add.length;
       // a new backend map is reachable only once the vmap element of phase C points at its chain
-      const target = m.backend && !cur ? fill : live;
-      if (del.length) target.push(...setElemMessages('delete', NFPROTO_IPV4, tableName, name, del));
-      if (add.length) target.push(...setElemMessages('add', NFPROTO_IPV4, tableName, name, add));
+      if (m.backend && !cur) {
+        fill.push([name, add]);
+        continue;
+      }
+      if (del.length) live.push(...setElemMessages('delete', NFPROTO_IPV4, tableName, name, del));
+      if (add.length) live.push(...setElemMessages('add', NFPROTO_IPV4, tableName, name, add));
       if (cur && m.backend) moved += add.length;
     }
     const goneChains = [...v.chains.keys()].filter((c) => !chains.has(c));
@@ -183,16 +187,22 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         tbl.run(a.join('\n'), `${tableName}: add chains and maps`);
         txns++;
       }
-      for (let i = 0; i < fill.length;) {
-        const chunk: BatchMsg[] = [];
-        let bytes = 0;
-        while (i < fill.length && (chunk.length === 0 || bytes + fill[i].body.length <= FILL_BATCH_BYTES)) {
-          bytes += fill[i].body.length;
-          chunk.push(fill[i++]);
-        }
+      let chunk: BatchMsg[] = [];
+      let bytes = 0;
+      const send = () => {
         tbl.commit(chunk, `${tableName}: fill new backend maps`);
         txns++;
+        chunk = [];
+        bytes = 0;
+      };
+      for (const [name, add] of fill) {
+        for (const m of setElemMessages('add', NFPROTO_IPV4, tableName, name, add)) {
+          chunk.push(m);
+          bytes += m.body.length;
+        }
+        if (bytes >= FILL_BATCH_BYTES) send();
       }
+      if (chunk.length) send();
       if (live.length) {
         tbl.commit(live, `${tableName}: switch`);
         txns++;

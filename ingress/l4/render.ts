@@ -63,11 +63,19 @@ export function addrPortHex(ip: string, port: number): string {
   return `${ipv4Hex(ip)}${portHex(port)}0000`;
 }
 
+// One string per bucket number, shared by every map: 10,000 services of
+// 1009 buckets then hold 10 million references, not 10 million strings.
+const bucketKeys: string[] = [];
+
 /** A jhash result as the map key: a 32-bit integer in host byte order (little-endian here). */
 export function bucketHex(i: number): string {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(i);
-  return b.toString('hex');
+  let k = bucketKeys[i];
+  if (k === undefined) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(i);
+    k = bucketKeys[i] = b.toString('hex');
+  }
+  return k;
 }
 
 export function decodeAddrPort(v: string): { ip: string; port: number } | undefined {

@@ -1,0 +1,238 @@
+// The L4 kernel path end to end: a client namespace sends TCP and UDP to the
+// ingress namespace, where createL4Programmer runs (its netns option), and
+// nf_tables DNATs the flows to echo servers in backend namespaces.
+import { afterEach, describe, expect, it } from 'vitest';
+import { captureLogger } from '../../helpers/log';
+import { waitFor } from '../../helpers/wait';
+import { InvalidArgumentError } from '../../../controller/common/errors';
+import { maglevTable } from '../../../ingress/balance/maglev';
+import { createL4Programmer, type L4Programmer, type L4Service } from '../../../ingress/l4';
+import { openNftTable } from '../../../dataplane/nftables/table';
+import { NFPROTO_IPV4 } from '../../../dataplane/nftables/wire';
+import { uniqueName } from '../../helpers/names';
+import { answeredBy, buildWorld, nsRun, CLIENT_IP, INGRESS_IP, PORT, type World } from './topology';
+
+let world: World | undefined;
+let programmers: L4Programmer[] = [];
+
+afterEach(() => {
+  for (const p of programmers) p.close();
+  programmers = [];
+  world?.teardown();
+  world = undefined;
+});
+
+function programmer(w: World, table: string, sourceNat: 'masquerade' | 'none' = 'masquerade', addresses: string[] = []): L4Programmer {
+  const p = createL4Programmer({ table, addresses, sourceNat, logger: captureLogger().logger, netns: w.ingress });
+  programmers.push(p);
+  return p;
+}
+
+function services(w: World, which = w.backends.map((_, i) => i)): L4Service[] {
+  const eps = which.map((i) => w.backends[i].endpoint);
+  return [
+    { name: 'web', port: 80, protocol: 'tcp', affinity: 'none', endpoints: eps },
+    { name: 'dns', port: 53, protocol: 'udp', affinity: 'none', endpoints: eps },
+  ];
+}
+
+function gen(w: World): number {
+  const t = openNftTable({ name: 'unused', family: NFPROTO_IPV4, netns: w.ingress });
+  try {
+    return t.gen();
+  } finally {
+    t.close();
+  }
+}
+
+function listTable(w: World, table: string): string {
+  return nsRun(w.ingress, 'nft', ['list', 'table', 'ip', table]);
+}
+
+/** bucket -> "ip:port" of a backend map, as nft lists it. */
+function mapContents(w: World, table: string, map: string): Map<number, string> {
+  const j = JSON.parse(nsRun(w.ingress, 'nft', ['-j', 'list', 'map', 'ip', table, map])) as { nftables: Array<{ map?: { elem?: Array<[number, { concat: [string, number] }]> } }> };
+  const m = j.nftables.find((x) => x.map)!.map!;
+  return new Map((m.elem ?? []).map(([k, v]) => [k, `${v.concat[0]}:${v.concat[1]}`]));
+}
+
+function backendMapName(w: World, table: string, proto: string, port: number): string {
+  const m = new RegExp(`map (be_${proto}_${port}_\\d+_\\w+) \\{`).exec(listTable(w, table));
+  if (!m) throw new Error(`no backend map for ${proto}/${port}`);
+  return m[1];
+}
+
+/** TCP connections until each expected backend answered at least once. */
+async function tcpReaches(w: World, host: string, port: number, expected: string[]): Promise<Set<string>> {
+  const seen = new Set<string>();
+  await waitFor(`TCP ${host}:${port} to reach ${expected.join(', ')}`, async () => {
+    const r = await w.cli.tcp(host, port);
+    const by = answeredBy(r);
+    if (by) seen.add(by);
+    return expected.every((e) => seen.has(e));
+  }, 20_000, 10);
+  return seen;
+}
+
+describe('L4 kernel path', () => {
+  it('DNATs TCP and UDP to every backend, masquerading so replies come back through the ingress', async () => {
+    const w = (world = await buildWorld(3));
+    const table = uniqueName('l4t');
+    const p = programmer(w, table);
+    const r = await p.sync(services(w));
+    expect(r.changed).toBeGreaterThan(0);
+    const all = w.backends.map((b) => b.ip);
+    await tcpReaches(w, INGRESS_IP, 80, all);
+    // masquerade: the backend saw the ingress's address on its side, not the client
+    const one = await w.cli.tcp(INGRESS_IP, 80);
+    const [by, peer] = one.reply!.split(' ');
+    expect(peer).toBe(by.replace(/\.2$/, '.1'));
+    const udpSeen = new Set<string>();
+    for (let sport = 40000; sport < 40030; sport++) {
+      const u = await w.cli.udp(INGRESS_IP, 53, sport);
+      expect(u.error).toBeUndefined();
+      udpSeen.add(answeredBy(u)!);
+    }
+    expect(udpSeen.size).toBeGreaterThan(1);
+  });
+
+  it('changes nothing when synced again or restarted: zero changes and the generation does not move', async () => {
+    const w = (world = await buildWorld(2));
+    const table = uniqueName('l4t');
+    const p = programmer(w, table);
+    await p.sync(services(w));
+    const g = gen(w);
+    const before = listTable(w, table);
+    expect((await p.sync(services(w))).changed).toBe(0);
+    // a restarted ingress adopts the table it finds
+    p.close();
+    const again = programmer(w, table);
+    const r = await again.sync(services(w));
+    expect(r.changed).toBe(0);
+    expect(r.elements).toBeGreaterThan(200);
+    expect(gen(w)).toBe(g);
+    expect(listTable(w, table)).toBe(before);
+  });
+
+  it('removing a backend remaps only its buckets, matching the Maglev table; other connections keep working', async () => {
+    const w = (world = await buildWorld(3));
+    const table = uniqueName('l4t');
+    const p = programmer(w, table);
+    await p.sync(services(w));
+    const map = backendMapName(w, table, 'tcp', 80);
+    const size = Number(/_(\d+)_flow$/.exec(map)![1]);
+    const before = mapContents(w, table, map);
+    const keys = w.backends.map((b) => b.endpoint.key).sort();
+    const expected = maglevTable(keys, size);
+    for (let i = 0; i < size; i++) expect(before.get(i)).toBe(keys[expected[i]]);
+
+    // long-lived connections, until one is open to every backend
+    const conns = new Map<string, string>();
+    for (let i = 0; conns.size < 3 && i < 200; i++) {
+      const r = await w.cli.open(`c${i}`, INGRESS_IP, 80);
+      const by = answeredBy(r);
+      if (by && !conns.has(by)) conns.set(by, `c${i}`);
+    }
+    expect(conns.size).toBe(3);
+
+    const gone = w.backends[2];
+    const r = await p.sync(services(w, [0, 1]));
+    const after = mapContents(w, table, map); // same size: the map is kept
+    const left = keys.filter((k) => k !== gone.endpoint.key);
+    const want = maglevTable(left, size);
+    for (let i = 0; i < size; i++) expect(after.get(i)).toBe(left[want[i]]);
+    let moved = 0;
+    let ownShare = 0;
+    for (let i = 0; i < size; i++) {
+      if (before.get(i) === gone.endpoint.key) ownShare++;
+      else if (before.get(i) !== after.get(i)) moved++;
+    }
+    expect(ownShare).toBeGreaterThan(size / 3 - 2);
+    expect(moved).toBeLessThan(size * 0.05); // Maglev's small extra disruption
+    // a delete and an add per moved bucket, in the TCP map and the UDP map alike
+    expect(r.changed).toBe(4 * (ownShare + moved));
+    // every connection, including the one to the removed backend (drain), still answers from its backend
+    for (const [by, conn] of conns) expect(answeredBy(await w.cli.send(conn))).toBe(by);
+    // and new connections go to the two that are left
+    const seen = await tcpReaches(w, INGRESS_IP, 80, [w.backends[0].ip, w.backends[1].ip]);
+    expect(seen.has(gone.ip)).toBe(false);
+  });
+
+  it('drains TCP but forgets the UDP flows of a removed backend', async () => {
+    const w = (world = await buildWorld(2));
+    const table = uniqueName('l4t');
+    const p = programmer(w, table);
+    await p.sync(services(w));
+    const gone = w.backends[1];
+    let tcpConn: string | undefined;
+    for (let i = 0; !tcpConn && i < 100; i++) if (answeredBy(await w.cli.open(`t${i}`, INGRESS_IP, 80)) === gone.ip) tcpConn = `t${i}`;
+    expect(tcpConn).toBeDefined();
+    let sport: number | undefined;
+    for (let s = 41000; !sport && s < 41100; s++) if (answeredBy(await w.cli.udp(INGRESS_IP, 53, s)) === gone.ip) sport = s;
+    expect(sport).toBeDefined();
+    const ctUdp = () => nsRun(w.ingress, 'conntrack', ['-L', '-p', 'udp', '--reply-src', gone.ip]);
+    expect(ctUdp()).toContain(`sport=${sport}`);
+
+    await p.sync(services(w, [0]));
+    expect(ctUdp()).not.toContain(`dport=${sport}`);
+    expect(ctUdp()).not.toContain('sport=');
+    // TCP is left to finish
+    expect(nsRun(w.ingress, 'conntrack', ['-L', '-p', 'tcp', '--reply-src', gone.ip])).toContain('ESTABLISHED');
+    expect(answeredBy(await w.cli.send(tcpConn!))).toBe(gone.ip);
+    // the same UDP client flow now lands on the backend that is left
+    expect(answeredBy(await w.cli.udp(INGRESS_IP, 53, sport))).toBe(w.backends[0].ip);
+  });
+
+  it("sourceNat none keeps the client's address, on a listen address", async () => {
+    const w = (world = await buildWorld(2));
+    const table = uniqueName('l4t');
+    const p = programmer(w, table, 'none', [INGRESS_IP]);
+    await p.sync(services(w));
+    expect(listTable(w, table)).not.toContain('masquerade');
+    const r = await w.cli.tcp(INGRESS_IP, 80);
+    expect(r.reply?.split(' ')[1]).toBe(CLIENT_IP);
+    const u = await w.cli.udp(INGRESS_IP, 53);
+    expect(u.reply?.split(' ')[1]).toBe(CLIENT_IP);
+  });
+
+  it('rejects bad input before sending anything, and leaves the table as it was', async () => {
+    const w = (world = await buildWorld(1));
+    const table = uniqueName('l4t');
+    const p = programmer(w, table);
+    await p.sync(services(w));
+    const before = listTable(w, table);
+    const g = gen(w);
+    const bad = services(w);
+    bad[0] = { ...bad[0], endpoints: [...bad[0].endpoints, { ...bad[0].endpoints[0], ip: '10.72.1.300', key: '10.72.1.300:8080' }] };
+    await expect(p.sync(bad)).rejects.toBeInstanceOf(InvalidArgumentError);
+    const clash = [...services(w), { ...services(w)[0], name: 'other' }];
+    await expect(p.sync(clash)).rejects.toThrow(/both listen on tcp port 80/);
+    expect(gen(w)).toBe(g);
+    expect(listTable(w, table)).toBe(before);
+    expect(() => createL4Programmer({ table, addresses: ['::1'], sourceNat: 'none', logger: captureLogger().logger, netns: w.ingress })).toThrow(InvalidArgumentError);
+    expect(answeredBy(await w.cli.tcp(INGRESS_IP, 80))).toBe(w.backends[0].ip);
+  });
+
+  it('coexists with iptables rules in the same namespace, and remove() leaves nothing behind', async () => {
+    const w = (world = await buildWorld(2));
+    // someone else's rules: a DNAT of port 9090 to backend 0, and a filter rule
+    nsRun(w.ingress, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '9090', '-j', 'DNAT', '--to-destination', `${w.backends[0].ip}:${PORT}`]);
+    nsRun(w.ingress, 'iptables', ['-A', 'FORWARD', '-p', 'tcp', '--dport', '9999', '-j', 'DROP']);
+    const rulesBefore = nsRun(w.ingress, 'iptables-save', []).replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, '');
+    const table = uniqueName('l4t');
+    const p = programmer(w, table);
+    await p.sync(services(w));
+    expect(answeredBy(await w.cli.tcp(INGRESS_IP, 9090))).toBe(w.backends[0].ip);
+    await tcpReaches(w, INGRESS_IP, 80, w.backends.map((b) => b.ip));
+    await p.remove();
+    expect(nsRun(w.ingress, 'nft', ['list', 'tables'])).not.toContain(table);
+    expect(nsRun(w.ingress, 'iptables-save', []).replace(/^#.*$/gm, '').replace(/\[\d+:\d+\]/g, '')).toBe(rulesBefore);
+    expect(answeredBy(await w.cli.tcp(INGRESS_IP, 9090))).toBe(w.backends[0].ip);
+    expect((await w.cli.tcp(INGRESS_IP, 80)).error).toBeDefined(); // nothing listens on the ingress itself
+    // remove() twice is fine, and a later sync builds it again
+    await p.remove();
+    expect((await p.sync(services(w))).changed).toBeGreaterThan(0);
+    await p.remove();
+    expect(nsRun(w.ingress, 'nft', ['list', 'tables'])).not.toContain(table);
+  });
+});
