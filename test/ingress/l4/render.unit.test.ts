@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { maglevTable } from '../../../ingress/balance/maglev';
+import { addrPortHex, bucketHex, chooseSize, decodeAddrPort, programmedSizes, renderService, validateServices, type L4Service } from '../../../ingress/l4/render';
+
+const ep = (ip: string, port = 8080) => ({ key: `${ip}:${port}`, ip, port, host: 'h', rack: 'r', datacenter: 'd', containerId: ip });
+const svc = (over: Partial<L4Service> = {}): L4Service => ({ name: 's', port: 80, protocol: 'tcp', affinity: 'none', endpoints: [ep('10.0.0.1'), ep('10.0.0.2')], ...over });
+
+describe('L4 render', () => {
+  it('fills every bucket from the Maglev table, keys as host-order u32, data as address . port', () => {
+    const keys = ['10.0.0.1:8080', '10.0.0.2:8080'];
+    const r = renderService(svc(), 211, keys);
+    const t = maglevTable(keys, 211);
+    expect(r.map.elements.size).toBe(211);
+    for (let i = 0; i < 211; i++) expect(decodeAddrPort(r.map.elements.get(bucketHex(i))!)).toEqual({ ip: keys[t[i]].split(':')[0], port: 8080 });
+    expect(bucketHex(1)).toBe('01000000');
+    expect(addrPortHex('10.0.0.1', 8080)).toBe('0a0000011f900000');
+    expect(r.chain.rules[0]).toContain('jhash ip saddr . tcp sport mod 211');
+    expect(renderService(svc({ affinity: 'client-ip' }), 211, keys).chain.rules[0]).toContain('jhash ip saddr mod 211');
+  });
+
+  it('keeps the programmed table size while it still fits, so one backend less does not remap every flow', () => {
+    expect(chooseSize(undefined, 10)).toBe(1009);
+    expect(chooseSize(1009, 9)).toBe(1009);
+    expect(chooseSize(1009, 11)).toBe(1009);
+    expect(chooseSize(1009, 30)).toBe(3001);
+    expect(programmedSizes(['svc_tcp_80_1009_flow', 'prerouting']).get('tcp:80')).toBe(1009);
+  });
+
+  it('rejects bad services before anything is rendered', () => {
+    expect(() => validateServices([svc({ endpoints: [ep('10.0.0.300')] })])).toThrow(/not IPv4/);
+    expect(() => validateServices([svc({ port: 0 })])).toThrow(/not a port/);
+    expect(() => validateServices([svc(), svc({ name: 'b' })])).toThrow(/both listen/);
+    expect(() => validateServices([svc({ protocol: 'sctp' as 'tcp' })])).toThrow(/not tcp or udp/);
+    expect(() => validateServices([svc(), svc({ name: 'u', protocol: 'udp' })])).not.toThrow();
+  });
+});
