@@ -16,7 +16,9 @@ let ctl: RunningController;
 let admin: ControllerClient;
 
 const service = (name: string, app: string) => ({
-  name, network: 'default', rack_policy: 'any', selector: { app }, ports: [{ name: 'web', port: 80, target_port: 8080, protocol: 'tcp' }],
+  name, network: 'default', rack_policy: 'any', selector: { app }, ports: [{ name: 'web', port: 80, target_port: 8080, protocol: 'http' }],
+  // http port 80 is shared by routing each service's own host name; a tcp port would belong to one service
+  hostnames: [`${name}.example.com`],
 });
 
 beforeAll(async () => {
