@@ -24,6 +24,8 @@ export interface TunnelContext {
 }
 
 const MAX_RETRIES = 2;
+/** How long a client may take to read the rest after the backend closed. */
+const LINGER_MS = 5_000;
 const CONNECT_TIMEOUT = Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' });
 
 export class Tunnel {
@@ -35,6 +37,7 @@ export class Tunnel {
   private status = 0;
   private connected = false;
   private ended = false;
+  private linger: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ctx: TunnelContext,
@@ -47,6 +50,9 @@ export class Tunnel {
     private readonly path: string,
   ) {
     ctx.tunnelStarted(this);
+    // The http server leaves its sockets half-open on a FIN; a tunnel whose client has sent its last
+    // byte is over once our answer is out, or a backend that never closes would hold it for ever.
+    (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = false;
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
   }
@@ -70,7 +76,7 @@ export class Tunnel {
     up.once('connect', () => this.onConnected(up));
     up.on('error', (err) => this.onUpstreamError(up, err));
     up.on('close', () => {
-      if (this.connected && this.upstream === up) this.close();
+      if (this.connected && this.upstream === up) this.upstreamClosed();
     });
   }
 
@@ -120,10 +126,18 @@ export class Tunnel {
     replyRaw(this.socket, f.status, f.status === 504 ? upstreamTimeoutBody(this.route.service, f.why) : upstreamFailedBody(this.route.service, f.why));
   }
 
-  /** Ends the tunnel (both sides), once: at either side's close or error, or at the drain deadline. */
+  /** The backend is gone: let the client read what it sent (pipe ends it), but not for ever. */
+  private upstreamClosed(): void {
+    if (this.ended || this.linger !== undefined) return;
+    this.socket.end();
+    this.linger = setTimeout(() => this.close(), LINGER_MS).unref();
+  }
+
+  /** Ends the tunnel (both sides), once: at the client's close or error, the backend's error, or the drain deadline. */
   close(): void {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this.linger);
     this.socket.destroy();
     this.upstream?.destroy();
     const lease = this.lease;
