@@ -17,9 +17,12 @@ export type SeenRequest = { method: string; url: string; headers: IncomingMessag
 export type Backend = {
   ep: Endpoint;
   name: string;
-  /** TCP connections accepted. */
+  /** TCP connections accepted, and of them closed. */
   connections: number;
+  closed: number;
   requests: SeenRequest[];
+  /** The PROXY header of each connection, in order (proxyProtocol backends). */
+  proxyHeaders: ProxyHeader[];
   server: Server;
   close(): Promise<void>;
 };
@@ -41,7 +44,9 @@ const answerWithName =
 export async function startBackend(name: string, opts: { handler?: Handler; proxyProtocol?: boolean; stream?: boolean } = {}): Promise<Backend> {
   const handler = opts.handler ?? answerWithName(name);
   const headersOf = new WeakMap<Socket, ProxyHeader>();
-  const b: Backend = { ep: endpoint(0), name, connections: 0, requests: [], server: undefined as unknown as Server, close: async () => {} };
+  // every connection, upgraded ones included (the http server forgets those)
+  const sockets = new Set<Socket>();
+  const b: Backend = { ep: endpoint(0), name, connections: 0, closed: 0, requests: [], proxyHeaders: [], server: undefined as unknown as Server, close: async () => {} };
   const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
     if (opts.stream) {
       b.requests.push({ method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: '', proxyHeader: headersOf.get(req.socket) });
@@ -60,6 +65,11 @@ export async function startBackend(name: string, opts: { handler?: Handler; prox
   server.removeAllListeners('connection');
   server.on('connection', (socket: Socket) => {
     b.connections++;
+    sockets.add(socket);
+    socket.on('close', () => {
+      b.closed++;
+      sockets.delete(socket);
+    });
     if (!opts.proxyProtocol) return httpConnection.call(server, socket);
     let buf = Buffer.alloc(0);
     const onData = (c: Buffer) => {
@@ -70,6 +80,7 @@ export async function startBackend(name: string, opts: { handler?: Handler; prox
       socket.off('data', onData);
       if (r.kind === 'invalid') return socket.destroy();
       headersOf.set(socket, r.header);
+      b.proxyHeaders.push(r.header);
       socket.unshift(buf.subarray(r.header.length));
       httpConnection.call(server, socket);
       socket.resume();
@@ -81,7 +92,7 @@ export async function startBackend(name: string, opts: { handler?: Handler; prox
   b.ep = endpoint((server.address() as { port: number }).port);
   b.close = () =>
     new Promise<void>((r) => {
-      server.closeAllConnections();
+      for (const s of sockets) s.destroy();
       server.close(() => r());
     });
   return b;
@@ -179,10 +190,29 @@ export function parseResponse(raw: string): RawResponse | undefined {
     const i = l.indexOf(':');
     headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
   }
-  const len = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
   const body = raw.slice(end + 4);
+  if (headers['transfer-encoding'] === 'chunked') {
+    const decoded = dechunk(body);
+    return decoded === undefined ? undefined : { status, headers, body: decoded, raw };
+  }
+  const len = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
   if (len !== undefined && Buffer.byteLength(body) < len) return undefined;
   return { status, headers, body: len === undefined ? body : body.slice(0, len), raw };
+}
+
+/** A chunked body, or undefined until its last chunk is in. */
+function dechunk(s: string): string | undefined {
+  let out = '';
+  let at = 0;
+  for (;;) {
+    const eol = s.indexOf('\r\n', at);
+    if (eol < 0) return undefined;
+    const size = parseInt(s.slice(at, eol), 16);
+    if (size === 0) return s.indexOf('\r\n', eol + 2) >= 0 ? out : undefined;
+    if (s.length < eol + 2 + size + 2) return undefined;
+    out += s.slice(eol + 2, eol + 2 + size);
+    at = eol + 2 + size + 2;
+  }
 }
 
 /** A raw TCP client: send bytes, collect what comes back, know when it closed. */
