@@ -151,3 +151,89 @@ export function flowHash(key: string, seed = 0): number {
 export function maglevLookup(table: Int32Array, hash: number): number {
   return table[(hash >>> 0) % table.length];
 }
+
+/**
+ * The table after the backends changed from what `prev` holds to `keys`,
+ * moving only what must move: every slot whose backend is still there keeps
+ * it, a removed backend's slots are shared among the rest, and a new backend
+ * takes its share from backends holding more than theirs. Each backend ends
+ * with floor(M/N) or ceil(M/N) slots, as in a fresh table.
+ *
+ * A fresh `maglevTable` for the new set moves, besides the removed backend's
+ * own 1/N, about 2% of the other slots at M ≈ 100·N (each backend's
+ * preference list meets a different set of taken slots). Rebalancing from
+ * the table in use moves none of them, so removing 1 of N backends remaps
+ * exactly its own share of new flows. The price is that the table depends on
+ * the order of changes, not only on the final set: the L4 path reads the
+ * table back from the kernel, so a restarted ingress continues from it; two
+ * ingresses agree while they saw the same changes, and a fresh start without
+ * a table builds the plain Maglev table.
+ *
+ * `prev` is a slot → key list (undefined for an empty slot) of length M.
+ * Unweighted; `keys` must be distinct.
+ */
+export function maglevRebalance(prev: readonly (string | undefined)[], keys: readonly string[]): Int32Array {
+  const size = prev.length;
+  // A prime size makes every preference list visit every slot, which is what ends each walk below.
+  if (!isPrime(size)) throw new InvalidArgumentError(`maglevRebalance: the table size ${size} is not prime`, { field: 'prev' });
+  const n = keys.length;
+  const table = new Int32Array(size).fill(-1);
+  if (n === 0) return table;
+  const sorted = [...keys].sort();
+  for (let i = 1; i < n; i++) {
+    if (sorted[i] === sorted[i - 1]) throw new InvalidArgumentError(`maglevRebalance: key ${sorted[i]} appears twice`, { field: 'keys' });
+  }
+  const index = new Map(keys.map((k, i) => [k, i]));
+  const count = new Int32Array(n);
+  for (let s = 0; s < size; s++) {
+    const i = prev[s] === undefined ? undefined : index.get(prev[s]!);
+    if (i !== undefined) {
+      table[s] = i;
+      count[i]++;
+    }
+  }
+
+  // Quotas: floor(M/N) each, and the M mod N extra slots go to the backends
+  // holding the most already (ties by key) so that as few slots move as possible.
+  const base = Math.floor(size / n);
+  const quota = new Int32Array(n).fill(base);
+  const byHeld = keys.map((_, i) => i).sort((a, b) => count[b] - count[a] || (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0));
+  for (let r = 0; r < size - base * n; r++) quota[byHeld[r]]++;
+
+  // Backends under quota take turns (in key order, as in the fresh fill)
+  // walking their own preference lists, claiming an empty slot or one of a
+  // backend over its quota. M is prime, so each walk visits every slot and
+  // always finds one: the empty and surplus slots add up to the total deficit.
+  const order = keys.map((_, i) => i).sort((a, b) => (keys[a] < keys[b] ? -1 : 1));
+  const pos = new Float64Array(n);
+  const skip = new Float64Array(n);
+  for (const i of order) {
+    const [h1, h2] = keyHashes(keys[i]);
+    pos[i] = h1 % size;
+    skip[i] = size === 1 ? 1 : (h2 % (size - 1)) + 1;
+  }
+  let deficit = 0;
+  for (let i = 0; i < n; i++) deficit += Math.max(0, quota[i] - count[i]);
+  while (deficit > 0) {
+    for (const i of order) {
+      if (count[i] >= quota[i]) continue;
+      let c = pos[i];
+      for (;;) {
+        const owner = table[c];
+        if (owner < 0 || (owner !== i && count[owner] > quota[owner])) break;
+        c += skip[i];
+        if (c >= size) c -= size;
+      }
+      const owner = table[c];
+      if (owner >= 0) count[owner]--;
+      table[c] = i;
+      count[i]++;
+      deficit--;
+      c += skip[i];
+      if (c >= size) c -= size;
+      pos[i] = c;
+      if (deficit === 0) break;
+    }
+  }
+  return table;
+}

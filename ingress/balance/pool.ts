@@ -20,7 +20,7 @@
 import { type Logger, silentLogger } from '../../controller/common/log';
 import type { Affinity, Endpoint, Lease, Outcome, Picker, RackPolicy } from '../model';
 import { type Choice, type LocalityOptions, type RackCounts, choose, defaultLocality, inPanic, localHealthShare } from './locality';
-import { flowHash, maglevLookup, maglevSize, maglevTable } from './maglev';
+import { flowHash, maglevLookup, maglevRebalance, maglevSize, maglevTable } from './maglev';
 import { OutlierDetector, type OutlierOptions } from './outlier';
 import { pickP2C } from './p2c';
 
@@ -138,6 +138,8 @@ export class BackendPool implements Picker {
   #weights: number[] = [];
   #signature = '';
   #table: Int32Array | undefined;
+  /** The table as slot -> endpoint key, what the next change rebalances from. */
+  #tableKeys: (string | undefined)[] | undefined;
   #tableSize = 0;
 
   #nextExpiry = Infinity;
@@ -406,12 +408,16 @@ export class BackendPool implements Picker {
     // Keep the table size while the count changes: a flow's slot is hash % M,
     // so a new M would move nearly every client. Grow with headroom only
     // when the table gets below 100 slots a backend.
+    const keys = this.#candidates.map((e) => e.ep.key);
+    const prev = this.#tableKeys;
     if (this.#tableSize < 100 * n) this.#tableSize = maglevSize(2 * n);
-    this.#table = maglevTable(
-      this.#candidates.map((e) => e.ep.key),
-      this.#tableSize,
-      this.#weights,
-    );
+    // Equal weights and the same size: continue from the table in use, so a
+    // change moves only the clients of the backends that came or went.
+    const equal = this.#weights.every((w) => w === this.#weights[0]);
+    this.#table = prev !== undefined && prev.length === this.#tableSize && equal
+      ? maglevRebalance(prev, keys)
+      : maglevTable(keys, this.#tableSize, this.#weights);
+    this.#tableKeys = Array.from(this.#table, (i) => keys[i]);
   }
 
   #scheduleExpiry(): void {
