@@ -128,10 +128,14 @@ export async function startIngress(config: IngressConfig, opts: IngressStartOpti
     hooks.offer = () => ({ listeners: parts.l7.listenerFds(), nftTable: config.nftTable, version });
     hooks.stopAccepting = () => parts.l7.stopAccepting();
 
-    if (takeover) {
-      for (const l of takeover.listeners) await parts.l7.listen({ port: l.port, host: l.host, fd: l.fd });
-    }
+    if (takeover) parts.l7.reserve(takeover.listeners);
     await runtime.apply(initial);
+    if (takeover) {
+      // The old process answers well until we accept: give every backend its first check before taking a share
+      // of the accept queue, so the first requests here do not find every endpoint still pending (503).
+      if (!(await runtime.healthKnown(5000))) log.warn('takeover: some backends are still unchecked after 5 s; accepting anyway');
+      await parts.l7.adopt();
+    }
 
     // Changes are applied one at a time and in order; only the newest waiting one matters.
     const saver = stateSaver(config.stateDir, log);
@@ -174,14 +178,16 @@ export async function startIngress(config: IngressConfig, opts: IngressStartOpti
         return { ready: loaded && errors.size === 0 && !lifecycle.stopping && !lifecycle.handedOver, checks };
       },
     });
-    const metricsPort = await listenHttp(http, config.metricsListen.host, config.metricsListen.port);
-    undo.push(
-      () =>
-        new Promise<void>((resolve) => {
-          http.closeAllConnections();
-          http.close(() => resolve());
-        }),
-    );
+    // After a takeover the old process still holds the metrics port until it has let go of it (first thing once
+    // handed over): wait for it rather than fail.
+    const metricsPort = await retryWhileInUse(() => listenHttp(http, config.metricsListen.host, config.metricsListen.port), takeover ? 10_000 : 0);
+    let httpClosed: Promise<void> | undefined;
+    const closeHttp = () =>
+      (httpClosed ??= new Promise<void>((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }));
+    undo.push(closeHttp);
     log.info({ metrics: `http://${config.metricsListen.host}:${metricsPort}/metrics`, listeners: parts.l7.listening() }, 'weft ingress running');
 
     let stopped: Promise<void> | undefined;
@@ -193,9 +199,15 @@ export async function startIngress(config: IngressConfig, opts: IngressStartOpti
           lifecycle.stopping = true;
           const keepL4 = lifecycle.handedOver;
           log.info({ drainMs: config.drainTimeoutMs, keepL4 }, keepL4 ? 'handed over: draining; the L4 rules stay for the new process' : 'stopping: draining, then removing the L4 rules');
+          // The new process serves metrics on the same address now.
+          if (keepL4) await closeHttp();
           await handoff?.close();
           await parts.l7.stopAccepting();
-          await parts.l7.drain(config.drainTimeoutMs);
+          // A connection accepted just before we stopped may not have sent its request yet, and the proxy's drain
+          // counts it as idle and cuts it: give such connections a moment to become requests, which drain waits for.
+          const grace = Math.min(1000, config.drainTimeoutMs);
+          await new Promise((r) => setTimeout(r, grace));
+          await parts.l7.drain(Math.max(0, config.drainTimeoutMs - grace));
           if (!keepL4) await parts.removeL4().catch((err: unknown) => log.error({ err }, 'cannot remove the L4 rules'));
           await runUndo(undo, log);
           log.info('stopped');
@@ -204,6 +216,19 @@ export async function startIngress(config: IngressConfig, opts: IngressStartOpti
   } catch (err) {
     await runUndo(undo, log);
     throw err;
+  }
+}
+
+/** `listen()` again while it fails with EADDRINUSE, for up to `ms`. */
+async function retryWhileInUse<T>(listen: () => Promise<T>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await listen();
+    } catch (err) {
+      if (!/EADDRINUSE/.test((err as Error).message) || Date.now() >= deadline) throw err;
+      await sleep(100);
+    }
   }
 }
 

@@ -15,6 +15,13 @@ import type { RuntimeChecker, RuntimeDeps, RuntimeL4, RuntimeL7, RuntimePool } f
 
 export type IngressParts = {
   l7: RuntimeL7 & {
+    /**
+     * Listeners handed over by the process being taken over: their ports count as listening (nothing binds
+     * them again) but nothing is accepted on them until adopt().
+     */
+    reserve(offered: { port: number; host: string; fd: number }[]): void;
+    /** Starts accepting on every reserved listener. */
+    adopt(): Promise<void>;
     listenerFds(): { port: number; host: string; fd: number }[];
     stopAccepting(): Promise<void>;
     drain(deadlineMs: number): Promise<void>;
@@ -42,15 +49,22 @@ export async function createParts(config: IngressConfig, metrics: IngressMetrics
     accessLog: { sampleRate: config.accessLogSample },
   });
 
+  let reserved: { port: number; host: string; fd: number }[] = [];
   const l7: IngressParts['l7'] = {
     listen: (o) => proxy.listen({ ...o, acceptProxyFrom: config.acceptProxyFrom }),
+    reserve(offered) {
+      reserved = offered;
+    },
+    async adopt() {
+      for (const l of reserved.splice(0)) await proxy.listen({ port: l.port, host: l.host, fd: l.fd, acceptProxyFrom: config.acceptProxyFrom });
+    },
     setRoutes: (port, routes) => proxy.setRoutes(port, routes),
     // The proxy has no way yet to close one port's listener: a port nobody uses keeps listening and answers
     // every request with "no route" until the process restarts or is taken over.
     closePort: async (port) => {
       proxy.setRoutes(port, []);
     },
-    listening: () => [...new Set(proxy.listeners().map((l) => l.port))],
+    listening: () => [...new Set([...proxy.listeners(), ...reserved].map((l) => l.port))],
     listenerFds: () => proxy.listeners().filter((l) => l.fd >= 0),
     stopAccepting: () => proxy.stopAccepting(),
     drain: (ms) => proxy.drain(ms),

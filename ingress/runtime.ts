@@ -39,6 +39,8 @@ export interface RuntimePool extends Picker {
 
 export interface RuntimeChecker {
   setTargets(eps: Endpoint[], opts: { path: string }): void;
+  /** 'pending' while an endpoint has not been checked yet. */
+  state?(key: string): string | undefined;
   close(): void;
 }
 
@@ -95,6 +97,8 @@ export type Runtime = {
   pools(): Iterable<PoolView>;
   /** Waits for the L4 sync running or due, if any. */
   l4Settled(): Promise<void>;
+  /** Resolves once every endpoint has had its first health check (true), or after `timeoutMs` (false). */
+  healthKnown(timeoutMs: number): Promise<boolean>;
   /** Closes every pool and checker (listeners and the L4 table are the caller's). */
   close(): void;
 };
@@ -276,6 +280,15 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
     },
     async l4Settled() {
       while (l4Running) await l4Running;
+    },
+    async healthKnown(timeoutMs) {
+      const pending = () => [...units.values()].some((u) => u.checker?.state && u.endpoints.some((e) => u.checker!.state!(e.key) === 'pending'));
+      const deadline = Date.now() + timeoutMs;
+      while (pending()) {
+        if (Date.now() >= deadline) return false;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return true;
     },
     close() {
       closed = true;
