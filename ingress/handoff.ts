@@ -202,7 +202,7 @@ export function takeOver(stateDir: string, timeoutMs = 10_000): Takeover {
     conn = connectUnix(path, timeoutMs);
   } catch (e) {
     const code = e instanceof FdPassError ? (e.code as `E${string}`) : 'EIO';
-    throw new HandoffError(code, `--takeover: no running weft ingress to take over (${path}: ${(e as Error).message}); start without --takeover`, { cause: e });
+    throw new HandoffError(code, `--takeover: no running weft ingress to take over: nothing answers on ${path} (${code}); start without --takeover`, { cause: e });
   }
   const fds: number[] = [];
   let text = '';
