@@ -93,6 +93,9 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
 
 /** Removes from the flat list `out` the headers a Connection header names (other than the standard options). */
 function dropNamedBy(tokens: string, out: string[]): void {
+  // nearly every Connection header is one of these: no split, no second pass
+  const t = tokens.length <= 10 ? tokens.toLowerCase() : '';
+  if (t === 'keep-alive' || t === 'close' || t === 'upgrade') return;
   let named: string[] | undefined;
   for (const t of tokens.split(',')) {
     const n = t.trim().toLowerCase();

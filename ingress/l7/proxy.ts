@@ -109,15 +109,34 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     for (const l of this.byPort.get(port) ?? []) l.table = table;
     // Pools of endpoints that left every route can go, when every port's routes say which endpoints they have.
     this.routeEndpoints.set(port, routes.every((r) => r.endpoints !== undefined) ? new Set(routes.flatMap((r) => r.endpoints!.map((e) => e.key))) : undefined);
-    let keep: Set<string> | undefined = new Set();
+    this.pools.retain(this.endpointsInRoutes());
+  }
+
+  /** Every endpoint some route has, or undefined when a route does not say (its pools then idle out). */
+  private endpointsInRoutes(): Set<string> | undefined {
+    const keep = new Set<string>();
     for (const set of this.routeEndpoints.values()) {
-      if (set === undefined) {
-        keep = undefined;
-        break;
-      }
+      if (set === undefined) return undefined;
       for (const k of set) keep.add(k);
     }
-    this.pools.retain(keep);
+    return keep;
+  }
+
+  /**
+   * Stops accepting on one port's listeners and forgets its routes; requests
+   * already in flight there finish, idle keep-alive connections close now.
+   */
+  async closePort(port: number): Promise<void> {
+    const list = this.byPort.get(port);
+    this.byPort.delete(port);
+    this.tables.delete(port);
+    this.routeEndpoints.delete(port);
+    this.pools.retain(this.endpointsInRoutes());
+    for (const l of list ?? []) {
+      l.table = emptyRouteTable;
+      if (l.server.listening) NetServer.prototype.close.call(l.server);
+      l.server.closeIdleConnections();
+    }
   }
 
   listeners(): { port: number; host: string; fd: number }[] {

@@ -331,3 +331,22 @@ describe('L7 proxy: stopping', () => {
     expect(p.metrics.inFlightTotal()).toBe(0);
   });
 });
+
+describe('L7 proxy: one port at a time', () => {
+  it('closePort stops accepting on that port, letting its in-flight request finish', async () => {
+    let answer!: () => void;
+    const b = await backend('b', { handler: (_req, res) => (answer = () => res.end('done')) });
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))]);
+    const pending = send(`${p.url}/`);
+    await waitFor('the request at the backend', () => b.requests.length === 1);
+    await p.proxy.closePort(0);
+    expect(p.proxy.listeners()).toEqual([]);
+    const refused = await send(`${p.url}/`).then(
+      () => 'served',
+      (e: NodeJS.ErrnoException) => e.code,
+    );
+    expect(refused).toBe('ECONNREFUSED');
+    answer();
+    expect((await pending).body).toBe('done');
+  });
+});
