@@ -2,7 +2,7 @@
 // and a raw HTTP client for the cases a polite client cannot produce.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
-import { silentLogger } from '../../../controller/common/log';
+import { silentLogger, type Logger } from '../../../controller/common/log';
 import { endpointKey, type Endpoint, type Lease, type Outcome, type Picker, type ProxyMetrics } from '../../../ingress/model';
 import { L7Proxy, type L7Limits, type L7Route } from '../../../ingress/l7';
 import { parseProxyHeader, type ProxyHeader } from '../../../ingress/l7/proxy-protocol';
@@ -168,9 +168,9 @@ export type Started = { proxy: L7Proxy; port: number; metrics: RecordingMetrics;
  * An L7 proxy on an ephemeral port of 127.0.0.1. Routes are set for port 0,
  * the port the listener was asked for (the proxy keys routes by it).
  */
-export async function startProxy(routes: L7Route[], o: { limits?: Partial<L7Limits>; acceptProxyFrom?: string[]; accessLog?: { sampleRate: number } } = {}): Promise<Started> {
+export async function startProxy(routes: L7Route[], o: { limits?: Partial<L7Limits>; acceptProxyFrom?: string[]; accessLog?: { sampleRate: number }; logger?: Logger } = {}): Promise<Started> {
   const metrics = new RecordingMetrics();
-  const proxy = new L7Proxy({ logger: silentLogger, metrics, limits: o.limits, accessLog: o.accessLog });
+  const proxy = new L7Proxy({ logger: o.logger ?? silentLogger, metrics, limits: o.limits, accessLog: o.accessLog });
   proxy.setRoutes(0, routes);
   await proxy.listen({ port: 0, host: '127.0.0.1', acceptProxyFrom: o.acceptProxyFrom });
   const port = proxy.boundPort(0);

@@ -1,6 +1,7 @@
 // The L7 proxy end to end over loopback: real backends, a recording picker.
 import { Agent, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { captureLogger } from '../../helpers/log';
 import { waitFor } from '../../helpers/wait';
 import { refusedEndpoint, route, RawClient, RecordingPicker, startBackend, startProxy, type Backend, type Started } from './fixtures';
 import { send } from './http';
@@ -348,5 +349,31 @@ describe('L7 proxy: one port at a time', () => {
     expect(refused).toBe('ECONNREFUSED');
     answer();
     expect((await pending).body).toBe('done');
+  });
+});
+
+describe('L7 proxy: metrics and access log', () => {
+  it('reports each request with its status and duration, and logs a sample of them', async () => {
+    const b = await backend('b');
+    const { logger, lines } = captureLogger('info');
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))], { logger, accessLog: { sampleRate: 1 } });
+    await send(`${p.url}/hello?x=1`, { headers: { host: 'a.test' } });
+    await waitFor('the request accounted', () => p.metrics.requests.length === 1);
+    expect(p.metrics.requests[0]).toMatchObject({ service: 'svc', backend: b.ep.key, status: 200 });
+    expect(p.metrics.requests[0].seconds).toBeGreaterThan(0);
+    expect(p.metrics.requests[0].seconds).toBeLessThan(5);
+    expect(p.metrics.inFlightTotal()).toBe(0);
+    const access = lines.filter((l) => l.msg === 'request');
+    expect(access).toHaveLength(1);
+    expect(access[0]).toMatchObject({ level: 'info', client: '127.0.0.1', method: 'GET', host: 'a.test', path: '/hello?x=1', status: 200, service: 'svc', backend: b.ep.key });
+  });
+
+  it('logs no access lines at sample rate 0', async () => {
+    const b = await backend('b');
+    const { logger, lines } = captureLogger('info');
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))], { logger });
+    await send(`${p.url}/`);
+    await waitFor('the request accounted', () => p.metrics.requests.length === 1);
+    expect(lines.filter((l) => l.msg === 'request')).toEqual([]);
   });
 });
