@@ -1,6 +1,8 @@
 // The plain data the ingress's parts hand each other. The controller's
 // WatchServices messages are turned into these once (sync); balancing, the
-// L7 proxy and the L4 kernel path read nothing else.
+// L7 proxy and the L4 kernel path read nothing else. A folder of its own, so
+// every part (balance, health, l4, l7) imports it without the folders
+// importing each other.
 
 export type PortProtocol = 'http' | 'tcp' | 'udp';
 export type RackPolicy = 'prefer-local' | 'any';
