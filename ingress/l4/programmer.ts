@@ -22,7 +22,8 @@ import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NFPROTO_IPV4, setElemMessages, type BatchMsg } from '../../dataplane/nftables/wire';
 import { openNftTable, type NftTable } from '../../dataplane/nftables/table';
 import {
-  baseChains, chooseSize, decodeAddrPort, endpointKeys, programmedSizes, renderService, serviceCacheKey, validateAddresses, validateServices,
+  baseChains, chooseSize, decodeAddrPort, diffBuckets, toBuckets, type Buckets, endpointKeys, programmedSizes, renderService, serviceCacheKey, unchanged, validateAddresses,
+  validateEndpoints, validateService,
   validateTableName, vmapDecls, vmapElements, type Elements, type L4Service, type RenderedService, type SourceNat,
 } from './render';
 
@@ -45,7 +46,9 @@ export interface L4Programmer {
   close(): void;
 }
 
-type View = { gen: number; exists: boolean; chains: Map<string, string[]>; maps: Map<string, Elements> };
+type View = { gen: number; exists: boolean; chains: Map<string, string[]>; vmaps: Map<string, Elements>; backends: Map<string, Buckets> };
+
+const BE_MAP_RE = /^be_(?:tcp|udp)_\d+_(\d+)_(?:ip|flow)$/;
 
 /** Bytes of element messages per transaction while filling new (unreachable) maps. */
 const FILL_BATCH_BYTES = 8 << 20;
@@ -78,59 +81,92 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
   // rendered service ports by `<proto>:<port>`: an unchanged one is neither rendered nor diffed again
   let rendered = new Map<string, RenderedService>();
   let queue: Promise<unknown> = Promise.resolve();
+  const base = baseChains(opts.sourceNat);
+  const vmapDecl = vmapDecls();
+  // the view's vmaps are what the rendered services say (false after a listing: compare once)
+  let vmapsOk = false;
 
   function refresh(): View {
     const t = Date.now();
-    const v = tbl.list(() => true);
-    log.debug({ ms: Date.now() - t, chains: v.chains.size, maps: v.elements.size }, 'listed the table');
-    return { gen: v.gen, exists: v.exists, chains: v.chains, maps: v.elements };
+    for (let attempt = 0; ; attempt++) {
+      const v = tbl.list(() => false);
+      const view: View = { gen: v.gen, exists: v.exists, chains: v.chains, vmaps: new Map(), backends: new Map() };
+      // one map at a time, each turned compact before the next is read
+      for (const name of v.sets.keys()) {
+        const m = BE_MAP_RE.exec(name);
+        if (m) view.backends.set(name, toBuckets(tbl.elements(name), Number(m[1])));
+        else view.vmaps.set(name, tbl.elements(name));
+      }
+      if (tbl.gen() === v.gen) {
+        log.debug({ ms: Date.now() - t, chains: v.chains.size, maps: v.sets.size }, 'listed the table');
+        return view;
+      }
+      if (attempt === 5) throw new Error(`${tableName}: the ruleset kept changing while it was listed`);
+    }
   }
 
   function syncNow(services: L4Service[]): SyncResult {
     const t0 = performance.now();
-    validateServices(services);
     const gen = tbl.gen();
     if (!view || view.gen !== gen) {
       view = refresh();
       rendered = new Map(); // elements of the fresh view are new objects: compare them once
+      vmapsOk = false;
     }
+    const tListed = performance.now();
     const v = view;
-    const sizes = programmedSizes(v.chains.keys());
+    let sizes: Map<string, number> | undefined; // read from the chain names only for services not rendered yet
 
     // ---- render ----
-    const chains = baseChains(opts.sourceNat);
-    const maps = new Map<string, { decl: string; elements: Elements; backend: boolean; udp: boolean }>();
-    const vmaps = new Map<string, Elements>();
-    for (const [name, decl] of vmapDecls()) {
-      vmaps.set(name, new Map());
-      maps.set(name, { decl, elements: vmaps.get(name)!, backend: false, udp: false });
-    }
+    const chains = new Map(base);
+    const backends = new Map<string, { decl: string; buckets: Buckets; udp: boolean }>();
     const nextRendered = new Map<string, RenderedService>();
     let elements = 0;
+    let vmapDirty = !vmapsOk;
     const udpWanted = new Set<string>();
     const udpHad = new Set<string>();
-    const noteUdp = (els: Elements | undefined) => {
-      for (const val of new Set(els?.values() ?? [])) {
+    const noteUdp = (b: Buckets | undefined) => {
+      for (const val of b?.values ?? []) {
         const ap = decodeAddrPort(val);
         if (ap) udpHad.add(`${ap.ip}:${ap.port}`);
       }
     };
+    const seen = new Map<string, string>();
     for (const s of services) {
-      const keys = endpointKeys(s);
-      if (keys.length === 0) continue; // nothing to send to: the port is left to the host
+      // every check runs before anything is sent; endpoints only when they differ from what was programmed
+      validateService(s, seen);
       const id = `${s.protocol}:${s.port}`;
-      const size = chooseSize(sizes.get(id), keys.length);
       const prev = rendered.get(id);
-      const r = prev && prev.cacheKey === serviceCacheKey(s, size, keys) ? prev : renderService(s, size, keys);
+      const n = s.endpoints.length;
+      if (n === 0) continue; // nothing to send to: the port is left to the host
+      let r: RenderedService;
+      if (prev && unchanged(prev, s, chooseSize(prev.size, n))) r = prev;
+      else {
+        validateEndpoints(s);
+        const keys = endpointKeys(s);
+        const size = chooseSize(prev ? prev.size : (sizes ??= programmedSizes(v.chains.keys())).get(id), keys.length);
+        r = prev && prev.cacheKey === serviceCacheKey(s, size, keys) ? prev : renderService(s, size, keys, addresses);
+        if (r.names.chain !== prev?.names.chain) vmapDirty = true;
+      }
+      if (nextRendered.has(id)) continue; // validateService refused a second one already
       nextRendered.set(id, r);
       chains.set(r.names.chain, r.chain);
-      maps.set(r.names.map, { decl: r.map.decl, elements: r.map.elements, backend: true, udp: s.protocol === 'udp' });
-      vmapElements(s, r.names.chain, addresses, vmaps);
-      elements += r.map.elements.size;
-      if (s.protocol === 'udp') for (const k of keys) udpWanted.add(k);
+      backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp: s.protocol === 'udp' });
+      elements += r.map.buckets.table.length;
+      if (s.protocol === 'udp') for (const k of r.keys) udpWanted.add(k);
+    }
+    if (nextRendered.size !== rendered.size) vmapDirty = true; // a service port came or went
+    else for (const id of rendered.keys()) if (!nextRendered.has(id)) vmapDirty = true;
+    // the vmaps are rebuilt only when a service port came, went or switched chain
+    let vmaps = v.vmaps;
+    if (vmapDirty) {
+      vmaps = new Map();
+      for (const name of vmapDecl.keys()) vmaps.set(name, new Map());
+      for (const r of nextRendered.values()) vmapElements(r, vmaps);
     }
     for (const e of vmaps.values()) elements += e.size;
 
+    const tRendered = performance.now();
     // ---- diff ----
     const T = `ip ${tableName}`;
     const a: string[] = [];
@@ -140,7 +176,8 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const live: BatchMsg[] = [];
     let changed = 0;
     if (!v.exists) a.push(`add table ${T}`);
-    for (const [name, m] of maps) if (!v.maps.has(name)) a.push(`add map ${T} ${name} ${m.decl}`);
+    for (const [name, decl] of vmapDecl) if (!v.vmaps.has(name)) a.push(`add map ${T} ${name} ${decl}`);
+    for (const [name, m] of backends) if (!v.backends.has(name)) a.push(`add map ${T} ${name} ${m.decl}`);
     for (const [name, c] of chains) {
       const have = v.chains.get(name);
       if (sameList(have, c.comments)) continue;
@@ -148,27 +185,37 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       c.rules.forEach((r, i) => a.push(`add rule ${T} ${name} ${r} comment "${c.comments[i]}"`));
     }
     let moved = 0;
-    for (const [name, m] of maps) {
-      const cur = v.maps.get(name);
-      const { del, add } = diffElements(cur, m.elements);
-      if (del.length === 0 && add.length === 0) continue;
-      if (m.udp) noteUdp(cur);
-      changed += del.length + add.length;
-      // a new backend map is reachable only once the vmap element of phase C points at its chain
-      if (m.backend && !cur) {
-        fill.push([name, add]);
-        continue;
-      }
+    const queue = (name: string, del: Array<[string]>, add: Array<[string, string]>) => {
       if (del.length) live.push(...setElemMessages('delete', NFPROTO_IPV4, tableName, name, del));
       if (add.length) live.push(...setElemMessages('add', NFPROTO_IPV4, tableName, name, add));
-      if (cur && m.backend) moved += add.length;
+      changed += del.length + add.length;
+    };
+    for (const [name, m] of backends) {
+      const cur = v.backends.get(name);
+      const { del, add } = diffBuckets(cur, m.buckets);
+      if (del.length === 0 && add.length === 0) continue;
+      if (!cur) {
+        // a new backend map is reachable only once the vmap element of phase C points at its chain
+        fill.push([name, add]);
+        changed += add.length;
+        continue;
+      }
+      if (m.udp) noteUdp(cur);
+      moved += add.length;
+      queue(name, del, add);
+    }
+    if (vmapDirty) {
+      for (const [name, want] of vmaps) {
+        const { del, add } = diffElements(v.vmaps.get(name), want);
+        queue(name, del, add);
+      }
     }
     const goneChains = [...v.chains.keys()].filter((c) => !chains.has(c));
-    const goneMaps = [...v.maps.keys()].filter((m) => !maps.has(m));
+    const goneMaps = [...v.backends.keys(), ...v.vmaps.keys()].filter((m) => !backends.has(m) && !vmaps.has(m));
     for (const c of goneChains) d.push(`flush chain ${T} ${c}`);
     for (const c of goneChains) d.push(`delete chain ${T} ${c}`);
     for (const m of goneMaps) d.push(`delete map ${T} ${m}`);
-    for (const m of goneMaps) if (m.startsWith('be_udp_')) noteUdp(v.maps.get(m));
+    for (const m of goneMaps) if (m.startsWith('be_udp_')) noteUdp(v.backends.get(m));
     changed += a.length + d.length;
 
     // UDP has no end: flows of a backend that is gone would follow it forever
@@ -177,9 +224,12 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
 
     if (changed === 0) {
       rendered = nextRendered;
+      if (vmapDirty) v.vmaps = vmaps;
+      vmapsOk = true;
       return { changed: 0, elements, ms: performance.now() - t0 };
     }
 
+    const tDiffed = performance.now();
     // ---- apply ----
     let txns = 0;
     try {
@@ -216,13 +266,15 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       rendered = new Map();
       throw e;
     }
+    const tApplied = performance.now();
     const after = tbl.gen();
     if (after === ((gen + txns) >>> 0)) {
-      const nv: View = { gen: after, exists: true, chains: new Map(), maps: new Map() };
+      const nv: View = { gen: after, exists: true, chains: new Map(), vmaps, backends: new Map() };
       for (const [name, c] of chains) nv.chains.set(name, c.comments);
-      for (const [name, m] of maps) nv.maps.set(name, m.elements);
+      for (const [name, m] of backends) nv.backends.set(name, m.buckets);
       view = nv;
       rendered = nextRendered;
+      vmapsOk = true;
     } else {
       view = undefined; // someone else committed in between: the next sync lists again
       rendered = new Map();
@@ -237,7 +289,11 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       }
     }
     const ms = performance.now() - t0;
-    log.info({ changed, moved, transactions: txns, elements, ms: Math.round(ms * 10) / 10 }, 'L4 table updated');
+    const r1 = (x: number) => Math.round(x * 10) / 10;
+    log.info({
+      changed, moved, transactions: txns, elements, ms: r1(ms),
+      phases: { list: r1(tListed - t0), render: r1(tRendered - tListed), diff: r1(tDiffed - tRendered), apply: r1(tApplied - tDiffed) },
+    }, 'L4 table updated');
     return { changed, elements, ms };
   }
 

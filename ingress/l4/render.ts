@@ -30,8 +30,14 @@ export type SourceNat = 'masquerade' | 'none';
 export type Elements = Map<string, string>;
 
 export type DesiredChain = { decl: string; rules: string[]; comments: string[] };
-export type DesiredMap = { decl: string; elements: Elements; kind: 'vmap' | 'backend'; protocol?: 'tcp' | 'udp'; endpoints?: string[] };
-export type Desired = { chains: Map<string, DesiredChain>; maps: Map<string, DesiredMap>; elements: number };
+/**
+ * A backend map held compactly: bucket i maps to values[table[i]] (-1: no
+ * element), plus keys found outside 0..M-1. Ten thousand services hold ten
+ * million buckets; as Map entries they would make every garbage collection
+ * walk them all, as typed arrays the collector skips them.
+ */
+export type Buckets = { values: string[]; table: Int32Array; extra: string[] };
+export type DesiredMap = { decl: string; buckets: Buckets; protocol: 'tcp' | 'udp'; endpoints: string[] };
 
 /** The bit of the packet mark that tells postrouting a flow was DNATed here (kube-proxy uses 0x4000/0x8000, Calico the top 16 bits). */
 export const MASQ_MARK = 0x00200000;
@@ -129,23 +135,33 @@ function checkPort(what: string, p: unknown): void {
   if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(`L4 ingress: ${what} ${String(p)} is not a port (1-65535)`, { field: 'port' });
 }
 
+/** The checks of one service's own fields (not its endpoints): cheap, run on every sync. */
+export function validateService(s: L4Service, seen: Map<string, string>): void {
+  if (!s || typeof s.name !== 'string' || s.name === '') throw new InvalidArgumentError('L4 ingress: a service has no name', { field: 'name' });
+  if (!PROTOCOLS.includes(s.protocol)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: protocol "${String(s.protocol)}" is not tcp or udp`, { field: 'protocol' });
+  if (s.affinity !== 'none' && s.affinity !== 'client-ip') throw new InvalidArgumentError(`L4 ingress: service ${s.name}: affinity "${String(s.affinity)}" is not none or client-ip`, { field: 'affinity' });
+  checkPort(`service ${s.name}: port`, s.port);
+  const k = `${s.protocol}:${s.port}`;
+  const other = seen.get(k);
+  if (other !== undefined) throw new InvalidArgumentError(`L4 ingress: services ${other} and ${s.name} both listen on ${s.protocol} port ${s.port}`, { field: 'port' });
+  seen.set(k, s.name);
+  if (!Array.isArray(s.endpoints)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: endpoints is not a list`, { field: 'endpoints' });
+}
+
+/** The checks of a service's endpoints: run when they differ from the ones last programmed. */
+export function validateEndpoints(s: L4Service): void {
+  for (const e of s.endpoints) {
+    if (!e || typeof e.ip !== 'string' || !isIPv4(e.ip)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: endpoint address "${String(e?.ip)}" is not IPv4`, { field: 'endpoints.ip' });
+    checkPort(`service ${s.name}: endpoint ${e.ip} port`, e.port);
+  }
+}
+
 /** Every input check, before anything is rendered or sent: a bad service fails the whole sync and the kernel keeps what it had. */
 export function validateServices(services: readonly L4Service[]): void {
   const seen = new Map<string, string>();
   for (const s of services) {
-    if (!s || typeof s.name !== 'string' || s.name === '') throw new InvalidArgumentError('L4 ingress: a service has no name', { field: 'name' });
-    if (!PROTOCOLS.includes(s.protocol)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: protocol "${String(s.protocol)}" is not tcp or udp`, { field: 'protocol' });
-    if (s.affinity !== 'none' && s.affinity !== 'client-ip') throw new InvalidArgumentError(`L4 ingress: service ${s.name}: affinity "${String(s.affinity)}" is not none or client-ip`, { field: 'affinity' });
-    checkPort(`service ${s.name}: port`, s.port);
-    const k = `${s.protocol}:${s.port}`;
-    const other = seen.get(k);
-    if (other !== undefined) throw new InvalidArgumentError(`L4 ingress: services ${other} and ${s.name} both listen on ${s.protocol} port ${s.port}`, { field: 'port' });
-    seen.set(k, s.name);
-    if (!Array.isArray(s.endpoints)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: endpoints is not a list`, { field: 'endpoints' });
-    for (const e of s.endpoints) {
-      if (!e || typeof e.ip !== 'string' || !isIPv4(e.ip)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: endpoint address "${String(e?.ip)}" is not IPv4`, { field: 'endpoints.ip' });
-      checkPort(`service ${s.name}: endpoint ${e.ip} port`, e.port);
-    }
+    validateService(s, seen);
+    validateEndpoints(s);
   }
 }
 
@@ -162,6 +178,14 @@ export function baseChains(sourceNat: SourceNat): Map<string, DesiredChain> {
 /** One service port's chain and backend map, memoised by the caller on `cacheKey`. */
 export type RenderedService = {
   cacheKey: string;
+  protocol: string;
+  port: number;
+  affinity: string;
+  size: number;
+  /** Sorted endpoint keys it was rendered from. */
+  keys: string[];
+  /** Its elements in the vmaps: [map, key hex]. */
+  vmapKeys: Array<[string, string]>;
   names: ServiceNames;
   chain: DesiredChain;
   map: DesiredMap;
@@ -171,12 +195,35 @@ export function serviceCacheKey(s: L4Service, size: number, keys: string[]): str
   return `${s.protocol}|${s.port}|${s.affinity}|${size}|${keys.join(',')}`;
 }
 
-/** Sorted, distinct endpoint keys (ip:port) of a service. */
-export function endpointKeys(s: L4Service): string[] {
-  return [...new Set(s.endpoints.map((e) => endpointKey(e.ip, e.port)))].sort();
+/**
+ * True when `s` renders exactly as `r` did at `size`: compares the endpoints'
+ * keys in place, allocating nothing, because a sync of 10,000 services must
+ * skip the 9,999 that did not change for next to nothing.
+ */
+export function unchanged(r: RenderedService | undefined, s: L4Service, size: number): boolean {
+  if (!r || r.size !== size || r.port !== s.port || r.protocol !== s.protocol || r.affinity !== s.affinity) return false;
+  const eps = s.endpoints;
+  if (eps.length !== r.keys.length) return false;
+  for (let i = 0; i < eps.length; i++) {
+    const e = eps[i];
+    if (!e || e.key !== r.keys[i] || e.key !== `${e.ip}:${e.port}`) return false;
+  }
+  return true;
 }
 
-export function renderService(s: L4Service, size: number, keys: string[]): RenderedService {
+/** Sorted, distinct endpoint keys (ip:port) of a service; one pass when they come sorted (endpointsOf sorts them). */
+export function endpointKeys(s: L4Service): string[] {
+  const keys = new Array<string>(s.endpoints.length);
+  let ordered = true;
+  for (let i = 0; i < keys.length; i++) {
+    const e = s.endpoints[i];
+    keys[i] = endpointKey(e?.ip, e?.port);
+    if (i > 0 && !(keys[i - 1] < keys[i])) ordered = false;
+  }
+  return ordered ? keys : [...new Set(keys)].sort();
+}
+
+export function renderService(s: L4Service, size: number, keys: string[], addresses: readonly string[] = []): RenderedService {
   const names = serviceNames(s.protocol, s.port, size, s.affinity);
   const hashed = s.affinity === 'client-ip' ? 'ip saddr' : `ip saddr . ${s.protocol} sport`;
   const seed = `0x${HASH_SEED.toString(16)}`;
@@ -186,21 +233,65 @@ export function renderService(s: L4Service, size: number, keys: string[]): Rende
     const i = k.lastIndexOf(':');
     return `v:${addrPortHex(k.slice(0, i), Number(k.slice(i + 1)))}`;
   });
-  const elements: Elements = new Map();
-  for (let i = 0; i < size; i++) elements.set(bucketHex(i), data[table[i]]);
   return {
     cacheKey: serviceCacheKey(s, size, keys),
+    protocol: s.protocol,
+    port: s.port,
+    affinity: s.affinity,
+    size,
+    keys,
+    vmapKeys: addresses.length === 0 ? [[`${s.protocol}_any`, portHex(s.port)]] : addresses.map((a) => [`${s.protocol}_svc`, addrPortHex(a, s.port)]),
     names,
     chain: chain('', [rule]),
     map: {
       // the key is a jhash result (a 32-bit integer); `typeof numgen` is how nft spells that type
       decl: `{ typeof numgen inc mod 2 : ip daddr . ${s.protocol} dport; size ${size}; }`,
-      elements,
-      kind: 'backend',
+      buckets: { values: data, table, extra: [] },
       protocol: s.protocol,
       endpoints: keys,
     },
   };
+}
+
+/** Elements listed from the kernel, as Buckets of a map of `size` buckets. */
+export function toBuckets(els: Elements, size: number): Buckets {
+  const values: string[] = [];
+  const index = new Map<string, number>();
+  const table = new Int32Array(size).fill(-1);
+  const extra: string[] = [];
+  for (const [k, v] of els) {
+    const i = k.length === 8 ? Buffer.from(k, 'hex').readUInt32LE(0) : -1;
+    if (i < 0 || i >= size) {
+      extra.push(k);
+      continue;
+    }
+    let x = index.get(v);
+    if (x === undefined) {
+      x = values.length;
+      values.push(v);
+      index.set(v, x);
+    }
+    table[i] = x;
+  }
+  return { values, table, extra };
+}
+
+/** The bucket changes from `cur` (undefined: a new map) to `want`: keys to delete, elements to add. */
+export function diffBuckets(cur: Buckets | undefined, want: Buckets): { del: Array<[string]>; add: Array<[string, string]> } {
+  const del: Array<[string]> = [];
+  const add: Array<[string, string]> = [];
+  if (cur === want) return { del, add };
+  if (cur) for (const k of cur.extra) del.push([k]);
+  for (let i = 0; i < want.table.length; i++) {
+    const w = want.values[want.table[i]];
+    const ci = cur && i < cur.table.length ? cur.table[i] : -1;
+    const c = ci >= 0 ? cur!.values[ci] : undefined;
+    if (c === w) continue;
+    if (c !== undefined) del.push([bucketHex(i)]);
+    add.push([bucketHex(i), w]);
+  }
+  if (cur) for (let i = want.table.length; i < cur.table.length; i++) if (cur.table[i] >= 0) del.push([bucketHex(i)]);
+  return { del, add };
 }
 
 export function vmapDecls(): Map<string, string> {
@@ -213,8 +304,7 @@ export function vmapDecls(): Map<string, string> {
 }
 
 /** The vmap elements that make a service port reachable: one per listen address, or one in the any-address map. */
-export function vmapElements(s: L4Service, chainName: string, addresses: readonly string[], into: Map<string, Elements>): void {
-  const verdict = `goto:${chainName}`;
-  if (addresses.length === 0) into.get(`${s.protocol}_any`)!.set(portHex(s.port), verdict);
-  else for (const a of addresses) into.get(`${s.protocol}_svc`)!.set(addrPortHex(a, s.port), verdict);
+export function vmapElements(r: RenderedService, into: Map<string, Elements>): void {
+  const verdict = `goto:${r.names.chain}`;
+  for (const [map, key] of r.vmapKeys) into.get(map)!.set(key, verdict);
 }

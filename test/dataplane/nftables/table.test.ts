@@ -28,7 +28,7 @@ describe('nftables table', () => {
       const v = t.list(() => true);
       expect(v.exists).toBe(true);
       expect(v.chains.get('c')).toEqual(['w:1']);
-      expect([...v.elements.get('m')!]).toEqual([['00000000', 'v:0a0000011f900000'], ['01000000', 'v:0a0000021f900000']]);
+      expect([...v.elements.get('m')!].sort()).toEqual([['00000000', 'v:0a0000011f900000'], ['01000000', 'v:0a0000021f900000']]);
       expect(nsExec(ns, 'nft', ['list', 'map', 'ip', 'wtt', 'm'])).toContain('0 : 10.0.0.1 . 8080');
       expect(() => t.run('add rule ip wtt c bogus', 'bad rule')).toThrow(NftError);
       expect(t.drop()).toBe(true);

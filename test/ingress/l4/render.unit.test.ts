@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { maglevTable } from '../../../ingress/balance/maglev';
-import { addrPortHex, bucketHex, chooseSize, decodeAddrPort, programmedSizes, renderService, validateServices, type L4Service } from '../../../ingress/l4/render';
+import { addrPortHex, bucketHex, chooseSize, diffBuckets, toBuckets, decodeAddrPort, programmedSizes, renderService, validateServices, type L4Service } from '../../../ingress/l4/render';
 
 const ep = (ip: string, port = 8080) => ({ key: `${ip}:${port}`, ip, port, host: 'h', rack: 'r', datacenter: 'd', containerId: ip });
 const svc = (over: Partial<L4Service> = {}): L4Service => ({ name: 's', port: 80, protocol: 'tcp', affinity: 'none', endpoints: [ep('10.0.0.1'), ep('10.0.0.2')], ...over });
@@ -10,8 +10,17 @@ describe('L4 render', () => {
     const keys = ['10.0.0.1:8080', '10.0.0.2:8080'];
     const r = renderService(svc(), 211, keys);
     const t = maglevTable(keys, 211);
-    expect(r.map.elements.size).toBe(211);
-    for (let i = 0; i < 211; i++) expect(decodeAddrPort(r.map.elements.get(bucketHex(i))!)).toEqual({ ip: keys[t[i]].split(':')[0], port: 8080 });
+    const { del, add } = diffBuckets(undefined, r.map.buckets);
+    expect(del).toEqual([]);
+    expect(add).toHaveLength(211);
+    for (const [k, v] of add) expect(decodeAddrPort(v)).toEqual({ ip: keys[t[Buffer.from(k, 'hex').readUInt32LE(0)]].split(':')[0], port: 8080 });
+    // listed back from the kernel, the same buckets diff to nothing
+    expect(diffBuckets(toBuckets(new Map(add), 211), r.map.buckets)).toEqual({ del: [], add: [] });
+    // one backend less: only buckets that change are deleted and added
+    const one = renderService(svc(), 211, keys.slice(0, 1));
+    const d = diffBuckets(r.map.buckets, one.map.buckets);
+    expect(d.del.length).toBe(d.add.length);
+    expect(d.add.length).toBe([...t].filter((x) => x === 1).length);
     expect(bucketHex(1)).toBe('01000000');
     expect(addrPortHex('10.0.0.1', 8080)).toBe('0a0000011f900000');
     expect(r.chain.rules[0]).toContain('jhash ip saddr . tcp sport mod 211');
