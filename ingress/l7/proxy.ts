@@ -83,8 +83,23 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     server.removeAllListeners('connection');
     const listener: Listener = { port: l.port, server, httpConnection, trusted, table: this.tables.get(l.port) ?? emptyRouteTable };
     server.on('connection', (socket: Socket) => this.onConnection(listener, socket));
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(listener, req, res));
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(listener, req, socket, head));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      // A throwing picker or metrics sink must cost one request, not the process.
+      try {
+        this.onRequest(listener, req, res);
+      } catch (err) {
+        this.logger.error({ err, url: req.url }, 'L7 request handling failed');
+        reply(res, 500, 'weft ingress: internal error\n', true);
+      }
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      try {
+        this.onUpgrade(listener, req, socket, head);
+      } catch (err) {
+        this.logger.error({ err, url: req.url }, 'L7 upgrade handling failed');
+        replyRaw(socket, 500, 'weft ingress: internal error\n');
+      }
+    });
     server.on('clientError', (err: ParseError, socket: Duplex) => this.onClientError(err, socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -377,3 +377,15 @@ describe('L7 proxy: metrics and access log', () => {
     expect(lines.filter((l) => l.msg === 'request')).toEqual([]);
   });
 });
+
+describe('L7 proxy: faults in its collaborators', () => {
+  it('answers 500 when the picker throws, and keeps serving', async () => {
+    const b = await backend('b');
+    const broken = { pick: () => { throw new Error('picker bug'); } };
+    const p = await proxy([route('broken', broken, { pathPrefix: '/broken' }), route('fine', new RecordingPicker([b.ep]))]);
+    const a = await send(`${p.url}/broken`);
+    expect(a.status).toBe(500);
+    expect(a.body).toBe('weft ingress: internal error\n');
+    expect((await send(`${p.url}/ok`)).body).toBe('b');
+  });
+});
