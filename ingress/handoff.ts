@@ -42,10 +42,10 @@ export type Offer = {
 
 export type OfferedListener = { port: number; host: string; fd: number };
 
-/** A handover that cannot happen; `code` is the errno of the failed call, or EPROTO for an answer that makes no sense. */
+/** A handover that cannot happen; `errno` is the failed call's, or EPROTO for an answer that makes no sense. */
 export class HandoffError extends WeftError {
-  constructor(code: `E${string}`, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  constructor(readonly errno: `E${string}`, message: string, options?: { cause?: unknown }) {
+    super('WEFT_INGRESS_HANDOFF', message, options);
     this.name = 'HandoffError';
   }
 }

@@ -24,7 +24,6 @@
 import { ensurePrivateDir, ensureCredentials, IdentityError, loadCredentials, channelCredentials, type Credentials } from '../controller/api/client/credentials';
 import { connectController, isTransient, type ControllerClient } from '../controller/api/client/client';
 import { backoff, sleep } from '../controller/api/client/backoff';
-import { WeftError } from '../controller/common/errors';
 import { createHttpServer, listenHttp } from '../controller/common/http';
 import type { Logger } from '../controller/common/log';
 import type { IngressConfig } from './config';
@@ -45,12 +44,8 @@ export type RunningIngress = {
 
 export type IngressStartOptions = { logger: Logger; version: string; signal?: AbortSignal };
 
-export class StartAborted extends WeftError {
-  constructor() {
-    super('WEFT_START_ABORTED', 'a signal stopped the ingress before it was running');
-    this.name = 'StartAborted';
-  }
-}
+import { StartAborted } from '../controller/common/command';
+export { StartAborted };
 
 type Undo = Array<() => void | Promise<void>>;
 
@@ -247,7 +242,7 @@ async function establishIdentity(config: IngressConfig, log: Logger, signal: Abo
   }
   const delays = backoff();
   for (;;) {
-    if (signal?.aborted) throw new StartAborted();
+    if (signal?.aborted) throw new StartAborted('the ingress');
     try {
       const c = await ensureCredentials({
         server: config.server, hostName: config.name, stateDir: config.stateDir, role: 'ingress',

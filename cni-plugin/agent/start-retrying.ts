@@ -3,20 +3,15 @@
 // start is aborted by a signal (StartAborted, which `weft agent` treats as a
 // clean stop).
 import { backoff, sleep } from '../../controller/api/client/backoff';
-import { WeftError } from '../../controller/common/errors';
 import type { Logger } from '../../controller/common/log';
 
-export class StartAborted extends WeftError {
-  constructor() {
-    super('WEFT_START_ABORTED', 'start aborted by a signal');
-    this.name = 'StartAborted';
-  }
-}
+import { StartAborted } from '../../controller/common/command';
+export { StartAborted };
 
 export async function retrying<T>(what: string, fn: () => Promise<T>, transient: (e: unknown) => boolean, log: Logger, signal?: AbortSignal): Promise<T> {
   const delays = backoff({ initialMs: 500, maxMs: 10_000 });
   for (;;) {
-    if (signal?.aborted) throw new StartAborted();
+    if (signal?.aborted) throw new StartAborted('the agent');
     try {
       return await fn();
     } catch (err) {

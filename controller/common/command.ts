@@ -3,6 +3,7 @@
 // for daemons the shutdown signal (a second signal exits at once).
 import type { Logger } from './log';
 import { ConfigError } from './config-sources';
+import { WeftError } from './errors';
 
 export type Loaded<T> = { config: T } | { exit: number };
 
@@ -57,4 +58,12 @@ export async function stopOnSignal(log: Pick<Logger, 'info' | 'error'>, s: NodeJ
   await stop();
   setTimeout(() => process.exit(0), 200).unref();
   return 0;
+}
+
+/** A signal arrived while a daemon was still starting (waiting for the controller, retrying a phase): stop quietly, exit 0. */
+export class StartAborted extends WeftError {
+  constructor(role = 'the process') {
+    super('WEFT_START_ABORTED', `a signal stopped ${role} before it was running`);
+    this.name = 'StartAborted';
+  }
 }

@@ -54,6 +54,8 @@ export const CODES = {
   WEFT_IPTABLES_RESTORE_FAILED: 'iptables-restore refused a rule set; `line` and `table` say where (IptablesRestoreError)',
   WEFT_IPTABLES_EXEC_FAILED: 'iptables-save or iptables-restore could not run (IptablesExecError)',
   WEFT_START_ABORTED: 'a signal stopped the agent before it was running (StartAborted)',
+  WEFT_SERVICE_PORT_CONFLICT: 'a tcp/udp port number or an http route already belongs to another service; `other` names it (ServicePortConflictError; gRPC ALREADY_EXISTS)',
+  WEFT_INGRESS_HANDOFF: 'handing the listening sockets from a running ingress to a new one failed; the old one keeps serving (HandoffError)',
 } as const satisfies Record<`WEFT_${string}`, string>;
 
 /** A documented code: one of CODES, a CNI refusal, or an errno name. */

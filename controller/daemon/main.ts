@@ -57,7 +57,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
     const serving = await serverCertFor(config.dataDir, names, { ca });
     if (serving.renewed) log.info({ reason: serving.renewed, names, notAfter: serving.notAfter.toISOString() }, 'wrote serving certificate');
 
-    const store = await openStore(config.storeUrl);
+    const store = await openStore(config.storeUrl, { sqlite: { logger: log } });
     undo.push(() => store.close());
     const created = await initClusterConfig(store);
     if (created) {
@@ -216,7 +216,9 @@ function leaderReclaimer(store: Store, log: Logger) {
 const headerIdentity: IdentityFn = (call) => {
   const v = (call as unknown as grpc.ServerUnaryCall<unknown, unknown>).metadata?.get('x-weft-host')[0];
   if (typeof v !== 'string' || v === '') return null;
-  return v === ADMIN_NAME ? 'admin' : { host: v };
+  if (v === ADMIN_NAME) return 'admin';
+  // The same spelling the API tests use: "ingress:<name>" is the read-only ingress kind, not a host of that name.
+  return v.startsWith('ingress:') ? { ingress: v.slice('ingress:'.length) } : { host: v };
 };
 
 function endWatchesOn(store: Store, signal: AbortSignal): Store {

@@ -1,6 +1,6 @@
 // Service records at /weft/services/<name>: what the ingress exposes and
 // which endpoints (by label selector) serve it.
-import { WeftError, type WeftCode } from '../common/errors';
+import { WeftError } from '../common/errors';
 import type { Store } from '../store/types';
 import { CAS_ATTEMPTS, deleteRecord, listNamed, num, parseNamedRecord, str, strList, strMap } from './json';
 import { RegistryContentionError } from './errors';
@@ -36,8 +36,7 @@ export const SERVICES_GUARD_KEY = '/weft/service-ports-guard';
 /** A port number, or an http route, that another service already has (ALREADY_EXISTS). */
 export class ServicePortConflictError extends WeftError {
   constructor(message: string, readonly field: string, readonly other: string) {
-    // Not yet listed in common/errors.ts CODES (another owner's file); the cast goes once it is.
-    super('WEFT_SERVICE_PORT_CONFLICT' as WeftCode, message);
+    super('WEFT_SERVICE_PORT_CONFLICT', message);
     this.name = 'ServicePortConflictError';
   }
 }

@@ -20,7 +20,9 @@ import {
 import { PermissionError, UnauthenticatedError } from '../../controller/service/status';
 import { StoreUrlError } from '../../controller/store/index';
 import { CompactedError, LeaseNotFoundError, StoreUnavailableError } from '../../controller/store/types';
-import { StartAborted } from '../../cni-plugin/agent/main';
+import { StartAborted } from '../../controller/common/command';
+import { ServicePortConflictError } from '../../controller/registry/services';
+import { HandoffError } from '../../ingress/handoff';
 import { CNI_ERR, CniError } from '../../cni-plugin/cni/types';
 import { EthtoolError } from '../../dataplane/ethtool';
 import { IptablesExecError, IptablesRestoreError } from '../../dataplane/iptables/restore';
@@ -41,7 +43,7 @@ function everyError(): WeftError[] {
     new CorruptRecordError('k', 'x'), new RegistryContentionError('x'),
     new StoreUnavailableError('x'), new CompactedError(1, 2), new LeaseNotFoundError('x'),
     new IptablesRestoreError({ tool: 'iptables-restore', exitCode: 1, stderr: '', document: '' }), new IptablesExecError('iptables-save', 1, ''),
-    new StartAborted(),
+    new StartAborted(), new ServicePortConflictError('x', 'f', 'other'), new HandoffError('EPROTO', 'x'),
     new CniError(CNI_ERR.INVALID_CONFIG, 'x'),
     new NetlinkError(17, 'x'), new EthtoolError(95, 'x'), new SysctlError('k', 'EACCES', 'write'), new SysctlNotFoundError('k'),
   ];
