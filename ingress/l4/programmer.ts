@@ -22,7 +22,7 @@ import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NFPROTO_IPV4, setElemMessages, type BatchMsg } from '../../dataplane/nftables/wire';
 import { openNftTable, type NftTable } from '../../dataplane/nftables/table';
 import {
-  baseChains, chooseSize, decodeAddrPort, diffBuckets, toBuckets, type Buckets, endpointKeys, programmedSizes, renderService, serviceCacheKey, unchanged, validateAddresses,
+  baseChains, chooseSize, decodeAddrPort, diffBuckets, toBuckets, type Buckets, endpointKeys, programmedSizes, renderService, serviceCacheKey, unchanged, serviceId, validateAddresses,
   validateEndpoints, validateService,
   validateTableName, vmapDecls, vmapElements, type Elements, type L4Service, type RenderedService, type SourceNat,
 } from './render';
@@ -79,7 +79,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
   let ct: Handle | undefined;
   let view: View | undefined;
   // rendered service ports by `<proto>:<port>`: an unchanged one is neither rendered nor diffed again
-  let rendered = new Map<string, RenderedService>();
+  let rendered = new Map<number, RenderedService>();
   let queue: Promise<unknown> = Promise.resolve();
   const base = baseChains(opts.sourceNat);
   const vmapDecl = vmapDecls();
@@ -120,7 +120,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     // ---- render ----
     const chains = new Map(base);
     const backends = new Map<string, { decl: string; buckets: Buckets; udp: boolean }>();
-    const nextRendered = new Map<string, RenderedService>();
+    const nextRendered = new Map<number, RenderedService>();
     let elements = 0;
     let vmapDirty = !vmapsOk;
     const udpWanted = new Set<string>();
@@ -131,11 +131,11 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         if (ap) udpHad.add(`${ap.ip}:${ap.port}`);
       }
     };
-    const seen = new Map<string, string>();
+    const seen = new Map<number, string>();
     for (const s of services) {
       // every check runs before anything is sent; endpoints only when they differ from what was programmed
       validateService(s, seen);
-      const id = `${s.protocol}:${s.port}`;
+      const id = serviceId(s);
       const prev = rendered.get(id);
       const n = s.endpoints.length;
       if (n === 0) continue; // nothing to send to: the port is left to the host
@@ -144,7 +144,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       else {
         validateEndpoints(s);
         const keys = endpointKeys(s);
-        const size = chooseSize(prev ? prev.size : (sizes ??= programmedSizes(v.chains.keys())).get(id), keys.length);
+        const size = chooseSize(prev ? prev.size : (sizes ??= programmedSizes(v.chains.keys())).get(`${s.protocol}:${s.port}`), keys.length);
         r = prev && prev.cacheKey === serviceCacheKey(s, size, keys) ? prev : renderService(s, size, keys, addresses);
         if (r.names.chain !== prev?.names.chain) vmapDirty = true;
       }
@@ -192,6 +192,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     };
     for (const [name, m] of backends) {
       const cur = v.backends.get(name);
+      if (cur === m.buckets) continue; // the same rendering as last time: nothing to compare
       const { del, add } = diffBuckets(cur, m.buckets);
       if (del.length === 0 && add.length === 0) continue;
       if (!cur) {

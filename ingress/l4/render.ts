@@ -135,13 +135,18 @@ function checkPort(what: string, p: unknown): void {
   if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw new InvalidArgumentError(`L4 ingress: ${what} ${String(p)} is not a port (1-65535)`, { field: 'port' });
 }
 
+/** A service port's identity as a number (no string to build per service per sync): the port, plus 65536 for UDP. */
+export function serviceId(s: Pick<L4Service, 'protocol' | 'port'>): number {
+  return s.protocol === 'udp' ? 65536 + s.port : s.port;
+}
+
 /** The checks of one service's own fields (not its endpoints): cheap, run on every sync. */
-export function validateService(s: L4Service, seen: Map<string, string>): void {
+export function validateService(s: L4Service, seen: Map<number, string>): void {
   if (!s || typeof s.name !== 'string' || s.name === '') throw new InvalidArgumentError('L4 ingress: a service has no name', { field: 'name' });
   if (!PROTOCOLS.includes(s.protocol)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: protocol "${String(s.protocol)}" is not tcp or udp`, { field: 'protocol' });
   if (s.affinity !== 'none' && s.affinity !== 'client-ip') throw new InvalidArgumentError(`L4 ingress: service ${s.name}: affinity "${String(s.affinity)}" is not none or client-ip`, { field: 'affinity' });
   checkPort(`service ${s.name}: port`, s.port);
-  const k = `${s.protocol}:${s.port}`;
+  const k = serviceId(s);
   const other = seen.get(k);
   if (other !== undefined) throw new InvalidArgumentError(`L4 ingress: services ${other} and ${s.name} both listen on ${s.protocol} port ${s.port}`, { field: 'port' });
   seen.set(k, s.name);
@@ -158,7 +163,7 @@ export function validateEndpoints(s: L4Service): void {
 
 /** Every input check, before anything is rendered or sent: a bad service fails the whole sync and the kernel keeps what it had. */
 export function validateServices(services: readonly L4Service[]): void {
-  const seen = new Map<string, string>();
+  const seen = new Map<number, string>();
   for (const s of services) {
     validateService(s, seen);
     validateEndpoints(s);
@@ -184,6 +189,10 @@ export type RenderedService = {
   size: number;
   /** Sorted endpoint keys it was rendered from. */
   keys: string[];
+  /** keys[i] split: compared in place of building `ip:port` strings again. */
+  ips: string[];
+  ports: number[];
+  keyIndex?: Map<string, number>;
   /** Its elements in the vmaps: [map, key hex]. */
   vmapKeys: Array<[string, string]>;
   names: ServiceNames;
@@ -204,12 +213,26 @@ export function unchanged(r: RenderedService | undefined, s: L4Service, size: nu
   if (!r || r.size !== size || r.port !== s.port || r.protocol !== s.protocol || r.affinity !== s.affinity) return false;
   const eps = s.endpoints;
   if (eps.length !== r.keys.length) return false;
-  for (let i = 0; i < eps.length; i++) {
+  let inOrder = true;
+  for (let i = 0; i < eps.length && inOrder; i++) {
     const e = eps[i];
-    if (!e || e.key !== r.keys[i] || e.key !== `${e.ip}:${e.port}`) return false;
+    if (!e || e.ip !== r.ips[i] || e.port !== r.ports[i]) inOrder = false;
+  }
+  if (inOrder) return true;
+  // the same endpoints in another order: each key once, each one known
+  r.keyIndex ??= new Map(r.keys.map((k, i) => [k, i]));
+  if (seenStamp.length < eps.length) seenStamp = new Uint32Array(eps.length * 2);
+  stamp = (stamp + 1) >>> 0 || 1;
+  for (const e of eps) {
+    const i = e ? r.keyIndex.get(e.key) : undefined;
+    if (i === undefined || seenStamp[i] === stamp || e.ip !== r.ips[i] || e.port !== r.ports[i]) return false;
+    seenStamp[i] = stamp;
   }
   return true;
 }
+
+let seenStamp = new Uint32Array(64);
+let stamp = 0;
 
 /** Sorted, distinct endpoint keys (ip:port) of a service; one pass when they come sorted (endpointsOf sorts them). */
 export function endpointKeys(s: L4Service): string[] {
@@ -240,6 +263,8 @@ export function renderService(s: L4Service, size: number, keys: string[], addres
     affinity: s.affinity,
     size,
     keys,
+    ips: keys.map((k) => k.slice(0, k.lastIndexOf(':'))),
+    ports: keys.map((k) => Number(k.slice(k.lastIndexOf(':') + 1))),
     vmapKeys: addresses.length === 0 ? [[`${s.protocol}_any`, portHex(s.port)]] : addresses.map((a) => [`${s.protocol}_svc`, addrPortHex(a, s.port)]),
     names,
     chain: chain('', [rule]),

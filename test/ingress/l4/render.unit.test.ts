@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { maglevTable } from '../../../ingress/balance/maglev';
-import { addrPortHex, bucketHex, chooseSize, diffBuckets, toBuckets, decodeAddrPort, programmedSizes, renderService, validateServices, type L4Service } from '../../../ingress/l4/render';
+import { addrPortHex, bucketHex, chooseSize, diffBuckets, toBuckets, unchanged, decodeAddrPort, programmedSizes, renderService, validateServices, type L4Service } from '../../../ingress/l4/render';
 
 const ep = (ip: string, port = 8080) => ({ key: `${ip}:${port}`, ip, port, host: 'h', rack: 'r', datacenter: 'd', containerId: ip });
 const svc = (over: Partial<L4Service> = {}): L4Service => ({ name: 's', port: 80, protocol: 'tcp', affinity: 'none', endpoints: [ep('10.0.0.1'), ep('10.0.0.2')], ...over });
@@ -25,6 +25,17 @@ describe('L4 render', () => {
     expect(addrPortHex('10.0.0.1', 8080)).toBe('0a0000011f900000');
     expect(r.chain.rules[0]).toContain('jhash ip saddr . tcp sport mod 211');
     expect(renderService(svc({ affinity: 'client-ip' }), 211, keys).chain.rules[0]).toContain('jhash ip saddr mod 211');
+  });
+
+  it('sees an unchanged service in any endpoint order, and a duplicate or swapped endpoint as a change', () => {
+    const keys = ['10.0.0.1:8080', '10.0.0.2:8080'];
+    const r = renderService(svc(), 211, keys);
+    expect(unchanged(r, svc(), 211)).toBe(true);
+    expect(unchanged(r, svc({ endpoints: [ep('10.0.0.2'), ep('10.0.0.1')] }), 211)).toBe(true);
+    expect(unchanged(r, svc({ endpoints: [ep('10.0.0.2'), ep('10.0.0.2')] }), 211)).toBe(false);
+    expect(unchanged(r, svc({ endpoints: [ep('10.0.0.1'), ep('10.0.0.3')] }), 211)).toBe(false);
+    expect(unchanged(r, svc(), 307)).toBe(false);
+    expect(unchanged(r, svc({ affinity: 'client-ip' }), 211)).toBe(false);
   });
 
   it('keeps the programmed table size while it still fits, so one backend less does not remap every flow', () => {
