@@ -506,7 +506,7 @@ export type IngressLab = {
   service(args: string[]): Promise<string>;
   /** the `weft ingress --server … --token … --ca-cert-hash …` line `weft token create --role ingress` printed */
   ingressJoinLine(): string;
-  /** `weft ingress` in the edge namespace with the printed line plus the edge's place and paths; resolves once its metrics answer */
+  /** `weft ingress` in the edge namespace with the printed line plus the edge's place and paths; resolves once /readyz answers 200 */
   startIngress(extraArgs?: string[], opts?: { takeover?: boolean; logName?: string }): Promise<Ingress>;
 
   /** from the client namespace */
@@ -678,11 +678,11 @@ async function build(lab: Lab, dir: string, o: IngressLabOptions): Promise<Ingre
       proc, logFile, args,
       metrics: async () => (await httpIn(edge.netns, `http://127.0.0.1:${INGRESS_METRICS_PORT}/metrics`)).body,
     };
-    await waitFor('the ingress to serve its metrics', async () => {
+    await waitFor('the ingress to be ready (/readyz)', async () => {
       if (proc.exited) throw new GiveUp(`weft ingress exited: ${tail(logFile)}`);
-      // a takeover's metrics answer only once the old process let go of the port, so this also means the handover happened
-      const m = await httpIn(edge.netns, `http://127.0.0.1:${INGRESS_METRICS_PORT}/metrics`);
-      return m.status === 200 && (!opts.takeover || ownsMetricsPort(edge.netns, proc.pid));
+      // during a takeover both processes may hold the metrics socket; the old one answers 503 (handed over)
+      const r = await httpIn(edge.netns, `http://127.0.0.1:${INGRESS_METRICS_PORT}/readyz`);
+      return r.status === 200 && (!opts.takeover || ownsMetricsPort(edge.netns, proc.pid));
     }, 30_000);
     return ing;
   };
