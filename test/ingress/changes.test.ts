@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tail } from '../e2e/cluster';
 import { waitFor } from '../helpers/wait';
 import {
-  BACKEND_HTTP_PORT, EDGE_IP, createIngressLab, labName, metricSum, samples, weftHasIngress, type Backend, type Ingress, type IngressLab,
+  BACKEND_HTTP_PORT, EDGE_IP, createIngressLab, labName, metricSum, samples, type Backend, type Ingress, type IngressLab,
 } from './lab';
 
 const WEB = 80;
@@ -22,10 +22,8 @@ const WEB_SERVICE = ['create', 'web', '--port', `${WEB}:${BACKEND_HTTP_PORT}/htt
 
 let il: IngressLab;
 let ingress: Ingress;
-const hasIngress = weftHasIngress();
 
 beforeAll(async () => {
-  if (!hasIngress) return;
   il = await createIngressLab({ name: labName('ingc') });
   await il.service(WEB_SERVICE);
   ingress = await il.startIngress(INGRESS_ARGS);
@@ -69,7 +67,7 @@ function failRate(s: { ok: number; failed: number }): number {
   return s.failed / (s.ok + s.failed);
 }
 
-describe.skipIf(!hasIngress)('weft ingress: changes under load', () => {
+describe('weft ingress: changes under load', () => {
   it('loses fewer than 0.1% of requests when a backend is killed', async () => {
     const load = await il.load({ port: WEB, concurrency: 8, timeoutMs: 5000 });
     await load.more(3000);

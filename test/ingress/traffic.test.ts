@@ -17,7 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tail } from '../e2e/cluster';
 import { waitFor } from '../helpers/wait';
 import {
-  BACKEND_ECHO_PORT, BACKEND_HTTP_PORT, CLIENT_IP, EDGE_IP, createIngressLab, labName, metricSum, weftHasIngress, type Ingress, type IngressLab,
+  BACKEND_ECHO_PORT, BACKEND_HTTP_PORT, CLIENT_IP, EDGE_IP, createIngressLab, labName, metricSum, type Ingress, type IngressLab,
 } from './lab';
 
 const HEADER_TIMEOUT_MS = 1000;
@@ -29,10 +29,8 @@ const ECHO = 9000; // tcp and udp, kernel DNAT
 let il: IngressLab;
 let ingress: Ingress;
 
-const hasIngress = weftHasIngress();
 
 beforeAll(async () => {
-  if (!hasIngress) return;
   il = await createIngressLab({ name: labName('ingt') });
   await il.service(['create', 'web', '--port', `${WEB}:${BACKEND_HTTP_PORT}/http`, '--selector', 'app=web', '--health-path', '/healthz']);
   await il.service(['create', 'pp', '--port', `${PP}:${BACKEND_HTTP_PORT}/http`, '--selector', 'app=web', '--rack-policy', 'any', '--proxy-protocol']);
@@ -58,7 +56,7 @@ afterAll(async () => {
 const r1 = () => il.backends.filter((b) => b.rack === 'r1');
 const names = (bs: { name: string }[]) => bs.map((b) => b.name).sort();
 
-describe.skipIf(!hasIngress)('weft ingress: traffic', () => {
+describe('weft ingress: traffic', () => {
   it('serves L7 with X-Forwarded-For and PROXY v2, and L4 TCP and UDP with the client address as the peer', async () => {
     const l7 = await il.httpGet(`http://${EDGE_IP}:${WEB}/a`);
     expect(l7.status).toBe(200);
