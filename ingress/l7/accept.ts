@@ -17,11 +17,14 @@ export class ConnectionGate {
   constructor(
     private readonly max: number,
     private readonly metrics: ProxyMetrics,
+    /** After every close: a drain resolves when the last connection is gone. */
+    onClosed: () => void = () => {},
   ) {
     const gate = this;
     this.onClose = function (this: Socket) {
       gate.count--;
       gate.sockets.delete(this);
+      onClosed();
     };
   }
 

@@ -4,6 +4,7 @@
 // undici dispatch handler, and the response's listeners are shared functions
 // that find it through a symbol, so a request allocates no closures.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import { InvalidArgumentError } from '../../controller/common/errors';
@@ -24,8 +25,8 @@ export interface ExchangeContext {
   readonly maxRequestBodyBytes: number | undefined;
   /** 0: no access log; 1: every request. */
   readonly accessLogRate: number;
-  /** Listeners are closed: tell keep-alive clients to go (Connection: close). */
-  readonly closing: boolean;
+  /** Tell this connection's client to go (Connection: close): the proxy is stopping, or the port is closed. */
+  closes(socket: Socket | null): boolean;
   exchangeStarted(): void;
   exchangeEnded(): void;
 }
@@ -85,7 +86,7 @@ export class Exchange implements Dispatcher.DispatchHandlers {
   start(): void {
     const lease = this.route.picker.pick({ clientIp: this.client.source.ip });
     if (lease === undefined) {
-      reply(this.res, 503, noBackendBody(this.route.service), this.ctx.closing);
+      reply(this.res, 503, noBackendBody(this.route.service), this.ctx.closes(this.req.socket));
       return;
     }
     this.lease = lease;
@@ -145,7 +146,7 @@ export class Exchange implements Dispatcher.DispatchHandlers {
     this.status = statusCode;
     this.resumeUpstream = resume;
     try {
-      const headers = forwardResponseHeaders(rawHeaders, this.ctx.closing);
+      const headers = forwardResponseHeaders(rawHeaders, this.ctx.closes(this.req.socket));
       if (statusText) this.res.writeHead(statusCode, statusText, headers);
       else this.res.writeHead(statusCode, headers);
     } catch (err) {
@@ -208,7 +209,7 @@ export class Exchange implements Dispatcher.DispatchHandlers {
     }
     this.status = f.status;
     const body = f.status === 504 ? upstreamTimeoutBody(this.route.service, f.why) : upstreamFailedBody(this.route.service, f.why);
-    reply(this.res, f.status, body, this.ctx.closing);
+    reply(this.res, f.status, body, this.ctx.closes(this.req.socket));
   }
 
   private retryable(): boolean {

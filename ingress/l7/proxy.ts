@@ -4,7 +4,8 @@
 // limit and the PROXY header come first, then the socket goes to Node's
 // own connection handler, which gives us its parser, keep-alive and
 // header/request/idle timeouts. Requests are Exchange objects, upgrades
-// Tunnels.
+// Tunnels. Stopping closes connections one by one as each has nothing left to
+// wait for (drain.ts).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -13,6 +14,7 @@ import type { Logger } from '../../controller/common/log';
 import { noMetrics, type ProxyMetrics } from '../model';
 import { ConnectionGate, isTrusted, readProxyHeader, trustedSources } from './accept';
 import { clientAddresses, setClientAddresses } from './client';
+import { ConnectionDrain } from './drain';
 import { Exchange, type ExchangeContext } from './exchange';
 import { forwardRequestHeaders } from './headers';
 import { badRequestBody, bodyTooLargeBody, noRouteBody, reply, replyRaw } from './replies';
@@ -43,8 +45,10 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
   readonly maxRequestBodyBytes: number | undefined;
   readonly connectTimeoutMs: number;
   closing = false;
+  private draining = false;
 
   private readonly gate: ConnectionGate;
+  private readonly conns: ConnectionDrain;
   private readonly byPort = new Map<number, Listener[]>();
   private readonly tables = new Map<number, RouteTable>();
   private readonly routeEndpoints = new Map<number, Set<string> | undefined>();
@@ -61,7 +65,8 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     this.accessLogRate = rate;
     this.maxRequestBodyBytes = this.limits.maxRequestBodyBytes;
     this.connectTimeoutMs = this.limits.connectTimeoutMs;
-    this.gate = new ConnectionGate(this.limits.maxConnections, this.metrics);
+    this.gate = new ConnectionGate(this.limits.maxConnections, this.metrics, () => this.wakeIfIdle());
+    this.conns = new ConnectionDrain(this.limits.headerTimeoutMs);
     this.pools = new UpstreamPools({ connectTimeoutMs: this.limits.connectTimeoutMs, upstreamTimeoutMs: this.limits.upstreamTimeoutMs });
   }
 
@@ -84,6 +89,10 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     const listener: Listener = { port: l.port, server, httpConnection, trusted, table: this.tables.get(l.port) ?? emptyRouteTable };
     server.on('connection', (socket: Socket) => this.onConnection(listener, socket));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (!this.conns.requestStarted(req.socket, res)) {
+        req.socket.destroy();
+        return;
+      }
       // A throwing picker or metrics sink must cost one request, not the process.
       try {
         this.onRequest(listener, req, res);
@@ -138,8 +147,11 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
   }
 
   /**
-   * Stops accepting on one port's listeners and forgets its routes; requests
-   * already in flight there finish, idle keep-alive connections close now.
+   * Stops accepting on one port's listeners and forgets its routes; that
+   * port's connections are drained as drain() does, without a deadline:
+   * requests in flight finish (then the connection closes), idle keep-alive
+   * connections get a FIN now, connections yet to send a request get the
+   * grace.
    */
   async closePort(port: number): Promise<void> {
     const list = this.byPort.get(port);
@@ -150,8 +162,8 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     for (const l of list ?? []) {
       l.table = emptyRouteTable;
       if (l.server.listening) NetServer.prototype.close.call(l.server);
-      l.server.closeIdleConnections();
     }
+    this.conns.drain(this.gate.sockets, port);
   }
 
   listeners(): { port: number; host: string; fd: number }[] {
@@ -194,9 +206,18 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     await Promise.all(closing);
   }
 
+  /**
+   * Stops accepting, then closes each connection once it has nothing left to
+   * wait for (drain.ts): requests and tunnels in progress finish, idle
+   * keep-alive connections get a FIN at once, connections that have not sent
+   * a request yet get a short grace to send one. Resolves when no connection
+   * is left, or at `deadlineMs`, cutting whatever is still open.
+   */
   async drain(deadlineMs: number): Promise<void> {
     if (!this.closing) await this.stopAccepting();
-    if (this.active + this.tunnels.size > 0) {
+    this.draining = true;
+    this.conns.drain(this.gate.sockets);
+    if (!this.idle()) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
@@ -204,10 +225,10 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
       ]);
       clearTimeout(timer);
     }
-    const left = this.active + this.tunnels.size;
-    if (left > 0) this.logger.warn({ requests: this.active, tunnels: this.tunnels.size }, 'drain deadline passed; cutting what is left');
+    if (!this.idle()) {
+      this.logger.warn({ connections: this.gate.open, requests: this.active, tunnels: this.tunnels.size }, 'drain deadline passed; cutting what is left');
+    }
     for (const t of [...this.tunnels]) t.close();
-    // Idle keep-alive connections, and whatever the deadline cut.
     for (const s of [...this.gate.sockets]) s.destroy();
   }
 
@@ -243,8 +264,13 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     this.wakeIfIdle();
   }
 
+  /** No connection, request or tunnel is left. */
+  private idle(): boolean {
+    return this.gate.open === 0 && this.active === 0 && this.tunnels.size === 0;
+  }
+
   private wakeIfIdle(): void {
-    if (this.idleWaiters.length === 0 || this.active !== 0 || this.tunnels.size !== 0) return;
+    if (this.idleWaiters.length === 0 || !this.idle()) return;
     const w = this.idleWaiters;
     this.idleWaiters = [];
     for (const f of w) f();
@@ -252,8 +278,16 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
 
   // ---- the server's events
 
+  /** Connection: close on this connection's response: the proxy is stopping, or its port is closed. */
+  closes(socket: Socket | null): boolean {
+    return this.closing || this.conns.isDraining(socket);
+  }
+
   private onConnection(l: Listener, socket: Socket): void {
     if (!this.gate.admit(socket)) return;
+    this.conns.track(socket, l.port);
+    // Accepted while stopping (it was queued when the listener closed): drained from the start.
+    if (this.draining) this.conns.drain([socket]);
     if (l.trusted === undefined || !isTrusted(l.trusted, socket.remoteAddress)) {
       // An untrusted PROXY header reaches the HTTP parser as a malformed request: 400.
       l.httpConnection.call(l.server, socket);
@@ -264,6 +298,7 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
       this.limits.headerTimeoutMs,
       (h) => {
         if (h.source && h.destination) setClientAddresses(socket, { source: h.source, destination: h.destination });
+        this.conns.proxyHeaderRead(socket, h.length);
         l.httpConnection.call(l.server, socket);
         // Node's handler leaves a socket paused by us paused; the bytes after the header wait in it.
         socket.resume();
@@ -290,7 +325,7 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     const route = findRoute(l.table, host, path);
     if (route === undefined) {
       this.metrics.rejected('no-route');
-      reply(res, 404, noRouteBody(host, path), this.closing);
+      reply(res, 404, noRouteBody(host, path), this.closes(req.socket));
       return;
     }
     const max = this.maxRequestBodyBytes;
@@ -303,6 +338,10 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
   }
 
   private onUpgrade(l: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (!this.conns.upgraded(socket as Socket)) {
+      socket.destroy();
+      return;
+    }
     // A tunnel may be quiet for hours; the server's deadlines were for the request.
     (socket as Socket).setTimeout?.(0);
     const client = clientAddresses(req.socket);
