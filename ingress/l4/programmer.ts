@@ -118,12 +118,11 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     let sizes: Map<string, number> | undefined; // read from the chain names only for services not rendered yet
 
     // ---- render ----
-    const chains = new Map(base);
-    const backends = new Map<string, { decl: string; buckets: Buckets; udp: boolean }>();
-    const nextRendered = new Map<number, RenderedService>();
     let elements = 0;
-    let vmapDirty = !vmapsOk;
-    const udpWanted = new Set<string>();
+    // the view's chains, maps and vmaps are exactly what `rendered` says, unless a port came, went or switched chain
+    let structural = !vmapsOk;
+    const entries: Array<[number, RenderedService, boolean]> = [];
+    const touched: Array<[number, RenderedService]> = [];
     const udpHad = new Set<string>();
     const noteUdp = (b: Buckets | undefined) => {
       for (const val of b?.values ?? []) {
@@ -146,23 +145,33 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         const keys = endpointKeys(s);
         const size = chooseSize(prev ? prev.size : (sizes ??= programmedSizes(v.chains.keys())).get(`${s.protocol}:${s.port}`), keys.length);
         r = prev && prev.cacheKey === serviceCacheKey(s, size, keys) ? prev : renderService(s, size, keys, addresses);
-        if (r.names.chain !== prev?.names.chain) vmapDirty = true;
+        if (r.names.chain !== prev?.names.chain) structural = true;
+        if (r !== prev) touched.push([id, r]);
       }
-      if (nextRendered.has(id)) continue; // validateService refused a second one already
-      nextRendered.set(id, r);
-      chains.set(r.names.chain, r.chain);
-      backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp: s.protocol === 'udp' });
+      entries.push([id, r, s.protocol === 'udp']);
       elements += r.map.buckets.table.length;
-      if (s.protocol === 'udp') for (const k of r.keys) udpWanted.add(k);
     }
-    if (nextRendered.size !== rendered.size) vmapDirty = true; // a service port came or went
-    else for (const id of rendered.keys()) if (!nextRendered.has(id)) vmapDirty = true;
-    // the vmaps are rebuilt only when a service port came, went or switched chain
+    // same count and no new port: the same ports as last time
+    if (entries.length !== rendered.size) structural = true;
+    const udpWanted = () => {
+      const w = new Set<string>();
+      for (const [, r, udp] of entries) if (udp) for (const k of r.keys) w.add(k);
+      return w;
+    };
+    const chains = new Map(base);
+    const backends = new Map<string, { decl: string; buckets: Buckets; udp: boolean }>();
     let vmaps = v.vmaps;
-    if (vmapDirty) {
+    if (structural) {
+      for (const [, r, udp] of entries) {
+        chains.set(r.names.chain, r.chain);
+        backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp });
+      }
       vmaps = new Map();
       for (const name of vmapDecl.keys()) vmaps.set(name, new Map());
-      for (const r of nextRendered.values()) vmapElements(r, vmaps);
+      for (const [, r] of entries) vmapElements(r, vmaps);
+    } else {
+      // only the services that changed: their maps exist, their chains are the same
+      for (const [, r] of touched) backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp: r.protocol === 'udp' });
     }
     for (const e of vmaps.values()) elements += e.size;
 
@@ -175,14 +184,16 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const fill: Array<[name: string, add: Array<[string, string]>]> = [];
     const live: BatchMsg[] = [];
     let changed = 0;
-    if (!v.exists) a.push(`add table ${T}`);
-    for (const [name, decl] of vmapDecl) if (!v.vmaps.has(name)) a.push(`add map ${T} ${name} ${decl}`);
-    for (const [name, m] of backends) if (!v.backends.has(name)) a.push(`add map ${T} ${name} ${m.decl}`);
-    for (const [name, c] of chains) {
-      const have = v.chains.get(name);
-      if (sameList(have, c.comments)) continue;
-      a.push(have ? `flush chain ${T} ${name}` : `add chain ${T} ${name} ${c.decl}`);
-      c.rules.forEach((r, i) => a.push(`add rule ${T} ${name} ${r} comment "${c.comments[i]}"`));
+    if (structural) {
+      if (!v.exists) a.push(`add table ${T}`);
+      for (const [name, decl] of vmapDecl) if (!v.vmaps.has(name)) a.push(`add map ${T} ${name} ${decl}`);
+      for (const [name, m] of backends) if (!v.backends.has(name)) a.push(`add map ${T} ${name} ${m.decl}`);
+      for (const [name, c] of chains) {
+        const have = v.chains.get(name);
+        if (sameList(have, c.comments)) continue;
+        a.push(have ? `flush chain ${T} ${name}` : `add chain ${T} ${name} ${c.decl}`);
+        c.rules.forEach((r, i) => a.push(`add rule ${T} ${name} ${r} comment "${c.comments[i]}"`));
+      }
     }
     let moved = 0;
     const queue = (name: string, del: Array<[string]>, add: Array<[string, string]>) => {
@@ -205,14 +216,14 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       moved += add.length;
       queue(name, del, add);
     }
-    if (vmapDirty) {
+    if (structural) {
       for (const [name, want] of vmaps) {
         const { del, add } = diffElements(v.vmaps.get(name), want);
         queue(name, del, add);
       }
     }
-    const goneChains = [...v.chains.keys()].filter((c) => !chains.has(c));
-    const goneMaps = [...v.backends.keys(), ...v.vmaps.keys()].filter((m) => !backends.has(m) && !vmaps.has(m));
+    const goneChains = structural ? [...v.chains.keys()].filter((c) => !chains.has(c)) : [];
+    const goneMaps = structural ? [...v.backends.keys(), ...v.vmaps.keys()].filter((m) => !backends.has(m) && !vmaps.has(m)) : [];
     for (const c of goneChains) d.push(`flush chain ${T} ${c}`);
     for (const c of goneChains) d.push(`delete chain ${T} ${c}`);
     for (const m of goneMaps) d.push(`delete map ${T} ${m}`);
@@ -221,11 +232,19 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
 
     // UDP has no end: flows of a backend that is gone would follow it forever
     // (only maps that changed are looked at, so this costs what the change costs)
-    const udpGone = [...udpHad].filter((ep) => !udpWanted.has(ep));
+    const wanted = udpHad.size ? udpWanted() : new Set<string>();
+    const udpGone = [...udpHad].filter((ep) => !wanted.has(ep));
 
+    const commitRendered = () => {
+      if (structural) rendered = new Map(entries.map(([id, r]) => [id, r]));
+      else for (const [id, r] of touched) rendered.set(id, r);
+    };
     if (changed === 0) {
-      rendered = nextRendered;
-      if (vmapDirty) v.vmaps = vmaps;
+      commitRendered();
+      if (structural) {
+        v.vmaps = vmaps;
+        for (const [name, m] of backends) v.backends.set(name, m.buckets);
+      }
       vmapsOk = true;
       return { changed: 0, elements, ms: performance.now() - t0 };
     }
@@ -270,11 +289,16 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const tApplied = performance.now();
     const after = tbl.gen();
     if (after === ((gen + txns) >>> 0)) {
-      const nv: View = { gen: after, exists: true, chains: new Map(), vmaps, backends: new Map() };
-      for (const [name, c] of chains) nv.chains.set(name, c.comments);
-      for (const [name, m] of backends) nv.backends.set(name, m.buckets);
-      view = nv;
-      rendered = nextRendered;
+      if (structural) {
+        const nv: View = { gen: after, exists: true, chains: new Map(), vmaps, backends: new Map() };
+        for (const [name, c] of chains) nv.chains.set(name, c.comments);
+        for (const [name, m] of backends) nv.backends.set(name, m.buckets);
+        view = nv;
+      } else {
+        for (const [name, m] of backends) v.backends.set(name, m.buckets);
+        v.gen = after;
+      }
+      commitRendered();
       vmapsOk = true;
     } else {
       view = undefined; // someone else committed in between: the next sync lists again
