@@ -74,8 +74,8 @@ export class ConnectionDrain {
 
   /**
    * A request's headers are in. False when our FIN already went out on this
-   * connection (the request crossed it): no response can be written, and
-   * the caller destroys the connection; the client retries elsewhere.
+   * connection (the request crossed it): no response can be written; the
+   * client, which has our FIN, retries on a new connection.
    */
   requestStarted(socket: Socket, res: ServerResponse): boolean {
     const c = (socket as Tracked)[kConn];

@@ -90,7 +90,9 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     server.on('connection', (socket: Socket) => this.onConnection(listener, socket));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (!this.conns.requestStarted(req.socket, res)) {
-        req.socket.destroy();
+        // It crossed our FIN: unanswerable. Read it off (unread bytes would turn the close into a reset)
+        // and let the client, which has our FIN, close; the drain's linger timer cuts one that does not.
+        req.resume();
         return;
       }
       // A throwing picker or metrics sink must cost one request, not the process.
@@ -339,7 +341,7 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
 
   private onUpgrade(l: Listener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (!this.conns.upgraded(socket as Socket)) {
-      socket.destroy();
+      socket.resume(); // crossed our FIN, as in 'request'
       return;
     }
     // A tunnel may be quiet for hours; the server's deadlines were for the request.
