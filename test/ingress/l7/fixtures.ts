@@ -219,6 +219,8 @@ function dechunk(s: string): string | undefined {
 export class RawClient {
   readonly socket: Socket;
   data = '';
+  /** The proxy's FIN arrived (a clean close, where a reset would only set `error`). */
+  ended = false;
   closed = false;
   error: Error | undefined;
   private readonly connected: Promise<void>;
@@ -226,6 +228,7 @@ export class RawClient {
     this.socket = connect({ port, host, localAddress });
     this.connected = new Promise((resolve) => this.socket.once('connect', () => resolve()));
     this.socket.on('data', (d: Buffer) => (this.data += d.toString('latin1')));
+    this.socket.on('end', () => (this.ended = true));
     this.socket.on('error', (e) => (this.error = e));
     this.socket.on('close', () => (this.closed = true));
   }

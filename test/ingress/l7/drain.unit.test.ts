@@ -1,0 +1,174 @@
+// Draining the L7 proxy the way Go's http.Server.Shutdown does: no
+// connection is cut while its client may be about to use it, idle ones close
+// with a FIN, and drain ends as soon as nothing is left, or at its deadline.
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../helpers/wait';
+import { route, RawClient, RecordingPicker, startBackend, startProxy, type Backend, type Started } from './fixtures';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function backend(name: string, o?: Parameters<typeof startBackend>[1]): Promise<Backend> {
+  const b = await startBackend(name, o);
+  cleanups.push(() => b.close());
+  return b;
+}
+
+async function proxy(...args: Parameters<typeof startProxy>): Promise<Started> {
+  const p = await startProxy(...args);
+  cleanups.push(() => p.proxy.close());
+  return p;
+}
+
+function client(port: number): RawClient {
+  const c = new RawClient(port);
+  cleanups.push(() => c.destroy());
+  return c;
+}
+
+const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: a\r\n\r\n`;
+
+describe('L7 proxy: drain', () => {
+  it('serves a connection accepted before stopAccepting whose request comes 200 ms later, with Connection: close', async () => {
+    const b = await backend('b');
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))]);
+    const c = client(p.port);
+    await waitFor('the connection admitted', () => p.proxy.connections === 1);
+    await p.proxy.stopAccepting();
+    let drained = false;
+    const draining = p.proxy.drain(10_000).then(() => (drained = true));
+    // The client's own pace, the case under test: it writes well after the drain has looked at its connection.
+    setTimeout(() => void c.send(GET('/late')), 200);
+    const r = await c.response('the late request answered');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('b');
+    expect(r.headers.connection).toBe('close');
+    await c.waitClosed();
+    expect(c.error).toBeUndefined();
+    await draining;
+    expect(drained).toBe(true);
+    expect(b.requests.map((q) => q.url)).toEqual(['/late']);
+  });
+
+  it('closes an idle keep-alive connection with a FIN at once, even when the client is writing its next request right then', async () => {
+    const b = await backend('b');
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))]);
+    const c = client(p.port);
+    await c.send(GET('/1'));
+    expect((await c.response()).headers.connection).toBe('keep-alive');
+    c.data = '';
+    await p.proxy.stopAccepting();
+    // Written in the same tick as the drain starts: on loopback the bytes are in the proxy's receive queue,
+    // unread, when it closes the connection. Closing it outright would answer them with a reset.
+    c.socket.write(GET('/2'));
+    const t0 = Date.now();
+    await p.proxy.drain(10_000);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await c.waitClosed();
+    expect(c.ended).toBe(true);
+    expect(c.error).toBeUndefined();
+    // The crossing request is the client's to retry: it reached no backend and got no answer.
+    expect(c.data).toBe('');
+    expect(b.requests.map((q) => q.url)).toEqual(['/1']);
+    expect(p.proxy.connections).toBe(0);
+  });
+
+  it('resolves as soon as the last request is done, long before its deadline; idle connections do not hold it', async () => {
+    let answer!: () => void;
+    const b = await backend('b', { handler: (_req, res) => (answer = () => res.end('late')) });
+    const picker = new RecordingPicker([b.ep]);
+    const p = await proxy([route('svc', picker)]);
+    const idle = client(p.port);
+    await idle.send(GET('/idle'));
+    await waitFor('the first request at the backend', () => b.requests.length === 1);
+    answer();
+    await idle.response();
+    const busy = client(p.port);
+    await busy.send(GET('/slow'));
+    await waitFor('the slow request at the backend', () => b.requests.length === 2);
+
+    let drained = false;
+    const t0 = Date.now();
+    const draining = p.proxy.drain(60_000).then(() => (drained = true));
+    await idle.waitClosed();
+    expect(idle.ended).toBe(true);
+    expect(drained).toBe(false);
+    answer();
+    const r = await busy.response();
+    expect(r.body).toBe('late');
+    expect(r.headers.connection).toBe('close');
+    await draining;
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(p.proxy.connections).toBe(0);
+    expect(picker.open).toBe(0);
+  });
+
+  it('gives a connection that sends nothing the grace from its accept, then closes it with a FIN', async () => {
+    const b = await backend('b');
+    // The grace is min(header timeout, 5 s): 400 ms here.
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))], { limits: { headerTimeoutMs: 400 } });
+    const silent = client(p.port);
+    await waitFor('the connection admitted', () => p.proxy.connections === 1);
+    const t0 = Date.now();
+    await p.proxy.drain(10_000);
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(300);
+    expect(took).toBeLessThan(5000);
+    await silent.waitClosed();
+    expect(silent.ended).toBe(true);
+    expect(silent.error).toBeUndefined();
+  });
+
+  it('cuts at the deadline a connection still within its grace and a request still running', async () => {
+    const b = await backend('never', { handler: () => {} });
+    const picker = new RecordingPicker([b.ep]);
+    const p = await proxy([route('svc', picker)]);
+    const silent = client(p.port);
+    const slow = client(p.port);
+    await slow.send(GET('/never'));
+    await waitFor('the request at the backend', () => b.requests.length === 1 && p.proxy.connections === 2);
+    const t0 = Date.now();
+    await p.proxy.drain(200);
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(150);
+    // The default grace is 5 s: the deadline, not the grace, ended it.
+    expect(took).toBeLessThan(4000);
+    await silent.waitClosed();
+    await slow.waitClosed();
+    expect(slow.data).toBe('');
+    await waitFor('the lease settled', () => picker.open === 0);
+    expect(p.metrics.inFlightTotal()).toBe(0);
+  });
+});
+
+describe('L7 proxy: closePort drains that port', () => {
+  it('answers the in-flight request with Connection: close and closes an idle connection with a FIN', async () => {
+    let answer!: () => void;
+    const b = await backend('b', {
+      handler: (req, res) => {
+        if (req.url === '/slow') answer = () => res.end('done');
+        else res.end('quick');
+      },
+    });
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))]);
+    const idle = client(p.port);
+    await idle.send(GET('/quick'));
+    expect((await idle.response()).headers.connection).toBe('keep-alive');
+    const busy = client(p.port);
+    await busy.send(GET('/slow'));
+    await waitFor('the slow request at the backend', () => b.requests.length === 2);
+
+    await p.proxy.closePort(0);
+    await idle.waitClosed();
+    expect(idle.ended).toBe(true);
+    expect(idle.error).toBeUndefined();
+    answer();
+    const r = await busy.response();
+    expect(r.body).toBe('done');
+    expect(r.headers.connection).toBe('close');
+    await busy.waitClosed();
+    await waitFor('no connection left', () => p.proxy.connections === 0);
+  });
+});
