@@ -3,6 +3,7 @@
 // programmer (ingress/l4), and per service port a BackendPool
 // (ingress/balance) with its HealthChecker (ingress/health). The only module
 // of the process that knows their constructors.
+import { closeSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import type { Logger } from '../controller/common/log';
 import { BackendPool, type PoolStatus } from './balance/pool';
@@ -59,10 +60,13 @@ export async function createParts(config: IngressConfig, metrics: IngressMetrics
       for (const l of reserved.splice(0)) await proxy.listen({ port: l.port, host: l.host, fd: l.fd, acceptProxyFrom: config.acceptProxyFrom });
     },
     setRoutes: (port, routes) => proxy.setRoutes(port, routes),
-    // The proxy has no way yet to close one port's listener: a port nobody uses keeps listening and answers
-    // every request with "no route" until the process restarts or is taken over.
-    closePort: async (port) => {
-      proxy.setRoutes(port, []);
+    // The port's listeners close (new connections are refused, and its port is free for a restart to bind);
+    // its open connections are drained.
+    async closePort(port) {
+      // A handed-over listener not adopted yet is only a descriptor here: adopt() must not open it later.
+      for (const l of reserved) if (l.port === port) closeFd(l.fd, log);
+      reserved = reserved.filter((l) => l.port !== port);
+      await proxy.closePort(port);
     },
     listening: () => [...new Set([...proxy.listeners(), ...reserved].map((l) => l.port))],
     listenerFds: () => proxy.listeners().filter((l) => l.fd >= 0),
@@ -127,6 +131,14 @@ function openL4(config: IngressConfig, log: Logger): { programmer: L4Programmer 
   }
 }
 
+/** Closes a descriptor nothing wraps yet. */
+function closeFd(fd: number, log: Logger): void {
+  try {
+    closeSync(fd);
+  } catch (err) {
+    log.warn({ err, fd }, 'cannot close a handed-over listener');
+  }
+}
 
 function poolAdapter(pool: BackendPool): RuntimePool {
   return {
