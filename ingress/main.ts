@@ -197,12 +197,9 @@ export async function startIngress(config: IngressConfig, opts: IngressStartOpti
           // The new process serves metrics on the same address now.
           if (keepL4) await closeHttp();
           await handoff?.close();
-          await parts.l7.stopAccepting();
-          // A connection accepted just before we stopped may not have sent its request yet, and the proxy's drain
-          // counts it as idle and cuts it: give such connections a moment to become requests, which drain waits for.
-          const grace = Math.min(1000, config.drainTimeoutMs);
-          await new Promise((r) => setTimeout(r, grace));
-          await parts.l7.drain(Math.max(0, config.drainTimeoutMs - grace));
+          // Stops accepting, then closes each connection once it has nothing left to wait for (a connection accepted
+          // just before gets a grace to send its request); ends early when none is left.
+          await parts.l7.drain(config.drainTimeoutMs);
           if (!keepL4) await parts.removeL4().catch((err: unknown) => log.error({ err }, 'cannot remove the L4 rules'));
           await runUndo(undo, log);
           log.info('stopped');
