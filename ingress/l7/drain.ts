@@ -63,7 +63,7 @@ export class ConnectionDrain {
   track(socket: Socket, port: number): void {
     const c: Conn = { owner: this, port, acceptedAt: performance.now(), served: 0, inProgress: 0, upgraded: false, restBytes: 0, drainingSince: 0, timer: undefined };
     (socket as Tracked)[kConn] = c;
-    socket.once('close', onSocketClose);
+    socket.on('close', onSocketClose);
   }
 
   /** The PROXY header took the first `bytes`; the HTTP stream starts after them. */
@@ -85,7 +85,7 @@ export class ConnectionDrain {
     clearTimeout(c.timer);
     c.timer = undefined;
     (res as TaggedResponse)[kResConn] = socket;
-    res.once('close', onResponseClose);
+    res.on('close', onResponseClose);
     return true;
   }
 
