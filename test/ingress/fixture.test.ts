@@ -108,6 +108,18 @@ describe('ingress lab (direct traffic)', () => {
     expect(s.latency?.p99).toBeGreaterThan(0);
   });
 
+  it('holds a rate when asked: 400 requests at 200/s take two seconds', async () => {
+    const b = il.backends[2];
+    const load = await il.load({ host: b.ip, port: BACKEND_HTTP_PORT, concurrency: 4, rate: 200 });
+    const t0 = Date.now();
+    await load.more(400);
+    const ms = Date.now() - t0;
+    const s = await load.stop();
+    expect(s.failed).toBe(0);
+    expect(ms).toBeGreaterThanOrEqual(1800);
+    expect(ms).toBeLessThan(6000);
+  });
+
   it('counts the failures when its backend is killed under load, and recovers when it is back', async () => {
     const b = il.backends[0];
     const load = await il.load({ host: b.ip, port: BACKEND_HTTP_PORT, concurrency: 4, timeoutMs: 2000 });
