@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     console.log(`NOTE: weft L7's added p99 (${r2(hw.p99.median - hd.p99.median)} ms) is inside direct's own p99 spread (${r2(hd.p99.p25)}..${r2(hd.p99.p75)} ms): the machine's noise is larger than the difference (load average ${loadavg().map((x) => r2(x)).join(', ')})`);
   }
   console.log('');
-  console.log(`Maglev, 1 of N backends removed, slots that moved besides the removed backend's: ${remaps.map((x) => `N=${x.n} (M=${x.size}) ${(100 * x.excess.median).toFixed(2)}% (max ${(100 * x.excess.max).toFixed(2)}%, the minimum move is ${(100 * x.necessary).toFixed(2)}%)`).join('; ')}`);
+  console.log(`Maglev, 1 of N backends removed, slots that moved besides the removed backend's: ${remaps.map((x) => `N=${x.n} (M=${x.size}) ${(100 * x.excess.median).toFixed(2)}% (max ${(100 * x.excess.max).toFixed(2)}%, the minimum move is ${(100 * x.necessary).toFixed(2)}%; a fresh table would move ${(100 * x.freshExcess.median).toFixed(2)}% more)`).join('; ')}`);
   if (l4.small && l4.large) {
     console.log(`L4 updates (measureL4Updates, ${L4_CHANGES} changes): 100 services x 10: p50 ${r2(l4.small.p50)} ms p99 ${r2(l4.small.p99)} ms (load ${r1(l4.small.loadMs)} ms); 10,000 x 10: p50 ${r2(l4.large.p50)} ms p99 ${r2(l4.large.p99)} ms (load ${r1(l4.large.loadMs)} ms)`);
   }
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     remap_excess: round(remap10.excess.median, 4),
     remap_excess_max: round(remap10.excess.max, 4),
     remap_n: remap10.n,
-    remap: remaps.map((x) => ({ n: x.n, size: x.size, excess_median: round(x.excess.median, 4), excess_max: round(x.excess.max, 4), necessary: round(x.necessary, 4) })),
+    remap: remaps.map((x) => ({ n: x.n, size: x.size, excess_median: round(x.excess.median, 4), excess_max: round(x.excess.max, 4), necessary: round(x.necessary, 4), fresh_excess_median: round(x.freshExcess.median, 4) })),
     l4_source_nat: l4SourceNat,
     notes: [weftNote, l4.note].filter(Boolean),
     rounds: ROUNDS,

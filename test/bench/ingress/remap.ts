@@ -5,7 +5,11 @@
 // affinity under L7): that is the excess, counted here as a fraction of the
 // table. The table size stays the same across the removal, as the ingress
 // keeps it (a new size remaps nearly everything).
-import { maglevSize, maglevTable } from '../../../ingress/balance/maglev';
+//
+// The ingress rebalances from the table in use (maglevRebalance), which is
+// what `excess` measures; `freshExcess` is what rebuilding a plain Maglev
+// table for the new set would have moved, for comparison.
+import { maglevRebalance, maglevSize, maglevTable } from '../../../ingress/balance/maglev';
 import { stats, type Stats } from '../weft/stats';
 
 export type Remap = {
@@ -17,6 +21,8 @@ export type Remap = {
   necessary: number;
   /** slots that changed although their backend stayed, as a fraction of the table */
   excess: Stats;
+  /** the same for a table rebuilt from scratch (plain Maglev) */
+  freshExcess: Stats;
 };
 
 /** Backend keys as the ingress names them: `ip:port`. */
@@ -30,19 +36,30 @@ export function remap(n: number, maxRemovals = 20): Remap {
   const before = maglevTable(keys, size);
   const step = Math.max(1, Math.floor(n / maxRemovals));
   const excess: number[] = [];
+  const freshExcess: number[] = [];
   const necessary: number[] = [];
+  const named = Array.from(before, (i) => keys[i]);
   for (let r = 0; r < n; r += step) {
     const kept = keys.filter((_, i) => i !== r);
-    const after = maglevTable(kept, size);
+    const after = maglevRebalance(named, kept);
+    const fresh = maglevTable(kept, size);
     let needed = 0;
     let extra = 0;
+    let freshExtra = 0;
     for (let s = 0; s < size; s++) {
       const was = keys[before[s]];
       if (was === keys[r]) needed++;
-      else if (kept[after[s]] !== was) extra++;
+      else {
+        if (kept[after[s]] !== was) extra++;
+        if (kept[fresh[s]] !== was) freshExtra++;
+      }
     }
     necessary.push(needed / size);
     excess.push(extra / size);
+    freshExcess.push(freshExtra / size);
   }
-  return { n, size, removals: excess.length, necessary: necessary.reduce((a, b) => a + b, 0) / necessary.length, excess: stats(excess) };
+  return {
+    n, size, removals: excess.length, necessary: necessary.reduce((a, b) => a + b, 0) / necessary.length,
+    excess: stats(excess), freshExcess: stats(freshExcess),
+  };
 }
