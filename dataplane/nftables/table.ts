@@ -9,7 +9,7 @@ import { openBatchSocket, type BatchSocket } from './batch';
 import { openNft, type NftContext } from './libnftables';
 import {
   NETLINK_NETFILTER, NFPROTO_UNSPEC, NFT_MSG, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE,
-  NFTA_SET_TABLE, NFTA_TABLE_NAME, decodeChain, decodeElements, decodeGen, decodeRule, decodeSet, nfgenmsg, nftType,
+  NFTA_SET_NAME, NFTA_SET_TABLE, NFTA_TABLE_NAME, decodeChain, decodeElements, decodeGen, decodeRule, decodeSet, decodeTableHandle, nfgenmsg, nftType,
   type BatchMsg, type Elements, type SetInfo,
 } from './wire';
 import { nla } from '../netlink/codec';
@@ -18,6 +18,8 @@ export type TableView = {
   /** The generation the listing was taken at (the kernel bumps it on every committed transaction, anyone's). */
   gen: number;
   exists: boolean;
+  /** The table's handle when it exists: a new one means the table was deleted and made again. */
+  handle?: bigint;
   /** Chain name -> the comments of its rules, in order ('' for a rule without one). */
   chains: Map<string, string[]>;
   sets: Map<string, SetInfo>;
@@ -33,6 +35,12 @@ export type NftTable = {
   /** Chains, rules' comments and sets of the table; elements of the sets `withElements` picks. */
   list(withElements: (set: string) => boolean): TableView;
   elements(set: string): Elements;
+  /**
+   * The handles of the table and of the named sets (undefined: not there), one
+   * request each: what a caller that just made them needs to tell them, at a
+   * later listing, from sets someone else deleted and made again.
+   */
+  handles(sets: Iterable<string>): { table?: bigint; sets: Map<string, bigint> };
   /** nft commands as one transaction (libnftables). */
   run(cmds: string, what: string): void;
   /** weft's own messages as one transaction; returns bytes sent. */
@@ -64,12 +72,24 @@ export function openNftTable(o: NftTableOptions): NftTable {
     return decodeElements(dumpOrEmpty(NFT_MSG.GETSETELEM, body, `nft list elements ${o.name} ${set}`));
   }
 
-  function tableExists(): boolean {
+  /** The table's handle, or undefined when there is no such table. */
+  function tableHandle(): bigint | undefined {
     try {
-      h().exec({ type: nftType(NFT_MSG.GETTABLE), body: Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_TABLE_NAME, o.name)]), op: `nft get table ${o.name}` });
-      return true;
+      const r = h().exec({ type: nftType(NFT_MSG.GETTABLE), body: Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_TABLE_NAME, o.name)]), op: `nft get table ${o.name}` });
+      return decodeTableHandle(r) ?? 0n;
     } catch (e) {
-      if (isErrno(e, 'ENOENT')) return false;
+      if (isErrno(e, 'ENOENT')) return undefined;
+      throw e;
+    }
+  }
+
+  function setHandle(set: string): bigint | undefined {
+    try {
+      const r = h().exec({ type: nftType(NFT_MSG.GETSET), body: Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_SET_TABLE, o.name), nla.str(NFTA_SET_NAME, set)]), op: `nft get set ${o.name} ${set}` });
+      for (const m of r) if ((m.type & 0xff) === NFT_MSG.NEWSET) return decodeSet(m).handle;
+      return undefined;
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return undefined;
       throw e;
     }
   }
@@ -86,8 +106,9 @@ export function openNftTable(o: NftTableOptions): NftTable {
     // transaction is taken again, so the view is one consistent snapshot.
     for (let attempt = 0; ; attempt++) {
       const before = gen();
-      const exists = tableExists();
-      const view: TableView = { gen: before, exists, chains: new Map(), sets: new Map(), elements: new Map() };
+      const handle = tableHandle();
+      const exists = handle !== undefined;
+      const view: TableView = { gen: before, exists, handle, chains: new Map(), sets: new Map(), elements: new Map() };
       if (exists) {
         for (const m of dumpOrEmpty(NFT_MSG.GETCHAIN, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_CHAIN_TABLE, o.name)]), `nft list chains ${o.name}`)) {
           const c = decodeChain(m);
@@ -114,6 +135,14 @@ export function openNftTable(o: NftTableOptions): NftTable {
     gen,
     list,
     elements,
+    handles(sets) {
+      const out = new Map<string, bigint>();
+      for (const s of sets) {
+        const hd = setHandle(s);
+        if (hd !== undefined) out.set(s, hd);
+      }
+      return { table: tableHandle(), sets: out };
+    },
     run(cmds, what) {
       (nft ??= openNft(o.netns)).run(cmds, what);
     },

@@ -24,6 +24,7 @@ export const NFT_MSG = {
 } as const;
 
 export const NFTA_TABLE_NAME = 1;
+export const NFTA_TABLE_HANDLE = 4;
 export const NFTA_CHAIN_TABLE = 1;
 export const NFTA_CHAIN_NAME = 3;
 export const NFTA_RULE_TABLE = 1;
@@ -35,6 +36,7 @@ export const NFTA_SET_NAME = 2;
 export const NFTA_SET_FLAGS = 3;
 export const NFTA_SET_KEY_LEN = 5;
 export const NFTA_SET_DATA_LEN = 7;
+export const NFTA_SET_HANDLE = 16;
 export const NFTA_SET_ELEM_LIST_TABLE = 1;
 export const NFTA_SET_ELEM_LIST_SET = 2;
 export const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
@@ -225,7 +227,12 @@ export function decodeElements(msgs: Message[], into: Elements = new Map()): Ele
 
 export type ChainInfo = { table: string; name: string };
 export type RuleInfo = { table: string; chain: string; handle: bigint; comment?: string };
-export type SetInfo = { table: string; name: string; flags: number; keyLen: number; dataLen: number };
+/**
+ * `handle` is the kernel's id of the set within its table: a set deleted and
+ * made again under the same name gets a new one, so an unchanged handle says
+ * the set is the same object (its elements may still have been edited).
+ */
+export type SetInfo = { table: string; name: string; flags: number; keyLen: number; dataLen: number; handle: bigint };
 
 export function decodeChain(m: Message): ChainInfo {
   const a = parseAttrs(m.body, NFGENMSG_LEN);
@@ -263,7 +270,17 @@ export function decodeSet(m: Message): SetInfo {
     flags: a.get(NFTA_SET_FLAGS)?.readUInt32BE(0) ?? 0,
     keyLen: a.get(NFTA_SET_KEY_LEN)?.readUInt32BE(0) ?? 0,
     dataLen: a.get(NFTA_SET_DATA_LEN)?.readUInt32BE(0) ?? 0,
+    handle: a.get(NFTA_SET_HANDLE)?.readBigUInt64BE(0) ?? 0n,
   };
+}
+
+/** A table's handle (NEWTABLE reply): numbered per namespace, so a table deleted and made again has a new one. */
+export function decodeTableHandle(msgs: Message[]): bigint | undefined {
+  for (const m of msgs) {
+    if ((m.type & 0xff) !== NFT_MSG.NEWTABLE) continue;
+    return parseAttrs(m.body, NFGENMSG_LEN).get(NFTA_TABLE_HANDLE)?.readBigUInt64BE(0);
+  }
+  return undefined;
 }
 
 export function decodeGen(msgs: Message[]): number | undefined {

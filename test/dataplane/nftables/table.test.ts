@@ -30,6 +30,13 @@ describe('nftables table', () => {
       expect(v.chains.get('c')).toEqual(['w:1']);
       expect([...v.elements.get('m')!].sort()).toEqual([['00000000', 'v:0a0000011f900000'], ['01000000', 'v:0a0000021f900000']]);
       expect(nsExec(ns, 'nft', ['list', 'map', 'ip', 'wtt', 'm'])).toContain('0 : 10.0.0.1 . 8080');
+      // handles: what a listing reports is what a single get reports, and a set made again under its name has a new one
+      const h = t.handles(['m', 'nope']);
+      expect(h.table).toBe(v.handle);
+      expect([...h.sets]).toEqual([['m', v.sets.get('m')!.handle]]);
+      t.run('flush chain ip wtt c\ndelete map ip wtt m\nadd map ip wtt m { typeof numgen inc mod 2 : ip daddr . tcp dport; }', 'make m again');
+      expect(t.handles(['m']).sets.get('m')).not.toBe(v.sets.get('m')!.handle);
+      expect(t.handles(['m']).table).toBe(v.handle);
       expect(() => t.run('add rule ip wtt c bogus', 'bad rule')).toThrow(NftError);
       expect(t.drop()).toBe(true);
       expect(t.drop()).toBe(false);
