@@ -12,9 +12,28 @@
 //   D  nft: chains and maps nothing points to any more.
 // Element changes never go through libnftables: it refetches its cache from
 // the kernel after every generation change, which would make one endpoint
-// change cost as much as the whole table. The view is listed from the kernel
-// only at start and when the generation moved because of someone else; a
-// restarted ingress lists, finds nothing to change and sends nothing.
+// change cost as much as the whole table.
+//
+// The view is listed from the kernel in full (every element) only at start
+// and after a failed apply; a restarted ingress lists, finds nothing to
+// change and sends nothing. When the generation moved because of someone
+// else (any iptables-nft or nft command on the host moves it), only the
+// table's structure is listed again — chains, rules' comments, sets with
+// their handles — and the cached elements of every set whose handle (and the
+// table's) is unchanged are trusted; elements are listed again only for sets
+// that are new or were made again. Listing ten million elements would block
+// this thread (which also serves L7) for seconds on every foreign change.
+// The price: elements of weft's own maps edited by hand (nft add/delete
+// element, flush map) are not noticed until the ingress restarts (or until a
+// change of that service fails on them, and a failed sync lists it all).
+//
+// A service's buckets are rebalanced from what its map holds (render.ts,
+// serviceTable): the kernel's map is the balancer's state, so a restarted
+// ingress continues from it rather than from a fresh Maglev table.
+//
+// sync() treats its input as immutable: a service port given as the same
+// object as at the last sync is skipped without being read (see L4Service),
+// so an update costs what changed, not what is programmed.
 import { InvalidArgumentError } from '../../controller/common/errors';
 import type { Logger } from '../../controller/common/log';
 import { IPPROTO_UDP, NETLINK_NETFILTER, flushConntrackByReplySource } from '../../dataplane/netlink/conntrack';
@@ -22,8 +41,8 @@ import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NFPROTO_IPV4, setElemMessages, type BatchMsg } from '../../dataplane/nftables/wire';
 import { openNftTable, type NftTable } from '../../dataplane/nftables/table';
 import {
-  baseChains, chooseSize, decodeAddrPort, diffBuckets, toBuckets, type Buckets, endpointKeys, programmedSizes, renderService, serviceCacheKey, unchanged, serviceId, validateAddresses,
-  validateEndpoints, validateService,
+  baseChains, chooseSize, decodeAddrPort, diffBuckets, toBuckets, type Buckets, endpointKeys, portTaken, programmedSizes, renderService, serviceCacheKey, serviceNames, unchanged,
+  serviceId, validateAddresses, validateEndpoints, validateService,
   validateTableName, vmapDecls, vmapElements, type Elements, type L4Service, type RenderedService, type SourceNat,
 } from './render';
 
@@ -38,15 +57,28 @@ export type L4ProgrammerOptions = {
   netns?: string;
 };
 
-export type SyncResult = { changed: number; elements: number; ms: number };
+/** `listed`: elements read from the kernel by this sync (0 unless it had to list the table). */
+export type SyncResult = { changed: number; elements: number; ms: number; listed: number };
 
 export interface L4Programmer {
-  sync(desired: L4Service[]): Promise<SyncResult>;
+  /** Program exactly these service ports. The services are not copied: do not change them afterwards (L4Service). */
+  sync(desired: readonly L4Service[]): Promise<SyncResult>;
   remove(): Promise<void>;
   close(): void;
 }
 
-type View = { gen: number; exists: boolean; chains: Map<string, string[]>; vmaps: Map<string, Elements>; backends: Map<string, Buckets> };
+type View = {
+  /** The generation the view is of; NaN when our changes went in but someone else's too (list the structure next time). */
+  gen: number;
+  exists: boolean;
+  /** The table's handle, undefined when not known (its sets' elements are then not trusted at the next listing). */
+  tableHandle?: bigint;
+  chains: Map<string, string[]>;
+  vmaps: Map<string, Elements>;
+  backends: Map<string, Buckets>;
+  /** Handles of the sets whose cached elements are known to be what the kernel holds (read at a listing, or right after we made them). */
+  handles: Map<string, bigint>;
+};
 
 const BE_MAP_RE = /^be_(?:tcp|udp)_\d+_(\d+)_(?:ip|flow)$/;
 
@@ -86,31 +118,60 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
   // the view's vmaps are what the rendered services say (false after a listing: compare once)
   let vmapsOk = false;
 
-  function refresh(): View {
+  /**
+   * The table as the kernel holds it. With `prev` (a view that was right until
+   * someone else's transaction), the elements of sets whose handle did not
+   * change are taken from it; the rest are listed.
+   */
+  function refresh(prev: View | undefined): { view: View; listed: number } {
     const t = Date.now();
     for (let attempt = 0; ; attempt++) {
       const v = tbl.list(() => false);
-      const view: View = { gen: v.gen, exists: v.exists, chains: v.chains, vmaps: new Map(), backends: new Map() };
+      const trusted = prev && prev.tableHandle !== undefined && v.handle === prev.tableHandle ? prev : undefined;
+      const view: View = { gen: v.gen, exists: v.exists, tableHandle: v.handle, chains: v.chains, vmaps: new Map(), backends: new Map(), handles: new Map() };
+      let listed = 0;
+      let listedSets = 0;
       // one map at a time, each turned compact before the next is read
-      for (const name of v.sets.keys()) {
+      for (const [name, info] of v.sets) {
         const m = BE_MAP_RE.exec(name);
-        if (m) view.backends.set(name, toBuckets(tbl.elements(name), Number(m[1])));
-        else view.vmaps.set(name, tbl.elements(name));
+        view.handles.set(name, info.handle);
+        const cached = trusted && trusted.handles.get(name) === info.handle ? (m ? trusted.backends.get(name) : trusted.vmaps.get(name)) : undefined;
+        if (cached) {
+          if (m) view.backends.set(name, cached as Buckets);
+          else view.vmaps.set(name, cached as Elements);
+          continue;
+        }
+        const els = tbl.elements(name);
+        listed += els.size;
+        listedSets++;
+        if (m) view.backends.set(name, toBuckets(els, Number(m[1])));
+        else view.vmaps.set(name, els);
       }
       if (tbl.gen() === v.gen) {
-        log.debug({ ms: Date.now() - t, chains: v.chains.size, maps: v.sets.size }, 'listed the table');
-        return view;
+        log.debug({ ms: Date.now() - t, chains: v.chains.size, maps: v.sets.size, listedMaps: listedSets, listedElements: listed, structureOnly: !!trusted }, 'listed the table');
+        return { view, listed };
       }
       if (attempt === 5) throw new Error(`${tableName}: the ruleset kept changing while it was listed`);
     }
   }
 
-  function syncNow(services: L4Service[]): SyncResult {
+  // which service ports this sync has seen, by serviceId: stamped rather than collected, so checking 10,000 allocates nothing
+  const portSeen = new Uint32Array(2 * 65536);
+  let portStamp = 0;
+
+  function syncNow(services: readonly L4Service[]): SyncResult {
     const t0 = performance.now();
     const gen = tbl.gen();
+    let listed = 0;
     if (!view || view.gen !== gen) {
-      view = refresh();
-      rendered = new Map(); // elements of the fresh view are new objects: compare them once
+      const prev = view;
+      const r = refresh(prev);
+      view = r.view;
+      listed = r.listed;
+      if (prev) {
+        // a rendering stays valid while its map is the very object the new view holds (trusted, not listed again)
+        for (const [id, rs] of rendered) if (view.backends.get(rs.names.map) !== rs.map.buckets) rendered.delete(id);
+      } else rendered = new Map(); // elements of a fresh view are new objects: compare them once
       vmapsOk = false;
     }
     const tListed = performance.now();
@@ -118,11 +179,16 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     let sizes: Map<string, number> | undefined; // read from the chain names only for services not rendered yet
 
     // ---- render ----
+    portStamp = (portStamp + 1) >>> 0;
+    if (portStamp === 0) {
+      portSeen.fill(0);
+      portStamp = 1;
+    }
     let elements = 0;
     // the view's chains, maps and vmaps are exactly what `rendered` says, unless a port came, went or switched chain
     let structural = !vmapsOk;
-    const entries: Array<[number, RenderedService, boolean]> = [];
-    const touched: Array<[number, RenderedService]> = [];
+    let count = 0;
+    const touched = new Map<number, RenderedService>();
     const udpHad = new Set<string>();
     const noteUdp = (b: Buckets | undefined) => {
       for (const val of b?.values ?? []) {
@@ -130,32 +196,53 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         if (ap) udpHad.add(`${ap.ip}:${ap.port}`);
       }
     };
-    const seen = new Map<number, string>();
     for (const s of services) {
-      // every check runs before anything is sent; endpoints only when they differ from what was programmed
-      validateService(s, seen);
+      // every check runs before anything is sent; a service seen (as this very object) before was checked then
+      if (!s || typeof s !== 'object') validateService(s);
       const id = serviceId(s);
       const prev = rendered.get(id);
+      if (prev === undefined || prev.input !== s) validateService(s);
+      if (portSeen[id] === portStamp) throw portTaken(services.find((o) => o !== s && o && serviceId(o) === id)?.name ?? '?', s);
+      portSeen[id] = portStamp;
+      if (prev !== undefined && prev.input === s) {
+        // the same object as last time: unchanged by contract, nothing to read
+        count++;
+        elements += prev.map.buckets.table.length;
+        continue;
+      }
       const n = s.endpoints.length;
       if (n === 0) continue; // nothing to send to: the port is left to the host
+      count++;
       let r: RenderedService;
-      if (prev && unchanged(prev, s, chooseSize(prev.size, n))) r = prev;
-      else {
+      const same = prev !== undefined && prev.port === s.port && prev.protocol === s.protocol && prev.affinity === s.affinity && prev.input?.endpoints === s.endpoints;
+      if (prev && (same || unchanged(prev, s, chooseSize(prev.size, n)))) {
+        r = prev;
+        prev.input = s;
+      } else {
         validateEndpoints(s);
         const keys = endpointKeys(s);
         const size = chooseSize(prev ? prev.size : (sizes ??= programmedSizes(v.chains.keys())).get(`${s.protocol}:${s.port}`), keys.length);
-        r = prev && prev.cacheKey === serviceCacheKey(s, size, keys) ? prev : renderService(s, size, keys, addresses);
+        if (prev && prev.cacheKey === serviceCacheKey(s, size, keys)) {
+          r = prev;
+          prev.input = s;
+        } else {
+          // the map of the same name (so the same size) as programmed is what the new buckets are rebalanced from
+          r = renderService(s, size, keys, addresses, v.backends.get(serviceNames(s.protocol, s.port, size, s.affinity).map));
+        }
         if (r.names.chain !== prev?.names.chain) structural = true;
-        if (r !== prev) touched.push([id, r]);
+        if (r !== prev) touched.set(id, r);
       }
-      entries.push([id, r, s.protocol === 'udp']);
       elements += r.map.buckets.table.length;
     }
     // same count and no new port: the same ports as last time
-    if (entries.length !== rendered.size) structural = true;
+    if (count !== rendered.size) structural = true;
+    const current = (s: L4Service) => touched.get(serviceId(s)) ?? rendered.get(serviceId(s))!;
+    // every service port programmed after this sync: listed only when the structure changes
+    const entries: Array<[number, RenderedService, boolean]> = [];
+    if (structural) for (const s of services) if (s.endpoints.length > 0) entries.push([serviceId(s), current(s), s.protocol === 'udp']);
     const udpWanted = () => {
       const w = new Set<string>();
-      for (const [, r, udp] of entries) if (udp) for (const k of r.keys) w.add(k);
+      for (const s of services) if (s.protocol === 'udp' && s.endpoints.length > 0) for (const k of current(s).keys) w.add(k);
       return w;
     };
     const chains = new Map(base);
@@ -171,7 +258,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       for (const [, r] of entries) vmapElements(r, vmaps);
     } else {
       // only the services that changed: their maps exist, their chains are the same
-      for (const [, r] of touched) backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp: r.protocol === 'udp' });
+      for (const r of touched.values()) backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp: r.protocol === 'udp' });
     }
     for (const e of vmaps.values()) elements += e.size;
 
@@ -184,10 +271,12 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const fill: Array<[name: string, add: Array<[string, string]>]> = [];
     const live: BatchMsg[] = [];
     let changed = 0;
+    // sets this sync makes: their handles are read after, so a later listing can trust what we filled them with
+    const made: string[] = [];
     if (structural) {
       if (!v.exists) a.push(`add table ${T}`);
-      for (const [name, decl] of vmapDecl) if (!v.vmaps.has(name)) a.push(`add map ${T} ${name} ${decl}`);
-      for (const [name, m] of backends) if (!v.backends.has(name)) a.push(`add map ${T} ${name} ${m.decl}`);
+      for (const [name, decl] of vmapDecl) if (!v.vmaps.has(name)) made.push(name), a.push(`add map ${T} ${name} ${decl}`);
+      for (const [name, m] of backends) if (!v.backends.has(name)) made.push(name), a.push(`add map ${T} ${name} ${m.decl}`);
       for (const [name, c] of chains) {
         const have = v.chains.get(name);
         if (sameList(have, c.comments)) continue;
@@ -246,7 +335,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         for (const [name, m] of backends) v.backends.set(name, m.buckets);
       }
       vmapsOk = true;
-      return { changed: 0, elements, ms: performance.now() - t0 };
+      return { changed: 0, elements, ms: performance.now() - t0, listed };
     }
 
     const tDiffed = performance.now();
@@ -287,22 +376,33 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       throw e;
     }
     const tApplied = performance.now();
+    // read before the generation: if it then shows only our transactions, these handles are of the sets we made
+    const made0 = made.length > 0 || !v.exists ? tbl.handles(made) : undefined;
     const after = tbl.gen();
-    if (after === ((gen + txns) >>> 0)) {
-      if (structural) {
-        const nv: View = { gen: after, exists: true, chains: new Map(), vmaps, backends: new Map() };
-        for (const [name, c] of chains) nv.chains.set(name, c.comments);
-        for (const [name, m] of backends) nv.backends.set(name, m.buckets);
-        view = nv;
-      } else {
-        for (const [name, m] of backends) v.backends.set(name, m.buckets);
-        v.gen = after;
+    const ours = after === ((gen + txns) >>> 0);
+    if (structural) {
+      const nv: View = { gen: after, exists: true, tableHandle: v.tableHandle, chains: new Map(), vmaps, backends: new Map(), handles: new Map() };
+      for (const [name, c] of chains) nv.chains.set(name, c.comments);
+      for (const [name, m] of backends) nv.backends.set(name, m.buckets);
+      for (const name of [...nv.backends.keys(), ...nv.vmaps.keys()]) {
+        const h = v.handles.get(name);
+        if (h !== undefined) nv.handles.set(name, h);
       }
-      commitRendered();
-      vmapsOk = true;
+      if (made0 && ours) {
+        if (!v.exists) nv.tableHandle = made0.table;
+        for (const [name, h] of made0.sets) nv.handles.set(name, h);
+      }
+      view = nv;
     } else {
-      view = undefined; // someone else committed in between: the next sync lists again
-      rendered = new Map();
+      for (const [name, m] of backends) v.backends.set(name, m.buckets);
+      v.gen = after;
+    }
+    commitRendered();
+    vmapsOk = true;
+    if (!ours) {
+      // someone else committed in between: ours went in all the same, but the next sync lists the structure again
+      // (and the elements of the sets made here, whose handles we could not be sure of)
+      view.gen = NaN;
     }
     for (const ep of udpGone) {
       const i = ep.lastIndexOf(':');
@@ -316,10 +416,10 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const ms = performance.now() - t0;
     const r1 = (x: number) => Math.round(x * 10) / 10;
     log.info({
-      changed, moved, transactions: txns, elements, ms: r1(ms),
+      changed, moved, transactions: txns, elements, listed, ms: r1(ms),
       phases: { list: r1(tListed - t0), render: r1(tRendered - tListed), diff: r1(tDiffed - tRendered), apply: r1(tApplied - tDiffed) },
     }, 'L4 table updated');
-    return { changed, elements, ms };
+    return { changed, elements, ms, listed };
   }
 
   // one sync at a time: each diffs against the view the previous one left

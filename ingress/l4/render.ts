@@ -20,10 +20,24 @@
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../controller/common/errors';
-import { maglevSize, maglevTable } from '../balance/maglev';
+import { maglevRebalance, maglevSize, maglevTable } from '../balance/maglev';
 import { endpointKey, type Endpoint } from '../model';
 
-export type L4Service = { name: string; port: number; protocol: 'tcp' | 'udp'; affinity: 'none' | 'client-ip'; endpoints: Endpoint[] };
+/**
+ * One service port as sync() wants it. Immutable once handed to sync():
+ * the programmer remembers the object (and its endpoints array) it last
+ * programmed, and a later sync given the same reference skips that service
+ * without looking inside, which is what keeps an update of 10,000 services
+ * as cheap as one of a hundred. To change a service, pass a new object (or
+ * at least a new endpoints array); mutating one in place goes unnoticed.
+ */
+export type L4Service = {
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: 'tcp' | 'udp';
+  readonly affinity: 'none' | 'client-ip';
+  readonly endpoints: readonly Endpoint[];
+};
 export type SourceNat = 'masquerade' | 'none';
 
 /** Element key (hex) -> data (`v:<hex>` or `goto:<chain>`), as dataplane/nftables/wire.ts compares them. */
@@ -140,17 +154,17 @@ export function serviceId(s: Pick<L4Service, 'protocol' | 'port'>): number {
   return s.protocol === 'udp' ? 65536 + s.port : s.port;
 }
 
-/** The checks of one service's own fields (not its endpoints): cheap, run on every sync. */
-export function validateService(s: L4Service, seen: Map<number, string>): void {
+/** The checks of one service's own fields (not its endpoints, nor whether its port is taken twice). */
+export function validateService(s: L4Service): void {
   if (!s || typeof s.name !== 'string' || s.name === '') throw new InvalidArgumentError('L4 ingress: a service has no name', { field: 'name' });
   if (!PROTOCOLS.includes(s.protocol)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: protocol "${String(s.protocol)}" is not tcp or udp`, { field: 'protocol' });
   if (s.affinity !== 'none' && s.affinity !== 'client-ip') throw new InvalidArgumentError(`L4 ingress: service ${s.name}: affinity "${String(s.affinity)}" is not none or client-ip`, { field: 'affinity' });
   checkPort(`service ${s.name}: port`, s.port);
-  const k = serviceId(s);
-  const other = seen.get(k);
-  if (other !== undefined) throw new InvalidArgumentError(`L4 ingress: services ${other} and ${s.name} both listen on ${s.protocol} port ${s.port}`, { field: 'port' });
-  seen.set(k, s.name);
   if (!Array.isArray(s.endpoints)) throw new InvalidArgumentError(`L4 ingress: service ${s.name}: endpoints is not a list`, { field: 'endpoints' });
+}
+
+export function portTaken(other: string, s: L4Service): InvalidArgumentError {
+  return new InvalidArgumentError(`L4 ingress: services ${other} and ${s.name} both listen on ${s.protocol} port ${s.port}`, { field: 'port' });
 }
 
 /** The checks of a service's endpoints: run when they differ from the ones last programmed. */
@@ -165,7 +179,10 @@ export function validateEndpoints(s: L4Service): void {
 export function validateServices(services: readonly L4Service[]): void {
   const seen = new Map<number, string>();
   for (const s of services) {
-    validateService(s, seen);
+    validateService(s);
+    const other = seen.get(serviceId(s));
+    if (other !== undefined) throw portTaken(other, s);
+    seen.set(serviceId(s), s.name);
     validateEndpoints(s);
   }
 }
@@ -193,6 +210,8 @@ export type RenderedService = {
   ips: string[];
   ports: number[];
   keyIndex?: Map<string, number>;
+  /** The input last seen to render as this (sync() is handed immutable services): the same object next time is skipped unread. */
+  input?: L4Service;
   /** Its elements in the vmaps: [map, key hex]. */
   vmapKeys: Array<[string, string]>;
   names: ServiceNames;
@@ -246,12 +265,44 @@ export function endpointKeys(s: L4Service): string[] {
   return ordered ? keys : [...new Set(keys)].sort();
 }
 
-export function renderService(s: L4Service, size: number, keys: string[], addresses: readonly string[] = []): RenderedService {
+function isPrime(m: number): boolean {
+  if (m < 2) return false;
+  if (m % 2 === 0) return m === 2;
+  for (let d = 3; d * d <= m; d += 2) if (m % d === 0) return false;
+  return true;
+}
+
+/** Slot -> endpoint key (`ip:port`) of programmed buckets; undefined for an empty slot or a value that is not an address . port. */
+export function slotKeys(b: Buckets): Array<string | undefined> {
+  const keyOf = b.values.map((v) => {
+    const ap = decodeAddrPort(v);
+    return ap && endpointKey(ap.ip, ap.port);
+  });
+  const out = new Array<string | undefined>(b.table.length);
+  for (let i = 0; i < out.length; i++) out[i] = b.table[i] >= 0 ? keyOf[b.table[i]] : undefined;
+  return out;
+}
+
+/**
+ * The slot -> keys[i] table of a service. `programmed` is what its map (of the
+ * same name, so the same size) holds now, in the kernel: the new table is
+ * rebalanced from it, so surviving backends keep every slot they had and only
+ * the slots that must move do (a fresh Maglev table would move ~2% more at
+ * M ≈ 100·N). The kernel's map is the state: a restarted ingress continues
+ * from it. Without one, or at a size that is not prime (not one weft
+ * chooses), the plain Maglev table.
+ */
+export function serviceTable(keys: readonly string[], size: number, programmed?: Buckets): Int32Array {
+  if (programmed && programmed.table.length === size && isPrime(size)) return maglevRebalance(slotKeys(programmed), keys);
+  return maglevTable(keys, size);
+}
+
+export function renderService(s: L4Service, size: number, keys: string[], addresses: readonly string[] = [], programmed?: Buckets): RenderedService {
   const names = serviceNames(s.protocol, s.port, size, s.affinity);
   const hashed = s.affinity === 'client-ip' ? 'ip saddr' : `ip saddr . ${s.protocol} sport`;
   const seed = `0x${HASH_SEED.toString(16)}`;
   const rule = `meta l4proto ${s.protocol} meta mark set meta mark | ${MARK} dnat ip to jhash ${hashed} mod ${size} seed ${seed} map @${names.map}`;
-  const table = maglevTable(keys, size);
+  const table = serviceTable(keys, size, programmed);
   const data = keys.map((k) => {
     const i = k.lastIndexOf(':');
     return `v:${addrPortHex(k.slice(0, i), Number(k.slice(i + 1)))}`;
@@ -263,6 +314,7 @@ export function renderService(s: L4Service, size: number, keys: string[], addres
     affinity: s.affinity,
     size,
     keys,
+    input: s,
     ips: keys.map((k) => k.slice(0, k.lastIndexOf(':'))),
     ports: keys.map((k) => Number(k.slice(k.lastIndexOf(':') + 1))),
     vmapKeys: addresses.length === 0 ? [[`${s.protocol}_any`, portHex(s.port)]] : addresses.map((a) => [`${s.protocol}_svc`, addrPortHex(a, s.port)]),

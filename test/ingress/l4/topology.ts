@@ -166,6 +166,6 @@ export function answeredBy(r: Reply): string | undefined {
   return r.reply?.split(' ')[0];
 }
 
-export function nsRun(ns: string, cmd: string, args: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+export function nsRun(ns: string, cmd: string, args: string[], input?: string): string {
+  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], input === undefined ? { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] } : { encoding: 'utf8', input });
 }
