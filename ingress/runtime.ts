@@ -14,7 +14,11 @@
 //    finished or the drain timeout has passed;
 //  - backends removed from a live service drain inside their pool.
 // L4 syncs are coalesced: any number of changes while one sync runs cost one
-// more sync after it.
+// more sync after it. Each tcp/udp port keeps the L4Service object it last
+// handed the programmer and builds a new one only when its candidates may
+// have changed (its pool said so, or it got new endpoints): the programmer
+// skips a service given as the same object, so a sync after one change costs
+// that change, not the 10,000 ports that stayed as they were.
 //
 // The parts are handed in through small interfaces, so this module is tested
 // with fakes and knows nothing of how the proxy, the balancer or nftables
@@ -54,10 +58,11 @@ export interface RuntimeL7 {
   listening(): number[];
 }
 
-export type L4Service = { name: string; port: number; protocol: 'tcp' | 'udp'; affinity: Affinity; endpoints: Endpoint[] };
+/** Immutable once handed to sync(): the same object again means the same service port, unchanged. */
+export type L4Service = { readonly name: string; readonly port: number; readonly protocol: 'tcp' | 'udp'; readonly affinity: Affinity; readonly endpoints: readonly Endpoint[] };
 
 export interface RuntimeL4 {
-  sync(desired: L4Service[]): Promise<{ changed: boolean; elements: number; ms: number }>;
+  sync(desired: readonly L4Service[]): Promise<{ changed: boolean; elements: number; ms: number }>;
 }
 
 export type RuntimeDeps = {
@@ -86,6 +91,8 @@ type Unit = {
   pool: RuntimePool;
   checker?: RuntimeChecker;
   endpoints: Endpoint[];
+  /** What the last L4 sync got for this port; undefined once its candidates may have changed. */
+  l4?: L4Service;
   unsubscribe: () => void;
 };
 
@@ -132,7 +139,7 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
       const desired: L4Service[] = [];
       for (const u of units.values()) {
         if (u.port.protocol === 'http') continue;
-        desired.push({
+        desired.push(u.l4 ??= {
           name: `${u.service}-${u.port.protocol}-${u.port.port}`, port: u.port.port, protocol: u.port.protocol,
           affinity: u.svc.affinity, endpoints: u.pool.candidates(),
         });
@@ -159,9 +166,15 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
     pool.setEndpoints(endpoints);
     const checker = deps.makeChecker({ service: svc.name, port, pool });
     checker?.setTargets(endpoints, { path: port.protocol === 'http' ? svc.healthPath : '' });
+    const u: Unit = { key: unitKey(svc.name, port), service: svc.name, port, shape: shapeOf(svc), svc, pool, checker, endpoints, unsubscribe: () => {} };
     // L4 follows the pool: a backend that fails its checks or is ejected leaves the kernel's set.
-    const unsubscribe = port.protocol === 'http' ? () => {} : pool.onChange(() => scheduleL4());
-    return { key: unitKey(svc.name, port), service: svc.name, port, shape: shapeOf(svc), svc, pool, checker, endpoints, unsubscribe };
+    if (port.protocol !== 'http') {
+      u.unsubscribe = pool.onChange(() => {
+        u.l4 = undefined;
+        scheduleL4();
+      });
+    }
+    return u;
   }
 
   /** Out of every route and the L4 set already; closed once idle or at the drain deadline. */
@@ -219,6 +232,7 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
       const endpoints = endpointsOf(svc, port);
       if (JSON.stringify(endpoints) !== JSON.stringify(u.endpoints)) {
         u.pool.setEndpoints(endpoints, { drainMs: deps.drainMs });
+        u.l4 = undefined;
         if (port.protocol !== 'http') l4Changed = true;
       }
       if (JSON.stringify(endpoints) !== JSON.stringify(u.endpoints) || svc.healthPath !== u.svc.healthPath) {

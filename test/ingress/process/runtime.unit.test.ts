@@ -60,7 +60,7 @@ function harness(opts: { failListen?: number } = {}) {
   const routes = new Map<number, RouteSpec[]>();
   const listening = new Set<number>();
   const closedPorts: number[] = [];
-  const l4: L4Service[][] = [];
+  const l4: (readonly L4Service[])[] = [];
   const timers: { fn: () => void; ms: number; cancelled: boolean }[] = [];
   const rt = createRuntime({
     drainMs: 5000,
@@ -168,6 +168,25 @@ describe('runtime', () => {
     pool.setHealth('10.0.0.1:5432', false);
     await h.rt.l4Settled();
     expect(h.l4.at(-1)![0].endpoints.map((e) => e.key)).toEqual(['10.0.0.2:5432']);
+  });
+
+  it('hands L4 the same object for a port whose candidates did not change, and a new one only for the port that changed', async () => {
+    const h = harness();
+    await h.rt.apply(st(1, service('db', [tcp(5432)], ['10.0.0.1', '10.0.0.2']), service('cache', [tcp(6379)], ['10.0.0.3'])));
+    await h.rt.l4Settled();
+    const [db0, cache0] = h.l4.at(-1)!;
+    h.pools[0].setHealth('10.0.0.1:5432', false);
+    await h.rt.l4Settled();
+    const [db1, cache1] = h.l4.at(-1)!;
+    expect(cache1).toBe(cache0);
+    expect(db1).not.toBe(db0);
+    expect(db1.endpoints.map((e) => e.key)).toEqual(['10.0.0.2:5432']);
+    // new endpoints from the controller are a change too, even before any health news
+    await h.rt.apply(st(2, service('db', [tcp(5432)], ['10.0.0.1', '10.0.0.2']), service('cache', [tcp(6379)], ['10.0.0.3', '10.0.0.4'])));
+    await h.rt.l4Settled();
+    const [db2, cache2] = h.l4.at(-1)!;
+    expect(db2).toBe(db1);
+    expect(cache2).not.toBe(cache1);
   });
 
   it('syncs L4 once at the first state even with no L4 service (clearing what a crash left)', async () => {
