@@ -11,14 +11,15 @@
 // a DNS answer, so it is resolveUnderlayIp's job, run by the agent at start.
 import { validateMac } from '../../dataplane/netlink/link';
 import { TX_CHECKSUM_MODES, type TxChecksumMode } from './host/checksum-policy';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { checkHostName, checkName } from '../../controller/api/validate';
 import {
-  ConfigError, formatHostPort, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
+  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
 } from '../../controller/common/config-sources';
+import { AGENT_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettings } from '../../controller/api/client/join-flags';
 import type { Handle } from '../../dataplane/netlink/handle';
 import { routeGet } from '../../dataplane/netlink/route';
 import { DEFAULT_AGENT_SOCKET } from '../cni/parse';
@@ -26,20 +27,8 @@ import { DEFAULT_STATE_DIR } from './state/paths';
 
 export { ConfigError };
 
-export type AgentConfig = {
-  /** The controller's gRPC address as given (host:port). */
-  server: string;
-  serverHostPort: HostPort;
-  /** Bootstrap token; needed only until this host has joined. */
-  token?: string;
-  /** Where the token came from: a flag, a variable, the config file or the token file. */
-  tokenSource?: string;
-  /** Things that work but should not be done so (a token on the command line); the agent logs each at start. */
-  warnings?: string[];
-  caCertHash?: string;
-  caCertFile?: string;
-  /** The CA file's contents, read at load time so an unreadable file is a config error. */
-  caPem?: string;
+/** The join settings (controller, token, CA pin: join-flags.ts), then this host's own. */
+export type AgentConfig = JoinSettings & {
   hostName: string;
   /** Undefined: the source address of the route to the controller (resolveUnderlayIp). */
   underlayIp?: string;
@@ -75,16 +64,13 @@ export const AGENT_DEFAULTS = {
 };
 
 type Key =
-  | 'server' | 'token' | 'tokenFile' | 'caCertHash' | 'caCert' | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
+  | JoinKey | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
   | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'vtepMac' | 'resyncInterval' | 'vxlanTxChecksum' | 'logLevel';
 
 const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
 export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
-  { key: 'server', flag: '--server', env: 'WEFT_SERVER', kind: 'string', form: 'the controller as host:port' },
-  { key: 'token', flag: '--token', env: 'WEFT_TOKEN', kind: 'string', form: 'a bootstrap token <6 chars>.<16 chars> from weft token create' },
-  { key: 'tokenFile', flag: '--token-file', env: 'WEFT_TOKEN_FILE', kind: 'string', form: 'a path to a file holding the bootstrap token (mode 0600)' },
-  { key: 'caCertHash', flag: '--ca-cert-hash', env: 'WEFT_CA_CERT_HASH', kind: 'string', form: 'sha256:<64 hex digits>, as the controller prints it' },
-  { key: 'caCert', flag: '--ca-cert', env: 'WEFT_CA_CERT', kind: 'string', form: "a path to the cluster CA certificate (the controller's ca.crt)" },
+  // --server, --token, --token-file, --ca-cert-hash, --ca-cert: read as every role that joins reads them.
+  ...joinOptions(AGENT_JOIN),
   { key: 'hostName', flag: '--host-name', env: 'WEFT_HOST_NAME', kind: 'string', form: NAME_FORM },
   { key: 'underlayIp', flag: '--underlay-ip', env: 'WEFT_UNDERLAY_IP', kind: 'string', form: 'an IP address of this host' },
   { key: 'rack', flag: '--rack', env: 'WEFT_RACK', kind: 'string', form: NAME_FORM },
@@ -124,81 +110,14 @@ function name(raw: Raw | undefined, k: Key, check: typeof checkName): string {
   return raw.value as string;
 }
 
-const TOKEN_RE = /^[a-z0-9]{6}\.[a-z0-9]{16}$/;
-
-/**
- * The bootstrap token and where it came from. Flags are in every process's
- * /proc/PID/cmdline, readable by every local user for as long as the agent
- * runs, so --token works but earns a warning naming the private ways: a file
- * only root can read (--token-file), or WEFT_TOKEN (/proc/PID/environ is
- * private to the process's owner).
- */
-function loadToken(
-  pick: (k: Key) => Raw | undefined, readFile: (p: string) => string, fileMode: (p: string) => number, warnings: string[],
-): { token: string; tokenSource: string } | undefined {
-  const tokenRaw = pick('token');
-  const fileRaw = pick('tokenFile');
-  if (tokenRaw && fileRaw) throw new ConfigError(`${tokenRaw.source} and ${fileRaw.source} both give the token: give one of them`);
-  if (fileRaw) {
-    const path = fileRaw.value as string;
-    let text: string;
-    let mode: number;
-    try {
-      mode = fileMode(path);
-      text = readFile(path);
-    } catch (e) {
-      throw new ConfigError(`${fileRaw.source}: cannot read ${path}: ${(e as Error).message}`);
-    }
-    // The token is a secret: never echo it back.
-    if (!TOKEN_RE.test(text.trim())) throw new ConfigError(`${fileRaw.source}: ${path} does not hold a bootstrap token <6 chars>.<16 chars> from weft token create`);
-    if ((mode & 0o077) !== 0) {
-      warnings.push(`${fileRaw.source}: ${path} is readable by other users than its owner (mode 0${(mode & 0o777).toString(8)}); chmod 600 it`);
-    }
-    return { token: text.trim(), tokenSource: `${fileRaw.source} ${path}` };
-  }
-  if (!tokenRaw) return undefined;
-  if (!TOKEN_RE.test(tokenRaw.value as string)) throw fail(tokenRaw, 'token', 'the value');
-  if (tokenRaw.source === '--token') {
-    warnings.push(
-      '--token puts the join token on the command line, where every local user can read it (/proc/PID/cmdline, ps) while the agent runs; ' +
-        'give it with --token-file FILE (a file only root can read) or the WEFT_TOKEN variable instead',
-    );
-  }
-  return { token: tokenRaw.value as string, tokenSource: tokenRaw.source };
-}
-
 export function loadAgentConfig(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   opts: { readFile?: (path: string) => string; fileMode?: (path: string) => number; machineHostname?: () => string } = {},
 ): AgentConfig {
   const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
-  const fileMode = opts.fileMode ?? ((p: string) => statSync(p).mode);
   const { pick, configFile } = readSources(AGENT_OPTIONS, argv, env, readFile);
-  const warnings: string[] = [];
-
-  const serverRaw = pick('server');
-  if (!serverRaw) throw new ConfigError(`--server is required (${formOf('server')}; or WEFT_SERVER, or "server" in the config file)`);
-  const serverHostPort = parseHostPort(serverRaw, formOf('server'));
-
-  const token = loadToken(pick, readFile, fileMode, warnings);
-
-  const hashRaw = pick('caCertHash');
-  let caCertHash: string | undefined;
-  if (hashRaw) {
-    caCertHash = (hashRaw.value as string).trim().toLowerCase();
-    if (!/^sha256:[0-9a-f]{64}$/.test(caCertHash)) throw fail(hashRaw, 'caCertHash');
-  }
-  const caRaw = pick('caCert');
-  let caPem: string | undefined;
-  if (caRaw) {
-    try {
-      caPem = readFile(caRaw.value as string);
-    } catch (e) {
-      throw new ConfigError(`${caRaw.source}: cannot read ${caRaw.value as string}: ${(e as Error).message}`);
-    }
-    if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`${caRaw.source}: ${caRaw.value as string} holds no PEM certificate`);
-  }
+  const join = readJoinFlags(AGENT_JOIN, pick, { readFile, fileMode: opts.fileMode });
 
   const hostRaw = pick('hostName') ?? { value: (opts.machineHostname ?? hostname)(), source: "the machine's hostname (set --host-name)" };
   const hostName = name(hostRaw, 'hostName', checkHostName);
@@ -241,11 +160,7 @@ export function loadAgentConfig(
   const vxlanTxChecksum = (csumRaw?.value as TxChecksumMode | undefined) ?? AGENT_DEFAULTS.vxlanTxChecksum;
 
   return {
-    server: formatHostPort(serverHostPort),
-    serverHostPort,
-    ...(token ?? {}),
-    ...(caCertHash ? { caCertHash } : {}),
-    ...(caRaw ? { caCertFile: caRaw.value as string, caPem } : {}),
+    ...join,
     hostName,
     ...(ulRaw ? { underlayIp: ulRaw.value as string } : {}),
     rack: name(pick('rack'), 'rack', checkName),
@@ -260,7 +175,6 @@ export function loadAgentConfig(
     vxlanTxChecksum,
     logLevel: parseLogLevel(pick('logLevel'), AGENT_DEFAULTS.logLevel),
     ...(configFile !== undefined ? { configFile } : {}),
-    ...(warnings.length > 0 ? { warnings } : {}),
   };
 }
 
