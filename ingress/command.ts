@@ -14,7 +14,8 @@ routing, rack-aware balancing, health checks, draining) and TCP/UDP (kernel
 DNAT with nftables). Backends come from the controller's service watch.
 
   --server host:port          the controller (required)
-  --token ID.SECRET           bootstrap token from "weft token create --role ingress" (first start only)
+  --token-file FILE           file holding the bootstrap token from "weft token create --role ingress" (first start only; mode 0600)
+  --token ID.SECRET           or: the token itself (visible to every local user in ps; prefer --token-file or WEFT_TOKEN)
   --ca-cert-hash sha256:HEX   pin of the cluster CA, as the controller prints it (first start)
   --ca-cert FILE              or: the cluster CA certificate itself
   --name NAME                 this ingress's name in the cluster (default: the machine's hostname)
@@ -46,6 +47,7 @@ export async function ingressCommand(argv: string[]): Promise<number> {
   if ('exit' in loaded) return loaded.exit;
   const config = loaded.config;
   const log = createLogger({ level: config.logLevel, base: { ingress: config.name } });
+  for (const warning of config.warnings ?? []) log.warn({ tokenSource: config.tokenSource }, warning);
 
   // The proxy, gRPC and koffi are loaded only once the flags are good, so --help and a bad flag answer at once.
   const { StartAborted, startIngress } = await import('./main');

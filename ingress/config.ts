@@ -9,10 +9,11 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import { INGRESS_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettings } from '../controller/api/client/join-flags';
 import { checkHostName, checkName } from '../controller/api/validate';
 import { parseCidr } from '../controller/common/cidr';
 import {
-  ConfigError, formatHostPort, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
+  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
 } from '../controller/common/config-sources';
 
 export { ConfigError };
@@ -29,14 +30,12 @@ export type IngressLimits = {
   upstreamTimeoutMs: number;
 };
 
-export type IngressConfig = {
-  /** The controller's gRPC address (host:port). */
-  server: string;
-  /** Bootstrap token (`weft token create --role ingress`); needed only until the ingress has joined. */
-  token?: string;
-  caCertHash?: string;
-  caCertFile?: string;
-  caPem?: string;
+/**
+ * The join settings (controller, token from `weft token create --role
+ * ingress`, CA pin: join-flags.ts, as the agent reads them), then the
+ * ingress's own.
+ */
+export type IngressConfig = JoinSettings & {
   /** This ingress's name in the cluster (its certificate names it). */
   name: string;
   /** Rack and datacenter of this ingress: "local" for rack-aware balancing. */
@@ -80,7 +79,7 @@ export const INGRESS_DEFAULTS = {
 };
 
 type Key =
-  | 'server' | 'token' | 'caCertHash' | 'caCert' | 'name' | 'rack' | 'datacenter' | 'stateDir' | 'listenAddress' | 'metricsListen'
+  | JoinKey | 'name' | 'rack' | 'datacenter' | 'stateDir' | 'listenAddress' | 'metricsListen'
   | 'acceptProxyFrom' | 'maxConnections' | 'maxHeaderBytes' | 'headerTimeout' | 'idleTimeout' | 'connectTimeout' | 'upstreamTimeout'
   | 'drainTimeout' | 'l4SourceNat' | 'nftTable' | 'accessLogSample' | 'takeover' | 'logLevel';
 
@@ -88,10 +87,8 @@ const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
 const DURATION_FORM = (min: string, max: string) => `a duration from ${min} to ${max} (e.g. 500ms, 30s, 5m)`;
 
 export const INGRESS_OPTIONS: Array<OptionSpec<Key>> = [
-  { key: 'server', flag: '--server', env: 'WEFT_SERVER', kind: 'string', form: 'the controller as host:port' },
-  { key: 'token', flag: '--token', env: 'WEFT_TOKEN', kind: 'string', form: 'a bootstrap token <6 chars>.<16 chars> from weft token create --role ingress' },
-  { key: 'caCertHash', flag: '--ca-cert-hash', env: 'WEFT_CA_CERT_HASH', kind: 'string', form: 'sha256:<64 hex digits>, as the controller prints it' },
-  { key: 'caCert', flag: '--ca-cert', env: 'WEFT_CA_CERT', kind: 'string', form: "a path to the cluster CA certificate (the controller's ca.crt)" },
+  // --server, --token, --token-file, --ca-cert-hash, --ca-cert: read as every role that joins reads them.
+  ...joinOptions(INGRESS_JOIN),
   { key: 'name', flag: '--name', env: 'WEFT_NAME', kind: 'string', form: NAME_FORM },
   { key: 'rack', flag: '--rack', env: 'WEFT_RACK', kind: 'string', form: NAME_FORM },
   { key: 'datacenter', flag: '--datacenter', env: 'WEFT_DATACENTER', kind: 'string', form: NAME_FORM },
@@ -126,36 +123,13 @@ export function parseDurationMs(s: string): number | undefined {
 export function loadIngressConfig(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
-  opts: { readFile?: (path: string) => string; machineHostname?: () => string } = {},
+  opts: { readFile?: (path: string) => string; fileMode?: (path: string) => number; machineHostname?: () => string } = {},
 ): IngressConfig {
   const readFile = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const { pick, configFile } = readSources(INGRESS_OPTIONS, argv, env, readFile);
   const withDefault = (k: Key, value: string): Raw => pick(k) ?? { value, source: `default ${INGRESS_OPTIONS.find((o) => o.key === k)!.flag}` };
 
-  const serverRaw = pick('server');
-  if (!serverRaw) throw new ConfigError(`--server is required (${formOf('server')}; or WEFT_SERVER, or "server" in the config file)`);
-  const serverHostPort = parseHostPort(serverRaw, formOf('server'));
-
-  const tokenRaw = pick('token');
-  // The token is a secret: never echo it back.
-  if (tokenRaw && !/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(tokenRaw.value as string)) throw fail(tokenRaw, 'token', 'the value');
-
-  const hashRaw = pick('caCertHash');
-  let caCertHash: string | undefined;
-  if (hashRaw) {
-    caCertHash = (hashRaw.value as string).trim().toLowerCase();
-    if (!/^sha256:[0-9a-f]{64}$/.test(caCertHash)) throw fail(hashRaw, 'caCertHash');
-  }
-  const caRaw = pick('caCert');
-  let caPem: string | undefined;
-  if (caRaw) {
-    try {
-      caPem = readFile(caRaw.value as string);
-    } catch (e) {
-      throw new ConfigError(`${caRaw.source}: cannot read ${caRaw.value as string}: ${(e as Error).message}`);
-    }
-    if (!caPem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`${caRaw.source}: ${caRaw.value as string} holds no PEM certificate`);
-  }
+  const join = readJoinFlags(INGRESS_JOIN, pick, { readFile, fileMode: opts.fileMode });
 
   const nameRaw = pick('name') ?? { value: (opts.machineHostname ?? hostname)(), source: "the machine's hostname (set --name)" };
   const nameProblem = checkHostName(nameRaw.value, nameRaw.source);
@@ -214,10 +188,7 @@ export function loadIngressConfig(
   if (!/^(\d+(\.\d*)?|\.\d+)$/.test((sampleRaw.value as string).trim()) || !(sample >= 0 && sample <= 1)) throw fail(sampleRaw, 'accessLogSample');
 
   return {
-    server: formatHostPort(serverHostPort),
-    ...(tokenRaw ? { token: tokenRaw.value as string } : {}),
-    ...(caCertHash ? { caCertHash } : {}),
-    ...(caRaw ? { caCertFile: caRaw.value as string, caPem } : {}),
+    ...join,
     name: nameRaw.value as string,
     rack: optionalName('rack'),
     datacenter: optionalName('datacenter'),
