@@ -21,8 +21,8 @@
 //    adopts its L4 table as it is (the first sync finds nothing to change).
 //  - Stopping removes the L4 rules (a stopped load balancer must not keep
 //    sending traffic to backends it no longer checks); a handover keeps them.
-import { ensurePrivateDir, ensureCredentials, IdentityError, loadCredentials, channelCredentials, type Credentials } from '../controller/api/client/credentials';
-import { connectController, isTransient, type ControllerClient } from '../controller/api/client/client';
+import { ensurePrivateDir, ensureCredentials, IdentityError, joinIsTransient, loadCredentials, channelCredentials, type Credentials } from '../controller/api/client/credentials';
+import { connectController, type ControllerClient } from '../controller/api/client/client';
 import { backoff, sleep } from '../controller/api/client/backoff';
 import { createHttpServer, listenHttp } from '../controller/common/http';
 import type { Logger } from '../controller/common/log';
@@ -255,14 +255,4 @@ async function establishIdentity(config: IngressConfig, log: Logger, signal: Abo
       await sleep(ms, signal).catch(() => {});
     }
   }
-}
-
-/** A failure worth waiting out (controller starting, unreachable, busy), as opposed to a refusal. */
-function joinIsTransient(err: unknown): boolean {
-  if (!(err instanceof IdentityError)) return false;
-  const cause = err.cause as { code?: unknown; message?: string } | undefined;
-  if (!cause) return false;
-  if (typeof cause.code === 'number') return isTransient(cause);
-  if (typeof cause.code === 'string') return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE'].includes(cause.code);
-  return /no TLS handshake/.test(cause.message ?? '');
 }

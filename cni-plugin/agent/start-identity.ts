@@ -2,8 +2,7 @@
 // the bootstrap token on first start (or reuses the certificate it got
 // then), waiting out a controller that is not reachable yet, and makes the
 // WireGuard key pair; only public keys leave the host.
-import { isTransient } from '../../controller/api/client/client';
-import { ensureCredentials, IdentityError, type Credentials } from '../../controller/api/client/credentials';
+import { ensureCredentials, joinIsTransient, type Credentials } from '../../controller/api/client/credentials';
 import type { Logger } from '../../controller/common/log';
 import type { AgentConfig } from './config';
 import { retrying } from './start-retrying';
@@ -25,14 +24,4 @@ export async function establishIdentity(config: AgentConfig, log: Logger, signal
   log.info({ host: credentials.hostName, certExpiresAt: credentials.certExpiresAt.toISOString() }, 'cluster credentials ready');
   const wg = await ensureWireGuardKeys(config.stateDir);
   return { credentials, wgPublicKey: wg.publicKey };
-}
-
-/** A failure worth waiting out (controller starting, unreachable, busy), as opposed to a refusal. */
-function joinIsTransient(err: unknown): boolean {
-  if (!(err instanceof IdentityError)) return false;
-  const cause = err.cause as { code?: unknown; message?: string } | undefined;
-  if (!cause) return false;
-  if (typeof cause.code === 'number') return isTransient(cause);
-  if (typeof cause.code === 'string') return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE'].includes(cause.code);
-  return /no TLS handshake/.test(cause.message ?? '');
 }

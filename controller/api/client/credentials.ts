@@ -27,7 +27,7 @@ import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { JoinResponse, RequestOf } from '../proto';
-import { connectController } from './client';
+import { connectController, isTransient } from './client';
 import { IdentityError } from './identity-error';
 import { caCertHash, clientCredentials } from './trust';
 import { createExclusive, replaceAtomic } from '../../common/files';
@@ -294,6 +294,21 @@ export async function ensureCredentials(o: Omit<JoinOptions, 'token'> & { token?
   }
   if (!o.token) throw new IdentityError(`this host has not joined yet (no ${join(stateDir, HOST_CERT_FILE)}); give a bootstrap token`);
   return joinCluster({ ...o, token: o.token });
+}
+
+/**
+ * A join that failed for a reason worth waiting out (controller starting,
+ * unreachable, busy), as opposed to a refusal (bad token, wrong pin, a
+ * certificate naming another server). Every role that joins retries on this
+ * and stops on anything else.
+ */
+export function joinIsTransient(err: unknown): boolean {
+  if (!(err instanceof IdentityError)) return false;
+  const cause = err.cause as { code?: unknown; message?: string } | undefined;
+  if (!cause) return false;
+  if (typeof cause.code === 'number') return isTransient(cause);
+  if (typeof cause.code === 'string') return ['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE'].includes(cause.code);
+  return /no TLS handshake/.test(cause.message ?? '');
 }
 
 /** grpc channel credentials for every call after Join. */
