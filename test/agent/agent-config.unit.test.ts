@@ -3,23 +3,14 @@
 // default, which asks the kernel, is in agent-config.test.ts.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AGENT_DEFAULTS, ConfigError, loadAgentConfig, parseDurationMs } from '../../cni-plugin/agent/config';
+import { AGENT_DEFAULTS, loadAgentConfig, parseDurationMs } from '../../cni-plugin/agent/config';
+import { configErrorOf } from '../helpers/config-error';
 import { DEFAULT_AGENT_SOCKET } from '../../cni-plugin/cni/parse';
 import { vtepMacFor } from '../../cni-plugin/agent/main';
 
 const PIN = 'sha256:' + 'ab'.repeat(32);
 const TOKEN = 'abcdef.0123456789abcdef';
 const machine = () => 'node-1';
-
-function err(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('loadAgentConfig', () => {
   it('fills defaults around the required server', () => {
@@ -47,24 +38,24 @@ describe('loadAgentConfig', () => {
   });
 
   it('names the source of each bad value', () => {
-    expect(err(() => loadAgentConfig([], {}))).toMatch(/^--server is required/);
-    expect(err(() => loadAgentConfig(['--server', 'x:0'], {}))).toMatch(/^--server: "x:0"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--token', 'secret-value'], {}))).toBe(
+    expect(configErrorOf(() => loadAgentConfig([], {}))).toMatch(/^--server is required/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:0'], {}))).toMatch(/^--server: "x:0"/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--token', 'secret-value'], {}))).toBe(
       '--token: the value is not a bootstrap token <6 chars>.<16 chars> from weft token create',
     );
-    expect(err(() => loadAgentConfig(['--server', 'x:1'], { WEFT_CA_CERT_HASH: 'md5:00' }))).toMatch(/^WEFT_CA_CERT_HASH: "md5:00"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--underlay-ip', '10.0.0'], {}))).toMatch(/^--underlay-ip/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--networks', 'a,,b'], {}))).toMatch(/^--networks: "a,,b" has an empty entry/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--networks', 'A'], {}))).toMatch(/^--networks: "A" is not a valid name/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--state-dir', 'rel/dir'], {}))).toMatch(/^--state-dir: "rel\/dir" is not an absolute/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--cni-socket', '/' + 'a'.repeat(107)], {}))).toMatch(/^--cni-socket/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--mtu', '1279'], {}))).toMatch(/^--mtu: "1279"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--resync-interval', '500ms'], {}))).toMatch(/^--resync-interval/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--log-level', 'loud'], {}))).toMatch(/^--log-level: "loud" is not a log level/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--ca-cert', '/nope'], {}, { readFile: () => { throw new Error('ENOENT'); } }))).toMatch(/^--ca-cert: cannot read \/nope/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1'], {}, { machineHostname: () => 'Laptop.local' }))).toMatch(/^the machine's hostname \(set --host-name\): "Laptop.local"/);
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--host-name', 'admin'], {}))).toMatch(/reserved/);
-    expect(err(() => loadAgentConfig(['--config', '/c.json'], {}, { readFile: () => '{"server":"x:1","colour":"red"}' }))).toMatch(/unknown key "colour"/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1'], { WEFT_CA_CERT_HASH: 'md5:00' }))).toMatch(/^WEFT_CA_CERT_HASH: "md5:00"/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--underlay-ip', '10.0.0'], {}))).toMatch(/^--underlay-ip/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--networks', 'a,,b'], {}))).toMatch(/^--networks: "a,,b" has an empty entry/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--networks', 'A'], {}))).toMatch(/^--networks: "A" is not a valid name/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--state-dir', 'rel/dir'], {}))).toMatch(/^--state-dir: "rel\/dir" is not an absolute/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--cni-socket', '/' + 'a'.repeat(107)], {}))).toMatch(/^--cni-socket/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--mtu', '1279'], {}))).toMatch(/^--mtu: "1279"/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--resync-interval', '500ms'], {}))).toMatch(/^--resync-interval/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--log-level', 'loud'], {}))).toMatch(/^--log-level: "loud" is not a log level/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--ca-cert', '/nope'], {}, { readFile: () => { throw new Error('ENOENT'); } }))).toMatch(/^--ca-cert: cannot read \/nope/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1'], {}, { machineHostname: () => 'Laptop.local' }))).toMatch(/^the machine's hostname \(set --host-name\): "Laptop.local"/);
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--host-name', 'admin'], {}))).toMatch(/reserved/);
+    expect(configErrorOf(() => loadAgentConfig(['--config', '/c.json'], {}, { readFile: () => '{"server":"x:1","colour":"red"}' }))).toMatch(/unknown key "colour"/);
   });
 
   it('listens by default where the plugin (TypeScript parser and C shim) looks by default', () => {

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadAgentConfig } from '../../cni-plugin/agent/config';
+import { loadAgentConfig } from '../../cni-plugin/agent/config';
+import { configErrorOf } from '../helpers/config-error';
 import { GiveUp, waitFor } from '../helpers/wait';
 import { type Cluster, type RunningController, startCluster } from './controller-fixture';
 
@@ -88,21 +89,12 @@ describe('where the join token comes from', () => {
   });
 
   it('refuses a token given twice, a file without a token, and never echoes the secret', () => {
-    const err = (fn: () => unknown) => {
-      try {
-        fn();
-      } catch (e) {
-        expect(e).toBeInstanceOf(ConfigError);
-        return (e as Error).message;
-      }
-      throw new Error('expected a ConfigError');
-    };
     const readFile = () => 'not-a-token-but-a-secret\n';
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--token-file', '/t'], { WEFT_TOKEN: TOKEN }, { readFile, fileMode: () => 0o600 })))
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--token-file', '/t'], { WEFT_TOKEN: TOKEN }, { readFile, fileMode: () => 0o600 })))
       .toBe('WEFT_TOKEN and --token-file both give the token: give one of them');
-    const bad = err(() => loadAgentConfig(['--server', 'x:1'], { WEFT_TOKEN_FILE: '/t' }, { readFile, fileMode: () => 0o600 }));
+    const bad = configErrorOf(() => loadAgentConfig(['--server', 'x:1'], { WEFT_TOKEN_FILE: '/t' }, { readFile, fileMode: () => 0o600 }));
     expect(bad).toBe('WEFT_TOKEN_FILE: /t does not hold a bootstrap token <6 chars>.<16 chars> from weft token create');
-    expect(err(() => loadAgentConfig(['--server', 'x:1', '--token-file', '/nope'], {}, { fileMode: () => { throw new Error('ENOENT: no such file'); } })))
+    expect(configErrorOf(() => loadAgentConfig(['--server', 'x:1', '--token-file', '/nope'], {}, { fileMode: () => { throw new Error('ENOENT: no such file'); } })))
       .toBe('--token-file: cannot read /nope: ENOENT: no such file');
   });
 });

@@ -1,24 +1,18 @@
 // The ingress's flags: defaults, the three sources and their precedence, and
 // an error naming the flag for every kind of bad value (weft ingress exits 2
 // on each of them, before it opens anything).
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, INGRESS_OPTIONS, loadIngressConfig, parseDurationMs } from '../../../ingress/config';
+import { INGRESS_OPTIONS, loadIngressConfig, parseDurationMs } from '../../../ingress/config';
+import { configErrorOf } from '../../helpers/config-error';
 
 const PIN = 'sha256:' + 'ab'.repeat(32);
 const TOKEN = 'abcdef.0123456789abcdef';
 const machine = () => 'edge-1';
 const load = (argv: string[], env: Record<string, string> = {}, file?: string) =>
   loadIngressConfig(argv, env, { machineHostname: machine, readFile: () => file ?? '' });
-
-function err(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('loadIngressConfig', () => {
   it('fills defaults around the required server', () => {
@@ -55,6 +49,40 @@ describe('loadIngressConfig', () => {
     expect(c).toMatchObject({ server: 'file:7443', rack: 'r-flag', datacenter: 'dc-env', name: 'env-name', drainTimeoutMs: 5000, takeover: true, acceptProxyFrom: ['10.1.0.0/16'], configFile: '/x.json' });
   });
 
+  it('takes the token from --token-file or WEFT_TOKEN_FILE, off the command line, and warns when others can read the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-ingress-token-'));
+    try {
+      const file = join(dir, 'token');
+      writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
+      chmodSync(file, 0o600);
+      const real = (argv: string[], env: Record<string, string> = {}) => loadIngressConfig(argv, env, { machineHostname: machine });
+      const fromFlag = real(['--server', 'c:1', '--token-file', file]);
+      expect(fromFlag).toMatchObject({ token: TOKEN, tokenSource: `--token-file ${file}` });
+      expect(fromFlag.warnings).toBeUndefined();
+      expect(real(['--server', 'c:1'], { WEFT_TOKEN_FILE: file })).toMatchObject({ token: TOKEN, tokenSource: `WEFT_TOKEN_FILE ${file}` });
+
+      chmodSync(file, 0o640);
+      expect(real(['--server', 'c:1', '--token-file', file]).warnings).toEqual([`--token-file: ${file} is readable by other users than its owner (mode 0640); chmod 600 it`]);
+
+      writeFileSync(file, 'not-a-token-but-a-secret\n');
+      const refused = configErrorOf(() => real(['--server', 'c:1', '--token-file', file]));
+      expect(refused).toBe(`--token-file: ${file} does not hold a bootstrap token <6 chars>.<16 chars> from weft token create --role ingress`);
+      expect(refused).not.toContain('secret');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes --token with a warning that the ingress has it on its command line; WEFT_TOKEN earns none', () => {
+    const c = load(['--server', 'c:1', '--token', TOKEN]);
+    expect(c).toMatchObject({ token: TOKEN, tokenSource: '--token' });
+    expect(c.warnings).toEqual([expect.stringMatching(/^--token puts the join token on the command line, .* while the ingress runs; .*--token-file FILE.*WEFT_TOKEN/)]);
+    const e = load(['--server', 'c:1'], { WEFT_TOKEN: TOKEN });
+    expect(e).toMatchObject({ token: TOKEN, tokenSource: 'WEFT_TOKEN' });
+    expect(e.warnings).toBeUndefined();
+    expect(configErrorOf(() => load(['--server', 'c:1', '--token', TOKEN], { WEFT_TOKEN_FILE: '/t' }))).toBe('--token and WEFT_TOKEN_FILE both give the token: give one of them');
+  });
+
   it('every option has a WEFT_ variable and a flag of its own', () => {
     for (const o of INGRESS_OPTIONS) expect(o.env).toBe(`WEFT_${o.flag.slice(2).toUpperCase().replace(/-/g, '_')}`);
   });
@@ -62,7 +90,8 @@ describe('loadIngressConfig', () => {
   it.each([
     [[], '--server is required'],
     [['--server', 'nope'], '--server: "nope" is not the controller as host:port'],
-    [['--token', 'secret-token'], '--token: the value is not'],
+    [['--token', 'secret-token'], '--token: the value is not a bootstrap token <6 chars>.<16 chars> from weft token create --role ingress'],
+    [['--token-file', '/nonexistent/token'], '--token-file: cannot read /nonexistent/token'],
     [['--ca-cert-hash', 'md5:00'], '--ca-cert-hash: "md5:00" is not sha256:'],
     [['--name', 'Bad_Name'], '--name'],
     [['--name', 'admin'], 'reserved'],
@@ -91,17 +120,17 @@ describe('loadIngressConfig', () => {
     [['--listen', '0.0.0.0:80'], 'unknown flag --listen'],
   ])('refuses %j naming the flag', (args, message) => {
     const argv = args[0] === '--server' || args.length === 0 ? args : ['--server', '10.0.0.1:7443', ...args];
-    expect(err(() => load(argv))).toContain(message);
+    expect(configErrorOf(() => load(argv))).toContain(message);
   });
 
   it('names the variable and the file key a bad value came from', () => {
-    expect(err(() => load(['--server', 'c:1'], { WEFT_DRAIN_TIMEOUT: 'forever' }))).toContain('WEFT_DRAIN_TIMEOUT: "forever"');
-    expect(err(() => load(['--config', '/c.json'], {}, JSON.stringify({ server: 'c:1', maxConnections: 'lots' })))).toContain('config file /c.json: "maxConnections": "lots"');
-    expect(err(() => load(['--config', '/c.json'], {}, JSON.stringify({ server: 'c:1', listen: 'x' })))).toContain('unknown key "listen"');
+    expect(configErrorOf(() => load(['--server', 'c:1'], { WEFT_DRAIN_TIMEOUT: 'forever' }))).toContain('WEFT_DRAIN_TIMEOUT: "forever"');
+    expect(configErrorOf(() => load(['--config', '/c.json'], {}, JSON.stringify({ server: 'c:1', maxConnections: 'lots' })))).toContain('config file /c.json: "maxConnections": "lots"');
+    expect(configErrorOf(() => load(['--config', '/c.json'], {}, JSON.stringify({ server: 'c:1', listen: 'x' })))).toContain('unknown key "listen"');
   });
 
   it('reads the machine hostname for the name, and says where a bad one came from', () => {
-    expect(err(() => loadIngressConfig(['--server', 'c:1'], {}, { machineHostname: () => 'Not_A_Label' }))).toContain("the machine's hostname (set --name)");
+    expect(configErrorOf(() => loadIngressConfig(['--server', 'c:1'], {}, { machineHostname: () => 'Not_A_Label' }))).toContain("the machine's hostname (set --name)");
   });
 });
 
