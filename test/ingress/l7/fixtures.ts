@@ -246,3 +246,42 @@ export class RawClient {
     this.socket.destroy();
   }
 }
+
+export type Cleanup = () => Promise<void> | void;
+
+/**
+ * What a test file opens, closed after each test, the last opened first:
+ * the backends, proxies and raw clients made through these, and whatever a
+ * test pushes on `cleanups`. Call once at the top of the file with vitest's
+ * own afterEach, handed in because handover-child.ts loads this module
+ * outside vitest, where importing vitest throws.
+ */
+export function closedAfterEach(afterEach: (fn: () => Promise<void>) => void): {
+  cleanups: Cleanup[];
+  backend(name: string, o?: Parameters<typeof startBackend>[1]): Promise<Backend>;
+  proxy(...args: Parameters<typeof startProxy>): Promise<Started>;
+  client(port: number): RawClient;
+} {
+  const cleanups: Cleanup[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return {
+    cleanups,
+    async backend(name, o) {
+      const b = await startBackend(name, o);
+      cleanups.push(() => b.close());
+      return b;
+    },
+    async proxy(...args) {
+      const p = await startProxy(...args);
+      cleanups.push(() => p.proxy.close());
+      return p;
+    },
+    client(port) {
+      const c = new RawClient(port);
+      cleanups.push(() => c.destroy());
+      return c;
+    },
+  };
+}

@@ -3,27 +3,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeProxyV2 } from '../../../ingress/l7/proxy-protocol';
 import { waitFor } from '../../helpers/wait';
-import { route, RawClient, RecordingPicker, startBackend, startProxy, type Backend, type Started } from './fixtures';
+import { closedAfterEach, RecordingPicker, route, startProxy } from './fixtures';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-async function backend(name: string, o?: Parameters<typeof startBackend>[1]): Promise<Backend> {
-  const b = await startBackend(name, o);
-  cleanups.push(() => b.close());
-  return b;
-}
-async function proxy(...args: Parameters<typeof startProxy>): Promise<Started> {
-  const p = await startProxy(...args);
-  cleanups.push(() => p.proxy.close());
-  return p;
-}
-function client(port: number): RawClient {
-  const c = new RawClient(port);
-  cleanups.push(() => c.destroy());
-  return c;
-}
+const { backend, proxy, client } = closedAfterEach(afterEach);
 
 const GET = 'GET / HTTP/1.1\r\nHost: app.test\r\n\r\n';
 

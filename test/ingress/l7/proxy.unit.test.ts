@@ -3,25 +3,10 @@ import { Agent, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { captureLogger } from '../../helpers/log';
 import { waitFor } from '../../helpers/wait';
-import { refusedEndpoint, route, RawClient, RecordingPicker, startBackend, startProxy, type Backend, type Started } from './fixtures';
+import { closedAfterEach, RawClient, RecordingPicker, refusedEndpoint, route } from './fixtures';
 import { send } from './http';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function backend(name: string, o?: Parameters<typeof startBackend>[1]): Promise<Backend> {
-  const b = await startBackend(name, o);
-  cleanups.push(() => b.close());
-  return b;
-}
-
-async function proxy(...args: Parameters<typeof startProxy>): Promise<Started> {
-  const p = await startProxy(...args);
-  cleanups.push(() => p.proxy.close());
-  return p;
-}
+const { backend, proxy, cleanups } = closedAfterEach(afterEach);
 
 /** Every lease was finished exactly once. */
 function leasesSettled(...pickers: RecordingPicker[]): void {

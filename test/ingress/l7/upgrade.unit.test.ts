@@ -3,22 +3,9 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait';
-import { route, RawClient, RecordingPicker, refusedEndpoint, startBackend, startProxy, type Backend, type Started } from './fixtures';
+import { closedAfterEach, RawClient, RecordingPicker, refusedEndpoint, route, startBackend, type Backend } from './fixtures';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-async function proxy(...args: Parameters<typeof startProxy>): Promise<Started> {
-  const p = await startProxy(...args);
-  cleanups.push(() => p.proxy.close());
-  return p;
-}
-function client(port: number): RawClient {
-  const c = new RawClient(port);
-  cleanups.push(() => c.destroy());
-  return c;
-}
+const { proxy, client, cleanups } = closedAfterEach(afterEach);
 
 /** A backend that switches to an echo protocol, prefixing what it echoes with its name. */
 async function echoBackend(name: string, o: { proxyProtocol?: boolean } = {}): Promise<Backend & { upgrades: { headers: Record<string, unknown> }[] }> {
