@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { tail } from '../e2e/cluster';
 import { waitFor } from '../helpers/wait';
 import {
-  BACKEND_HTTP_PORT, EDGE_IP, createIngressLab, labName, metricSum, samples, type Backend, type Ingress, type IngressLab,
+  BACKEND_HTTP_PORT, EDGE_IP, createIngressLab, labName, metricSum, samples, tearDownLab, type Backend, type Ingress, type IngressLab,
 } from './lab';
 
 const WEB = 80;
@@ -30,13 +30,7 @@ beforeAll(async () => {
   await waitForPool(4);
 }, 180_000);
 
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail' && ingress) console.log(`ingress log tail: ${tail(ingress.logFile, 30)}`);
-});
-
-afterAll(async () => {
-  await il?.destroy();
-}, 60_000);
+tearDownLab({ afterEach, afterAll }, () => ({ il, ingress }));
 
 const key = (b: Backend) => `${b.ip}:${BACKEND_HTTP_PORT}`;
 

@@ -43,6 +43,8 @@ import { nsExecAsync } from '../e2e/traffic';
 import { GiveUp, waitFor } from '../helpers/wait';
 import { createLab, type Lab, type LabHost, type LabProcess, type LabSpec } from '../lab/lab';
 import { ipBatch, nsRun } from '../lab/run';
+// Types only: the bench loads this module outside vitest, where importing vitest throws.
+import type { afterAll, afterEach } from 'vitest';
 
 // ---- addresses and ports ---------------------------------------------------------
 
@@ -870,6 +872,25 @@ export function samples(text: string, name: string): Array<{ labels: Record<stri
 export function weftHasIngress(): boolean {
   const r = spawnSync(process.execPath, [WEFT, 'help'], { env: cleanEnv(), encoding: 'utf8' });
   return /^\s+ingress\s/m.test(r.stdout);
+}
+
+/**
+ * The teardown of an ingress lab test file: under a failed test, the tail of
+ * the ingress's log; after the last, the lab destroyed. `hooks` are vitest's
+ * own (this module does not import vitest: see above); `current` gives the
+ * lab and the ingress the file's beforeAll made, either missing when it
+ * failed before making them.
+ */
+export function tearDownLab(
+  hooks: { afterEach: typeof afterEach; afterAll: typeof afterAll }, current: () => { il?: IngressLab; ingress?: Ingress },
+): void {
+  hooks.afterEach((ctx) => {
+    const { ingress } = current();
+    if (ctx.task.result?.state === 'fail' && ingress) console.log(`ingress log tail: ${tail(ingress.logFile, 30)}`);
+  });
+  hooks.afterAll(async () => {
+    await current().il?.destroy();
+  }, 60_000);
 }
 
 /** A lab name unique to this process: `<tag><pid base 36>`. */

@@ -14,10 +14,9 @@
 //  - a WebSocket-style upgrade stays up, echoing in order, across changes
 //    of its own service and others.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { tail } from '../e2e/cluster';
 import { waitFor } from '../helpers/wait';
 import {
-  BACKEND_ECHO_PORT, BACKEND_HTTP_PORT, CLIENT_IP, EDGE_IP, createIngressLab, labName, metricSum, type Ingress, type IngressLab,
+  BACKEND_ECHO_PORT, BACKEND_HTTP_PORT, CLIENT_IP, EDGE_IP, createIngressLab, labName, metricSum, tearDownLab, type Ingress, type IngressLab,
 } from './lab';
 
 const HEADER_TIMEOUT_MS = 1000;
@@ -28,7 +27,6 @@ const ECHO = 9000; // tcp and udp, kernel DNAT
 
 let il: IngressLab;
 let ingress: Ingress;
-
 
 beforeAll(async () => {
   il = await createIngressLab({ name: labName('ingt') });
@@ -45,13 +43,7 @@ beforeAll(async () => {
   }, 30_000);
 }, 180_000);
 
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail' && ingress) console.log(`ingress log tail: ${tail(ingress.logFile, 30)}`);
-});
-
-afterAll(async () => {
-  await il?.destroy();
-}, 60_000);
+tearDownLab({ afterEach, afterAll }, () => ({ il, ingress }));
 
 const r1 = () => il.backends.filter((b) => b.rack === 'r1');
 const names = (bs: { name: string }[]) => bs.map((b) => b.name).sort();
