@@ -268,7 +268,8 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const a: string[] = [];
     const d: string[] = [];
     // new backend maps: encoded only when sent, a chunk at a time (a first load can be millions of elements)
-    const fill: Array<[name: string, add: Array<[string, string]>]> = [];
+    // (the elements of each are built as it is sent, so ten million of them are never held at once)
+    const fill: Array<[name: string, buckets: Buckets]> = [];
     const live: BatchMsg[] = [];
     let changed = 0;
     // sets this sync makes: their handles are read after, so a later listing can trust what we filled them with
@@ -293,14 +294,14 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     for (const [name, m] of backends) {
       const cur = v.backends.get(name);
       if (cur === m.buckets) continue; // the same rendering as last time: nothing to compare
-      const { del, add } = diffBuckets(cur, m.buckets);
-      if (del.length === 0 && add.length === 0) continue;
       if (!cur) {
         // a new backend map is reachable only once the vmap element of phase C points at its chain
-        fill.push([name, add]);
-        changed += add.length;
+        fill.push([name, m.buckets]);
+        for (const x of m.buckets.table) if (x >= 0) changed++;
         continue;
       }
+      const { del, add } = diffBuckets(cur, m.buckets);
+      if (del.length === 0 && add.length === 0) continue;
       if (m.udp) noteUdp(cur);
       moved += add.length;
       queue(name, del, add);
@@ -354,8 +355,8 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         chunk = [];
         bytes = 0;
       };
-      for (const [name, add] of fill) {
-        for (const m of setElemMessages('add', NFPROTO_IPV4, tableName, name, add)) {
+      for (const [name, buckets] of fill) {
+        for (const m of setElemMessages('add', NFPROTO_IPV4, tableName, name, diffBuckets(undefined, buckets).add)) {
           chunk.push(m);
           bytes += m.body.length;
         }
