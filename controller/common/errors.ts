@@ -45,6 +45,7 @@ export const CODES = {
   WEFT_ENDPOINT_MISMATCH: 'the endpoint exists, but not as described (EndpointMismatchError; gRPC FAILED_PRECONDITION)',
   WEFT_RECORD_NOT_FOUND: 'the record a change needs is not there (RecordNotFoundError; gRPC NOT_FOUND)',
   WEFT_RECORD_CORRUPT: 'a stored record cannot be decoded (CorruptRecordError; gRPC FAILED_PRECONDITION)',
+  WEFT_HOST_CONFLICT: "a host's VTEP MAC, underlay address or WireGuard key is already another host's; `field` names it (HostConflictError; gRPC ALREADY_EXISTS)",
   WEFT_REGISTRY_CONTENTION: 'too many compare-and-swap conflicts in the registry; retry (RegistryContentionError; gRPC UNAVAILABLE)',
   // store
   WEFT_STORE_UNAVAILABLE: 'the store (SQLite file or etcd) cannot be reached or written; retry (StoreUnavailableError; gRPC UNAVAILABLE)',

@@ -41,3 +41,26 @@ export class RegistryContentionError extends WeftError {
     this.name = 'RegistryContentionError';
   }
 }
+
+/**
+ * A value that identifies a host on the overlay (VTEP MAC, underlay address,
+ * WireGuard key) is already another registered host's (ALREADY_EXISTS). Two
+ * hosts with one MAC or address make every agent drop one of them, so the
+ * second claimant is refused. `field` is the request field; the message does
+ * not name the holder.
+ */
+export class HostConflictError extends WeftError {
+  readonly field: string;
+  /** The holder's name, for the controller's log only: the caller is told no more than that another host has it. */
+  readonly holder: string;
+  constructor(field: string, value: string, holder: string) {
+    super(
+      'WEFT_HOST_CONFLICT',
+      `${field}: ${value} is already held by another registered host; every host needs its own ` +
+        '(a host frees its values when it leaves, changes them, or has been silent past its lease TTL and reclaim grace)',
+    );
+    this.name = 'HostConflictError';
+    this.field = field;
+    this.holder = holder;
+  }
+}

@@ -1,9 +1,9 @@
 // Host records at /weft/hosts/<name>: what other hosts need to reach this
 // one over the overlay. Subnets are not here; they live in the IPAM leases.
-import type { Store } from '../store/types';
-import { RecordNotFoundError, RegistryContentionError } from './errors';
-import { CAS_ATTEMPTS, deleteRecord, num, parseNamedRecord, str } from './json';
-import { HOSTS_PREFIX, hostKey } from './keys';
+import type { Compare, KeyValue, Store, TxnOp } from '../store/types';
+import { HostConflictError, RecordNotFoundError, RegistryContentionError } from './errors';
+import { CAS_ATTEMPTS, num, parseNamedRecord, str } from './json';
+import { HOSTS_PREFIX, hostIndexKey, hostKey, nameFromKey } from './keys';
 
 export type HostRecord = {
   name: string;
@@ -32,6 +32,10 @@ export function decodeHost(key: string, value: string): HostRecord {
   };
 }
 
+/**
+ * Writes the record as it is, without the uniqueness index: for fixtures and
+ * tools that arrange a store. Hosts register through registerHost.
+ */
 export async function putHost(store: Store, h: HostRecord): Promise<{ revision: number }> {
   const { revision } = await store.put(hostKey(h.name), encodeHost(h));
   return { revision };
@@ -61,6 +65,141 @@ export async function touchHost(store: Store, name: string, now: number): Promis
   throw new RegistryContentionError(`host record of "${name}" kept changing under concurrent writers`);
 }
 
-export function deleteHost(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
-  return deleteRecord(store, hostKey(name));
+// ---- values unique among hosts ---------------------------------------------
+//
+// Every agent drops one of two hosts that claim the same VTEP MAC (or
+// underlay address), so a host that registered another's would cut that host
+// off the overlay. Each such value has an index key naming its holder
+// (keys.ts hostIndexKey), created with compare-and-swap in the transaction
+// that writes the host record, so of two hosts claiming a value at once
+// exactly one commits. An index entry blocks only while it is true: if the
+// host it names is gone, no longer has the value, or has been silent past
+// `goneAfterMs` (the cluster has given it up: its leases are reclaimable),
+// the value can be claimed, comparing that host's record too, so a holder
+// that re-registers meanwhile wins.
+
+/** The fields that must be unique, with their request (proto) names for messages and their index segment. */
+export const UNIQUE_HOST_FIELDS = [
+  { field: 'vtepMac', wire: 'vtep_mac', index: 'vtep-mac' },
+  { field: 'underlayIp', wire: 'underlay_ip', index: 'underlay-ip' },
+  { field: 'wgPublicKey', wire: 'wg_public_key', index: 'wg-public-key' },
+] as const;
+
+type UniqueField = (typeof UNIQUE_HOST_FIELDS)[number];
+type Claim = { f: UniqueField; value: string; key: string };
+
+export type RegisterHostOptions = {
+  /** ms since the epoch. */
+  now: number;
+  /** A holder without a heartbeat for longer than this (ms) no longer blocks its values; absent: only a gone or changed holder frees them. */
+  goneAfterMs?: number;
+};
+
+/** The unique values a record claims; an empty one (a host without WireGuard) claims nothing. */
+function claimsOf(h: Pick<HostRecord, UniqueField['field']>): Claim[] {
+  return UNIQUE_HOST_FIELDS.filter((f) => h[f.field] !== '').map((f) => ({ f, value: h[f.field], key: hostIndexKey(f.index, h[f.field]) }));
+}
+
+function tryDecodeHost(kv: KeyValue | undefined): HostRecord | undefined {
+  if (!kv) return undefined;
+  try {
+    return decodeHost(kv.key, kv.value);
+  } catch {
+    return undefined; // an unreadable record is dropped by every watcher: it holds nothing
+  }
+}
+
+const cmpModRev = (key: string, modRevision: number): Compare => ({ key, target: 'modRevision', op: '==', modRevision });
+
+/** Whether `holder` (a record other than the registering host's) still keeps `claim`'s value from being taken. */
+function blocks(holder: HostRecord | undefined, claim: Claim, opts: RegisterHostOptions): boolean {
+  if (!holder || holder[claim.f.field] !== claim.value) return false;
+  return opts.goneAfterMs === undefined || opts.now - holder.lastHeartbeat <= opts.goneAfterMs;
+}
+
+/**
+ * The compares and writes that register `h`, read from the store as it is
+ * now; throws HostConflictError when another host holds one of its values.
+ */
+async function planRegistration(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<{ compares: Compare[]; ops: TxnOp[] }> {
+  const key = hostKey(h.name);
+  const current = await store.get(key);
+  const compares: Compare[] = [cmpModRev(key, current?.modRevision ?? 0)];
+  const ops: TxnOp[] = [{ type: 'put', key, value: encodeHost(h) }];
+  const wanted = claimsOf(h);
+  let others: HostRecord[] | undefined;
+  for (const c of wanted) {
+    const idx = await store.get(c.key);
+    if (idx?.value === h.name) {
+      compares.push(cmpModRev(c.key, idx.modRevision));
+      continue;
+    }
+    if (idx) {
+      const holderKv = await store.get(hostKey(idx.value));
+      if (blocks(tryDecodeHost(holderKv), c, opts)) throw new HostConflictError(c.f.wire, c.value, idx.value);
+      // A stale entry: taken over only if neither it nor the host it names changes before we commit.
+      compares.push(cmpModRev(c.key, idx.modRevision), cmpModRev(hostKey(idx.value), holderKv?.modRevision ?? 0));
+    } else {
+      // No entry: hosts registered before the index existed hold values without one, so look at the records.
+      others ??= (await store.range(HOSTS_PREFIX)).kvs
+        .filter((kv) => nameFromKey(HOSTS_PREFIX, kv.key) !== undefined && kv.key !== key)
+        .map(tryDecodeHost)
+        .filter((r): r is HostRecord => r !== undefined);
+      const holder = others.find((o) => blocks(o, c, opts));
+      if (holder) throw new HostConflictError(c.f.wire, c.value, holder.name);
+      compares.push(cmpModRev(c.key, 0));
+    }
+    ops.push({ type: 'put', key: c.key, value: h.name });
+  }
+  // Values this host gives up are freed with the same write.
+  const old = tryDecodeHost(current);
+  for (const c of old ? claimsOf(old) : []) {
+    if (wanted.some((w) => w.key === c.key)) continue;
+    const idx = await store.get(c.key);
+    if (idx?.value !== h.name) continue;
+    compares.push(cmpModRev(c.key, idx.modRevision));
+    ops.push({ type: 'delete', key: c.key });
+  }
+  return { compares, ops };
+}
+
+/** Throws HostConflictError if registering `h` now would be refused; writes nothing (a cheap early refusal, registerHost decides). */
+export async function checkHostClaims(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<void> {
+  await planRegistration(store, h, opts);
+}
+
+/**
+ * Creates or replaces the host record, claiming its VTEP MAC, underlay
+ * address and WireGuard key in the same transaction (HostConflictError when
+ * another host holds one) and freeing the values it no longer has.
+ */
+export async function registerHost(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<{ revision: number }> {
+  for (let i = 0; i < CAS_ATTEMPTS; i++) {
+    const { compares, ops } = await planRegistration(store, h, opts);
+    const res = await store.txn(compares, ops);
+    if (res.succeeded) return { revision: res.revision };
+  }
+  throw new RegistryContentionError(`host record of "${h.name}" or the hosts holding its values kept changing under concurrent writers`);
+}
+
+/** Deletes the host record and, in the same write, the index entries that name it. */
+export async function deleteHost(store: Store, name: string): Promise<{ deleted: boolean; revision: number }> {
+  const key = hostKey(name);
+  for (let i = 0; i < CAS_ATTEMPTS; i++) {
+    const kv = await store.get(key);
+    if (!kv) return { deleted: false, revision: await store.revision() };
+    const compares: Compare[] = [cmpModRev(key, kv.modRevision)];
+    const ops: TxnOp[] = [{ type: 'delete', key }];
+    const rec = tryDecodeHost(kv);
+    // An unreadable record's entries stay behind; they name a host that no longer exists, so they block nobody.
+    for (const c of rec ? claimsOf(rec) : []) {
+      const idx = await store.get(c.key);
+      if (idx?.value !== name) continue;
+      compares.push(cmpModRev(c.key, idx.modRevision));
+      ops.push({ type: 'delete', key: c.key });
+    }
+    const res = await store.txn(compares, ops);
+    if (res.succeeded) return { deleted: true, revision: res.revision };
+  }
+  throw new RegistryContentionError(`host record of "${name}" kept changing under concurrent writers`);
 }

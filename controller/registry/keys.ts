@@ -4,6 +4,14 @@ export const HOSTS_PREFIX = '/weft/hosts/';
 export const ENDPOINTS_PREFIX = '/weft/endpoints/';
 export const SERVICES_PREFIX = '/weft/services/';
 export const DATACENTERS_PREFIX = '/weft/datacenters/';
+/**
+ * Which host holds each value that must be unique among hosts (VTEP MAC,
+ * underlay address, WireGuard key): /weft/host-index/<field>/<value> -> host
+ * name. Written in the same transaction as the host record, so two hosts
+ * cannot both claim a value. Not under HOSTS_PREFIX, so host watchers and
+ * counts see host records only.
+ */
+export const HOST_INDEX_PREFIX = '/weft/host-index/';
 
 export const hostKey = (name: string): string => HOSTS_PREFIX + name;
 export const endpointPrefix = (network: string): string => `${ENDPOINTS_PREFIX}${network}/`;
@@ -11,6 +19,9 @@ export const endpointPrefix = (network: string): string => `${ENDPOINTS_PREFIX}$
 export const endpointKey = (network: string, ip: string): string => endpointPrefix(network) + ip;
 export const serviceKey = (name: string): string => SERVICES_PREFIX + name;
 export const datacenterKey = (name: string): string => DATACENTERS_PREFIX + name;
+/** `value` must be canonical (lower-case MAC, canonicalIp text); base64's "/" becomes "_" (and "+" "-") so a key has no extra segment. */
+export const hostIndexKey = (field: string, value: string): string =>
+  `${HOST_INDEX_PREFIX}${field}/${value.replace(/\//g, '_').replace(/\+/g, '-')}`;
 
 /** The last path segment of a key under `prefix`, or undefined for a key of another kind or a deeper key. */
 export function nameFromKey(prefix: string, key: string): string | undefined {

@@ -11,7 +11,8 @@ import {
 import { type Ca, issueClientCert } from '../pki';
 import { hostLeases } from '../ipam/leases';
 import { LEASES_PREFIX } from '../ipam/records';
-import { deleteHost, getHost, putHost, touchHost, type HostRecord } from '../registry/hosts';
+import { type HostRecord, type RegisterHostOptions, checkHostClaims, deleteHost, getHost, registerHost, touchHost } from '../registry/hosts';
+import { HostConflictError } from '../registry/errors';
 import { getEndpoint, listEndpoints, registerEndpoint, releaseEndpoint } from '../registry/endpoints';
 import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../registry/keys';
 import { deleteService, listServices, putService } from '../registry/services';
@@ -180,6 +181,14 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     const input = checkRegisterHost(req, config.networks);
     mustBeSelf('RegisterHost', who, input.name, 'name');
     const datacenter = input.datacenter || undefined;
+    const { networks: _, ...fields } = input;
+    const record: HostRecord = { ...fields, lastHeartbeat: now() };
+    // A host silent past its lease TTL and the reclaim grace has lost its
+    // subnets, so no agent routes to it any more: its underlay address (which
+    // clouds hand to the next machine) and MAC are free again.
+    const claims: RegisterHostOptions = { now: record.lastHeartbeat, goneAfterMs: (config.leaseTtlSeconds + config.reclaimGraceSeconds) * 1000 };
+    // Refused before any lease is taken; registerHost below decides for good, in the write of the record.
+    await refuseConflict(input.name, () => checkHostClaims(store, record, claims));
     // Leases first, host record last: watchers then see the host once, with its subnets.
     const leases: Lease[] = [];
     for (const network of input.networks) {
@@ -189,12 +198,22 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     for (const l of await hostSubnets(input.name, config)) {
       if (!input.networks.includes(l.network)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
     }
-    const { networks: _, ...fields } = input;
-    const record: HostRecord = { ...fields, lastHeartbeat: now() };
-    const { revision } = await putHost(store, record);
+    const { revision } = await refuseConflict(input.name, () => registerHost(store, record, claims));
     logger.info({ method: 'RegisterHost', host: input.name, subnets: leases.map((l) => `${l.network}:${l.subnet}`) }, 'host registered');
     return { host: hostMessage(record, sortSubnets(leases.map(subnetMsg))), config: configMessage(config), revision };
   });
+
+  /** A host claiming another's MAC, address or key is hostile or misconfigured: logged with the holder, whom the caller is not told. */
+  async function refuseConflict<T>(host: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (err) {
+      if (err instanceof HostConflictError) {
+        logger.warn({ method: 'RegisterHost', host, field: err.field, holder: err.holder }, 'refused: host claims a value another host holds');
+      }
+      throw err;
+    }
+  }
 
   const Heartbeat = unary<pb.HeartbeatRequest, pb.HeartbeatResponse>('Heartbeat', 'host', async (req, who) => {
     must(checkHostName(req.name, 'name'));

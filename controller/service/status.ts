@@ -10,7 +10,7 @@ import {
 } from '../ipam';
 import { PkiError } from '../pki';
 import {
-  CorruptRecordError, EndpointConflictError, EndpointMismatchError, RecordNotFoundError, RegistryContentionError,
+  CorruptRecordError, EndpointConflictError, EndpointMismatchError, HostConflictError, RecordNotFoundError, RegistryContentionError,
 } from '../registry/errors';
 import { ServicePortConflictError } from '../registry/services';
 import { StoreUnavailableError } from '../store/types';
@@ -38,6 +38,7 @@ const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [UnauthenticatedError, grpc.status.UNAUTHENTICATED],
   [EndpointConflictError, grpc.status.ALREADY_EXISTS],
   [ServicePortConflictError, grpc.status.ALREADY_EXISTS],
+  [HostConflictError, grpc.status.ALREADY_EXISTS],
   [EndpointMismatchError, grpc.status.FAILED_PRECONDITION],
   [RecordNotFoundError, grpc.status.NOT_FOUND],
   [PoolExhaustedError, grpc.status.RESOURCE_EXHAUSTED],

@@ -195,6 +195,8 @@ export async function startHarness(opts: {
 }
 
 export const WG_KEY = Buffer.alloc(32, 7).toString('base64');
+/** Host n's WireGuard key: the controller refuses a key another host holds, so each test host has its own. */
+export const wgKeyFor = (n: number): string => Buffer.alloc(32, n % 256).toString('base64');
 
 export function hostRequest(name: string, n: number, extra: Record<string, unknown> = {}) {
   return {
@@ -203,7 +205,7 @@ export function hostRequest(name: string, n: number, extra: Record<string, unkno
     vtep_mac: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`,
     rack: 'r1',
     datacenter: 'dc1',
-    wg_public_key: WG_KEY,
+    wg_public_key: wgKeyFor(n),
     agent_version: '0.1.0',
     networks: [],
     ...extra,

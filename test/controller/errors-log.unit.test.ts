@@ -15,7 +15,7 @@ import {
 import { PkiError } from '../../controller/pki/errors';
 import { TokenError } from '../../controller/pki/tokens';
 import {
-  CorruptRecordError, EndpointConflictError, EndpointMismatchError, RecordNotFoundError, RegistryContentionError,
+  CorruptRecordError, EndpointConflictError, EndpointMismatchError, HostConflictError, RecordNotFoundError, RegistryContentionError,
 } from '../../controller/registry/errors';
 import { PermissionError, UnauthenticatedError } from '../../controller/service/status';
 import { StoreUrlError } from '../../controller/store/index';
@@ -40,7 +40,7 @@ function everyError(): WeftError[] {
     new PoolExhaustedError({ network: 'n', pool: '10.0.0.0/8', hostPrefixLength: 24, inUse: 1 }),
     new LeaseLostError('n', 's', 'h', 'x'), new LeaseContentionError('x'),
     new EndpointConflictError('n', 'ip', { containerId: 'c', host: 'h' }), new EndpointMismatchError('x'), new RecordNotFoundError('x'),
-    new CorruptRecordError('k', 'x'), new RegistryContentionError('x'),
+    new CorruptRecordError('k', 'x'), new RegistryContentionError('x'), new HostConflictError('vtep_mac', 'x', 'h'),
     new StoreUnavailableError('x'), new CompactedError(1, 2), new LeaseNotFoundError('x'),
     new IptablesRestoreError({ tool: 'iptables-restore', exitCode: 1, stderr: '', document: '' }), new IptablesExecError('iptables-save', 1, ''),
     new StartAborted(), new ServicePortConflictError('x', 'f', 'other'), new HandoffError('EPROTO', 'x'),
