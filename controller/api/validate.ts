@@ -108,6 +108,36 @@ export function checkUnicastIp(v: unknown, field: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A host's underlay address: what every other host sends VXLAN to, so it
+ * must reach that host and no other. Besides checkUnicastIp's refusals: no
+ * IPv4 "this network" (0/8) or link-local (169.254/16, fe80::/10) address,
+ * which never leave a link and are reused on every host; no IPv4-mapped
+ * IPv6 (::ffff:a.b.c.d), which would smuggle a loopback or other refused IPv4
+ * address past these checks (a host with an IPv4 underlay gives it as IPv4);
+ * and nothing inside a weft network, where the address would be routed into
+ * the overlay it is meant to carry. Public addresses are allowed: some
+ * clouds give hosts nothing else.
+ */
+export function checkUnderlayIp(v: unknown, field: string, networks: Array<{ name: string; cidr: string }>): string | undefined {
+  const p = checkUnicastIp(v, field);
+  if (p) return p;
+  const a = parseIp(v)!;
+  if (a.family === 4) {
+    const first = Number(a.base >> 24n);
+    if (first === 0) return `${field}: ${show(v)} is in 0.0.0.0/8 ("this network"), which no host can be reached at`;
+    if (a.base >> 16n === 0xa9fen) return `${field}: ${show(v)} is a link-local address (169.254.0.0/16): it does not leave its link`;
+  } else {
+    if (a.base >> 118n === 0x3fan) return `${field}: ${show(v)} is a link-local address (fe80::/10): it does not leave its link`;
+    if (a.base >> 32n === 0xffffn) return `${field}: ${show(v)} is an IPv4-mapped IPv6 address: give an IPv4 underlay as IPv4`;
+  }
+  for (const n of networks) {
+    const c = parseCidr(n.cidr);
+    if (cidrContains(c, a)) return `${field}: ${show(v)} is inside weft network "${n.name}" (${formatCidr(c)}): an underlay address cannot be an overlay address`;
+  }
+  return undefined;
+}
+
 export function checkCidr(v: unknown, field: string): string | undefined {
   try {
     parseCidr(v as string);

@@ -11,7 +11,7 @@ import type {
 import {
   type NetworkRef, type Protocol, canonicalIp, checkAffinity, checkAgentVersion, checkContainerId, checkHostName, checkHostnames,
   checkIfname, checkLabels, checkMac, checkName, checkNetworkExists, checkOptionalName, checkPort, checkProtocol, checkRackPolicy,
-  checkRole, checkUnicastIp, checkUrlPath, checkWgPublicKey, fail, must, show, transportOf,
+  checkRole, checkUnderlayIp, checkUnicastIp, checkUrlPath, checkWgPublicKey, fail, must, show, transportOf,
 } from '../api/validate';
 
 /** The host record less what only the controller knows (the heartbeat time), like the other checks' results. */
@@ -30,9 +30,10 @@ export function checkJoin(req: JoinRequest): JoinRequest {
   return req;
 }
 
-export function checkRegisterHost(req: RegisterHostRequest, networks: NetworkRef[]): HostInput {
+/** `networks` with their CIDRs, so an underlay address inside the overlay is refused; without, only its form is checked. */
+export function checkRegisterHost(req: RegisterHostRequest, networks: Array<NetworkRef & { cidr?: string }>): HostInput {
   must(checkHostName(req.name, 'name'));
-  must(checkUnicastIp(req.underlay_ip, 'underlay_ip'));
+  must(checkUnderlayIp(req.underlay_ip, 'underlay_ip', networks.filter((n): n is NetworkRef & { cidr: string } => n.cidr !== undefined)));
   must(checkMac(req.vtep_mac, 'vtep_mac'));
   must(checkOptionalName(req.rack, 'rack'));
   must(checkOptionalName(req.datacenter, 'datacenter'));
