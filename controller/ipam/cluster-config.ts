@@ -292,8 +292,70 @@ export async function initClusterConfig(store: Store): Promise<{ config: Cluster
   return saveIfUnchanged(store, defaultClusterConfig(), undefined);
 }
 
+/**
+ * Ranges no overlay network may overlap: container addresses there would be
+ * the host's own (loopback), never leave a link (link-local), mean "any" or
+ * "everyone" (unspecified, broadcast, multicast), or alias IPv4 through IPv6
+ * (IPv4-mapped). 0.0.0.0/8 covers the unspecified address and "this network".
+ */
+const RESERVED_RANGES: Array<{ range: Cidr; what: string }> = [
+  ['0.0.0.0/8', 'the unspecified address and "this network" (0.0.0.0/8)'],
+  ['127.0.0.0/8', 'loopback (127.0.0.0/8)'],
+  ['169.254.0.0/16', 'link-local (169.254.0.0/16)'],
+  ['224.0.0.0/4', 'multicast (224.0.0.0/4)'],
+  ['255.255.255.255/32', 'the broadcast address (255.255.255.255)'],
+  ['::/128', 'the unspecified address (::)'],
+  ['::1/128', 'loopback (::1)'],
+  ['::ffff:0:0/96', 'IPv4-mapped addresses (::ffff:0:0/96)'],
+  ['fe80::/10', 'link-local (fe80::/10)'],
+  ['ff00::/8', 'multicast (ff00::/8)'],
+].map(([text, what]) => ({ range: parseCidr(text), what }));
+
+/**
+ * The widest network allowed: /8 for IPv4 (a class A, already 65536 /24
+ * host subnets), /16 for IPv6 (2^48 /64 host subnets). Wider ranges are
+ * default routes in all but name (0.0.0.0/0, ::/0): they would capture the
+ * hosts' own traffic, and no cluster needs that many subnets.
+ */
+export const MIN_NETWORK_PREFIX: Record<4 | 6, number> = { 4: 8, 6: 16 };
+
+/** Why `range` cannot be an overlay network's range, or undefined when it can. */
+export function networkRangeProblem(range: Cidr): string | undefined {
+  const min = MIN_NETWORK_PREFIX[range.family];
+  if (range.prefixLength < min) {
+    return `${formatCidr(range)} is too wide: an overlay network must be /${min} or narrower for IPv${range.family} (wider is a default route in all but name)`;
+  }
+  const hit = RESERVED_RANGES.find((r) => cidrOverlaps(r.range, range));
+  if (hit) return `${formatCidr(range)} overlaps ${hit.what}, which cannot carry container addresses`;
+  return undefined;
+}
+
+/**
+ * Refuses a network whose range networkRangeProblem rejects. Only ranges
+ * being written anew are judged: a network stored with the same range
+ * before these rules existed keeps working (the rules are not in
+ * validateClusterConfig, which every read of the config runs), and is
+ * refused only if it is re-added with a changed range.
+ */
+function checkNewRanges(config: ClusterConfig, current: KeyValue | undefined): void {
+  let stored: ClusterConfig['networks'] = [];
+  if (current) {
+    try {
+      stored = validateClusterConfig(JSON.parse(current.value)).networks;
+    } catch {
+      stored = []; // an unreadable stored config: judge every network
+    }
+  }
+  config.networks.forEach((n, i) => {
+    if (stored.some((o) => o.cidr === n.cidr)) return;
+    const problem = networkRangeProblem(parseCidr(n.cidr));
+    if (problem) throw new ClusterConfigError(`networks[${i}].cidr`, problem);
+  });
+}
+
 /** Puts `config` if CONFIG_KEY is still `current` (absent: still absent); null when it changed. Refuses to orphan a lease. */
 async function saveIfUnchanged(store: Store, config: ClusterConfig, current: KeyValue | undefined): Promise<{ config: ClusterConfig; revision: number } | null> {
+  checkNewRanges(config, current);
   const before = await findOrphans(store, config);
   if (before.length > 0) throw new OrphanedLeasesError(before);
   const res = await store.txn(
