@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 /** What `weft network add NAME --vni VNI --cidr CIDR` does to the stored config. */
-const networkAdd = (cidr: string, hostPrefixLength = cidr.includes(':') ? 64 : 24) =>
+const networkAdd = (cidr: string, hostPrefixLength = Math.max(cidr.includes(':') ? 64 : 24, Number(cidr.split('/')[1]))) =>
   updateClusterConfig(store, (cc) => ({ ...cc, networks: [...cc.networks, { name: 'added', vni: 99, cidr, hostPrefixLength }] }));
 
 async function refusedAdd(cidr: string, why: RegExp): Promise<void> {
