@@ -160,10 +160,19 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
     return JSON.stringify([svc.rackPolicy, svc.affinity]);
   }
 
-  function createUnit(svc: IngressService, port: IngressPort): Unit {
+  function createUnit(svc: IngressService, port: IngressPort, previous?: { healthPath: string; health: Map<string, boolean> }): Unit {
     const pool = deps.makePool({ service: svc.name, port, rackPolicy: svc.rackPolicy, affinity: svc.affinity });
     const endpoints = endpointsOf(svc, port);
     pool.setEndpoints(endpoints);
+    // A new rack policy or affinity rebuilds the pool, not the backends: what the
+    // old pool's checks knew carries over (same check path), so the service is
+    // not left without a healthy backend until the new checks come back.
+    if (previous && previous.healthPath === svc.healthPath) {
+      for (const e of endpoints) {
+        const known = previous.health.get(e.key);
+        if (known !== undefined) pool.setHealth(e.key, known);
+      }
+    }
     const checker = deps.makeChecker({ service: svc.name, port, pool });
     checker?.setTargets(endpoints, { path: port.protocol === 'http' ? svc.healthPath : '' });
     const u: Unit = { key: unitKey(svc.name, port), service: svc.name, port, shape: shapeOf(svc), svc, pool, checker, endpoints, unsubscribe: () => {} };
@@ -215,17 +224,27 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
     }
 
     let l4Changed = false;
+    const replaced = new Map<string, { healthPath: string; health: Map<string, boolean> }>();
     for (const [key, u] of [...units]) {
       const w = wanted.get(key);
       if (w && shapeOf(w.svc) === u.shape && w.port.targetPort === u.port.targetPort) continue;
       units.delete(key);
+      if (w && w.port.targetPort === u.port.targetPort && u.checker?.state) {
+        // Read before retire() closes the checker.
+        const health = new Map<string, boolean>();
+        for (const e of u.endpoints) {
+          const known = u.checker.state(e.key);
+          if (known === 'healthy' || known === 'unhealthy') health.set(e.key, known === 'healthy');
+        }
+        replaced.set(key, { healthPath: u.svc.healthPath, health });
+      }
       retire(u);
       if (u.port.protocol !== 'http') l4Changed = true;
     }
     for (const [key, { svc, port }] of wanted) {
       const u = units.get(key);
       if (!u) {
-        units.set(key, createUnit(svc, port));
+        units.set(key, createUnit(svc, port, replaced.get(key)));
         if (port.protocol !== 'http') l4Changed = true;
         continue;
       }

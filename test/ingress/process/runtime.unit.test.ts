@@ -55,8 +55,9 @@ class FakePool implements RuntimePool {
   }
 }
 
-function harness(opts: { failListen?: number } = {}) {
+function harness(opts: { failListen?: number; checksPending?: boolean } = {}) {
   const pools: FakePool[] = [];
+  const checkers: { pass(): void }[] = [];
   const routes = new Map<number, RouteSpec[]>();
   const listening = new Set<number>();
   const closedPorts: number[] = [];
@@ -88,7 +89,18 @@ function harness(opts: { failListen?: number } = {}) {
       pools.push(p);
       return p;
     },
-    makeChecker: ({ pool }) => ({ setTargets: (eps) => eps.forEach((e) => pool.setHealth(e.key, true)), close() {} }),
+    makeChecker: ({ pool }) => {
+      // checksPending: a real checker's new targets stay pending until their first check answers (checkers[i].pass()).
+      const states = new Map<string, 'pending' | 'healthy'>();
+      const c = {
+        setTargets: (eps: Endpoint[]) => eps.forEach((e) => (opts.checksPending ? states.set(e.key, 'pending') : pool.setHealth(e.key, true))),
+        close: () => states.clear(),
+        state: (key: string) => (opts.checksPending ? states.get(key) : 'healthy'),
+        pass: () => states.forEach((_, k) => (states.set(k, 'healthy'), pool.setHealth(k, true))),
+      };
+      checkers.push(c);
+      return c;
+    },
     setTimer: (fn, ms) => {
       const t = { fn, ms, cancelled: false };
       timers.push(t);
@@ -98,7 +110,7 @@ function harness(opts: { failListen?: number } = {}) {
   const fire = () => {
     for (const t of timers.splice(0)) if (!t.cancelled) t.fn();
   };
-  return { rt, pools, routes, listening, closedPorts, l4, timers, fire };
+  return { rt, pools, checkers, routes, listening, closedPorts, l4, timers, fire };
 }
 
 describe('runtime', () => {
@@ -212,5 +224,19 @@ describe('runtime', () => {
     expect(h.routes.get(80)![0].picker).toBe(h.pools[1]);
     h.fire();
     expect(h.pools[0].closed).toBe(true);
+  });
+
+  it('a new pool for a new rack policy or affinity starts with the health the old checks knew, not with nothing to serve', async () => {
+    const h = harness({ checksPending: true });
+    await h.rt.apply(st(1, service('a', [http(80)], ['10.0.0.1', '10.0.0.2'], { healthPath: '/healthz' })));
+    h.checkers[0].pass();
+    expect(h.pools[0].candidates()).toHaveLength(2);
+    await h.rt.apply(st(2, service('a', [http(80)], ['10.0.0.1', '10.0.0.2'], { healthPath: '/healthz', affinity: 'client-ip' })));
+    expect(h.pools).toHaveLength(2);
+    // Before the new checker has answered once, the new pool already serves both backends.
+    expect(h.pools[1].candidates().map((e) => e.ip)).toEqual(['10.0.0.1', '10.0.0.2']);
+    // A different check path proves nothing about the new one: those start over.
+    await h.rt.apply(st(3, service('a', [http(80)], ['10.0.0.1', '10.0.0.2'], { healthPath: '/ready', rackPolicy: 'any' })));
+    expect(h.pools[2].candidates()).toHaveLength(0);
   });
 });
