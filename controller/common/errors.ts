@@ -32,6 +32,7 @@ export const CODES = {
   WEFT_SERVER_CERT: "the controller's certificate does not fit --server or the trusted CA; `problem` says how (ServerCertError)",
   WEFT_PERMISSION_DENIED: 'the caller may not do this (PermissionError; gRPC PERMISSION_DENIED)',
   WEFT_UNAUTHENTICATED: 'the caller presented no usable identity (UnauthenticatedError; gRPC UNAUTHENTICATED)',
+  WEFT_WATCH_LIMIT: 'the caller already has as many watch streams of that kind open as it may (WatchLimitError; gRPC RESOURCE_EXHAUSTED)',
   // IPAM
   WEFT_CLUSTER_CONFIG_INVALID: 'the cluster config is malformed; `field` is the path (ClusterConfigError)',
   WEFT_LEASES_ORPHANED: 'a cluster config change would leave live leases outside their network (OrphanedLeasesError)',

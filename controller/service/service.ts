@@ -25,7 +25,7 @@ import {
   checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
 } from './requests';
 import { SERVICES_KEYS, type ServicesState, servicesChanges, servicesFromKvs, servicesSnapshot, serviceMessage } from './service-state';
-import { PermissionError, UnauthenticatedError, toServiceError } from './status';
+import { PermissionError, UnauthenticatedError, WatchLimitError, toServiceError } from './status';
 import {
   TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
 } from './topology';
@@ -56,7 +56,20 @@ export type ControllerDeps = {
   watchQueue?: QueueLimit;
   /** Bounds of each watch hub's log of recent messages, which resumes are replayed from (default HUB_LOG). */
   watchLog?: QueueLimit;
+  /** Watch streams of one kind one caller may have open at once, per kind of caller (default WATCH_STREAMS_PER_CALLER). */
+  watchStreams?: Partial<WatchStreamLimits>;
 };
+
+export type WatchStreamLimits = Record<'host' | 'ingress' | 'admin', number>;
+
+/**
+ * Each open stream costs the controller a sink, HTTP/2 state and a share of
+ * every message's fan-out, so one certificate must not be able to open
+ * thousands. An agent holds one stream per kind and briefly a second while
+ * it reconnects; an ingress or an operator's CLI a few more. A client that
+ * reaches the cap gets RESOURCE_EXHAUSTED until one of its streams closes.
+ */
+export const WATCH_STREAMS_PER_CALLER: WatchStreamLimits = { host: 8, ingress: 8, admin: 8 };
 
 /**
  * A client this far behind is ended and resumes. Far above what a live
@@ -333,6 +346,28 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     hubOpts,
   );
   const queueLimit = deps.watchQueue ?? WATCH_QUEUE_LIMIT;
+  const streamLimits: WatchStreamLimits = { ...WATCH_STREAMS_PER_CALLER, ...deps.watchStreams };
+  /** Open streams per method and caller; an entry goes when its count reaches 0, so the map holds only callers with streams open. */
+  const openStreams = new Map<string, number>();
+
+  /** Counts the stream against its caller's cap until `signal` aborts (the stream ended, however it ended); throws at the cap. */
+  function takeStreamSlot(method: string, who: Who, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    const kind = who === 'admin' ? 'admin' : 'ingress' in who ? 'ingress' : 'host';
+    const cap = streamLimits[kind];
+    const key = `${method}\0${describeIdentity(who)}`;
+    const n = openStreams.get(key) ?? 0;
+    if (n >= cap) {
+      logger.warn({ method, caller: describeIdentity(who), open: n, cap }, 'refused watch stream: caller is at its cap');
+      throw new WatchLimitError(`${method}: ${describeIdentity(who)} already has ${n} ${method} streams open (at most ${cap} per ${kind}); close one before opening another`);
+    }
+    openStreams.set(key, n + 1);
+    signal.addEventListener('abort', () => {
+      const left = (openStreams.get(key) ?? 1) - 1;
+      if (left > 0) openStreams.set(key, left);
+      else openStreams.delete(key);
+    }, { once: true });
+  }
 
   /**
    * One watch stream: snapshot or resume, then one message per revision
@@ -354,8 +389,11 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
       });
       Promise.resolve()
         .then(() => {
-          who = authorize(method, auth, call as never);
+          const caller = authorize(method, auth, call as never);
+          who = caller;
           must(checkRevision(call.request.from_revision, 'from_revision'));
+          // Only 'anonymous' methods have no caller, and no watch is one.
+          if (caller) takeStreamSlot(method, caller, sink.signal);
           return hub.attach(sink, call.request.from_revision, { method, caller: describeIdentity(who) });
         })
         .catch((err) => sink.fail(err));

@@ -30,6 +30,14 @@ export class UnauthenticatedError extends WeftError {
   }
 }
 
+/** The caller has as many watch streams of a kind open as it may; one must close first. */
+export class WatchLimitError extends WeftError {
+  constructor(message: string) {
+    super('WEFT_WATCH_LIMIT', message);
+    this.name = 'WatchLimitError';
+  }
+}
+
 const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [InvalidArgumentError, grpc.status.INVALID_ARGUMENT],
   [LeaseRequestError, grpc.status.INVALID_ARGUMENT],
@@ -39,6 +47,7 @@ const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [EndpointConflictError, grpc.status.ALREADY_EXISTS],
   [ServicePortConflictError, grpc.status.ALREADY_EXISTS],
   [HostConflictError, grpc.status.ALREADY_EXISTS],
+  [WatchLimitError, grpc.status.RESOURCE_EXHAUSTED],
   [EndpointMismatchError, grpc.status.FAILED_PRECONDITION],
   [RecordNotFoundError, grpc.status.NOT_FOUND],
   [PoolExhaustedError, grpc.status.RESOURCE_EXHAUSTED],
