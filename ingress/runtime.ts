@@ -160,19 +160,15 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
     return JSON.stringify([svc.rackPolicy, svc.affinity]);
   }
 
-  function createUnit(svc: IngressService, port: IngressPort, previous?: { healthPath: string; health: Map<string, boolean> }): Unit {
+  function createUnit(svc: IngressService, port: IngressPort, healthyBefore?: ReadonlySet<string>): Unit {
     const pool = deps.makePool({ service: svc.name, port, rackPolicy: svc.rackPolicy, affinity: svc.affinity });
     const endpoints = endpointsOf(svc, port);
     pool.setEndpoints(endpoints);
     // A new rack policy or affinity rebuilds the pool, not the backends: what the
-    // old pool's checks knew carries over (same check path), so the service is
-    // not left without a healthy backend until the new checks come back.
-    if (previous && previous.healthPath === svc.healthPath) {
-      for (const e of endpoints) {
-        const known = previous.health.get(e.key);
-        if (known !== undefined) pool.setHealth(e.key, known);
-      }
-    }
+    // old pool's checks knew carries over until the new checker's first answer
+    // (as a new check path does in a kept checker), so the service is not left
+    // without a healthy backend while the new checks run.
+    for (const e of endpoints) if (healthyBefore?.has(e.key)) pool.setHealth(e.key, true);
     const checker = deps.makeChecker({ service: svc.name, port, pool });
     checker?.setTargets(endpoints, { path: port.protocol === 'http' ? svc.healthPath : '' });
     const u: Unit = { key: unitKey(svc.name, port), service: svc.name, port, shape: shapeOf(svc), svc, pool, checker, endpoints, unsubscribe: () => {} };
@@ -224,19 +220,14 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
     }
 
     let l4Changed = false;
-    const replaced = new Map<string, { healthPath: string; health: Map<string, boolean> }>();
+    const replaced = new Map<string, Set<string>>();
     for (const [key, u] of [...units]) {
       const w = wanted.get(key);
       if (w && shapeOf(w.svc) === u.shape && w.port.targetPort === u.port.targetPort) continue;
       units.delete(key);
-      if (w && w.port.targetPort === u.port.targetPort && u.checker?.state) {
-        // Read before retire() closes the checker.
-        const health = new Map<string, boolean>();
-        for (const e of u.endpoints) {
-          const known = u.checker.state(e.key);
-          if (known === 'healthy' || known === 'unhealthy') health.set(e.key, known === 'healthy');
-        }
-        replaced.set(key, { healthPath: u.svc.healthPath, health });
+      if (w && w.port.targetPort === u.port.targetPort) {
+        // Read before retire() empties the pool. Only the healthy carry over: the rest start as any new backend does.
+        replaced.set(key, new Set(u.pool.view().endpoints.filter((e) => e.healthy).map((e) => e.key)));
       }
       retire(u);
       if (u.port.protocol !== 'http') l4Changed = true;

@@ -48,7 +48,7 @@ class FakePool implements RuntimePool {
     return this.flights;
   }
   view() {
-    return { endpoints: [], picksLocal: 0, picksSpilled: 0, ejections: 0 };
+    return { endpoints: this.endpoints.map((e) => ({ key: e.key, rack: e.rack, healthy: this.healthy.has(e.key), ejected: false, draining: false })), picksLocal: 0, picksSpilled: 0, ejections: 0 };
   }
   close() {
     this.closed = true;
@@ -235,8 +235,11 @@ describe('runtime', () => {
     expect(h.pools).toHaveLength(2);
     // Before the new checker has answered once, the new pool already serves both backends.
     expect(h.pools[1].candidates().map((e) => e.ip)).toEqual(['10.0.0.1', '10.0.0.2']);
-    // A different check path proves nothing about the new one: those start over.
+    // With a new check path too, the old answers stand until the new checks give theirs (as in a kept checker).
     await h.rt.apply(st(3, service('a', [http(80)], ['10.0.0.1', '10.0.0.2'], { healthPath: '/ready', rackPolicy: 'any' })));
-    expect(h.pools[2].candidates()).toHaveLength(0);
+    expect(h.pools[2].candidates()).toHaveLength(2);
+    // A backend the old checks never answered for stays out until its own first check.
+    await h.rt.apply(st(4, service('a', [http(80)], ['10.0.0.1', '10.0.0.2', '10.0.0.3'], { healthPath: '/ready', rackPolicy: 'prefer-local' })));
+    expect(h.pools[3].candidates().map((e) => e.ip)).toEqual(['10.0.0.1', '10.0.0.2']);
   });
 });
