@@ -9,6 +9,9 @@
 // port and carrying the request's sequence number count; anything else is
 // skipped, as vishvananda/netlink does. A reply that does not parse is an
 // error, never silently dropped: a dropped ack would mean waiting for nothing.
+// The socket and those checks (the channel) are exported on their own so that
+// code with its own framing, the nf_tables transactions, gets the same
+// protections rather than a second receive loop without them.
 import {
   align4, encodeMessage, parseError,
   NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NETLINK_ROUTE,
@@ -74,12 +77,25 @@ export type NetlinkSocket = {
   send(buf: Buffer): number;
   /** One datagram into `buf`: its whole length (more than buf.length: it was cut), and the sender's port id (0: the kernel); or n = -errno. */
   recv(buf: Buffer): { n: number; senderPid: number };
+  /** Grow the send buffer: a send larger than it fails with EMSGSIZE, and an nf_tables transaction must go in one send. */
+  setSendBuffer(bytes: number): void;
   close(): void;
 };
 
-/** A netlink socket of the current namespace, bound, with buffers, extended acks and both timeouts set. */
-export function openNetlinkSocket(protocol: number, op: string, timeoutMs = DEFAULT_TIMEOUT_MS): NetlinkSocket {
-  const fd = openSocket(protocol, op, timeoutMs);
+export type SocketOptions = {
+  /** SO_RCVTIMEO and SO_SNDTIMEO: how long one receive or send may block; default DEFAULT_TIMEOUT_MS. */
+  timeoutMs?: number;
+  /** Send and receive buffer sizes in bytes; default 8 MiB each. */
+  sendBuffer?: number;
+  receiveBuffer?: number;
+};
+
+/**
+ * A netlink socket of the current namespace for any protocol, bound, with
+ * buffers, extended and capped acks and both timeouts set.
+ */
+export function openNetlinkSocket(protocol: number, op: string, o: SocketOptions = {}): NetlinkSocket {
+  const fd = openSocket(protocol, op, o);
   const addr = Buffer.alloc(12);
   const len = [12];
   if (sys.getsockname(fd, addr, len) !== 0) {
@@ -100,26 +116,33 @@ export function openNetlinkSocket(protocol: number, op: string, timeoutMs = DEFA
       const n = Number(sys.recvfrom(fd, buf, buf.length, MSG_TRUNC, from, [from.length]));
       return n < 0 ? { n: -errno(), senderPid: 0 } : { n, senderPid: from.readUInt32LE(4) };
     },
+    setSendBuffer(bytes) {
+      setBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, bytes);
+    },
     close() {
       sys.close(fd);
     },
   };
 }
 
-function openSocket(protocol: number, op: string, timeoutMs: number): number {
+/** FORCE needs CAP_NET_ADMIN; the plain option (capped by the sysctl maximum) is the fallback for the unprivileged. */
+function setBuffer(fd: number, force: number, plain: number, bytes: number): void {
+  if (setIntOpt(fd, SOL_SOCKET, force, bytes) !== 0) setIntOpt(fd, SOL_SOCKET, plain, bytes);
+}
+
+function openSocket(protocol: number, op: string, o: SocketOptions): number {
   const fd = sys.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
   if (fd < 0) throw new NetlinkError(errno(), `${op}: socket`);
   // a lost reply (or a full send buffer) must end in an error, not block the thread for good
   for (const name of [SO_RCVTIMEO, SO_SNDTIMEO]) {
-    if (setTimeoutOpt(fd, name, timeoutMs) !== 0) {
+    if (setTimeoutOpt(fd, name, o.timeoutMs ?? DEFAULT_TIMEOUT_MS) !== 0) {
       const e = errno();
       sys.close(fd);
       throw new NetlinkError(e, `${op}: setsockopt timeout`);
     }
   }
-  // FORCE needs CAP_NET_ADMIN; the plain options are the fallback for the unprivileged
-  if (setIntOpt(fd, SOL_SOCKET, SO_SNDBUFFORCE, SOCK_BUF) !== 0) setIntOpt(fd, SOL_SOCKET, SO_SNDBUF, SOCK_BUF);
-  if (setIntOpt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF) !== 0) setIntOpt(fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
+  setBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, o.sendBuffer ?? SOCK_BUF);
+  setBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, o.receiveBuffer ?? SOCK_BUF);
   // extended acks carry the kernel's own explanation; capped acks keep a batch's acks small
   setIntOpt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1);
   setIntOpt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1);
@@ -133,13 +156,11 @@ function openSocket(protocol: number, op: string, timeoutMs: number): number {
   return fd;
 }
 
-export type HandleOptions = {
+export type HandleOptions = SocketOptions & {
   /** Namespace name (under /run/netns) or path (/proc/PID/ns/net); default: the current one. */
   netns?: string;
   /** Netlink protocol; default NETLINK_ROUTE. */
   protocol?: number;
-  /** How long a request may wait for a reply of its own; default DEFAULT_TIMEOUT_MS. */
-  timeoutMs?: number;
 };
 
 /**
@@ -173,26 +194,48 @@ export function parseReply(buf: Buffer, length: number, op: string): Message[] {
 export function openHandle(opts: HandleOptions = {}): Handle {
   const protocol = opts.protocol ?? NETLINK_ROUTE;
   const netns = opts.netns ?? null;
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const op = `netlink open${netns ? ` in ${netns}` : ''}`;
-  const sock = netns ? withNetns(netns, () => openNetlinkSocket(protocol, op, timeoutMs)) : openNetlinkSocket(protocol, op, timeoutMs);
-  return handleOnSocket(sock, { netns, timeoutMs });
+  const sock = netns ? withNetns(netns, () => openNetlinkSocket(protocol, op, opts)) : openNetlinkSocket(protocol, op, opts);
+  return handleOnSocket(sock, { netns, timeoutMs: opts.timeoutMs });
 }
 
-/** The request/dump/batch logic over any NetlinkSocket (openHandle's, or a test's stand-in). */
-export function handleOnSocket(sock: NetlinkSocket, o: { netns?: string | null; timeoutMs?: number; now?: () => number } = {}): Handle {
-  const netns = o.netns ?? null;
+const timedOut = (op: string) => new NetlinkError(ETIMEDOUT, `timed out waiting for the kernel's reply to ${op}`);
+
+/** What the reply checks are told: the per-reply timeout, and a clock a test can move. */
+export type ChannelOptions = { timeoutMs?: number; now?: () => number };
+
+/**
+ * The checked send and receive over one socket, for anything that talks to
+ * the kernel in its own framing (a handle's requests, an nf_tables
+ * transaction): sequence numbers, a send that cannot block for good, and the
+ * replies to chosen sequence numbers with every check on.
+ */
+export type NetlinkChannel = {
+  readonly portId: number;
+  /** The next sequence number (never 0, wraps at 2^32). */
+  nextSeq(): number;
+  /** Send all of `buf` in one datagram; a full send buffer that never drains is ETIMEDOUT naming `op`. */
+  send(buf: Buffer, op: string): void;
+  /**
+   * Every message that answers `wanted(seq)`, in order, until the caller
+   * stops. Messages for another port or another (earlier, abandoned) request
+   * are skipped; if nothing wanted comes for timeoutMs, also while others
+   * keep coming, it throws ETIMEDOUT naming `op`. The timeout is per reply:
+   * a long stream of wanted replies never times out.
+   */
+  replies(op: string, wanted: (seq: number) => boolean): Generator<Message, never>;
+  close(): void;
+};
+
+export function channelOnSocket(sock: NetlinkSocket, o: ChannelOptions = {}): NetlinkChannel {
   const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const now = o.now ?? Date.now;
   const rx = Buffer.alloc(RECV_BUF);
   let seq = Math.floor(Math.random() * 0x7fffffff);
   let closed = false;
 
-  const nextSeq = () => (seq = (seq + 1) >>> 0 || 1);
-  const timedOut = (op: string) => new NetlinkError(ETIMEDOUT, `timed out waiting for the kernel's reply to ${op}`);
-
-  function sendAll(buf: Buffer, op: string): void {
-    if (closed) throw new NetlinkError(9 /* EBADF */, `${op}: handle closed`);
+  function send(buf: Buffer, op: string): void {
+    if (closed) throw new NetlinkError(9 /* EBADF */, `${op}: socket closed`);
     for (;;) {
       const n = sock.send(buf);
       if (n === -EINTR) continue;
@@ -219,12 +262,6 @@ export function handleOnSocket(sock: NetlinkSocket, o: { netns?: string | null; 
     }
   }
 
-  /**
-   * Every message that answers one of this handle's requests `wanted(seq)`,
-   * in order, until the caller stops. Messages for another port or another
-   * (earlier, abandoned) request are skipped; if nothing of ours comes for
-   * timeoutMs, also while others keep coming, the request fails.
-   */
   function* replies(op: string, wanted: (seq: number) => boolean): Generator<Message, never> {
     let deadline = now() + timeoutMs;
     for (;;) {
@@ -236,6 +273,26 @@ export function handleOnSocket(sock: NetlinkSocket, o: { netns?: string | null; 
       if (now() > deadline) throw timedOut(op);
     }
   }
+
+  return {
+    portId: sock.portId,
+    nextSeq: () => (seq = (seq + 1) >>> 0 || 1),
+    send,
+    replies,
+    close() {
+      if (!closed) {
+        closed = true;
+        sock.close();
+      }
+    },
+  };
+}
+
+/** The request/dump/batch logic over any NetlinkSocket (openHandle's, or a test's stand-in). */
+export function handleOnSocket(sock: NetlinkSocket, o: ChannelOptions & { netns?: string | null } = {}): Handle {
+  const netns = o.netns ?? null;
+  const ch = channelOnSocket(sock, o);
+  const { nextSeq, replies, send: sendAll } = ch;
 
   function exec(req: Request): Message[] {
     const s = nextSeq();
@@ -288,8 +345,9 @@ export function handleOnSocket(sock: NetlinkSocket, o: { netns?: string | null; 
       const bySeq = new Map<number, number>();
       const parts: Buffer[] = [];
       let bytes = 0;
+      let lastSeq = 0;
       while (i < reqs.length && (bytes === 0 || bytes + reqs[i].body.length + 16 <= BATCH_BYTES)) {
-        bySeq.set(nextSeq(), i);
+        bySeq.set((lastSeq = nextSeq()), i);
         bytes += reqs[i].body.length + 16;
         i++;
       }
@@ -297,7 +355,6 @@ export function handleOnSocket(sock: NetlinkSocket, o: { netns?: string | null; 
       // failure whether or not an ack was asked for; asking only the last one
       // for an ack tells us when the whole send is done without one receive
       // per entry.
-      const lastSeq = seq;
       for (const [s, idx] of bySeq) {
         const r = reqs[idx];
         const ack = s === lastSeq ? NLM_F_ACK : 0;
@@ -316,18 +373,7 @@ export function handleOnSocket(sock: NetlinkSocket, o: { netns?: string | null; 
     return results;
   }
 
-  return {
-    netns,
-    exec,
-    dump,
-    batch,
-    close() {
-      if (!closed) {
-        closed = true;
-        sock.close();
-      }
-    },
-  };
+  return { netns, exec, dump, batch, close: ch.close };
 }
 
 /** Run `fn` with a handle for the namespace, closing it afterwards. */

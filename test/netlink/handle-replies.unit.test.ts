@@ -4,59 +4,11 @@
 // a lost ack cannot mean waiting for ever), and a request that sees no reply
 // of its own times out with an error naming it.
 import { describe, expect, it } from 'vitest';
-import { encodeMessage, NLMSG_DONE, NLMSG_ERROR, RTM_GETLINK, RTM_NEWLINK, type Message } from '../../dataplane/netlink/codec';
-import { NetlinkError } from '../../dataplane/netlink/errors';
-import { handleOnSocket, parseReply, type NetlinkSocket } from '../../dataplane/netlink/handle';
-
-const PORT = 4242;
-const EAGAIN = 11;
-
-/** An ack (errno 0) or error for the request header `req`, as the kernel sends it (struct nlmsgerr). */
-function ack(req: { seq: number }, errno = 0, o: { pid?: number; body?: Buffer } = {}): Buffer {
-  const body = o.body ?? Buffer.alloc(20);
-  if (!o.body) {
-    body.writeInt32LE(-errno, 0);
-    body.writeUInt32LE(16, 4);
-  }
-  return encodeMessage({ type: NLMSG_ERROR, flags: 0, seq: req.seq, pid: o.pid ?? PORT, body });
-}
-
-type Datagram = { data: Buffer; senderPid?: number; n?: number } | { errno: number };
-
-/** A socket whose replies `script` makes from the last request sent (its header). */
-function fakeSocket(script: (sent: Message) => Datagram[]): NetlinkSocket & { recvs: number } {
-  let queue: Datagram[] = [];
-  const s = {
-    portId: PORT,
-    recvs: 0,
-    send(buf: Buffer) {
-      const sent = { type: buf.readUInt16LE(4), flags: buf.readUInt16LE(6), seq: buf.readUInt32LE(8), pid: buf.readUInt32LE(12), body: buf.subarray(16) };
-      queue.push(...script(sent));
-      return buf.length;
-    },
-    recv(buf: Buffer) {
-      s.recvs++;
-      const d = queue.shift() ?? { errno: EAGAIN }; // nothing more: what SO_RCVTIMEO gives
-      if ('errno' in d) return { n: -d.errno, senderPid: 0 };
-      d.data.copy(buf);
-      return { n: d.n ?? d.data.length, senderPid: d.senderPid ?? 0 };
-    },
-    close() {},
-  };
-  return s;
-}
+import { encodeMessage, NLMSG_DONE, RTM_GETLINK, RTM_NEWLINK } from '../../dataplane/netlink/codec';
+import { handleOnSocket, parseReply } from '../../dataplane/netlink/handle';
+import { PORT, ack, fakeSocket, thrown } from './handle-fake-socket';
 
 const request = { type: RTM_NEWLINK, body: Buffer.alloc(16), op: 'link add x' };
-
-function thrown(fn: () => unknown): NetlinkError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(NetlinkError);
-    return e as NetlinkError;
-  }
-  throw new Error('expected a NetlinkError');
-}
 
 describe('parseReply', () => {
   const good = Buffer.concat([

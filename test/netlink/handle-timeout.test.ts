@@ -13,7 +13,7 @@ describe('netlink socket timeouts and reply checks', () => {
   const ns = useTestNetns('nt');
 
   it('a receive with nothing to come returns EAGAIN after the timeout', () => {
-    const sock = withNetns(ns()[0], () => openNetlinkSocket(NETLINK_ROUTE, 'test', 300));
+    const sock = withNetns(ns()[0], () => openNetlinkSocket(NETLINK_ROUTE, 'test', { timeoutMs: 300 }));
     try {
       expect(sock.portId).toBeGreaterThan(0);
       const t0 = Date.now();
