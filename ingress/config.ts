@@ -14,7 +14,7 @@ import { checkHostName, checkName } from '../controller/api/validate';
 import { parseCidr } from '../controller/common/cidr';
 import {
   ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
-} from '../controller/common/config-sources';
+ parseDurationMs } from '../controller/common/config-sources';
 
 export { ConfigError };
 
@@ -112,13 +112,6 @@ export const INGRESS_OPTIONS: Array<OptionSpec<Key>> = [
 
 const formOf = (k: Key) => INGRESS_OPTIONS.find((o) => o.key === k)!.form;
 const fail = (raw: Raw, k: Key, shown = JSON.stringify(raw.value)) => new ConfigError(`${raw.source}: ${shown} is not ${formOf(k)}`);
-
-/** "250ms", "30s", "5m", "1h" or bare seconds, in ms; undefined when it is none of these. */
-export function parseDurationMs(s: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(s.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-}
 
 export function loadIngressConfig(
   argv: readonly string[],

@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import { checkHostName, checkName } from '../../controller/api/validate';
 import {
   ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
-} from '../../controller/common/config-sources';
+ parseDurationMs } from '../../controller/common/config-sources';
 import { AGENT_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettings } from '../../controller/api/client/join-flags';
 import type { Handle } from '../../dataplane/netlink/handle';
 import { routeGet } from '../../dataplane/netlink/route';
@@ -88,13 +88,6 @@ export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
 
 const formOf = (k: Key) => AGENT_OPTIONS.find((o) => o.key === k)!.form;
 const fail = (raw: Raw, k: Key, shown = JSON.stringify(raw.value)) => new ConfigError(`${raw.source}: ${shown} is not ${formOf(k)}`);
-
-/** "90s", "30m", "1h" or bare seconds, in ms. */
-export function parseDurationMs(s: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(s.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-}
 
 function absolutePath(raw: Raw | undefined, k: Key, fallback: string, maxBytes = 4096): string {
   if (!raw) return fallback;

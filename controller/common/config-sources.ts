@@ -216,3 +216,10 @@ export function parseBool(v: string): boolean | undefined {
 export function nonEmpty(v: string | undefined): v is string {
   return typeof v === 'string' && v !== '';
 }
+
+/** "250ms", "30s", "5m", "1h" or bare seconds, in ms; undefined when it is none of these. */
+export function parseDurationMs(s: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(s.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+}

@@ -3,7 +3,8 @@
 // default, which asks the kernel, is in agent-config.test.ts.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AGENT_DEFAULTS, loadAgentConfig, parseDurationMs } from '../../cni-plugin/agent/config';
+import { AGENT_DEFAULTS, loadAgentConfig } from '../../cni-plugin/agent/config';
+import { parseDurationMs } from '../../controller/common/config-sources';
 import { configErrorOf } from '../helpers/config-error';
 import { DEFAULT_AGENT_SOCKET } from '../../cni-plugin/cni/parse';
 import { vtepMacFor } from '../../cni-plugin/agent/main';

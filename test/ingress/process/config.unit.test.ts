@@ -5,7 +5,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { INGRESS_OPTIONS, loadIngressConfig, parseDurationMs } from '../../../ingress/config';
+import { INGRESS_OPTIONS, loadIngressConfig } from '../../../ingress/config';
+import { parseDurationMs } from '../../../controller/common/config-sources';
 import { configErrorOf } from '../../helpers/config-error';
 
 const PIN = 'sha256:' + 'ab'.repeat(32);
