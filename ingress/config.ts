@@ -13,8 +13,8 @@ import { INGRESS_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettin
 import { checkHostName, checkName } from '../controller/api/validate';
 import { parseCidr } from '../controller/common/cidr';
 import {
-  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
- parseDurationMs } from '../controller/common/config-sources';
+  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw, parseDurationMs,
+} from '../controller/common/config-sources';
 
 export { ConfigError };
 

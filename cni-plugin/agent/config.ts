@@ -17,8 +17,8 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { checkHostName, checkName } from '../../controller/api/validate';
 import {
-  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw,
- parseDurationMs } from '../../controller/common/config-sources';
+  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw, parseDurationMs,
+} from '../../controller/common/config-sources';
 import { AGENT_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettings } from '../../controller/api/client/join-flags';
 import type { Handle } from '../../dataplane/netlink/handle';
 import { routeGet } from '../../dataplane/netlink/route';
