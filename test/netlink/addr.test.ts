@@ -92,7 +92,7 @@ describe('addr', () => {
 
     addrDel(h, { linkIndex: br, cidr: '10.30.0.1', peer: '10.30.0.2/32' });
     addrDel(h, { linkIndex: br, cidr: 'fd00:30::1', peer: 'fd00:30::2/128' });
-    expect(kernelAddrs(ns()[0], dev).filter((a) => a.local.includes('30'))).toEqual([]);
+    expect(kernelAddrs(ns()[0], dev).filter((a) => a.local.startsWith('10.30.') || a.local.startsWith('fd00:30:'))).toEqual([]);
   });
 
   it('is typed on a repeat add (EEXIST), replace succeeds and updates, delete of a missing address is EADDRNOTAVAIL', () => {
