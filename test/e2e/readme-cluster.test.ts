@@ -9,17 +9,18 @@
 // A command the README adds to those blocks that this test does not know how
 // to run fails the test, so the README cannot drift from the product.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { caCertHash } from '../../controller/api/client/trust';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import type { LabProcess } from '../lab/procs';
 import { GiveUp, waitFor } from '../helpers/wait';
-import { ROOT, WEFT, cleanEnv, requireBuild, tail } from './cluster';
+import { requireBuild, tail } from './cluster';
 import { cniAdd, pluginConfig, type Conflist } from './cni';
 import { startMachine, type Machine } from './machine';
+import { readmeCommands, weftOnPath, words } from './readme';
 import { ping } from './traffic';
 
 const SPEC = {
@@ -27,22 +28,6 @@ const SPEC = {
   datacenters: [{ name: 'dc1', racks: [{ name: 'r1', hosts: ['h1'] }, { name: 'r2', hosts: ['h2'] }] }],
   controller: true,
 };
-
-/** The shell blocks of one README section, as commands (comments and blank lines dropped). */
-function readmeCommands(readme: string, section: string): string[][] {
-  const start = readme.indexOf(`\n## ${section}\n`);
-  if (start < 0) throw new Error(`README has no "## ${section}" section`);
-  const end = readme.indexOf('\n## ', start + 1);
-  const body = readme.slice(start, end < 0 ? undefined : end);
-  const blocks: string[][] = [];
-  for (const m of body.matchAll(/```sh\n([\s\S]*?)```/g)) {
-    blocks.push(m[1].split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l && !l.startsWith('#')));
-  }
-  return blocks;
-}
-
-/** Words of a command line; the README's commands use no quoting. */
-const words = (line: string) => line.split(/\s+/);
 
 let lab: Lab;
 let dir: string;
@@ -52,10 +37,7 @@ let pathEnv: NodeJS.ProcessEnv;
 beforeAll(async () => {
   requireBuild();
   dir = mkdtempSync(join(tmpdir(), 'wtrdm-'));
-  // `weft` on PATH, as `npm link` leaves it
-  mkdirSync(join(dir, 'bin'));
-  symlinkSync(WEFT, join(dir, 'bin', 'weft'));
-  pathEnv = cleanEnv({ PATH: `${join(dir, 'bin')}:${dirname(process.execPath)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` });
+  pathEnv = weftOnPath(dir);
   lab = await createLab(SPEC);
 }, 120_000);
 
@@ -81,7 +63,7 @@ function daemon(m: Machine, argv: string[], logFile: string): LabProcess {
 
 describe('README: Running a cluster', () => {
   it('works as written: controller, token, join in two racks, install-cni, a container on each, ping', async () => {
-    const [controllerBlock, hostBlock, ...more] = readmeCommands(readFileSync(join(ROOT, 'README.md'), 'utf8'), 'Running a cluster');
+    const [controllerBlock, hostBlock, ...more] = readmeCommands('Running a cluster');
     expect(more, 'the section has two shell blocks: the controller host, then every host').toEqual([]);
     expect(controllerBlock.length).toBeGreaterThan(0);
     expect(hostBlock.length).toBeGreaterThan(0);

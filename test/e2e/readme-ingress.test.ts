@@ -289,8 +289,9 @@ describe('README: Exposing services (ingress)', () => {
           }, 30_000);
           expect([a.json.path, a.json.server, a.headers['x-backend']]).toEqual([path, `${ip}:${p.target}`, svc.name]);
         } else {
-          const r = await waitFor(`${svc.name} to answer ${p.protocol.toUpperCase()} on the edge's port ${p.port}`, async () => {
-            const j = await echo(client, p.protocol, EDGE_IP, p.port, `to ${svc.name}`);
+          const transport = p.protocol; // narrowed to tcp | udp here, which the closure below does not see
+          const r = await waitFor(`${svc.name} to answer ${transport.toUpperCase()} on the edge's port ${p.port}`, async () => {
+            const j = await echo(client, transport, EDGE_IP, p.port, `to ${svc.name}`);
             return j.name === svc.name && j;
           }, 30_000);
           expect([r.echo, r.server ?? `${ip}:${p.target}`]).toEqual([`to ${svc.name}`, `${ip}:${p.target}`]);
