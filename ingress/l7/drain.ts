@@ -9,9 +9,15 @@
 //  - bytes of a next request already arriving get the same grace from the
 //    start of the drain (and Node's header timeout, which may answer 408
 //    first);
-//  - an idle keep-alive connection gets a FIN at once. Clients retry an
-//    idempotent request on a new connection when a kept-alive one closes
-//    cleanly under it; a reset would lose that request instead.
+//  - an idle keep-alive connection gets the same grace from the end of its
+//    last response, then a FIN. A busy client's next request comes within it
+//    and is answered with Connection: close, so a client that reuses its
+//    connections loses nothing (HAProxy's idle-close-on-response). Closing at
+//    once would race every such client's next write: the request would cross
+//    our FIN and fail. A connection idle for longer than the grace is closed
+//    at once, as an idle timeout would close it; clients retry an idempotent
+//    request on a new connection when a kept-alive one closes cleanly under
+//    it, where a reset would lose the request.
 //
 // A connection is judged again whenever its state changes (a request starts,
 // a response ends, a grace runs out), never by sweeping every connection.
@@ -24,6 +30,8 @@ type Conn = {
   /** The port whose listener accepted it (closePort drains only that port's). */
   port: number;
   acceptedAt: number;
+  /** When its last response ended (its accept, before the first). */
+  idleSince: number;
   /** Responses finished on it. */
   served: number;
   /** Requests whose response has not finished yet (more than one only for a pipelining client). */
@@ -61,7 +69,8 @@ export class ConnectionDrain {
 
   /** A connection was admitted. */
   track(socket: Socket, port: number): void {
-    const c: Conn = { owner: this, port, acceptedAt: performance.now(), served: 0, inProgress: 0, upgraded: false, restBytes: 0, drainingSince: 0, timer: undefined };
+    const now = performance.now();
+    const c: Conn = { owner: this, port, acceptedAt: now, idleSince: now, served: 0, inProgress: 0, upgraded: false, restBytes: 0, drainingSince: 0, timer: undefined };
     (socket as Tracked)[kConn] = c;
     socket.on('close', onSocketClose);
   }
@@ -124,7 +133,10 @@ export class ConnectionDrain {
     if (c === undefined) return;
     c.inProgress = Math.max(0, c.inProgress - 1);
     c.served++;
-    if (c.inProgress === 0) c.restBytes = socket.bytesRead;
+    if (c.inProgress === 0) {
+      c.restBytes = socket.bytesRead;
+      c.idleSince = performance.now();
+    }
     judge(socket);
   }
 }
@@ -142,7 +154,7 @@ function judge(socket: Tracked): void {
   // bytesRead counts what the HTTP parser consumed too: public, and exact except for a pipelining client
   // whose next request was partly in before its previous response ended (it then gets a FIN it must handle anyway).
   const arriving = socket.bytesRead > c.restBytes;
-  const until = arriving ? Math.max(c.acceptedAt, c.drainingSince) + grace : c.served === 0 ? c.acceptedAt + grace : now;
+  const until = arriving ? Math.max(c.acceptedAt, c.drainingSince) + grace : c.idleSince + grace;
   if (until > now) {
     c.timer = setTimeout(judge, Math.ceil(until - now), socket).unref();
     return;

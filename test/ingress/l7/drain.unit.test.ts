@@ -1,6 +1,7 @@
-// Draining the L7 proxy the way Go's http.Server.Shutdown does: no
-// connection is cut while its client may be about to use it, idle ones close
-// with a FIN, and drain ends as soon as nothing is left, or at its deadline.
+// Draining the L7 proxy the way Go's http.Server.Shutdown does, with
+// HAProxy's idle-close-on-response: no connection is cut while its client
+// may be about to use it, idle ones close with a FIN after a grace, and
+// drain ends as soon as nothing is left, or at its deadline.
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../helpers/wait';
 import { closedAfterEach, RecordingPicker, route } from './fixtures';
@@ -31,7 +32,7 @@ describe('L7 proxy: drain', () => {
     expect(b.requests.map((q) => q.url)).toEqual(['/late']);
   });
 
-  it('closes an idle keep-alive connection with a FIN at once, even when the client is writing its next request right then', async () => {
+  it('answers a keep-alive client whose next request comes right as the drain starts, with Connection: close', async () => {
     const b = await backend('b');
     const p = await proxy([route('svc', new RecordingPicker([b.ep]))]);
     const c = client(p.port);
@@ -39,26 +40,51 @@ describe('L7 proxy: drain', () => {
     expect((await c.response()).headers.connection).toBe('keep-alive');
     c.data = '';
     await p.proxy.stopAccepting();
-    // Written in the same tick as the drain starts: on loopback the bytes are in the proxy's receive queue,
-    // unread, when it closes the connection. Closing it outright would answer them with a reset.
+    // Written in the same tick as the drain starts: a FIN now would cross this request, and it would fail.
     c.socket.write(GET('/2'));
     const t0 = Date.now();
     await p.proxy.drain(10_000);
     expect(Date.now() - t0).toBeLessThan(5000);
+    const r = await c.response('the crossing request answered');
+    expect([r.status, r.body, r.headers.connection]).toEqual([200, 'b', 'close']);
     await c.waitClosed();
-    expect(c.ended).toBe(true);
     expect(c.error).toBeUndefined();
-    // The crossing request is the client's to retry: it reached no backend and got no answer.
-    expect(c.data).toBe('');
-    expect(b.requests.map((q) => q.url)).toEqual(['/1']);
+    expect(b.requests.map((q) => q.url)).toEqual(['/1', '/2']);
     expect(p.proxy.connections).toBe(0);
   });
 
-  it('resolves as soon as the last request is done, long before its deadline; idle connections do not hold it', async () => {
+  it('closes with a FIN a keep-alive connection that stays idle through the grace, and at once one idle for longer', async () => {
+    const b = await backend('b');
+    // The grace is min(header timeout, 5 s): 300 ms here.
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))], { limits: { headerTimeoutMs: 300 } });
+    const quiet = client(p.port);
+    await quiet.send(GET('/1'));
+    await quiet.response();
+    // Idle for longer than the grace before the drain begins (a condition on the clock, not a pause in the code under test).
+    const since = Date.now();
+    await waitFor('the first connection to be idle past the grace', () => Date.now() - since > 400, 5000, 20);
+    const recent = client(p.port);
+    await recent.send(GET('/2'));
+    await recent.response();
+    const t0 = Date.now();
+    const draining = p.proxy.drain(10_000);
+    await quiet.waitClosed();
+    const quietTook = Date.now() - t0;
+    await recent.waitClosed();
+    const recentTook = Date.now() - t0;
+    await draining;
+    expect([quiet.ended, recent.ended, quiet.error, recent.error]).toEqual([true, true, undefined, undefined]);
+    expect(quietTook).toBeLessThan(200);
+    expect(recentTook).toBeGreaterThanOrEqual(200);
+    expect(recentTook).toBeLessThan(5000);
+    expect(b.requests.map((q) => q.url)).toEqual(['/1', '/2']);
+  });
+
+  it('resolves as soon as the last request is done, long before its deadline; idle connections do not hold it past their grace', async () => {
     let answer!: () => void;
     const b = await backend('b', { handler: (_req, res) => (answer = () => res.end('late')) });
     const picker = new RecordingPicker([b.ep]);
-    const p = await proxy([route('svc', picker)]);
+    const p = await proxy([route('svc', picker)], { limits: { headerTimeoutMs: 300 } });
     const idle = client(p.port);
     await idle.send(GET('/idle'));
     await waitFor('the first request at the backend', () => b.requests.length === 1);
@@ -131,7 +157,7 @@ describe('L7 proxy: closePort drains that port', () => {
         else res.end('quick');
       },
     });
-    const p = await proxy([route('svc', new RecordingPicker([b.ep]))]);
+    const p = await proxy([route('svc', new RecordingPicker([b.ep]))], { limits: { headerTimeoutMs: 300 } });
     const idle = client(p.port);
     await idle.send(GET('/quick'));
     expect((await idle.response()).headers.connection).toBe('keep-alive');
