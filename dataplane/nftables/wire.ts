@@ -79,8 +79,8 @@ export const NFGENMSG_LEN = 4;
 export type ElemData = string;
 export type Elements = Map<string, ElemData>;
 
-function encodeData(data: ElemData): Buffer {
-  if (data.startsWith('v:')) return nla.nested(NFTA_SET_ELEM_DATA, [nla.bytes(NFTA_DATA_VALUE, Buffer.from(data.slice(2), 'hex'))]);
+/** A verdict element's data (values take encodeValueElement's path). */
+function encodeVerdict(data: ElemData): Buffer {
   const colon = data.indexOf(':');
   const kind = data.slice(0, colon);
   const code = kind === 'goto' ? NFT_GOTO : kind === 'jump' ? NFT_JUMP : NaN;
@@ -126,9 +126,7 @@ function encodeValueElement(keyHex: string, valueHex: string | undefined): Buffe
 export function encodeElement(keyHex: string, data?: ElemData): Buffer {
   if (data === undefined) return encodeValueElement(keyHex, undefined);
   if (data.startsWith('v:')) return encodeValueElement(keyHex, data.slice(2));
-  const parts = [nla.nested(NFTA_SET_ELEM_KEY, [nla.bytes(NFTA_DATA_VALUE, Buffer.from(keyHex, 'hex'))])];
-  if (data !== undefined) parts.push(encodeData(data));
-  return nla.nested(NFTA_LIST_ELEM, parts);
+  return nla.nested(NFTA_LIST_ELEM, [nla.nested(NFTA_SET_ELEM_KEY, [nla.bytes(NFTA_DATA_VALUE, Buffer.from(keyHex, 'hex'))]), encodeVerdict(data)]);
 }
 
 // The element list is one attribute, and an attribute's length is 16 bits:
@@ -165,11 +163,9 @@ export function setElemMessages(op: 'add' | 'delete', family: number, table: str
   return out;
 }
 
-function decodeData(b: Buffer): ElemData | undefined {
-  const a = parseAttrs(b);
-  const v = a.get(NFTA_DATA_VALUE);
-  if (v) return `v:${v.toString('hex')}`;
-  const vd = a.get(NFTA_DATA_VERDICT);
+/** A verdict element's data (decodeElements reads values in place). */
+function decodeVerdict(b: Buffer): ElemData | undefined {
+  const vd = parseAttrs(b).get(NFTA_DATA_VERDICT);
   if (!vd) return undefined;
   const va = parseAttrs(vd);
   const code = va.get(NFTA_VERDICT_CODE)?.readInt32BE(0);
@@ -215,7 +211,7 @@ export function decodeElements(msgs: Message[], into: Elements = new Map()): Ele
         if (dv) {
           const hex = `v:${b.toString('hex', dv[0], dv[1])}`;
           d = values.get(hex) ?? (values.set(hex, hex), hex);
-        } else d = decodeData(b.subarray(data[0], data[1])) ?? '';
+        } else d = decodeVerdict(b.subarray(data[0], data[1])) ?? '';
       }
       into.set(b.toString('hex', kv[0], kv[1]), d);
     }
