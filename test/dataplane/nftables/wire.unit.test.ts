@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { encodeMessage, parseMessages } from '../../../dataplane/netlink/codec';
-import { decodeElements, encodeElement, nftType, NFT_MSG, NFTA_SET_ELEM_LIST_ELEMENTS, ruleComment, setElemMessages } from '../../../dataplane/nftables/wire';
+import { nla } from '../../../dataplane/netlink/codec';
+import {
+  decodeElements, encodeElement, nftType, NFT_MSG, NFTA_DATA_VALUE, NFTA_LIST_ELEM, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_KEY, NFTA_SET_ELEM_LIST_ELEMENTS, ruleComment, setElemMessages,
+} from '../../../dataplane/nftables/wire';
 
 function roundTrip(elems: Array<[string, string]>) {
   const msgs = setElemMessages('add', 2, 't', 's', elems);
@@ -31,6 +34,11 @@ describe('nf_tables set element codec', () => {
     const del = setElemMessages('delete', 2, 't', 's', [['01000000']]);
     expect(del[0].type).toBe(nftType(NFT_MSG.DELSETELEM));
     expect(encodeElement('01000000').length).toBe(16);
+    // the test's name, checked: the hand-written buffer is what the generic attribute encoders make
+    const key = nla.nested(NFTA_SET_ELEM_KEY, [nla.bytes(NFTA_DATA_VALUE, Buffer.from('01000000', 'hex'))]);
+    expect(encodeElement('01000000')).toEqual(nla.nested(NFTA_LIST_ELEM, [key]));
+    const data = nla.nested(NFTA_SET_ELEM_DATA, [nla.bytes(NFTA_DATA_VALUE, Buffer.from('0a0000011f900000', 'hex'))]);
+    expect(encodeElement('01000000', 'v:0a0000011f900000')).toEqual(nla.nested(NFTA_LIST_ELEM, [key, data]));
     expect(NFTA_SET_ELEM_LIST_ELEMENTS).toBe(3);
   });
 
