@@ -112,6 +112,17 @@ export type Runtime = {
 
 const unitKey = (service: string, p: IngressPort) => `${service}/${p.protocol}/${p.port}`;
 
+/** Field by field: both lists come from endpointsOf, so the same endpoints stand in the same order. */
+function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x.key !== y.key || x.ip !== y.ip || x.port !== y.port || x.host !== y.host || x.rack !== y.rack || x.datacenter !== y.datacenter || x.containerId !== y.containerId) return false;
+  }
+  return true;
+}
+
 export function createRuntime(deps: RuntimeDeps): Runtime {
   const { log } = deps;
   const setTimer = deps.setTimer ?? ((fn, ms) => {
@@ -239,13 +250,17 @@ export function createRuntime(deps: RuntimeDeps): Runtime {
         if (port.protocol !== 'http') l4Changed = true;
         continue;
       }
+      // The watch fold keeps the object of every service an event did not touch,
+      // so an apply after one change skips the 10,000 ports that stayed as they were.
+      if (svc === u.svc) continue;
       const endpoints = endpointsOf(svc, port);
-      if (JSON.stringify(endpoints) !== JSON.stringify(u.endpoints)) {
+      const moved = !sameEndpoints(endpoints, u.endpoints);
+      if (moved) {
         u.pool.setEndpoints(endpoints, { drainMs: deps.drainMs });
         u.l4 = undefined;
         if (port.protocol !== 'http') l4Changed = true;
       }
-      if (JSON.stringify(endpoints) !== JSON.stringify(u.endpoints) || svc.healthPath !== u.svc.healthPath) {
+      if (moved || svc.healthPath !== u.svc.healthPath) {
         u.checker?.setTargets(endpoints, { path: port.protocol === 'http' ? svc.healthPath : '' });
       }
       u.endpoints = endpoints;

@@ -201,6 +201,20 @@ describe('runtime', () => {
     expect(cache2).not.toBe(cache1);
   });
 
+  it('leaves a pool alone when its service is unchanged, and hands it new endpoints when only a backend\'s rack moved', async () => {
+    const h = harness();
+    const a = service('a', [tcp(5432)], ['10.0.0.1']);
+    await h.rt.apply(st(1, a));
+    const first = h.pools[0].endpoints;
+    await h.rt.apply(st(2, a));
+    expect(h.pools[0].endpoints).toBe(first);
+    const moved = { ...a, backends: a.backends.map((b) => ({ ...b, rack: 'r9' })) };
+    await h.rt.apply(st(3, moved));
+    expect(h.pools).toHaveLength(1);
+    expect(h.pools[0].endpoints).not.toBe(first);
+    expect(h.pools[0].endpoints.map((e) => e.rack)).toEqual(['r9']);
+  });
+
   it('syncs L4 once at the first state even with no L4 service (clearing what a crash left)', async () => {
     const h = harness();
     await h.rt.apply(st(1, service('a', [http(80)], ['10.0.0.1'])));
