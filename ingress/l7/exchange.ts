@@ -12,9 +12,9 @@ import type { Logger } from '../../controller/common/log';
 import type { Lease, Outcome, ProxyMetrics } from '../model';
 import type { ClientAddresses } from './client';
 import { forwardResponseHeaders, type RequestHead } from './headers';
-import { bodyTooLargeBody, noBackendBody, reply, upstreamFailedBody, upstreamTimeoutBody } from './replies';
+import { bodyTooLargeBody, noBackendBody, reply, upstreamFailureBody } from './replies';
 import type { L7Route } from './types';
-import { classifyUpstreamError } from './upstream-errors';
+import { classifyUpstreamError, MAX_RETRIES } from './upstream-errors';
 import type { PoolEntry, UpstreamPools } from './upstream';
 
 /** What an exchange needs of the proxy that runs it. */
@@ -33,8 +33,6 @@ export interface ExchangeContext {
 
 /** Methods whose repetition does no harm (RFC 9110 9.2.2), so a request that never reached a backend may go to another. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
-/** Tries after the first one. */
-const MAX_RETRIES = 2;
 
 const kExchange = Symbol('weft.l7.exchange');
 type Tagged = ServerResponse & { [kExchange]?: Exchange };
@@ -208,8 +206,7 @@ export class Exchange implements Dispatcher.DispatchHandlers {
       return;
     }
     this.status = f.status;
-    const body = f.status === 504 ? upstreamTimeoutBody(this.route.service, f.why) : upstreamFailedBody(this.route.service, f.why);
-    reply(this.res, f.status, body, this.ctx.closes(this.req.socket));
+    reply(this.res, f.status, upstreamFailureBody(this.route.service, f), this.ctx.closes(this.req.socket));
   }
 
   private retryable(): boolean {

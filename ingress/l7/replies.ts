@@ -50,12 +50,9 @@ export function noBackendBody(service: string): string {
   return `weft ingress: no healthy backend for service "${service}"\n`;
 }
 
-export function upstreamFailedBody(service: string, why: string): string {
-  return `weft ingress: the backend of service "${service}" failed (${why})\n`;
-}
-
-export function upstreamTimeoutBody(service: string, why: string): string {
-  return `weft ingress: the backend of service "${service}" timed out (${why})\n`;
+/** The body for an upstream failure: a 504 says it timed out, a 502 that it failed. */
+export function upstreamFailureBody(service: string, f: { status: 502 | 504; why: string }): string {
+  return `weft ingress: the backend of service "${service}" ${f.status === 504 ? 'timed out' : 'failed'} (${f.why})\n`;
 }
 
 export function badRequestBody(why: string): string {

@@ -11,9 +11,9 @@ import type { Lease, Outcome, ProxyMetrics } from '../model';
 import type { ClientAddresses } from './client';
 import { serializeRequestHead, type RequestHead } from './headers';
 import { encodeProxyV2 } from './proxy-protocol';
-import { noBackendBody, replyRaw, upstreamFailedBody, upstreamTimeoutBody } from './replies';
+import { noBackendBody, replyRaw, upstreamFailureBody } from './replies';
 import type { L7Route } from './types';
-import { classifyUpstreamError } from './upstream-errors';
+import { classifyUpstreamError, MAX_RETRIES } from './upstream-errors';
 
 export interface TunnelContext {
   readonly metrics: ProxyMetrics;
@@ -23,7 +23,6 @@ export interface TunnelContext {
   tunnelEnded(t: Tunnel): void;
 }
 
-const MAX_RETRIES = 2;
 /** How long a client may take to read the rest after the backend closed. */
 const LINGER_MS = 5_000;
 const CONNECT_TIMEOUT = Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' });
@@ -123,7 +122,7 @@ export class Tunnel {
     }
     this.ctx.logger.debug({ err, service: this.route.service, backend: failed.key }, 'upgrade: backend connection failed');
     this.status = f.status;
-    replyRaw(this.socket, f.status, f.status === 504 ? upstreamTimeoutBody(this.route.service, f.why) : upstreamFailedBody(this.route.service, f.why));
+    replyRaw(this.socket, f.status, upstreamFailureBody(this.route.service, f));
   }
 
   /** The backend is gone: let the client read what it sent (pipe ends it), but not for ever. */

@@ -3,6 +3,9 @@
 // opened carried no byte of the request, so another backend may get it).
 import type { Outcome } from '../model';
 
+/** Backends tried after the first when the connection to one never opened; requests and tunnels alike. */
+export const MAX_RETRIES = 2;
+
 export type UpstreamFailure = {
   status: 502 | 504;
   outcome: Outcome;
