@@ -9,7 +9,6 @@ import { parseProxyHeader, type ProxyHeader } from './proxy-protocol';
 
 /** Counts and holds the open client connections, refusing those over the limit. */
 export class ConnectionGate {
-  private count = 0;
   readonly sockets = new Set<Socket>();
   // One listener for every socket (it is called with the socket as `this`).
   private readonly onClose: (this: Socket) => void;
@@ -22,7 +21,6 @@ export class ConnectionGate {
   ) {
     const gate = this;
     this.onClose = function (this: Socket) {
-      gate.count--;
       gate.sockets.delete(this);
       onClosed();
     };
@@ -30,20 +28,19 @@ export class ConnectionGate {
 
   /** False (and the socket destroyed) when the limit is reached. */
   admit(socket: Socket): boolean {
-    if (this.count >= this.max) {
+    if (this.sockets.size >= this.max) {
       this.metrics.rejected('too-many-connections');
       // A reset, not a FIN: nothing to say, and no TIME_WAIT left on our side.
       socket.resetAndDestroy();
       return false;
     }
-    this.count++;
     this.sockets.add(socket);
     socket.on('close', this.onClose);
     return true;
   }
 
   get open(): number {
-    return this.count;
+    return this.sockets.size;
   }
 }
 
