@@ -88,6 +88,12 @@ export const UNIQUE_HOST_FIELDS = [
 type UniqueField = (typeof UNIQUE_HOST_FIELDS)[number];
 type Claim = { f: UniqueField; value: string; key: string };
 
+/**
+ * The transaction that registers a host, with a compare on every key it was
+ * planned from, so it commits only if the store still is as it was read.
+ */
+export type RegistrationPlan = { readonly compares: Compare[]; readonly ops: TxnOp[] };
+
 export type RegisterHostOptions = {
   /** ms since the epoch. */
   now: number;
@@ -121,7 +127,7 @@ function blocks(holder: HostRecord | undefined, claim: Claim, opts: RegisterHost
  * The compares and writes that register `h`, read from the store as it is
  * now; throws HostConflictError when another host holds one of its values.
  */
-async function planRegistration(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<{ compares: Compare[]; ops: TxnOp[] }> {
+async function planRegistration(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<RegistrationPlan> {
   const key = hostKey(h.name);
   const current = await store.get(key);
   const compares: Compare[] = [cmpModRev(key, current?.modRevision ?? 0)];
@@ -163,9 +169,13 @@ async function planRegistration(store: Store, h: HostRecord, opts: RegisterHostO
   return { compares, ops };
 }
 
-/** Throws HostConflictError if registering `h` now would be refused; writes nothing (a cheap early refusal, registerHost decides). */
-export async function checkHostClaims(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<void> {
-  await planRegistration(store, h, opts);
+/**
+ * Throws HostConflictError if registering `h` now would be refused; writes
+ * nothing (a cheap early refusal, registerHost decides). The plan it returns
+ * is registerHost's first attempt, so the store is not read twice for it.
+ */
+export function checkHostClaims(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<RegistrationPlan> {
+  return planRegistration(store, h, opts);
 }
 
 /**
@@ -173,9 +183,14 @@ export async function checkHostClaims(store: Store, h: HostRecord, opts: Registe
  * address and WireGuard key in the same transaction (HostConflictError when
  * another host holds one) and freeing the values it no longer has.
  */
-export async function registerHost(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<{ revision: number }> {
+export async function registerHost(
+  store: Store, h: HostRecord, opts: RegisterHostOptions, first?: RegistrationPlan,
+): Promise<{ revision: number }> {
   for (let i = 0; i < CAS_ATTEMPTS; i++) {
-    const { compares, ops } = await planRegistration(store, h, opts);
+    // `first` (checkHostClaims' plan for this same record) commits on the
+    // same terms as a fresh plan: its compares fail if the record or an index
+    // entry it read has changed since, and then the next attempt reads again.
+    const { compares, ops } = (i === 0 && first) || (await planRegistration(store, h, opts));
     const res = await store.txn(compares, ops);
     if (res.succeeded) return { revision: res.revision };
   }

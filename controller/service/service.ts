@@ -201,7 +201,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     // clouds hand to the next machine) and MAC are free again.
     const claims: RegisterHostOptions = { now: record.lastHeartbeat, goneAfterMs: (config.leaseTtlSeconds + config.reclaimGraceSeconds) * 1000 };
     // Refused before any lease is taken; registerHost below decides for good, in the write of the record.
-    await refuseConflict(input.name, () => checkHostClaims(store, record, claims));
+    const plan = await refuseConflict(input.name, () => checkHostClaims(store, record, claims));
     // Leases first, host record last: watchers then see the host once, with its subnets.
     const leases: Lease[] = [];
     for (const network of input.networks) {
@@ -211,7 +211,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     for (const l of await hostSubnets(input.name, config)) {
       if (!input.networks.includes(l.network)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
     }
-    const { revision } = await refuseConflict(input.name, () => registerHost(store, record, claims));
+    const { revision } = await refuseConflict(input.name, () => registerHost(store, record, claims, plan));
     logger.info({ method: 'RegisterHost', host: input.name, subnets: leases.map((l) => `${l.network}:${l.subnet}`) }, 'host registered');
     return { host: hostMessage(record, sortSubnets(leases.map(subnetMsg))), config: configMessage(config), revision };
   });

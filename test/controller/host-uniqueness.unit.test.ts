@@ -7,7 +7,7 @@
 // changes it, is gone, or has been silent past the lease TTL and grace.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type HostRecord, putHost, registerHost as registerRecord } from '../../controller/registry/hosts';
+import { type HostRecord, checkHostClaims, putHost, registerHost as registerRecord } from '../../controller/registry/hosts';
 import { HostConflictError } from '../../controller/registry/errors';
 import { HOST_INDEX_PREFIX, hostIndexKey, hostKey } from '../../controller/registry/keys';
 import { LEASE_HOSTS_PREFIX } from '../../controller/ipam/records';
@@ -158,5 +158,22 @@ describe('registerHost in the store', () => {
       expect(results.filter((r) => r.status === 'fulfilled'), `round ${round}`).toHaveLength(1);
       for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(HostConflictError);
     }
+  });
+
+  it('commits the early check\'s plan only while the store is as it was read, and reads again when not', async () => {
+    const mac = '02:cc:00:00:00:01';
+    const late = rec('late', 1, { vtepMac: mac });
+    const plan = await checkHostClaims(h.store, late, { now: 0 });
+    // Another host takes the MAC between the check and the write (RegisterHost takes leases in that gap).
+    await registerRecord(h.store, rec('first', 2, { vtepMac: mac }), { now: 0 });
+    await expect(registerRecord(h.store, late, { now: 0 }, plan)).rejects.toBeInstanceOf(HostConflictError);
+    expect((await h.store.get(hostIndexKey('vtep-mac', mac)))?.value).toBe('first');
+    expect(await h.store.get(hostKey('late'))).toBeUndefined();
+
+    // Unchanged, the plan is what registers the host.
+    const other = rec('other', 3);
+    const fresh = await checkHostClaims(h.store, other, { now: 0 });
+    await registerRecord(h.store, other, { now: 0 }, fresh);
+    expect((await h.store.get(hostIndexKey('vtep-mac', other.vtepMac)))?.value).toBe('other');
   });
 });
