@@ -7,6 +7,7 @@
 import { nla, parseAttrs, read, type Message } from './codec';
 import { isErrno } from './errors';
 import { openHandle, throwIfAny, type Handle } from './handle';
+import { bytesToIp, ipToBytes } from './ip';
 import { AF_INET } from './libc';
 
 export const NETLINK_NETFILTER = 12;
@@ -50,23 +51,13 @@ function nfgen(): Buffer {
   return b;
 }
 
-function v4(ip: string): Buffer {
-  return Buffer.from(ip.split('.').map(Number));
-}
-
-function be16(port: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(port);
-  return b;
-}
-
 function encodeTuple(type: number, t: Partial<CtTuple> & { proto: number }): Buffer {
   const ip: Buffer[] = [];
-  if (t.src) ip.push(nla.bytes(CTA_IP_V4_SRC, v4(t.src)));
-  if (t.dst) ip.push(nla.bytes(CTA_IP_V4_DST, v4(t.dst)));
+  if (t.src) ip.push(nla.bytes(CTA_IP_V4_SRC, ipToBytes(t.src)));
+  if (t.dst) ip.push(nla.bytes(CTA_IP_V4_DST, ipToBytes(t.dst)));
   const proto: Buffer[] = [nla.u8(CTA_PROTO_NUM, t.proto)];
-  if (t.sport !== undefined) proto.push(nla.bytes(CTA_PROTO_SRC_PORT, be16(t.sport)));
-  if (t.dport !== undefined) proto.push(nla.bytes(CTA_PROTO_DST_PORT, be16(t.dport)));
+  if (t.sport !== undefined) proto.push(nla.u16be(CTA_PROTO_SRC_PORT, t.sport));
+  if (t.dport !== undefined) proto.push(nla.u16be(CTA_PROTO_DST_PORT, t.dport));
   return nla.nested(type, [nla.nested(CTA_TUPLE_IP, ip), nla.nested(CTA_TUPLE_PROTO, proto)]);
 }
 
@@ -80,8 +71,8 @@ function decodeTuple(b: Buffer | undefined): CtTuple | undefined {
   if (!src || !dst) return undefined; // not IPv4
   return {
     proto: read.u8(pr.get(CTA_PROTO_NUM)) ?? 0,
-    src: [...src].join('.'),
-    dst: [...dst].join('.'),
+    src: bytesToIp(src),
+    dst: bytesToIp(dst),
     sport: read.u16be(pr.get(CTA_PROTO_SRC_PORT)) ?? 0,
     dport: read.u16be(pr.get(CTA_PROTO_DST_PORT)) ?? 0,
   };
