@@ -27,14 +27,13 @@
 // Run: npm run bench -- ingress
 // Knobs (env): WEFT_BENCH_ROUNDS (5, at least 3), WEFT_BENCH_SECONDS (5), WEFT_BENCH_CONNECTIONS (64),
 //              WEFT_BENCH_L4_CHANGES (passed to measureL4Updates, 200)
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { waitFor } from '../helpers/wait';
 import {
-  BACKEND_HTTP_PORT, EDGE_IP, createIngressLab, weftHasIngress, type IngressLab,
+  BACKEND_HTTP_PORT, EDGE_IP, createIngressLab, type IngressLab,
 } from '../ingress/lab';
+import { measureL4Updates } from './ingress-l4';
 import { haproxyVersion, startHaproxy } from './ingress/haproxy';
 import { remap } from './ingress/remap';
 import { DELAY_MS, connectionsFor, delayScript, errorCount, wrk, type WrkResult } from './ingress/wrk';
@@ -49,7 +48,6 @@ const HAPROXY_HTTP = 8081;
 const HAPROXY_TCP = 8082;
 const WEFT_L7 = 80;
 const WEFT_L4 = 81;
-const here = dirname(fileURLToPath(import.meta.url));
 
 type Key = 'direct' | 'haproxy_http' | 'haproxy_tcp' | 'weft_l7' | 'weft_l4k';
 type Target = { key: Key; label: string; url: string };
@@ -69,14 +67,10 @@ async function verify(il: IngressLab, t: Target, everyBackend: boolean): Promise
   }, 30_000, 20);
 }
 
-async function l4Updates(): Promise<{ small: any; large: any; note?: string }> {
-  const file = join(here, 'ingress-l4.ts');
-  if (!existsSync(file)) return { small: null, large: null, note: 'test/bench/ingress-l4.ts (measureL4Updates) is not in this checkout yet' };
-  const mod = (await import(file)) as { measureL4Updates?: (s: number, e: number, c: number) => Promise<{ p50: number; p99: number; loadMs: number }> };
-  if (typeof mod.measureL4Updates !== 'function') return { small: null, large: null, note: 'test/bench/ingress-l4.ts exports no measureL4Updates' };
-  const small = await mod.measureL4Updates(100, 10, L4_CHANGES);
+async function l4Updates(): Promise<{ small: Awaited<ReturnType<typeof measureL4Updates>>; large: Awaited<ReturnType<typeof measureL4Updates>> }> {
+  const small = await measureL4Updates(100, 10, L4_CHANGES);
   await checkpoint();
-  const large = await mod.measureL4Updates(10_000, 10, L4_CHANGES);
+  const large = await measureL4Updates(10_000, 10, L4_CHANGES);
   return { small, large };
 }
 
@@ -94,26 +88,17 @@ async function main(): Promise<void> {
     backends: il.backends.map((b) => ({ name: b.name, ip: b.ip, port: BACKEND_HTTP_PORT })),
   });
 
+  await il.service(['create', 'bench7', '--port', `${WEFT_L7}:${BACKEND_HTTP_PORT}/http`, '--selector', 'app=web', '--rack-policy', 'any']);
+  await il.service(['create', 'bench4', '--port', `${WEFT_L4}:${BACKEND_HTTP_PORT}/tcp`, '--selector', 'app=web', '--rack-policy', 'any']);
+  const ing = await il.startIngress(['--access-log-sample', '0']);
+  const l4SourceNat = ing.args.includes('--l4-source-nat') ? ing.args[ing.args.indexOf('--l4-source-nat') + 1] : 'masquerade (the default)';
   const targets: Target[] = [
     { key: 'direct', label: `direct (${il.backends[0].name})`, url: `http://${il.backends[0].ip}:${BACKEND_HTTP_PORT}/` },
     { key: 'haproxy_http', label: 'HAProxy http', url: `http://${EDGE_IP}:${HAPROXY_HTTP}/` },
     { key: 'haproxy_tcp', label: 'HAProxy tcp', url: `http://${EDGE_IP}:${HAPROXY_TCP}/` },
+    { key: 'weft_l7', label: 'weft L7', url: `http://${EDGE_IP}:${WEFT_L7}/` },
+    { key: 'weft_l4k', label: 'weft L4 kernel', url: `http://${EDGE_IP}:${WEFT_L4}/` },
   ];
-  let weftNote: string | undefined;
-  let l4SourceNat: string | null = null;
-  if (weftHasIngress()) {
-    await il.service(['create', 'bench7', '--port', `${WEFT_L7}:${BACKEND_HTTP_PORT}/http`, '--selector', 'app=web', '--rack-policy', 'any']);
-    await il.service(['create', 'bench4', '--port', `${WEFT_L4}:${BACKEND_HTTP_PORT}/tcp`, '--selector', 'app=web', '--rack-policy', 'any']);
-    const ing = await il.startIngress(['--access-log-sample', '0']);
-    l4SourceNat = ing.args.includes('--l4-source-nat') ? ing.args[ing.args.indexOf('--l4-source-nat') + 1] : 'masquerade (the default)';
-    targets.push(
-      { key: 'weft_l7', label: 'weft L7', url: `http://${EDGE_IP}:${WEFT_L7}/` },
-      { key: 'weft_l4k', label: 'weft L4 kernel', url: `http://${EDGE_IP}:${WEFT_L4}/` },
-    );
-  } else {
-    weftNote = 'this build of weft has no `ingress` command: weft paths not measured';
-    console.log(`NOTE: ${weftNote}`);
-  }
   for (const t of targets) await verify(il, t, t.key !== 'direct');
 
   // warm-up: JIT of the backends and the ingress, pools filled, conntrack entries made
@@ -139,12 +124,11 @@ async function main(): Promise<void> {
   }]));
 
   // ---- added latency at half load ----
-  const base = cells.get('weft_l7') ?? cells.get('haproxy_http')!;
-  const halfRate = Math.round(base.rps.median / 2);
+  const halfRate = Math.round(cells.get('weft_l7')!.rps.median / 2);
   const script = delayScript(dir);
   // the pause plus each path's own latency sets the rate C connections reach: C is fitted per path with two short runs
   const conns = new Map<Key, number>();
-  const halfKeys: Key[] = ['direct', 'haproxy_http', ...(cells.has('weft_l7') ? ['weft_l7' as Key] : [])];
+  const halfKeys: Key[] = ['direct', 'haproxy_http', 'weft_l7'];
   for (const k of halfKeys) {
     let c = connectionsFor(halfRate);
     for (let i = 0; i < 2; i++) {
@@ -168,12 +152,11 @@ async function main(): Promise<void> {
   };
   const hd = halfCell('direct')!;
   const hh = halfCell('haproxy_http')!;
-  const hw = halfCell('weft_l7');
+  const hw = halfCell('weft_l7')!;
 
   // ---- control plane and Maglev ----
   await checkpoint();
   const l4 = await l4Updates();
-  if (l4.note) console.log(`NOTE: ${l4.note}`);
   const remaps = [5, 10, 100, 1000].map((n) => remap(n));
   const remap10 = remaps.find((x) => x.n === 10)!;
 
@@ -190,7 +173,7 @@ async function main(): Promise<void> {
     }),
   ));
   console.log('');
-  console.log(`half load: ${halfRate} rps aimed at (half of ${cells.has('weft_l7') ? 'weft L7' : 'HAProxy http'}'s median), each connection pausing ${DELAY_MS} ms between requests`);
+  console.log(`half load: ${halfRate} rps aimed at (half of weft L7's median), each connection pausing ${DELAY_MS} ms between requests`);
   console.log(table(
     ['path', 'connections', 'reached rps', 'p50 ms', 'p99 ms (median)', 'p99 p25..p75', 'added p99 ms', 'errors'],
     halfKeys.map((k) => {
@@ -199,14 +182,12 @@ async function main(): Promise<void> {
         `${r2(h.p99.p25).toFixed(2)}..${r2(h.p99.p75).toFixed(2)}`, k === 'direct' ? '-' : r2(h.p99.median - hd.p99.median).toFixed(2), String(h.errors)];
     }),
   ));
-  if (hw && Math.abs(hw.p99.median - hd.p99.median) < hd.p99.p75 - hd.p99.p25) {
+  if (Math.abs(hw.p99.median - hd.p99.median) < hd.p99.p75 - hd.p99.p25) {
     console.log(`NOTE: weft L7's added p99 (${r2(hw.p99.median - hd.p99.median)} ms) is inside direct's own p99 spread (${r2(hd.p99.p25)}..${r2(hd.p99.p75)} ms): the machine's noise is larger than the difference (load average ${loadavg().map((x) => r2(x)).join(', ')})`);
   }
   console.log('');
   console.log(`Maglev, 1 of N backends removed, slots that moved besides the removed backend's: ${remaps.map((x) => `N=${x.n} (M=${x.size}) ${(100 * x.excess.median).toFixed(2)}% (max ${(100 * x.excess.max).toFixed(2)}%, the minimum move is ${(100 * x.necessary).toFixed(2)}%; a fresh table would move ${(100 * x.freshExcess.median).toFixed(2)}% more)`).join('; ')}`);
-  if (l4.small && l4.large) {
-    console.log(`L4 updates (measureL4Updates, ${L4_CHANGES} changes): 100 services x 10: p50 ${r2(l4.small.p50)} ms p99 ${r2(l4.small.p99)} ms (load ${r1(l4.small.loadMs)} ms); 10,000 x 10: p50 ${r2(l4.large.p50)} ms p99 ${r2(l4.large.p99)} ms (load ${r1(l4.large.loadMs)} ms)`);
-  }
+  console.log(`L4 updates (measureL4Updates, ${L4_CHANGES} changes): 100 services x 10: p50 ${r2(l4.small.p50)} ms p99 ${r2(l4.small.p99)} ms (load ${r1(l4.small.loadMs)} ms); 10,000 x 10: p50 ${r2(l4.large.p50)} ms p99 ${r2(l4.large.p99)} ms (load ${r1(l4.large.loadMs)} ms)`);
   const med = (k: Key) => (cell(k) ? Math.round(cell(k)!.rps.median) : null);
   const p99 = (k: Key) => (cell(k) ? r2(cell(k)!.p99.median) : null);
   console.log('');
@@ -232,19 +213,19 @@ async function main(): Promise<void> {
     half_reached_rps: Object.fromEntries(halfKeys.map((k) => [k, Math.round(halfCell(k)!.rps.median)])),
     half_direct_p99_ms: r2(hd.p99.median),
     half_haproxy_http_p99_ms: r2(hh.p99.median),
-    half_weft_l7_p99_ms: hw ? r2(hw.p99.median) : null,
-    l7_added_p99_ms: hw ? r2(hw.p99.median - hd.p99.median) : null,
+    half_weft_l7_p99_ms: r2(hw.p99.median),
+    l7_added_p99_ms: r2(hw.p99.median - hd.p99.median),
     haproxy_added_p99_ms: r2(hh.p99.median - hd.p99.median),
     // an added p99 smaller than direct's own p25..p75 spread at that rate says nothing: the machine's noise is larger
-    l7_added_p99_within_noise: hw ? Math.abs(hw.p99.median - hd.p99.median) < hd.p99.p75 - hd.p99.p25 : null,
+    l7_added_p99_within_noise: Math.abs(hw.p99.median - hd.p99.median) < hd.p99.p75 - hd.p99.p25,
     half_p99_spread_ms: Object.fromEntries(halfKeys.map((k) => [k, spread(halfCell(k)!.p99, 2)])),
-    update_p99_ms: l4.large ? r2(l4.large.p99) : null,
-    update_p50_ms: l4.large ? r2(l4.large.p50) : null,
-    update_load_ms: l4.large ? r1(l4.large.loadMs) : null,
-    update_p99_ms_small: l4.small ? r2(l4.small.p99) : null,
-    update_p50_ms_small: l4.small ? r2(l4.small.p50) : null,
-    services: l4.large ? 10_000 : null,
-    services_small: l4.small ? 100 : null,
+    update_p99_ms: r2(l4.large.p99),
+    update_p50_ms: r2(l4.large.p50),
+    update_load_ms: r1(l4.large.loadMs),
+    update_p99_ms_small: r2(l4.small.p99),
+    update_p50_ms_small: r2(l4.small.p50),
+    services: 10_000,
+    services_small: 100,
     endpoints_per_service: 10,
     l4_changes: L4_CHANGES,
     remap_excess: round(remap10.excess.median, 4),
@@ -252,7 +233,7 @@ async function main(): Promise<void> {
     remap_n: remap10.n,
     remap: remaps.map((x) => ({ n: x.n, size: x.size, excess_median: round(x.excess.median, 4), excess_max: round(x.excess.max, 4), necessary: round(x.necessary, 4), fresh_excess_median: round(x.freshExcess.median, 4) })),
     l4_source_nat: l4SourceNat,
-    notes: [weftNote, l4.note].filter(Boolean),
+    notes: [],
     rounds: ROUNDS,
     seconds: SECONDS,
     connections: CONNECTIONS,

@@ -868,12 +868,6 @@ export function samples(text: string, name: string): Array<{ labels: Record<stri
   return out;
 }
 
-/** True when this build of weft has the `ingress` command (the ingress tests run only then). */
-export function weftHasIngress(): boolean {
-  const r = spawnSync(process.execPath, [WEFT, 'help'], { env: cleanEnv(), encoding: 'utf8' });
-  return /^\s+ingress\s/m.test(r.stdout);
-}
-
 /**
  * The teardown of an ingress lab test file: under a failed test, the tail of
  * the ingress's log; after the last, the lab destroyed. `hooks` are vitest's
