@@ -23,7 +23,7 @@ export type RequestHead = {
  * The headers to send upstream for `raw` (IncomingMessage.rawHeaders).
  * `upgrade`: keep Upgrade and say `Connection: upgrade`.
  */
-export function forwardRequestHeaders(raw: readonly string[], clientIp: string, proto: string, upgrade: boolean): RequestHead {
+export function forwardRequestHeaders(raw: readonly string[], clientIp: string, upgrade: boolean): RequestHead {
   const out: string[] = [];
   let host: string | undefined;
   let xff: string | undefined;
@@ -86,7 +86,8 @@ export function forwardRequestHeaders(raw: readonly string[], clientIp: string, 
   }
   if (connectionTokens !== undefined) dropNamedBy(connectionTokens, out);
   if (upgrade && upgradeValue !== undefined) out.push('upgrade', upgradeValue, 'connection', 'upgrade');
-  out.push('x-forwarded-for', xff === undefined ? clientIp : `${xff}, ${clientIp}`, 'x-forwarded-proto', proto);
+  // Every listener of the proxy speaks plain HTTP (it terminates no TLS), so that is what the edge saw.
+  out.push('x-forwarded-for', xff === undefined ? clientIp : `${xff}, ${clientIp}`, 'x-forwarded-proto', 'http');
   if (host !== undefined) out.push('x-forwarded-host', host);
   return { headers: out, host, hasBody, contentLength, invalid };
 }

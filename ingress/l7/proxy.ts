@@ -315,7 +315,7 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
 
   private onRequest(l: Listener, req: IncomingMessage, res: ServerResponse): void {
     const client = clientAddresses(req.socket);
-    const head = forwardRequestHeaders(req.rawHeaders, client.source.ip, 'http', false);
+    const head = forwardRequestHeaders(req.rawHeaders, client.source.ip, false);
     if (head.invalid !== undefined) {
       this.metrics.rejected('bad-request');
       reply(res, 400, badRequestBody(head.invalid), true);
@@ -347,7 +347,7 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     // A tunnel may be quiet for hours; the server's deadlines were for the request.
     (socket as Socket).setTimeout?.(0);
     const client = clientAddresses(req.socket);
-    const rh = forwardRequestHeaders(req.rawHeaders, client.source.ip, 'http', true);
+    const rh = forwardRequestHeaders(req.rawHeaders, client.source.ip, true);
     if (rh.invalid !== undefined) {
       socket.on('error', () => socket.destroy());
       this.metrics.rejected('bad-request');

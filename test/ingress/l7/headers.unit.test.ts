@@ -12,7 +12,6 @@ describe('L7 header rewriting', () => {
     const h = forwardRequestHeaders(
       ['Host', 'a.test', 'Connection', 'keep-alive, X-Secret', 'X-Secret', '1', 'Keep-Alive', 'timeout=5', 'TE', 'trailers', 'Trailer', 'x', 'Transfer-Encoding', 'chunked', 'Proxy-Connection', 'keep-alive', 'Upgrade', 'h2c', 'Expect', '100-continue', 'Accept', '*/*', 'Cookie', 'a=b'],
       '10.0.0.9',
-      'http',
       false,
     );
     expect(pairs(h.headers)).toEqual([
@@ -28,7 +27,7 @@ describe('L7 header rewriting', () => {
   });
 
   it('appends the client to X-Forwarded-For and replaces what the client claimed for proto and host', () => {
-    const h = forwardRequestHeaders(['host', 'b.test', 'X-Forwarded-For', '1.1.1.1', 'x-forwarded-for', '2.2.2.2', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil'], '3.3.3.3', 'http', false);
+    const h = forwardRequestHeaders(['host', 'b.test', 'X-Forwarded-For', '1.1.1.1', 'x-forwarded-for', '2.2.2.2', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'evil'], '3.3.3.3', false);
     expect(pairs(h.headers)).toEqual([
       ['host', 'b.test'],
       ['x-forwarded-for', '1.1.1.1, 2.2.2.2, 3.3.3.3'],
@@ -38,7 +37,7 @@ describe('L7 header rewriting', () => {
   });
 
   it('keeps Upgrade for an upgrade, with Connection: upgrade', () => {
-    const h = forwardRequestHeaders(['Host', 'w.test', 'Connection', 'Upgrade', 'Upgrade', 'websocket', 'Sec-WebSocket-Key', 'k'], '1.2.3.4', 'http', true);
+    const h = forwardRequestHeaders(['Host', 'w.test', 'Connection', 'Upgrade', 'Upgrade', 'websocket', 'Sec-WebSocket-Key', 'k'], '1.2.3.4', true);
     expect(pairs(h.headers)).toEqual([
       ['host', 'w.test'],
       ['sec-websocket-key', 'k'],
@@ -51,9 +50,9 @@ describe('L7 header rewriting', () => {
   });
 
   it('notes the body and refuses a second Host', () => {
-    expect(forwardRequestHeaders(['Host', 'a', 'Content-Length', '0'], 'c', 'http', false)).toMatchObject({ hasBody: false, contentLength: 0 });
-    expect(forwardRequestHeaders(['Host', 'a', 'Content-Length', '12'], 'c', 'http', false)).toMatchObject({ hasBody: true, contentLength: 12 });
-    expect(forwardRequestHeaders(['Host', 'a', 'Host', 'b'], 'c', 'http', false).invalid).toMatch(/Host/);
+    expect(forwardRequestHeaders(['Host', 'a', 'Content-Length', '0'], 'c', false)).toMatchObject({ hasBody: false, contentLength: 0 });
+    expect(forwardRequestHeaders(['Host', 'a', 'Content-Length', '12'], 'c', false)).toMatchObject({ hasBody: true, contentLength: 12 });
+    expect(forwardRequestHeaders(['Host', 'a', 'Host', 'b'], 'c', false).invalid).toMatch(/Host/);
   });
 
   it('strips hop-by-hop response headers and says Connection: close when asked', () => {
