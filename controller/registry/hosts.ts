@@ -79,7 +79,7 @@ export async function touchHost(store: Store, name: string, now: number): Promis
 // that re-registers meanwhile wins.
 
 /** The fields that must be unique, with their request (proto) names for messages and their index segment. */
-export const UNIQUE_HOST_FIELDS = [
+const UNIQUE_HOST_FIELDS = [
   { field: 'vtepMac', wire: 'vtep_mac', index: 'vtep-mac' },
   { field: 'underlayIp', wire: 'underlay_ip', index: 'underlay-ip' },
   { field: 'wgPublicKey', wire: 'wg_public_key', index: 'wg-public-key' },
