@@ -120,12 +120,23 @@ function requireNetns(req: CniRequest): string {
 // init_net's inode number (PROC_NET_INIT_INO): the host's namespace, also when /proc/1 cannot be read
 const INIT_NET_INO = 0xeffffff9n;
 
+type NamedNetns = { what: string; id: NetnsId };
+
+// The agent's own namespace and PID 1's stay the same for the life of the
+// process, so each is looked up (three opens and an ioctl) once, not on every
+// ADD and CHECK. A failed lookup is not remembered: the next request tries again.
+let ownNetns: NamedNetns | undefined;
+let initNetns: NamedNetns | undefined;
+
 /** Namespaces that are never a container's: the agent's own, the one holding the bridges, and init's. */
-function hostNamespaces(hostNetns: string | undefined): Array<{ what: string; id: NetnsId }> {
-  const out: Array<{ what: string; id: NetnsId }> = [{ what: "the agent's own network namespace", id: netnsId('/proc/self/ns/net') }];
+function hostNamespaces(hostNetns: string | undefined): NamedNetns[] {
+  ownNetns ??= { what: "the agent's own network namespace", id: netnsId('/proc/self/ns/net') };
+  const out = [ownNetns];
+  // looked up each time: a named namespace can be deleted and made again under the same path
   if (hostNetns) out.push({ what: `the host network namespace ${hostNetns}`, id: netnsId(hostNetns) });
   try {
-    out.push({ what: "the host's network namespace (that of PID 1)", id: netnsId('/proc/1/ns/net') });
+    initNetns ??= { what: "the host's network namespace (that of PID 1)", id: netnsId('/proc/1/ns/net') };
+    out.push(initNetns);
   } catch {
     // not readable from here (another PID namespace, a hardened /proc): the inode check below still holds
   }
