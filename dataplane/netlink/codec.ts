@@ -1,6 +1,9 @@
 // Netlink wire format: message headers, attributes (TLVs), and the fixed
 // headers of the rtnetlink families. Pure functions over Buffers; the kernel
 // is reached only through handle.ts.
+import { NetlinkError } from './errors';
+
+const EBADMSG = 74;
 
 export const NLMSG_HDRLEN = 16;
 export const NLA_HDRLEN = 4;
@@ -149,20 +152,34 @@ export function encodeMessage(m: Message): Buffer {
   return out;
 }
 
-export function parseMessages(buf: Buffer, length = buf.length): Message[] {
+/** struct nlmsgerr: the error code and the header of the request it answers, always present. */
+const NLMSGERR_LEN = 4 + NLMSG_HDRLEN;
+
+/**
+ * The messages of one datagram, checked: every header must fit, lengths must
+ * add up to the datagram, and an error message must hold a whole nlmsgerr.
+ * Anything else is an EBADMSG NetlinkError naming `op`: a reply that does not
+ * parse is an error, never silently cut short (a dropped ack would mean
+ * waiting for nothing).
+ */
+export function parseMessages(buf: Buffer, length = buf.length, op = 'netlink message'): Message[] {
+  const bad = (why: string) => new NetlinkError(EBADMSG, `${op}: malformed reply from the kernel: ${why}`);
   const out: Message[] = [];
   let off = 0;
-  while (off + NLMSG_HDRLEN <= length) {
+  while (off < length) {
+    if (length - off < NLMSG_HDRLEN) throw bad(`${length - off} bytes left at offset ${off}, less than a message header`);
     const len = buf.readUInt32LE(off);
-    if (len < NLMSG_HDRLEN || off + len > length) break;
-    out.push({
+    if (len < NLMSG_HDRLEN || off + len > length) throw bad(`message at offset ${off} claims ${len} bytes, ${length - off} there`);
+    const m: Message = {
       type: buf.readUInt16LE(off + 4),
       flags: buf.readUInt16LE(off + 6),
       seq: buf.readUInt32LE(off + 8),
       pid: buf.readUInt32LE(off + 12),
       // copy: the receive buffer is reused by the next recv
       body: Buffer.from(buf.subarray(off + NLMSG_HDRLEN, off + len)),
-    });
+    };
+    if (m.type === NLMSG_ERROR && m.body.length < NLMSGERR_LEN) throw bad(`error message of ${m.body.length} bytes, less than struct nlmsgerr`);
+    out.push(m);
     off += align4(len);
   }
   return out;

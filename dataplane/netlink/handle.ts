@@ -13,8 +13,8 @@
 // code with its own framing, the nf_tables transactions, gets the same
 // protections rather than a second receive loop without them.
 import {
-  align4, encodeMessage, parseError,
-  NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NETLINK_ROUTE,
+  encodeMessage, parseError, parseMessages,
+  NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NETLINK_ROUTE,
   type Message,
 } from './codec';
 import { NetlinkError } from './errors';
@@ -49,8 +49,6 @@ const EINTR = 4;
 const EIO = 5;
 const EBADMSG = 74;
 const ETIMEDOUT = 110;
-/** struct nlmsgerr: the error code and the header of the request it answers, always present. */
-const NLMSGERR_LEN = 4 + NLMSG_HDRLEN;
 
 function setIntOpt(fd: number, level: number, name: number, value: number): number {
   const v = Buffer.alloc(4);
@@ -163,34 +161,6 @@ export type HandleOptions = SocketOptions & {
   protocol?: number;
 };
 
-/**
- * The messages of one datagram, checked: every header must fit, lengths must
- * add up to the datagram, and an error message must hold a whole nlmsgerr.
- * Anything else is an EBADMSG NetlinkError naming the request.
- */
-export function parseReply(buf: Buffer, length: number, op: string): Message[] {
-  const bad = (why: string) => new NetlinkError(EBADMSG, `${op}: malformed reply from the kernel: ${why}`);
-  const out: Message[] = [];
-  let off = 0;
-  while (off < length) {
-    if (length - off < NLMSG_HDRLEN) throw bad(`${length - off} bytes left at offset ${off}, less than a message header`);
-    const len = buf.readUInt32LE(off);
-    if (len < NLMSG_HDRLEN || off + len > length) throw bad(`message at offset ${off} claims ${len} bytes, ${length - off} there`);
-    const m: Message = {
-      type: buf.readUInt16LE(off + 4),
-      flags: buf.readUInt16LE(off + 6),
-      seq: buf.readUInt32LE(off + 8),
-      pid: buf.readUInt32LE(off + 12),
-      // copy: the receive buffer is reused by the next recv
-      body: Buffer.from(buf.subarray(off + NLMSG_HDRLEN, off + len)),
-    };
-    if (m.type === NLMSG_ERROR && m.body.length < NLMSGERR_LEN) throw bad(`error message of ${m.body.length} bytes, less than struct nlmsgerr`);
-    out.push(m);
-    off += align4(len);
-  }
-  return out;
-}
-
 export function openHandle(opts: HandleOptions = {}): Handle {
   const protocol = opts.protocol ?? NETLINK_ROUTE;
   const netns = opts.netns ?? null;
@@ -258,7 +228,7 @@ export function channelOnSocket(sock: NetlinkSocket, o: ChannelOptions = {}): Ne
       if (n > rx.length) throw new NetlinkError(EBADMSG, `${op}: reply of ${n} bytes cut to the ${rx.length}-byte buffer`);
       // another process writing to our port; never taken for the kernel's answer
       if (senderPid !== 0) return [];
-      return parseReply(rx, n, op);
+      return parseMessages(rx, n, op);
     }
   }
 

@@ -4,20 +4,20 @@
 // a lost ack cannot mean waiting for ever), and a request that sees no reply
 // of its own times out with an error naming it.
 import { describe, expect, it } from 'vitest';
-import { encodeMessage, NLMSG_DONE, RTM_GETLINK, RTM_NEWLINK } from '../../dataplane/netlink/codec';
-import { handleOnSocket, parseReply } from '../../dataplane/netlink/handle';
+import { encodeMessage, parseMessages, NLMSG_DONE, RTM_GETLINK, RTM_NEWLINK } from '../../dataplane/netlink/codec';
+import { handleOnSocket } from '../../dataplane/netlink/handle';
 import { PORT, ack, fakeSocket, thrown } from './handle-fake-socket';
 
 const request = { type: RTM_NEWLINK, body: Buffer.alloc(16), op: 'link add x' };
 
-describe('parseReply', () => {
+describe('parseMessages', () => {
   const good = Buffer.concat([
     encodeMessage({ type: RTM_NEWLINK, flags: 2, seq: 7, pid: PORT, body: Buffer.alloc(5) }),
     encodeMessage({ type: NLMSG_DONE, flags: 2, seq: 7, pid: PORT, body: Buffer.alloc(4) }),
   ]);
 
   it('reads every message of a well-formed datagram, padding included', () => {
-    expect(parseReply(good, good.length, 'link dump').map((m) => [m.type, m.seq, m.body.length])).toEqual([[RTM_NEWLINK, 7, 5], [NLMSG_DONE, 7, 4]]);
+    expect(parseMessages(good, good.length, 'link dump').map((m) => [m.type, m.seq, m.body.length])).toEqual([[RTM_NEWLINK, 7, 5], [NLMSG_DONE, 7, 4]]);
   });
 
   it('a datagram cut inside a header, a length past the end or below a header, and a short error are errors naming the request', () => {
@@ -28,7 +28,7 @@ describe('parseReply', () => {
       [ack({ seq: 1 }, 0, { body: Buffer.alloc(4) }), 20, /error message of 4 bytes, less than struct nlmsgerr/],
     ];
     for (const [buf, n, why] of cases) {
-      const e = thrown(() => parseReply(buf, n, 'link dump'));
+      const e = thrown(() => parseMessages(buf, n, 'link dump'));
       expect(e.code).toBe('EBADMSG');
       expect(e.message).toMatch(/^EBADMSG: link dump: malformed reply from the kernel: /);
       expect(e.message).toMatch(why);
