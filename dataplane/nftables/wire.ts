@@ -5,9 +5,9 @@
 // (tables, chains, rules, set declarations) is written through libnftables.
 import { align4, nla, parseAttrs, read, NLA_F_NESTED, NLA_TYPE_MASK, type Message } from '../netlink/codec';
 
-export const NETLINK_NETFILTER = 12;
+// the netlink protocol is shared with ctnetlink: one definition, in the netlink package
+export { NETLINK_NETFILTER } from '../netlink/conntrack';
 export const NFNL_SUBSYS_NFTABLES = 10;
-export const NFNL_SUBSYS_CTNETLINK = 1;
 export const NFNL_MSG_BATCH_BEGIN = 0x10;
 export const NFNL_MSG_BATCH_END = 0x11;
 export const NFNETLINK_V0 = 0;
