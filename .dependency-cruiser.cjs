@@ -4,6 +4,8 @@
 // in every test run.
 /** @type {import('dependency-cruiser').IConfiguration} */
 const ROOMS = '^(controller|cni-plugin|dataplane|ingress)/';
+// The controller's state and serving layers, lowest first: none imports one above it.
+const CONTROLLER_LAYERS = ['ipam|registry|pki', 'service', 'daemon', 'cli'];
 
 module.exports = {
   forbidden: [
@@ -44,16 +46,10 @@ module.exports = {
     },
     {
       name: 'roles-stay-apart',
-      comment: 'The agent and the ingress do not import each other.',
+      comment: 'The agent and the ingress do not import each other ($1: the importing role).',
       severity: 'error',
-      from: { path: '^cni-plugin/' },
-      to: { path: '^ingress/' },
-    },
-    {
-      name: 'roles-stay-apart-ingress',
-      severity: 'error',
-      from: { path: '^ingress/' },
-      to: { path: '^cni-plugin/' },
+      from: { path: '^(cni-plugin|ingress)/' },
+      to: { path: '^(cni-plugin|ingress)/', pathNot: '^$1/' },
     },
     {
       name: 'controller-never-imports-a-role',
@@ -75,25 +71,13 @@ module.exports = {
       from: { path: '^controller/store/' },
       to: { path: '^controller/', pathNot: '^controller/(store|common)/' },
     },
-    {
-      name: 'state-layers-below-the-service',
-      comment: 'IPAM, registry and PKI sit on the store and the contract; the service, daemon and CLI sit on them.',
+    // IPAM, registry and PKI sit on the store and the contract; the service, daemon and CLI sit on them.
+    ...CONTROLLER_LAYERS.slice(0, -1).map((layer, i) => ({
+      name: `controller-${layer.replace(/\|/g, '-')}-below-${CONTROLLER_LAYERS[i + 1]}`,
       severity: 'error',
-      from: { path: '^controller/(ipam|registry|pki)/' },
-      to: { path: '^controller/(service|daemon|cli)/' },
-    },
-    {
-      name: 'service-below-the-daemon',
-      severity: 'error',
-      from: { path: '^controller/service/' },
-      to: { path: '^controller/(daemon|cli)/' },
-    },
-    {
-      name: 'daemon-below-the-cli',
-      severity: 'error',
-      from: { path: '^controller/daemon/' },
-      to: { path: '^controller/cli/' },
-    },
+      from: { path: `^controller/(${layer})/` },
+      to: { path: `^controller/(${CONTROLLER_LAYERS.slice(i + 1).join('|')})/` },
+    })),
     {
       name: 'cni-protocol-does-not-know-the-agent',
       comment: 'cni-plugin/cni speaks the CNI protocol; the agent implements its handlers.',
