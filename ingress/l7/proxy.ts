@@ -230,15 +230,19 @@ export class L7Proxy implements ExchangeContext, TunnelContext {
     if (!this.idle()) {
       this.logger.warn({ connections: this.gate.open, requests: this.active, tunnels: this.tunnels.size }, 'drain deadline passed; cutting what is left');
     }
-    for (const t of [...this.tunnels]) t.close();
-    for (const s of [...this.gate.sockets]) s.destroy();
+    this.cutAll();
   }
 
   async close(): Promise<void> {
     await this.stopAccepting();
+    this.cutAll();
+    await this.pools.destroy();
+  }
+
+  /** Ends every tunnel and client connection now; copies, as each close takes itself out of the set. */
+  private cutAll(): void {
     for (const t of [...this.tunnels]) t.close();
     for (const s of [...this.gate.sockets]) s.destroy();
-    await this.pools.destroy();
   }
 
   /** Open client connections (tests, status). */
