@@ -76,6 +76,20 @@ describe('L7 proxy: upgrades', () => {
     expect(b.proxyHeaders).toEqual([{ length: 28, source: { ip: '127.0.0.1', port: c.socket.localPort }, destination: { ip: '127.0.0.1', port: p.port } }]);
   });
 
+  it('gives up an upgrade after two retries, as a request does: 502 naming the service', async () => {
+    const deads = await Promise.all([refusedEndpoint(), refusedEndpoint(), refusedEndpoint(), refusedEndpoint()]);
+    const picker = new RecordingPicker(deads);
+    const p = await proxy([route('ws', picker)]);
+    const c = client(p.port);
+    await c.send(UPGRADE);
+    const r = await c.response();
+    expect(r.status).toBe(502);
+    expect(r.body).toBe('weft ingress: the backend of service "ws" failed (connection refused)\n');
+    expect(picker.done.map((d) => d.outcome)).toEqual(['connect-error', 'connect-error', 'connect-error']);
+    expect(picker.picks.map((k) => k.exclude.length)).toEqual([0, 1, 2]);
+    expect(picker.open).toBe(0);
+  });
+
   it('answers 503 to an upgrade with no backend', async () => {
     const p = await proxy([route('ws', new RecordingPicker([]))]);
     const c = client(p.port);
