@@ -13,7 +13,8 @@ import { INGRESS_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettin
 import { checkHostName, checkName } from '../controller/api/validate';
 import { parseCidr } from '../controller/common/cidr';
 import {
-  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw, parseDurationMs,
+  ConfigError, parseAbsolutePath, parseDurationWithin, parseHostPort, parseLogLevel, parseWholeNumber, readSources,
+  type HostPort, type LogLevel, type OptionSpec, type Raw,
 } from '../controller/common/config-sources';
 
 export { ConfigError };
@@ -136,10 +137,8 @@ export function loadIngressConfig(
     return raw.value as string;
   };
 
-  const stateRaw = pick('stateDir');
-  const stateDir = (stateRaw?.value as string | undefined) ?? INGRESS_DEFAULTS.stateDir;
   // The handoff socket lives in it, and a unix socket path has at most 107 bytes.
-  if (stateRaw && (!stateDir.startsWith('/') || stateDir.includes('\0') || Buffer.byteLength(stateDir) > 90)) throw fail(stateRaw, 'stateDir');
+  const stateDir = parseAbsolutePath(pick('stateDir'), formOf('stateDir'), INGRESS_DEFAULTS.stateDir, 90);
 
   const listenRaw = pick('listenAddress');
   if (listenRaw && !isIP(listenRaw.value as string)) throw fail(listenRaw, 'listenAddress');
@@ -157,18 +156,8 @@ export function loadIngressConfig(
     if (!acceptProxyFrom.includes(c)) acceptProxyFrom.push(c);
   }
 
-  const whole = (k: Key, fallback: string, min: number, max: number): number => {
-    const raw = withDefault(k, fallback);
-    const v = Number(raw.value);
-    if (!/^\d+$/.test(raw.value as string) || v < min || v > max) throw fail(raw, k);
-    return v;
-  };
-  const duration = (k: Key, fallback: string, minMs: number, maxMs: number): number => {
-    const raw = withDefault(k, fallback);
-    const ms = parseDurationMs(raw.value as string);
-    if (ms === undefined || ms < minMs || ms > maxMs) throw fail(raw, k);
-    return ms;
-  };
+  const whole = (k: Key, fallback: string, min: number, max: number) => parseWholeNumber(withDefault(k, fallback), formOf(k), min, max);
+  const duration = (k: Key, fallback: string, minMs: number, maxMs: number) => parseDurationWithin(withDefault(k, fallback), formOf(k), minMs, maxMs);
 
   const natRaw = withDefault('l4SourceNat', INGRESS_DEFAULTS.l4SourceNat);
   if (natRaw.value !== 'masquerade' && natRaw.value !== 'none') throw fail(natRaw, 'l4SourceNat');

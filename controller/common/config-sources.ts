@@ -223,3 +223,30 @@ export function parseDurationMs(s: string): number | undefined {
   if (!m) return undefined;
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
 }
+
+// The checks below word their error as every daemon's option table does:
+// "<source>: <value> is not <form>", so a bad value reads the same whichever
+// role rejects it.
+const notForm = (raw: Raw, form: string) => new ConfigError(`${raw.source}: ${JSON.stringify(raw.value)} is not ${form}`);
+
+/** An absolute path with no NUL and at most `maxBytes` (a unix socket path in it wants fewer), or `fallback` when no source set it. */
+export function parseAbsolutePath(raw: Raw | undefined, form: string, fallback: string, maxBytes = 4096): string {
+  if (!raw) return fallback;
+  const v = raw.value as string;
+  if (!v.startsWith('/') || v.includes('\0') || Buffer.byteLength(v) > maxBytes) throw notForm(raw, form);
+  return v;
+}
+
+/** A whole number written in digits only, from `min` to `max`. */
+export function parseWholeNumber(raw: Raw, form: string, min: number, max: number): number {
+  const v = Number(raw.value);
+  if (!/^\d+$/.test(raw.value as string) || v < min || v > max) throw notForm(raw, form);
+  return v;
+}
+
+/** A duration (parseDurationMs) from `minMs` to `maxMs`, in ms. */
+export function parseDurationWithin(raw: Raw, form: string, minMs: number, maxMs: number): number {
+  const ms = parseDurationMs(raw.value as string);
+  if (ms === undefined || ms < minMs || ms > maxMs) throw notForm(raw, form);
+  return ms;
+}
