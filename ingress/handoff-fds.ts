@@ -7,25 +7,25 @@
 // cmsghdr 16 followed by the ints.
 import koffi from 'koffi';
 import { WeftError } from '../controller/common/errors';
+import { SO_RCVTIMEO, SO_SNDTIMEO, SOCK_CLOEXEC, SOL_SOCKET, sys as libc } from '../dataplane/netlink/libc';
+import { errnoName } from '../dataplane/netlink/errors';
 
-const libc = koffi.load('libc.so.6');
+// socket, setsockopt and close are the dataplane's bindings; only the calls it
+// does not bind are bound here.
+const lib = koffi.load('libc.so.6');
 const sys = {
-  socket: libc.func('int socket(int domain, int type, int protocol)'),
-  connect: libc.func('int connect(int fd, const void *addr, uint32_t len)'),
-  sendmsg: libc.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
-  recvmsg: libc.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
-  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const void *val, uint32_t len)'),
-  close: libc.func('int close(int fd)'),
-  strerror: libc.func('const char *strerror(int errnum)'),
+  socket: libc.socket,
+  setsockopt: libc.setsockopt,
+  close: libc.close,
+  connect: lib.func('int connect(int fd, const void *addr, uint32_t len)'),
+  sendmsg: lib.func('intptr_t sendmsg(int fd, void *msg, int flags)'),
+  recvmsg: lib.func('intptr_t recvmsg(int fd, void *msg, int flags)'),
+  strerror: lib.func('const char *strerror(int errnum)'),
 };
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
-const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
-const SO_RCVTIMEO = 20;
-const SO_SNDTIMEO = 21;
 const MSG_NOSIGNAL = 0x4000;
 const MSG_CMSG_CLOEXEC = 0x40000000;
 const MSG_CTRUNC = 0x8;
@@ -35,20 +35,16 @@ const CMSGHDR = 16;
 export const MAX_FDS = 64;
 const CONTROL = CMSGHDR + MAX_FDS * 4;
 
-/** A libc call failed: `code` is the errno name when known (ECONNREFUSED, ENOENT, EAGAIN, ...). */
+/** A libc call failed: `code` is the errno name (ECONNREFUSED, ENOENT, EAGAIN, ...). */
 export class FdPassError extends WeftError {
   readonly errno: number;
   constructor(what: string, errno: number) {
-    const name = ERRNO_NAMES[errno] ?? `E${errno}`;
-    super(name as `E${string}`, `${what}: ${name} (${sys.strerror(errno) as string})`);
+    const name = errnoName(errno);
+    super(name, `${what}: ${name} (${sys.strerror(errno) as string})`);
     this.name = 'FdPassError';
     this.errno = errno;
   }
 }
-
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 4: 'EINTR', 9: 'EBADF', 11: 'EAGAIN', 13: 'EACCES', 32: 'EPIPE', 104: 'ECONNRESET', 111: 'ECONNREFUSED', 110: 'ETIMEDOUT',
-};
 
 function check(what: string, r: number | bigint): number {
   const n = Number(r);
