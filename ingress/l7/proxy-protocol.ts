@@ -22,7 +22,7 @@ const V1_SIG = Buffer.from('PROXY ', 'latin1');
 /** v1 lines are at most 107 bytes with CRLF (spec section 2.1). */
 const V1_MAX = 107;
 /** v2 allows 64 KiB of TLVs; nobody sends more than a few hundred bytes, and a peer that does is not a balancer we know. */
-export const V2_MAX = 16 + 2048;
+const V2_MAX = 16 + 2048;
 
 const INCOMPLETE: ParseResult = { kind: 'incomplete' };
 
@@ -164,7 +164,7 @@ function formatIPv4(b: Uint8Array, at: number): string {
 }
 
 /** RFC 5952 text of 16 bytes at `at`; an IPv4-mapped address is printed as plain IPv4, as the rest of the proxy sees IPv4 clients. */
-export function formatIPv6(b: Uint8Array, at: number): string {
+function formatIPv6(b: Uint8Array, at: number): string {
   let mappedV4 = b[at + 10] === 0xff && b[at + 11] === 0xff;
   for (let i = 0; i < 10 && mappedV4; i++) if (b[at + i] !== 0) mappedV4 = false;
   if (mappedV4) return formatIPv4(b, at + 12);

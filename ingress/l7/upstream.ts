@@ -126,11 +126,6 @@ export class UpstreamPools {
     }
   }
 
-  /** Number of open pools (shared, per client): for tests and debugging. */
-  size(): { shared: number; perClient: number } {
-    return { shared: this.shared.size, perClient: this.perClient.size };
-  }
-
   /** Destroys every pool, running requests included. */
   async destroy(): Promise<void> {
     clearInterval(this.sweeper);
