@@ -20,7 +20,7 @@ import { GiveUp, waitFor } from '../helpers/wait';
 import { requireBuild, tail } from './cluster';
 import { cniAdd, pluginConfig, type Conflist } from './cni';
 import { startMachine, type Machine } from './machine';
-import { readmeCommands, weftOnPath, words } from './readme';
+import { printedLineWithPlace, readmeCommands, weftOnPath, words } from './readme';
 import { ping } from './traffic';
 
 const SPEC = {
@@ -116,14 +116,8 @@ describe('README: Running a cluster', () => {
         const argv = words(line);
         expect(argv[0], line).toBe('weft');
         if (argv[1] === 'agent') {
-          const printed = words(joinCommand!);
-          // the README's template names the same flags, in the same order, as the printed command
-          expect(argv.slice(0, printed.length).filter((w) => w.startsWith('--'))).toEqual(printed.filter((w) => w.startsWith('--')));
-          // what the README adds after them: this host's rack and datacenter
-          const extra = argv.slice(printed.length);
-          expect(extra).toEqual(['--rack', 'r1', '--datacenter', 'dc1']);
           const log = join(dir, `${h.name}-agent.log`);
-          const p = daemon(m, [...printed, '--rack', h.rack, '--datacenter', h.datacenter], log);
+          const p = daemon(m, printedLineWithPlace(argv, joinCommand!, h), log);
           procs.push(p);
           await waitFor(`the agent on ${h.name} to serve its CNI socket`, () => {
             if (p.exited) throw new GiveUp(`agent on ${h.name} exited: ${tail(log)}`);

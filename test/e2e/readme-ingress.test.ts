@@ -33,7 +33,7 @@ import { ipBatch } from '../lab/run';
 import { cleanEnv, requireBuild, tail } from './cluster';
 import { cniAdd, pluginConfig, type Conflist } from './cni';
 import { startMachine, type Machine } from './machine';
-import { readmeCommands, runOn, weftOnPath, words } from './readme';
+import { printedLineWithPlace, readmeCommands, runOn, weftOnPath, words } from './readme';
 import { nsExecAsync } from './traffic';
 
 const LAB = `rdi${process.pid.toString(36)}`;
@@ -264,12 +264,7 @@ describe('README: Exposing services (ingress)', () => {
       const argv = words(line);
       expect(argv[0], line).toBe('weft');
       if (argv[1] === 'ingress') {
-        const printed = words(ingressLine!);
-        // the README's template names the same flags, in the same order, as the printed line
-        expect(argv.slice(0, printed.length).filter((w) => w.startsWith('--'))).toEqual(printed.filter((w) => w.startsWith('--')));
-        const extra = argv.slice(printed.length);
-        expect(extra).toEqual(['--rack', 'r1', '--datacenter', 'dc1']);
-        const ingress = daemon('ingress', mEdge, [...printed, '--rack', edge.rack, '--datacenter', edge.datacenter]);
+        const ingress = daemon('ingress', mEdge, printedLineWithPlace(argv, ingressLine!, edge));
         await served('the ingress to be ready (/readyz)', ingress, async () => (await httpIn(edge.netns, `http://${INGRESS_DEFAULTS.metricsListen}/readyz`)).status === 200);
       } else {
         throw new Error(`README command this test does not know how to check: ${line}`);

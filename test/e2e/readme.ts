@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROOT, WEFT, cleanEnv } from './cluster';
+import { expect } from 'vitest';
 import type { Machine } from './machine';
 
 /** The shell blocks of one README section, as commands (comments and blank lines dropped). */
@@ -22,6 +23,21 @@ export function readmeCommands(section: string, readme = readFileSync(join(ROOT,
 
 /** Words of a command line; the README's commands use no quoting. */
 export const words = (line: string) => line.split(/\s+/);
+
+/**
+ * The join line the README writes for a host is the line `weft token create`
+ * printed (the same flags, in the same order) followed by the host's place,
+ * `--rack r1 --datacenter dc1`. Checks that of the README's `argv` and
+ * returns what the host runs: the printed line with its own rack and
+ * datacenter.
+ */
+export function printedLineWithPlace(argv: string[], printedLine: string, place: { rack: string; datacenter: string }): string[] {
+  const printed = words(printedLine);
+  const flags = (ws: string[]) => ws.filter((w) => w.startsWith('--'));
+  expect(flags(argv.slice(0, printed.length)), 'the README names the printed line\'s flags, in its order').toEqual(flags(printed));
+  expect(argv.slice(printed.length), 'what the README adds to the printed line').toEqual(['--rack', 'r1', '--datacenter', 'dc1']);
+  return [...printed, '--rack', place.rack, '--datacenter', place.datacenter];
+}
 
 /** A bin dir under `dir` holding `weft` (the build), and an environment whose PATH starts there and has no WEFT_* settings. */
 export function weftOnPath(dir: string): NodeJS.ProcessEnv {
