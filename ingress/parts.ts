@@ -37,14 +37,7 @@ export type IngressParts = {
 
 export async function createParts(config: IngressConfig, metrics: IngressMetrics, log: Logger): Promise<IngressParts> {
   const proxy = new L7Proxy({
-    limits: {
-      maxConnections: config.limits.maxConnections,
-      maxHeaderBytes: config.limits.maxHeaderBytes,
-      headerTimeoutMs: config.limits.headerTimeoutMs,
-      idleTimeoutMs: config.limits.idleTimeoutMs,
-      connectTimeoutMs: config.limits.connectTimeoutMs,
-      upstreamTimeoutMs: config.limits.upstreamTimeoutMs,
-    },
+    limits: config.limits,
     logger: log.child({ component: 'l7' }),
     metrics: metrics.proxy,
     accessLog: { sampleRate: config.accessLogSample },
