@@ -51,7 +51,7 @@ export type DesiredChain = { decl: string; rules: string[]; comments: string[] }
  * walk them all, as typed arrays the collector skips them.
  */
 export type Buckets = { values: string[]; table: Int32Array; extra: string[] };
-export type DesiredMap = { decl: string; buckets: Buckets; protocol: 'tcp' | 'udp'; endpoints: string[] };
+export type DesiredMap = { decl: string; buckets: Buckets };
 
 /** The bit of the packet mark that tells postrouting a flow was DNATed here (kube-proxy uses 0x4000/0x8000, Calico the top 16 bits). */
 export const MASQ_MARK = 0x00200000;
@@ -324,8 +324,6 @@ export function renderService(s: L4Service, size: number, keys: string[], addres
       // the key is a jhash result (a 32-bit integer); `typeof numgen` is how nft spells that type
       decl: `{ typeof numgen inc mod 2 : ip daddr . ${s.protocol} dport; size ${size}; }`,
       buckets: { values: data, table, extra: [] },
-      protocol: s.protocol,
-      endpoints: keys,
     },
   };
 }
