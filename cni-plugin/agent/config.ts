@@ -17,7 +17,8 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { checkHostName, checkName } from '../../controller/api/validate';
 import {
-  ConfigError, parseHostPort, parseLogLevel, readSources, type HostPort, type LogLevel, type OptionSpec, type Raw, parseDurationMs,
+  ConfigError, parseAbsolutePath, parseDurationWithin, parseHostPort, parseLogLevel, parseWholeNumber, readSources,
+  type HostPort, type LogLevel, type OptionSpec, type Raw,
 } from '../../controller/common/config-sources';
 import { AGENT_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettings } from '../../controller/api/client/join-flags';
 import type { Handle } from '../../dataplane/netlink/handle';
@@ -89,13 +90,6 @@ export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
 const formOf = (k: Key) => AGENT_OPTIONS.find((o) => o.key === k)!.form;
 const fail = (raw: Raw, k: Key, shown = JSON.stringify(raw.value)) => new ConfigError(`${raw.source}: ${shown} is not ${formOf(k)}`);
 
-function absolutePath(raw: Raw | undefined, k: Key, fallback: string, maxBytes = 4096): string {
-  if (!raw) return fallback;
-  const v = raw.value as string;
-  if (!v.startsWith('/') || v.includes('\0') || Buffer.byteLength(v) > maxBytes) throw fail(raw, k);
-  return v;
-}
-
 function name(raw: Raw | undefined, k: Key, check: typeof checkName): string {
   if (!raw) return '';
   const problem = check(raw.value, raw.source);
@@ -127,11 +121,7 @@ export function loadAgentConfig(
   }
 
   const mtuRaw = pick('mtu');
-  let mtu: number | undefined;
-  if (mtuRaw) {
-    mtu = Number(mtuRaw.value);
-    if (!/^\d+$/.test(mtuRaw.value as string) || mtu < 1280 || mtu > 65485) throw fail(mtuRaw, 'mtu');
-  }
+  const mtu = mtuRaw ? parseWholeNumber(mtuRaw, formOf('mtu'), 1280, 65485) : undefined;
 
   const macRaw = pick('vtepMac');
   if (macRaw) {
@@ -143,8 +133,7 @@ export function loadAgentConfig(
   }
 
   const resyncRaw = pick('resyncInterval') ?? { value: AGENT_DEFAULTS.resyncInterval, source: 'default' };
-  const resyncIntervalMs = parseDurationMs(resyncRaw.value as string);
-  if (resyncIntervalMs === undefined || resyncIntervalMs < 1000 || resyncIntervalMs > 86_400_000) throw fail(resyncRaw, 'resyncInterval');
+  const resyncIntervalMs = parseDurationWithin(resyncRaw, formOf('resyncInterval'), 1000, 86_400_000);
 
   const metricsRaw = pick('metricsListen') ?? { value: AGENT_DEFAULTS.metricsListen, source: 'default metrics-listen' };
 
@@ -159,8 +148,8 @@ export function loadAgentConfig(
     rack: name(pick('rack'), 'rack', checkName),
     datacenter: name(pick('datacenter'), 'datacenter', checkName),
     networks,
-    stateDir: absolutePath(pick('stateDir'), 'stateDir', AGENT_DEFAULTS.stateDir),
-    cniSocket: absolutePath(pick('cniSocket'), 'cniSocket', AGENT_DEFAULTS.cniSocket, 107),
+    stateDir: parseAbsolutePath(pick('stateDir'), formOf('stateDir'), AGENT_DEFAULTS.stateDir),
+    cniSocket: parseAbsolutePath(pick('cniSocket'), formOf('cniSocket'), AGENT_DEFAULTS.cniSocket, 107),
     metricsListen: parseHostPort(metricsRaw, formOf('metricsListen')),
     ...(mtu !== undefined ? { mtu } : {}),
     ...(macRaw ? { vtepMac: (macRaw.value as string).toLowerCase() } : {}),
