@@ -286,7 +286,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       }
     }
     let moved = 0;
-    const queue = (name: string, del: Array<[string]>, add: Array<[string, string]>) => {
+    const queueElements = (name: string, del: Array<[string]>, add: Array<[string, string]>) => {
       if (del.length) live.push(...setElemMessages('delete', NFPROTO_IPV4, tableName, name, del));
       if (add.length) live.push(...setElemMessages('add', NFPROTO_IPV4, tableName, name, add));
       changed += del.length + add.length;
@@ -304,12 +304,12 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       if (del.length === 0 && add.length === 0) continue;
       if (m.udp) noteUdp(cur);
       moved += add.length;
-      queue(name, del, add);
+      queueElements(name, del, add);
     }
     if (structural) {
       for (const [name, want] of vmaps) {
         const { del, add } = diffElements(v.vmaps.get(name), want);
-        queue(name, del, add);
+        queueElements(name, del, add);
       }
     }
     const goneChains = structural ? [...v.chains.keys()].filter((c) => !chains.has(c)) : [];
