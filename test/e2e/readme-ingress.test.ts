@@ -27,7 +27,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { INGRESS_DEFAULTS } from '../../ingress/config';
 import { GiveUp, waitFor } from '../helpers/wait';
 import { BACKEND_JS, httpIn } from '../ingress/lab';
-import { createLab, type Lab, type LabHost } from '../lab/lab';
+import { createLab, type Lab } from '../lab/lab';
 import type { LabProcess } from '../lab/procs';
 import { ipBatch } from '../lab/run';
 import { cleanEnv, requireBuild, tail } from './cluster';
