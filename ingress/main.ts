@@ -28,6 +28,7 @@ import { createHttpServer, listenHttp } from '../controller/common/http';
 import type { Logger } from '../controller/common/log';
 import type { IngressConfig } from './config';
 import { serveHandoff, takeOver, type HandoffServer, type Takeover } from './handoff';
+import { latestOnly } from './latest-only';
 import { createIngressMetrics } from './metrics';
 import { createParts } from './parts';
 import { createRuntime } from './runtime';
@@ -134,12 +135,12 @@ export async function startIngress(config: IngressConfig, opts: IngressStartOpti
 
     // Changes are applied one at a time and in order; only the newest waiting one matters.
     const saver = stateSaver(config.stateDir, log);
-    let applying: Promise<void> = Promise.resolve();
+    const applies = latestOnly((s: IngressState) => runtime.apply(s).catch((err: unknown) => log.error({ err }, 'applying the service state failed')));
     const onState = (s: IngressState) => {
       source = 'controller';
       metrics.setState({ revision: s.revision, services: s.services.size, source });
       saver.save(s);
-      applying = applying.then(() => runtime.apply(s)).catch((err) => log.error({ err }, 'applying the service state failed'));
+      applies.push(s);
     };
 
     const client: ControllerClient = connectController({

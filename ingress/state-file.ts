@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { replaceAtomic } from '../controller/common/files';
 import type { Logger } from '../controller/common/log';
+import { latestOnly } from './latest-only';
 import type { IngressService } from './model';
 import type { IngressState } from './sync';
 
@@ -112,27 +113,7 @@ export async function writeStateFile(stateDir: string, state: IngressState): Pro
  * A failed write is logged and the next state tries again.
  */
 export function stateSaver(stateDir: string, log: Logger): { save(s: IngressState): void; flush(): Promise<void> } {
-  let pending: IngressState | undefined;
-  let running: Promise<void> | undefined;
-  const run = async () => {
-    while (pending) {
-      const s = pending;
-      pending = undefined;
-      try {
-        await writeStateFile(stateDir, s);
-      } catch (err) {
-        log.error({ err, path: stateFilePath(stateDir) }, 'cannot save the service state');
-      }
-    }
-    running = undefined;
-  };
-  return {
-    save(s) {
-      pending = s;
-      running ??= run();
-    },
-    async flush() {
-      while (running) await running;
-    },
-  };
+  const writes = latestOnly((s: IngressState) =>
+    writeStateFile(stateDir, s).catch((err: unknown) => log.error({ err, path: stateFilePath(stateDir) }, 'cannot save the service state')));
+  return { save: (s) => writes.push(s), flush: () => writes.settled() };
 }
