@@ -51,9 +51,6 @@ export type AgentConfig = JoinSettings & {
   configFile?: string;
 };
 
-/** Credentials, keys and the agent DB. Defined here, not beside the credential code, so reading flags (and --help) does not load gRPC and x509. */
-export { DEFAULT_STATE_DIR };
-
 export const AGENT_DEFAULTS = {
   stateDir: DEFAULT_STATE_DIR,
   /** Where the plugin looks when its config names no agentSocket: the two must agree. */
