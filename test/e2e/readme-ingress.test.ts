@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { INGRESS_DEFAULTS } from '../../ingress/config';
 import { GiveUp, waitFor } from '../helpers/wait';
-import { BACKEND_JS, httpIn } from '../ingress/lab';
+import { BACKEND_JS, EDGE_IP, addOutsideClient, httpIn, tcpWhoIn, udpWhoIn } from '../ingress/lab';
 import { createLab, type Lab } from '../lab/lab';
 import type { LabProcess } from '../lab/procs';
 import { ipBatch } from '../lab/run';
@@ -34,7 +34,6 @@ import { cleanEnv, requireBuild, tail } from './cluster';
 import { cniAdd, pluginConfig, type Conflist } from './cni';
 import { startMachine, type Machine } from './machine';
 import { printedLineWithPlace, readmeCommands, runOn, weftOnPath, words } from './readme';
-import { nsExecAsync } from './traffic';
 
 const LAB = `rdi${process.pid.toString(36)}`;
 const SPEC = {
@@ -42,9 +41,6 @@ const SPEC = {
   datacenters: [{ name: 'dc1', racks: [{ name: 'r1', hosts: ['edge'] }, { name: 'r2', hosts: ['h2'] }] }],
   controller: true,
 };
-/** The outside client's one link goes to the edge: not the lab underlay, not a weft host. */
-const CLIENT_IP = '198.18.0.2';
-const EDGE_IP = '198.18.0.1';
 
 let lab: Lab;
 let dir: string;
@@ -141,18 +137,6 @@ function backendPorts(svc: ReadmeService): { httpPort: number; echoPort: number 
   return { httpPort, echoPort };
 }
 
-/** One line (tcp) or datagram (udp) to the test container's echo from `netns`: the JSON it answered, {} when none came. */
-async function echo(netns: string, protocol: 'tcp' | 'udp', host: string, port: number, text: string): Promise<Record<string, any>> {
-  const js = protocol === 'udp'
-    ? "const s=require('dgram').createSocket('udp4');setTimeout(()=>{console.log('{}');process.exit(0)},1000);" +
-      "s.on('message',(m)=>{console.log(m.toString().trim());process.exit(0)});s.send(process.argv[3],+process.argv[2],process.argv[1])"
-    : "const s=require('net').connect({host:process.argv[1],port:+process.argv[2]});let b='';setTimeout(()=>{console.log('{}');process.exit(0)},2000);" +
-      "s.on('connect',()=>s.write(process.argv[3]+'\\n'));s.on('data',(d)=>{b+=d;const i=b.indexOf('\\n');if(i>=0){console.log(b.slice(0,i));process.exit(0)}});" +
-      "s.on('error',()=>{console.log('{}');process.exit(0)})";
-  const r = await nsExecAsync(netns, process.execPath, ['-e', js, host, String(port), text], { timeoutMs: 10_000 });
-  return JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as Record<string, any>;
-}
-
 describe('README: Exposing services (ingress)', () => {
   it('works as written: services on the controller, the printed ingress line on the edge, a labelled container reached from outside', async () => {
     const [clusterCtl, clusterHost] = readmeCommands('Running a cluster');
@@ -169,12 +153,8 @@ describe('README: Exposing services (ingress)', () => {
     const h2 = lab.host('h2');
     // Namespaces exist before the machines start, so their /run/netns mounts are visible inside.
     const containerNs = new Map(services.map((svc) => [svc.name, lab.addContainerNetns(h2, `svc-${svc.name}`)]));
-    const client = lab.addContainerNetns(edge, 'client').replace('/run/netns/', '');
-    ipBatch(client, [
-      `link add name eth0 type veth peer name wtclient netns ${edge.netns}`,
-      `addr add ${CLIENT_IP}/24 dev eth0`, 'link set lo up', 'link set eth0 up', `route add default via ${EDGE_IP}`,
-    ]);
-    ipBatch(edge.netns, [`addr add ${EDGE_IP}/24 dev wtclient`, 'link set wtclient up']);
+    // the outside client's one link goes to the edge: not the lab underlay, not a weft host
+    const client = addOutsideClient(lab, edge);
 
     const ctl = await startMachine('ctl', lab.controller!.netns, join(dir, 'ctl'));
     machines.set('ctl', ctl);
@@ -286,7 +266,7 @@ describe('README: Exposing services (ingress)', () => {
         } else {
           const transport = p.protocol; // narrowed to tcp | udp here, which the closure below does not see
           const r = await waitFor(`${svc.name} to answer ${transport.toUpperCase()} on the edge's port ${p.port}`, async () => {
-            const j = await echo(client, transport, EDGE_IP, p.port, `to ${svc.name}`);
+            const j = await (transport === 'udp' ? udpWhoIn : tcpWhoIn)(client, EDGE_IP, p.port, `to ${svc.name}`);
             return j.name === svc.name && j;
           }, 30_000);
           expect([r.echo, r.server ?? `${ip}:${p.target}`]).toEqual([`to ${svc.name}`, `${ip}:${p.target}`]);

@@ -572,14 +572,7 @@ async function build(lab: Lab, dir: string, o: IngressLabOptions): Promise<Ingre
   const SLOW = script('slowloris.cjs', SLOWLORIS_JS);
 
   const edge = lab.host(EDGE);
-  const clientPath = lab.addContainerNetns(edge, 'client');
-  const clientNetns = clientPath.replace('/run/netns/', '');
-  // the client's one link: a veth into the edge, made inside the client namespace
-  ipBatch(clientNetns, [
-    `link add name eth0 mtu 1500 type veth peer name wtclient mtu 1500 netns ${edge.netns}`,
-    `addr add ${CLIENT_IP}/24 dev eth0`, 'link set lo up', 'link set eth0 up', `route add default via ${EDGE_IP}`,
-  ]);
-  ipBatch(edge.netns, [`addr add ${EDGE_IP}/24 dev wtclient`, 'link set wtclient up']);
+  const clientNetns = addOutsideClient(lab, edge);
   // replies to the client's own address go back through the edge
   for (const r of lab.plan.routers) ipBatch(r.netns, [`route add ${CLIENT_NET} via ${edge.underlayIp}`]);
   // replies arrive on the edge's underlay link although the edge routes the containers over VXLAN: loose, not strict
@@ -728,17 +721,8 @@ async function build(lab: Lab, dir: string, o: IngressLabOptions): Promise<Ingre
     ingressJoinLine,
     startIngress,
     httpGet: (url, opts = {}) => httpIn(clientNetns, url, { ...opts, headers: { ...(opts.hostHeader ? { host: opts.hostHeader } : {}), ...opts.headers } }),
-    async tcpWho(host, port, line = 'who') {
-      const js = "const s=require('net').connect({host:process.argv[1],port:+process.argv[2]});let b='';s.setTimeout(5000,()=>{console.log(JSON.stringify({error:'timeout'}));process.exit(0)});" +
-        "s.on('connect',()=>s.write(process.argv[3]+'\\n'));s.on('data',(d)=>{b+=d;const i=b.indexOf('\\n');if(i>=0){console.log(b.slice(0,i));process.exit(0)}});" +
-        "s.on('error',(e)=>{console.log(JSON.stringify({error:e.code||e.message}));process.exit(0)})";
-      return lastJson(await nsExecAsync(clientNetns, process.execPath, ['-e', js, host, String(port), line], { timeoutMs: 15_000 }), 'tcpWho');
-    },
-    async udpWho(host, port, text = 'who') {
-      const js = "const s=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log(JSON.stringify({error:'timeout'}));process.exit(0)},3000);" +
-        "s.on('message',(m)=>{clearTimeout(t);console.log(m.toString().trim());process.exit(0)});s.send(process.argv[3],+process.argv[2],process.argv[1])";
-      return lastJson(await nsExecAsync(clientNetns, process.execPath, ['-e', js, host, String(port), text], { timeoutMs: 15_000 }), 'udpWho');
-    },
+    tcpWho: (host, port, line = 'who') => tcpWhoIn(clientNetns, host, port, line),
+    udpWho: (host, port, text = 'who') => udpWhoIn(clientNetns, host, port, text),
     async raw(host, port, data, timeoutMs = 5000) {
       const js = "const s=require('net').connect({host:process.argv[1],port:+process.argv[2]});let a='',err=null;" +
         "const done=(closed)=>{console.log(JSON.stringify({answer:a.slice(0,4096),closed,error:err}));process.exit(0)};" +
@@ -808,6 +792,21 @@ async function build(lab: Lab, dir: string, o: IngressLabOptions): Promise<Ingre
 
 // ---- small helpers ---------------------------------------------------------------------
 
+/**
+ * The outside client: a namespace whose one link is a veth into `edge`
+ * (CLIENT_IP there, EDGE_IP on the edge's end, the default route via the
+ * edge), made inside the client namespace. Returns its netns name.
+ */
+export function addOutsideClient(lab: Lab, edge: LabHost): string {
+  const clientNetns = lab.addContainerNetns(edge, 'client').replace('/run/netns/', '');
+  ipBatch(clientNetns, [
+    `link add name eth0 mtu 1500 type veth peer name wtclient mtu 1500 netns ${edge.netns}`,
+    `addr add ${CLIENT_IP}/24 dev eth0`, 'link set lo up', 'link set eth0 up', `route add default via ${EDGE_IP}`,
+  ]);
+  ipBatch(edge.netns, [`addr add ${EDGE_IP}/24 dev wtclient`, 'link set wtclient up']);
+  return clientNetns;
+}
+
 function readStatus<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
 }
@@ -845,6 +844,21 @@ export async function httpIn(netns: string, url: string, opts: { headers?: Recor
     /* not JSON */
   }
   return { ...a, json };
+}
+
+/** One line to a backend's TCP echo from inside a namespace: the JSON it answered, or `{ error }` (refused, reset, 5 s without an answer). */
+export async function tcpWhoIn(netns: string, host: string, port: number, line: string): Promise<any> {
+  const js = "const s=require('net').connect({host:process.argv[1],port:+process.argv[2]});let b='';s.setTimeout(5000,()=>{console.log(JSON.stringify({error:'timeout'}));process.exit(0)});" +
+    "s.on('connect',()=>s.write(process.argv[3]+'\\n'));s.on('data',(d)=>{b+=d;const i=b.indexOf('\\n');if(i>=0){console.log(b.slice(0,i));process.exit(0)}});" +
+    "s.on('error',(e)=>{console.log(JSON.stringify({error:e.code||e.message}));process.exit(0)})";
+  return lastJson(await nsExecAsync(netns, process.execPath, ['-e', js, host, String(port), line], { timeoutMs: 15_000 }), 'tcpWho');
+}
+
+/** One datagram to a backend's UDP echo from inside a namespace: the JSON it answered, or `{ error: 'timeout' }` after 3 s. */
+export async function udpWhoIn(netns: string, host: string, port: number, text: string): Promise<any> {
+  const js = "const s=require('dgram').createSocket('udp4');const t=setTimeout(()=>{console.log(JSON.stringify({error:'timeout'}));process.exit(0)},3000);" +
+    "s.on('message',(m)=>{clearTimeout(t);console.log(m.toString().trim());process.exit(0)});s.send(process.argv[3],+process.argv[2],process.argv[1])";
+  return lastJson(await nsExecAsync(netns, process.execPath, ['-e', js, host, String(port), text], { timeoutMs: 15_000 }), 'udpWho');
 }
 
 /** Prometheus text: the sum of every sample of `name` whose labels include `match`. */
