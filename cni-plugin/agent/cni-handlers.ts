@@ -466,11 +466,20 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       throw new CniError(CNI_ERR.CHECK_MISMATCH, `${context}: prevResult does not list address ${cidr}`);
     }
     const pin = pinContainerNetns(c.netns, deps.hostNetns);
+    try {
+      checkPinned(c, pin.path, allocation.ip, context);
+    } finally {
+      // also when the host's handle cannot be opened: the pin is an open fd
+      pin.close();
+    }
+  }
+
+  function checkPinned(c: AddConf, ctrPath: string, ip: string, context: string): void {
     const host = openHost();
     try {
-      const ctr = openContainer(pin.path);
+      const ctr = openContainer(ctrPath);
       try {
-        const seen = inspect(host, ctr, c, allocation.ip);
+        const seen = inspect(host, ctr, c, ip);
         if (seen.problems.length > 0) throw new CniError(CNI_ERR.CHECK_MISMATCH, `${context}: ${seen.problems.join('; ')}`);
       } finally {
         ctr.close();
@@ -479,7 +488,6 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       throw e instanceof CniError ? e : known(e, context, c.netns);
     } finally {
       host.close();
-      pin.close();
     }
   }
 
