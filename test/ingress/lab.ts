@@ -30,12 +30,11 @@
 // Every process is a lab process (stopped with the lab, by its group);
 // every file lives under one temp dir removed by destroy().
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  adminCert, agentPaths, cleanEnv, createToken, grpcCall, installCni, requireBuild, ROOT, startAgent, startController, tail, WEFT,
+  adminCert, agentPaths, cleanEnv, createToken, grpcCall, installCni, requireBuild, ROOT, startAgent, startController, tail, WEFT, weftCli,
   type Agent, type CertFiles, type Controller,
 } from '../e2e/cluster';
 import { cniAdd, cniDel, loadConflist, pluginConfig } from '../e2e/cni';
@@ -650,9 +649,7 @@ async function build(lab: Lab, dir: string, o: IngressLabOptions): Promise<Ingre
   let joinLine: string | null = null;
   const ingressJoinLine = () => {
     if (joinLine) return joinLine;
-    const r = spawnSync(process.execPath, [WEFT, 'token', 'create', '--role', 'ingress', '--ttl', '1h', '--data-dir', ctl.dataDir], { env: cleanEnv(), encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`weft token create --role ingress exited ${r.status}: ${r.stderr.trim()}`);
-    const line = r.stdout.trim().split('\n').pop() ?? '';
+    const line = weftCli(['token', 'create', '--role', 'ingress', '--ttl', '1h', '--data-dir', ctl.dataDir]).trim().split('\n').pop() ?? '';
     if (!/^weft ingress --server \S+ --token \S+ --ca-cert-hash sha256:[0-9a-f]{64}$/.test(line)) throw new Error(`unexpected ingress join line: ${line}`);
     joinLine = line;
     return line;
