@@ -22,11 +22,13 @@ import type { ListEndpointsResponse as _weft_v1_ListEndpointsResponse, ListEndpo
 import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from './weft/v1/ListServicesRequest';
 import type { ListServicesResponse as _weft_v1_ListServicesResponse, ListServicesResponse__Output as _weft_v1_ListServicesResponse__Output } from './weft/v1/ListServicesResponse';
 import type { Network as _weft_v1_Network, Network__Output as _weft_v1_Network__Output } from './weft/v1/Network';
+import type { PossessionProof as _weft_v1_PossessionProof, PossessionProof__Output as _weft_v1_PossessionProof__Output } from './weft/v1/PossessionProof';
 import type { RegisterEndpointRequest as _weft_v1_RegisterEndpointRequest, RegisterEndpointRequest__Output as _weft_v1_RegisterEndpointRequest__Output } from './weft/v1/RegisterEndpointRequest';
 import type { RegisterHostRequest as _weft_v1_RegisterHostRequest, RegisterHostRequest__Output as _weft_v1_RegisterHostRequest__Output } from './weft/v1/RegisterHostRequest';
 import type { RegisterHostResponse as _weft_v1_RegisterHostResponse, RegisterHostResponse__Output as _weft_v1_RegisterHostResponse__Output } from './weft/v1/RegisterHostResponse';
 import type { ReleaseEndpointRequest as _weft_v1_ReleaseEndpointRequest, ReleaseEndpointRequest__Output as _weft_v1_ReleaseEndpointRequest__Output } from './weft/v1/ReleaseEndpointRequest';
 import type { ReleaseEndpointResponse as _weft_v1_ReleaseEndpointResponse, ReleaseEndpointResponse__Output as _weft_v1_ReleaseEndpointResponse__Output } from './weft/v1/ReleaseEndpointResponse';
+import type { RenewCertificateRequest as _weft_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _weft_v1_RenewCertificateRequest__Output } from './weft/v1/RenewCertificateRequest';
 import type { Service as _weft_v1_Service, Service__Output as _weft_v1_Service__Output } from './weft/v1/Service';
 import type { ServiceEvent as _weft_v1_ServiceEvent, ServiceEvent__Output as _weft_v1_ServiceEvent__Output } from './weft/v1/ServiceEvent';
 import type { ServicePort as _weft_v1_ServicePort, ServicePort__Output as _weft_v1_ServicePort__Output } from './weft/v1/ServicePort';
@@ -64,11 +66,13 @@ export interface ProtoGrpcType {
       ListServicesRequest: MessageTypeDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesRequest__Output>
       ListServicesResponse: MessageTypeDefinition<_weft_v1_ListServicesResponse, _weft_v1_ListServicesResponse__Output>
       Network: MessageTypeDefinition<_weft_v1_Network, _weft_v1_Network__Output>
+      PossessionProof: MessageTypeDefinition<_weft_v1_PossessionProof, _weft_v1_PossessionProof__Output>
       RegisterEndpointRequest: MessageTypeDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_RegisterEndpointRequest__Output>
       RegisterHostRequest: MessageTypeDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostRequest__Output>
       RegisterHostResponse: MessageTypeDefinition<_weft_v1_RegisterHostResponse, _weft_v1_RegisterHostResponse__Output>
       ReleaseEndpointRequest: MessageTypeDefinition<_weft_v1_ReleaseEndpointRequest, _weft_v1_ReleaseEndpointRequest__Output>
       ReleaseEndpointResponse: MessageTypeDefinition<_weft_v1_ReleaseEndpointResponse, _weft_v1_ReleaseEndpointResponse__Output>
+      RenewCertificateRequest: MessageTypeDefinition<_weft_v1_RenewCertificateRequest, _weft_v1_RenewCertificateRequest__Output>
       Service: MessageTypeDefinition<_weft_v1_Service, _weft_v1_Service__Output>
       ServiceEvent: MessageTypeDefinition<_weft_v1_ServiceEvent, _weft_v1_ServiceEvent__Output>
       ServicePort: MessageTypeDefinition<_weft_v1_ServicePort, _weft_v1_ServicePort__Output>

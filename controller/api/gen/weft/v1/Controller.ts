@@ -22,6 +22,7 @@ import type { RegisterHostRequest as _weft_v1_RegisterHostRequest, RegisterHostR
 import type { RegisterHostResponse as _weft_v1_RegisterHostResponse, RegisterHostResponse__Output as _weft_v1_RegisterHostResponse__Output } from '../../weft/v1/RegisterHostResponse';
 import type { ReleaseEndpointRequest as _weft_v1_ReleaseEndpointRequest, ReleaseEndpointRequest__Output as _weft_v1_ReleaseEndpointRequest__Output } from '../../weft/v1/ReleaseEndpointRequest';
 import type { ReleaseEndpointResponse as _weft_v1_ReleaseEndpointResponse, ReleaseEndpointResponse__Output as _weft_v1_ReleaseEndpointResponse__Output } from '../../weft/v1/ReleaseEndpointResponse';
+import type { RenewCertificateRequest as _weft_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _weft_v1_RenewCertificateRequest__Output } from '../../weft/v1/RenewCertificateRequest';
 import type { Service as _weft_v1_Service, Service__Output as _weft_v1_Service__Output } from '../../weft/v1/Service';
 import type { ServiceEvent as _weft_v1_ServiceEvent, ServiceEvent__Output as _weft_v1_ServiceEvent__Output } from '../../weft/v1/ServiceEvent';
 import type { Status as _weft_v1_Status, Status__Output as _weft_v1_Status__Output } from '../../weft/v1/Status';
@@ -162,6 +163,31 @@ export interface ControllerClient extends grpc.Client {
   releaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
   
   /**
+   * A new certificate for the caller's own identity (host or ingress), for a
+   * new key pair the caller made: only its public key is sent. Called over
+   * the caller's current certificate at about half its lifetime. A caller
+   * whose certificate expired while it was down (no mTLS identity) proves
+   * possession of that certificate's key instead (expired), within the
+   * controller's grace window; a revoked or deleted identity is refused.
+   */
+  RenewCertificate(argument: _weft_v1_RenewCertificateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  RenewCertificate(argument: _weft_v1_RenewCertificateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  RenewCertificate(argument: _weft_v1_RenewCertificateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  RenewCertificate(argument: _weft_v1_RenewCertificateRequest, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * A new certificate for the caller's own identity (host or ingress), for a
+   * new key pair the caller made: only its public key is sent. Called over
+   * the caller's current certificate at about half its lifetime. A caller
+   * whose certificate expired while it was down (no mTLS identity) proves
+   * possession of that certificate's key instead (expired), within the
+   * controller's grace window; a revoked or deleted identity is refused.
+   */
+  renewCertificate(argument: _weft_v1_RenewCertificateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  renewCertificate(argument: _weft_v1_RenewCertificateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  renewCertificate(argument: _weft_v1_RenewCertificateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  renewCertificate(argument: _weft_v1_RenewCertificateRequest, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Services with their current backends: a snapshot, then changes.
    */
   WatchServices(argument: _weft_v1_WatchServicesRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_weft_v1_ServiceEvent__Output>;
@@ -225,6 +251,16 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
   ReleaseEndpoint: grpc.handleUnaryCall<_weft_v1_ReleaseEndpointRequest__Output, _weft_v1_ReleaseEndpointResponse>;
   
   /**
+   * A new certificate for the caller's own identity (host or ingress), for a
+   * new key pair the caller made: only its public key is sent. Called over
+   * the caller's current certificate at about half its lifetime. A caller
+   * whose certificate expired while it was down (no mTLS identity) proves
+   * possession of that certificate's key instead (expired), within the
+   * controller's grace window; a revoked or deleted identity is refused.
+   */
+  RenewCertificate: grpc.handleUnaryCall<_weft_v1_RenewCertificateRequest__Output, _weft_v1_JoinResponse>;
+  
+  /**
    * Services with their current backends: a snapshot, then changes.
    */
   WatchServices: grpc.handleServerStreamingCall<_weft_v1_WatchServicesRequest__Output, _weft_v1_ServiceEvent>;
@@ -248,6 +284,7 @@ export interface ControllerDefinition extends grpc.ServiceDefinition {
   RegisterEndpoint: MethodDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_Endpoint, _weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint__Output>
   RegisterHost: MethodDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostResponse, _weft_v1_RegisterHostRequest__Output, _weft_v1_RegisterHostResponse__Output>
   ReleaseEndpoint: MethodDefinition<_weft_v1_ReleaseEndpointRequest, _weft_v1_ReleaseEndpointResponse, _weft_v1_ReleaseEndpointRequest__Output, _weft_v1_ReleaseEndpointResponse__Output>
+  RenewCertificate: MethodDefinition<_weft_v1_RenewCertificateRequest, _weft_v1_JoinResponse, _weft_v1_RenewCertificateRequest__Output, _weft_v1_JoinResponse__Output>
   WatchServices: MethodDefinition<_weft_v1_WatchServicesRequest, _weft_v1_ServiceEvent, _weft_v1_WatchServicesRequest__Output, _weft_v1_ServiceEvent__Output>
   WatchTopology: MethodDefinition<_weft_v1_WatchTopologyRequest, _weft_v1_TopologyEvent, _weft_v1_WatchTopologyRequest__Output, _weft_v1_TopologyEvent__Output>
 }

@@ -1,5 +1,6 @@
 // Original file: controller/api/weft.proto
 
+import type { PossessionProof as _weft_v1_PossessionProof, PossessionProof__Output as _weft_v1_PossessionProof__Output } from '../../weft/v1/PossessionProof';
 
 export interface JoinRequest {
   /**
@@ -20,6 +21,12 @@ export interface JoinRequest {
    * ingress certificate nor the other way round.
    */
   'role'?: (string);
+  /**
+   * Joining under the name of a registered host is refused unless the
+   * joiner proves it is that host: a signature by the key of a certificate
+   * issued for that name (expired ones within the grace window included).
+   */
+  'previous'?: (_weft_v1_PossessionProof | null);
 }
 
 export interface JoinRequest__Output {
@@ -41,4 +48,10 @@ export interface JoinRequest__Output {
    * ingress certificate nor the other way round.
    */
   'role': (string);
+  /**
+   * Joining under the name of a registered host is refused unless the
+   * joiner proves it is that host: a signature by the key of a certificate
+   * issued for that name (expired ones within the grace window included).
+   */
+  'previous': (_weft_v1_PossessionProof__Output | null);
 }
