@@ -9,10 +9,18 @@
 // wanted content and mode is left alone, so running it again changes nothing
 // (and a runtime watching the conf dir sees no event).
 //
+// Priority: runtimes that take "the first config in the directory" as their
+// default network (containerd's CRI, `ctr run --cni`, Nomad) sort the file
+// names bytewise, so `10-weft-blue.conflist` would silently win over
+// `10-weft.conflist`. Writing a file that would sort before another weft
+// network's config is refused unless --default says that is the intent;
+// sorting before a foreign network's config is allowed (that is usually why
+// weft is being installed) but said in a warning.
+//
 // portmap chaining: the reference plugin must be installed already. It is
 // looked for in <bin-dir> and in /usr/lib/cni (where Debian's
 // containernetworking-plugins puts it); weft does not install it.
-import { closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkName } from '../controller/api/validate';
@@ -33,6 +41,10 @@ export type InstallCniOptions = {
   withPortmap: boolean;
   /** The shim to install; default dist/weft-cni beside the weft bundle. */
   source: string;
+  /** 0-99: the conflist is <priority>-<name>.conflist, and runtimes that take the first file sort by that name. */
+  priority: number;
+  /** Allow the conflist to sort before another weft network's, making it the default on purpose. */
+  makeDefault: boolean;
 };
 
 export type InstallCniReport = {
@@ -40,10 +52,12 @@ export type InstallCniReport = {
   conflist: { path: string; changed: boolean };
   /** Where portmap was found, when chained. */
   portmap?: string;
+  /** This network's earlier conflists under another priority, removed so runtimes see the name once. */
+  removed: string[];
   warnings: string[];
 };
 
-type Key = 'binDir' | 'confDir' | 'network' | 'name' | 'cniVersion' | 'socket' | 'withPortmap' | 'source';
+type Key = 'binDir' | 'confDir' | 'network' | 'name' | 'cniVersion' | 'socket' | 'withPortmap' | 'source' | 'priority' | 'makeDefault';
 const OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'binDir', flag: '--bin-dir', env: 'WEFT_CNI_BIN_DIR', kind: 'string', form: 'an absolute directory path' },
   { key: 'confDir', flag: '--conf-dir', env: 'WEFT_CNI_CONF_DIR', kind: 'string', form: 'an absolute directory path' },
@@ -53,7 +67,11 @@ const OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'socket', flag: '--socket', env: 'WEFT_CNI_SOCKET', kind: 'string', form: 'an absolute socket path of at most 107 bytes' },
   { key: 'withPortmap', flag: '--with-portmap', env: 'WEFT_CNI_WITH_PORTMAP', kind: 'bool', form: 'true or false' },
   { key: 'source', flag: '--source', env: 'WEFT_CNI_SOURCE', kind: 'string', form: 'the path of the weft-cni binary to install' },
+  { key: 'priority', flag: '--priority', env: 'WEFT_CNI_PRIORITY', kind: 'string', form: 'a whole number from 0 to 99' },
+  { key: 'makeDefault', flag: '--default', env: 'WEFT_CNI_DEFAULT', kind: 'bool', form: 'true or false' },
 ];
+
+export const DEFAULT_PRIORITY = 10;
 
 const formOf = (k: Key) => OPTIONS.find((o) => o.key === k)!.form;
 const bad = (raw: Raw, k: Key) => new ConfigError(`${raw.source}: ${JSON.stringify(raw.value)} is not ${formOf(k)}`);
@@ -81,6 +99,8 @@ export function parseInstallCniArgs(argv: readonly string[], env: Readonly<Recor
   const verRaw = pick('cniVersion');
   if (verRaw && !(SUPPORTED_VERSIONS as readonly string[]).includes(verRaw.value as string)) throw bad(verRaw, 'cniVersion');
   const srcRaw = pick('source');
+  const prioRaw = pick('priority');
+  if (prioRaw && !/^\d{1,2}$/.test(prioRaw.value as string)) throw bad(prioRaw, 'priority');
   return {
     binDir: abs('binDir', '/opt/cni/bin'),
     confDir: abs('confDir', '/etc/cni/net.d'),
@@ -90,6 +110,8 @@ export function parseInstallCniArgs(argv: readonly string[], env: Readonly<Recor
     socket: abs('socket', DEFAULT_AGENT_SOCKET, 107),
     withPortmap: pick('withPortmap')?.value === true,
     source: srcRaw ? resolve(srcRaw.value as string) : defaultShimPath(),
+    priority: prioRaw ? Number(prioRaw.value) : DEFAULT_PRIORITY,
+    makeDefault: pick('makeDefault')?.value === true,
   };
 }
 
@@ -100,6 +122,69 @@ export function renderConflist(o: Pick<InstallCniOptions, 'name' | 'cniVersion' 
   ];
   if (o.withPortmap) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
   return JSON.stringify({ cniVersion: o.cniVersion, name: o.name, plugins }, null, 2) + '\n';
+}
+
+/** The conflist's file name: runtimes that take the first config sort these bytewise. */
+export function conflistFileName(priority: number, name: string): string {
+  return `${String(priority).padStart(2, '0')}-${name}.conflist`;
+}
+
+/** The extensions libcni reads from a conf dir. */
+const CONFIG_EXTENSIONS = ['.conf', '.conflist', '.json'];
+
+type ConfigFile = { file: string; /** The CNI network name when the file configures weft, else undefined. */ weftName?: string };
+
+/** The network configs in `dir` in the order runtimes sort them (bytewise, as Go's sort.Strings). */
+function listConfigs(dir: string): ConfigFile[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw dirError(dir, 'weft network config', e);
+  }
+  return names
+    .filter((f) => !f.startsWith('.') && CONFIG_EXTENSIONS.some((x) => f.endsWith(x)))
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    .map((file) => ({ file, weftName: weftNetworkName(join(dir, file)) }));
+}
+
+/** The network name of a config that runs the weft plugin; unreadable or foreign configs give undefined. */
+function weftNetworkName(path: string): string | undefined {
+  try {
+    if (statSync(path).size > 1 << 20) return undefined;
+    const c = JSON.parse(readFileSync(path, 'utf8')) as { name?: unknown; type?: unknown; plugins?: unknown };
+    const plugins = Array.isArray(c.plugins) ? (c.plugins as Array<{ type?: unknown }>) : [c];
+    return typeof c.name === 'string' && plugins.some((p) => p?.type === 'weft') ? c.name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Where the new conflist lands among the others: refused when it would sort
+ * first ahead of another weft network (unless made the default on purpose),
+ * a warning when it sorts first ahead of a foreign network. Returns the
+ * warnings and this network's own older files to remove.
+ */
+function checkPlacement(o: Pick<InstallCniOptions, 'confDir' | 'name' | 'priority' | 'makeDefault'>): { warnings: string[]; stale: string[] } {
+  const ours = conflistFileName(o.priority, o.name);
+  const all = listConfigs(o.confDir);
+  const stale = all.filter((c) => c.weftName === o.name && c.file !== ours).map((c) => c.file);
+  const others = all.filter((c) => c.weftName !== o.name);
+  const first = others[0];
+  const sortsFirst = first !== undefined && Buffer.compare(Buffer.from(ours), Buffer.from(first.file)) < 0;
+  if (!sortsFirst) return { warnings: [], stale };
+  if (first.weftName !== undefined && !o.makeDefault) {
+    let needed = o.priority + 1;
+    while (needed < 100 && Buffer.compare(Buffer.from(conflistFileName(needed, o.name)), Buffer.from(first.file)) < 0) needed++;
+    const instead = needed < 100 ? `give --priority ${needed} or higher to install it beside the default` : 'rename one of them';
+    throw new Error(
+      `${ours} would sort before ${first.file} (weft network "${first.weftName}") and silently become the default network of runtimes that take the first config (containerd, ctr --cni, Nomad): ${instead}, or --default to make "${o.name}" the default on purpose`,
+    );
+  }
+  const what = first.weftName !== undefined ? `weft network "${first.weftName}"` : 'a network of another plugin';
+  return { warnings: [`${ours} sorts before ${first.file} (${what}): runtimes that take the first config (containerd, ctr --cni, Nomad) now use "${o.name}" by default`], stale };
 }
 
 /** Explains an fs error on `dir` the way an operator fixes it. */
@@ -160,7 +245,8 @@ function writeAtomic(path: string, content: Buffer, mode: number, what: string):
 }
 
 export function installCni(o: InstallCniOptions): InstallCniReport {
-  const warnings: string[] = [];
+  const placement = checkPlacement(o);
+  const warnings = [...placement.warnings];
   let shim: Buffer;
   try {
     shim = readFileSync(o.source);
@@ -190,16 +276,29 @@ export function installCni(o: InstallCniOptions): InstallCniReport {
   }
 
   const binPath = join(o.binDir, 'weft');
-  const confPath = join(o.confDir, `10-${o.name}.conflist`);
+  const confPath = join(o.confDir, conflistFileName(o.priority, o.name));
   const binChanged = writeAtomic(binPath, shim, 0o755, 'weft CNI plugin');
   const confChanged = writeAtomic(confPath, Buffer.from(renderConflist(o)), 0o644, 'weft network config');
-  return { binary: { path: binPath, changed: binChanged }, conflist: { path: confPath, changed: confChanged }, ...(portmap ? { portmap } : {}), warnings };
+  // only after the new file is in place, so the network never disappears from the directory
+  const removed: string[] = [];
+  for (const f of placement.stale) {
+    try {
+      unlinkSync(join(o.confDir, f));
+      removed.push(join(o.confDir, f));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw dirError(o.confDir, 'weft network config', e);
+    }
+  }
+  return { binary: { path: binPath, changed: binChanged }, conflist: { path: confPath, changed: confChanged }, ...(portmap ? { portmap } : {}), removed, warnings };
 }
 
 const HELP = `usage: weft install-cni [flags]
 
   --bin-dir DIR        where the runtime finds CNI plugins (default /opt/cni/bin); the plugin goes there as "weft"
-  --conf-dir DIR       where the runtime finds network configs (default /etc/cni/net.d); writes 10-<name>.conflist
+  --conf-dir DIR       where the runtime finds network configs (default /etc/cni/net.d); writes <priority>-<name>.conflist
+  --priority N         0-99, the file name's prefix (default ${DEFAULT_PRIORITY}); runtimes that take the first config
+                       (containerd, ctr --cni, Nomad) use the lowest as their default network
+  --default            allow this network to sort before another weft network's config (make it the default)
   --network NAME       the weft network containers join (default ${DEFAULT_NETWORK})
   --name NAME          the CNI network name runtimes select (default weft)
   --cni-version V      the conflist's cniVersion: ${SUPPORTED_VERSIONS.join(', ')} (default 1.0.0)
@@ -217,6 +316,7 @@ export async function installCniCommand(argv: string[]): Promise<number> {
     const r = installCni(o);
     const said = (f: { path: string; changed: boolean }) => `${f.changed ? 'wrote' : 'unchanged'} ${f.path}`;
     process.stdout.write(`${said(r.binary)}\n${said(r.conflist)}${r.portmap ? ` (chains portmap: ${r.portmap})` : ''}\n`);
+    for (const f of r.removed) process.stdout.write(`removed ${f} (this network's config under its old priority)\n`);
     for (const w of r.warnings) process.stderr.write(`weft install-cni: warning: ${w}\n`);
     return 0;
   } catch (err) {

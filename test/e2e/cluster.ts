@@ -96,14 +96,26 @@ export function agentPaths(base: string, host: LabHost): AgentPaths {
   };
 }
 
-/** `weft install-cni` for one network into the host's CNI dirs, CNI 1.1.0 (STATUS, GC); returns the conflist's path. */
+const cniPriority = (network: string) => (network === 'default' ? 10 : 20);
+
+/** Where installCni puts the conflist of `network` in `confDir`. */
+export function conflistPath(confDir: string, network: string): string {
+  return join(confDir, `${cniPriority(network)}-weft-${network}.conflist`);
+}
+
+/**
+ * `weft install-cni` for one network into the host's CNI dirs, CNI 1.1.0
+ * (STATUS, GC); returns the conflist's path. The default network keeps the
+ * default priority; others go after it, as install-cni requires.
+ */
 export function installCni(paths: AgentPaths, network: string): string {
   const name = `weft-${network}`;
+  const priority = cniPriority(network);
   weftCli([
     'install-cni', '--bin-dir', paths.cniBinDir, '--conf-dir', paths.cniConfDir, '--network', network, '--name', name,
-    '--socket', paths.socket, '--cni-version', '1.1.0',
+    '--socket', paths.socket, '--cni-version', '1.1.0', '--priority', String(priority),
   ]);
-  const conflist = join(paths.cniConfDir, `10-${name}.conflist`);
+  const conflist = conflistPath(paths.cniConfDir, network);
   if (!existsSync(conflist) || !existsSync(join(paths.cniBinDir, 'weft'))) throw new Error(`weft install-cni wrote no ${conflist} or ${paths.cniBinDir}/weft`);
   return conflist;
 }

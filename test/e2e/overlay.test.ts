@@ -22,7 +22,7 @@ import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson, listNetns } from '../lab/run';
 import {
-  adminCert, agentMetrics, agentPaths, installCni, httpGetIn, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli, weftCliResult,
+  adminCert, agentMetrics, agentPaths, conflistPath, installCni, httpGetIn, createToken, grpcCall, hostCert, metric, requireBuild, startAgent, startController, tail as logTail, weftCli, weftCliResult,
   type Agent, type CertFiles, type Controller, METRICS_PORT,
 } from './cluster';
 import { cniAdd, cniDel, execCni, loadConflist, pluginConfig } from './cni';
@@ -78,7 +78,7 @@ const newId = () => randomBytes(32).toString('hex');
 
 /** What a runtime on host h hands the plugin for `network`: the conflist `weft install-cni` wrote, as libcni splits it. */
 function cniConfig(h: LabHost, network: Net) {
-  const list = loadConflist(join(agents.get(h.name)!.cniConfDir, `10-weft-${network}.conflist`));
+  const list = loadConflist(conflistPath(agents.get(h.name)!.cniConfDir, network));
   expect(list.plugins.map((p) => p.type)).toEqual(['weft']);
   return pluginConfig(list);
 }
