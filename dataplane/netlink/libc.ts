@@ -23,6 +23,10 @@ export const sys = {
   ifNameToIndex: libc.func('unsigned int if_nametoindex(const char *name)'),
   // variadic: koffi needs the type of the extra argument at each call
   ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
+  // the link monitor waits in poll() on a libuv worker thread (koffi's .async) and is woken to stop through an eventfd
+  poll: libc.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
+  eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
+  write: libc.func('intptr_t write(int fd, const void *buf, size_t len)'),
 } as const;
 
 export function errno(): number {
@@ -54,6 +58,12 @@ export const MNT_DETACH = 2;
 export const SO_RCVTIMEO = 20;
 export const SO_SNDTIMEO = 21;
 export const MSG_TRUNC = 0x20;
+export const MSG_DONTWAIT = 0x40;
+export const POLLIN = 0x1;
+export const EFD_NONBLOCK = 0o4000;
+export const EFD_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
+export const ENOBUFS = 105;
 export const EAGAIN = 11;
 /** f_type of the namespace filesystem (linux/magic.h). */
 export const NSFS_MAGIC = 0x6e736673;
