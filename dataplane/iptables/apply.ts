@@ -3,11 +3,12 @@
 // table, so when a later table fails the earlier ones are put back from the
 // state read before, and the caller sees either the new rule set or the old.
 import { type RuleSet, emptyRuleSet, validateRuleSet } from './model';
-import { renderRestore, weftPart } from './render';
+import { planRestore, renderRestore, weftPart } from './render';
 import { type ExecOptions, iptablesRestore, iptablesSave } from './restore';
 import { type SavedState, parseSave } from './save';
 
-export type ApplyResult = { changed: boolean; document: string };
+/** changes: one line per change the document makes (see planRestore); empty when nothing was sent. */
+export type ApplyResult = { changed: boolean; document: string; changes: string[] };
 
 export function readState(opts: ExecOptions = {}): SavedState {
   return parseSave(iptablesSave(opts));
@@ -41,10 +42,10 @@ function restoreOrRollBack(before: SavedState, document: string, opts: ExecOptio
 export function applyRuleSet(rs: RuleSet, opts: ExecOptions = {}): ApplyResult {
   validateRuleSet(rs);
   const before = readState(opts);
-  const document = renderRestore(before, rs);
-  if (!document) return { changed: false, document };
+  const { document, changes } = planRestore(before, rs);
+  if (!document) return { changed: false, document, changes: [] };
   restoreOrRollBack(before, document, opts);
-  return { changed: true, document };
+  return { changed: true, document, changes };
 }
 
 /** Remove every jump into a WEFT-* chain and every WEFT-* chain, in all tables; a no-op when there are none. */
