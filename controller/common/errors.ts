@@ -28,6 +28,8 @@ export const CODES = {
   // PKI and identity
   WEFT_PKI: 'the cluster CA or a certificate cannot be made, read or trusted; the message names the file (PkiError)',
   WEFT_TOKEN_INVALID: 'a bootstrap token, or the options to create one, are invalid (TokenError)',
+  WEFT_HOST_NAME_TAKEN: 'Join under the name of a registered host without proof of being that host; delete the host first (HostNameTakenError; gRPC ALREADY_EXISTS)',
+  WEFT_JOIN_RATE_LIMITED: 'too many Join attempts from one address; the message says when to retry (JoinRateLimitedError; gRPC RESOURCE_EXHAUSTED)',
   WEFT_IDENTITY: "the agent's identity (state dir credentials, CA pin, join) cannot be established (IdentityError)",
   WEFT_SERVER_CERT: "the controller's certificate does not fit --server or the trusted CA; `problem` says how (ServerCertError)",
   WEFT_PERMISSION_DENIED: 'the caller may not do this (PermissionError; gRPC PERMISSION_DENIED)',
@@ -48,6 +50,9 @@ export const CODES = {
   WEFT_RECORD_CORRUPT: 'a stored record cannot be decoded (CorruptRecordError; gRPC FAILED_PRECONDITION)',
   WEFT_HOST_CONFLICT: "a host's VTEP MAC, underlay address or WireGuard key is already another host's; `field` names it (HostConflictError; gRPC ALREADY_EXISTS)",
   WEFT_REGISTRY_CONTENTION: 'too many compare-and-swap conflicts in the registry; retry (RegistryContentionError; gRPC UNAVAILABLE)',
+  WEFT_DATACENTER_EXISTS: 'a datacenter of that name already exists (DatacenterExistsError; gRPC ALREADY_EXISTS)',
+  WEFT_DATACENTER_GATEWAY: "a gateway change breaks a datacenter's rules: host not registered there, no WireGuard key, too few gateways, endpoint taken (GatewayRuleError; gRPC FAILED_PRECONDITION)",
+  WEFT_DATACENTER_IN_USE: 'a datacenter still has hosts and the delete was not forced (DatacenterInUseError; gRPC FAILED_PRECONDITION)',
   // store
   WEFT_STORE_UNAVAILABLE: 'the store (SQLite file or etcd) cannot be reached or written; retry (StoreUnavailableError; gRPC UNAVAILABLE)',
   WEFT_STORE_COMPACTED: 'a watch asked for a revision the store no longer keeps; list again (CompactedError)',
@@ -57,6 +62,8 @@ export const CODES = {
   WEFT_IPTABLES_EXEC_FAILED: 'iptables-save or iptables-restore could not run (IptablesExecError)',
   WEFT_START_ABORTED: 'a signal stopped the agent before it was running (StartAborted)',
   WEFT_SERVICE_PORT_CONFLICT: 'a tcp/udp port number or an http route already belongs to another service; `other` names it (ServicePortConflictError; gRPC ALREADY_EXISTS)',
+  WEFT_WIREGUARD_PROTOCOL: "a WireGuard device's reply (UAPI socket or generic netlink) does not parse; the message says where, never a key (WireGuardProtocolError)",
+  WEFT_WIREGUARD_DEVICE: 'a WireGuard device cannot be started, adopted or stopped: wireguard-go exited, its socket answers from another namespace, no backend (WireGuardDeviceError)',
   WEFT_INGRESS_HANDOFF: 'handing the listening sockets from a running ingress to a new one failed; the old one keeps serving (HandoffError)',
 } as const satisfies Record<`WEFT_${string}`, string>;
 
