@@ -76,7 +76,7 @@ describe('applyRuleSet in a namespace', () => {
     applyRuleSet(weftRules(INPUT), { netns: ns });
     const first = save(ns);
     const again = applyRuleSet(weftRules(INPUT), { netns: ns });
-    expect(again).toEqual({ changed: false, document: '' });
+    expect(again).toEqual({ changed: false, document: '', changes: [] });
     expect(save(ns)).toBe(first);
   });
 
@@ -138,13 +138,13 @@ describe('applyRuleSet in a namespace', () => {
     expect(text).not.toContain('WEFT');
     expect(rulesOf(ns, 'filter', 'FORWARD')).toEqual(['-j REJECT --reject-with icmp-port-unreachable']);
     expect(parseSave(text).filter.chains).toContain('MINE');
-    expect(removeWeftChains({ netns: ns })).toEqual({ changed: false, document: '' });
+    expect(removeWeftChains({ netns: ns })).toEqual({ changed: false, document: '', changes: [] });
     expect(save(ns)).toBe(text);
   });
 
   it('removeWeftChains on a namespace without any table is a no-op', () => {
     const [ns] = nss();
-    expect(removeWeftChains({ netns: ns })).toEqual({ changed: false, document: '' });
+    expect(removeWeftChains({ netns: ns })).toEqual({ changed: false, document: '', changes: [] });
   });
 
   it('a rule iptables cannot parse is a typed error with its line, and the previous state stays', () => {
