@@ -28,6 +28,7 @@ import { EthtoolError } from '../../dataplane/ethtool';
 import { IptablesExecError, IptablesRestoreError } from '../../dataplane/iptables/restore';
 import { NetlinkError } from '../../dataplane/netlink/errors';
 import { SysctlError, SysctlNotFoundError } from '../../dataplane/sysctl';
+import { WireGuardDeviceError, WireGuardProtocolError, WireGuardUapiError } from '../../dataplane/wireguard/errors';
 import { captureLogger } from '../helpers/log';
 
 /** One of every error class weft declares. */
@@ -46,6 +47,7 @@ function everyError(): WeftError[] {
     new StartAborted(), new ServicePortConflictError('x', 'f', 'other'), new HandoffError('EPROTO', 'x'),
     new CniError(CNI_ERR.INVALID_CONFIG, 'x'),
     new NetlinkError(17, 'x'), new EthtoolError(95, 'x'), new SysctlError('k', 'EACCES', 'write'), new SysctlNotFoundError('k'),
+    new WireGuardProtocolError('wg0', 'get', 'x'), new WireGuardUapiError('wg0', 'set', 22, 'x'), new WireGuardDeviceError('wg0', 'x'),
   ];
 }
 
