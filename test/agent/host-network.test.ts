@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { withNetns } from '../../dataplane/netlink/netns';
 import {
-  bridgeMacFor, ensureHostNetwork, teardownHostNetwork, type HostNetworkSpec,
+  bridgeMacFor, ensureHostNetwork, ensureHostNetworkReport, teardownHostNetwork, type HostNetworkSpec,
 } from '../../cni-plugin/agent/host/host-network';
 import { ethtoolFeatures, ip, ipAddrs, ipLink, ipLinks, iptablesSave, recordingLog, useUnderlayHost } from './fixtures';
 import { caught } from '../helpers/process';
@@ -70,6 +70,35 @@ describe('ensureHostNetwork in a namespace', () => {
     expect(log.lines).toEqual([]);
   });
 
+  it('reports each repair once, with what it touched, and nothing on a host that is right', () => {
+    const { ns, h } = setup();
+    const first = ensureHostNetworkReport(h, spec());
+    expect(first.changes.filter((c) => c.kind === 'device').map((c) => c.what)).toEqual([
+      'created vxlan weft.vx101', 'created bridge weft.br101', 'created vxlan weft.vx102', 'created bridge weft.br102',
+    ]);
+    expect(ensureHostNetworkReport(h, spec()).changes).toEqual([]);
+    ip(['-n', ns, 'link', 'del', 'weft.vx101']);
+    ip(['-n', ns, 'link', 'set', 'weft.br102', 'down']);
+    ip(['netns', 'exec', ns, 'iptables', '-t', 'nat', '-F']);
+    ip(['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=0']);
+    const log = recordingLog();
+    const r = ensureHostNetworkReport(h, spec(), { log });
+    expect(r.changes.map((c) => `${c.kind} | ${c.what}`)).toEqual([
+      'device | created vxlan weft.vx101',
+      'address | adding 10.244.3.0/32 to weft.vx101',
+      'offload | turned off TX checksum offload on weft.vx101',
+      'device | weft.br102 was down: set it up',
+      'sysctl | net.ipv4.ip_forward was 0: set to 1',
+      'iptables | iptables: nat WEFT-POSTROUTING: was empty (flushed), 2 rule(s) put back',
+      'iptables | iptables: nat WEFT-MASQ: was empty (flushed), 3 rule(s) put back',
+      'iptables | iptables: nat POSTROUTING: jump to WEFT-POSTROUTING missing, inserted as rule 1',
+    ]);
+    // one log line per repair, and the devices as they are now
+    expect(log.lines.map((l) => l.msg)).toEqual(r.changes.map((c) => c.what));
+    expect(r.devices.get('weft.vx101')).toBe(ipLink(ns, 'weft.vx101')!.ifindex);
+    expect(ensureHostNetworkReport(h, spec()).changes).toEqual([]);
+  });
+
   it('derives the MTU from the underlay and honours a configured one that fits', () => {
     const { ns, h } = setup(9000);
     expect(ensureHostNetwork(h, spec())[0].mtu).toBe(8950);
@@ -101,6 +130,7 @@ describe('ensureHostNetwork in a namespace', () => {
       'turned off TX checksum offload on weft.vx101',
       'adding 10.244.3.1/24 to weft.br101',
       `setting weft.vx102 address ${MAC} (was 02:77:00:00:00:99)`,
+      'weft.br102 was down: set it up',
     ]);
   });
 

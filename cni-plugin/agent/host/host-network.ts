@@ -3,7 +3,9 @@
 // gateway, forwarding on, weft's iptables chains installed. Every step is an
 // idempotent ensure: it tolerates what is already there, checks it against
 // what is wanted, fixes what differs, and never removes a device that is not
-// weft's.
+// weft's. Every change it makes is logged, one line each, and listed in the
+// report, so a periodic or event-driven repair says exactly what it put back
+// and a run over a host that is already right writes nothing and says nothing.
 import { applyRuleSet, removeWeftChains, weftRules } from '../../../dataplane/iptables';
 import { ensureTxChecksumOff, EthtoolError } from '../../../dataplane/ethtool';
 import { addrDel, addrList, addrReplace, type Addr } from '../../../dataplane/netlink/addr';
@@ -14,7 +16,7 @@ import { AF_INET } from '../../../dataplane/netlink/libc';
 import {
   bridge, linkAdd, linkByIndex, linkDel, linkList, linkSetMac, linkSetMtu, linkSetUp, linkSpecDiff,
   validateMac, validateVni, vxlan, linkFind, type Link, type LinkSpec } from '../../../dataplane/netlink/link';
-import { enableForwarding } from '../../../dataplane/sysctl';
+import { sysctlGet, sysctlSet } from '../../../dataplane/sysctl';
 import type { NetworkAttachment } from '../state/types';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 import { bridgeName, cidrContains, derivedMac, gatewayOf, parseSubnet, vtepIpOf, vxlanDeviceName, weftDeviceKind } from './naming';
@@ -49,6 +51,29 @@ export type HostNetworkSpec = {
 };
 
 export type HostNetworkOptions = { netns?: string; log?: Logger };
+
+/** What a change touched: the metrics count repairs by it. */
+export type ChangeKind = 'device' | 'address' | 'offload' | 'sysctl' | 'iptables';
+export type HostNetworkChange = { kind: ChangeKind; device?: string; what: string };
+
+/** The outcome of ensureHostNetworkReport: the attachments, the changes made, and the devices as they are now. */
+export type HostNetworkReport = {
+  attachments: NetworkAttachment[];
+  changes: HostNetworkChange[];
+  /** Index of each weft device by name, and the underlay's: what link events are matched against. */
+  devices: Map<string, number>;
+  underlay: { index: number; name: string };
+};
+
+/** Logs a change and records it: the one place every write of this module is announced. */
+type Recorder = (c: HostNetworkChange, level?: 'info' | 'warn') => void;
+
+function recorder(log: Logger, into: HostNetworkChange[]): Recorder {
+  return (c, level = 'info') => {
+    into.push(c);
+    log[level]({ change: c.kind, ...(c.device ? { device: c.device } : {}) }, c.what);
+  };
+}
 
 /** Devices whose change means a new device: the kernel cannot change them in place (or not on every kernel). */
 const IMMUTABLE_VXLAN = ['vni', 'port', 'local', 'dev', 'learning'];
@@ -117,11 +142,16 @@ export function findUnderlay(h: Handle, self: HostNetworkSpec['self']): Link {
  * whose immutable attributes differ is replaced (its FDB, neighbours and
  * routes go with it, and the next overlay reconcile puts them back).
  */
-export function ensureLink(h: Handle, spec: LinkSpec, log: Logger): Link {
+export function ensureLink(h: Handle, spec: LinkSpec, log: Logger, changes: HostNetworkChange[] = []): Link {
+  const note = recorder(log, changes);
+  const device = spec.name;
   let l = linkFind(h, spec.name);
+  // a device created here is down by nature: only a device found down is news
+  let fresh = false;
   if (!l) {
+    fresh = true;
     l = linkAdd(h, spec);
-    log.info({ device: spec.name }, `created ${spec.kind} ${spec.name}`);
+    note({ kind: 'device', device, what: `created ${spec.kind} ${spec.name}` });
   } else {
     if (l.kind !== spec.kind) {
       throw new Error(`${spec.name} already exists but is ${l.kind ? `a ${l.kind}` : 'a device of no kind'}, not a ${spec.kind}: weft will not remove a device it did not create; delete it or rename it`);
@@ -129,21 +159,25 @@ export function ensureLink(h: Handle, spec: LinkSpec, log: Logger): Link {
     const diff = linkSpecDiff(spec, l);
     const fixed = diff.filter((d) => IMMUTABLE_VXLAN.includes(d.split(' ')[0]));
     if (spec.kind === 'vxlan' && fixed.length > 0) {
-      log.warn({ device: spec.name, differs: fixed }, `replacing ${spec.name}: ${fixed.join('; ')} cannot be changed in place`);
+      note({ kind: 'device', device, what: `replacing ${spec.name}: ${fixed.join('; ')} cannot be changed in place` }, 'warn');
       linkDel(h, l.index);
+      fresh = true;
       l = linkAdd(h, spec);
     } else {
       if (spec.mtu !== undefined && l.mtu !== spec.mtu) {
-        log.info({ device: spec.name, from: l.mtu, to: spec.mtu }, `setting ${spec.name} mtu ${spec.mtu} (was ${l.mtu})`);
+        note({ kind: 'device', device, what: `setting ${spec.name} mtu ${spec.mtu} (was ${l.mtu})` });
         linkSetMtu(h, l.index, spec.mtu);
       }
       if (spec.mac !== undefined && l.mac !== spec.mac) {
-        log.info({ device: spec.name, from: l.mac, to: spec.mac }, `setting ${spec.name} address ${spec.mac} (was ${l.mac})`);
+        note({ kind: 'device', device, what: `setting ${spec.name} address ${spec.mac} (was ${l.mac})` });
         linkSetMac(h, l.index, spec.mac);
       }
     }
   }
-  if (!l.up) linkSetUp(h, l.index);
+  if (!l.up) {
+    if (!fresh) note({ kind: 'device', device, what: `${spec.name} was down: set it up` });
+    linkSetUp(h, l.index);
+  }
   const now = linkByIndex(h, l.index);
   const left = linkSpecDiff(spec, now);
   if (left.length > 0 || !now.up) {
@@ -157,19 +191,20 @@ export function ensureLink(h: Handle, spec: LinkSpec, log: Logger): Link {
  * added, others of the same family removed (an old subnet's gateway after
  * the lease changed). IPv6 link-local addresses are the kernel's and stay.
  */
-export function ensureAddrs(h: Handle, link: Link, want: string[], log: Logger): void {
+export function ensureAddrs(h: Handle, link: Link, want: string[], log: Logger, changes: HostNetworkChange[] = []): void {
+  const note = recorder(log, changes);
   const wanted = new Map(want.map((c) => [formatCidr(parseCidr(c)), parseCidr(c)]));
   const families = new Set([...wanted.values()].map((c) => c.family));
   const have = addrList(h, { linkIndex: link.index });
   const haveKeys = new Set(have.map((a) => formatCidr(parseCidr(a.cidr))));
   for (const [key, c] of wanted) {
     if (haveKeys.has(key)) continue;
-    log.info({ device: link.name, addr: key }, `adding ${key} to ${link.name}`);
+    note({ kind: 'address', device: link.name, what: `adding ${key} to ${link.name}` });
     addrReplace(h, { linkIndex: link.index, cidr: key, ...(c.family === AF_INET && c.prefixLen < 31 ? { broadcast: '+' } : {}) });
   }
   const stale = (a: Addr) => families.has(a.family) && !wanted.has(formatCidr(parseCidr(a.cidr))) && !/^fe[89ab]/i.test(a.cidr);
   for (const a of have.filter(stale)) {
-    log.info({ device: link.name, addr: a.cidr }, `removing stale ${a.cidr} from ${link.name}`);
+    note({ kind: 'address', device: link.name, what: `removing stale ${a.cidr} from ${link.name}` });
     try {
       addrDel(h, { linkIndex: link.index, cidr: a.cidr });
     } catch (e) {
@@ -222,9 +257,17 @@ export function overlayMtu(underlay: Link, configured?: number): number {
  * be draining); teardownHostNetwork removes everything.
  */
 export function ensureHostNetwork(h: Handle, spec: HostNetworkSpec, opts: HostNetworkOptions = {}): NetworkAttachment[] {
+  return ensureHostNetworkReport(h, spec, opts).attachments;
+}
+
+/** ensureHostNetwork, also saying what it changed (nothing, on a host that is already right) and which devices it found. */
+export function ensureHostNetworkReport(h: Handle, spec: HostNetworkSpec, opts: HostNetworkOptions = {}): HostNetworkReport {
   validateHostNetworkSpec(spec);
   const netns = opts.netns ?? h.netns ?? undefined;
   const log = opts.log ?? silentLogger;
+  const changes: HostNetworkChange[] = [];
+  const note = recorder(log, changes);
+  const devices = new Map<string, number>();
   const underlay = findUnderlay(h, spec.self);
   const mtu = overlayMtu(underlay, spec.mtu);
   const mac = spec.self.vtepMac.toLowerCase();
@@ -235,35 +278,51 @@ export function ensureHostNetwork(h: Handle, spec: HostNetworkSpec, opts: HostNe
       h,
       vxlan({ name: att.vxlanDevice, vni: a.vni, port: spec.vxlanPort, local: spec.self.underlayIp, dev: underlay.index, learning: false, mtu, mac }),
       log,
+      changes,
     );
-    ensureAddrs(h, vx, [`${vtepIpOf(att.subnet)}/${ipFamily(vtepIpOf(att.subnet)) === AF_INET ? 32 : 128}`], log);
+    ensureAddrs(h, vx, [`${vtepIpOf(att.subnet)}/${ipFamily(vtepIpOf(att.subnet)) === AF_INET ? 32 : 128}`], log, changes);
     if (!spec.keepTxChecksumOffload) {
       try {
-        if (ensureTxChecksumOff(att.vxlanDevice, { netns })) log.info({ device: att.vxlanDevice }, `turned off TX checksum offload on ${att.vxlanDevice}`);
+        if (ensureTxChecksumOff(att.vxlanDevice, { netns })) note({ kind: 'offload', device: att.vxlanDevice, what: `turned off TX checksum offload on ${att.vxlanDevice}` });
       } catch (e) {
         // a kernel without the setting cannot have the bug it works around
         if (!(e instanceof EthtoolError && e.code === 'EOPNOTSUPP')) throw e;
         log.warn({ device: att.vxlanDevice }, `cannot change TX checksum offload on ${att.vxlanDevice}: ${(e as Error).message}`);
       }
     }
-    const br = ensureLink(h, bridge({ name: att.bridge, mtu, mac: bridgeMacFor(spec.self.hostId ?? mac, a.vni) }), log);
-    ensureAddrs(h, br, [`${att.gateway}/${parseCidr(att.subnet).prefixLen}`], log);
+    const br = ensureLink(h, bridge({ name: att.bridge, mtu, mac: bridgeMacFor(spec.self.hostId ?? mac, a.vni) }), log, changes);
+    ensureAddrs(h, br, [`${att.gateway}/${parseCidr(att.subnet).prefixLen}`], log, changes);
+    devices.set(vx.name, vx.index);
+    devices.set(br.name, br.index);
     out.push(att);
   }
-  enableForwarding({ netns, ipv6: out.some((a) => ipFamily(a.gateway) !== AF_INET) });
-  applyWeftRules(spec, out, netns);
-  return out;
+  ensureForwarding(netns, out.some((a) => ipFamily(a.gateway) !== AF_INET), note);
+  for (const what of applyWeftRules(spec, out, netns)) note({ kind: 'iptables', what: `iptables: ${what}` });
+  return { attachments: out, changes, devices, underlay: { index: underlay.index, name: underlay.name } };
 }
 
-function applyWeftRules(spec: HostNetworkSpec, atts: NetworkAttachment[], netns: string | undefined): void {
+/** Forwarding on, written only where it is off: a resync over a host that is right reads and writes nothing. */
+function ensureForwarding(netns: string | undefined, ipv6: boolean, note: Recorder): void {
+  const keys = ['net/ipv4/ip_forward', ...(ipv6 ? ['net/ipv6/conf/all/forwarding'] : [])];
+  for (const key of keys) {
+    const was = sysctlGet(key, { netns });
+    if (was === '1') continue;
+    sysctlSet(key, 1, { netns });
+    note({ kind: 'sysctl', what: `${key.replaceAll('/', '.')} was ${was}: set to 1` });
+  }
+}
+
+/** weft's chains for the attachments; returns what was changed, one line each. */
+function applyWeftRules(spec: HostNetworkSpec, atts: NetworkAttachment[], netns: string | undefined): string[] {
   const input = {
     clusterCidrs: spec.clusterCidrs ?? atts.map((a) => a.networkCidr),
     networks: atts.map((a, i) => ({ name: a.network, cidr: a.networkCidr, bridge: a.bridge, isolated: spec.attachments[i].isolated ?? true })),
     hostSubnets: atts.map((a) => a.subnet),
   };
-  applyRuleSet(weftRules(input, { family: 4 }), { netns, family: 4 });
+  const changes = applyRuleSet(weftRules(input, { family: 4 }), { netns, family: 4 }).changes;
   // ip6tables is touched only where weft has IPv6 networks: many hosts have none and some lack the tool
-  if (atts.some((a) => ipFamily(a.gateway) !== AF_INET)) applyRuleSet(weftRules(input, { family: 6 }), { netns, family: 6 });
+  if (atts.some((a) => ipFamily(a.gateway) !== AF_INET)) changes.push(...applyRuleSet(weftRules(input, { family: 6 }), { netns, family: 6 }).changes.map((c) => `(IPv6) ${c}`));
+  return changes;
 }
 
 /**
