@@ -32,8 +32,17 @@ export type NftTable = {
   readonly family: number;
   /** The ruleset generation id (NFT_MSG_GETGEN): one read, no transaction. */
   gen(): number;
-  /** Chains, rules' comments and sets of the table; elements of the sets `withElements` picks. */
+  /** Chains, rules' comments and sets of the table; elements of the sets `withElements` picks: one consistent snapshot. */
   list(withElements: (set: string) => boolean): TableView;
+  /**
+   * `read` run until the generation is the same before and after it, so what
+   * it read is one snapshot (the kernel has no read transaction). Taken again
+   * at most `LIST_ATTEMPTS` times, then an error: the one retry policy of
+   * every listing.
+   */
+  consistent<T>(read: (gen: number) => T, what: string): T;
+  /** One pass over chains, rules' comments and sets (no elements), at no particular generation: call it inside consistent(). */
+  structure(): Omit<TableView, 'gen'>;
   elements(set: string): Elements;
   /**
    * The handles of the table and of the named sets (undefined: not there), one
@@ -49,6 +58,9 @@ export type NftTable = {
   drop(): boolean;
   close(): void;
 };
+
+/** Listings taken before giving up on a ruleset that changes under every one of them. */
+const LIST_ATTEMPTS = 6;
 
 export type NftTableOptions = { name: string; family: number; netns?: string };
 
@@ -101,32 +113,41 @@ export function openNftTable(o: NftTableOptions): NftTable {
     return g;
   }
 
-  function list(withElements: (set: string) => boolean): TableView {
-    // The generation is read before and after: a listing that raced with a
-    // transaction is taken again, so the view is one consistent snapshot.
-    for (let attempt = 0; ; attempt++) {
+  function consistent<T>(read: (gen: number) => T, what: string): T {
+    for (let attempt = 1; ; attempt++) {
       const before = gen();
-      const handle = tableHandle();
-      const exists = handle !== undefined;
-      const view: TableView = { gen: before, exists, handle, chains: new Map(), sets: new Map(), elements: new Map() };
-      if (exists) {
-        for (const m of dumpOrEmpty(NFT_MSG.GETCHAIN, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_CHAIN_TABLE, o.name)]), `nft list chains ${o.name}`)) {
-          const c = decodeChain(m);
-          if (c.table === o.name) view.chains.set(c.name, []);
-        }
-        for (const m of dumpOrEmpty(NFT_MSG.GETRULE, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_RULE_TABLE, o.name)]), `nft list rules ${o.name}`)) {
-          const r = decodeRule(m);
-          if (r.table === o.name) view.chains.get(r.chain)?.push(r.comment ?? '');
-        }
-        for (const m of dumpOrEmpty(NFT_MSG.GETSET, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_SET_TABLE, o.name)]), `nft list sets ${o.name}`)) {
-          const s = decodeSet(m);
-          if (s.table === o.name) view.sets.set(s.name, s);
-        }
-        for (const s of view.sets.keys()) if (withElements(s)) view.elements.set(s, elements(s));
-      }
-      if (gen() === before) return view;
-      if (attempt === 5) throw new Error(`nft list ${o.name}: the ruleset kept changing while it was listed`);
+      const r = read(before);
+      if (gen() === before) return r;
+      if (attempt === LIST_ATTEMPTS) throw new Error(`${what}: the ruleset changed during each of ${LIST_ATTEMPTS} listings`);
     }
+  }
+
+  function structure(): Omit<TableView, 'gen'> {
+    const handle = tableHandle();
+    const exists = handle !== undefined;
+    const view: Omit<TableView, 'gen'> = { exists, handle, chains: new Map(), sets: new Map(), elements: new Map() };
+    if (!exists) return view;
+    for (const m of dumpOrEmpty(NFT_MSG.GETCHAIN, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_CHAIN_TABLE, o.name)]), `nft list chains ${o.name}`)) {
+      const c = decodeChain(m);
+      if (c.table === o.name) view.chains.set(c.name, []);
+    }
+    for (const m of dumpOrEmpty(NFT_MSG.GETRULE, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_RULE_TABLE, o.name)]), `nft list rules ${o.name}`)) {
+      const r = decodeRule(m);
+      if (r.table === o.name) view.chains.get(r.chain)?.push(r.comment ?? '');
+    }
+    for (const m of dumpOrEmpty(NFT_MSG.GETSET, Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_SET_TABLE, o.name)]), `nft list sets ${o.name}`)) {
+      const s = decodeSet(m);
+      if (s.table === o.name) view.sets.set(s.name, s);
+    }
+    return view;
+  }
+
+  function list(withElements: (set: string) => boolean): TableView {
+    return consistent((g) => {
+      const v = structure();
+      for (const s of v.sets.keys()) if (withElements(s)) v.elements.set(s, elements(s));
+      return { gen: g, ...v };
+    }, `nft list ${o.name}`);
   }
 
   return {
@@ -134,6 +155,8 @@ export function openNftTable(o: NftTableOptions): NftTable {
     family: o.family,
     gen,
     list,
+    consistent,
+    structure,
     elements,
     handles(sets) {
       const out = new Map<string, bigint>();

@@ -55,14 +55,27 @@ export type L4ProgrammerOptions = {
   logger: Logger;
   /** Network namespace (name under /run/netns, or a path) to program; default the process's own. */
   netns?: string;
+  /**
+   * After someone else's transaction, every element of weft's maps is read
+   * again within this many milliseconds (a slice every 10 s), and drift is
+   * repaired. Default 5 minutes; 0: never (only a restart or a failed sync
+   * reads them).
+   */
+  auditPeriodMs?: number;
 };
 
-/** `listed`: elements read from the kernel by this sync (0 unless it had to list the table). */
-export type SyncResult = { changed: number; elements: number; ms: number; listed: number };
+/**
+ * `changed`: elements, chains and maps written; `elements`: programmed after
+ * it; `listed`: elements read from the kernel by this sync (0 unless it had
+ * to list the table); `transactions`: nf_tables transactions sent.
+ */
+export type SyncResult = { changed: number; elements: number; ms: number; listed: number; transactions: number };
 
 export interface L4Programmer {
   /** Program exactly these service ports. The services are not copied: do not change them afterwards (L4Service). */
   sync(desired: readonly L4Service[]): Promise<SyncResult>;
+  /** One audit step now (the timer runs them every 10 s): undefined when nothing needed reading. */
+  audit(): Promise<SyncResult | undefined>;
   remove(): Promise<void>;
   close(): void;
 }
@@ -81,6 +94,10 @@ type View = {
 };
 
 const BE_MAP_RE = /^be_(?:tcp|udp)_\d+_(\d+)_(?:ip|flow)$/;
+
+const DEFAULT_AUDIT_PERIOD_MS = 5 * 60_000;
+/** How often an audit step runs (or the period, if shorter). */
+const AUDIT_STEP_MS = 10_000;
 
 /** Bytes of element messages per transaction while filling new (unreachable) maps. */
 const FILL_BATCH_BYTES = 8 << 20;
@@ -105,54 +122,110 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
   if (opts.sourceNat !== 'masquerade' && opts.sourceNat !== 'none') {
     throw new InvalidArgumentError(`L4 ingress: sourceNat "${String(opts.sourceNat)}" is not masquerade or none`, { field: 'sourceNat' });
   }
+  const auditPeriodMs = opts.auditPeriodMs ?? DEFAULT_AUDIT_PERIOD_MS;
+  if (!Number.isInteger(auditPeriodMs) || auditPeriodMs < 0) {
+    throw new InvalidArgumentError(`L4 ingress: auditPeriodMs ${String(auditPeriodMs)} is not a whole number of milliseconds (0: no audit)`, { field: 'auditPeriodMs' });
+  }
   const addresses = [...new Set(opts.addresses)].sort();
   const log = opts.logger.child({ component: 'l4', table: tableName });
   const tbl: NftTable = openNftTable({ name: tableName, family: NFPROTO_IPV4, netns: opts.netns });
   let ct: Handle | undefined;
   let view: View | undefined;
-  // rendered service ports by `<proto>:<port>`: an unchanged one is neither rendered nor diffed again
+  // rendered service ports by serviceId: an unchanged one is neither rendered nor diffed again
   let rendered = new Map<number, RenderedService>();
   let queue: Promise<unknown> = Promise.resolve();
   const base = baseChains(opts.sourceNat);
   const vmapDecl = vmapDecls();
   // the view's vmaps are what the rendered services say (false after a listing: compare once)
   let vmapsOk = false;
+  // The inputs of the last sync that went through, by position (our own array,
+  // reused): the next sync compares references and looks only at the
+  // positions that differ. Valid only while `rendered` is what they render to.
+  const lastInputs: L4Service[] = [];
+  let lastInputsValid = false;
+  /** Buckets and vmap elements programmed, as the last full pass counted them (a change of buckets only keeps it). */
+  let lastElements = 0;
+  /** Rendered UDP services per endpoint key: a removed endpoint's flows are forgotten only when no UDP service keeps it. */
+  const udpRefs = new Map<string, number>();
+  /** Sets whose elements a listing took from the cache across someone else's transaction: read again by the audit. */
+  const unverified = new Set<string>();
 
   /**
    * The table as the kernel holds it. With `prev` (a view that was right until
    * someone else's transaction), the elements of sets whose handle did not
-   * change are taken from it; the rest are listed.
+   * change are taken from it (and noted as unverified); the rest are listed.
    */
   function refresh(prev: View | undefined): { view: View; listed: number } {
-    const t = Date.now();
-    for (let attempt = 0; ; attempt++) {
-      const v = tbl.list(() => false);
+    const t = performance.now();
+    let listedSets = 0;
+    const r = tbl.consistent((gen) => {
+      const v = tbl.structure();
       const trusted = prev && prev.tableHandle !== undefined && v.handle === prev.tableHandle ? prev : undefined;
-      const view: View = { gen: v.gen, exists: v.exists, tableHandle: v.handle, chains: v.chains, vmaps: new Map(), backends: new Map(), handles: new Map() };
+      const nv: View = { gen, exists: v.exists, tableHandle: v.handle, chains: v.chains, vmaps: new Map(), backends: new Map(), handles: new Map() };
       let listed = 0;
-      let listedSets = 0;
+      listedSets = 0;
+      const cachedSets: string[] = [];
       // one map at a time, each turned compact before the next is read
       for (const [name, info] of v.sets) {
         const m = BE_MAP_RE.exec(name);
-        view.handles.set(name, info.handle);
+        nv.handles.set(name, info.handle);
         const cached = trusted && trusted.handles.get(name) === info.handle ? (m ? trusted.backends.get(name) : trusted.vmaps.get(name)) : undefined;
         if (cached) {
-          if (m) view.backends.set(name, cached as Buckets);
-          else view.vmaps.set(name, cached as Elements);
+          if (m) nv.backends.set(name, cached as Buckets);
+          else nv.vmaps.set(name, cached as Elements);
+          cachedSets.push(name);
           continue;
         }
         const els = tbl.elements(name);
         listed += els.size;
         listedSets++;
-        if (m) view.backends.set(name, toBuckets(els, Number(m[1])));
-        else view.vmaps.set(name, els);
+        if (m) nv.backends.set(name, toBuckets(els, Number(m[1])));
+        else nv.vmaps.set(name, els);
       }
-      if (tbl.gen() === v.gen) {
-        log.debug({ ms: Date.now() - t, chains: v.chains.size, maps: v.sets.size, listedMaps: listedSets, listedElements: listed, structureOnly: !!trusted }, 'listed the table');
-        return { view, listed };
-      }
-      if (attempt === 5) throw new Error(`${tableName}: the ruleset kept changing while it was listed`);
+      return { view: nv, listed, cachedSets };
+    }, `${tableName}: list`);
+    // the generation moved by someone else's hand: what was cached may have been edited
+    unverified.clear();
+    for (const name of r.cachedSets) unverified.add(name);
+    log.debug({ ms: Math.round(performance.now() - t), chains: r.view.chains.size, maps: r.view.handles.size, listedMaps: listedSets, listedElements: r.listed, structureOnly: !!prev }, 'listed the table');
+    return { view: r.view, listed: r.listed };
+  }
+
+  function countUdp(r: RenderedService | undefined, by: number): void {
+    if (r?.protocol !== 'udp') return;
+    for (const k of r.keys) {
+      const n = (udpRefs.get(k) ?? 0) + by;
+      if (n > 0) udpRefs.set(k, n);
+      else udpRefs.delete(k);
     }
+  }
+
+  /**
+   * The positions of `services` that differ from the last sync's inputs, when
+   * the sync can look at those alone: same length, and each one that differs
+   * is the same service port (so no port came, went or was taken twice).
+   * Undefined: compare them all. Allocates only for the positions that differ.
+   */
+  function changedPositions(services: readonly L4Service[]): number[] | undefined {
+    if (!lastInputsValid || services.length !== lastInputs.length) return undefined;
+    const out: number[] = [];
+    for (let i = 0; i < services.length; i++) {
+      const s = services[i];
+      if (s === lastInputs[i]) continue;
+      validateService(s);
+      if (serviceId(s) !== serviceId(lastInputs[i])) return undefined;
+      out.push(i);
+    }
+    return out;
+  }
+
+  function remember(services: readonly L4Service[], positions: number[] | undefined): void {
+    if (positions) for (const i of positions) lastInputs[i] = services[i];
+    else {
+      lastInputs.length = services.length;
+      for (let i = 0; i < services.length; i++) lastInputs[i] = services[i];
+    }
+    lastInputsValid = true;
   }
 
   // which service ports this sync has seen, by serviceId: stamped rather than collected, so checking 10,000 allocates nothing
@@ -163,11 +236,13 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const t0 = performance.now();
     const gen = tbl.gen();
     let listed = 0;
+    let refreshed = false;
     if (!view || view.gen !== gen) {
       const prev = view;
       const r = refresh(prev);
       view = r.view;
       listed = r.listed;
+      refreshed = true;
       if (prev) {
         // a rendering stays valid while its map is the very object the new view holds (trusted, not listed again)
         for (const [id, rs] of rendered) if (view.backends.get(rs.names.map) !== rs.map.buckets) rendered.delete(id);
@@ -179,40 +254,38 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     let sizes: Map<string, number> | undefined; // read from the chain names only for services not rendered yet
 
     // ---- render ----
-    portStamp = (portStamp + 1) >>> 0;
-    if (portStamp === 0) {
-      portSeen.fill(0);
-      portStamp = 1;
-    }
-    let elements = 0;
-    // the view's chains, maps and vmaps are exactly what `rendered` says, unless a port came, went or switched chain
-    let structural = !vmapsOk;
+    // A change of some services' endpoints looks at those alone; a listing, a
+    // port that comes or goes, or a service that switches chain makes it a
+    // full pass over every service port.
+    let positions = refreshed || !vmapsOk ? undefined : changedPositions(services);
+    let structural = false;
     let count = 0;
-    const touched = new Map<number, RenderedService>();
-    const udpHad = new Set<string>();
-    const noteUdp = (b: Buckets | undefined) => {
-      for (const val of b?.values ?? []) {
-        const ap = decodeAddrPort(val);
-        if (ap) udpHad.add(`${ap.ip}:${ap.port}`);
-      }
-    };
-    for (const s of services) {
+    let elements = 0;
+    let touched = new Map<number, RenderedService>();
+    const consider = (s: L4Service, full: boolean): void => {
       // every check runs before anything is sent; a service seen (as this very object) before was checked then
       if (!s || typeof s !== 'object') validateService(s);
       const id = serviceId(s);
       const prev = rendered.get(id);
       if (prev === undefined || prev.input !== s) validateService(s);
-      if (portSeen[id] === portStamp) throw portTaken(services.find((o) => o !== s && o && serviceId(o) === id)?.name ?? '?', s);
-      portSeen[id] = portStamp;
+      if (full) {
+        if (portSeen[id] === portStamp) throw portTaken(services.find((o) => o !== s && o && serviceId(o) === id)?.name ?? '?', s);
+        portSeen[id] = portStamp;
+      }
       if (prev !== undefined && prev.input === s) {
         // the same object as last time: unchanged by contract, nothing to read
         count++;
         elements += prev.map.buckets.table.length;
-        continue;
+        return;
       }
       const n = s.endpoints.length;
-      if (n === 0) continue; // nothing to send to: the port is left to the host
+      if (n === 0) {
+        // nothing to send to: the port is left to the host
+        if (prev) structural = true;
+        return;
+      }
       count++;
+      if (!prev) structural = true;
       let r: RenderedService;
       const same = prev !== undefined && prev.port === s.port && prev.protocol === s.protocol && prev.affinity === s.affinity && prev.input?.endpoints === s.endpoints;
       if (prev && (same || unchanged(prev, s, chooseSize(prev.size, n)))) {
@@ -233,18 +306,38 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         if (r !== prev) touched.set(id, r);
       }
       elements += r.map.buckets.table.length;
+    };
+    if (positions) {
+      for (const i of positions) consider(services[i], false);
+      // a port came, went or switched chain: the vmaps and chains are compared as a whole
+      if (structural) positions = undefined;
+      else elements = lastElements;
     }
-    // same count and no new port: the same ports as last time
-    if (count !== rendered.size) structural = true;
+    if (!positions) {
+      structural = !vmapsOk;
+      count = 0;
+      elements = 0;
+      touched = new Map();
+      portStamp = (portStamp + 1) >>> 0;
+      if (portStamp === 0) {
+        portSeen.fill(0);
+        portStamp = 1;
+      }
+      for (const s of services) consider(s, true);
+      // same count and no new port: the same ports as last time
+      if (count !== rendered.size) structural = true;
+    }
+    const udpHad = new Set<string>();
+    const noteUdp = (b: Buckets | undefined) => {
+      for (const val of b?.values ?? []) {
+        const ap = decodeAddrPort(val);
+        if (ap) udpHad.add(`${ap.ip}:${ap.port}`);
+      }
+    };
     const current = (s: L4Service) => touched.get(serviceId(s)) ?? rendered.get(serviceId(s))!;
     // every service port programmed after this sync: listed only when the structure changes
     const entries: Array<[number, RenderedService, boolean]> = [];
     if (structural) for (const s of services) if (s.endpoints.length > 0) entries.push([serviceId(s), current(s), s.protocol === 'udp']);
-    const udpWanted = () => {
-      const w = new Set<string>();
-      for (const s of services) if (s.protocol === 'udp' && s.endpoints.length > 0) for (const k of current(s).keys) w.add(k);
-      return w;
-    };
     const chains = new Map(base);
     const backends = new Map<string, { decl: string; buckets: Buckets; udp: boolean }>();
     let vmaps = v.vmaps;
@@ -260,7 +353,10 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       // only the services that changed: their maps exist, their chains are the same
       for (const r of touched.values()) backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp: r.protocol === 'udp' });
     }
-    for (const e of vmaps.values()) elements += e.size;
+    if (!positions) {
+      for (const e of vmaps.values()) elements += e.size;
+      lastElements = elements;
+    }
 
     const tRendered = performance.now();
     // ---- diff ----
@@ -320,14 +416,19 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     for (const m of goneMaps) if (m.startsWith('be_udp_')) noteUdp(v.backends.get(m));
     changed += a.length + d.length;
 
-    // UDP has no end: flows of a backend that is gone would follow it forever
-    // (only maps that changed are looked at, so this costs what the change costs)
-    const wanted = udpHad.size ? udpWanted() : new Set<string>();
-    const udpGone = [...udpHad].filter((ep) => !wanted.has(ep));
-
     const commitRendered = () => {
-      if (structural) rendered = new Map(entries.map(([id, r]) => [id, r]));
-      else for (const [id, r] of touched) rendered.set(id, r);
+      if (structural) {
+        rendered = new Map(entries.map(([id, r]) => [id, r]));
+        udpRefs.clear();
+        for (const r of rendered.values()) countUdp(r, 1);
+      } else {
+        for (const [id, r] of touched) {
+          countUdp(rendered.get(id), -1);
+          countUdp(r, 1);
+          rendered.set(id, r);
+        }
+      }
+      remember(services, positions);
     };
     if (changed === 0) {
       commitRendered();
@@ -336,7 +437,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         for (const [name, m] of backends) v.backends.set(name, m.buckets);
       }
       vmapsOk = true;
-      return { changed: 0, elements, ms: performance.now() - t0, listed };
+      return { changed: 0, elements, ms: performance.now() - t0, listed, transactions: 0 };
     }
 
     const tDiffed = performance.now();
@@ -372,8 +473,11 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         txns++;
       }
     } catch (e) {
-      view = undefined; // part may have been applied: list again next time
+      // part may have been applied: list it all again next time
+      view = undefined;
       rendered = new Map();
+      udpRefs.clear();
+      lastInputsValid = false;
       throw e;
     }
     const tApplied = performance.now();
@@ -405,7 +509,10 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       // (and the elements of the sets made here, whose handles we could not be sure of)
       view.gen = NaN;
     }
-    for (const ep of udpGone) {
+    // UDP has no end: flows of a backend that is gone would follow it forever
+    // (only maps that changed were looked at, so this costs what the change costs)
+    for (const ep of udpHad) {
+      if (udpRefs.has(ep)) continue;
       const i = ep.lastIndexOf(':');
       try {
         const n = flushConntrackByReplySource({ proto: IPPROTO_UDP, ip: ep.slice(0, i), port: Number(ep.slice(i + 1)), onlyDnat: true }, (ct ??= openHandle({ netns: opts.netns, protocol: NETLINK_NETFILTER })));
@@ -417,11 +524,46 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const ms = performance.now() - t0;
     const r1 = (x: number) => Math.round(x * 10) / 10;
     log.info({
-      changed, moved, transactions: txns, elements, listed, ms: r1(ms),
+      changed, moved, transactions: txns, elements, listed, ms: r1(ms), services: positions ? positions.length : services.length,
       phases: { list: r1(tListed - t0), render: r1(tRendered - tListed), diff: r1(tDiffed - tRendered), apply: r1(tApplied - tDiffed) },
     }, 'L4 table updated');
-    return { changed, elements, ms, listed };
+    return { changed, elements, ms, listed, transactions: txns };
   }
+
+  // ---- audit: drift someone else made in weft's own maps ----
+  // Nothing can have changed while the generation stays ours. After someone
+  // else's transaction the structure is listed again at once (the next sync,
+  // or the next audit step), but the elements of the sets whose handles did
+  // not change are trusted from the cache: reading ten million of them would
+  // block this thread for seconds. The audit reads those sets again a slice
+  // at a time, so each is read within `auditPeriodMs` of the change, and
+  // repairs what differs: a map found edited is rebalanced from what it
+  // holds, as after a restart.
+  const auditStepMs = Math.min(AUDIT_STEP_MS, auditPeriodMs);
+  let auditPending = false;
+  function auditStep(): SyncResult | undefined {
+    auditPending = false;
+    if (!view || !lastInputsValid) return undefined;
+    if (unverified.size === 0 && tbl.gen() === view.gen) return undefined;
+    const slice = Math.max(1, Math.ceil((view.handles.size * auditStepMs) / auditPeriodMs));
+    let n = 0;
+    for (const name of unverified) {
+      if (n++ === slice) break;
+      view.handles.delete(name); // not trusted: listed by the refresh below
+      unverified.delete(name);
+    }
+    view.gen = NaN;
+    const r = syncNow(lastInputs);
+    if (r.changed > 0) log.warn({ changed: r.changed, listed: r.listed }, 'repaired the L4 table: someone else had changed it');
+    else log.debug({ listed: r.listed, unverifiedMaps: unverified.size }, 'audited the L4 table');
+    return r;
+  }
+  const auditTimer = auditPeriodMs > 0 ? setInterval(() => {
+    if (auditPending) return;
+    auditPending = true;
+    serial(auditStep).catch((err: unknown) => log.warn({ err }, 'L4 table audit failed; the next sync or audit lists it again'));
+  }, auditStepMs) : undefined;
+  auditTimer?.unref();
 
   // one sync at a time: each diffs against the view the previous one left
   function serial<T>(fn: () => T): Promise<T> {
@@ -432,12 +574,18 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
 
   return {
     sync: (desired) => serial(() => syncNow(desired)),
+    audit: () => serial(auditStep),
     remove: () => serial(() => {
       if (tbl.drop()) log.info('removed the L4 table');
       view = undefined;
       rendered = new Map();
+      udpRefs.clear();
+      unverified.clear();
+      lastInputsValid = false;
+      lastInputs.length = 0;
     }),
     close() {
+      if (auditTimer) clearInterval(auditTimer);
       tbl.close();
       ct?.close();
       ct = undefined;
