@@ -113,3 +113,34 @@ export function setRpFilter(iface: string, mode: RpFilterMode, opts: SysctlOptio
   // the slash form keeps a dot in the interface name (eth0.100) a dot
   sysctlSet(`net/ipv4/conf/${iface}/rp_filter`, RP_MODES[mode], opts);
 }
+
+/** One socket buffer limit after raiseSocketBufferLimits: what it was, what it is, and why it stayed when it was refused. */
+export type BufferLimit = { key: string; before: number; after: number; changed: boolean; refused?: ErrnoName };
+
+export const SOCKET_BUFFER_LIMIT_KEYS = ['net/core/rmem_max', 'net/core/wmem_max'] as const;
+
+/**
+ * Raise net.core.rmem_max and wmem_max to at least `bytes`, never lowering
+ * them, so that sockets asking for big buffers (SO_RCVBUF/SO_SNDBUF, capped
+ * by these) get them: a UDP tunnel endpoint drops bursts when its receive
+ * buffer is small. The kernel lets only the initial network namespace write
+ * them (elsewhere they are read-only copies): a refusal (EACCES, EPERM,
+ * EROFS) is reported in `refused`, not thrown, and the limit left as it is.
+ */
+export function raiseSocketBufferLimits(bytes: number, opts: SysctlOptions = {}): BufferLimit[] {
+  if (!Number.isInteger(bytes) || bytes < 4096 || bytes > 2 ** 31 - 1) {
+    throw new InvalidArgumentError(`invalid socket buffer size ${bytes} (must be between 4096 and ${2 ** 31 - 1})`);
+  }
+  return SOCKET_BUFFER_LIMIT_KEYS.map((key) => {
+    const before = Number(sysctlGet(key, opts));
+    if (before >= bytes) return { key, before, after: before, changed: false };
+    try {
+      sysctlSet(key, bytes, opts);
+    } catch (e) {
+      if (e instanceof SysctlError && ['EACCES', 'EPERM', 'EROFS'].includes(e.code)) return { key, before, after: before, changed: false, refused: e.code as ErrnoName };
+      throw e;
+    }
+    const after = Number(sysctlGet(key, opts));
+    return { key, before, after, changed: after !== before };
+  });
+}
