@@ -345,3 +345,58 @@ export function checkIpInSubnet(v: unknown, field: string, subnet: string, host:
   if (s.family === 4 && a.base === cidrLast(s)) return `${field}: ${show(v)} is the broadcast address of ${formatCidr(s)}`;
   return undefined;
 }
+
+// ---- datacenters ----------------------------------------------------------
+
+/**
+ * A gateway's WAN endpoint, "ip:port" ("[ip]:port" for IPv6): where the
+ * other datacenters send WireGuard. The address must reach that gateway from
+ * outside: unicast, not loopback, multicast, link-local, unspecified, "this
+ * network" (0/8) or IPv4-mapped, and not inside a weft network (it would be
+ * routed into the overlay it is meant to carry). Port 1-65535.
+ */
+export function checkWanEndpoint(v: unknown, field: string, networks: Array<{ name: string; cidr: string }>): string | undefined {
+  const form = 'must be "ip:port", with an IPv6 address in brackets ("[2001:db8::7]:51820")';
+  if (typeof v !== 'string' || v === '') return `${field}: is empty (${form})`;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(v);
+  if (!m) return `${field}: ${show(v)} ${form}`;
+  const ip = m[1] ?? m[2];
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return `${field}: ${show(v)}: port ${port} is not 1-65535`;
+  const a = parseIp(ip);
+  if (!a || (m[1] !== undefined && a.family !== 6)) return `${field}: ${show(v)}: ${show(ip)} is not an ${m[1] !== undefined ? 'IPv6' : 'IPv4'} address`;
+  const p = checkUnicastIp(ip, field);
+  if (p) return p;
+  if (a.family === 4) {
+    if (a.base >> 24n === 0n) return `${field}: ${show(v)} is in 0.0.0.0/8 ("this network"), which no gateway can be reached at`;
+    if (a.base >> 16n === 0xa9fen) return `${field}: ${show(v)} is a link-local address (169.254.0.0/16): it does not leave its link`;
+  } else {
+    if (a.base >> 118n === 0x3fan) return `${field}: ${show(v)} is a link-local address (fe80::/10): it does not leave its link`;
+    if (a.base >> 32n === 0xffffn) return `${field}: ${show(v)} is an IPv4-mapped IPv6 address: give an IPv4 endpoint as IPv4`;
+  }
+  for (const n of networks) {
+    const c = parseCidr(n.cidr);
+    if (cidrContains(c, a)) return `${field}: ${show(v)} is inside weft network "${n.name}" (${formatCidr(c)}): a WAN endpoint cannot be an overlay address`;
+  }
+  return undefined;
+}
+
+/** The one spelling of a WAN endpoint checkWanEndpoint accepted: canonical address text, brackets for IPv6. */
+export function canonicalWanEndpoint(v: string): string {
+  const i = v.lastIndexOf(':');
+  const ip = canonicalIp(v.slice(0, i).replace(/^\[|\]$/g, ''))!;
+  const port = Number(v.slice(i + 1));
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** A WireGuard listen port: 0 is the default (51820), else 1-65535. */
+export function checkListenPort(v: unknown, field: string): string | undefined {
+  return v === 0 ? undefined : checkPort(v, field);
+}
+
+/** An MTU override: 0 is none (derived from the underlay); else between IPv6's minimum link MTU and the largest common jumbo frame. */
+export function checkMtu(v: unknown, field: string): string | undefined {
+  if (v === 0) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1280 || v > 9216) return `${field}: ${show(v)} is not an MTU (0 for none, or 1280-9216)`;
+  return undefined;
+}

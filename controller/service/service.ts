@@ -32,6 +32,7 @@ import {
 import { type Role, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
 import { HUB_LOG, type Hub, createHub } from './watch-hub';
 import { type QueueLimit, createSink } from './watch-sink';
+import { datacenterHandlers } from './datacenter-handlers';
 
 export type LeaseFns = {
   acquireLease: typeof acquireLease;
@@ -408,5 +409,6 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     RegisterEndpoint, ReleaseEndpoint, ListEndpoints,
     CreateService, DeleteService, ListServices, WatchServices,
     GetStatus,
+    ...datacenterHandlers({ store, logger, loadConfig, unary }),
   } as grpc.UntypedServiceImplementation;
 }

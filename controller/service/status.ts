@@ -13,6 +13,7 @@ import {
   CorruptRecordError, EndpointConflictError, EndpointMismatchError, HostConflictError, RecordNotFoundError, RegistryContentionError,
 } from '../registry/errors';
 import { ServicePortConflictError } from '../registry/services';
+import { DatacenterExistsError, DatacenterInUseError, GatewayRuleError } from '../registry/datacenters';
 import { StoreUnavailableError } from '../store/types';
 import { InvalidArgumentError, WeftError } from '../common/errors';
 
@@ -47,6 +48,9 @@ const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [EndpointConflictError, grpc.status.ALREADY_EXISTS],
   [ServicePortConflictError, grpc.status.ALREADY_EXISTS],
   [HostConflictError, grpc.status.ALREADY_EXISTS],
+  [DatacenterExistsError, grpc.status.ALREADY_EXISTS],
+  [GatewayRuleError, grpc.status.FAILED_PRECONDITION],
+  [DatacenterInUseError, grpc.status.FAILED_PRECONDITION],
   [WatchLimitError, grpc.status.RESOURCE_EXHAUSTED],
   [EndpointMismatchError, grpc.status.FAILED_PRECONDITION],
   [RecordNotFoundError, grpc.status.NOT_FOUND],

@@ -1,6 +1,7 @@
-// What WatchTopology tells an agent: every host with its subnets, and the
-// cluster config. Built from the raw keys (host records, IPAM leases,
-// /weft/config) and kept up to date one revision at a time.
+// What WatchTopology tells an agent: every host with its subnets, the
+// cluster config, and the datacenters with their gateways. Built from the raw
+// keys (host records, IPAM leases, /weft/config, datacenter records) and kept
+// up to date one revision at a time.
 //
 // Heartbeats: every heartbeat rewrites the host's lastHeartbeat and renews
 // its leases (new expiry). Sending each of those to every agent would cost
@@ -12,12 +13,14 @@ import { CONFIG_KEY, LEASES_PREFIX, decodeLeaseRecord, parseLeaseKey } from '../
 import { type ClusterConfig, defaultClusterConfig, validateClusterConfig } from '../ipam';
 import { formatCidr } from '../common/cidr';
 import { type HostRecord, decodeHost } from '../registry/hosts';
-import { HOSTS_PREFIX, nameFromKey } from '../registry/keys';
-import type { ClusterConfigMsg, Host, HostSubnet, TopologyEvent } from '../api/proto';
+import { DATACENTERS_PREFIX, HOSTS_PREFIX, nameFromKey } from '../registry/keys';
+import { type DatacenterRecord, decodeDatacenter } from '../registry/datacenters';
+import type { ClusterConfigMsg, Datacenter, Host, HostSubnet, TopologyEvent } from '../api/proto';
 import type { KeyChange } from './watch-core';
+import { type PoolsByDatacenter, datacenterMessage, datacenterMessageKey, poolsByDatacenter } from './datacenter-view';
 
 /** The keys the topology is made of. */
-export const TOPOLOGY_KEYS = [HOSTS_PREFIX, LEASES_PREFIX, CONFIG_KEY];
+export const TOPOLOGY_KEYS = [HOSTS_PREFIX, LEASES_PREFIX, CONFIG_KEY, DATACENTERS_PREFIX];
 
 type LeaseInfo = { network: string; subnet: string; host: string; expiresAt: number };
 
@@ -28,6 +31,11 @@ export type TopologyState = {
   config: ClusterConfigMsg;
   /** What the clients have, per host: the last host message sent (or in the snapshot). The clients always have `config`. */
   sent: Map<string, Host>;
+  datacenters: Map<string, DatacenterRecord>;
+  /** The cluster config's datacenterPools, by datacenter; like `config`, the last good one. */
+  pools: PoolsByDatacenter;
+  /** What the clients have, per datacenter: datacenterMessageKey of the last message sent. */
+  sentDatacenters: Map<string, string>;
 };
 
 export function configMessage(c: ClusterConfig): ClusterConfigMsg {
@@ -46,6 +54,15 @@ function decodeConfig(value: string | undefined, last: ClusterConfigMsg | undefi
     return configMessage(validateClusterConfig(JSON.parse(value)));
   } catch {
     return last ?? configMessage(defaultClusterConfig());
+  }
+}
+
+function decodePools(value: string | undefined, last: PoolsByDatacenter | undefined): PoolsByDatacenter {
+  if (value === undefined) return new Map();
+  try {
+    return poolsByDatacenter(validateClusterConfig(JSON.parse(value)));
+  } catch {
+    return last ?? new Map();
   }
 }
 
@@ -126,17 +143,47 @@ function setHost(s: TopologyState, key: string, value: string | undefined): stri
   return [name];
 }
 
+function setDatacenter(s: TopologyState, key: string, value: string | undefined): string | undefined {
+  const name = nameFromKey(DATACENTERS_PREFIX, key);
+  if (!name) return undefined;
+  let rec: DatacenterRecord | undefined;
+  try {
+    rec = value === undefined ? undefined : decodeDatacenter(key, value);
+  } catch {
+    rec = undefined; // unreadable: no gateways anyone could use
+  }
+  if (rec) s.datacenters.set(name, rec);
+  else s.datacenters.delete(name);
+  return name;
+}
+
+function projectDatacenter(s: TopologyState, name: string): Datacenter | undefined {
+  const dc = s.datacenters.get(name);
+  if (!dc) return undefined;
+  return datacenterMessage(dc, {
+    host: (h) => s.hosts.get(h),
+    members: [...s.hosts.values()].filter((h) => h.datacenter === name).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    subnetsOf: (h) => subnetsOf(s, h),
+    pools: s.pools.get(name),
+  });
+}
+
+const allDatacenters = (s: TopologyState): Datacenter[] => [...s.datacenters.keys()].sort().map((n) => projectDatacenter(s, n)!);
+
 /** State at a revision; the client is taken to have exactly this (snapshot sent, or a resume from here). */
 export function topologyFromKvs(kvs: Map<string, string>): TopologyState {
   const s: TopologyState = {
     hosts: new Map(), leases: new Map(), leasesByHost: new Map(),
     config: decodeConfig(kvs.get(CONFIG_KEY), undefined), sent: new Map(),
+    datacenters: new Map(), pools: decodePools(kvs.get(CONFIG_KEY), undefined), sentDatacenters: new Map(),
   };
   for (const [key, value] of kvs) {
     if (key.startsWith(HOSTS_PREFIX)) setHost(s, key, value);
     else if (key.startsWith(LEASES_PREFIX)) setLease(s, key, value);
+    else if (key.startsWith(DATACENTERS_PREFIX)) setDatacenter(s, key, value);
   }
   for (const name of s.hosts.keys()) s.sent.set(name, project(s, name)!);
+  for (const d of allDatacenters(s)) s.sentDatacenters.set(d.name, datacenterMessageKey(d));
   return s;
 }
 
@@ -148,30 +195,57 @@ export function topologyFromKvs(kvs: Map<string, string>): TopologyState {
  */
 export function topologySnapshot(s: TopologyState, revision: number): TopologyEvent {
   const hosts = [...s.hosts.keys()].sort().map((n) => project(s, n)!);
-  return { revision, kind: 'SNAPSHOT', hosts, host_name: '', config: s.config };
+  return { revision, kind: 'SNAPSHOT', hosts, host_name: '', config: s.config, datacenters: allDatacenters(s), datacenter_name: '' };
 }
 
 function resend(s: TopologyState, revision: number): TopologyEvent {
   const snap = topologySnapshot(s, revision);
   s.sent = new Map(snap.hosts.map((h) => [h.name, h]));
+  s.sentDatacenters = new Map(snap.datacenters.map((d) => [d.name, datacenterMessageKey(d)]));
   return snap;
+}
+
+/** The datacenters in `names` whose message differs from what the clients have: changed ones, and deleted ones. */
+function datacenterChanges(s: TopologyState, names: Set<string>): { puts: Datacenter[]; deletes: string[] } {
+  const puts: Datacenter[] = [];
+  const deletes: string[] = [];
+  for (const name of [...names].sort()) {
+    const now = projectDatacenter(s, name);
+    const had = s.sentDatacenters.get(name);
+    if (!now) {
+      if (had !== undefined) deletes.push(name);
+    } else if (had !== datacenterMessageKey(now)) {
+      puts.push(now);
+    }
+  }
+  return { puts, deletes };
 }
 
 /**
  * Applies one revision's changes and returns what to send: nothing, one
  * HOST_PUT (every host that changed in this revision), one HOST_DELETE, one
- * CONFIG, or — when one revision did several of those at once — a SNAPSHOT.
+ * CONFIG, one DATACENTER_PUT, one DATACENTER_DELETE, or — when one revision
+ * did several of those at once — a SNAPSHOT. A datacenter's view changes
+ * with its hosts (count, subnets, gateway keys) and the config's pools, so
+ * the datacenters a HOST_PUT, HOST_DELETE or CONFIG changed ride along in
+ * that message rather than forcing a snapshot on every registration.
  * One message per revision keeps resuming simple: a client that saw
  * revision r has seen all of r.
  */
 export function topologyChanges(s: TopologyState, revision: number, changes: KeyChange[]): TopologyEvent[] {
   const touched = new Set<string>();
+  const touchedDatacenters = new Set<string>();
   // Every call ends with the clients holding s.config, so a config change is judged against the config before this revision.
   let configBefore: string | undefined;
   for (const c of changes) {
     if (c.key === CONFIG_KEY) {
       configBefore ??= JSON.stringify(s.config);
       s.config = decodeConfig(c.after, s.config);
+      s.pools = decodePools(c.after, s.pools);
+      for (const name of s.datacenters.keys()) touchedDatacenters.add(name);
+    } else if (c.key.startsWith(DATACENTERS_PREFIX)) {
+      const name = setDatacenter(s, c.key, c.after);
+      if (name) touchedDatacenters.add(name);
     } else if (c.key.startsWith(HOSTS_PREFIX)) {
       setHost(s, c.key, c.after).forEach((h) => touched.add(h));
     } else if (c.key.startsWith(LEASES_PREFIX)) {
@@ -188,14 +262,26 @@ export function topologyChanges(s: TopologyState, revision: number, changes: Key
     } else if (!had || !hostTopologyMessageEqual(had, now)) {
       puts.push(now);
     }
+    // Only a change the clients are told of can change a datacenter's view (its key, subnets, membership).
+    if ((!now && had) || (now && (!had || !hostTopologyMessageEqual(had, now)))) {
+      if (had?.datacenter) touchedDatacenters.add(had.datacenter);
+      if (now?.datacenter) touchedDatacenters.add(now.datacenter);
+    }
   }
   const configChanged = configBefore !== undefined && JSON.stringify(s.config) !== configBefore;
+  const dcs = datacenterChanges(s, touchedDatacenters);
   const kinds = (puts.length > 0 ? 1 : 0) + deletes.length + (configChanged ? 1 : 0);
-  if (kinds === 0) return [];
-  if (kinds > 1) return [resend(s, revision)];
+  if (kinds === 0 && dcs.puts.length === 0 && dcs.deletes.length === 0) return [];
+  // A removed datacenter has its own message kind; alongside anything else the revision is resent whole.
+  if (kinds > 1 || dcs.deletes.length > 1 || (dcs.deletes.length > 0 && (kinds > 0 || dcs.puts.length > 0))) return [resend(s, revision)];
   for (const h of puts) s.sent.set(h.name, h);
   for (const n of deletes) s.sent.delete(n);
-  if (puts.length > 0) return [{ revision, kind: 'HOST_PUT', hosts: puts, host_name: '', config: null }];
-  if (deletes.length > 0) return [{ revision, kind: 'HOST_DELETE', hosts: [], host_name: deletes[0], config: null }];
-  return [{ revision, kind: 'CONFIG', hosts: [], host_name: '', config: s.config }];
+  for (const d of dcs.puts) s.sentDatacenters.set(d.name, datacenterMessageKey(d));
+  for (const n of dcs.deletes) s.sentDatacenters.delete(n);
+  const base = { revision, hosts: [] as Host[], host_name: '', config: null, datacenters: dcs.puts, datacenter_name: '' };
+  if (puts.length > 0) return [{ ...base, kind: 'HOST_PUT', hosts: puts }];
+  if (deletes.length > 0) return [{ ...base, kind: 'HOST_DELETE', host_name: deletes[0] }];
+  if (configChanged) return [{ ...base, kind: 'CONFIG', config: s.config }];
+  if (dcs.deletes.length > 0) return [{ ...base, kind: 'DATACENTER_DELETE', datacenter_name: dcs.deletes[0] }];
+  return [{ ...base, kind: 'DATACENTER_PUT' }];
 }

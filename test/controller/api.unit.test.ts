@@ -266,12 +266,11 @@ describe('endpoints', () => {
 });
 
 describe('registry records', () => {
-  it('keeps datacenters at /weft/datacenters/<dc>', async () => {
-    const { putDatacenter, getDatacenter, listDatacenters, deleteDatacenter } = await import('../../controller/registry/datacenters');
-    const dc = { name: 'dc1', gateways: ['h1'], wanEndpoints: ['203.0.113.1:51820'], wgPublicKeys: [WG_KEY] };
-    await putDatacenter(h.store, dc);
-    expect(JSON.parse((await h.store.get('/weft/datacenters/dc1'))!.value)).toEqual(dc);
-    expect(await getDatacenter(h.store, 'dc1')).toEqual(dc);
+  it('keeps datacenters at /weft/datacenters/<dc>, and reads the first record form (keys copied in, now ignored)', async () => {
+    const { getDatacenter, listDatacenters, deleteDatacenter } = await import('../../controller/registry/datacenters');
+    await h.store.put('/weft/datacenters/dc1', JSON.stringify({ name: 'dc1', gateways: ['h1'], wanEndpoints: ['203.0.113.1:51820'], wgPublicKeys: [WG_KEY] }));
+    const dc = { name: 'dc1', gateways: [{ host: 'h1', wanEndpoint: '203.0.113.1:51820', state: 'active' }], listenPort: 51820, mtu: 0, mesh: false, allowSingleGateway: false };
+    expect(await getDatacenter(h.store, 'dc1')).toEqual({ ...dc, modRevision: expect.any(Number) });
     expect((await listDatacenters(h.store)).datacenters).toEqual([dc]);
     expect((await deleteDatacenter(h.store, 'dc1')).deleted).toBe(true);
     expect(await getDatacenter(h.store, 'dc1')).toBeUndefined();

@@ -31,12 +31,37 @@ export type RemoteHost = {
   subnets: Record<string, string>;
 };
 
+/** A datacenter as the controller describes it: how the other datacenters reach it over WireGuard. */
+export type DatacenterInfo = {
+  name: string;
+  gateways: Array<{
+    host: string;
+    /** "ip:port" ("[ip]:port" for IPv6). */
+    wanEndpoint: string;
+    /** draining: takes no new peers; the other gateways carry its traffic. */
+    state: 'active' | 'draining';
+    /** The gateway host's registered public key; "" when it has none (left, or moved away): no tunnel to it. */
+    wgPublicKey: string;
+  }>;
+  listenPort: number;
+  /** 0: derived from the underlay. */
+  mtu: number;
+  /** Host-to-host traffic inside the datacenter is encrypted too. */
+  mesh: boolean;
+  /** The subnets leased to the datacenter's hosts, by network then subnet. */
+  subnets: Array<{ network: string; subnet: string; host: string }>;
+  /** network -> the datacenter's pool, where the network has datacenter pools. */
+  pools: Record<string, string>;
+};
+
 export type Topology = {
   revision: number;
   /** Every host in the cluster, this one included. */
   hosts: RemoteHost[];
   networks: Array<{ name: string; vni: number; cidr: string }>;
   vxlanPort: number;
+  /** Every datacenter with a record, by name; absent where a topology is built without them (tests of the overlay). */
+  datacenters?: DatacenterInfo[];
 };
 
 /** An endpoint of this host: the contract's record without the host, which the client fills in. */

@@ -4,10 +4,19 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import type { Backend as _weft_v1_Backend, Backend__Output as _weft_v1_Backend__Output } from './weft/v1/Backend';
 import type { ClusterConfig as _weft_v1_ClusterConfig, ClusterConfig__Output as _weft_v1_ClusterConfig__Output } from './weft/v1/ClusterConfig';
 import type { ControllerClient as _weft_v1_ControllerClient, ControllerDefinition as _weft_v1_ControllerDefinition } from './weft/v1/Controller';
+import type { CreateDatacenterRequest as _weft_v1_CreateDatacenterRequest, CreateDatacenterRequest__Output as _weft_v1_CreateDatacenterRequest__Output } from './weft/v1/CreateDatacenterRequest';
 import type { CreateServiceRequest as _weft_v1_CreateServiceRequest, CreateServiceRequest__Output as _weft_v1_CreateServiceRequest__Output } from './weft/v1/CreateServiceRequest';
+import type { Datacenter as _weft_v1_Datacenter, Datacenter__Output as _weft_v1_Datacenter__Output } from './weft/v1/Datacenter';
+import type { DatacenterGateway as _weft_v1_DatacenterGateway, DatacenterGateway__Output as _weft_v1_DatacenterGateway__Output } from './weft/v1/DatacenterGateway';
+import type { DatacenterReply as _weft_v1_DatacenterReply, DatacenterReply__Output as _weft_v1_DatacenterReply__Output } from './weft/v1/DatacenterReply';
+import type { DatacenterSubnet as _weft_v1_DatacenterSubnet, DatacenterSubnet__Output as _weft_v1_DatacenterSubnet__Output } from './weft/v1/DatacenterSubnet';
+import type { DeleteDatacenterRequest as _weft_v1_DeleteDatacenterRequest, DeleteDatacenterRequest__Output as _weft_v1_DeleteDatacenterRequest__Output } from './weft/v1/DeleteDatacenterRequest';
+import type { DeleteDatacenterResponse as _weft_v1_DeleteDatacenterResponse, DeleteDatacenterResponse__Output as _weft_v1_DeleteDatacenterResponse__Output } from './weft/v1/DeleteDatacenterResponse';
 import type { DeleteServiceRequest as _weft_v1_DeleteServiceRequest, DeleteServiceRequest__Output as _weft_v1_DeleteServiceRequest__Output } from './weft/v1/DeleteServiceRequest';
 import type { DeleteServiceResponse as _weft_v1_DeleteServiceResponse, DeleteServiceResponse__Output as _weft_v1_DeleteServiceResponse__Output } from './weft/v1/DeleteServiceResponse';
 import type { Endpoint as _weft_v1_Endpoint, Endpoint__Output as _weft_v1_Endpoint__Output } from './weft/v1/Endpoint';
+import type { GatewayRequest as _weft_v1_GatewayRequest, GatewayRequest__Output as _weft_v1_GatewayRequest__Output } from './weft/v1/GatewayRequest';
+import type { GatewaySpec as _weft_v1_GatewaySpec, GatewaySpec__Output as _weft_v1_GatewaySpec__Output } from './weft/v1/GatewaySpec';
 import type { GetStatusRequest as _weft_v1_GetStatusRequest, GetStatusRequest__Output as _weft_v1_GetStatusRequest__Output } from './weft/v1/GetStatusRequest';
 import type { HeartbeatRequest as _weft_v1_HeartbeatRequest, HeartbeatRequest__Output as _weft_v1_HeartbeatRequest__Output } from './weft/v1/HeartbeatRequest';
 import type { HeartbeatResponse as _weft_v1_HeartbeatResponse, HeartbeatResponse__Output as _weft_v1_HeartbeatResponse__Output } from './weft/v1/HeartbeatResponse';
@@ -17,6 +26,8 @@ import type { JoinRequest as _weft_v1_JoinRequest, JoinRequest__Output as _weft_
 import type { JoinResponse as _weft_v1_JoinResponse, JoinResponse__Output as _weft_v1_JoinResponse__Output } from './weft/v1/JoinResponse';
 import type { LeaveHostRequest as _weft_v1_LeaveHostRequest, LeaveHostRequest__Output as _weft_v1_LeaveHostRequest__Output } from './weft/v1/LeaveHostRequest';
 import type { LeaveHostResponse as _weft_v1_LeaveHostResponse, LeaveHostResponse__Output as _weft_v1_LeaveHostResponse__Output } from './weft/v1/LeaveHostResponse';
+import type { ListDatacentersRequest as _weft_v1_ListDatacentersRequest, ListDatacentersRequest__Output as _weft_v1_ListDatacentersRequest__Output } from './weft/v1/ListDatacentersRequest';
+import type { ListDatacentersResponse as _weft_v1_ListDatacentersResponse, ListDatacentersResponse__Output as _weft_v1_ListDatacentersResponse__Output } from './weft/v1/ListDatacentersResponse';
 import type { ListEndpointsRequest as _weft_v1_ListEndpointsRequest, ListEndpointsRequest__Output as _weft_v1_ListEndpointsRequest__Output } from './weft/v1/ListEndpointsRequest';
 import type { ListEndpointsResponse as _weft_v1_ListEndpointsResponse, ListEndpointsResponse__Output as _weft_v1_ListEndpointsResponse__Output } from './weft/v1/ListEndpointsResponse';
 import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from './weft/v1/ListServicesRequest';
@@ -48,10 +59,19 @@ export interface ProtoGrpcType {
       Backend: MessageTypeDefinition<_weft_v1_Backend, _weft_v1_Backend__Output>
       ClusterConfig: MessageTypeDefinition<_weft_v1_ClusterConfig, _weft_v1_ClusterConfig__Output>
       Controller: SubtypeConstructor<typeof grpc.Client, _weft_v1_ControllerClient> & { service: _weft_v1_ControllerDefinition }
+      CreateDatacenterRequest: MessageTypeDefinition<_weft_v1_CreateDatacenterRequest, _weft_v1_CreateDatacenterRequest__Output>
       CreateServiceRequest: MessageTypeDefinition<_weft_v1_CreateServiceRequest, _weft_v1_CreateServiceRequest__Output>
+      Datacenter: MessageTypeDefinition<_weft_v1_Datacenter, _weft_v1_Datacenter__Output>
+      DatacenterGateway: MessageTypeDefinition<_weft_v1_DatacenterGateway, _weft_v1_DatacenterGateway__Output>
+      DatacenterReply: MessageTypeDefinition<_weft_v1_DatacenterReply, _weft_v1_DatacenterReply__Output>
+      DatacenterSubnet: MessageTypeDefinition<_weft_v1_DatacenterSubnet, _weft_v1_DatacenterSubnet__Output>
+      DeleteDatacenterRequest: MessageTypeDefinition<_weft_v1_DeleteDatacenterRequest, _weft_v1_DeleteDatacenterRequest__Output>
+      DeleteDatacenterResponse: MessageTypeDefinition<_weft_v1_DeleteDatacenterResponse, _weft_v1_DeleteDatacenterResponse__Output>
       DeleteServiceRequest: MessageTypeDefinition<_weft_v1_DeleteServiceRequest, _weft_v1_DeleteServiceRequest__Output>
       DeleteServiceResponse: MessageTypeDefinition<_weft_v1_DeleteServiceResponse, _weft_v1_DeleteServiceResponse__Output>
       Endpoint: MessageTypeDefinition<_weft_v1_Endpoint, _weft_v1_Endpoint__Output>
+      GatewayRequest: MessageTypeDefinition<_weft_v1_GatewayRequest, _weft_v1_GatewayRequest__Output>
+      GatewaySpec: MessageTypeDefinition<_weft_v1_GatewaySpec, _weft_v1_GatewaySpec__Output>
       GetStatusRequest: MessageTypeDefinition<_weft_v1_GetStatusRequest, _weft_v1_GetStatusRequest__Output>
       HeartbeatRequest: MessageTypeDefinition<_weft_v1_HeartbeatRequest, _weft_v1_HeartbeatRequest__Output>
       HeartbeatResponse: MessageTypeDefinition<_weft_v1_HeartbeatResponse, _weft_v1_HeartbeatResponse__Output>
@@ -61,6 +81,8 @@ export interface ProtoGrpcType {
       JoinResponse: MessageTypeDefinition<_weft_v1_JoinResponse, _weft_v1_JoinResponse__Output>
       LeaveHostRequest: MessageTypeDefinition<_weft_v1_LeaveHostRequest, _weft_v1_LeaveHostRequest__Output>
       LeaveHostResponse: MessageTypeDefinition<_weft_v1_LeaveHostResponse, _weft_v1_LeaveHostResponse__Output>
+      ListDatacentersRequest: MessageTypeDefinition<_weft_v1_ListDatacentersRequest, _weft_v1_ListDatacentersRequest__Output>
+      ListDatacentersResponse: MessageTypeDefinition<_weft_v1_ListDatacentersResponse, _weft_v1_ListDatacentersResponse__Output>
       ListEndpointsRequest: MessageTypeDefinition<_weft_v1_ListEndpointsRequest, _weft_v1_ListEndpointsRequest__Output>
       ListEndpointsResponse: MessageTypeDefinition<_weft_v1_ListEndpointsResponse, _weft_v1_ListEndpointsResponse__Output>
       ListServicesRequest: MessageTypeDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesRequest__Output>

@@ -2,10 +2,15 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { CreateDatacenterRequest as _weft_v1_CreateDatacenterRequest, CreateDatacenterRequest__Output as _weft_v1_CreateDatacenterRequest__Output } from '../../weft/v1/CreateDatacenterRequest';
 import type { CreateServiceRequest as _weft_v1_CreateServiceRequest, CreateServiceRequest__Output as _weft_v1_CreateServiceRequest__Output } from '../../weft/v1/CreateServiceRequest';
+import type { DatacenterReply as _weft_v1_DatacenterReply, DatacenterReply__Output as _weft_v1_DatacenterReply__Output } from '../../weft/v1/DatacenterReply';
+import type { DeleteDatacenterRequest as _weft_v1_DeleteDatacenterRequest, DeleteDatacenterRequest__Output as _weft_v1_DeleteDatacenterRequest__Output } from '../../weft/v1/DeleteDatacenterRequest';
+import type { DeleteDatacenterResponse as _weft_v1_DeleteDatacenterResponse, DeleteDatacenterResponse__Output as _weft_v1_DeleteDatacenterResponse__Output } from '../../weft/v1/DeleteDatacenterResponse';
 import type { DeleteServiceRequest as _weft_v1_DeleteServiceRequest, DeleteServiceRequest__Output as _weft_v1_DeleteServiceRequest__Output } from '../../weft/v1/DeleteServiceRequest';
 import type { DeleteServiceResponse as _weft_v1_DeleteServiceResponse, DeleteServiceResponse__Output as _weft_v1_DeleteServiceResponse__Output } from '../../weft/v1/DeleteServiceResponse';
 import type { Endpoint as _weft_v1_Endpoint, Endpoint__Output as _weft_v1_Endpoint__Output } from '../../weft/v1/Endpoint';
+import type { GatewayRequest as _weft_v1_GatewayRequest, GatewayRequest__Output as _weft_v1_GatewayRequest__Output } from '../../weft/v1/GatewayRequest';
 import type { GetStatusRequest as _weft_v1_GetStatusRequest, GetStatusRequest__Output as _weft_v1_GetStatusRequest__Output } from '../../weft/v1/GetStatusRequest';
 import type { HeartbeatRequest as _weft_v1_HeartbeatRequest, HeartbeatRequest__Output as _weft_v1_HeartbeatRequest__Output } from '../../weft/v1/HeartbeatRequest';
 import type { HeartbeatResponse as _weft_v1_HeartbeatResponse, HeartbeatResponse__Output as _weft_v1_HeartbeatResponse__Output } from '../../weft/v1/HeartbeatResponse';
@@ -13,6 +18,8 @@ import type { JoinRequest as _weft_v1_JoinRequest, JoinRequest__Output as _weft_
 import type { JoinResponse as _weft_v1_JoinResponse, JoinResponse__Output as _weft_v1_JoinResponse__Output } from '../../weft/v1/JoinResponse';
 import type { LeaveHostRequest as _weft_v1_LeaveHostRequest, LeaveHostRequest__Output as _weft_v1_LeaveHostRequest__Output } from '../../weft/v1/LeaveHostRequest';
 import type { LeaveHostResponse as _weft_v1_LeaveHostResponse, LeaveHostResponse__Output as _weft_v1_LeaveHostResponse__Output } from '../../weft/v1/LeaveHostResponse';
+import type { ListDatacentersRequest as _weft_v1_ListDatacentersRequest, ListDatacentersRequest__Output as _weft_v1_ListDatacentersRequest__Output } from '../../weft/v1/ListDatacentersRequest';
+import type { ListDatacentersResponse as _weft_v1_ListDatacentersResponse, ListDatacentersResponse__Output as _weft_v1_ListDatacentersResponse__Output } from '../../weft/v1/ListDatacentersResponse';
 import type { ListEndpointsRequest as _weft_v1_ListEndpointsRequest, ListEndpointsRequest__Output as _weft_v1_ListEndpointsRequest__Output } from '../../weft/v1/ListEndpointsRequest';
 import type { ListEndpointsResponse as _weft_v1_ListEndpointsResponse, ListEndpointsResponse__Output as _weft_v1_ListEndpointsResponse__Output } from '../../weft/v1/ListEndpointsResponse';
 import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from '../../weft/v1/ListServicesRequest';
@@ -31,6 +38,38 @@ import type { WatchServicesRequest as _weft_v1_WatchServicesRequest, WatchServic
 import type { WatchTopologyRequest as _weft_v1_WatchTopologyRequest, WatchTopologyRequest__Output as _weft_v1_WatchTopologyRequest__Output } from '../../weft/v1/WatchTopologyRequest';
 
 export interface ControllerClient extends grpc.Client {
+  /**
+   * Adds a gateway, or updates one: a new WAN endpoint, and a draining gateway back to active.
+   */
+  AddGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  AddGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  AddGateway(argument: _weft_v1_GatewayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  AddGateway(argument: _weft_v1_GatewayRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  /**
+   * Adds a gateway, or updates one: a new WAN endpoint, and a draining gateway back to active.
+   */
+  addGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  addGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  addGateway(argument: _weft_v1_GatewayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  addGateway(argument: _weft_v1_GatewayRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Datacenters and their WireGuard gateways; admin only. Hosts learn them
+   * from WatchTopology (gateways, WAN endpoints, public keys, subnets).
+   */
+  CreateDatacenter(argument: _weft_v1_CreateDatacenterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  CreateDatacenter(argument: _weft_v1_CreateDatacenterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  CreateDatacenter(argument: _weft_v1_CreateDatacenterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  CreateDatacenter(argument: _weft_v1_CreateDatacenterRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  /**
+   * Datacenters and their WireGuard gateways; admin only. Hosts learn them
+   * from WatchTopology (gateways, WAN endpoints, public keys, subnets).
+   */
+  createDatacenter(argument: _weft_v1_CreateDatacenterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  createDatacenter(argument: _weft_v1_CreateDatacenterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  createDatacenter(argument: _weft_v1_CreateDatacenterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  createDatacenter(argument: _weft_v1_CreateDatacenterRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  
   CreateService(argument: _weft_v1_CreateServiceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
   CreateService(argument: _weft_v1_CreateServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
   CreateService(argument: _weft_v1_CreateServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
@@ -40,6 +79,15 @@ export interface ControllerClient extends grpc.Client {
   createService(argument: _weft_v1_CreateServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
   createService(argument: _weft_v1_CreateServiceRequest, callback: grpc.requestCallback<_weft_v1_Service__Output>): grpc.ClientUnaryCall;
   
+  DeleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  DeleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  DeleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  DeleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  deleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  deleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  deleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  deleteDatacenter(argument: _weft_v1_DeleteDatacenterRequest, callback: grpc.requestCallback<_weft_v1_DeleteDatacenterResponse__Output>): grpc.ClientUnaryCall;
+  
   DeleteService(argument: _weft_v1_DeleteServiceRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
   DeleteService(argument: _weft_v1_DeleteServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
   DeleteService(argument: _weft_v1_DeleteServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
@@ -48,6 +96,21 @@ export interface ControllerClient extends grpc.Client {
   deleteService(argument: _weft_v1_DeleteServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
   deleteService(argument: _weft_v1_DeleteServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
   deleteService(argument: _weft_v1_DeleteServiceRequest, callback: grpc.requestCallback<_weft_v1_DeleteServiceResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The gateway stays but takes no new peers; the others carry its traffic.
+   */
+  DrainGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  DrainGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  DrainGateway(argument: _weft_v1_GatewayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  DrainGateway(argument: _weft_v1_GatewayRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  /**
+   * The gateway stays but takes no new peers; the others carry its traffic.
+   */
+  drainGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  drainGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  drainGateway(argument: _weft_v1_GatewayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  drainGateway(argument: _weft_v1_GatewayRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
   
   GetStatus(argument: _weft_v1_GetStatusRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
   GetStatus(argument: _weft_v1_GetStatusRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Status__Output>): grpc.ClientUnaryCall;
@@ -107,6 +170,15 @@ export interface ControllerClient extends grpc.Client {
   leaveHost(argument: _weft_v1_LeaveHostRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
   leaveHost(argument: _weft_v1_LeaveHostRequest, callback: grpc.requestCallback<_weft_v1_LeaveHostResponse__Output>): grpc.ClientUnaryCall;
   
+  ListDatacenters(argument: _weft_v1_ListDatacentersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  ListDatacenters(argument: _weft_v1_ListDatacentersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  ListDatacenters(argument: _weft_v1_ListDatacentersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  ListDatacenters(argument: _weft_v1_ListDatacentersRequest, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  listDatacenters(argument: _weft_v1_ListDatacentersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  listDatacenters(argument: _weft_v1_ListDatacentersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  listDatacenters(argument: _weft_v1_ListDatacentersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  listDatacenters(argument: _weft_v1_ListDatacentersRequest, callback: grpc.requestCallback<_weft_v1_ListDatacentersResponse__Output>): grpc.ClientUnaryCall;
+  
   ListEndpoints(argument: _weft_v1_ListEndpointsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
   ListEndpoints(argument: _weft_v1_ListEndpointsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
   ListEndpoints(argument: _weft_v1_ListEndpointsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
@@ -162,6 +234,15 @@ export interface ControllerClient extends grpc.Client {
   releaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
   releaseEndpoint(argument: _weft_v1_ReleaseEndpointRequest, callback: grpc.requestCallback<_weft_v1_ReleaseEndpointResponse__Output>): grpc.ClientUnaryCall;
   
+  RemoveGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  RemoveGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  RemoveGateway(argument: _weft_v1_GatewayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  RemoveGateway(argument: _weft_v1_GatewayRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  removeGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  removeGateway(argument: _weft_v1_GatewayRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  removeGateway(argument: _weft_v1_GatewayRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  removeGateway(argument: _weft_v1_GatewayRequest, callback: grpc.requestCallback<_weft_v1_DatacenterReply__Output>): grpc.ClientUnaryCall;
+  
   /**
    * A new certificate for the caller's own identity (host or ingress), for a
    * new key pair the caller made: only its public key is sent. Called over
@@ -212,9 +293,27 @@ export interface ControllerClient extends grpc.Client {
 }
 
 export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
+  /**
+   * Adds a gateway, or updates one: a new WAN endpoint, and a draining gateway back to active.
+   */
+  AddGateway: grpc.handleUnaryCall<_weft_v1_GatewayRequest__Output, _weft_v1_DatacenterReply>;
+  
+  /**
+   * Datacenters and their WireGuard gateways; admin only. Hosts learn them
+   * from WatchTopology (gateways, WAN endpoints, public keys, subnets).
+   */
+  CreateDatacenter: grpc.handleUnaryCall<_weft_v1_CreateDatacenterRequest__Output, _weft_v1_DatacenterReply>;
+  
   CreateService: grpc.handleUnaryCall<_weft_v1_CreateServiceRequest__Output, _weft_v1_Service>;
   
+  DeleteDatacenter: grpc.handleUnaryCall<_weft_v1_DeleteDatacenterRequest__Output, _weft_v1_DeleteDatacenterResponse>;
+  
   DeleteService: grpc.handleUnaryCall<_weft_v1_DeleteServiceRequest__Output, _weft_v1_DeleteServiceResponse>;
+  
+  /**
+   * The gateway stays but takes no new peers; the others carry its traffic.
+   */
+  DrainGateway: grpc.handleUnaryCall<_weft_v1_GatewayRequest__Output, _weft_v1_DatacenterReply>;
   
   GetStatus: grpc.handleUnaryCall<_weft_v1_GetStatusRequest__Output, _weft_v1_Status>;
   
@@ -235,6 +334,8 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
    */
   LeaveHost: grpc.handleUnaryCall<_weft_v1_LeaveHostRequest__Output, _weft_v1_LeaveHostResponse>;
   
+  ListDatacenters: grpc.handleUnaryCall<_weft_v1_ListDatacentersRequest__Output, _weft_v1_ListDatacentersResponse>;
+  
   ListEndpoints: grpc.handleUnaryCall<_weft_v1_ListEndpointsRequest__Output, _weft_v1_ListEndpointsResponse>;
   
   ListServices: grpc.handleUnaryCall<_weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse>;
@@ -249,6 +350,8 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
   RegisterHost: grpc.handleUnaryCall<_weft_v1_RegisterHostRequest__Output, _weft_v1_RegisterHostResponse>;
   
   ReleaseEndpoint: grpc.handleUnaryCall<_weft_v1_ReleaseEndpointRequest__Output, _weft_v1_ReleaseEndpointResponse>;
+  
+  RemoveGateway: grpc.handleUnaryCall<_weft_v1_GatewayRequest__Output, _weft_v1_DatacenterReply>;
   
   /**
    * A new certificate for the caller's own identity (host or ingress), for a
@@ -273,17 +376,23 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface ControllerDefinition extends grpc.ServiceDefinition {
+  AddGateway: MethodDefinition<_weft_v1_GatewayRequest, _weft_v1_DatacenterReply, _weft_v1_GatewayRequest__Output, _weft_v1_DatacenterReply__Output>
+  CreateDatacenter: MethodDefinition<_weft_v1_CreateDatacenterRequest, _weft_v1_DatacenterReply, _weft_v1_CreateDatacenterRequest__Output, _weft_v1_DatacenterReply__Output>
   CreateService: MethodDefinition<_weft_v1_CreateServiceRequest, _weft_v1_Service, _weft_v1_CreateServiceRequest__Output, _weft_v1_Service__Output>
+  DeleteDatacenter: MethodDefinition<_weft_v1_DeleteDatacenterRequest, _weft_v1_DeleteDatacenterResponse, _weft_v1_DeleteDatacenterRequest__Output, _weft_v1_DeleteDatacenterResponse__Output>
   DeleteService: MethodDefinition<_weft_v1_DeleteServiceRequest, _weft_v1_DeleteServiceResponse, _weft_v1_DeleteServiceRequest__Output, _weft_v1_DeleteServiceResponse__Output>
+  DrainGateway: MethodDefinition<_weft_v1_GatewayRequest, _weft_v1_DatacenterReply, _weft_v1_GatewayRequest__Output, _weft_v1_DatacenterReply__Output>
   GetStatus: MethodDefinition<_weft_v1_GetStatusRequest, _weft_v1_Status, _weft_v1_GetStatusRequest__Output, _weft_v1_Status__Output>
   Heartbeat: MethodDefinition<_weft_v1_HeartbeatRequest, _weft_v1_HeartbeatResponse, _weft_v1_HeartbeatRequest__Output, _weft_v1_HeartbeatResponse__Output>
   Join: MethodDefinition<_weft_v1_JoinRequest, _weft_v1_JoinResponse, _weft_v1_JoinRequest__Output, _weft_v1_JoinResponse__Output>
   LeaveHost: MethodDefinition<_weft_v1_LeaveHostRequest, _weft_v1_LeaveHostResponse, _weft_v1_LeaveHostRequest__Output, _weft_v1_LeaveHostResponse__Output>
+  ListDatacenters: MethodDefinition<_weft_v1_ListDatacentersRequest, _weft_v1_ListDatacentersResponse, _weft_v1_ListDatacentersRequest__Output, _weft_v1_ListDatacentersResponse__Output>
   ListEndpoints: MethodDefinition<_weft_v1_ListEndpointsRequest, _weft_v1_ListEndpointsResponse, _weft_v1_ListEndpointsRequest__Output, _weft_v1_ListEndpointsResponse__Output>
   ListServices: MethodDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesResponse, _weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse__Output>
   RegisterEndpoint: MethodDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_Endpoint, _weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint__Output>
   RegisterHost: MethodDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostResponse, _weft_v1_RegisterHostRequest__Output, _weft_v1_RegisterHostResponse__Output>
   ReleaseEndpoint: MethodDefinition<_weft_v1_ReleaseEndpointRequest, _weft_v1_ReleaseEndpointResponse, _weft_v1_ReleaseEndpointRequest__Output, _weft_v1_ReleaseEndpointResponse__Output>
+  RemoveGateway: MethodDefinition<_weft_v1_GatewayRequest, _weft_v1_DatacenterReply, _weft_v1_GatewayRequest__Output, _weft_v1_DatacenterReply__Output>
   RenewCertificate: MethodDefinition<_weft_v1_RenewCertificateRequest, _weft_v1_JoinResponse, _weft_v1_RenewCertificateRequest__Output, _weft_v1_JoinResponse__Output>
   WatchServices: MethodDefinition<_weft_v1_WatchServicesRequest, _weft_v1_ServiceEvent, _weft_v1_WatchServicesRequest__Output, _weft_v1_ServiceEvent__Output>
   WatchTopology: MethodDefinition<_weft_v1_WatchTopologyRequest, _weft_v1_TopologyEvent, _weft_v1_WatchTopologyRequest__Output, _weft_v1_TopologyEvent__Output>

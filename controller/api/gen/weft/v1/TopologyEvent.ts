@@ -2,6 +2,7 @@
 
 import type { Host as _weft_v1_Host, Host__Output as _weft_v1_Host__Output } from '../../weft/v1/Host';
 import type { ClusterConfig as _weft_v1_ClusterConfig, ClusterConfig__Output as _weft_v1_ClusterConfig__Output } from '../../weft/v1/ClusterConfig';
+import type { Datacenter as _weft_v1_Datacenter, Datacenter__Output as _weft_v1_Datacenter__Output } from '../../weft/v1/Datacenter';
 import type { Long } from '@grpc/proto-loader';
 
 // Original file: controller/api/weft.proto
@@ -24,6 +25,14 @@ export const _weft_v1_TopologyEvent_Kind = {
    * config changed
    */
   CONFIG: 'CONFIG',
+  /**
+   * datacenters = the datacenters created or changed
+   */
+  DATACENTER_PUT: 'DATACENTER_PUT',
+  /**
+   * datacenter_name = the datacenter removed
+   */
+  DATACENTER_DELETE: 'DATACENTER_DELETE',
 } as const;
 
 export type _weft_v1_TopologyEvent_Kind =
@@ -49,6 +58,16 @@ export type _weft_v1_TopologyEvent_Kind =
    */
   | 'CONFIG'
   | 4
+  /**
+   * datacenters = the datacenters created or changed
+   */
+  | 'DATACENTER_PUT'
+  | 5
+  /**
+   * datacenter_name = the datacenter removed
+   */
+  | 'DATACENTER_DELETE'
+  | 6
 
 export type _weft_v1_TopologyEvent_Kind__Output = typeof _weft_v1_TopologyEvent_Kind[keyof typeof _weft_v1_TopologyEvent_Kind]
 
@@ -58,6 +77,13 @@ export interface TopologyEvent {
   'hosts'?: (_weft_v1_Host)[];
   'host_name'?: (string);
   'config'?: (_weft_v1_ClusterConfig | null);
+  /**
+   * SNAPSHOT: every datacenter. HOST_PUT, HOST_DELETE, CONFIG and
+   * DATACENTER_PUT: the datacenters whose view changed at this revision (a
+   * gateway host's key, a host's subnet, a pool), often none.
+   */
+  'datacenters'?: (_weft_v1_Datacenter)[];
+  'datacenter_name'?: (string);
 }
 
 export interface TopologyEvent__Output {
@@ -66,4 +92,11 @@ export interface TopologyEvent__Output {
   'hosts': (_weft_v1_Host__Output)[];
   'host_name': (string);
   'config': (_weft_v1_ClusterConfig__Output | null);
+  /**
+   * SNAPSHOT: every datacenter. HOST_PUT, HOST_DELETE, CONFIG and
+   * DATACENTER_PUT: the datacenters whose view changed at this revision (a
+   * gateway host's key, a host's subnet, a pool), often none.
+   */
+  'datacenters': (_weft_v1_Datacenter__Output)[];
+  'datacenter_name': (string);
 }
