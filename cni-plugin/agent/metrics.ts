@@ -9,15 +9,21 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CniError } from '../cni/types';
 import type { ConnectionState } from '../../controller/api/client/client';
+import type { ChangeKind, HostNetworkChange } from './host/host-network';
 import type { ReconcileResult } from './host/overlay';
 import type { CniHandlers } from '../cni/types';
 
-export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start';
+/** link: the link monitor saw one of weft's devices (or the underlay) change, or lost notifications. */
+export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start' | 'link';
 
 export type AgentMetrics = {
   registry: Registry;
   reconciled(trigger: ReconcileTrigger, r: ReconcileResult): void;
   reconcileFailed(trigger: ReconcileTrigger, seconds: number): void;
+  /** One host network check (resync or link event): what it repaired, whether it failed, how long it took. */
+  hostChecked(trigger: ReconcileTrigger, changes: HostNetworkChange[], failed: boolean, seconds: number): void;
+  /** Link monitor notifications that asked for a repair, and overruns (lost notifications, answered with a full check). */
+  linkNotification(kind: 'repair' | 'overrun'): void;
   revision: Gauge;
   setConnection(state: ConnectionState): void;
   instrumentCni<T extends CniHandlers>(h: T): T;
@@ -63,6 +69,24 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
     },
   });
 
+  const hostChecks = new Counter({
+    name: 'weft_agent_host_checks_total', help: 'Host network checks (devices, addresses, sysctls, iptables) by trigger: resync or link', labelNames: ['trigger'], registers,
+  });
+  const hostRepairs = new Counter({
+    name: 'weft_agent_host_repairs_total', help: 'Things a host network check found wrong and put back, by kind (device, address, offload, sysctl, iptables)',
+    labelNames: ['kind'], registers,
+  });
+  for (const kind of ['device', 'address', 'offload', 'sysctl', 'iptables'] satisfies ChangeKind[]) hostRepairs.inc({ kind }, 0);
+  const hostCheckErrors = new Counter({ name: 'weft_agent_host_check_errors_total', help: 'Host network checks that failed (the next link change or resync retries)', registers });
+  const hostCheckSeconds = new Histogram({
+    name: 'weft_agent_host_check_duration_seconds', help: 'Host network check time (list, compare, repair)', labelNames: ['trigger'], registers,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  });
+  const linkNotes = new Counter({
+    name: 'weft_agent_link_notifications_total', help: 'Link monitor notifications that asked for a host network check (kind="repair"), and overruns that lost some (kind="overrun")',
+    labelNames: ['kind'], registers,
+  });
+
   function setConnection(state: ConnectionState): void {
     for (const s of CONNECTION_STATES) connection.set({ state: s }, s === state ? 1 : 0);
   }
@@ -97,6 +121,15 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
       reconciles.inc({ trigger });
       duration.observe({ trigger }, seconds);
       errors.inc({ kind: 'reconcile' });
+    },
+    hostChecked(trigger, changes, failed, seconds) {
+      hostChecks.inc({ trigger });
+      hostCheckSeconds.observe({ trigger }, seconds);
+      for (const c of changes) hostRepairs.inc({ kind: c.kind });
+      if (failed) hostCheckErrors.inc();
+    },
+    linkNotification(kind) {
+      linkNotes.inc({ kind });
     },
     revision,
     setConnection,

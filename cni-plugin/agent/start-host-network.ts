@@ -1,13 +1,18 @@
 // startAgent, fourth phase: this host's network devices for the leases it
 // holds (a VXLAN device and a bridge per network, addresses, iptables). The
 // record it returns stays live: the topology watch and a new registration
-// update its cluster config, and every lease event ensures it again.
+// update its cluster config, and every lease event ensures it again. Between
+// those, repair() ensures it again for the same leases: the overlay's resync
+// and the link monitor call it, so a device deleted or downed by hand, a
+// flushed iptables table or a jump pushed down by another tool is put back,
+// with one log line per thing repaired and nothing written when all is right.
 import type { ClusterConfigMsg } from '../../controller/api/proto';
 import type { Logger } from '../../controller/common/log';
 import type { Handle } from '../../dataplane/netlink/handle';
 import type { AgentConfig } from './config';
 import { decideTxChecksum } from './host/checksum-policy';
-import { ensureHostNetwork, type HostNetworkSpec } from './host/host-network';
+import { ensureHostNetworkReport, type HostNetworkChange, type HostNetworkSpec } from './host/host-network';
+import type { WatchedDevices } from './host/repair-triggers';
 import type { Registration, Subnet } from './sync/controller';
 import type { NetworkAttachment } from './state/types';
 
@@ -18,23 +23,63 @@ export type HostNetwork = {
   readonly attachments: Map<string, NetworkAttachment>;
   /** Ensure the devices for these leases and replace the attachments; throws when the kernel refuses. */
   ensure(subnets: Subnet[]): void;
+  /**
+   * Ensure again for the leases last ensured; never throws. Each change is
+   * logged as a repair naming the trigger and cause; a failure is logged
+   * once per distinct error (a missing underlay fails the same way at every
+   * resync) and again when it clears.
+   */
+  repair(trigger: string, cause: string): RepairOutcome;
+  /** The devices as last ensured: what link notifications are matched against. */
+  watched(): WatchedDevices;
 };
+
+export type RepairOutcome = { changes: HostNetworkChange[]; error?: Error };
 
 /** Throws when the devices for the initial leases cannot be made; nothing here is undone on stop, the dataplane stays. */
 export function setUpHostNetwork(
   config: AgentConfig, host: { h: Handle; underlayIp: string; vtepMac: string }, initial: Registration, log: Logger,
 ): HostNetwork {
   const { h, underlayIp, vtepMac } = host;
+  let subnets: Subnet[] = initial.subnets;
+  let watched: WatchedDevices = { weft: new Map(), underlayIp };
+  let lastFailure: string | undefined;
+
+  function ensureFor(leases: Subnet[], logger: Logger): HostNetworkChange[] {
+    const spec = hostNetworkSpec(config, network.clusterConfig, leases, underlayIp, vtepMac, logger);
+    const report = ensureHostNetworkReport(h, spec, { log: logger });
+    network.attachments.clear();
+    for (const a of report.attachments) network.attachments.set(a.network, a);
+    watched = { weft: report.devices, underlay: report.underlay, underlayIp };
+    return report.changes;
+  }
+
   const network: HostNetwork = {
     clusterConfig: initial.config,
     attachments: new Map(),
-    ensure(subnets) {
-      const spec = hostNetworkSpec(config, network.clusterConfig, subnets, underlayIp, vtepMac, log);
-      const atts = ensureHostNetwork(h, spec, { log });
-      network.attachments.clear();
-      for (const a of atts) network.attachments.set(a.network, a);
+    ensure(leases) {
+      // the watched names follow the leases at once, so a repair after a failed ensure tries the new ones
+      subnets = leases;
+      ensureFor(leases, log);
+      lastFailure = undefined;
+      const atts = [...network.attachments.values()];
       log.info({ attachments: atts.map((a) => `${a.network}: ${a.subnet} gw ${a.gateway} on ${a.bridge}/${a.vxlanDevice} mtu ${a.mtu}`) }, 'host network ensured');
     },
+    repair(trigger, cause) {
+      try {
+        const changes = ensureFor(subnets, log.child({ repair: trigger, cause }));
+        if (lastFailure !== undefined) log.info({ repair: trigger, cause }, `host network repaired again after: ${lastFailure}`);
+        lastFailure = undefined;
+        return { changes };
+      } catch (err) {
+        const msg = (err as Error).message;
+        if (msg !== lastFailure) log.error({ err, repair: trigger, cause }, `cannot repair the host network (${cause}); retrying at the next link change or resync`);
+        else log.debug({ err, repair: trigger, cause }, 'host network repair still failing');
+        lastFailure = msg;
+        return { changes: [], error: err as Error };
+      }
+    },
+    watched: () => watched,
   };
   network.ensure(initial.subnets);
   return network;

@@ -3,11 +3,21 @@
 // reconciled before the first snapshot (so a restart with nothing changed
 // sends the kernel nothing), and with the controller away the watch keeps
 // the last topology it had, so reconciles never run against an empty one.
+//
+// The same loop keeps this host's own network whole, since the overlay's
+// entries live on its devices: every resync, and every link notification
+// that touches weft's devices or the underlay (link monitor), first checks
+// the host network (devices, addresses, forwarding, iptables) and repairs
+// what differs, then reconciles the overlay onto it. A VXLAN device deleted
+// by hand is back, with its routes, neighbours and FDB entries, well within a
+// second; a flushed iptables table within one resync period.
 import type { ClusterConfigMsg } from '../../controller/api/proto';
 import type { Logger } from '../../controller/common/log';
 import type { Handle } from '../../dataplane/netlink/handle';
+import { openMonitor, type Monitor } from '../../dataplane/netlink/monitor';
 import type { AgentConfig } from './config';
 import { reconcileOverlay } from './host/overlay';
+import { repairReason } from './host/repair-triggers';
 import type { AgentMetrics, ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
 import type { HostNetwork } from './start-host-network';
@@ -34,8 +44,24 @@ export function syncOverlay(
   const { h, network, client, metrics } = deps;
   let synced = false;
   let reconciles = 0;
+  /** Why the link monitor asked for the next check, deduplicated; taken by the run that does it. */
+  let linkCauses: string[] = [];
+
+  function checkHostNetwork(triggers: ReconcileTrigger[]): void {
+    const trigger = triggers.includes('link') ? 'link' : 'resync';
+    const causes = linkCauses;
+    linkCauses = [];
+    const cause = trigger === 'link' ? causes.join('; ') : `periodic resync (every ${config.resyncIntervalMs / 1000}s)`;
+    const t0 = performance.now();
+    const out = network.repair(trigger, cause);
+    metrics.hostChecked(trigger, out.changes, out.error !== undefined, (performance.now() - t0) / 1000);
+  }
+
   const loop = createReconcileLoop<ReconcileTrigger>({
     run(triggers) {
+      if (triggers.includes('link') || triggers.includes('resync')) checkHostNetwork(triggers);
+      // the host network is kept before the first snapshot too; the overlay waits for it
+      if (!synced) return;
       const topology = watch.topology();
       const trigger = triggers[0];
       const t0 = performance.now();
@@ -70,8 +96,14 @@ export function syncOverlay(
     },
   });
   undo.push(() => watch.stop());
-  const resync = setInterval(() => synced && loop.request('resync'), config.resyncIntervalMs);
+  const resync = setInterval(() => loop.request('resync'), config.resyncIntervalMs);
   undo.push(() => clearInterval(resync));
+  const monitor = watchLinks(h, (cause, overrun) => {
+    metrics.linkNotification(overrun ? 'overrun' : 'repair');
+    if (!linkCauses.includes(cause)) linkCauses.push(cause);
+    loop.request('link');
+  }, network, log);
+  if (monitor) undo.push(() => monitor.close());
   return {
     get synced() {
       return synced;
@@ -79,6 +111,32 @@ export function syncOverlay(
     topology: () => watch.topology(),
     request: (trigger) => loop.request(trigger),
   };
+}
+
+/**
+ * The link monitor, reporting the notifications that call for a host network
+ * check. Without it (a kernel refusing the subscription) repairs still happen
+ * at every resync, and the agent says so.
+ */
+function watchLinks(h: Handle, onCause: (cause: string, overrun: boolean) => void, network: HostNetwork, log: Logger): Monitor | undefined {
+  try {
+    return openMonitor({
+      groups: ['link', 'ipv4-addr', 'ipv6-addr'],
+      ...(h.netns ? { netns: h.netns } : {}),
+      onEvents(events) {
+        for (const ev of events) {
+          const cause = repairReason(ev, network.watched());
+          if (!cause) continue;
+          log.debug({ cause }, 'link notification: checking the host network');
+          onCause(cause, ev.kind === 'overrun');
+        }
+      },
+      onError: (err) => log.warn({ err }, 'link monitor: a notification could not be read; checking everything'),
+    });
+  } catch (err) {
+    log.error({ err }, 'cannot watch link changes: weft devices deleted or downed are repaired only at the next resync');
+    return undefined;
+  }
 }
 
 function networksOf(cfg: ClusterConfigMsg, nets: Array<{ name: string; vni: number; cidr: string }>): ClusterConfigMsg['networks'] {
