@@ -168,23 +168,23 @@ async function readHost(store: Store, name: string): Promise<HostRecord | undefi
  * the one it has, else the host's underlay address and the listen port.
  */
 async function resolveGateway(
-  store: Store, dc: DatacenterRecord, spec: { host: string; wanEndpoint: string }, at: string, ctx: Context, current?: GatewayRecord,
+  store: Store, dc: DatacenterRecord, spec: { host: string; wanEndpoint: string }, at: { host: string; wan: string }, ctx: Context, current?: GatewayRecord,
 ): Promise<GatewayRecord> {
   const host = await readHost(store, spec.host);
-  if (!host) throw new GatewayRuleError(`${at}.host`, `host "${spec.host}" is not registered (a gateway must be a host that runs weft agent)`);
+  if (!host) throw new GatewayRuleError(at.host, `host "${spec.host}" is not registered (a gateway must be a host that runs weft agent)`);
   if (host.datacenter !== dc.name) {
     throw new GatewayRuleError(
-      `${at}.host`,
+      at.host,
       `host "${spec.host}" is in datacenter ${host.datacenter ? `"${host.datacenter}"` : '"" (none)'}, not "${dc.name}" (its agent's --datacenter says where it is)`,
     );
   }
-  if (host.wgPublicKey === '') throw new GatewayRuleError(`${at}.host`, `host "${spec.host}" registered no WireGuard public key; its agent must run with WireGuard keys`);
+  if (host.wgPublicKey === '') throw new GatewayRuleError(at.host, `host "${spec.host}" registered no WireGuard public key; its agent must run with WireGuard keys`);
   let wan = spec.wanEndpoint || current?.wanEndpoint || '';
-  let field = `${at}.wan_endpoint`;
+  let field = at.wan;
   if (wan === '') {
     const ip = host.underlayIp;
     wan = ip.includes(':') ? `[${ip}]:${dc.listenPort}` : `${ip}:${dc.listenPort}`;
-    field = `${at}.wan_endpoint (none given: the host's underlay address ${ip} and port ${dc.listenPort})`;
+    field = `${at.wan} (none given: the host's underlay address ${ip} and port ${dc.listenPort})`;
   }
   const problem = checkWanEndpoint(wan, field, ctx.networks);
   if (problem) throw new GatewayRuleError(field, problem.slice(field.length + 2));
@@ -234,7 +234,7 @@ export async function createDatacenter(store: Store, input: DatacenterInput): Pr
     for (const [i, spec] of input.gateways.entries()) {
       const at = `gateways[${i}]`;
       if (dc.gateways.some((g) => g.host === spec.host)) throw new GatewayRuleError(`${at}.host`, `host "${spec.host}" is listed twice`);
-      dc.gateways.push(await resolveGateway(store, dc, spec, at, ctx));
+      dc.gateways.push(await resolveGateway(store, dc, spec, { host: `${at}.host`, wan: `${at}.wan_endpoint` }, ctx));
     }
     checkGatewaySet(dc, 'gateways');
     const revision = await commit(store, dc, [{ key, target: 'createRevision', op: '==', createRevision: 0 }, cmpConfig(ctx)]);
@@ -279,7 +279,7 @@ function gatewayIndex(dc: DatacenterRecord, host: string): number {
 export function addGateway(store: Store, dc: string, spec: { host: string; wanEndpoint: string }) {
   return updateDatacenter(store, dc, async (cur, ctx) => {
     const i = cur.gateways.findIndex((g) => g.host === spec.host);
-    const gw = await resolveGateway(store, cur, spec, 'host', ctx, i >= 0 ? cur.gateways[i] : undefined);
+    const gw = await resolveGateway(store, cur, spec, { host: 'host', wan: 'wan_endpoint' }, ctx, i >= 0 ? cur.gateways[i] : undefined);
     const gateways = i >= 0 ? cur.gateways.map((g, j) => (j === i ? gw : g)) : [...cur.gateways, gw];
     const next = { ...cur, gateways };
     checkGatewaySet(next, spec.wanEndpoint ? 'wan_endpoint' : 'host');

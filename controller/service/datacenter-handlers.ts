@@ -80,7 +80,7 @@ export function datacenterHandlers(deps: DatacenterHandlerDeps): grpc.UntypedSer
   });
 
   const CreateDatacenter = unary<pb.CreateDatacenterRequest, pb.DatacenterReply>('CreateDatacenter', 'admin', async (req) => {
-    const input = checkCreateDatacenter(req);
+    const input = checkCreateDatacenter(req, (await loadConfig(store)).networks);
     const r = await createDatacenter(store, input);
     logger.info({ method: 'CreateDatacenter', datacenter: input.name, gateways: r.datacenter.gateways.map((g) => g.host) }, 'datacenter created');
     return reply(r);
@@ -104,7 +104,7 @@ export function datacenterHandlers(deps: DatacenterHandlerDeps): grpc.UntypedSer
 
   function gatewayCall(method: 'AddGateway' | 'RemoveGateway' | 'DrainGateway') {
     return unary<pb.GatewayRequest, pb.DatacenterReply>(method, 'admin', async (req) => {
-      const g = checkGatewayRequest(req, { wan: method === 'AddGateway' });
+      const g = checkGatewayRequest(req, { wan: method === 'AddGateway' }, (await loadConfig(store)).networks);
       const r =
         method === 'AddGateway' ? await addGateway(store, g.datacenter, g)
           : method === 'RemoveGateway' ? await removeGateway(store, g.datacenter, g.host)

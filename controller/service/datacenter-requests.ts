@@ -8,10 +8,12 @@ import {
 } from '../api/validate';
 import { DEFAULT_WG_LISTEN_PORT, type DatacenterInput, MAX_GATEWAYS } from '../registry/datacenters';
 
-/** The form only: the networks an endpoint must stay out of are checked against the stored config when it is written. */
-function checkOptionalWan(v: unknown, field: string): string {
+type Networks = Array<{ name: string; cidr: string }>;
+
+/** Against the networks as read for the request; the registry checks again against the config it writes under. */
+function checkOptionalWan(v: unknown, field: string, networks: Networks): string {
   if (v === '' || v === undefined) return '';
-  must(checkWanEndpoint(v, field, []));
+  must(checkWanEndpoint(v, field, networks));
   return canonicalWanEndpoint(v as string);
 }
 
@@ -20,7 +22,7 @@ const bool = (v: unknown, field: string): boolean => {
   return v === true;
 };
 
-export function checkCreateDatacenter(req: CreateDatacenterRequest): DatacenterInput {
+export function checkCreateDatacenter(req: CreateDatacenterRequest, networks: Networks): DatacenterInput {
   must(checkName(req.name, 'name'));
   const specs = req.gateways ?? [];
   if (!Array.isArray(specs)) fail('gateways: must be a list');
@@ -33,7 +35,7 @@ export function checkCreateDatacenter(req: CreateDatacenterRequest): DatacenterI
     const dup = seen.get(g.host);
     if (dup !== undefined) fail(`${at}.host: ${show(g.host)} is already gateways[${dup}]`);
     seen.set(g.host, i);
-    return { host: g.host, wanEndpoint: checkOptionalWan(g.wan_endpoint, `${at}.wan_endpoint`) };
+    return { host: g.host, wanEndpoint: checkOptionalWan(g.wan_endpoint, `${at}.wan_endpoint`, networks) };
   });
   const listenPort = req.listen_port ?? 0;
   must(checkListenPort(listenPort, 'listen_port'));
@@ -55,9 +57,11 @@ export function checkDeleteDatacenter(req: DeleteDatacenterRequest): { name: str
 }
 
 /** AddGateway takes a WAN endpoint; RemoveGateway and DrainGateway refuse one, so a mistaken call does not look like it set it. */
-export function checkGatewayRequest(req: GatewayRequest, opts: { wan: boolean }): { datacenter: string; host: string; wanEndpoint: string } {
+export function checkGatewayRequest(
+  req: GatewayRequest, opts: { wan: boolean }, networks: Networks,
+): { datacenter: string; host: string; wanEndpoint: string } {
   must(checkName(req.datacenter, 'datacenter'));
   must(checkHostName(req.host, 'host'));
   if (!opts.wan && (req.wan_endpoint ?? '') !== '') fail('wan_endpoint: only AddGateway sets a WAN endpoint');
-  return { datacenter: req.datacenter, host: req.host, wanEndpoint: opts.wan ? checkOptionalWan(req.wan_endpoint, 'wan_endpoint') : '' };
+  return { datacenter: req.datacenter, host: req.host, wanEndpoint: opts.wan ? checkOptionalWan(req.wan_endpoint, 'wan_endpoint', networks) : '' };
 }
