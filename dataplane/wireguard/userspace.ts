@@ -141,6 +141,9 @@ export function findWireGuardGo(name: string, netns?: string, binary = WIREGUARD
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** wireguard-go processes this process spawned, by PID: their exit, once Node has reaped them. */
+const ownChildren = new Map<number, Promise<void>>();
+
 /**
  * The running wireguard-go for this interface, if its socket answers; null
  * when there is no socket or only a stale one. Throws when the socket answers
@@ -211,6 +214,9 @@ export async function startUserspaceDevice(o: UserspaceOptions): Promise<Userspa
     });
     if (spawnError) throw new WireGuardDeviceError(o.name, `cannot run ${binary}: ${spawnError.message}`, { cause: spawnError });
     pid = child.pid!;
+    const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    ownChildren.set(pid, exit);
+    void exit.then(() => ownChildren.delete(pid));
     child.once('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exited with status ${code}`));
     child.unref();
   } finally {
@@ -271,4 +277,6 @@ async function stopProcess(name: string, pid: number, binary: string, timeoutMs:
     await delay(pause);
     pause = Math.min(pause * 2, 100);
   }
+  // a child of this process is gone only once reaped; an adopted one is its parent's to reap
+  await ownChildren.get(pid);
 }
