@@ -20,20 +20,28 @@
 // else (any iptables-nft or nft command on the host moves it), only the
 // table's structure is listed again — chains, rules' comments, sets with
 // their handles — and the cached elements of every set whose handle (and the
-// table's) is unchanged are trusted; elements are listed again only for sets
-// that are new or were made again. Listing ten million elements would block
-// this thread (which also serves L7) for seconds on every foreign change.
-// The price: elements of weft's own maps edited by hand (nft add/delete
-// element, flush map) are not noticed until the ingress restarts (or until a
-// change of that service fails on them, and a failed sync lists it all).
+// table's) is unchanged are trusted for now; elements are listed at once only
+// for sets that are new or were made again. Listing ten million elements
+// would block this thread (which also serves L7) for seconds on every
+// foreign change. The trusted sets are then read again by the audit, a slice
+// every 10 s, each within `auditPeriodMs` (5 minutes) of the foreign change,
+// and what someone edited in them by hand (nft add/delete element, flush map)
+// is repaired. While the generation is the one our own last transaction left,
+// nothing can have changed, and the audit reads nothing.
 //
 // A service's buckets are rebalanced from what its map holds (render.ts,
 // serviceTable): the kernel's map is the balancer's state, so a restarted
 // ingress continues from it rather than from a fresh Maglev table.
 //
-// sync() treats its input as immutable: a service port given as the same
-// object as at the last sync is skipped without being read (see L4Service),
-// so an update costs what changed, not what is programmed.
+// sync() treats its input as immutable and keeps the last list it was given
+// (its own copy of the references). The next sync compares references
+// position by position and reads only the services that differ; when they
+// are the same service ports as before, with their endpoints changed, it
+// renders and diffs those alone, touching nothing that grows with the rest of
+// the table: a change costs what changed, not what is programmed. A port that
+// comes, goes or switches chain (a new table size), a listing, or a list of
+// another length makes it a full pass, which skips unread every service given
+// as the same object as last time.
 import { InvalidArgumentError } from '../../controller/common/errors';
 import type { Logger } from '../../controller/common/log';
 import { IPPROTO_UDP, NETLINK_NETFILTER, flushConntrackByReplySource } from '../../dataplane/netlink/conntrack';

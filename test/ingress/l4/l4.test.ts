@@ -22,8 +22,9 @@ afterEach(() => {
   world = undefined;
 });
 
-function programmer(w: World, table: string, sourceNat: 'masquerade' | 'none' = 'masquerade', addresses: string[] = []): L4Programmer {
-  const p = createL4Programmer({ table, addresses, sourceNat, logger: captureLogger().logger, netns: w.ingress });
+// no audit timer unless a test asks for one: what each sync lists is then the sync's own doing
+function programmer(w: World, table: string, sourceNat: 'masquerade' | 'none' = 'masquerade', addresses: string[] = [], o: { auditPeriodMs?: number; logger?: ReturnType<typeof captureLogger>['logger'] } = {}): L4Programmer {
+  const p = createL4Programmer({ table, addresses, sourceNat, logger: o.logger ?? captureLogger().logger, netns: w.ingress, auditPeriodMs: o.auditPeriodMs ?? 0 });
   programmers.push(p);
   return p;
 }
@@ -284,6 +285,80 @@ describe('L4 kernel path', () => {
     nsRun(w.ingress, 'nft', ['delete', 'table', 'ip', table]);
     expect((await p.sync(services(w, [0, 1]))).changed).toBeGreaterThan(0);
     await tcpReaches(w, INGRESS_IP, 80, [w.backends[0].ip, w.backends[1].ip]);
+  });
+
+  it('one endpoint change among 300 service ports is one transaction of that service\'s buckets alone, looked at alone; a restart then adopts it all with no write', async () => {
+    const w = (world = await buildWorld(2));
+    const table = uniqueName('l4t');
+    const cap = captureLogger('info');
+    const p = programmer(w, table, 'masquerade', [], { logger: cap.logger });
+    const both = w.backends.map((b) => b.endpoint);
+    const many: L4Service[] = Array.from({ length: 300 }, (_, i) => ({ name: `s${i}`, port: 2000 + i, protocol: i % 10 === 0 ? 'udp' : 'tcp', affinity: 'none', endpoints: both }));
+    await p.sync(many);
+    const map = backendMapName(w, table, 'tcp', 2151);
+    const before = mapContents(w, table, map);
+    const ownShare = [...before.values()].filter((k) => k === both[1].key).length;
+    const others = (): string => JSON.stringify(JSON.parse(nsRun(w.ingress, 'nft', ['-j', 'list', 'table', 'ip', table])).nftables
+      .filter((o: { map?: { name: string } }) => o.map?.name !== map));
+    const othersBefore = others();
+    const g = gen(w);
+    cap.lines.length = 0;
+
+    const next = [...many];
+    next[151] = { ...many[151], endpoints: [both[0]] };
+    const r = await p.sync(next);
+    // one transaction (the generation moved once) of a delete and an add per bucket of the removed backend
+    expect(r).toMatchObject({ transactions: 1, changed: 2 * ownShare, listed: 0 });
+    expect(gen(w)).toBe(g + 1);
+    // the sync read the one service that changed, not the 300
+    expect(cap.lines.filter((l) => l.msg === 'L4 table updated')).toMatchObject([{ services: 1, transactions: 1 }]);
+    // in the kernel: that map's buckets of the removed backend moved, and nothing else in the table changed
+    const after = mapContents(w, table, map);
+    expect(after.size).toBe(before.size);
+    expect(new Set(after.values())).toEqual(new Set([both[0].key]));
+    expect(others()).toBe(othersBefore);
+    await tcpReaches(w, INGRESS_IP, 2151, [w.backends[0].ip]);
+
+    // a restarted ingress lists the 300 ports, finds nothing to change, and writes nothing
+    p.close();
+    const again = programmer(w, table);
+    const adopt = await again.sync(next);
+    expect(adopt).toMatchObject({ changed: 0, transactions: 0 });
+    expect(adopt.listed).toBe(after.size * 300 + 300);
+    expect(gen(w)).toBe(g + 1);
+    expect(others()).toBe(othersBefore);
+  });
+
+  it('repairs within the audit period what someone else changed in its maps, moving nothing else, and then reads nothing while nobody else writes', async () => {
+    const w = (world = await buildWorld(3));
+    const table = uniqueName('l4t');
+    const cap = captureLogger('info');
+    const p = programmer(w, table, 'masquerade', [], { auditPeriodMs: 300, logger: cap.logger });
+    await p.sync(services(w));
+    const map = backendMapName(w, table, 'tcp', 80);
+    const before = mapContents(w, table, map);
+    const keys = w.backends.map((b) => b.endpoint.key);
+    // by hand: bucket 3 gone, bucket 4 sent to an address that is no backend, the UDP port's vmap element gone
+    nsRun(w.ingress, 'nft', ['-f', '-'], `delete element ip ${table} ${map} { 3 }\ndelete element ip ${table} ${map} { 4 }\n`
+      + `add element ip ${table} ${map} { 4 : 10.99.0.9 . 8080 }\ndelete element ip ${table} udp_any { 53 }\n`);
+    expect(mapContents(w, table, map).get(4)).toBe('10.99.0.9:8080');
+    expect(listTable(w, table)).not.toMatch(/53 : goto svc_udp_53_/);
+
+    await waitFor('the audit to repair the table', () => {
+      const m = mapContents(w, table, map);
+      return m.size === before.size && [...m.values()].every((k) => keys.includes(k)) && /53 : goto svc_udp_53_/.test(listTable(w, table));
+    }, 20_000, 100);
+    const after = mapContents(w, table, map);
+    for (const [i, k] of before) if (i !== 3 && i !== 4) expect(after.get(i)).toBe(k);
+    expect(cap.lines.some((l) => l.msg === 'repaired the L4 table: someone else had changed it')).toBe(true);
+    expect([w.backends[0].ip, w.backends[1].ip, w.backends[2].ip]).toContain(answeredBy(await w.cli.udp(INGRESS_IP, 53)));
+
+    // every map read again once: an audit step then costs one generation read, and writes nothing
+    await waitFor('the audit to have read every map again', async () => (await p.audit()) === undefined, 10_000, 100);
+    const g = gen(w);
+    expect(await p.audit()).toBeUndefined();
+    expect((await p.sync(services(w))).changed).toBe(0);
+    expect(gen(w)).toBe(g);
   });
 
   it('coexists with iptables rules in the same namespace, and remove() leaves nothing behind', async () => {

@@ -166,6 +166,9 @@ export function answeredBy(r: Reply): string | undefined {
   return r.reply?.split(' ')[0];
 }
 
+/** A table of a few hundred service ports lists as tens of megabytes. */
+const MAX_OUTPUT = 256 << 20;
+
 export function nsRun(ns: string, cmd: string, args: string[], input?: string): string {
-  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], input === undefined ? { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] } : { encoding: 'utf8', input });
+  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], input === undefined ? { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: MAX_OUTPUT } : { encoding: 'utf8', input, maxBuffer: MAX_OUTPUT });
 }
