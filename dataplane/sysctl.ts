@@ -114,33 +114,46 @@ export function setRpFilter(iface: string, mode: RpFilterMode, opts: SysctlOptio
   sysctlSet(`net/ipv4/conf/${iface}/rp_filter`, RP_MODES[mode], opts);
 }
 
-/** One socket buffer limit after raiseSocketBufferLimits: what it was, what it is, and why it stayed when it was refused. */
+/** One socket buffer sysctl after raiseSocketBufferLimits: what it was, what it is, and why it stayed when it was refused. */
 export type BufferLimit = { key: string; before: number; after: number; changed: boolean; refused?: ErrnoName };
 
-export const SOCKET_BUFFER_LIMIT_KEYS = ['net/core/rmem_max', 'net/core/wmem_max'] as const;
+export const SOCKET_BUFFER_MAX_KEYS = ['net/core/rmem_max', 'net/core/wmem_max'] as const;
+export const SOCKET_BUFFER_DEFAULT_KEYS = ['net/core/rmem_default', 'net/core/wmem_default'] as const;
+
+export type SocketBufferOptions = SysctlOptions & {
+  /**
+   * Also raise rmem_default and wmem_default: the size every socket that
+   * does not ask gets, host-wide. Only for programs that never size their
+   * sockets (wireguard-go before 2023); it costs memory on every socket.
+   */
+  defaults?: boolean;
+};
 
 /**
- * Raise net.core.rmem_max and wmem_max to at least `bytes`, never lowering
- * them, so that sockets asking for big buffers (SO_RCVBUF/SO_SNDBUF, capped
- * by these) get them: a UDP tunnel endpoint drops bursts when its receive
- * buffer is small. The kernel lets only the initial network namespace write
- * them (elsewhere they are read-only copies): a refusal (EACCES, EPERM,
- * EROFS) is reported in `refused`, not thrown, and the limit left as it is.
+ * Raise net.core.rmem_max and wmem_max (and with `defaults`, rmem_default and
+ * wmem_default) to at least `bytes`, never lowering them, so that sockets
+ * asking for big buffers (SO_RCVBUF/SO_SNDBUF, capped by the maxima) get
+ * them: a UDP tunnel endpoint drops bursts when its receive buffer is small.
+ * The kernel lets only the initial network namespace write these keys
+ * (elsewhere they are read-only): a refusal (EACCES, EPERM, EROFS) is
+ * reported in `refused`, not thrown, and the value left as it is.
  */
-export function raiseSocketBufferLimits(bytes: number, opts: SysctlOptions = {}): BufferLimit[] {
+export function raiseSocketBufferLimits(bytes: number, opts: SocketBufferOptions = {}): BufferLimit[] {
   if (!Number.isInteger(bytes) || bytes < 4096 || bytes > 2 ** 31 - 1) {
     throw new InvalidArgumentError(`invalid socket buffer size ${bytes} (must be between 4096 and ${2 ** 31 - 1})`);
   }
-  return SOCKET_BUFFER_LIMIT_KEYS.map((key) => {
-    const before = Number(sysctlGet(key, opts));
+  const keys = [...SOCKET_BUFFER_MAX_KEYS, ...(opts.defaults ? SOCKET_BUFFER_DEFAULT_KEYS : [])];
+  const ns = opts.netns === undefined ? {} : { netns: opts.netns };
+  return keys.map((key) => {
+    const before = Number(sysctlGet(key, ns));
     if (before >= bytes) return { key, before, after: before, changed: false };
     try {
-      sysctlSet(key, bytes, opts);
+      sysctlSet(key, bytes, ns);
     } catch (e) {
       if (e instanceof SysctlError && ['EACCES', 'EPERM', 'EROFS'].includes(e.code)) return { key, before, after: before, changed: false, refused: e.code as ErrnoName };
       throw e;
     }
-    const after = Number(sysctlGet(key, opts));
+    const after = Number(sysctlGet(key, ns));
     return { key, before, after, changed: after !== before };
   });
 }
