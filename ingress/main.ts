@@ -21,6 +21,7 @@
 //    adopts its L4 table as it is (the first sync finds nothing to change).
 //  - Stopping removes the L4 rules (a stopped load balancer must not keep
 //    sending traffic to backends it no longer checks); a handover keeps them.
+import { keepRenewed } from '../controller/api/client/renewal';
 import { ensurePrivateDir, ensureCredentials, IdentityError, joinIsTransient, loadCredentials, channelCredentials, type Credentials } from '../controller/api/client/credentials';
 import { connectController, type ControllerClient } from '../controller/api/client/client';
 import { backoff, sleep } from '../controller/api/client/backoff';
@@ -98,6 +99,9 @@ export async function startIngress(config: IngressConfig, opts: IngressStartOpti
     }
 
     const credentials = await establishIdentity(config, log, signal);
+    // Short-lived: renewed at half its lifetime; the client below follows each renewal by itself.
+    const renewal = keepRenewed({ server: config.server, stateDir: config.stateDir, credentials, log });
+    undo.push(() => renewal.stop());
 
     const metrics = createIngressMetrics({ name: config.name, version });
     const saved = await readStateFile(config.stateDir, log);

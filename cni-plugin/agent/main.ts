@@ -54,7 +54,8 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
   const undo: Undo = [];
   try {
     const { h, underlayIp, vtepMac } = await checkHost(config, log, undo);
-    const { credentials, wgPublicKey } = await establishIdentity(config, log, signal);
+    const { credentials, wgPublicKey, renewal } = await establishIdentity(config, log, signal);
+    undo.push(() => renewal.stop());
     const { ipam, outbox } = openAgentDb(config, log, undo);
 
     const metrics = createAgentMetrics({ hostName: config.hostName, version, outboxPending: () => outbox.pending().length });

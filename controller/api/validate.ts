@@ -346,6 +346,32 @@ export function checkIpInSubnet(v: unknown, field: string, subnet: string, host:
   return undefined;
 }
 
+/** One spelling per certificate serial: lower-case hex, no separators, no leading zeros (Node prints upper case). */
+export function normalizeSerial(serial: string): string {
+  return serial.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
+}
+
+/** A serial as the CA writes them: at most 20 bytes of hex. */
+export function checkSerial(v: unknown, field: string): string | undefined {
+  if (typeof v !== 'string' || !/^[0-9a-f]{1,40}$/.test(normalizeSerial(v))) return `${field}: ${show(v)} is not a certificate serial (hex, at most 40 digits)`;
+  return undefined;
+}
+
+/** The fields of a PossessionProof before its signature is checked; absent (null) is fine where the proof is optional. */
+export function checkPossessionProof(v: unknown, field: string): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  const p = v as { certificate_pem?: unknown; signed_at_unix_ms?: unknown; signature?: unknown };
+  if (typeof p.certificate_pem !== 'string' || p.certificate_pem.length > 16_384 || !p.certificate_pem.includes('-----BEGIN CERTIFICATE-----')) {
+    return `${field}.certificate_pem: must be a PEM certificate of at most 16384 characters`;
+  }
+  if (typeof p.signed_at_unix_ms !== 'number' || !Number.isSafeInteger(p.signed_at_unix_ms) || p.signed_at_unix_ms <= 0) {
+    return `${field}.signed_at_unix_ms: must be a positive whole number of ms since the epoch`;
+  }
+  if (!Buffer.isBuffer(p.signature) && !(p.signature instanceof Uint8Array)) return `${field}.signature: must be bytes`;
+  if (p.signature.length === 0 || p.signature.length > 256) return `${field}.signature: must be 1 to 256 bytes`;
+  return undefined;
+}
+
 // ---- datacenters ----------------------------------------------------------
 
 /**

@@ -109,6 +109,9 @@ const CONTROLLER_HELP = `usage: weft controller [flags]
   --advertise NAMES           extra names hosts use to reach this controller (DNS or IP, comma-separated)
   --log-level LEVEL           fatal|error|warn|info|debug|trace|silent (default info)
   --insecure                  plaintext gRPC on loopback, for local testing only
+  --client-cert-ttl DURATION  lifetime of host and ingress certificates (default ${DEFAULTS.clientCertTtl}); clients renew at half of it
+  --cert-renew-grace DURATION how long after expiry a certificate's key may still renew it (default ${DEFAULTS.certRenewGrace})
+  --join-rate N, --join-burst N  Join attempts per second and in a burst, per client address (default ${DEFAULTS.joinRate}, ${DEFAULTS.joinBurst})
   --config FILE               JSON file with the same settings (keys listen, metricsListen, ...)
 Every flag also reads from WEFT_<NAME> (WEFT_LISTEN, WEFT_DATA_DIR, ...).
 `;
@@ -337,6 +340,137 @@ export async function networkCommand(argv: string[]): Promise<number> {
       return 0;
     }
     throw new UsageError(`unknown subcommand "${sub}" (list, add)`);
+  });
+}
+
+// ---- weft host / weft cert ----------------------------------------------------
+
+const HOST_HELP = `usage: weft host list [--json]
+       weft host delete <name> [--json]
+${STORE_FLAGS_HELP}
+  delete: the host's record, endpoints and subnet leases go, and every certificate issued to it is
+  revoked at once on every controller; its name may then be joined again with a token
+`;
+
+/** Renewal grace the revocations of a CLI command are kept for: the controller's setting, read from the same sources. */
+const keepRevokedMs = (config: ControllerConfig) => config.certRenewGraceMs;
+
+export async function hostCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(HOST_HELP);
+    return sub ? 0 : 2;
+  }
+  return guarded(`host ${sub}`, async () => {
+    if (sub === 'list') {
+      const { flags, config } = parse(rest, { '--json': 'bool' });
+      const store = await openExistingStore(config);
+      try {
+        const { listHosts } = await import('../registry/hosts');
+        const hosts = await listHosts(store);
+        if (flags.has('--json')) process.stdout.write(JSON.stringify(hosts) + '\n');
+        else {
+          const now = Date.now();
+          process.stdout.write(table([['NAME', 'UNDERLAY', 'RACK', 'DATACENTER', 'LAST-HEARTBEAT'],
+            ...hosts.map((h) => [h.name, h.underlayIp, h.rack, h.datacenter, `${Math.round((now - h.lastHeartbeat) / 1000)}s ago`])]));
+        }
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    if (sub === 'delete') {
+      const { flags, positional, config } = parse(rest, { '--json': 'bool' }, { positional: 1 });
+      if (positional.length !== 1) throw new UsageError('give the name of the host to delete (see weft host list)');
+      const name = positional[0];
+      const { checkHostName } = await import('../api/validate');
+      const bad = checkHostName(name, 'name');
+      if (bad) throw new UsageError(bad);
+      const store = await openExistingStore(config);
+      try {
+        const { removeHost } = await import('../service/host-removal');
+        const gone = await removeHost(store, name, { now: Date.now(), keepMs: keepRevokedMs(config), reason: 'host deleted by an operator' });
+        if (!gone.existed && gone.revoked.length === 0) {
+          process.stderr.write(`weft host delete: no host ${name} (nothing registered, no certificate to revoke)\n`);
+          return 1;
+        }
+        const out = { host: name, deleted: gone.existed, endpoints: gone.endpoints, leases: gone.leases, revoked: gone.revoked.map((r) => r.serial) };
+        if (flags.has('--json')) process.stdout.write(JSON.stringify(out) + '\n');
+        else {
+          process.stdout.write(`deleted host ${name}: ${gone.endpoints} endpoints and ${gone.leases} leases released, ${gone.revoked.length} certificates revoked\n`);
+        }
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    throw new UsageError(`unknown subcommand "${sub}" (list, delete)`);
+  });
+}
+
+const CERT_HELP = `usage: weft cert list [--host NAME | --ingress NAME] [--revoked] [--json]
+       weft cert revoke <serial> [--reason TEXT] [--json]
+${STORE_FLAGS_HELP}
+  list: the client certificates issued and not yet expired (with --revoked: the revoked ones still kept)
+  revoke: every controller refuses the certificate from then on; a serial the CA did not record
+  (an admin certificate) is kept as revoked for 825 days, the longest a certificate can live
+`;
+
+export async function certCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(CERT_HELP);
+    return sub ? 0 : 2;
+  }
+  return guarded(`cert ${sub}`, async () => {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    if (sub === 'list') {
+      const { flags, config } = parse(rest, { '--host': 'a host name', '--ingress': 'an ingress name', '--revoked': 'bool', '--json': 'bool' });
+      if (flags.has('--host') && flags.has('--ingress')) throw new UsageError('--host and --ingress exclude each other');
+      const store = await openExistingStore(config);
+      try {
+        const { listIssuedCerts, listRevokedCerts } = await import('../registry/certificates');
+        if (flags.has('--revoked')) {
+          const { records } = await listRevokedCerts(store);
+          if (flags.has('--json')) process.stdout.write(JSON.stringify(records) + '\n');
+          else process.stdout.write(table([['SERIAL', 'KIND', 'NAME', 'EXPIRES', 'REVOKED', 'REASON'], ...records.map((r) => [r.serial, r.kind || '-', r.name || '-', iso(r.notAfter), iso(r.revokedAt), r.reason])]));
+          return 0;
+        }
+        const kind = flags.has('--host') ? 'host' : flags.has('--ingress') ? 'ingress' : undefined;
+        const name = (flags.get('--host') ?? flags.get('--ingress')) as string | undefined;
+        const certs = await listIssuedCerts(store, { kind, name });
+        if (flags.has('--json')) process.stdout.write(JSON.stringify(certs) + '\n');
+        else process.stdout.write(table([['SERIAL', 'KIND', 'NAME', 'ISSUED', 'EXPIRES'], ...certs.map((c) => [c.serial, c.kind, c.name, iso(c.issuedAt), iso(c.notAfter)])]));
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    if (sub === 'revoke') {
+      const { flags, positional, config } = parse(rest, { '--reason': 'text', '--json': 'bool' }, { positional: 1 });
+      if (positional.length !== 1) throw new UsageError('give the serial of the certificate to revoke (see weft cert list)');
+      const { checkSerial, normalizeSerial } = await import('../api/validate');
+      const bad = checkSerial(positional[0], 'serial');
+      if (bad) throw new UsageError(bad);
+      const serial = normalizeSerial(positional[0]);
+      const reason = (flags.get('--reason') as string | undefined) ?? 'revoked by an operator';
+      if (reason.length > 256 || /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason: at most 256 characters without control characters');
+      const store = await openExistingStore(config);
+      try {
+        const { listIssuedCerts, revokeCerts } = await import('../registry/certificates');
+        const { MAX_LEAF_TTL_DAYS } = await import('../pki/issue');
+        const now = Date.now();
+        const known = (await listIssuedCerts(store)).find((c) => c.serial === serial);
+        const cert = known ?? { serial, kind: '' as const, name: '', notAfter: now + MAX_LEAF_TTL_DAYS * 86_400_000 };
+        const [rec] = await revokeCerts(store, [cert], { now, keepMs: keepRevokedMs(config), reason });
+        if (flags.has('--json')) process.stdout.write(JSON.stringify(rec) + '\n');
+        else process.stdout.write(`revoked certificate ${serial}${known ? ` of ${known.kind} ${known.name}` : ' (not recorded by the CA)'}, kept until ${iso(rec.notAfter + keepRevokedMs(config))}\n`);
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    throw new UsageError(`unknown subcommand "${sub}" (list, revoke)`);
   });
 }
 

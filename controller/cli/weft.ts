@@ -25,6 +25,14 @@ const commands: Record<string, Command> = {
     summary: 'list or add overlay networks in the cluster config',
     run: async (argv) => (await import('./commands')).networkCommand(argv),
   },
+  host: {
+    summary: 'list hosts, or delete one (releases its subnets and endpoints, revokes its certificates)',
+    run: async (argv) => (await import('./commands')).hostCommand(argv),
+  },
+  cert: {
+    summary: 'list issued and revoked client certificates, or revoke one by serial',
+    run: async (argv) => (await import('./commands')).certCommand(argv),
+  },
   'admin-cert': {
     summary: 'issue an administrator client certificate from the cluster CA',
     run: async (argv) => (await import('./commands')).adminCertCommand(argv),
@@ -48,6 +56,14 @@ const commands: Record<string, Command> = {
   services: {
     summary: 'list the services with their backends (weft service list)',
     run: async (argv) => (await import('./service-commands')).servicesCommand(argv),
+  },
+  datacenter: {
+    summary: 'add, list or delete datacenters and add, drain or remove their WireGuard gateways',
+    run: async (argv) => (await import('./datacenter-commands')).datacenterCommand(argv),
+  },
+  datacenters: {
+    summary: 'list the datacenters with their gateways (weft datacenter list)',
+    run: async (argv) => (await import('./datacenter-commands')).datacentersCommand(argv),
   },
   ingress: {
     summary: 'run the ingress (edge load balancer into the services\' containers)',

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ConfigError, formatHostPort, isLoopback, LOG_LEVELS, parseHostPort as hostPort, parseLogLevel, readSources,
+  ConfigError, formatHostPort, isLoopback, LOG_LEVELS, parseDurationWithin, parseHostPort as hostPort, parseLogLevel, parseWholeNumber, readSources,
   type HostPort, type LogLevel, type OptionSpec,
 } from '../common/config-sources';
 import { isDnsName, sanName } from '../common/names';
@@ -37,6 +37,13 @@ export type ControllerConfig = {
   configFile?: string;
   /** Things the daemon must log loudly at start. */
   warnings: string[];
+  /** Lifetime of the client certificates Join and RenewCertificate issue (clients renew at half of it). */
+  clientCertTtlMs: number;
+  /** How long after expiry a certificate's key may still renew it (a host that was down meanwhile). */
+  certRenewGraceMs: number;
+  /** Join attempts per peer address: refilled per second, and the burst. */
+  joinRatePerSecond: number;
+  joinBurst: number;
 };
 
 export const DEFAULTS = {
@@ -44,9 +51,19 @@ export const DEFAULTS = {
   metricsListen: '127.0.0.1:7080',
   dataDir: '/var/lib/weft',
   logLevel: 'info' as LogLevel,
+  clientCertTtl: '24h',
+  certRenewGrace: '168h',
+  joinRate: 1,
+  joinBurst: 10,
 };
 
-type Key = 'listen' | 'metricsListen' | 'dataDir' | 'store' | 'advertise' | 'logLevel' | 'insecure';
+const HOUR_MS = 3_600_000;
+/** Long enough for a renewal at half-life to survive a controller restart; at most the old fixed 365 days. */
+const CLIENT_CERT_TTL_RANGE = { min: 10 * 60_000, max: 365 * 24 * HOUR_MS };
+const RENEW_GRACE_RANGE = { min: 0, max: 90 * 24 * HOUR_MS };
+
+type Key = 'listen' | 'metricsListen' | 'dataDir' | 'store' | 'advertise' | 'logLevel' | 'insecure'
+  | 'clientCertTtl' | 'certRenewGrace' | 'joinRate' | 'joinBurst';
 
 const OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'listen', flag: '--listen', env: 'WEFT_LISTEN', kind: 'string', form: 'host:port (port 1-65535)' },
@@ -56,6 +73,10 @@ const OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'advertise', flag: '--advertise', env: 'WEFT_ADVERTISE', kind: 'list', form: 'DNS names or IP addresses, comma-separated' },
   { key: 'logLevel', flag: '--log-level', env: 'WEFT_LOG_LEVEL', kind: 'string', form: LOG_LEVELS.join('|') },
   { key: 'insecure', flag: '--insecure', env: 'WEFT_INSECURE', kind: 'bool', form: 'true or false' },
+  { key: 'clientCertTtl', flag: '--client-cert-ttl', env: 'WEFT_CLIENT_CERT_TTL', kind: 'string', form: 'a duration from 10m to 8760h (e.g. 24h)' },
+  { key: 'certRenewGrace', flag: '--cert-renew-grace', env: 'WEFT_CERT_RENEW_GRACE', kind: 'string', form: 'a duration from 0s to 2160h (e.g. 168h)' },
+  { key: 'joinRate', flag: '--join-rate', env: 'WEFT_JOIN_RATE', kind: 'string', form: 'a whole number of Join attempts per second per address, 1 to 1000' },
+  { key: 'joinBurst', flag: '--join-burst', env: 'WEFT_JOIN_BURST', kind: 'string', form: 'a whole number of Join attempts in a burst per address, 1 to 10000' },
 ];
 
 /** --data-dir and --store: the other commands take them as weft controller does, to find its data. */
@@ -70,6 +91,10 @@ export type FileConfig = Partial<{
   advertise: string[] | string;
   logLevel: LogLevel;
   insecure: boolean;
+  clientCertTtl: string;
+  certRenewGrace: string;
+  joinRate: number | string;
+  joinBurst: number | string;
 }>;
 
 export function loadControllerConfig(
@@ -122,6 +147,20 @@ export function loadControllerConfig(
     );
   }
 
+  const optionForm = (k: Key) => OPTIONS.find((o) => o.key === k)!.form;
+  const clientCertTtlMs = parseDurationWithin(
+    pick('clientCertTtl') ?? { value: DEFAULTS.clientCertTtl, source: 'default client-cert-ttl' }, optionForm('clientCertTtl'), CLIENT_CERT_TTL_RANGE.min, CLIENT_CERT_TTL_RANGE.max,
+  );
+  const certRenewGraceMs = parseDurationWithin(
+    pick('certRenewGrace') ?? { value: DEFAULTS.certRenewGrace, source: 'default cert-renew-grace' }, optionForm('certRenewGrace'), RENEW_GRACE_RANGE.min, RENEW_GRACE_RANGE.max,
+  );
+  const whole = (k: Key, fallback: number, max: number) => {
+    const raw = pick(k);
+    return raw ? parseWholeNumber({ ...raw, value: String(raw.value) }, optionForm(k), 1, max) : fallback;
+  };
+  const joinRatePerSecond = whole('joinRate', DEFAULTS.joinRate, 1000);
+  const joinBurst = whole('joinBurst', DEFAULTS.joinBurst, 10_000);
+
   return {
     listen,
     metricsListen,
@@ -132,6 +171,10 @@ export function loadControllerConfig(
     tls: !insecure,
     ...(configFile !== undefined ? { configFile } : {}),
     warnings,
+    clientCertTtlMs,
+    certRenewGraceMs,
+    joinRatePerSecond,
+    joinBurst,
   };
 }
 

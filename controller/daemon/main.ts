@@ -11,6 +11,7 @@ import type { Logger } from '../common/log';
 import { certificateIdentity, type IdentityFn } from '../service/caller';
 import { controllerServiceDefinition } from '../api/proto';
 import { createControllerService, type LeaseFns } from '../service/service';
+import { watchRevocations } from '../service/revocations';
 import { ADMIN_NAME } from '../api/validate';
 import { advertisedServer, currentMachine, servingAddresses, type Advertised } from './advertise';
 import { type ControllerConfig, certNames, formatHostPort } from './config';
@@ -36,8 +37,6 @@ export type RunningController = {
 
 export type StartOptions = { logger: Logger; version: string };
 
-/** Days a host's client certificate from Join is valid. */
-const CLIENT_CERT_TTL_DAYS = 365;
 const SHUTDOWN_GRACE_MS = 3000;
 
 export async function startController(config: ControllerConfig, opts: StartOptions): Promise<RunningController> {
@@ -80,13 +79,19 @@ export async function startController(config: ControllerConfig, opts: StartOptio
     // while unary calls still finish against the open store.
     const shutdown = new AbortController();
     const serviceStore = endWatchesOn(store, shutdown.signal);
+    // Revoked serials, in memory before the first call is served, kept current by a watch.
+    const revocations = await watchRevocations(store, { logger: log });
+    undo.push(async () => revocations.stop());
+    log.info({ revoked: revocations.size(), clientCertTtlHours: config.clientCertTtlMs / 3_600_000 }, 'certificate revocations loaded');
     const definition = controllerServiceDefinition();
     const service = createControllerService({
       store: serviceStore,
-      identity: config.tls ? certificateIdentity(ca) : headerIdentity,
+      identity: config.tls ? certificateIdentity(ca, revocations) : headerIdentity,
       logger: log,
       controllerId: id,
-      join: { ca, clientCertTtlDays: CLIENT_CERT_TTL_DAYS },
+      join: { ca, clientCertTtlDays: config.clientCertTtlMs / 86_400_000, renewGraceMs: config.certRenewGraceMs },
+      revocations,
+      joinLimit: { perSecond: config.joinRatePerSecond, burst: config.joinBurst },
       leases: ipam,
       isLeader: election.isLeader,
       version,
@@ -152,6 +157,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
           http.closeAllConnections();
           await new Promise<void>((resolve) => http.close(() => resolve()));
           await election.stop();
+          revocations.stop();
           await store.close();
           log.info('stopped');
         })()),

@@ -7,19 +7,31 @@ import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { Ca } from './ca';
 import { HOST_URI_PREFIX, isDnsName } from '../common/names';
-import { INGRESS_URI_PREFIX } from '../api/validate';
+import { INGRESS_URI_PREFIX, normalizeSerial } from '../api/validate';
 import { x509 } from './x509';
 
 export type HostIdentity = { host: string };
 export type IngressIdentity = { ingress: string };
 export type PeerIdentity = HostIdentity | IngressIdentity;
 export type IdentityResult = ({ ok: true } & PeerIdentity) | { ok: false; reason: string };
+/** The identity with what revocation and renewal need: the serial (normalizeSerial form) and the expiry. */
+export type CertIdentityResult = { ok: true; id: PeerIdentity; serial: string; notAfter: Date } | { ok: false; reason: string };
 
 /** The certificate as TLS hands it over (PeerCertificate), as DER, or as PEM. */
 export type PeerCertInput = Pick<PeerCertificate, 'raw'> | Buffer | string;
 
 export function identityFromPeerCert(ca: Ca, input: PeerCertInput, now: Date = new Date()): IdentityResult {
-  const refuse = (reason: string): IdentityResult => ({ ok: false, reason });
+  const r = certIdentity(ca, input, now);
+  return r.ok ? { ok: true, ...r.id } : r;
+}
+
+/**
+ * identityFromPeerCert with the serial and expiry. `expiredGraceMs`: also
+ * accept a certificate that expired at most this long ago (for a proof of
+ * possession of its key, never for a TLS identity).
+ */
+export function certIdentity(ca: Ca, input: PeerCertInput, now: Date = new Date(), opts: { expiredGraceMs?: number } = {}): CertIdentityResult {
+  const refuse = (reason: string): CertIdentityResult => ({ ok: false, reason });
   const der = typeof input === 'string' || Buffer.isBuffer(input) ? input : input?.raw;
   if (!der || der.length === 0) return refuse('no client certificate');
 
@@ -37,7 +49,7 @@ export function identityFromPeerCert(ca: Ca, input: PeerCertInput, now: Date = n
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
   if (now < notBefore) return refuse(`client certificate is not valid before ${notBefore.toISOString()}`);
-  if (now > notAfter) return refuse(`client certificate expired on ${notAfter.toISOString()}`);
+  if (now.getTime() > notAfter.getTime() + (opts.expiredGraceMs ?? 0)) return refuse(`client certificate expired on ${notAfter.toISOString()}`);
   if (cert.ca) return refuse('a CA certificate cannot identify a host');
 
   const parsed = new x509.X509Certificate(cert.raw);
@@ -58,7 +70,7 @@ export function identityFromPeerCert(ca: Ca, input: PeerCertInput, now: Date = n
   if (cn.length !== 1 || cn[0] !== name) {
     return refuse(`client certificate CN ${JSON.stringify(cn.join(','))} does not match its ${kind} URI ${JSON.stringify(name)}`);
   }
-  return ingress ? { ok: true, ingress: name } : { ok: true, host: name };
+  return { ok: true, id: ingress ? { ingress: name } : { host: name }, serial: normalizeSerial(cert.serialNumber), notAfter };
 }
 
 /** The part of a grpc-js server call this module reads. */
@@ -90,4 +102,12 @@ export function callIdentity(call: CallWithAuth, ca: Ca, now?: Date): PeerIdenti
   const r = peerIdentity(call, ca, now);
   if (!r.ok) return null;
   return 'ingress' in r ? { ingress: r.ingress } : { host: r.host };
+}
+
+/** callIdentity with the certificate's serial, for the revocation check. */
+export function callCertIdentity(call: CallWithAuth, ca: Ca, now?: Date): { id: PeerIdentity; serial: string; notAfter: Date } | null {
+  const auth = typeof call.getAuthContext === 'function' ? call.getAuthContext() : null;
+  if (!auth || auth.transportSecurityType !== 'ssl' || !auth.sslPeerCertificate?.raw) return null;
+  const r = certIdentity(ca, auth.sslPeerCertificate, now);
+  return r.ok ? { id: r.id, serial: r.serial, notAfter: r.notAfter } : null;
 }

@@ -5,3 +5,5 @@ export { serverCertFor, SERVER_CERT_FILE, SERVER_KEY_FILE, type ServerCertFiles,
 export { identityFromPeerCert, peerIdentity, callIdentity, type HostIdentity, type IngressIdentity, type PeerIdentity, type IdentityResult, type CallWithAuth } from './identity';
 export { serverCredentials, reloadableServerCredentials, clientCredentials, type ServerTlsMaterial, type ClientTlsMaterial } from './grpc';
 export { hostUri, isDnsName, HOST_URI_PREFIX } from '../common/names';
+export { certIdentity, callCertIdentity, type CertIdentityResult } from './identity';
+export { verifyPossession } from './possession';

@@ -5,14 +5,17 @@ import type { Ca } from './ca';
 import { PkiError } from './errors';
 import { generateKeyPair, publicCryptoKey, randomSerial } from './keys';
 import { HOST_FORM, hostUri, isDnsName, sanNames } from '../common/names';
-import { INGRESS_URI_PREFIX, type Role } from '../api/validate';
+import { INGRESS_URI_PREFIX, normalizeSerial, type Role } from '../api/validate';
 import { EC_ALG, x509, type CryptoKey } from './x509';
+
 
 export type IssuedCert = {
   certPem: string;
   /** The new private key; absent when the caller supplied its own public key. */
   keyPem?: string;
   notAfter: Date;
+  /** Lower-case hex, no leading zeros: the key revocation records use. */
+  serial: string;
 };
 
 export type ServerCertOptions = { names: string[]; ttlDays: number; now?: Date };
@@ -118,7 +121,8 @@ async function issueLeaf(
     ],
   });
   const certPem = cert.toString('pem') + '\n';
+  const parsed = new X509Certificate(certPem);
   // Catch a signing mistake here, not in a peer's handshake.
-  if (!new X509Certificate(certPem).verify(ca.cert.publicKey)) throw new PkiError('issued certificate does not verify against the CA (internal error)');
-  return { certPem, keyPem, notAfter };
+  if (!parsed.verify(ca.cert.publicKey)) throw new PkiError('issued certificate does not verify against the CA (internal error)');
+  return { certPem, keyPem, notAfter, serial: normalizeSerial(parsed.serialNumber) };
 }

@@ -90,23 +90,33 @@ export async function createToken(store: Store, opts: CreateTokenOptions = {}): 
   throw new TokenError('could not find a free token id after 5 attempts; the token table is unexpectedly full');
 }
 
+/**
+ * Every refusal costs the same: an unknown id is compared against a dummy
+ * hash, and an expired record is deleted after the answer, not before, so
+ * neither the reply nor its timing tells a caller which token ids exist.
+ * The reason is for the controller's log only.
+ */
 export async function verifyToken(store: Store, token: string, opts: { now?: Date } = {}): Promise<VerifyResult> {
   const m = typeof token === 'string' ? TOKEN_RE.exec(token) : null;
   if (!m) return { ok: false, reason: 'malformed' };
   const [, id, secret] = m;
   const kv = await store.get(TOKEN_PREFIX + id);
-  if (!kv) return { ok: false, reason: 'unknown' };
-  const rec = parseRecord(kv);
-  if (isExpired(rec, opts.now)) {
-    await deleteIfUnchanged(store, kv);
-    return { ok: false, reason: 'expired' };
-  }
-  const want = Buffer.from(rec.hash);
+  const rec = kv ? parseRecord(kv) : undefined;
+  const want = Buffer.from(rec?.hash ?? DUMMY_HASH);
   const got = Buffer.from(hashSecret(secret));
   // Both are fixed-length hex digests, so the length check leaks nothing.
-  if (want.length !== got.length || !timingSafeEqual(want, got)) return { ok: false, reason: 'mismatch' };
+  const matches = want.length === got.length && timingSafeEqual(want, got);
+  if (!kv || !rec) return { ok: false, reason: 'unknown' };
+  if (isExpired(rec, opts.now)) {
+    void deleteIfUnchanged(store, kv).catch(() => undefined);
+    return { ok: false, reason: 'expired' };
+  }
+  if (!matches) return { ok: false, reason: 'mismatch' };
   return { ok: true, id, role: rec.role };
 }
+
+/** What an unknown id is compared against: the hash of a secret no token has (it is too short to be one). */
+const DUMMY_HASH = hashSecret('-');
 
 /** Live tokens, sorted by id; expired ones are deleted on the way. */
 export async function listTokens(store: Store, opts: { now?: Date } = {}): Promise<TokenInfo[]> {

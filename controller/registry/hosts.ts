@@ -218,3 +218,9 @@ export async function deleteHost(store: Store, name: string): Promise<{ deleted:
   }
   throw new RegistryContentionError(`host record of "${name}" kept changing under concurrent writers`);
 }
+
+/** Every readable host record, sorted by name. */
+export async function listHosts(store: Store): Promise<HostRecord[]> {
+  const { kvs } = await store.range(HOSTS_PREFIX);
+  return kvs.filter((kv) => nameFromKey(HOSTS_PREFIX, kv.key) !== undefined).map(tryDecodeHost).filter((r): r is HostRecord => r !== undefined);
+}

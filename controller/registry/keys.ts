@@ -12,6 +12,16 @@ export const DATACENTERS_PREFIX = '/weft/datacenters/';
  * counts see host records only.
  */
 export const HOST_INDEX_PREFIX = '/weft/host-index/';
+/**
+ * Client certificates the CA issued, per identity, so deleting a host or its
+ * leaving can revoke every certificate it holds:
+ * /weft/certs/<kind>/<name>/<serial>. Each record is bound to a store lease
+ * that ends when the certificate could no longer be used (its expiry plus the
+ * renewal grace window), so the store prunes them itself.
+ */
+export const CERTS_PREFIX = '/weft/certs/';
+/** Revoked serials, /weft/revoked/<serial>, likewise pruned by a lease once the certificate is useless anyway. */
+export const REVOKED_PREFIX = '/weft/revoked/';
 
 export const hostKey = (name: string): string => HOSTS_PREFIX + name;
 export const endpointPrefix = (network: string): string => `${ENDPOINTS_PREFIX}${network}/`;
@@ -19,6 +29,9 @@ export const endpointPrefix = (network: string): string => `${ENDPOINTS_PREFIX}$
 export const endpointKey = (network: string, ip: string): string => endpointPrefix(network) + ip;
 export const serviceKey = (name: string): string => SERVICES_PREFIX + name;
 export const datacenterKey = (name: string): string => DATACENTERS_PREFIX + name;
+export const identityCertsPrefix = (kind: string, name: string): string => `${CERTS_PREFIX}${kind}/${name}/`;
+export const issuedCertKey = (kind: string, name: string, serial: string): string => identityCertsPrefix(kind, name) + serial;
+export const revokedKey = (serial: string): string => REVOKED_PREFIX + serial;
 /** `value` must be canonical (lower-case MAC, canonicalIp text); base64's "/" becomes "_" (and "+" "-") so a key has no extra segment. */
 export const hostIndexKey = (field: string, value: string): string =>
   `${HOST_INDEX_PREFIX}${field}/${value.replace(/\//g, '_').replace(/\+/g, '-')}`;

@@ -4,19 +4,30 @@
 // reserved host name "admin" (weft://host/admin), which Join and
 // RegisterHost refuse, so only someone with the CA key (the `weft` CLI on the
 // controller) can issue one; no second certificate scheme is needed.
-import { type Ca, callIdentity, type CallWithAuth } from '../pki';
+//
+// A revoked certificate identifies nobody: the check is a lookup in the
+// in-memory revocation set (revocations.ts), made here, once per call, for
+// every method that needs a caller.
+import { type Ca, callCertIdentity, type CallWithAuth } from '../pki';
 import { ADMIN_NAME } from '../api/validate';
+import type { RevocationSet } from './revocations';
+import { UnauthenticatedError } from './status';
 
-export type Identity = { host: string } | { ingress: string } | 'admin' | null;
+/** `serial`: the certificate's, when the identity came from one (renewal re-checks it after issuing). */
+export type Identity = { host: string; serial?: string } | { ingress: string; serial?: string } | 'admin' | null;
 export type IdentityFn = (call: CallWithAuth) => Identity;
 
-/** The production identity: the call's verified TLS client certificate. */
-export function certificateIdentity(ca: Ca): IdentityFn {
+/** The production identity: the call's verified TLS client certificate, unless its serial is revoked. */
+export function certificateIdentity(ca: Ca, revoked?: Pick<RevocationSet, 'has'>): IdentityFn {
   return (call) => {
-    const id = callIdentity(call, ca);
-    if (!id) return null;
-    if ('ingress' in id) return { ingress: id.ingress };
-    return id.host === ADMIN_NAME ? 'admin' : { host: id.host };
+    const c = callCertIdentity(call, ca);
+    if (!c) return null;
+    if (revoked?.has(c.serial)) {
+      throw new UnauthenticatedError(`client certificate ${c.serial} has been revoked (the host was deleted or left); join again with a new token`);
+    }
+    const id = c.id;
+    if ('ingress' in id) return { ingress: id.ingress, serial: c.serial };
+    return id.host === ADMIN_NAME ? 'admin' : { host: id.host, serial: c.serial };
   };
 }
 

@@ -2,16 +2,24 @@
 // valid (nothing is written otherwise), may this caller touch this record,
 // then the registry / IPAM call, then the reply. Errors become gRPC statuses
 // in one place (status.ts).
+import { X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../common/log';
 import {
   type ClusterConfig, type Lease, type LeaseOptions, LeaseLostError, acquireLease, loadClusterConfig,
   releaseLease, renewLease,
 } from '../ipam';
-import { type Ca, issueClientCert } from '../pki';
+import { type Ca, issueClientCert, verifyPossession } from '../pki';
+import type { PossessionProof__Output } from '../api/gen/weft/v1/PossessionProof';
+import type { RenewCertificateRequest__Output } from '../api/gen/weft/v1/RenewCertificateRequest';
+import { type CertKind, listIssuedCerts, recordIssuedCert, revokeCerts } from '../registry/certificates';
+import { revokedKey } from '../registry/keys';
+import { removeHost } from './host-removal';
+import { JOIN_LIMIT, type JoinLimit, createJoinGuard } from './join-guard';
+import type { RevocationSet } from './revocations';
 import { hostLeases } from '../ipam/leases';
 import { LEASES_PREFIX } from '../ipam/records';
-import { type HostRecord, type RegisterHostOptions, checkHostClaims, deleteHost, getHost, registerHost, touchHost } from '../registry/hosts';
+import { type HostRecord, type RegisterHostOptions, checkHostClaims, getHost, registerHost, touchHost } from '../registry/hosts';
 import { HostConflictError } from '../registry/errors';
 import { getEndpoint, listEndpoints, registerEndpoint, releaseEndpoint } from '../registry/endpoints';
 import { ENDPOINTS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../registry/keys';
@@ -25,11 +33,11 @@ import {
   checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
 } from './requests';
 import { SERVICES_KEYS, type ServicesState, servicesChanges, servicesFromKvs, servicesSnapshot, serviceMessage } from './service-state';
-import { PermissionError, UnauthenticatedError, WatchLimitError, toServiceError } from './status';
+import { HostNameTakenError, JoinRateLimitedError, PermissionError, UnauthenticatedError, WatchLimitError, toServiceError } from './status';
 import {
   TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
 } from './topology';
-import { type Role, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
+import { type Role, checkPossessionProof, normalizeSerial, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
 import { HUB_LOG, type Hub, createHub } from './watch-hub';
 import { type QueueLimit, createSink } from './watch-sink';
 import { datacenterHandlers } from './datacenter-handlers';
@@ -45,8 +53,16 @@ export type ControllerDeps = {
   identity: IdentityFn;
   logger: Logger;
   controllerId: string;
-  /** Join is served only when the controller holds the CA. */
-  join?: { ca: Ca; clientCertTtlDays: number };
+  /**
+   * Join and RenewCertificate are served only when the controller holds the
+   * CA. renewGraceMs: how long after expiry a certificate's key may still
+   * renew it or prove a rejoining host is itself (default RENEW_GRACE_MS).
+   */
+  join?: { ca: Ca; clientCertTtlDays: number; renewGraceMs?: number };
+  /** The revoked serials (revocations.ts); what this controller revokes is added at once. */
+  revocations?: Pick<RevocationSet, 'has' | 'add'>;
+  /** Join attempts per peer address and refusal log lines (default JOIN_LIMIT). */
+  joinLimit?: Partial<JoinLimit>;
   leases?: LeaseFns;
   loadConfig?: (store: Store) => Promise<ClusterConfig>;
   /** ms since the epoch; injectable for tests. */
@@ -60,6 +76,12 @@ export type ControllerDeps = {
   /** Watch streams of one kind one caller may have open at once, per kind of caller (default WATCH_STREAMS_PER_CALLER). */
   watchStreams?: Partial<WatchStreamLimits>;
 };
+
+/** A certificate that expired at most this long ago may still be renewed with its key (a host that was down over a weekend). */
+export const RENEW_GRACE_MS = 7 * 86_400_000;
+
+/** What a refused Join says, whatever the reason: it must not tell which token ids exist. */
+export const JOIN_TOKEN_REFUSED = 'token: refused (unknown, expired or deleted token, or wrong secret)';
 
 export type WatchStreamLimits = Record<'host' | 'ingress' | 'admin', number>;
 
@@ -109,6 +131,8 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   const ipam = deps.leases ?? IPAM;
   const loadConfig = deps.loadConfig ?? loadClusterConfig;
   const leaseOpts: LeaseOptions = { now };
+  const graceMs = deps.join?.renewGraceMs ?? RENEW_GRACE_MS;
+  const joinGuard = createJoinGuard({ ...JOIN_LIMIT, ...deps.joinLimit }, logger, now);
 
   function authorize(method: string, auth: Auth, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): Who | null {
     if (auth === 'anonymous') return null;
@@ -129,13 +153,15 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     throw new PermissionError(`${field}: ${describeIdentity(who)} may not act for host "${host}"`);
   }
 
-  function unary<Req, Res>(method: string, auth: Auth, fn: (req: Req, who: Who | null) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  function unary<Req, Res>(
+    method: string, auth: Auth, fn: (req: Req, who: Who | null, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
+  ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       let who: Who | null = null;
       Promise.resolve()
         .then(() => {
           who = authorize(method, auth, call as never);
-          return fn(call.request, who);
+          return fn(call.request, who, call);
         })
         .then(
           (res) => callback(null, res),
@@ -155,39 +181,104 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
 
   // ---- hosts --------------------------------------------------------------
 
-  const Join = unary<pb.JoinRequest, pb.JoinResponse>('Join', 'anonymous', async (req) => {
+  /** A new client certificate for `name`, recorded under its identity so deleting or leaving can revoke it. */
+  async function issueRecorded(ca: Ca, kind: CertKind, name: string, publicKeyPem: string): Promise<pb.JoinResponse> {
+    const issued = await issueClientCert(ca, { host: name, role: kind, publicKeyPem, ttlDays: deps.join!.clientCertTtlDays });
+    await recordIssuedCert(store, { kind, name, serial: issued.serial, notAfter: issued.notAfter.getTime(), issuedAt: now() }, { now: now(), keepMs: graceMs });
+    return { certificate_pem: issued.certPem, ca_pem: ca.certPem, expires_at_unix_ms: issued.notAfter.getTime() };
+  }
+
+  /** A proof of possession that holds: signed now by the key of an unrevoked certificate of this CA, expired at most graceMs ago. */
+  function provenIdentity(ca: Ca, proof: PossessionProof__Output, purpose: 'join' | 'renew', publicKeyPem: string) {
+    const r = verifyPossession(ca, proof, { purpose, publicKeyPem, now: now(), graceMs });
+    if (!r.ok) return r;
+    if (deps.revocations?.has(r.serial)) return { ok: false as const, reason: `certificate ${r.serial} has been revoked` };
+    return r;
+  }
+
+  const Join = unary<pb.JoinRequest, pb.JoinResponse>('Join', 'anonymous', async (req, _who, call) => {
+    const peer = call.getPeer();
+    const waitMs = joinGuard.take(peer);
+    if (waitMs > 0) {
+      joinGuard.refused({ method: 'Join', peer, retryInMs: waitMs }, 'refused join: too many attempts from this address');
+      throw new JoinRateLimitedError(`too many join attempts from this address; retry in ${Math.ceil(waitMs / 1000)}s`);
+    }
     checkJoin(req);
+    must(checkPossessionProof(req.previous, 'previous'));
     if (!deps.join) throw new PermissionError('this controller does not hold the cluster CA and cannot serve Join');
     const role: Role = req.role === 'ingress' ? 'ingress' : 'host';
     const v = await verifyToken(store, req.token);
     if (!v.ok) {
-      logger.warn({ method: 'Join', host: req.host_name, role, reason: v.reason }, 'refused join');
-      throw new UnauthenticatedError(`token: refused (${v.reason})`);
+      joinGuard.refused({ method: 'Join', peer, host: req.host_name, role, reason: v.reason }, 'refused join');
+      throw new UnauthenticatedError(JOIN_TOKEN_REFUSED);
     }
     if (v.role !== role) {
-      logger.warn({ method: 'Join', host: req.host_name, role, token: v.id, tokenRole: v.role }, 'refused join: token made for another role');
+      joinGuard.refused({ method: 'Join', peer, host: req.host_name, role, token: v.id, tokenRole: v.role }, 'refused join: token made for another role');
       throw new PermissionError(`token: ${v.id} is ${ROLE_TOKEN[v.role]}; ${ROLE_TOKEN_FIX[role]}`);
     }
-    // Tokens are reusable, so a token alone must not let its holder take over
-    // a host that is alive: only a name that is free or has gone quiet for a
-    // whole lease TTL can be joined again. Ingresses keep no record here, and
-    // their certificates only read, so their names are not checked for
-    // uniqueness; being of another kind, they never collide with a host's.
-    const existing = role === 'host' ? await getHost(store, req.host_name) : undefined;
-    if (existing) {
-      const ttlMs = (await loadConfig(store)).leaseTtlSeconds * 1000;
-      const quietMs = now() - existing.lastHeartbeat;
-      if (quietMs < ttlMs) {
-        logger.warn({ method: 'Join', host: req.host_name, token: v.id, lastHeartbeatMsAgo: quietMs }, 'refused join: host is registered and alive');
-        throw new PermissionError(
-          `host_name: host "${req.host_name}" is registered and alive (last heartbeat ${Math.round(quietMs / 1000)}s ago); ` +
-            `a token cannot take over a live host's name. Stop that host's agent or let it leave, then retry in ${Math.ceil((ttlMs - quietMs) / 1000)}s`,
-        );
+    // Tokens are reusable, so a token alone must not let its holder take
+    // over a host, alive or quiet: a name that is registered, or holds a
+    // certificate not yet expired, is joined again only by that host itself
+    // (a proof signed with the key of its certificate), or after an operator
+    // deleted it (`weft host delete`). Ingresses keep no record here and
+    // only read, so their names are not reserved.
+    if (role === 'host') {
+      const registered = await getHost(store, req.host_name);
+      const certified = registered ? [] : await listIssuedCerts(store, { kind: 'host', name: req.host_name });
+      if (registered || certified.some((c) => c.notAfter > now())) {
+        const proof = req.previous ? provenIdentity(deps.join.ca, req.previous, 'join', req.public_key_pem) : undefined;
+        const self = proof?.ok && 'host' in proof.id && proof.id.host === req.host_name;
+        if (!self) {
+          const why = !proof ? 'no proof of being that host' : proof.ok ? 'the proof is for another identity' : proof.reason;
+          joinGuard.refused({ method: 'Join', peer, host: req.host_name, token: v.id, why }, 'refused join: name belongs to an existing host');
+          throw new HostNameTakenError(
+            `host_name: host "${req.host_name}" exists; a token cannot take over an existing host's name (${why}). ` +
+              `If that machine is gone for good, delete it first (weft host delete ${req.host_name}); a host rejoining keeps its host.key`,
+          );
+        }
       }
     }
-    const issued = await issueClientCert(deps.join.ca, { host: req.host_name, role, publicKeyPem: req.public_key_pem, ttlDays: deps.join.clientCertTtlDays });
-    logger.info({ method: 'Join', host: req.host_name, role, token: v.id }, role === 'host' ? 'host joined' : 'ingress joined');
-    return { certificate_pem: issued.certPem, ca_pem: deps.join.ca.certPem, expires_at_unix_ms: issued.notAfter.getTime() };
+    const res = await issueRecorded(deps.join.ca, role, req.host_name, req.public_key_pem);
+    logger.info({ method: 'Join', host: req.host_name, role, token: v.id, selfProven: req.previous !== null && req.previous !== undefined }, role === 'host' ? 'host joined' : 'ingress joined');
+    return res;
+  });
+
+  /**
+   * A new certificate for the caller's own identity and its new public key.
+   * The caller is its current certificate (mTLS), or, when that expired
+   * while the host was down, a proof signed with its key within the grace
+   * window. Revoked certificates renew nothing, and a revocation that lands
+   * while this runs also revokes what it issued.
+   */
+  const RenewCertificate = unary<RenewCertificateRequest__Output, pb.JoinResponse>('RenewCertificate', 'anonymous', async (req, _who, call) => {
+    if (typeof req.public_key_pem !== 'string' || !req.public_key_pem.includes('-----BEGIN PUBLIC KEY-----')) {
+      fail('public_key_pem: must be the new public key as an SPKI PEM ("-----BEGIN PUBLIC KEY-----")');
+    }
+    must(checkPossessionProof(req.expired, 'expired'));
+    if (!deps.join) throw new PermissionError('this controller does not hold the cluster CA and cannot renew certificates');
+    const who = deps.identity(call as never);
+    if (who === 'admin') throw new PermissionError('RenewCertificate: admin certificates are made on the controller (weft admin-cert), not renewed');
+    let kind: CertKind, name: string, serial: string | undefined;
+    if (who) {
+      [kind, name, serial] = 'ingress' in who ? ['ingress', who.ingress, who.serial] : ['host', who.host, who.serial];
+    } else {
+      if (!req.expired) throw new UnauthenticatedError('RenewCertificate needs a valid client certificate, or (after it expired) a proof signed with its key in `expired`');
+      const proof = provenIdentity(deps.join.ca, req.expired, 'renew', req.public_key_pem);
+      if (!proof.ok) {
+        logger.warn({ method: 'RenewCertificate', peer: call.getPeer(), reason: proof.reason }, 'refused renewal of an expired certificate');
+        throw new UnauthenticatedError(`expired: refused (${proof.reason}); past the grace window a host joins again with a token`);
+      }
+      [kind, name, serial] = 'ingress' in proof.id ? ['ingress', proof.id.ingress, proof.serial] : ['host', proof.id.host, proof.serial];
+    }
+    const res = await issueRecorded(deps.join.ca, kind, name, req.public_key_pem);
+    if (serial && (await store.get(revokedKey(serial)))) {
+      const issuedSerial = normalizeSerial(new X509Certificate(res.certificate_pem).serialNumber);
+      await revokeCerts(store, [{ serial: issuedSerial, kind, name, notAfter: res.expires_at_unix_ms }], { now: now(), keepMs: graceMs, reason: 'renewed by a revoked certificate' });
+      deps.revocations?.add([issuedSerial]);
+      throw new UnauthenticatedError(`client certificate ${serial} has been revoked; join again with a new token`);
+    }
+    logger.info({ method: 'RenewCertificate', [kind]: name, expired: !who, notAfter: new Date(res.expires_at_unix_ms).toISOString() }, 'certificate renewed');
+    return res;
   });
 
   const RegisterHost = unary<pb.RegisterHostRequest, pb.RegisterHostResponse>('RegisterHost', 'host', async (req, who) => {
@@ -255,15 +346,10 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   const LeaveHost = unary<pb.LeaveHostRequest, pb.LeaveHostResponse>('LeaveHost', 'host', async (req, who) => {
     must(checkHostName(req.name, 'name'));
     mustBeSelf('LeaveHost', who, req.name, 'name');
-    // The host record goes first, so watchers see one HOST_DELETE rather than
-    // the host shrinking lease by lease. A host that left has no containers:
-    // its endpoints go too, or the ingress would keep sending to them.
-    await deleteHost(store, req.name);
-    const { endpoints } = await listEndpoints(store, { host: req.name });
-    for (const e of endpoints) await releaseEndpoint(store, e.network, e.ip, { host: req.name, containerId: e.containerId });
-    for (const l of await hostSubnets(req.name)) await ipam.releaseLease(store, { network: l.network, subnet: l.subnet, host: l.host });
+    const gone = await removeHost(store, req.name, { now: now(), keepMs: graceMs, reason: 'left', releaseLease: ipam.releaseLease, loadConfig });
+    deps.revocations?.add(gone.revoked.map((r) => r.serial));
     const revision = await store.revision();
-    logger.info({ method: 'LeaveHost', host: req.name, endpoints: endpoints.length }, 'host left');
+    logger.info({ method: 'LeaveHost', host: req.name, endpoints: gone.endpoints, revokedCerts: gone.revoked.length }, 'host left');
     return { revision };
   });
 
@@ -405,7 +491,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   const WatchServices = stream<pb.WatchServicesRequest, pb.ServiceEvent>('WatchServices', 'reader', servicesHub);
 
   return {
-    Join, RegisterHost, Heartbeat, LeaveHost, WatchTopology,
+    Join, RenewCertificate, RegisterHost, Heartbeat, LeaveHost, WatchTopology,
     RegisterEndpoint, ReleaseEndpoint, ListEndpoints,
     CreateService, DeleteService, ListServices, WatchServices,
     GetStatus,

@@ -39,6 +39,22 @@ export class WatchLimitError extends WeftError {
   }
 }
 
+/** Join under the name of a registered host, without proof of being it (ALREADY_EXISTS). */
+export class HostNameTakenError extends WeftError {
+  constructor(message: string) {
+    super('WEFT_HOST_NAME_TAKEN', message);
+    this.name = 'HostNameTakenError';
+  }
+}
+
+/** Too many Join attempts from one address (RESOURCE_EXHAUSTED); the message says when to retry. */
+export class JoinRateLimitedError extends WeftError {
+  constructor(message: string) {
+    super('WEFT_JOIN_RATE_LIMITED', message);
+    this.name = 'JoinRateLimitedError';
+  }
+}
+
 const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [InvalidArgumentError, grpc.status.INVALID_ARGUMENT],
   [LeaseRequestError, grpc.status.INVALID_ARGUMENT],
@@ -51,6 +67,8 @@ const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [DatacenterExistsError, grpc.status.ALREADY_EXISTS],
   [GatewayRuleError, grpc.status.FAILED_PRECONDITION],
   [DatacenterInUseError, grpc.status.FAILED_PRECONDITION],
+  [HostNameTakenError, grpc.status.ALREADY_EXISTS],
+  [JoinRateLimitedError, grpc.status.RESOURCE_EXHAUSTED],
   [WatchLimitError, grpc.status.RESOURCE_EXHAUSTED],
   [EndpointMismatchError, grpc.status.FAILED_PRECONDITION],
   [RecordNotFoundError, grpc.status.NOT_FOUND],
@@ -74,7 +92,7 @@ export function toServiceError(err: unknown, ctx: { logger: Logger; method: stri
     }
   }
   // A bad public key in Join is the client's mistake; other PKI failures are ours.
-  if (err instanceof PkiError && ctx.method === 'Join') {
+  if (err instanceof PkiError && (ctx.method === 'Join' || ctx.method === 'RenewCertificate')) {
     return { code: grpc.status.INVALID_ARGUMENT, details: `public_key_pem: ${err.message}` };
   }
   ctx.logger.error({ method: ctx.method, caller: ctx.caller, err }, 'internal error');

@@ -29,6 +29,10 @@ describe('defaults', () => {
       logLevel: 'info',
       tls: true,
       warnings: [],
+      clientCertTtlMs: 24 * 3_600_000,
+      certRenewGraceMs: 7 * 24 * 3_600_000,
+      joinRatePerSecond: 1,
+      joinBurst: 10,
     });
   });
 

@@ -190,10 +190,10 @@ describe('weft controller: serving', () => {
     const put = await w.waitFor((m) => m.kind === 'HOST_PUT' && m.hosts[0]?.name === 'node-a');
     expect(put.hosts[0].subnets[0].subnet).toBe(reg.host.subnets[0].subnet);
 
-    // A token is reusable, but not to take over the name of a host that is alive.
+    // A token is reusable, but not to take over the name of an existing host.
     const again = await codeOf(joinHost('node-a', token));
-    expect(again).toBe('PERMISSION_DENIED');
-    await d.waitLog((l) => l.msg === 'refused join: host is registered and alive' && l.host === 'node-a');
+    expect(again).toBe('ALREADY_EXISTS');
+    await d.waitLog((l) => l.msg === 'refused join: name belongs to an existing host' && l.host === 'node-a');
     expect(await codeOf(joinHost('node-b', token))).toBe('OK');
 
     const m = (await httpGet(d.metricsPort, '/metrics')).body;
@@ -202,7 +202,7 @@ describe('weft controller: serving', () => {
     expect(metric(m, 'weft_watch_streams', 'method="WatchTopology"')).toBe(1);
     expect(metric(m, 'weft_watch_sent_revision', 'method="WatchTopology"')).toBe(put.revision);
     expect(metric(m, 'weft_subnet_allocation_seconds_count', 'network="default",result="ok"')).toBe(1);
-    expect(metric(m, 'weft_grpc_requests_total', 'method="Join",code="PERMISSION_DENIED"')).toBe(1);
+    expect(metric(m, 'weft_grpc_requests_total', 'method="Join",code="ALREADY_EXISTS"')).toBe(1);
     w.cancel();
     await w.ended;
     // A cancelled stream is no longer counted as open.

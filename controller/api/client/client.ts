@@ -21,6 +21,7 @@ import {
 import { type Logger, silentLogger } from '../../common/log';
 import { backoff, type BackoffOptions } from './backoff';
 import { certNames, certProblemMessage, certProblemOf, fetchServerChain } from './server-cert';
+import { credentialFeed } from './live-credentials';
 
 export type ConnectionState = 'connected' | 'connecting' | 'disconnected';
 
@@ -68,6 +69,13 @@ export type ControllerClient = {
   connectionState(): ConnectionState;
   /** Called on every change of connectionState(); returns the unsubscribe function. */
   onConnectionState(fn: (s: ConnectionState) => void): () => void;
+  /**
+   * Moves to a channel with these credentials (a renewed certificate): new
+   * calls use it at once, open watches end on the old channel and resume on
+   * the new one from their revision, calls in flight finish on the old one.
+   * Credentials linked to a renewal (live-credentials.ts) do this by themselves.
+   */
+  updateCredentials(credentials: grpc.ChannelCredentials): void;
   close(): void;
 };
 
@@ -110,7 +118,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
   const log = o.log ?? silentLogger;
   const callTimeoutMs = o.callTimeoutMs ?? 10_000;
   const Client = controllerClientConstructor();
-  const stub: ControllerStub = new Client(o.server, o.credentials, {
+  const makeStub = (credentials: grpc.ChannelCredentials): ControllerStub => new Client(o.server, credentials, {
     // Find a controller that vanished without closing the connection (host crash, partition).
     'grpc.keepalive_time_ms': 20_000,
     'grpc.keepalive_timeout_ms': 10_000,
@@ -120,7 +128,10 @@ export function connectController(o: ConnectOptions): ControllerClient {
     'grpc.max_reconnect_backoff_ms': o.backoff?.maxMs ?? 10_000,
     ...o.channelOptions,
   });
-  const channel = stub.getChannel();
+  let stub: ControllerStub = makeStub(o.credentials);
+  let channel = stub.getChannel();
+  /** Each open watch's way to move to a new channel. */
+  const watches = new Set<{ reopen(): void }>();
   const metadata = () => {
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(o.metadata ?? {})) md.set(k, v);
@@ -145,16 +156,31 @@ export function connectController(o: ConnectOptions): ControllerClient {
   }
 
   // Follow the channel; a watch also reports a broken stream at once (the channel may notice later).
-  const follow = () => {
-    if (closed) return;
-    const c = channel.getConnectivityState(false);
+  // A channel replaced by updateCredentials is no longer followed.
+  const follow = (ch: ReturnType<ControllerStub["getChannel"]>) => {
+    if (closed || ch !== channel) return;
+    const c = ch.getConnectivityState(false);
     if (c === grpc.connectivityState.SHUTDOWN) return;
     if (c === grpc.connectivityState.READY) everReady = true;
     setState(stateOf(c, everReady));
-    channel.watchConnectivityState(c, Infinity, follow);
+    ch.watchConnectivityState(c, Infinity, () => follow(ch));
   };
   channel.getConnectivityState(true);
-  follow();
+  follow(channel);
+
+  function updateCredentials(credentials: grpc.ChannelCredentials): void {
+    if (closed) return;
+    const old = stub;
+    stub = makeStub(credentials);
+    channel = stub.getChannel();
+    channel.getConnectivityState(true);
+    follow(channel);
+    for (const w of [...watches]) w.reopen();
+    // Unary calls already sent finish on the old channel; none outlives its deadline.
+    setTimeout(() => old.close(), callTimeoutMs + 1000).unref();
+    log.info({ server: o.server }, 'controller connection: moved to renewed credentials');
+  }
+  const unfollowFeed = credentialFeed(o.credentials)?.subscribe(updateCredentials);
 
   // Reading the certificate's names takes a handshake; one at a time is enough.
   let readingNames = false;
@@ -196,16 +222,20 @@ export function connectController(o: ConnectOptions): ControllerClient {
     let from = w.fromRevision ?? 0;
     let stopped = false;
     let stream: grpc.ClientReadableStream<unknown> | null = null;
+    /** Marks the open stream as done, so its end is not taken for an outage. */
+    let retire = () => {};
     let timer: NodeJS.Timeout | null = null;
     const delays = backoff(o.backoff);
-    const fn = (stub[method] as unknown as StreamFn).bind(stub);
 
     const open = () => {
       timer = null;
       if (stopped || closed) return;
       let over = false;
-      const s = fn({ from_revision: from }, metadata());
+      const s = (stub[method] as unknown as StreamFn).bind(stub)({ from_revision: from }, metadata());
       stream = s;
+      retire = () => {
+        over = true;
+      };
       // A stream that failed on a live connection left us "disconnected"; the channel will not say otherwise on its own.
       setState(stateOf(channel.getConnectivityState(false), everReady));
       log.debug({ from }, `watching ${what}`);
@@ -234,11 +264,24 @@ export function connectController(o: ConnectOptions): ControllerClient {
       // A clean end means the controller is going away (its store closed): reconnect, maybe elsewhere.
       s.on('end', () => again('ended by the controller'));
     };
+    const mover = {
+      // Resume at once on the new channel from the last delivered revision: no gap, no duplicate.
+      reopen() {
+        if (stopped || closed) return;
+        if (timer) clearTimeout(timer);
+        retire();
+        stream?.cancel();
+        delays.reset();
+        open();
+      },
+    };
+    watches.add(mover);
     open();
     return {
       revision: () => from,
       stop() {
         stopped = true;
+        watches.delete(mover);
         if (timer) clearTimeout(timer);
         stream?.cancel();
       },
@@ -254,8 +297,11 @@ export function connectController(o: ConnectOptions): ControllerClient {
       listeners.add(fn);
       return () => listeners.delete(fn);
     },
+    updateCredentials,
     close() {
       closed = true;
+      unfollowFeed?.();
+      watches.clear();
       stub.close();
       setState('disconnected');
     },

@@ -23,13 +23,15 @@
 import {
   X509Certificate, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject,
 } from 'node:crypto';
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { JoinResponse, RequestOf } from '../proto';
 import { connectController, isTransient } from './client';
 import { IdentityError } from './identity-error';
 import { caCertHash, clientCredentials } from './trust';
+import { provePossession } from './possession';
+import { linkCredentials, liveOf } from './live-credentials';
 import { createExclusive, replaceAtomic } from '../../common/files';
 import { HOST_URI_PREFIX } from '../../common/names';
 import { INGRESS_URI_PREFIX, type Role } from '../validate';
@@ -144,8 +146,54 @@ function samePublicKey(a: KeyObject, b: KeyObject): boolean {
   return a.export({ type: 'spki', format: 'der' }).equals(b.export({ type: 'spki', format: 'der' }));
 }
 
+// ---- renewal on disk ------------------------------------------------------------
+//
+// A renewal writes host.key.next (0600) and host.crt.next, then renames the
+// key over host.key and the certificate over host.crt. A crash anywhere in
+// between leaves a state finishPendingRenewal completes (the new certificate
+// and the key it was issued for) or drops (no new certificate yet), so the
+// directory never holds a certificate and a key that do not belong together.
+
+const NEXT = '.next';
+
+function publicKeyOfPem(certOrKeyPem: string): KeyObject | null {
+  try {
+    return certOrKeyPem.includes('CERTIFICATE') ? new X509Certificate(certOrKeyPem).publicKey : createPublicKey(createPrivateKey(certOrKeyPem));
+  } catch {
+    return null;
+  }
+}
+
+export async function finishPendingRenewal(stateDir: string): Promise<void> {
+  const [keyPath, certPath] = [join(stateDir, HOST_KEY_FILE), join(stateDir, HOST_CERT_FILE)];
+  const [keyNext, certNext] = await Promise.all([readIfExists(keyPath + NEXT), readIfExists(certPath + NEXT)]);
+  if (certNext !== null) {
+    const key = keyNext ?? (await readIfExists(keyPath));
+    const a = publicKeyOfPem(certNext);
+    const b = key === null ? null : publicKeyOfPem(key);
+    if (a && b && samePublicKey(a, b)) {
+      if (keyNext !== null) await rename(keyPath + NEXT, keyPath);
+      await rename(certPath + NEXT, certPath);
+      return;
+    }
+  }
+  await rm(keyPath + NEXT, { force: true });
+  await rm(certPath + NEXT, { force: true });
+}
+
+async function storeRenewed(stateDir: string, keyPem: string, certPem: string): Promise<void> {
+  const [keyPath, certPath] = [join(stateDir, HOST_KEY_FILE), join(stateDir, HOST_CERT_FILE)];
+  await replaceAtomic(keyPath + NEXT, keyPem, 0o600);
+  await replaceAtomic(certPath + NEXT, certPem, 0o644);
+  await rename(keyPath + NEXT, keyPath);
+  await rename(certPath + NEXT, certPath);
+}
+
 /** The credentials stored in `stateDir`, or null when this machine has not joined yet. */
 export async function loadCredentials(stateDir: string): Promise<Credentials | null> {
+  await finishPendingRenewal(stateDir).catch((e) => {
+    throw new IdentityError(`cannot finish the certificate renewal left in ${stateDir}: ${(e as Error).message}`, { cause: e });
+  });
   const certPath = join(stateDir, HOST_CERT_FILE);
   const certPem = await readIfExists(certPath);
   if (certPem === null) return null;
@@ -231,6 +279,25 @@ async function callJoin(server: string, caPem: string, req: RequestOf<'Join'>, t
   }
 }
 
+/** Trust nothing in a Join or RenewCertificate reply that the trusted CA does not vouch for. */
+function checkIssuedReply(what: string, res: JoinResponse, ca: X509Certificate, publicKey: KeyObject, role: Role, name: string): X509Certificate {
+  let cert: X509Certificate, replyCa: X509Certificate;
+  try {
+    cert = new X509Certificate(res.certificate_pem);
+    replyCa = new X509Certificate(res.ca_pem);
+  } catch (e) {
+    throw new IdentityError(`the controller's ${what} reply holds no readable certificate (${(e as Error).message})`);
+  }
+  if (caCertHash(replyCa) !== caCertHash(ca)) throw new IdentityError(`the controller answered with CA ${caCertHash(replyCa)}, not the trusted ${caCertHash(ca)}`);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new IdentityError(`the certificate from ${what} is not signed by the trusted CA`);
+  if (!samePublicKey(cert.publicKey, publicKey)) throw new IdentityError(`the certificate from ${what} is not for this host's key`);
+  const got = identityOf(cert, `the certificate from ${what}`);
+  if (got.role !== role || got.name !== name) {
+    throw new IdentityError(`the certificate from ${what} names ${roleName(got.role, got.name)}, not ${roleName(role, name)}`);
+  }
+  return cert;
+}
+
 /**
  * Joins the cluster: sends the token and this host's public key, stores the
  * certificate and CA. Nothing is written unless the join succeeds (an existing
@@ -253,25 +320,15 @@ export async function joinCluster(o: JoinOptions): Promise<Credentials> {
     await checkPrivateFile(keyPath);
   }
   const publicKey = createPublicKey(keyPem);
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  // A host joining again under its own name proves it with the key of the certificate it had.
+  const oldCertPem = newKey ? null : await readIfExists(join(stateDir, HOST_CERT_FILE));
+  const previous = oldCertPem === null ? undefined : provePossession({ purpose: 'join', name: o.hostName, certPem: oldCertPem, keyPem, publicKeyPem });
   const res = await callJoin(o.server, caPem, {
-    token: o.token, host_name: o.hostName, public_key_pem: publicKey.export({ type: 'spki', format: 'pem' }) as string, role,
+    token: o.token, host_name: o.hostName, public_key_pem: publicKeyPem, role, ...(previous ? { previous } : {}),
   }, timeoutMs, seen);
 
-  // Trust nothing in the reply that the pinned CA does not vouch for.
-  let cert: X509Certificate, replyCa: X509Certificate;
-  try {
-    cert = new X509Certificate(res.certificate_pem);
-    replyCa = new X509Certificate(res.ca_pem);
-  } catch (e) {
-    throw new IdentityError(`the controller's join reply holds no readable certificate (${(e as Error).message})`);
-  }
-  if (caCertHash(replyCa) !== caCertHash(ca)) throw new IdentityError(`the controller answered with CA ${caCertHash(replyCa)}, not the trusted ${caCertHash(ca)}`);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new IdentityError('the certificate from Join is not signed by the trusted CA');
-  if (!samePublicKey(cert.publicKey, publicKey)) throw new IdentityError('the certificate from Join is not for this host\'s key');
-  const got = identityOf(cert, 'the certificate from Join');
-  if (got.role !== role || got.name !== o.hostName) {
-    throw new IdentityError(`the certificate from Join names ${roleName(got.role, got.name)}, not ${roleName(role, o.hostName)}`);
-  }
+  const cert = checkIssuedReply('Join', res, ca, publicKey, role, o.hostName);
 
   await ensurePrivateDir(stateDir);
   if (newKey) await createExclusive(keyPath, keyPem, 0o600);
@@ -290,7 +347,15 @@ export async function ensureCredentials(o: Omit<JoinOptions, 'token'> & { token?
     if (have.hostName !== o.hostName || have.role !== role) {
       throw new IdentityError(`${stateDir} holds the identity of ${roleName(have.role, have.hostName)}, not ${roleName(role, o.hostName)}; use that name or another state directory`);
     }
-    return have;
+    if (have.certExpiresAt.getTime() > Date.now()) return have;
+    // Expired while this machine was down: its key renews it within the controller's grace window;
+    // past that, a token joins it again (the key still proves it is this host, unless it was deleted).
+    try {
+      return await renewCredentials({ server: o.server, stateDir, current: have, timeoutMs: o.timeoutMs });
+    } catch (err) {
+      if (joinIsTransient(err) || !o.token) throw err;
+    }
+    return joinCluster({ ...o, token: o.token });
   }
   if (!o.token) throw new IdentityError(`this host has not joined yet (no ${join(stateDir, HOST_CERT_FILE)}); give a bootstrap token`);
   return joinCluster({ ...o, token: o.token });
@@ -311,7 +376,54 @@ export function joinIsTransient(err: unknown): boolean {
   return /no TLS handshake/.test(cause.message ?? '');
 }
 
-/** grpc channel credentials for every call after Join. */
+/**
+ * grpc channel credentials for every call after Join. When `c` is kept
+ * renewed (renewal.ts), they carry the newest certificate and follow each
+ * later one: a client built from them moves to it by itself.
+ */
 export function channelCredentials(c: Credentials): grpc.ChannelCredentials {
+  const live = liveOf(c);
+  if (!live) return plainCredentials(c);
+  return linkCredentials(plainCredentials(live.current()), { subscribe: (fn) => live.subscribe((next) => fn(plainCredentials(next))) });
+}
+
+function plainCredentials(c: Credentials): grpc.ChannelCredentials {
   return clientCredentials({ caPem: c.caPem, certPem: c.certPem, keyPem: c.keyPem });
+}
+
+// ---- renewal --------------------------------------------------------------------
+
+export type RenewOptions = { server: string; stateDir: string; current: Credentials; timeoutMs?: number; now?: number };
+
+/**
+ * A new certificate for the same identity and a new key pair made here (only
+ * its public key is sent): over the current certificate while it is valid,
+ * else with a proof signed by its key, which the controller accepts within
+ * its grace window. Stored in `stateDir` before it is returned.
+ */
+export async function renewCredentials(o: RenewOptions): Promise<Credentials> {
+  const cur = o.current;
+  const now = o.now ?? Date.now();
+  const expired = cur.certExpiresAt.getTime() <= now;
+  const keyPem = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const publicKey = createPublicKey(keyPem);
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  const req = expired
+    ? { public_key_pem: publicKeyPem, expired: provePossession({ purpose: 'renew', name: cur.hostName, certPem: cur.certPem, keyPem: cur.keyPem, publicKeyPem, now }) }
+    : { public_key_pem: publicKeyPem };
+  const credentials = expired ? clientCredentials({ caPem: cur.caPem }) : plainCredentials(cur);
+  const client = connectController({ server: o.server, credentials, callTimeoutMs: o.timeoutMs ?? 10_000 });
+  let res: JoinResponse;
+  try {
+    res = await client.call('RenewCertificate', req);
+  } catch (err) {
+    const e = err as { code?: number; details?: string; message: string };
+    throw new IdentityError(`certificate renewal through ${o.server} refused: ${grpc.status[e.code ?? -1] ?? e.code}: ${e.details || e.message}`, { cause: err });
+  } finally {
+    client.close();
+  }
+  const ca = new X509Certificate(cur.caPem);
+  const cert = checkIssuedReply('RenewCertificate', res, ca, publicKey, cur.role, cur.hostName);
+  await storeRenewed(o.stateDir, keyPem, res.certificate_pem);
+  return { hostName: cur.hostName, role: cur.role, keyPem, certPem: res.certificate_pem, caPem: cur.caPem, certExpiresAt: new Date(cert.validTo) };
 }
