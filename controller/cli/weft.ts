@@ -57,6 +57,14 @@ const commands: Record<string, Command> = {
     summary: 'list the services with their backends (weft service list)',
     run: async (argv) => (await import('./service-commands')).servicesCommand(argv),
   },
+  datacenter: {
+    summary: 'add, list or delete datacenters and add, drain or remove their WireGuard gateways',
+    run: async (argv) => (await import('./datacenter-commands')).datacenterCommand(argv),
+  },
+  datacenters: {
+    summary: 'list the datacenters with their gateways (weft datacenter list)',
+    run: async (argv) => (await import('./datacenter-commands')).datacentersCommand(argv),
+  },
   ingress: {
     summary: 'run the ingress (edge load balancer into the services\' containers)',
     run: async (argv) => (await import('../../ingress/command')).ingressCommand(argv),
