@@ -24,7 +24,8 @@ export type HostNetwork = {
   /** Ensure the devices for these leases and replace the attachments; throws when the kernel refuses. */
   ensure(subnets: Subnet[]): void;
   /**
-   * Ensure again for the leases last ensured; never throws. Each change is
+   * Ensure again for the leases last ensured (without iptables when the
+   * trigger is 'link': notifications say nothing about rules); never throws. Each change is
    * logged as a repair naming the trigger and cause; a failure is logged
    * once per distinct error (a missing underlay fails the same way at every
    * resync) and again when it clears.
@@ -45,9 +46,9 @@ export function setUpHostNetwork(
   let watched: WatchedDevices = { weft: new Map(), underlayIp };
   let lastFailure: string | undefined;
 
-  function ensureFor(leases: Subnet[], logger: Logger): HostNetworkChange[] {
+  function ensureFor(leases: Subnet[], logger: Logger, skipIptables = false): HostNetworkChange[] {
     const spec = hostNetworkSpec(config, network.clusterConfig, leases, underlayIp, vtepMac, logger);
-    const report = ensureHostNetworkReport(h, spec, { log: logger });
+    const report = ensureHostNetworkReport(h, spec, { log: logger, skipIptables });
     network.attachments.clear();
     for (const a of report.attachments) network.attachments.set(a.network, a);
     watched = { weft: report.devices, underlay: report.underlay, underlayIp };
@@ -67,7 +68,8 @@ export function setUpHostNetwork(
     },
     repair(trigger, cause) {
       try {
-        const changes = ensureFor(subnets, log.child({ repair: trigger, cause }));
+        // a link notification cannot have changed iptables: the overlay waits for devices, not for iptables-save
+        const changes = ensureFor(subnets, log.child({ repair: trigger, cause }), trigger === 'link');
         if (lastFailure !== undefined) log.info({ repair: trigger, cause }, `host network repaired again after: ${lastFailure}`);
         lastFailure = undefined;
         return { changes };

@@ -50,7 +50,16 @@ export type HostNetworkSpec = {
   keepTxChecksumOffload?: boolean;
 };
 
-export type HostNetworkOptions = { netns?: string; log?: Logger };
+export type HostNetworkOptions = {
+  netns?: string;
+  log?: Logger;
+  /**
+   * Leave iptables as it is: for a repair prompted by a link notification,
+   * which cannot have touched the rules (they name devices, not indexes), and
+   * must not wait for iptables-save. The periodic check covers iptables.
+   */
+  skipIptables?: boolean;
+};
 
 /** What a change touched: the metrics count repairs by it. */
 export type ChangeKind = 'device' | 'address' | 'offload' | 'sysctl' | 'iptables';
@@ -297,7 +306,7 @@ export function ensureHostNetworkReport(h: Handle, spec: HostNetworkSpec, opts: 
     out.push(att);
   }
   ensureForwarding(netns, out.some((a) => ipFamily(a.gateway) !== AF_INET), note);
-  for (const what of applyWeftRules(spec, out, netns)) note({ kind: 'iptables', what: `iptables: ${what}` });
+  if (!opts.skipIptables) for (const what of applyWeftRules(spec, out, netns)) note({ kind: 'iptables', what: `iptables: ${what}` });
   return { attachments: out, changes, devices, underlay: { index: underlay.index, name: underlay.name } };
 }
 
