@@ -18,6 +18,8 @@ export type RevocationSet = {
   has(serial: string): boolean;
   /** Adds at once what this controller itself just revoked, ahead of its watch. */
   add(serials: string[]): void;
+  /** Called with each serial newly revoked (open watch streams of it are ended); returns the unsubscribe function. */
+  onRevoked(fn: (serial: string) => void): () => void;
   size(): number;
   /** The revision the set reflects. */
   revision(): number;
@@ -32,6 +34,18 @@ export async function watchRevocations(store: Store, o: RevocationWatchOptions):
   let serials = new Set<string>();
   let at = 0;
   const stop = new AbortController();
+  const listeners = new Set<(serial: string) => void>();
+  const revoke = (serial: string) => {
+    if (serials.has(serial)) return;
+    serials.add(serial);
+    for (const fn of [...listeners]) {
+      try {
+        fn(serial);
+      } catch (err) {
+        o.logger.error({ err, serial }, 'revocation listener failed');
+      }
+    }
+  };
 
   async function load(): Promise<void> {
     const { kvs, revision } = await store.range(REVOKED_PREFIX);
@@ -45,7 +59,7 @@ export async function watchRevocations(store: Store, o: RevocationWatchOptions):
         for await (const batch of store.watch(REVOKED_PREFIX, { fromRevision: at + 1, signal: stop.signal })) {
           for (const ev of batch.events) {
             const serial = ev.kv.key.slice(REVOKED_PREFIX.length);
-            if (ev.type === 'put') serials.add(serial);
+            if (ev.type === 'put') revoke(serial);
             else serials.delete(serial);
           }
           at = Math.max(at, batch.revision);
@@ -69,7 +83,11 @@ export async function watchRevocations(store: Store, o: RevocationWatchOptions):
   return {
     has: (serial) => serials.has(serial),
     add(list) {
-      for (const s of list) serials.add(normalizeSerial(s));
+      for (const s of list) revoke(normalizeSerial(s));
+    },
+    onRevoked(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
     },
     size: () => serials.size,
     revision: () => at,

@@ -60,7 +60,7 @@ export type ControllerDeps = {
    */
   join?: { ca: Ca; clientCertTtlDays: number; renewGraceMs?: number };
   /** The revoked serials (revocations.ts); what this controller revokes is added at once. */
-  revocations?: Pick<RevocationSet, 'has' | 'add'>;
+  revocations?: Pick<RevocationSet, 'has' | 'add'> & Partial<Pick<RevocationSet, 'onRevoked'>>;
   /** Join attempts per peer address and refusal log lines (default JOIN_LIMIT). */
   joinLimit?: Partial<JoinLimit>;
   leases?: LeaseFns;
@@ -432,6 +432,26 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     { name: 'services', prefixes: SERVICES_KEYS, init: servicesFromKvs, snapshot: servicesSnapshot, changes: servicesChanges },
     hubOpts,
   );
+  // A revoked certificate's open watch streams end with it: a stream is
+  // authorized once, when it opens, so revocation must reach it here.
+  const streamsBySerial = new Map<string, Set<() => void>>();
+  deps.revocations?.onRevoked?.((serial) => {
+    for (const end of [...(streamsBySerial.get(serial) ?? [])]) end();
+  });
+  function endOnRevocation(serial: string, method: string, sink: { signal: AbortSignal; fail(err: unknown): void }): void {
+    if (sink.signal.aborted) return;
+    let set = streamsBySerial.get(serial);
+    if (!set) streamsBySerial.set(serial, (set = new Set()));
+    const end = () => {
+      logger.info({ method, serial }, 'ended watch stream: its certificate was revoked');
+      sink.fail(new UnauthenticatedError(`client certificate ${serial} has been revoked; join again with a new token`));
+    };
+    set.add(end);
+    sink.signal.addEventListener('abort', () => {
+      set!.delete(end);
+      if (set!.size === 0) streamsBySerial.delete(serial);
+    }, { once: true });
+  }
   const queueLimit = deps.watchQueue ?? WATCH_QUEUE_LIMIT;
   const streamLimits: WatchStreamLimits = { ...WATCH_STREAMS_PER_CALLER, ...deps.watchStreams };
   /** Open streams per method and caller; an entry goes when its count reaches 0, so the map holds only callers with streams open. */
@@ -481,6 +501,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
           must(checkRevision(call.request.from_revision, 'from_revision'));
           // Only 'anonymous' methods have no caller, and no watch is one.
           if (caller) takeStreamSlot(method, caller, sink.signal);
+          if (caller && caller !== 'admin' && caller.serial) endOnRevocation(caller.serial, method, sink);
           return hub.attach(sink, call.request.from_revision, { method, caller: describeIdentity(who) });
         })
         .catch((err) => sink.fail(err));
