@@ -23,7 +23,7 @@
 // cannot carry). Seeds are fixed and printed; WEFT_FUZZ_SEED overrides them.
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +73,7 @@ describe('CNI fuzz: shim and agent socket against a real agent', () => {
   const added = new Map<string, Attachment>();
   let before: HostState;
   let sanitizedShim = '';
+  let logStart = 0;
 
   beforeAll(async () => {
     requireBuild();
@@ -103,6 +104,7 @@ describe('CNI fuzz: shim and agent socket against a real agent', () => {
     files.hostNs = `/run/netns/${host.netns}`;
     files.agentNs = `/proc/${agent.proc.pid}/ns/net`;
     before = hostState(host.netns);
+    logStart = statSync(agent.logFile).size; // what the agent logs from here on is the fuzz's doing
     console.log(`CNI fuzz seeds: shim ${SHIM_SEED} (${SHIM_RUNS} runs), socket ${SOCKET_SEED} (${SOCKET_RUNS} runs); WEFT_FUZZ_SEED=<n> reproduces`);
   }, 90_000);
 
@@ -477,6 +479,17 @@ describe('CNI fuzz: shim and agent socket against a real agent', () => {
     expect(JSON.parse(add.stdout).ips[0].address).toMatch(/^10\./);
     expect(await execShim({ CNI_COMMAND: 'DEL', ...env }, Buffer.from(conf()))).toMatchObject({ status: 0, stdout: '' });
     expect(hostState(host.netns)).toEqual(before);
+    // nothing went wrong on the agent's side: no warning or error in its log but the refusals
+    // themselves, and so no endpoint it reported was refused by the controller
+    const warned = new Map<string, number>();
+    for (const line of readFileSync(agent.logFile).subarray(logStart).toString('utf8').split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const l = JSON.parse(line) as { level: number; msg: string; err?: { message?: string } };
+      if (l.level < 40 || l.msg === 'cni request refused' || l.msg === 'malformed cni request') continue;
+      const k = `${l.level} ${l.msg}${l.err?.message ? `: ${l.err.message.slice(0, 200)}` : ''}`;
+      warned.set(k, (warned.get(k) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(warned)).toEqual({});
   }, 90_000);
 });
 
