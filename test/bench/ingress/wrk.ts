@@ -3,12 +3,24 @@
 // (socket connect/read/write/timeout, and answers that are not 2xx/3xx).
 //
 // Rate-limited runs: wrk 4 (Debian's) is closed-loop, and wrk2 is not
-// packaged. A Lua `delay()` makes each connection wait D ms after an answer
+// packaged. A Lua `delay()` makes each connection wait after an answer
 // before sending its next request, so C connections offer about
-// C * 1000 / (D + latency) requests per second; wrk times each request from
-// its write to its answer, so the wait is not in the latency. C is chosen for
-// the target rate with D = 10 ms and the rate actually reached is reported
-// next to the latency, so a run that fell short is visible.
+// C * 1000 / (D + latency) requests per second, D the mean wait; wrk times
+// each request from its write to its answer, so the wait is not in the
+// latency. C is chosen for the target rate with D = 10 ms and the rate
+// actually reached is reported next to the latency, so a run that fell short
+// is visible.
+//
+// The wait is drawn from an exponential distribution (mean D), not fixed.
+// With a fixed D every connection answered in the same millisecond (wrk's
+// timers have 1 ms resolution and fire together) sends again in the same
+// millisecond: the connections stay in step and the proxy sees bursts of
+// dozens of requests at once, where independent clients would arrive
+// spread out (Poisson arrivals: many independent sources, each with random
+// gaps). The burst, not the proxy, then sets the p99: the last request of a
+// burst of 47 waits for the 46 before it. The same script is used for every
+// path, direct included. WEFT_BENCH_PAUSE=fixed brings the old fixed wait
+// back, to compare with runs made before.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../../lab/lab';
@@ -63,10 +75,35 @@ export function parseWrk(out: string): WrkResult {
 
 export const errorCount = (r: WrkResult): number => Object.values(r.errors).reduce((a, b) => a + b, 0);
 
-/** The Lua file that makes every connection pause DELAY_MS between an answer and its next request. */
-export function delayScript(dir: string): string {
-  const p = join(dir, 'delay.lua');
-  writeFileSync(p, `function delay()\n  return ${DELAY_MS}\nend\n`);
+export type PauseMode = 'exponential' | 'fixed';
+
+export function pauseMode(env: string | undefined): PauseMode {
+  if (env === undefined || env === '' || env === 'exponential') return 'exponential';
+  if (env === 'fixed') return 'fixed';
+  throw new Error(`WEFT_BENCH_PAUSE must be exponential or fixed (got ${env})`);
+}
+
+/** The Lua text of the pause: exponential with mean DELAY_MS (rounded to wrk's whole ms), or DELAY_MS each time. */
+export function pauseLua(mode: PauseMode): string {
+  if (mode === 'fixed') return `function delay()\n  return ${DELAY_MS}\nend\n`;
+  // Each wrk thread has its own Lua state: seed it once, from the clock, on its first pause.
+  return [
+    'local seeded = false',
+    'function delay()',
+    '  if not seeded then',
+    '    math.randomseed(os.time() + math.floor(os.clock() * 1e6))',
+    '    seeded = true',
+    '  end',
+    `  return math.floor(-${DELAY_MS} * math.log(1 - math.random()) + 0.5)`,
+    'end',
+    '',
+  ].join('\n');
+}
+
+/** The Lua file that makes every connection pause (mean DELAY_MS) between an answer and its next request. */
+export function delayScript(dir: string, mode: PauseMode = 'exponential'): string {
+  const p = join(dir, `delay-${mode}.lua`);
+  writeFileSync(p, pauseLua(mode));
   return p;
 }
 
