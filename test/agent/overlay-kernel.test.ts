@@ -8,7 +8,7 @@ import { ensureHostNetwork } from '../../cni-plugin/agent/host/host-network';
 import { listOverlay, reconcileOverlay } from '../../cni-plugin/agent/host/overlay';
 import type { NetworkAttachment, RemoteHost, Topology } from '../../cni-plugin/agent/state/types';
 import { ipJson, useTestNetns } from '../helpers/netns';
-import { ip, underlay } from './fixtures';
+import { ip, recordingLog, underlay } from './fixtures';
 
 const SELF_MAC = '02:77:00:00:00:01';
 const DEV = 'weft.vx101';
@@ -114,6 +114,18 @@ describe('reconcileOverlay in a namespace', () => {
     expect(second).toMatchObject({ desired: 150, added: 0, replaced: 0, deleted: 0, failed: 0, requests: 0 });
     expect(c.writes()).toBe(150);
     expect(kernelState(ns)).toEqual(before);
+  });
+
+  it('a deleted VXLAN device: every entry on it fails with ENODEV, logged as one line for the device, and sends nothing', () => {
+    const { ns, h, atts } = setup();
+    ip(['-n', ns, 'link', 'del', DEV]);
+    const c = counting(h);
+    const log = recordingLog();
+    const r = reconcileOverlay(c.h, topology(fifty().slice(0, 5)), 'self', atts, { log });
+    expect(r).toMatchObject({ desired: 15, failed: 15, requests: 0 });
+    expect(r.errors.every((e) => e.error.message.includes('no such VXLAN device'))).toBe(true);
+    expect(c.writes()).toBe(0);
+    expect(log.lines.map((l) => l.msg)).toEqual([`15 overlay entries wait for ${DEV}, which does not exist`]);
   });
 
   it("replaces only the neighbour and FDB entry of a host whose VTEP MAC changed", () => {

@@ -43,6 +43,8 @@ export type Skipped = { host: string; network: string; reason: string };
 export type RenderedOverlay = Overlay & { skipped: Skipped[] };
 export type OverlayPlan = { add: Overlay; replace: Overlay; delete: Overlay };
 
+const ENODEV = 19;
+
 export type Kind = 'route' | 'neigh' | 'fdb';
 export type Action = 'add' | 'replace' | 'delete';
 export type EntryError = { action: Action; kind: Kind; entry: OverlayRoute | OverlayNeigh | OverlayFdb; error: Error };
@@ -298,7 +300,7 @@ export function applyOverlay(h: Handle, plan: OverlayPlan, devices: ReadonlyMap<
   const push = (action: Action, kind: Kind, entry: EntryError['entry'], build: (index: number) => Request) => {
     const index = devices.get(entry.dev);
     if (index === undefined) {
-      errors.push({ action, kind, entry, error: new NetlinkError(19 /* ENODEV */, `${kind} ${action} on ${entry.dev}: no such VXLAN device`) });
+      errors.push({ action, kind, entry, error: new NetlinkError(ENODEV, `${kind} ${action} on ${entry.dev}: no such VXLAN device`) });
       return;
     }
     reqs.push(build(index));
@@ -374,7 +376,14 @@ export function reconcileOverlay(
     skipped: desired.skipped,
   };
   for (const s of desired.skipped) log.warn({ host: s.host, network: s.network }, `not programming host ${s.host} in ${s.network}: ${s.reason}`);
-  for (const e of errors) log.warn({ kind: e.kind, action: e.action, device: e.entry.dev }, e.error.message);
+  // entries waiting for a missing device are one line per device, not one per entry: the host
+  // network repair says why the device is missing, and recreates it as soon as it can
+  const missing = new Map<string, number>();
+  for (const e of errors) {
+    if (e.error instanceof NetlinkError && e.error.errno === ENODEV && !devices.has(e.entry.dev)) missing.set(e.entry.dev, (missing.get(e.entry.dev) ?? 0) + 1);
+    else log.warn({ kind: e.kind, action: e.action, device: e.entry.dev }, e.error.message);
+  }
+  for (const [dev, n] of missing) log.warn({ device: dev, entries: n }, `${n} overlay entries wait for ${dev}, which does not exist`);
   if (requests > 0) {
     log.info(
       { revision: topology.revision, added: result.added, replaced: result.replaced, deleted: result.deleted, failed: result.failed },
