@@ -35,7 +35,7 @@ export function ensureWireGuardLink(name: string, netns?: string): boolean {
 }
 
 /** Remove the kernel interface (its peers and sessions go with it); nothing when it is gone already. */
-export function deleteLink(name: string, netns?: string): void {
+export function deleteWireGuardLink(name: string, netns?: string): void {
   withHandle({ netns }, (h) => {
     const link = linkFind(h, name);
     if (link && link.kind === 'wireguard') linkDel(h, link.index);

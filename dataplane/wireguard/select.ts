@@ -3,7 +3,7 @@
 // Both come back behind the same WireGuardDevice; `release` lets the caller
 // let go of it without tearing the tunnel down (the kernel interface and the
 // wireguard-go process both stay), `destroy` removes it.
-import { deleteLink } from './kernel-link';
+import { deleteWireGuardLink } from './kernel-link';
 import type { WireGuardDevice } from './device';
 import { openKernelDevice } from './kernel';
 import { startUserspaceDevice, type UserspaceOptions } from './userspace';
@@ -38,7 +38,7 @@ export async function openWireGuardDevice(o: OpenOptions): Promise<OpenDevice> {
         release: () => k.close(),
         destroy: async () => {
           k.close();
-          deleteLink(o.name, o.netns);
+          deleteWireGuardLink(o.name, o.netns);
         },
       };
     }

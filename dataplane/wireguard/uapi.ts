@@ -15,8 +15,7 @@
 //
 // Every exchange has a deadline covering connect, write and the whole reply;
 // a device that does not answer in time is ETIMEDOUT, not a hang.
-import { createConnection } from 'node:net';
-import { isIPv4, isIPv6 } from 'node:net';
+import { createConnection, isIPv4, isIPv6 } from 'node:net';
 import { WireGuardProtocolError, WireGuardUapiError } from './errors';
 import {
   canonicalAllowedIp, canonicalEndpoint, checkInterfaceName, checkKey, hexToKey, keyFingerprint, keyToHex, publicKeyOf, type DeviceState, type DeviceUpdate, type PeerState,

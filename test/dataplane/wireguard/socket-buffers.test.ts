@@ -2,9 +2,10 @@
 // limits where it may (the initial namespace), reports a refusal elsewhere,
 // and this test measures what buffer wireguard-go's sockets really get.
 import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { raiseSocketBufferLimits, sysctlGet, sysctlSet } from '../../../dataplane/sysctl';
-import { startUserspaceDevice, type UserspaceDevice } from '../../../dataplane/wireguard/userspace';
+import { DEFAULT_LOG_DIR, startUserspaceDevice, type UserspaceDevice } from '../../../dataplane/wireguard/userspace';
 import { uniqueName } from '../../helpers/names';
 import { nsExec, useTestNetns } from '../../helpers/netns';
 import { requireSystem } from '../../helpers/system';
@@ -15,7 +16,10 @@ const namespaces = useTestNetns('wb', 1);
 let devices: UserspaceDevice[] = [];
 
 afterEach(async () => {
-  for (const d of devices) await d.stop();
+  for (const d of devices) {
+    await d.stop();
+    rmSync(`${DEFAULT_LOG_DIR}/${d.name}.log`, { force: true });
+  }
   devices = [];
 });
 

@@ -4,7 +4,7 @@
 // addresses with `ip` (the gateway agent's job, not this layer's) and checks
 // with ping, iperf3 and `wg show` what the product did.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WireGuardDeviceError } from '../../../dataplane/wireguard/errors';
 import { reconcileDevice } from '../../../dataplane/wireguard/reconcile';
@@ -48,6 +48,7 @@ afterEach(async () => {
     expect(text).not.toContain(s.keys.privateKey);
     expect(text).not.toContain(keyToHex(s.keys.privateKey, 'k'));
   }
+  for (const s of sides) rmSync(`${DEFAULT_LOG_DIR}/${s.ifname}.log`, { force: true });
   pids = [];
   children = [];
   logs = [];
@@ -254,6 +255,7 @@ describe('WireGuard through wireguard-go', () => {
     const taken = uniqueName('wg');
     execFileSync('ip', ['-n', b.ns, 'link', 'add', taken, 'type', 'veth', 'peer', 'name', uniqueName('wv')]);
     const failed = await startUserspaceDevice({ name: taken, netns: b.ns }).catch((e) => e);
+    rmSync(`${DEFAULT_LOG_DIR}/${taken}.log`, { force: true });
     expect(failed).toBeInstanceOf(WireGuardDeviceError);
     expect(failed.code).toBe('WEFT_WIREGUARD_DEVICE');
     expect(failed.message).toMatch(/exited with status \d+ before its socket answered: .*(TUN|tun)/s);
