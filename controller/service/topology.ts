@@ -32,6 +32,8 @@ export type TopologyState = {
   /** What the clients have, per host: the last host message sent (or in the snapshot). The clients always have `config`. */
   sent: Map<string, Host>;
   datacenters: Map<string, DatacenterRecord>;
+  /** Host names by the datacenter their record names, so a datacenter's view is built from its hosts alone. */
+  members: Map<string, Set<string>>;
   /** The cluster config's datacenterPools, by datacenter; like `config`, the last good one. */
   pools: PoolsByDatacenter;
   /** What the clients have, per datacenter: datacenterMessageKey of the last message sent. */
@@ -138,8 +140,17 @@ function setHost(s: TopologyState, key: string, value: string | undefined): stri
   const name = nameFromKey(HOSTS_PREFIX, key);
   if (!name) return [];
   const rec = value === undefined ? undefined : tryHost(key, value);
+  const before = s.hosts.get(name)?.datacenter;
   if (rec) s.hosts.set(name, rec);
   else s.hosts.delete(name);
+  if (before !== rec?.datacenter) {
+    if (before !== undefined) s.members.get(before)?.delete(name);
+    if (rec) {
+      let set = s.members.get(rec.datacenter);
+      if (!set) s.members.set(rec.datacenter, (set = new Set()));
+      set.add(name);
+    }
+  }
   return [name];
 }
 
@@ -162,7 +173,7 @@ function projectDatacenter(s: TopologyState, name: string): Datacenter | undefin
   if (!dc) return undefined;
   return datacenterMessage(dc, {
     host: (h) => s.hosts.get(h),
-    members: [...s.hosts.values()].filter((h) => h.datacenter === name).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    members: [...(s.members.get(name) ?? [])].sort().map((h) => s.hosts.get(h)!),
     subnetsOf: (h) => subnetsOf(s, h),
     pools: s.pools.get(name),
   });
@@ -175,7 +186,7 @@ export function topologyFromKvs(kvs: Map<string, string>): TopologyState {
   const s: TopologyState = {
     hosts: new Map(), leases: new Map(), leasesByHost: new Map(),
     config: decodeConfig(kvs.get(CONFIG_KEY), undefined), sent: new Map(),
-    datacenters: new Map(), pools: decodePools(kvs.get(CONFIG_KEY), undefined), sentDatacenters: new Map(),
+    datacenters: new Map(), members: new Map(), pools: decodePools(kvs.get(CONFIG_KEY), undefined), sentDatacenters: new Map(),
   };
   for (const [key, value] of kvs) {
     if (key.startsWith(HOSTS_PREFIX)) setHost(s, key, value);
