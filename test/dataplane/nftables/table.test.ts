@@ -47,6 +47,36 @@ describe('nftables table', () => {
   });
 });
 
+describe('nftables table listings', () => {
+  it('a read is taken again while someone else commits during it, and given up on with a clear error when that never stops', () => {
+    const [ns] = nsOf();
+    const t = openNftTable({ name: 'wtc', family: NFPROTO_IPV4, netns: ns });
+    try {
+      t.run('add table ip wtc\nadd set ip wtc s { type ipv4_addr; }', 'setup');
+      let reads = 0;
+      // the first read races with a transaction: its generation is not the one after it, so it is read again
+      const r = t.consistent((g) => {
+        reads++;
+        if (reads === 1) nsExec(ns, 'nft', ['add', 'element', 'ip', 'wtc', 's', '{ 10.0.0.1 }']);
+        return { g, sets: [...t.structure().sets.keys()] };
+      }, 'list wtc');
+      expect(reads).toBe(2);
+      expect(r.sets).toEqual(['s']);
+      expect(r.g).toBe(t.gen());
+      // a ruleset that changes under every read: a bounded number of attempts, then an error naming the listing
+      let attempts = 0;
+      expect(() => t.consistent(() => {
+        attempts++;
+        nsExec(ns, 'nft', ['add', 'element', 'ip', 'wtc', 's', `{ 10.0.1.${attempts} }`]);
+      }, 'list wtc')).toThrow(/list wtc: the ruleset changed during each of 6 listings/);
+      expect(attempts).toBe(6);
+    } finally {
+      t.drop();
+      t.close();
+    }
+  });
+});
+
 describe('conntrack', () => {
   it('lists entries by reply source and deletes exactly those', () => {
     const [ns] = nsOf();
