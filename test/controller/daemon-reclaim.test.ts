@@ -54,7 +54,7 @@ describe('leader duties', () => {
     clients.push(host);
     const reg = await call(host, 'RegisterHost', hostReq('quiet'));
     const subnet = reg.host.subnets[0].subnet;
-    expect(await codeOf(join1())).toBe('PERMISSION_DENIED'); // alive: its name is taken
+    expect(await codeOf(join1())).toBe('ALREADY_EXISTS'); // registered: its name is taken
 
     // No more heartbeats. The leader waits one TTL after election, then reclaims every TTL/3.
     const line = await d.waitLog((l) => l.msg === 'reclaimed expired lease', 20_000);
@@ -62,7 +62,10 @@ describe('leader duties', () => {
     const m = (await httpGet(d.metricsPort, '/metrics')).body;
     expect(metric(m, 'weft_leases_reclaimed_total')).toBe(1);
     expect(metric(m, 'weft_leases', 'network="default"')).toBeUndefined();
-    // Quiet for a whole TTL: the name may be joined again (a reinstalled machine, say).
+    // Quiet for a whole TTL is not gone: a token still cannot take the name, until an operator deletes the host
+    // (a reinstalled machine, say).
+    expect(await codeOf(join1())).toBe('ALREADY_EXISTS');
+    expect((await weft(['host', 'delete', 'quiet', '--data-dir', dataDir])).code).toBe(0);
     expect(await codeOf(join1())).toBe('OK');
     d.kill('SIGTERM');
     expect((await d.exited).code).toBe(0);
