@@ -75,7 +75,9 @@ export function parseWanFlags(items: string[], gateways: string[]): Map<string, 
     const host = item.slice(0, eq);
     if (!gateways.includes(host)) throw new UsageError(`--wan: ${JSON.stringify(host)} is not one of --gateways (${gateways.join(', ') || 'none'})`);
     if (out.has(host)) throw new UsageError(`--wan: host ${JSON.stringify(host)} given twice`);
-    out.set(host, item.slice(eq + 1));
+    const endpoint = item.slice(eq + 1);
+    if (endpoint === '') throw new UsageError(`--wan: ${JSON.stringify(item)} has no endpoint (leave the host out of --wan for its underlay address)`);
+    out.set(host, endpoint);
   }
   return out;
 }

@@ -66,6 +66,8 @@ describe('flags', () => {
       [[...base, '--wan', '203.0.113.7:51820'], /^--wan: "203.0.113.7:51820" is not HOST=IP:PORT/],
       [[...base, '--wan', 'h9=203.0.113.9:51820'], /^--wan: "h9" is not one of --gateways \(h7, h8\)/],
       [[...base, '--wan', 'h7=1.2.3.4:1,h7=1.2.3.5:1'], /^--wan: host "h7" given twice/],
+      [[...base, '--wan', 'h7='], /^--wan: "h7=" has no endpoint/],
+      [['dc2', '--gateways', 'h7,,h8'], /^--gateways: /],
       [[...base, '--wan', 'h7=127.0.0.1:51820'], /^--wan: gateways\[0\]\.wan_endpoint: .*loopback/],
       [[...base, '--wan', 'h7=224.1.1.1:51820'], /^--wan: .*multicast/],
       [[...base, '--wan', 'h7=169.254.9.9:51820'], /^--wan: .*link-local/],
