@@ -141,8 +141,8 @@ export function findWireGuardGo(name: string, netns?: string, binary = WIREGUARD
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** wireguard-go processes this process spawned, by PID: their exit, once Node has reaped them. */
-const ownChildren = new Map<number, Promise<void>>();
+/** wireguard-go processes this process spawned and Node has not reaped yet. */
+const ownChildren = new Set<number>();
 
 /**
  * The running wireguard-go for this interface, if its socket answers; null
@@ -214,9 +214,8 @@ export async function startUserspaceDevice(o: UserspaceOptions): Promise<Userspa
     });
     if (spawnError) throw new WireGuardDeviceError(o.name, `cannot run ${binary}: ${spawnError.message}`, { cause: spawnError });
     pid = child.pid!;
-    const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    ownChildren.set(pid, exit);
-    void exit.then(() => ownChildren.delete(pid));
+    ownChildren.add(pid);
+    child.once('exit', () => ownChildren.delete(pid));
     child.once('exit', (code, signal) => (exited = signal ? `killed by ${signal}` : `exited with status ${code}`));
     child.unref();
   } finally {
@@ -277,6 +276,8 @@ async function stopProcess(name: string, pid: number, binary: string, timeoutMs:
     await delay(pause);
     pause = Math.min(pause * 2, 100);
   }
-  // a child of this process is gone only once reaped; an adopted one is its parent's to reap
-  await ownChildren.get(pid);
+  // A child of this process is gone only once Node has reaped it (an adopted
+  // one is its parent's to reap). Polled, not awaited: the child is unref'd,
+  // so its exit alone would not keep the event loop running until then.
+  while (ownChildren.has(pid) && Date.now() < deadline + timeoutMs) await delay(5);
 }

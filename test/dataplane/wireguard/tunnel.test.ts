@@ -109,6 +109,22 @@ function peerOf(s: DeviceState, key: string) {
   return p;
 }
 
+/** A controlling process of its own (controller-worker.ts): its one line of output, parsed. */
+async function runWorker(input: object): Promise<any> {
+  const worker = spawn(process.execPath, ['--import', 'tsx', 'test/dataplane/wireguard/controller-worker.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  children.push(worker);
+  let out = '';
+  let err = '';
+  worker.stdout.on('data', (d) => (out += d));
+  worker.stderr.on('data', (d) => (err += d));
+  worker.stdin.end(JSON.stringify(input));
+  const code = await new Promise((r) => worker.on('exit', r));
+  expect(code, err).toBe(0);
+  const result = JSON.parse(out);
+  pids.push(result.pid);
+  return result;
+}
+
 /** Two wireguard-go devices, configured, addressed and up, a handshake done. */
 async function tunnel(extraA: DeviceConfig['peers'] = []) {
   const [a, b] = makeSides();
@@ -190,17 +206,7 @@ describe('WireGuard through wireguard-go', () => {
   it('a restart of the controlling process adopts the running wireguard-go: same PID, zero writes, the handshake kept', async () => {
     const [a, b] = makeSides();
     // the first controller: another process, which exits once A is configured
-    const worker = spawn(process.execPath, ['--import', 'tsx', 'test/dataplane/wireguard/restart-worker.ts'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.push(worker);
-    let out = '';
-    let err = '';
-    worker.stdout.on('data', (d) => (out += d));
-    worker.stderr.on('data', (d) => (err += d));
-    worker.stdin.end(JSON.stringify({ name: a.ifname, netns: a.ns, config: configFor(a, b) }));
-    const code = await new Promise((r) => worker.on('exit', r));
-    expect(code, err).toBe(0);
-    const first = JSON.parse(out);
-    pids.push(first.pid);
+    const first = await runWorker({ mode: 'configure', name: a.ifname, netns: a.ns, config: configFor(a, b) });
     expect(first).toMatchObject({ adopted: false, counts: { writes: 1, peersAdded: 1 } });
     expect(processAlive(first.pid)).toBe(true); // it outlived the process that started it
 
@@ -241,6 +247,14 @@ describe('WireGuard through wireguard-go', () => {
     expect(processAlive(again.pid!)).toBe(false);
     expect(existsSync(uapiSocketPath(a.ifname))).toBe(false);
     expect(ipJson(a.ns, ['link', 'show']).map((l: { ifname: string }) => l.ifname)).not.toContain(a.ifname);
+  });
+
+  it('stop() finishes in a process with nothing else to keep it running, and wireguard-go is gone', async () => {
+    const [a] = makeSides();
+    const res = await runWorker({ mode: 'start-stop', name: a.ifname, netns: a.ns });
+    expect(res.stopped).toBe(true);
+    expect(processAlive(res.pid)).toBe(false);
+    expect(existsSync(uapiSocketPath(a.ifname))).toBe(false);
   });
 
   it('refuses a name whose socket answers from another namespace, and reports a wireguard-go that cannot start with its log', async () => {
