@@ -172,7 +172,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       const nv: View = { gen, exists: v.exists, tableHandle: v.handle, chains: v.chains, vmaps: new Map(), backends: new Map(), handles: new Map() };
       let listed = 0;
       listedSets = 0;
-      const cachedSets: string[] = [];
+      const cachedSets = new Set<string>();
       // one map at a time, each turned compact before the next is read
       for (const [name, info] of v.sets) {
         const m = BE_MAP_RE.exec(name);
@@ -181,7 +181,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         if (cached) {
           if (m) nv.backends.set(name, cached as Buckets);
           else nv.vmaps.set(name, cached as Elements);
-          cachedSets.push(name);
+          cachedSets.add(name);
           continue;
         }
         const els = tbl.elements(name);
@@ -192,8 +192,10 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       }
       return { view: nv, listed, cachedSets };
     }, `${tableName}: list`);
-    // the generation moved by someone else's hand: what was cached may have been edited
-    unverified.clear();
+    // the generation moved by someone else's hand: what was cached may have been edited.
+    // A set already waiting keeps its place, one newly suspect joins the end, so
+    // each is read in turn however often others write.
+    for (const name of unverified) if (!r.view.handles.has(name) || !r.cachedSets.has(name)) unverified.delete(name);
     for (const name of r.cachedSets) unverified.add(name);
     log.debug({ ms: Math.round(performance.now() - t), chains: r.view.chains.size, maps: r.view.handles.size, listedMaps: listedSets, listedElements: r.listed, structureOnly: !!prev }, 'listed the table');
     return { view: r.view, listed: r.listed };
