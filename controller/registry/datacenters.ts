@@ -10,7 +10,7 @@
 // - a gateway is a registered host whose own record names this datacenter
 //   and carries a WireGuard public key;
 // - WAN endpoints are valid (api/validate checkWanEndpoint), outside every
-//   weft network, and no two gateways of the datacenter share one;
+//   weft network, and no two gateways share one, in any datacenter;
 // - at least two gateways, so one can fail or be drained while the other
 //   carries the traffic, unless the operator allowed a single gateway
 //   (allowSingleGateway: a small site that accepts having no failover);
@@ -23,12 +23,14 @@
 // Every change is a compare-and-swap on the datacenter record's revision and
 // on the cluster config's (the WAN endpoint check read the networks), so two
 // operators editing one datacenter at once both land or one is retried on
-// top of the other, and none is lost behind a reported success.
+// top of the other, and none is lost behind a reported success. A change
+// that gives a gateway a WAN endpoint also compares and moves one guard key
+// (DATACENTERS_GUARD_KEY), so no two datacenters take one endpoint at once.
 import { WeftError } from '../common/errors';
 import { canonicalWanEndpoint, checkWanEndpoint } from '../api/validate';
 import { loadClusterConfig } from '../ipam/cluster-config';
 import { CONFIG_KEY } from '../ipam/records';
-import type { Compare, Store } from '../store/types';
+import type { Compare, Store, TxnOp } from '../store/types';
 import { type HostRecord, decodeHost } from './hosts';
 import { CAS_ATTEMPTS, listNamed, num, parseNamedRecord, str, strList } from './json';
 import { RecordNotFoundError, RegistryContentionError } from './errors';
@@ -142,14 +144,36 @@ export async function listDatacenters(store: Store): Promise<{ datacenters: Data
 
 // ---- the rules ----------------------------------------------------------------
 
+/**
+ * Every write that gives a gateway a WAN endpoint moves this key, and
+ * compares it with what it read before looking at the other datacenters'
+ * endpoints: two datacenters cannot both take one endpoint at once. Outside
+ * DATACENTERS_PREFIX, so watchers of datacenters never see it.
+ */
+export const DATACENTERS_GUARD_KEY = '/weft/datacenter-endpoints-guard';
+
 /** What the rules are checked against, read from the store just before the write. */
-type Context = { networks: Array<{ name: string; cidr: string }>; configRevision: number };
+type Context = {
+  networks: Array<{ name: string; cidr: string }>;
+  configRevision: number;
+  guardRevision: number;
+  /** WAN endpoint -> the datacenter and gateway that have it, in every datacenter. */
+  endpoints: Map<string, { dc: string; host: string }>;
+};
 
 async function readContext(store: Store): Promise<Context> {
   const kv = await store.get(CONFIG_KEY);
+  const guard = await store.get(DATACENTERS_GUARD_KEY);
   // loadClusterConfig validates; the compare on the key's revision makes the write fail if the networks change meanwhile.
   const config = await loadClusterConfig(store);
-  return { networks: config.networks.map((n) => ({ name: n.name, cidr: n.cidr })), configRevision: kv?.modRevision ?? 0 };
+  const endpoints = new Map<string, { dc: string; host: string }>();
+  for (const d of (await listDatacenters(store)).datacenters) for (const g of d.gateways) endpoints.set(g.wanEndpoint, { dc: d.name, host: g.host });
+  return {
+    networks: config.networks.map((n) => ({ name: n.name, cidr: n.cidr })),
+    configRevision: kv?.modRevision ?? 0,
+    guardRevision: guard?.modRevision ?? 0,
+    endpoints,
+  };
 }
 
 async function readHost(store: Store, name: string): Promise<HostRecord | undefined> {
@@ -188,7 +212,12 @@ async function resolveGateway(
   }
   const problem = checkWanEndpoint(wan, field, ctx.networks);
   if (problem) throw new GatewayRuleError(field, problem.slice(field.length + 2));
-  return { host: spec.host, wanEndpoint: canonicalWanEndpoint(wan), state: 'active' };
+  const wanEndpoint = canonicalWanEndpoint(wan);
+  const holder = ctx.endpoints.get(wanEndpoint);
+  if (holder && holder.dc !== dc.name) {
+    throw new GatewayRuleError(field, `WAN endpoint ${wanEndpoint} is already gateway "${holder.host}"'s in datacenter "${holder.dc}"; every gateway needs its own`);
+  }
+  return { host: spec.host, wanEndpoint, state: 'active' };
 }
 
 /** The rules about the set of gateways as a whole; `field` is what the refused change came in by. */
@@ -213,12 +242,16 @@ function checkGatewaySet(dc: DatacenterRecord, field: string): void {
   }
 }
 
-async function commit(store: Store, dc: DatacenterRecord, compares: Compare[]): Promise<number | undefined> {
-  const res = await store.txn(compares, [{ type: 'put', key: datacenterKey(dc.name), value: encodeDatacenter(dc) }]);
+/** Puts `dc` if every compare holds; `claims`: it may take a WAN endpoint, so it is ordered against every other such write by the guard. */
+async function commit(store: Store, dc: DatacenterRecord, compares: Compare[], claims?: Context): Promise<number | undefined> {
+  const ops: TxnOp[] = [{ type: 'put', key: datacenterKey(dc.name), value: encodeDatacenter(dc) }];
+  if (claims) ops.push({ type: 'put', key: DATACENTERS_GUARD_KEY, value: dc.name });
+  const res = await store.txn(claims ? [...compares, cmpGuard(claims)] : compares, ops);
   return res.succeeded ? res.revision : undefined;
 }
 
 const cmpConfig = (ctx: Context): Compare => ({ key: CONFIG_KEY, target: 'modRevision', op: '==', modRevision: ctx.configRevision });
+const cmpGuard = (ctx: Context): Compare => ({ key: DATACENTERS_GUARD_KEY, target: 'modRevision', op: '==', modRevision: ctx.guardRevision });
 
 // ---- writes ------------------------------------------------------------------
 
@@ -237,7 +270,7 @@ export async function createDatacenter(store: Store, input: DatacenterInput): Pr
       dc.gateways.push(await resolveGateway(store, dc, spec, { host: `${at}.host`, wan: `${at}.wan_endpoint` }, ctx));
     }
     checkGatewaySet(dc, 'gateways');
-    const revision = await commit(store, dc, [{ key, target: 'createRevision', op: '==', createRevision: 0 }, cmpConfig(ctx)]);
+    const revision = await commit(store, dc, [{ key, target: 'createRevision', op: '==', createRevision: 0 }, cmpConfig(ctx)], ctx);
     if (revision !== undefined) return { datacenter: dc, revision };
   }
   throw new RegistryContentionError(`datacenter "${input.name}": other writers kept winning after ${CAS_ATTEMPTS} attempts; retry`);
@@ -250,7 +283,7 @@ export async function createDatacenter(store: Store, input: DatacenterInput): Pr
  * otherwise the edit runs again on what the other writer saved.
  */
 async function updateDatacenter(
-  store: Store, name: string, edit: (dc: DatacenterRecord, ctx: Context) => Promise<DatacenterRecord>,
+  store: Store, name: string, edit: (dc: DatacenterRecord, ctx: Context) => Promise<DatacenterRecord>, opts: { claims: boolean },
 ): Promise<{ datacenter: DatacenterRecord; revision: number }> {
   const key = datacenterKey(name);
   for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -258,7 +291,7 @@ async function updateDatacenter(
     if (!kv) throw new RecordNotFoundError(`datacenter: no datacenter "${name}" (weft datacenter list shows them)`);
     const ctx = await readContext(store);
     const next = await edit(decodeDatacenter(kv.key, kv.value), ctx);
-    const revision = await commit(store, next, [{ key, target: 'modRevision', op: '==', modRevision: kv.modRevision }, cmpConfig(ctx)]);
+    const revision = await commit(store, next, [{ key, target: 'modRevision', op: '==', modRevision: kv.modRevision }, cmpConfig(ctx)], opts.claims ? ctx : undefined);
     if (revision !== undefined) return { datacenter: next, revision };
   }
   throw new RegistryContentionError(`datacenter "${name}": other writers kept winning after ${CAS_ATTEMPTS} attempts; retry`);
@@ -284,7 +317,7 @@ export function addGateway(store: Store, dc: string, spec: { host: string; wanEn
     const next = { ...cur, gateways };
     checkGatewaySet(next, spec.wanEndpoint ? 'wan_endpoint' : 'host');
     return next;
-  });
+  }, { claims: true });
 }
 
 export function removeGateway(store: Store, dc: string, host: string) {
@@ -293,7 +326,7 @@ export function removeGateway(store: Store, dc: string, host: string) {
     const next = { ...cur, gateways: cur.gateways.filter((_, j) => j !== i) };
     checkGatewaySet(next, 'host');
     return next;
-  });
+  }, { claims: false });
 }
 
 /** Draining an already draining gateway changes nothing and is not an error. */
@@ -303,7 +336,7 @@ export function drainGateway(store: Store, dc: string, host: string) {
     const next: DatacenterRecord = { ...cur, gateways: cur.gateways.map((g, j) => (j === i ? { ...g, state: 'draining' } : g)) };
     checkGatewaySet(next, 'host');
     return next;
-  });
+  }, { claims: false });
 }
 
 /** Registered hosts whose record names each datacenter: name -> host names, sorted. */

@@ -169,6 +169,12 @@ describe('gateways: add, drain, remove', () => {
     expect((await status(h.call('AddGateway', { datacenter: 'dc2', host: 'h1' }, 'admin'))).details).toMatch(/^host: host "h1" is in datacenter "dc1"/);
     expect((await status(h.call('AddGateway', { datacenter: 'dc2', host: 'h8', wan_endpoint: '198.51.100.9:51820' }, 'admin'))).details)
       .toMatch(/WAN endpoint 198\.51\.100\.9:51820 is already gateway "h9"'s/);
+    // an endpoint another datacenter's gateway has is refused too
+    await registerHost(h, 'h2', 2, { datacenter: 'dc1' });
+    await create({ name: 'dc1', gateways: [{ host: 'h1', wan_endpoint: '198.51.100.1:51820' }, { host: 'h2' }] });
+    expect(await status(h.call('AddGateway', { datacenter: 'dc2', host: 'h8', wan_endpoint: '198.51.100.1:51820' }, 'admin'))).toEqual({
+      code: 'FAILED_PRECONDITION', details: 'wan_endpoint: WAN endpoint 198.51.100.1:51820 is already gateway "h1"\'s in datacenter "dc1"; every gateway needs its own',
+    });
     expect(await status(h.call('RemoveGateway', { datacenter: 'dc2', host: 'h7', wan_endpoint: '198.51.100.9:1' }, 'admin'))).toEqual({
       code: 'INVALID_ARGUMENT', details: 'wan_endpoint: only AddGateway sets a WAN endpoint',
     });

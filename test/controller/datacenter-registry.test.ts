@@ -113,6 +113,24 @@ for (const b of backends) {
       }
     });
 
+    it('of two datacenters taking one WAN endpoint at once exactly one gets it', async () => {
+      for (let round = 0; round < 5; round++) {
+        const a = await site(3);
+        const b = await site(3);
+        await createDatacenter(one, input(a.dc, a.hosts.slice(0, 2)));
+        await createDatacenter(one, input(b.dc, b.hosts.slice(0, 2)));
+        const wan = `198.51.100.${200 + round}:51820`;
+        const results = await Promise.all([
+          outcome(addGateway(one, a.dc, { host: a.hosts[2], wanEndpoint: wan })),
+          outcome(addGateway(two, b.dc, { host: b.hosts[2], wanEndpoint: wan })),
+        ]);
+        expect(results.filter((r) => r === 'ok'), `round ${round}`).toHaveLength(1);
+        expect((results.find((r) => r !== 'ok') as Error).message).toContain(`WAN endpoint ${wan} is already gateway`);
+        const holders = [...(await getDatacenter(one, a.dc))!.gateways, ...(await getDatacenter(one, b.dc))!.gateways].filter((g) => g.wanEndpoint === wan);
+        expect(holders).toHaveLength(1);
+      }
+    });
+
     it('of two creates of one name exactly one wins', async () => {
       const { dc, hosts } = await site(2);
       const results = await Promise.all([outcome(createDatacenter(one, input(dc, hosts))), outcome(createDatacenter(two, { ...input(dc, hosts), mesh: true }))]);
