@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateIdentity } from '../../controller/service/caller';
 import { type Ca, clientCredentials, ensureCa, issueServerCert, serverCredentials } from '../../controller/pki';
 import { createToken } from '../../controller/pki/tokens';
-import { channelCredentials, joinCluster, loadCredentials, renewCredentials } from '../../controller/api/client/credentials';
+import { channelCredentials, ensureCredentials, joinCluster, loadCredentials, renewCredentials } from '../../controller/api/client/credentials';
+import { issueClientCert } from '../../controller/pki';
+import { mkdirSync } from 'node:fs';
 import { connectController } from '../../controller/api/client/client';
 import { keepRenewed, renewalDue } from '../../controller/api/client/renewal';
 import { type RevocationSet, watchRevocations } from '../../controller/service/revocations';
@@ -125,5 +127,34 @@ describe('renewing client', () => {
     writeFileSync(key('host.key.next'), stray, { mode: 0o600 });
     expect((await loadCredentials(stateDir))!.certPem).toBe(old.certPem);
     expect(existsSync(key('host.key.next'))).toBe(false);
+  });
+
+  it('a machine whose certificate expired while it was down renews it on start with its key, and past the grace window needs a token', async () => {
+    const server = `127.0.0.1:${h.port}`;
+    const stateDir = join(dir, 'napper');
+    mkdirSync(stateDir, { mode: 0o700 });
+    const old = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const keyPem = old.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const stale = (days: number) => issueClientCert(ca, {
+      host: 'napper', ttlDays: 1, publicKeyPem: old.publicKey.export({ type: 'spki', format: 'pem' }) as string, now: new Date(Date.now() - (days + 1) * 86_400_000),
+    });
+    writeFileSync(join(stateDir, 'host.key'), keyPem, { mode: 0o600 });
+    writeFileSync(join(stateDir, 'ca.crt'), ca.certPem);
+    writeFileSync(join(stateDir, 'host.crt'), (await stale(3)).certPem);
+    const woke = await ensureCredentials({ server, hostName: 'napper', stateDir, caPem: ca.certPem });
+    expect(woke.certExpiresAt.getTime()).toBeGreaterThan(Date.now());
+    expect(woke.keyPem).not.toBe(keyPem); // a new key, made here
+    expect((await loadCredentials(stateDir))!.certPem).toBe(woke.certPem);
+
+    // Asleep for longer than the grace window: the key alone renews nothing; a token joins it again.
+    writeFileSync(join(stateDir, 'host.key'), keyPem, { mode: 0o600 });
+    writeFileSync(join(stateDir, 'host.crt'), (await stale(10)).certPem);
+    await expect(ensureCredentials({ server, hostName: 'napper', stateDir, caPem: ca.certPem })).rejects.toThrow(/renewal .* refused: UNAUTHENTICATED: expired: refused/);
+    // The name holds the certificate renewed above, so the token alone is refused; an operator's delete frees it.
+    await expect(ensureCredentials({ server, hostName: 'napper', stateDir, caPem: ca.certPem, token })).rejects.toThrow(/ALREADY_EXISTS.*weft host delete napper/);
+    const { removeHost } = await import('../../controller/service/host-removal');
+    await removeHost(h.store, 'napper', { now: Date.now(), keepMs: 0, reason: 'test' });
+    const rejoined = await ensureCredentials({ server, hostName: 'napper', stateDir, caPem: ca.certPem, token });
+    expect(rejoined.certExpiresAt.getTime()).toBeGreaterThan(Date.now());
   });
 });
