@@ -29,6 +29,7 @@ export type CniServerOptions = {
 export type CniServer = { close(): Promise<void> };
 
 const MAGIC = Buffer.from('WCN1');
+// Keep in step with MAX_ENV in cni-plugin/shim/weft.c.
 const MAX_ENV = 64 * 1024;
 const MAX_STDIN = 1024 * 1024;
 const MAX_SOCKET_PATH = 107;
@@ -44,7 +45,9 @@ export function decodeRequest(buf: Buffer): Frame | undefined {
   }
   if (buf.length < 8) return undefined;
   const envLen = buf.readUInt32BE(4);
-  if (envLen > MAX_ENV) throw new CniError(CNI_ERR.DECODE_FAILURE, `request environment is larger than ${MAX_ENV} bytes`);
+  // The shim refuses such an environment itself (MAX_ENV in weft.c); this is the same answer for
+  // any other client: the runtime's variables are what is wrong, not the framing.
+  if (envLen > MAX_ENV) throw new CniError(CNI_ERR.INVALID_ENV, 'the CNI_* environment is larger than 64 KiB');
   if (buf.length < 12 + envLen) return undefined;
   const stdinLen = buf.readUInt32BE(8 + envLen);
   if (stdinLen > MAX_STDIN) {

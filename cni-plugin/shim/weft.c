@@ -29,6 +29,8 @@
 
 #define MAGIC "WCN1"
 #define MAX_STDIN (1u << 20)
+/* Keep in step with MAX_ENV in cni-plugin/cni/server.ts: the agent reads no more. */
+#define MAX_ENV (64u * 1024)
 /* An ADD result is a few hundred bytes; anything near this is a broken agent. */
 #define MAX_REPLY (4u << 20)
 #define DEFAULT_SOCKET "/run/weft/agent.sock"
@@ -513,6 +515,11 @@ int main(void) {
     buf_add(&env, "=", 1);
     buf_add(&env, v, strlen(v) + 1);
   }
+  /* A runtime's CNI_ARGS can be long (pod annotations); past what the agent
+   * reads it is the runtime's environment that is wrong, so it is refused here
+   * as such, with the config's version, rather than as a broken frame. */
+  if (env.len > MAX_ENV)
+    return cni_error(version, ERR_INVALID_ENV, "the CNI_* environment is larger than 64 KiB", NULL);
   buf_t req = {0};
   buf_add(&req, MAGIC, 4);
   buf_u32(&req, (uint32_t)env.len);
