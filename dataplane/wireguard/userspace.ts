@@ -193,6 +193,11 @@ export async function startUserspaceDevice(o: UserspaceOptions): Promise<Userspa
   if (adopted) return adopted;
   const binary = o.binary ?? WIREGUARD_GO;
   const socketPath = uapiSocketPath(o.name);
+  const running = findWireGuardGo(o.name, o.netns, binary);
+  if (running.length > 0) {
+    // its socket refused or is gone, yet it runs: removing the socket would make it exit, starting another would clash
+    throw new WireGuardDeviceError(o.name, `wireguard-go PID ${running.map((p) => p.pid).join(', ')} runs for this interface but does not answer on ${socketPath}`);
+  }
   removeStaleSocket(o.name, socketPath);
   const logDir = o.logDir ?? DEFAULT_LOG_DIR;
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -205,7 +210,8 @@ export async function startUserspaceDevice(o: UserspaceOptions): Promise<Userspa
       spawn(binary, ['-f', o.name], {
         detached: true,
         stdio: ['ignore', out, out],
-        env: { ...process.env, LOG_LEVEL: o.logLevel ?? 'error', WG_PROCESS_FOREGROUND: '1' },
+        // only what it needs: none of this process's variables (a join token) goes with it
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LOG_LEVEL: o.logLevel ?? 'error', WG_PROCESS_FOREGROUND: '1' },
       });
     const child = o.netns ? withNetns(o.netns, run) : run();
     const spawnError = await new Promise<Error | null>((resolve) => {
@@ -213,6 +219,7 @@ export async function startUserspaceDevice(o: UserspaceOptions): Promise<Userspa
       child.once('error', resolve);
     });
     if (spawnError) throw new WireGuardDeviceError(o.name, `cannot run ${binary}: ${spawnError.message}`, { cause: spawnError });
+    child.on('error', () => {}); // a later failure (a signal that cannot be sent) shows as the process exiting or not answering
     pid = child.pid!;
     ownChildren.add(pid);
     child.once('exit', () => ownChildren.delete(pid));
