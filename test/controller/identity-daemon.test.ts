@@ -60,7 +60,7 @@ describe.each(['sqlite', 'etcd'] as const)('a controller on %s', (kind) => {
 
     // Renew when two thirds of the 15-minute span (5 minutes backdated) are left: every ~2 s here.
     const renewals: string[] = [];
-    const renewal = keepRenewed({ server, stateDir, credentials: first, renewAtRemaining: (600 - 2) / 900, onRenewed: (c) => renewals.push(c.certPem) });
+    const renewal = keepRenewed({ server, stateDir, credentials: first, renewAtRemaining: (600 - 2) / 900, jitter: 0, onRenewed: (c) => renewals.push(c.certPem) });
     const client = connectController({ server, credentials: channelCredentials(first) });
     try {
       await client.call('RegisterHost', hostRequest(host, 41));

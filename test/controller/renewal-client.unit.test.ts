@@ -62,9 +62,9 @@ describe('renewing client', () => {
     const stateDir = join(dir, 'mover');
     const first = await joinCluster({ server, token, hostName: 'mover', caPem: ca.certPem, stateDir });
     const renewal = keepRenewed({ server, stateDir, credentials: first });
-    // Due at half the lifetime, not before.
+    // Due at half the lifetime (less a jitter of at most 2% of it), not before.
     expect(renewal.dueAt()).toBeGreaterThan(Date.now() + 11 * 3_600_000);
-    expect(renewal.dueAt()).toBe(renewalDue(first.certPem));
+    expect(renewal.dueAt()).toBeLessThanOrEqual(renewalDue(first.certPem));
     const client = connectController({ server, credentials: channelCredentials(first) });
     try {
       await client.call('RegisterHost', hostRequest('mover', 31));

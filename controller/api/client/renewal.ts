@@ -23,6 +23,8 @@ export type RenewalOptions = {
   log?: Logger;
   /** Renew when this share of the lifetime is left; default 0.5. */
   renewAtRemaining?: number;
+  /** Renew up to this share of the lifetime earlier, at random; default 0.02. */
+  jitter?: number;
   /** Retries after a failed renewal; default 5 s doubling to 5 min. */
   retry?: BackoffOptions;
   timeoutMs?: number;
@@ -64,7 +66,17 @@ export function keepRenewed(o: RenewalOptions): Renewal {
   };
   setLive(o.credentials, source);
 
-  const due = () => renewalDue(current.certPem, o.renewAtRemaining);
+  // Up to 2% of the lifetime earlier, drawn once per certificate, so a fleet started together does not renew together.
+  let jitterFor = '';
+  let jitterMs = 0;
+  const due = () => {
+    if (jitterFor !== current.certPem) {
+      const c = new X509Certificate(current.certPem);
+      jitterFor = current.certPem;
+      jitterMs = Math.random() * (o.jitter ?? 0.02) * (Date.parse(c.validTo) - Date.parse(c.validFrom));
+    }
+    return renewalDue(current.certPem, o.renewAtRemaining) - jitterMs;
+  };
 
   function schedule(ms: number): void {
     if (stopped) return;
