@@ -30,6 +30,15 @@ export function protoPath(): string {
 
 const loaded = new Map<string, grpc.ServiceDefinition>();
 
+/**
+ * What a request body decodes to when it is not the method's message at all
+ * (grpc-js would answer such a body INTERNAL, as if the server were at fault).
+ * The service refuses it with INVALID_ARGUMENT before anything else.
+ */
+export class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
 /** The weft.v1.Controller service definition, for server.addService and makeGenericClientConstructor. */
 export function controllerServiceDefinition(path: string = protoPath()): grpc.ServiceDefinition {
   let svc = loaded.get(path);
@@ -37,6 +46,16 @@ export function controllerServiceDefinition(path: string = protoPath()): grpc.Se
   const def = protoLoader.loadSync(path, LOADER_OPTIONS);
   svc = def['weft.v1.Controller'] as grpc.ServiceDefinition | undefined;
   if (!svc) throw new Error(`${path} does not define service weft.v1.Controller`);
+  for (const method of Object.values(svc)) {
+    const decode = method.requestDeserialize;
+    method.requestDeserialize = (buf: Buffer) => {
+      try {
+        return decode(buf);
+      } catch (e) {
+        return new UndecodableRequest(e instanceof Error ? e.message : String(e));
+      }
+    };
+  }
   loaded.set(path, svc);
   return svc;
 }

@@ -28,7 +28,7 @@ import type { Store } from '../store/types';
 import { verifyToken } from '../pki/tokens';
 import { type Identity, type IdentityFn, describeIdentity } from './caller';
 import type * as pb from '../api/proto';
-import { endpointMessage } from '../api/proto';
+import { UndecodableRequest, endpointMessage } from '../api/proto';
 import {
   checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
 } from './requests';
@@ -153,6 +153,11 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     throw new PermissionError(`${field}: ${describeIdentity(who)} may not act for host "${host}"`);
   }
 
+  /** A body that was not the method's message at all (proto.ts): the caller's mistake, refused before any handler reads it. */
+  function refuseUndecodable(method: string, req: unknown): void {
+    if (req instanceof UndecodableRequest) fail(`request: not a valid ${method} request message (${req.reason})`);
+  }
+
   function unary<Req, Res>(
     method: string, auth: Auth, fn: (req: Req, who: Who | null, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
   ): grpc.handleUnaryCall<Req, Res> {
@@ -161,6 +166,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
       Promise.resolve()
         .then(() => {
           who = authorize(method, auth, call as never);
+          refuseUndecodable(method, call.request);
           return fn(call.request, who, call);
         })
         .then(
@@ -498,6 +504,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
         .then(() => {
           const caller = authorize(method, auth, call as never);
           who = caller;
+          refuseUndecodable(method, call.request);
           must(checkRevision(call.request.from_revision, 'from_revision'));
           // Only 'anonymous' methods have no caller, and no watch is one.
           if (caller) takeStreamSlot(method, caller, sink.signal);

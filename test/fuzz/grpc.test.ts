@@ -5,7 +5,8 @@
 // (fields of the right type with hostile values, fields missing, oversize
 // strings and lists, nested messages, maps), plus hand-made wire bytes with
 // field numbers and wire types the message does not have, plus raw random
-// bytes, and each is sent as each kind of caller: a host certificate, an
+// bytes (refused as INVALID_ARGUMENT by the service, see UndecodableRequest
+// in controller/api/proto.ts), and each is sent as each kind of caller: a host certificate, an
 // ingress certificate, the admin certificate, and TLS without a certificate.
 //
 // Each call must end in a clean status (OK or a refusal that says what is
@@ -295,6 +296,29 @@ describe.each(['sqlite', 'etcd'] as const)('gRPC fuzz against a real controller 
     expect(METHODS.some((m) => m.stream)).toBe(true);
   });
 
+  // Inputs the fuzz found answered wrongly, kept as they were found.
+  describe('regressions', () => {
+    // Bodies that are no protobuf message at all: grpc-js answered INTERNAL "Error deserializing
+    // request" before any weft code ran. Field 2000 is in no message, so its bytes are skipped by
+    // wire type: 7 does not exist, and a length that runs past the end cannot be skipped.
+    const UNDECODABLE = [Buffer.from([0x87, 0x7d]), Buffer.from([0x82, 0x7d, 0x05, 0x01])];
+    it.each([
+      ['GetStatus', 'admin', false],
+      ['CreateService', 'admin', false],
+      ['Join', 'anonymous', false],
+      ['RegisterHost', 'host', false],
+      ['WatchTopology', 'host', true],
+      ['WatchServices', 'ingress', true],
+    ] as const)('an undecodable %s body from %s is INVALID_ARGUMENT and writes nothing', async (method, who, stream) => {
+      for (const body of UNDECODABLE) {
+        const before = await ctl.store.revision();
+        const out = await rawCall(clients.get(who)!, method, stream, body);
+        expect(out).toMatchObject({ code: S.INVALID_ARGUMENT, details: expect.stringMatching(new RegExp(`^request: not a valid ${method} request message`)) });
+        expect(await ctl.store.revision()).toBe(before);
+      }
+    });
+  });
+
   it('every generated request from every caller gets a clean status, and refusals write nothing', async () => {
     const seed = BASE_SEED + (storeKind === 'etcd' ? 1 : 0);
     console.log(`gRPC fuzz (${storeKind}) seed ${seed}: ${RUNS} generated + ${RAW_RUNS} raw bodies per method and caller; WEFT_FUZZ_SEED=<n> reproduces`);
@@ -319,12 +343,7 @@ describe.each(['sqlite', 'etcd'] as const)('gRPC fuzz against a real controller 
           const after = await ctl.store.revision();
           calls++;
           const where = () => `${m.name} as ${who}, body #${bi} of seed ${s} (${body.kind}, ${bytes.length} B${body.kind === 'message' ? `: ${brief(body.value)}` : `: ${bytes.toString('hex').slice(0, 400)}`})`;
-          // grpc-js answers a body that does not decode as the message itself, before any weft code runs
-          if (out.code === S.INTERNAL && out.details === 'Error deserializing request' && body.kind !== 'message') {
-            undecodable++;
-            if (after !== before) expect.fail(`${where()}: wrote although the body did not decode`);
-            continue;
-          }
+          if (out.details.startsWith('request: not a valid')) undecodable++;
           if (!CLEAN.has(out.code)) expect.fail(`${where()}: ${S[out.code]} ${out.details}`);
           if (out.code !== S.OK && after !== before) expect.fail(`${where()}: refused with ${S[out.code]} (${out.details}) but the store moved from revision ${before} to ${after}`);
           const k = `${who} ${S[out.code]}`;
@@ -332,12 +351,14 @@ describe.each(['sqlite', 'etcd'] as const)('gRPC fuzz against a real controller 
         }
       }
     }
-    console.log(`gRPC fuzz (${storeKind}): ${calls} calls in ${Date.now() - t0} ms, ${undecodable} bodies grpc-js could not decode; outcomes ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
+    console.log(`gRPC fuzz (${storeKind}): ${calls} calls in ${Date.now() - t0} ms, ${undecodable} bodies refused as not the method's message; outcomes ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
     // every caller got both answers and refusals: the generator reaches past the first check
     for (const who of CALLERS) expect([...tally.keys()].filter((k) => k.startsWith(`${who} `)).length, who).toBeGreaterThan(1);
     await waitFor('every watch stream to be closed on the server', () => ctl.openStreams() === 0, 10_000);
     // the controller logged no fault of its own (it logs a handler's unexpected error at level error)
     expect(ctl.logs.filter((l) => l.level === 'error' || l.level === 'fatal').map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? '').slice(0, 300)}`)).toEqual([]);
+    // the bodies that are no message at all did reach the service and were refused there
+    expect(undecodable).toBeGreaterThan(0);
     // and still serves
     const status = await rawCall(clients.get('admin')!, 'GetStatus', false, Buffer.alloc(0));
     expect(status.code).toBe(S.OK);
