@@ -5,6 +5,7 @@ import { loadCommandConfig, shutdownSignal } from '../controller/common/command'
 import { createLogger } from '../controller/common/log';
 import { weftVersion } from '../controller/common/version';
 import { ConfigError, INGRESS_DEFAULTS, loadIngressConfig } from './config';
+import { missingNodeOptions } from './l7/node-options';
 import type { RunningIngress } from './main';
 
 const HELP = `usage: weft ingress --server host:port [flags]
@@ -48,6 +49,10 @@ export async function ingressCommand(argv: string[]): Promise<number> {
   const config = loaded.config;
   const log = createLogger({ level: config.logLevel, base: { ingress: config.name } });
   for (const warning of config.warnings ?? []) log.warn({ tokenSource: config.tokenSource }, warning);
+  const missing = missingNodeOptions(process.execArgv);
+  if (missing.length > 0) {
+    log.warn({ missing, example: `node ${missing.join(' ')} /path/to/weft.mjs ingress ...` }, 'node runs the ingress without the options its proxy latency relies on (see ingress/l7/node-options.ts)');
+  }
 
   // The proxy, gRPC and koffi are loaded only once the flags are good, so --help and a bad flag answer at once.
   const { StartAborted, startIngress } = await import('./main');
