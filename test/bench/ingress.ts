@@ -34,7 +34,9 @@
 // Run: npm run bench -- ingress
 // Knobs (env): WEFT_BENCH_ROUNDS (5, at least 3), WEFT_BENCH_SECONDS (5), WEFT_BENCH_CONNECTIONS (64),
 //              WEFT_BENCH_L4_CHANGES (passed to measureL4Updates, 200),
-//              WEFT_BENCH_PAUSE (exponential; fixed: the 10 ms pause of earlier runs)
+//              WEFT_BENCH_PAUSE (exponential; fixed: the 10 ms pause of earlier runs),
+//              WEFT_BENCH_INGRESS_NODE_ARGS (none: the ingress as `weft ingress` starts it; e.g.
+//              "--min-semi-space-size=16", the young generation ingress/l7/README.md recommends)
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { waitFor } from '../helpers/wait';
@@ -44,7 +46,7 @@ import {
 import { measureL4Updates } from './ingress-l4';
 import { haproxyVersion, startHaproxy } from './ingress/haproxy';
 import { startNodeProxy } from './ingress/node-proxy';
-import { gcPerRequest, parseGcMetrics, perRequest, sumTimes, type GcTotals, type PerRequest } from './ingress/procstat';
+import { gcPerRequest, parseGcMetrics, perRequest, sumTimes, type GcPerRequest, type GcTotals, type PerRequest } from './ingress/procstat';
 import { remap } from './ingress/remap';
 import { DELAY_MS, connectionsFor, delayScript, errorCount, pauseMode, wrk, type WrkResult } from './ingress/wrk';
 import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
@@ -55,6 +57,7 @@ const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.WEFT_BENCH_CONNECTIONS ?? 64);
 const L4_CHANGES = Number(process.env.WEFT_BENCH_L4_CHANGES ?? 200);
 const PAUSE = pauseMode(process.env.WEFT_BENCH_PAUSE);
+const INGRESS_NODE_ARGS = (process.env.WEFT_BENCH_INGRESS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 const HAPROXY_HTTP = 8081;
 const HAPROXY_TCP = 8082;
 const NODE_FLOOR = 8083;
@@ -93,7 +96,7 @@ async function main(): Promise<void> {
   const dir = benchDir('ingress');
   const il = await createIngressLab({ name: `bing${process.pid.toString(36)}`, dir, makeLab: benchLab });
   const edge = il.edge;
-  console.log(`ingress bench: ${ROUNDS} rounds x ${SECONDS} s per path, wrk -t1 -c${CONNECTIONS}; ${il.backends.length} backends (${il.backends.map((b) => `${b.name} ${b.ip}`).join(', ')}); ${haproxyVersion()}; kernel ${kernel}, node ${process.version}`);
+  console.log(`ingress bench: ${ROUNDS} rounds x ${SECONDS} s per path, wrk -t1 -c${CONNECTIONS}; ${il.backends.length} backends (${il.backends.map((b) => `${b.name} ${b.ip}`).join(', ')}); ${haproxyVersion()}; kernel ${kernel}, node ${process.version}; pause ${PAUSE}; ingress node options: ${INGRESS_NODE_ARGS.join(' ') || 'none'}`);
 
   const haproxy = await startHaproxy(il.lab, {
     dir, netns: edge.netns, listenIp: EDGE_IP, httpPort: HAPROXY_HTTP, tcpPort: HAPROXY_TCP,
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
 
   await il.service(['create', 'bench7', '--port', `${WEFT_L7}:${BACKEND_HTTP_PORT}/http`, '--selector', 'app=web', '--rack-policy', 'any']);
   await il.service(['create', 'bench4', '--port', `${WEFT_L4}:${BACKEND_HTTP_PORT}/tcp`, '--selector', 'app=web', '--rack-policy', 'any']);
-  const ing = await il.startIngress(['--access-log-sample', '0']);
+  const ing = await il.startIngress(['--access-log-sample', '0'], { nodeArgs: INGRESS_NODE_ARGS });
   const l4SourceNat = ing.args.includes('--l4-source-nat') ? ing.args[ing.args.indexOf('--l4-source-nat') + 1] : 'masquerade (the default)';
   const targets: Target[] = [
     { key: 'direct', label: `direct (${il.backends[0].name})`, url: `http://${il.backends[0].ip}:${BACKEND_HTTP_PORT}/` },
@@ -157,7 +160,7 @@ async function main(): Promise<void> {
     }
     conns.set(k, c);
   }
-  type HalfRun = { w: WrkResult; proxy: PerRequest | null; backends: PerRequest; gc: ReturnType<typeof gcPerRequest> | null };
+  type HalfRun = { w: WrkResult; proxy: PerRequest | null; backends: PerRequest; gc: GcPerRequest | null };
   const half = new Map<Key, HalfRun[]>(halfKeys.map((k) => [k, []]));
   const weftGc = async (): Promise<GcTotals> => parseGcMetrics(await ing.metrics());
   for (let r = 0; r < ROUNDS; r++) {
@@ -193,7 +196,14 @@ async function main(): Promise<void> {
       // medians over the rounds, microseconds per request
       proxy: px.length ? { main_cpu_us: r1(med(px.map((x) => x.mainCpuUs))), helper_cpu_us: r1(med(px.map((x) => x.otherCpuUs))), wait_us: r1(med(px.map((x) => x.waitUs))), preempted_per_1k: r1(med(px.map((x) => x.preemptedPer1k))) } : null,
       backends: { cpu_us: r1(med(hs.map((h) => h.backends.mainCpuUs + h.backends.otherCpuUs))), wait_us: r1(med(hs.map((h) => h.backends.waitUs))) },
-      gc: gcs.length ? { pauses_per_1k: r2(med(gcs.map((g) => g.pausesPer1k))), ms_per_1k: r2(med(gcs.map((g) => g.msPer1k))), mean_pause_ms: r2(med(gcs.map((g) => g.meanPauseMs))) } : null,
+      gc: gcs.length ? {
+        pauses_per_1k: r2(med(gcs.map((g) => g.pausesPer1k))), ms_per_1k: r2(med(gcs.map((g) => g.msPer1k))), mean_pause_ms: r2(med(gcs.map((g) => g.meanPauseMs))),
+        // summed over the rounds: minor (scavenge), major (mark-compact), incremental (marking steps), weakcb
+        pauses_by_kind: gcs.reduce<Record<string, number>>((a, g) => {
+          for (const [k, v] of Object.entries(g.pausesByKind)) a[k] = (a[k] ?? 0) + v;
+          return a;
+        }, {}),
+      } : null,
     };
   };
   const hd = halfCell('direct')!;
@@ -230,7 +240,7 @@ async function main(): Promise<void> {
         h.proxy ? `${h.proxy.main_cpu_us}+${h.proxy.helper_cpu_us}` : '-', h.proxy ? String(h.proxy.wait_us) : '-', `${h.backends.cpu_us} / ${h.backends.wait_us}`];
     }),
   ));
-  if (hw.gc) console.log(`weft L7 GC at half load: ${hw.gc.pauses_per_1k} pauses and ${hw.gc.ms_per_1k} ms per 1000 requests (mean pause ${hw.gc.mean_pause_ms} ms)`);
+  if (hw.gc) console.log(`weft L7 GC at half load: ${hw.gc.pauses_per_1k} pauses and ${hw.gc.ms_per_1k} ms per 1000 requests (mean pause ${hw.gc.mean_pause_ms} ms; by kind over the rounds ${JSON.stringify(hw.gc.pauses_by_kind)})`);
   if (Math.abs(hw.p99.median - hd.p99.median) < hd.p99.p75 - hd.p99.p25) {
     console.log(`NOTE: weft L7's added p99 (${r2(hw.p99.median - hd.p99.median)} ms) is inside direct's own p99 spread (${r2(hd.p99.p25)}..${r2(hd.p99.p75)} ms): the machine's noise is larger than the difference (load average ${loadavg().map((x) => r2(x)).join(', ')})`);
   }
@@ -292,6 +302,7 @@ async function main(): Promise<void> {
     remap_n: remap10.n,
     remap: remaps.map((x) => ({ n: x.n, size: x.size, excess_median: round(x.excess.median, 4), excess_max: round(x.excess.max, 4), necessary: round(x.necessary, 4), fresh_excess_median: round(x.freshExcess.median, 4) })),
     l4_source_nat: l4SourceNat,
+    ingress_node_args: INGRESS_NODE_ARGS,
     notes: [],
     rounds: ROUNDS,
     seconds: SECONDS,

@@ -508,7 +508,8 @@ export type IngressLab = {
   /** the `weft ingress --server … --token … --ca-cert-hash …` line `weft token create --role ingress` printed */
   ingressJoinLine(): string;
   /** `weft ingress` in the edge namespace with the printed line plus the edge's place and paths; resolves once /readyz answers 200 */
-  startIngress(extraArgs?: string[], opts?: { takeover?: boolean; logName?: string }): Promise<Ingress>;
+  /** nodeArgs: options for node itself, before the script (V8 flags such as --min-semi-space-size=16) */
+  startIngress(extraArgs?: string[], opts?: { takeover?: boolean; logName?: string; nodeArgs?: string[] }): Promise<Ingress>;
 
   /** from the client namespace */
   httpGet(url: string, opts?: { hostHeader?: string; headers?: Record<string, string>; timeoutMs?: number }): Promise<HttpAnswer>;
@@ -657,7 +658,7 @@ async function build(lab: Lab, dir: string, o: IngressLabOptions): Promise<Ingre
 
   const ingressState = join(dir, 'ingress');
   let ingressCount = 0;
-  const startIngress = async (extraArgs: string[] = [], opts: { takeover?: boolean; logName?: string } = {}) => {
+  const startIngress = async (extraArgs: string[] = [], opts: { takeover?: boolean; logName?: string; nodeArgs?: string[] } = {}) => {
     const printed = ingressJoinLine().split(/\s+/).slice(1);
     const args = [
       ...printed, '--name', EDGE, '--rack', edge.rack, '--datacenter', edge.datacenter, '--state-dir', ingressState,
@@ -665,7 +666,7 @@ async function build(lab: Lab, dir: string, o: IngressLabOptions): Promise<Ingre
       ...extraArgs, ...(opts.takeover ? ['--takeover'] : []),
     ];
     const logFile = join(dir, opts.logName ?? `ingress-${++ingressCount}.log`);
-    const proc = lab.spawn(edge.netns, process.execPath, [WEFT, ...args], { env: cleanEnv(), logFile, cwd: ROOT });
+    const proc = lab.spawn(edge.netns, process.execPath, [...(opts.nodeArgs ?? []), WEFT, ...args], { env: cleanEnv(), logFile, cwd: ROOT });
     const ing: Ingress = {
       proc, logFile, args,
       metrics: async () => (await httpIn(edge.netns, `http://127.0.0.1:${INGRESS_METRICS_PORT}/metrics`)).body,

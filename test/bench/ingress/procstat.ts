@@ -76,14 +76,18 @@ export function parseGcMetrics(text: string): GcTotals {
 }
 
 /** GC between two scrapes: pauses and their total per 1000 requests. */
-export function gcPerRequest(before: GcTotals, after: GcTotals, requests: number): { pausesPer1k: number; msPer1k: number; meanPauseMs: number } {
+export type GcPerRequest = { pausesPer1k: number; msPer1k: number; meanPauseMs: number; pausesByKind: Record<string, number> };
+
+export function gcPerRequest(before: GcTotals, after: GcTotals, requests: number): GcPerRequest {
   let count = 0;
   let seconds = 0;
+  const pausesByKind: Record<string, number> = {};
   for (const [kind, a] of Object.entries(after)) {
     const b = before[kind] ?? { count: 0, seconds: 0 };
     count += a.count - b.count;
     seconds += a.seconds - b.seconds;
+    if (a.count > b.count) pausesByKind[kind] = a.count - b.count;
   }
   const n = Math.max(1, requests);
-  return { pausesPer1k: (count * 1000) / n, msPer1k: (seconds * 1e6) / n, meanPauseMs: count > 0 ? (seconds * 1000) / count : 0 };
+  return { pausesPer1k: (count * 1000) / n, msPer1k: (seconds * 1e6) / n, meanPauseMs: count > 0 ? (seconds * 1000) / count : 0, pausesByKind };
 }
