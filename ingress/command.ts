@@ -51,7 +51,10 @@ export async function ingressCommand(argv: string[]): Promise<number> {
   for (const warning of config.warnings ?? []) log.warn({ tokenSource: config.tokenSource }, warning);
   const missing = missingNodeOptions(process.execArgv);
   if (missing.length > 0) {
-    log.warn({ missing, example: `node ${missing.join(' ')} /path/to/weft.mjs ingress ...` }, 'node runs the ingress without the options its proxy latency relies on (see ingress/l7/node-options.ts)');
+    log.warn(
+      { missing, example: `node ${missing.join(' ')} /path/to/weft.mjs ingress ...` },
+      `node runs the ingress without ${missing.join(' ')}: with V8's default 1 MB young generation the HTTP proxy stops for garbage collection every few dozen requests (ingress/l7/README.md, "Latency")`,
+    );
   }
 
   // The proxy, gRPC and koffi are loaded only once the flags are good, so --help and a bad flag answer at once.
