@@ -17,7 +17,7 @@ import { TokenError } from '../../controller/pki/tokens';
 import {
   CorruptRecordError, EndpointConflictError, EndpointMismatchError, HostConflictError, RecordNotFoundError, RegistryContentionError,
 } from '../../controller/registry/errors';
-import { PermissionError, UnauthenticatedError, WatchLimitError } from '../../controller/service/status';
+import { HostNameTakenError, JoinRateLimitedError, PermissionError, UnauthenticatedError, WatchLimitError } from '../../controller/service/status';
 import { StoreUrlError } from '../../controller/store/index';
 import { CompactedError, LeaseNotFoundError, StoreUnavailableError } from '../../controller/store/types';
 import { StartAborted } from '../../controller/common/command';
@@ -37,7 +37,7 @@ function everyError(): WeftError[] {
   return [
     new ConfigError('x'), new UsageError('x'), new StoreUrlError('x', 'y'), new InvalidArgumentError('x'), new CidrError('x'),
     new PkiError('x'), new TokenError('x'), new IdentityError('x'), new ServerCertError('x', 'name'),
-    new PermissionError('x'), new UnauthenticatedError('x'), new WatchLimitError('x'),
+    new PermissionError('x'), new UnauthenticatedError('x'), new WatchLimitError('x'), new HostNameTakenError('x'), new JoinRateLimitedError('x'),
     new ClusterConfigError('f', 'x'), new OrphanedLeasesError([]), new LeaseRequestError('x'), new UnknownNetworkError('n', []),
     new PoolExhaustedError({ network: 'n', pool: '10.0.0.0/8', hostPrefixLength: 24, inUse: 1 }),
     new LeaseLostError('n', 's', 'h', 'x'), new LeaseContentionError('x'),
