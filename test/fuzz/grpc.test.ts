@@ -7,7 +7,9 @@
 // field numbers and wire types the message does not have, plus raw random
 // bytes (refused as INVALID_ARGUMENT by the service, see UndecodableRequest
 // in controller/api/proto.ts), and each is sent as each kind of caller: a host certificate, an
-// ingress certificate, the admin certificate, and TLS without a certificate.
+// ingress certificate, the admin certificate, and TLS without a certificate;
+// and once more on a plaintext server (the --insecure mode) where the caller
+// names itself in a header, as each of those and as nobody.
 //
 // Each call must end in a clean status (OK or a refusal that says what is
 // wrong: INVALID_ARGUMENT, PERMISSION_DENIED, UNAUTHENTICATED, NOT_FOUND,
@@ -36,6 +38,7 @@ import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
 import { startEtcd, type EtcdInstance } from '../helpers/etcd';
 import { captureLogger, type LogLine } from '../helpers/log';
+import { headerIdentity, ID_HEADER } from '../controller/api-harness';
 import { waitFor } from '../helpers/wait';
 
 const BASE_SEED = Number(process.env.WEFT_FUZZ_SEED ?? 0x6c0de);
@@ -167,11 +170,12 @@ function encode(type: protobuf.Type, body: Body): Buffer {
 
 type Running = { store: Store; port: number; openStreams: () => number; logs: LogLine[]; close(): Promise<void> };
 
-async function startController(store: Store, ca: Ca, serving: { certPem: string; keyPem: string }): Promise<Running> {
+/** With tls false: plaintext, the caller named by a header, as in the daemon's --insecure mode (the API tests' header). */
+async function startController(store: Store, ca: Ca, serving: { certPem: string; keyPem: string }, tls: boolean): Promise<Running> {
   const { logger, lines: logs } = captureLogger('info');
   const impl = createControllerService({
     store,
-    identity: certificateIdentity(ca),
+    identity: tls ? certificateIdentity(ca) : headerIdentity,
     logger,
     controllerId: 'fuzz',
     join: { ca, clientCertTtlDays: 1 },
@@ -197,7 +201,7 @@ async function startController(store: Store, ca: Ca, serving: { certPem: string;
   }
   const server = new grpc.Server();
   server.addService(def, counted);
-  const creds = serverCredentials({ caPem: ca.certPem, certPem: serving.certPem + ca.certPem, keyPem: serving.keyPem });
+  const creds = tls ? serverCredentials({ caPem: ca.certPem, certPem: serving.certPem + ca.certPem, keyPem: serving.keyPem }) : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
   return {
     store,
@@ -214,21 +218,25 @@ async function startController(store: Store, ca: Ca, serving: { certPem: string;
 type Outcome = { code: number; details: string; messages: number };
 
 /** One call with raw bytes as the body, so the client never second-guesses what is sent. */
-function rawCall(client: grpc.Client, method: string, stream: boolean, body: Buffer): Promise<Outcome> {
+/** A caller: its channel, and the metadata it sends (the identity header in insecure mode). */
+type Conn = { client: grpc.Client; metadata: () => grpc.Metadata };
+
+function rawCall(conn: Conn, method: string, stream: boolean, body: Buffer): Promise<Outcome> {
+  const { client } = conn;
   const path = `/weft.v1.Controller/${method}`;
   const ser = (b: Buffer) => b;
   const de = (b: Buffer) => b;
   const deadline = Date.now() + CALL_DEADLINE_MS;
   if (!stream) {
     return new Promise((resolve) => {
-      client.makeUnaryRequest(path, ser, de, body, new grpc.Metadata(), { deadline }, (err) =>
+      client.makeUnaryRequest(path, ser, de, body, conn.metadata(), { deadline }, (err) =>
         resolve({ code: err ? err.code : S.OK, details: err?.details ?? '', messages: err ? 0 : 1 }),
       );
     });
   }
   // a stream is read until its first message or its end, then cancelled: what a client that goes away does
   return new Promise((resolve) => {
-    const call = client.makeServerStreamRequest(path, ser, de, body, new grpc.Metadata(), { deadline });
+    const call = client.makeServerStreamRequest(path, ser, de, body, conn.metadata(), { deadline });
     let messages = 0;
     let settled = false;
     const finish = (o: Outcome) => {
@@ -252,11 +260,15 @@ function rawCall(client: grpc.Client, method: string, stream: boolean, body: Buf
   });
 }
 
-describe.each(['sqlite', 'etcd'] as const)('gRPC fuzz against a real controller on %s', (storeKind) => {
+describe.each([
+  { storeKind: 'sqlite', tls: true },
+  { storeKind: 'etcd', tls: true },
+  { storeKind: 'sqlite', tls: false },
+] as const)('gRPC fuzz against a real controller on $storeKind, tls $tls', ({ storeKind, tls }) => {
   let dir: string;
   let etcd: EtcdInstance | undefined;
   let ctl: Running;
-  const clients = new Map<Caller, grpc.Client>();
+  const clients = new Map<Caller, Conn>();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), `weft-fuzz-grpc-${storeKind}-`));
@@ -269,23 +281,30 @@ describe.each(['sqlite', 'etcd'] as const)('gRPC fuzz against a real controller 
       store = await openEtcdStore(etcd.endpoint);
     }
     await saveClusterConfig(store, CONFIG);
-    ctl = await startController(store, ca, serving);
+    ctl = await startController(store, ca, serving, tls);
     const Client = grpc.makeGenericClientConstructor({}, 'Controller');
     const certs: Record<Exclude<Caller, 'anonymous'>, { certPem: string; keyPem?: string }> = {
       host: await issueClientCert(ca, { host: 'fz-host', ttlDays: 1 }),
       ingress: await issueClientCert(ca, { host: 'fz-ing', role: 'ingress', ttlDays: 1 }),
       admin: await issueClientCert(ca, { host: ADMIN_NAME, ttlDays: 1 }),
     };
+    const header: Record<Caller, string | undefined> = { host: 'host:fz-host', ingress: 'ingress:fz-ing', admin: 'admin', anonymous: undefined };
     for (const who of CALLERS) {
+      if (!tls) {
+        const md = new grpc.Metadata();
+        if (header[who]) md.set(ID_HEADER, header[who]);
+        clients.set(who, { client: new Client(`127.0.0.1:${ctl.port}`, grpc.credentials.createInsecure()), metadata: () => md.clone() });
+        continue;
+      }
       const creds = who === 'anonymous'
         ? grpc.credentials.createSsl(Buffer.from(ca.certPem))
         : clientCredentials({ caPem: ca.certPem, certPem: certs[who].certPem, keyPem: certs[who].keyPem! });
-      clients.set(who, new Client(`127.0.0.1:${ctl.port}`, creds));
+      clients.set(who, { client: new Client(`127.0.0.1:${ctl.port}`, creds), metadata: () => new grpc.Metadata() });
     }
   }, 60_000);
 
   afterAll(async () => {
-    for (const c of clients.values()) c.close();
+    for (const c of clients.values()) c.client.close();
     await ctl?.close();
     await etcd?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -320,8 +339,8 @@ describe.each(['sqlite', 'etcd'] as const)('gRPC fuzz against a real controller 
   });
 
   it('every generated request from every caller gets a clean status, and refusals write nothing', async () => {
-    const seed = BASE_SEED + (storeKind === 'etcd' ? 1 : 0);
-    console.log(`gRPC fuzz (${storeKind}) seed ${seed}: ${RUNS} generated + ${RAW_RUNS} raw bodies per method and caller; WEFT_FUZZ_SEED=<n> reproduces`);
+    const seed = BASE_SEED + (storeKind === 'etcd' ? 1 : 0) + (tls ? 0 : 2);
+    console.log(`gRPC fuzz (${storeKind}, tls ${tls}) seed ${seed}: ${RUNS} generated + ${RAW_RUNS} raw bodies per method and caller; WEFT_FUZZ_SEED=<n> reproduces`);
     const tally = new Map<string, number>();
     let undecodable = 0;
     let calls = 0;
@@ -351,7 +370,7 @@ describe.each(['sqlite', 'etcd'] as const)('gRPC fuzz against a real controller 
         }
       }
     }
-    console.log(`gRPC fuzz (${storeKind}): ${calls} calls in ${Date.now() - t0} ms, ${undecodable} bodies refused as not the method's message; outcomes ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
+    console.log(`gRPC fuzz (${storeKind}, tls ${tls}): ${calls} calls in ${Date.now() - t0} ms, ${undecodable} bodies refused as not the method's message; outcomes ${JSON.stringify(Object.fromEntries([...tally].sort()))}`);
     // every caller got both answers and refusals: the generator reaches past the first check
     for (const who of CALLERS) expect([...tally.keys()].filter((k) => k.startsWith(`${who} `)).length, who).toBeGreaterThan(1);
     await waitFor('every watch stream to be closed on the server', () => ctl.openStreams() === 0, 10_000);
