@@ -12,7 +12,8 @@ import type { Handle } from '../../dataplane/netlink/handle';
 import type { AgentConfig } from './config';
 import { decideTxChecksum } from './host/checksum-policy';
 import { ensureHostNetworkReport, type HostNetworkChange, type HostNetworkSpec } from './host/host-network';
-import type { WatchedDevices } from './host/repair-triggers';
+import { trackPorts, type WatchedDevices } from './host/repair-triggers';
+import type { MonitorEvent } from '../../dataplane/netlink/monitor';
 import type { Registration, Subnet } from './sync/controller';
 import type { NetworkAttachment } from './state/types';
 
@@ -33,6 +34,8 @@ export type HostNetwork = {
   repair(trigger: string, cause: string): RepairOutcome;
   /** The devices as last ensured: what link notifications are matched against. */
   watched(): WatchedDevices;
+  /** Follow ports joining and leaving weft's bridges between checks, so a re-created bridge gets them back. */
+  observe(ev: MonitorEvent): void;
 };
 
 export type RepairOutcome = { changes: HostNetworkChange[]; error?: Error };
@@ -45,13 +48,15 @@ export function setUpHostNetwork(
   let subnets: Subnet[] = initial.subnets;
   let watched: WatchedDevices = { weft: new Map(), underlayIp };
   let lastFailure: string | undefined;
+  let ports = new Map<string, string>();
 
   function ensureFor(leases: Subnet[], logger: Logger, skipIptables = false): HostNetworkChange[] {
     const spec = hostNetworkSpec(config, network.clusterConfig, leases, underlayIp, vtepMac, logger);
-    const report = ensureHostNetworkReport(h, spec, { log: logger, skipIptables });
+    const report = ensureHostNetworkReport(h, spec, { log: logger, skipIptables, ports });
     network.attachments.clear();
     for (const a of report.attachments) network.attachments.set(a.network, a);
     watched = { weft: report.devices, underlay: report.underlay, underlayIp };
+    ports = report.ports;
     return report.changes;
   }
 
@@ -82,6 +87,9 @@ export function setUpHostNetwork(
       }
     },
     watched: () => watched,
+    observe(ev) {
+      trackPorts(ev, watched, ports);
+    },
   };
   network.ensure(initial.subnets);
   return network;

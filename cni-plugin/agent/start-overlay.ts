@@ -46,9 +46,10 @@ export function syncOverlay(
   let reconciles = 0;
   /** Why the link monitor asked for the next check, deduplicated; taken by the run that does it. */
   let linkCauses: string[] = [];
+  let monitor: Monitor | undefined;
 
-  function checkHostNetwork(triggers: ReconcileTrigger[]): void {
-    const trigger = triggers.includes('link') ? 'link' : 'resync';
+  function checkHostNetwork(): void {
+    const trigger = linkCauses.length > 0 ? 'link' : 'resync';
     const causes = linkCauses;
     linkCauses = [];
     const cause = trigger === 'link' ? causes.join('; ') : `periodic resync (every ${config.resyncIntervalMs / 1000}s)`;
@@ -59,7 +60,11 @@ export function syncOverlay(
 
   const loop = createReconcileLoop<ReconcileTrigger>({
     run(triggers) {
-      if (triggers.includes('link') || triggers.includes('resync')) checkHostNetwork(triggers);
+      // act on everything the kernel has said so far: a port that joined a bridge just before the
+      // bridge went, or a deletion racing this resync, is then part of this check
+      monitor?.readPending();
+      // a 'link' run whose causes an earlier run already took needs no second check
+      if (linkCauses.length > 0 || triggers.includes('resync')) checkHostNetwork();
       // the host network is kept before the first snapshot too; the overlay waits for it
       if (!synced) return;
       const topology = watch.topology();
@@ -98,12 +103,12 @@ export function syncOverlay(
   undo.push(() => watch.stop());
   const resync = setInterval(() => loop.request('resync'), config.resyncIntervalMs);
   undo.push(() => clearInterval(resync));
-  const monitor = watchLinks(h, (cause, overrun) => {
+  monitor = watchLinks(h, (cause, overrun) => {
     metrics.linkNotification(overrun ? 'overrun' : 'repair');
     if (!linkCauses.includes(cause)) linkCauses.push(cause);
     loop.request('link');
   }, network, log);
-  if (monitor) undo.push(() => monitor.close());
+  if (monitor) undo.push(() => monitor?.close());
   return {
     get synced() {
       return synced;
@@ -125,6 +130,7 @@ function watchLinks(h: Handle, onCause: (cause: string, overrun: boolean) => voi
       ...(h.netns ? { netns: h.netns } : {}),
       onEvents(events) {
         for (const ev of events) {
+          network.observe(ev);
           const cause = repairReason(ev, network.watched());
           if (!cause) continue;
           log.debug({ cause }, 'link notification: checking the host network');

@@ -16,7 +16,7 @@ import { addrDecode, type Addr } from './addr';
 import { NetlinkError } from './errors';
 import { linkDecode, type Link } from './link';
 import {
-  errno, sys, AF_NETLINK, EAGAIN, EFD_CLOEXEC, EFD_NONBLOCK, ENOBUFS, MSG_DONTWAIT, MSG_TRUNC, POLLIN, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW,
+  errno, sys, AF_BRIDGE, AF_NETLINK, EAGAIN, EFD_CLOEXEC, EFD_NONBLOCK, ENOBUFS, MSG_DONTWAIT, MSG_TRUNC, POLLIN, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_RAW,
   SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE,
 } from './libc';
 import { withNetns } from './netns';
@@ -35,7 +35,13 @@ const GROUP_BITS: Record<MonitorGroup, number> = {
 };
 
 export type MonitorEvent =
-  | { kind: 'link'; action: 'new' | 'del'; link: Link }
+  /**
+   * bridgePort: an AF_BRIDGE notification, about the device's place in a
+   * bridge rather than the device: its 'del' means the device left the
+   * bridge (the kernel sends one per port when a bridge is deleted), not
+   * that the device is gone.
+   */
+  | { kind: 'link'; action: 'new' | 'del'; link: Link; bridgePort: boolean }
   | { kind: 'addr'; action: 'new' | 'del'; addr: Addr }
   /** Notifications were lost (receive buffer overrun, a message cut or unreadable): relist everything. */
   | { kind: 'overrun'; reason: string };
@@ -56,6 +62,12 @@ export type MonitorStats = { wakeups: number; datagrams: number; events: number;
 
 export type Monitor = {
   stats(): MonitorStats;
+  /**
+   * Read, now and on this thread, every notification already waiting, and
+   * deliver it through onEvents before returning: a caller about to act on
+   * what it has been told makes sure it has been told everything so far.
+   */
+  readPending(): void;
   /** Stop: wakes the waiting poll, closes the socket once it has returned. */
   close(): Promise<void>;
 };
@@ -116,7 +128,10 @@ function parseAddr(m: Message): Addr {
 export function parseNotifications(buf: Buffer, length = buf.length): MonitorEvent[] {
   const out: MonitorEvent[] = [];
   for (const m of parseMessages(buf, length, 'link monitor')) {
-    if (m.type === RTM_NEWLINK || m.type === RTM_DELLINK) out.push({ kind: 'link', action: m.type === RTM_NEWLINK ? 'new' : 'del', link: parseLink(m) });
+    if (m.type === RTM_NEWLINK || m.type === RTM_DELLINK) {
+      const link = parseLink(m);
+      out.push({ kind: 'link', action: m.type === RTM_NEWLINK ? 'new' : 'del', link, bridgePort: m.body.readUInt8(0) === AF_BRIDGE });
+    }
     else if (m.type === RTM_NEWADDR || m.type === RTM_DELADDR) out.push({ kind: 'addr', action: m.type === RTM_NEWADDR ? 'new' : 'del', addr: parseAddr(m) });
   }
   return out;
@@ -252,6 +267,10 @@ export function openMonitor(o: MonitorOptions): Monitor {
 
   return {
     stats: () => ({ ...stats }),
+    readPending() {
+      // the worker thread only waits in poll(); the socket is read on this thread alone
+      if (!closing) drain();
+    },
     close() {
       if (!closing) {
         closing = true;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Link } from '../../dataplane/netlink/link';
 import type { MonitorEvent } from '../../dataplane/netlink/monitor';
-import { repairReason, type WatchedDevices } from '../../cni-plugin/agent/host/repair-triggers';
+import { repairReason, trackPorts, type WatchedDevices } from '../../cni-plugin/agent/host/repair-triggers';
 
 const W: WatchedDevices = {
   weft: new Map([['weft.vx1', 10], ['weft.br1', 11]]),
@@ -11,8 +11,9 @@ const W: WatchedDevices = {
 };
 
 const link = (action: 'new' | 'del', l: Partial<Link> & { name: string; index: number }): MonitorEvent => ({
-  kind: 'link', action, link: { mtu: 1500, flags: l.up === false ? 0 : 1, up: true, operState: 'up', ...l },
+  kind: 'link', action, bridgePort: false, link: { mtu: 1500, flags: l.up === false ? 0 : 1, up: true, operState: 'up', ...l },
 });
+const portEntry = (action: 'new' | 'del', l: Partial<Link> & { name: string; index: number }): MonitorEvent => ({ ...link(action, l), bridgePort: true } as MonitorEvent);
 const addr = (action: 'new' | 'del', linkIndex: number, cidr: string): MonitorEvent => ({ kind: 'addr', action, addr: { linkIndex, cidr, family: 2 } });
 
 describe('repairReason', () => {
@@ -31,6 +32,7 @@ describe('repairReason', () => {
     ['another address', addr('new', 2, '172.31.1.12/24'), undefined],
     ['the gateway removed from a bridge', addr('del', 11, '10.244.1.1/24'), 'weft.br1 lost 10.244.1.1/24'],
     ['an address removed elsewhere', addr('del', 2, '172.31.1.11/24'), undefined],
+    ['a bridge-family delete of a weft bridge\'s entry', portEntry('del', { name: 'weft.br1', index: 11 }), undefined],
     ['lost notifications', { kind: 'overrun', reason: 'ENOBUFS' }, 'link notifications were lost (ENOBUFS): checking everything'],
   ])('%s', (_what, ev, want) => {
     expect(repairReason(ev, W)).toBe(want);
@@ -38,5 +40,26 @@ describe('repairReason', () => {
 
   it('watches no underlay before the first success', () => {
     expect(repairReason(link('new', { name: 'eth0', index: 2 }), { weft: new Map(), underlayIp: '172.31.1.11' })).toBeUndefined();
+  });
+});
+
+describe('trackPorts', () => {
+  it('records ports joining a weft bridge, keeps them when the bridge goes, forgets them when deleted', () => {
+    const ports = new Map<string, string>();
+    trackPorts(link('new', { name: 'wv1', index: 40, masterIndex: 11 }), W, ports);
+    trackPorts(link('new', { name: 'wv2', index: 41, masterIndex: 11 }), W, ports);
+    trackPorts(link('new', { name: 'other', index: 42, masterIndex: 99 }), W, ports);
+    expect([...ports]).toEqual([['wv1', 'weft.br1'], ['wv2', 'weft.br1']]);
+    // the bridge deleted: the kernel says each port left it (bridge family), then reports it without a master
+    trackPorts(portEntry('del', { name: 'wv1', index: 40, masterIndex: 11 }), W, ports);
+    trackPorts(link('new', { name: 'wv1', index: 40 }), W, ports);
+    trackPorts(link('del', { name: 'weft.br1', index: 11 }), W, ports);
+    expect([...ports.keys()]).toEqual(['wv1', 'wv2']);
+    trackPorts(link('del', { name: 'wv2', index: 41 }), W, ports);
+    trackPorts(link('del', { name: 'wv1', index: 40 }), W, ports);
+    expect([...ports]).toEqual([]);
+    // a VXLAN device is no bridge
+    trackPorts(link('new', { name: 'wv3', index: 43, masterIndex: 10 }), W, ports);
+    expect([...ports]).toEqual([]);
   });
 });

@@ -54,7 +54,8 @@ export async function startFaultLab(name: string, resync: string): Promise<Fault
   const hosts: FaultHost[] = [];
   const destroy = async () => {
     await lab.destroy();
-    rmSync(tmp, { recursive: true, force: true });
+    // WEFT_TEST_KEEP_LOGS=1 keeps the agents' and monitors' logs for a look after a failure
+    if (!process.env.WEFT_TEST_KEEP_LOGS) rmSync(tmp, { recursive: true, force: true });
   };
   try {
     const ctl = lab.controller!;

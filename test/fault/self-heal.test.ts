@@ -6,7 +6,7 @@
 // what it put back in one log line and a metric, and a host that is right
 // sees no writes at all: `ip monitor` and `nft monitor` stay silent.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../helpers/names';
 import { waitFor } from '../helpers/wait';
@@ -52,15 +52,18 @@ describe('the agent heals its own kernel state', () => {
 
   it('a VXLAN device deleted by hand is back within a second, with its routes, neighbours and FDB entries, and carries traffic', async () => {
     const from = f.logLines(h1).length;
+    const index = () => ipJson<Array<{ ifindex: number }>>(h1.host.netns, ['link', 'show', 'dev', 'weft.vx1'])[0]?.ifindex;
+    const before = index();
     const t0 = performance.now();
     const wall0 = Date.now();
     f.sh(h1, 'ip', ['link', 'del', 'weft.vx1']);
-    expect(f.overlay(h1)).not.toBe(healthy);
-    await waitFor('weft.vx1 and the overlay on it back', () => f.overlay(h1) === healthy, { ms: 5000, everyMs: 20 });
+    // (the agent may be done before the test can look: the new device is known by its index)
+    await waitFor('weft.vx1 and the overlay on it back', () => index() !== before && f.overlay(h1) === healthy, { ms: 5000, everyMs: 20 });
     const ms = performance.now() - t0;
     await waitFor('a ping over the recreated device', () => pings(f, h1, gw2), 5000);
     const lines = repairsSince(f, h1, from);
-    expect(lines.find((l) => l.msg === 'created vxlan weft.vx1')).toMatchObject({ repair: 'link', cause: expect.stringContaining('weft.vx1 was deleted') });
+    // prompted by the notifications (the kernel reports the device going down, then gone), not by the resync
+    expect(lines.find((l) => l.msg === 'created vxlan weft.vx1')).toMatchObject({ repair: 'link', cause: expect.stringMatching(/weft\.vx1 (is down|was deleted)/) });
     // the overlay reconcile that followed said what it put back
     expect(f.logLines(h1).slice(from).some((l) => /^overlay reconciled at revision \d+: 3 added/.test(l.msg))).toBe(true);
     // the agent's own clock: from the delete to the device recreated and to the overlay reconciled onto it
@@ -83,7 +86,7 @@ describe('the agent heals its own kernel state', () => {
       f.overlay(h1) === healthy && JSON.stringify(ipJson(h1.host.netns, ['route', 'show', 'dev', 'weft.br1'])) === JSON.stringify(subnet), { ms: 5000, everyMs: 20 });
     const ms = performance.now() - t0;
     // the kernel dropped the route and neighbour on weft.vx1 with it; the reconcile after the repair put them back
-    const reconciled = f.logLines(h1).slice(from).find((l) => /^overlay reconciled at revision \d+: 2 added/.test(l.msg));
+    const reconciled = f.logLines(h1).slice(from).find((l) => /^overlay reconciled at revision/.test(l.msg) && Number(l.added) > 0);
     expect(reconciled, 'the overlay reconcile after the repair').toBeDefined();
     expect(reconciled!.time - wall0).toBeLessThan(1000);
     expect(ms).toBeLessThan(2000);
@@ -92,6 +95,33 @@ describe('the agent heals its own kernel state', () => {
     expect(msgs).toContain('weft.br1 was down: set it up');
     await waitFor('a ping over the overlay', () => pings(f, h1, gw2), 5000);
     console.log(`weft.vx1 and weft.br1 downed -> up, overlay reconciled after ${reconciled!.time - wall0} ms (agent log); seen by the test after ${ms.toFixed(0)} ms`);
+  }, 30_000);
+
+  it('a bridge deleted by hand is back within a second with its gateway and its container ports, and the container reaches the other host again', async () => {
+    const ns = h1.host.netns;
+    const gw1 = gatewayOf(f, h1);
+    const container = basename(f.lab.addContainerNetns(h1.host, 'c1'));
+    const port = uniqueName('cp');
+    f.sh(h1, 'ip', ['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', container]);
+    f.sh(h1, 'ip', ['link', 'set', port, 'master', 'weft.br1', 'up']);
+    const cip = gw1.replace(/\.\d+$/, '.250');
+    f.lab.exec(container, 'ip', ['addr', 'add', `${cip}/24`, 'dev', 'eth0']);
+    f.lab.exec(container, 'ip', ['link', 'set', 'eth0', 'up']);
+    f.lab.exec(container, 'ip', ['route', 'add', 'default', 'via', gw1]);
+    const containerPings = () => f.lab.exec(container, 'ping', ['-c1', '-W1', gw2], { check: false }).status === 0;
+    await waitFor('the container to reach the other host', containerPings, 10_000);
+
+    const from = f.logLines(h1).length;
+    const wall0 = Date.now();
+    f.sh(h1, 'ip', ['link', 'del', 'weft.br1']);
+    await waitFor('the bridge back with the port in it', () => ipJson<Array<{ ifname: string; master?: string }>>(ns, ['link', 'show', 'dev', port])[0]?.master === 'weft.br1', { ms: 5000, everyMs: 20 });
+    await waitFor('the container to reach the other host again', containerPings, 5000);
+    const lines = repairsSince(f, h1, from);
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(['created bridge weft.br1', `adding ${gw1}/24 to weft.br1`, `re-attached ${port} to weft.br1`]));
+    const reattached = lines.find((l) => l.msg === `re-attached ${port} to weft.br1`)!;
+    expect(reattached).toMatchObject({ repair: 'link', cause: expect.stringMatching(/weft\.br1 (is down|was deleted)/) });
+    expect(reattached.time - wall0).toBeLessThan(1000);
+    console.log(`weft.br1 deleted -> recreated with its port after ${reattached.time - wall0} ms (agent log)`);
   }, 30_000);
 
   it('a flushed filter table, a reordered weft chain and a foreign jump above weft\'s are repaired within the resync period, one line each', async () => {
@@ -140,6 +170,8 @@ describe('the agent heals its own kernel state', () => {
 
   it('a host that is right gets no writes at resync: no link, address, route or ruleset change, no repair line', async () => {
     const ns = h1.host.netns;
+    // the kernel's own late changes to devices made by the tests before (IPv6 link-local addresses finishing DAD) are not the agent's
+    await waitFor('no tentative addresses', () => ipJson<Array<{ addr_info: unknown[] }>>(ns, ['-6', 'addr', 'show', 'tentative']).every((a) => a.addr_info.length === 0), 10_000);
     const ipMon = f.lab.spawn(ns, 'ip', ['monitor', 'link', 'address', 'route'], { logFile: join(h1.dir, 'ip-monitor.log') });
     const nftMon = f.lab.spawn(ns, 'nft', ['monitor'], { logFile: join(h1.dir, 'nft-monitor.log') });
     try {
@@ -156,7 +188,10 @@ describe('the agent heals its own kernel state', () => {
       expect(f.metric(h1, 'weft_agent_host_checks_total{trigger="resync"}')).toBeGreaterThanOrEqual(checks0 + 2);
       expect(repairsSince(f, h1, from)).toEqual([]);
       expect(f.metric(h1, 'weft_agent_last_reconcile_requests')).toBe(0);
-      expect(readFileSync(join(h1.dir, 'ip-monitor.log'), 'utf8')).toBe('');
+      // the test's own container port gets bridge-port notifications from the kernel (the agent's only
+      // write to a port, re-attaching it, would be a repair line, checked above): everything else is silent
+      const changes = readFileSync(join(h1.dir, 'ip-monitor.log'), 'utf8').split(/\n(?=\S)/).filter((b) => b.trim() !== '' && !/^\d+: wt/.test(b));
+      expect(changes).toEqual([]);
       expect(readFileSync(join(h1.dir, 'nft-monitor.log'), 'utf8')).toBe('');
       console.log(`agent CPU with a resync every ${RESYNC_MS} ms: ${(cpuS * 1000).toFixed(0)} ms over ${wallS.toFixed(1)} s (${((cpuS / wallS) * 100).toFixed(2)}%)`);
     } finally {

@@ -30,9 +30,12 @@ describe('link monitor: parsing', () => {
     const body = Buffer.concat([encodeIfInfoMsg({ index: 7, flags: 1 }), nla.str(3, 'weft.vx1'), nla.u32(4, 1450)]);
     const evs = parseNotifications(Buffer.concat([link(RTM_NEWLINK, body), link(RTM_DELLINK, body)]));
     expect(evs).toMatchObject([
-      { kind: 'link', action: 'new', link: { index: 7, name: 'weft.vx1', up: true, mtu: 1450 } },
-      { kind: 'link', action: 'del', link: { index: 7, name: 'weft.vx1' } },
+      { kind: 'link', action: 'new', link: { index: 7, name: 'weft.vx1', up: true, mtu: 1450 }, bridgePort: false },
+      { kind: 'link', action: 'del', link: { index: 7, name: 'weft.vx1' }, bridgePort: false },
     ]);
+    // AF_BRIDGE: the device's place in a bridge, not the device
+    const port = Buffer.concat([encodeIfInfoMsg({ family: 7, index: 8 }), nla.str(3, 'wv1'), nla.u32(10, 7)]);
+    expect(parseNotifications(link(RTM_DELLINK, port))).toMatchObject([{ kind: 'link', action: 'del', link: { name: 'wv1', masterIndex: 7 }, bridgePort: true }]);
   });
 
   it.each([

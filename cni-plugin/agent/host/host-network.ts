@@ -14,7 +14,7 @@ import type { Handle } from '../../../dataplane/netlink/handle';
 import { canonicalIp, formatCidr, ipFamily, parseCidr } from '../../../dataplane/netlink/ip';
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import {
-  bridge, linkAdd, linkByIndex, linkDel, linkList, linkSetMac, linkSetMtu, linkSetUp, linkSpecDiff,
+  bridge, linkAdd, linkByIndex, linkDel, linkList, linkSetMac, linkSetMaster, linkSetMtu, linkSetUp, linkSpecDiff,
   validateMac, validateVni, vxlan, linkFind, type Link, type LinkSpec } from '../../../dataplane/netlink/link';
 import { sysctlGet, sysctlSet } from '../../../dataplane/sysctl';
 import type { NetworkAttachment } from '../state/types';
@@ -59,6 +59,12 @@ export type HostNetworkOptions = {
    * must not wait for iptables-save. The periodic check covers iptables.
    */
   skipIptables?: boolean;
+  /**
+   * The ports weft's bridges had (port name -> bridge name): a bridge that
+   * had to be created again gets those of them back that still exist and are
+   * in no bridge, so the containers behind them are reachable again.
+   */
+  ports?: ReadonlyMap<string, string>;
 };
 
 /** What a change touched: the metrics count repairs by it. */
@@ -72,6 +78,8 @@ export type HostNetworkReport = {
   /** Index of each weft device by name, and the underlay's: what link events are matched against. */
   devices: Map<string, number>;
   underlay: { index: number; name: string };
+  /** The ports of weft's bridges now, port name -> bridge name. */
+  ports: Map<string, string>;
 };
 
 /** Logs a change and records it: the one place every write of this module is announced. */
@@ -151,7 +159,7 @@ export function findUnderlay(h: Handle, self: HostNetworkSpec['self']): Link {
  * whose immutable attributes differ is replaced (its FDB, neighbours and
  * routes go with it, and the next overlay reconcile puts them back).
  */
-export function ensureLink(h: Handle, spec: LinkSpec, log: Logger, changes: HostNetworkChange[] = []): Link {
+export function ensureLink(h: Handle, spec: LinkSpec, log: Logger, changes: HostNetworkChange[] = []): Link & { created: boolean } {
   const note = recorder(log, changes);
   const device = spec.name;
   let l = linkFind(h, spec.name);
@@ -192,7 +200,18 @@ export function ensureLink(h: Handle, spec: LinkSpec, log: Logger, changes: Host
   if (left.length > 0 || !now.up) {
     throw new Error(`${spec.name} does not match after ensuring it: ${[...left, ...(now.up ? [] : ['down, want up'])].join('; ')}`);
   }
-  return now;
+  return { ...now, created: fresh };
+}
+
+/** Put a re-created bridge's former ports back into it: those that still exist and joined no other bridge meanwhile. */
+function reattachPorts(h: Handle, br: Link, ports: ReadonlyMap<string, string>, note: Recorder): void {
+  for (const [port, bridgeName] of ports) {
+    if (bridgeName !== br.name) continue;
+    const l = linkFind(h, port);
+    if (!l || l.masterIndex !== undefined) continue;
+    linkSetMaster(h, l.index, br.index);
+    note({ kind: 'device', device: port, what: `re-attached ${port} to ${br.name}` });
+  }
 }
 
 /**
@@ -301,13 +320,16 @@ export function ensureHostNetworkReport(h: Handle, spec: HostNetworkSpec, opts: 
     }
     const br = ensureLink(h, bridge({ name: att.bridge, mtu, mac: bridgeMacFor(spec.self.hostId ?? mac, a.vni) }), log, changes);
     ensureAddrs(h, br, [`${att.gateway}/${parseCidr(att.subnet).prefixLen}`], log, changes);
+    if (br.created && opts.ports) reattachPorts(h, br, opts.ports, note);
     devices.set(vx.name, vx.index);
     devices.set(br.name, br.index);
     out.push(att);
   }
   ensureForwarding(netns, out.some((a) => ipFamily(a.gateway) !== AF_INET), note);
   if (!opts.skipIptables) for (const what of applyWeftRules(spec, out, netns)) note({ kind: 'iptables', what: `iptables: ${what}` });
-  return { attachments: out, changes, devices, underlay: { index: underlay.index, name: underlay.name } };
+  const bridges = new Map(out.map((a) => [devices.get(a.bridge)!, a.bridge]));
+  const ports = new Map(linkList(h).filter((l) => l.masterIndex !== undefined && bridges.has(l.masterIndex)).map((l) => [l.name, bridges.get(l.masterIndex!)!]));
+  return { attachments: out, changes, devices, underlay: { index: underlay.index, name: underlay.name }, ports };
 }
 
 /** Forwarding on, written only where it is off: a resync over a host that is right reads and writes nothing. */
