@@ -48,11 +48,12 @@ export function syncOverlay(
   let linkCauses: string[] = [];
   let monitor: Monitor | undefined;
 
-  function checkHostNetwork(): void {
-    const trigger = linkCauses.length > 0 ? 'link' : 'resync';
-    const causes = linkCauses;
+  /** A resync checks everything (iptables too) whatever else joined it; a check for link causes alone leaves iptables to the resync. */
+  function checkHostNetwork(resync: boolean): void {
+    const trigger = resync ? 'resync' : 'link';
+    const causes = resync ? [`periodic resync (every ${config.resyncIntervalMs / 1000}s)`, ...linkCauses] : linkCauses;
     linkCauses = [];
-    const cause = trigger === 'link' ? causes.join('; ') : `periodic resync (every ${config.resyncIntervalMs / 1000}s)`;
+    const cause = causes.join('; ');
     const t0 = performance.now();
     const out = network.repair(trigger, cause);
     metrics.hostChecked(trigger, out.changes, out.error !== undefined, (performance.now() - t0) / 1000);
@@ -64,7 +65,7 @@ export function syncOverlay(
       // bridge went, or a deletion racing this resync, is then part of this check
       monitor?.readPending();
       // a 'link' run whose causes an earlier run already took needs no second check
-      if (linkCauses.length > 0 || triggers.includes('resync')) checkHostNetwork();
+      if (linkCauses.length > 0 || triggers.includes('resync')) checkHostNetwork(triggers.includes('resync'));
       // the host network is kept before the first snapshot too; the overlay waits for it
       if (!synced) return;
       const topology = watch.topology();
