@@ -20,9 +20,10 @@
 // ASan and UBSan); SOCKET_RUNS more (9,400) are framed as the shim frames them and
 // written to the agent's socket directly (cheaper, and the only way to send
 // non-UTF-8 environment bytes, which a process environment built by Node
-// cannot carry). Seeds are fixed and printed; WEFT_FUZZ_SEED overrides them.
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+// cannot carry). Both run CONCURRENCY requests at once. Seeds are fixed and
+// printed; WEFT_FUZZ_SEED overrides them, WEFT_FUZZ_SHIM_RUNS and
+// WEFT_FUZZ_SOCKET_RUNS the counts.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -33,11 +34,10 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsDelete } from '../../dataplane/netlink/netns';
 import {
-  adminCert, agentPaths, createToken, grpcCall, requireBuild, startAgent, startController,
+  adminCert, agentPaths, createToken, grpcCall, requireBuild, ROOT, startAgent, startController,
   type Agent, type CertFiles, type Controller,
 } from '../e2e/cluster';
 import { SHIM } from '../e2e/cni';
-import { ROOT } from '../e2e/cluster';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { uniqueName } from '../helpers/names';
 import { GiveUp, waitFor } from '../helpers/wait';
