@@ -100,6 +100,10 @@ export type { HeartbeatRequest__Output as HeartbeatRequest } from './gen/weft/v1
 export type { HeartbeatResponse__Output as HeartbeatResponse } from './gen/weft/v1/HeartbeatResponse';
 export type { Host__Output as Host } from './gen/weft/v1/Host';
 export type { HostSubnet__Output as HostSubnet } from './gen/weft/v1/HostSubnet';
+export type { HostStatus__Output as HostStatus } from './gen/weft/v1/HostStatus';
+export type { ListHostsRequest__Output as ListHostsRequest } from './gen/weft/v1/ListHostsRequest';
+export type { ListHostsResponse__Output as ListHostsResponse } from './gen/weft/v1/ListHostsResponse';
+export type { OverlayReport__Output as OverlayReport } from './gen/weft/v1/OverlayReport';
 export type { JoinRequest__Output as JoinRequest } from './gen/weft/v1/JoinRequest';
 export type { JoinResponse__Output as JoinResponse } from './gen/weft/v1/JoinResponse';
 export type { LeaveHostRequest__Output as LeaveHostRequest } from './gen/weft/v1/LeaveHostRequest';

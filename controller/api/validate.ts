@@ -426,3 +426,18 @@ export function checkMtu(v: unknown, field: string): string | undefined {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1280 || v > 9216) return `${field}: ${show(v)} is not an MTU (0 for none, or 1280-9216)`;
   return undefined;
 }
+
+/** A heartbeat's overlay report (null: none yet): counts the proto already bounds, so only how they relate and the times. */
+export function checkOverlayReport(v: unknown, field: string): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'object') return `${field}: ${show(v)} is not an overlay report`;
+  const r = v as Record<string, unknown>;
+  for (const k of ['desired', 'programmed', 'failed', 'skipped']) {
+    if (typeof r[k] !== 'number' || !Number.isInteger(r[k]) || (r[k] as number) < 0) return `${field}.${k}: ${show(r[k])} is not a count`;
+  }
+  if ((r.programmed as number) > (r.desired as number)) return `${field}.programmed: ${show(r.programmed)} is more than desired (${show(r.desired)})`;
+  for (const k of ['reconciled_at_unix_ms', 'topology_revision']) {
+    if (typeof r[k] !== 'number' || !Number.isSafeInteger(r[k]) || (r[k] as number) < 0) return `${field}.${k}: ${show(r[k])} is not a time or revision (0 or a positive integer)`;
+  }
+  return undefined;
+}

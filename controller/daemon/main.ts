@@ -94,6 +94,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
       joinLimit: { perSecond: config.joinRatePerSecond, burst: config.joinBurst },
       leases: ipam,
       isLeader: election.isLeader,
+      leader: election.leader,
       version,
     });
     const server = new grpc.Server();

@@ -3,7 +3,7 @@
 import type { Compare, KeyValue, Store, TxnOp } from '../store/types';
 import { HostConflictError, RecordNotFoundError, RegistryContentionError } from './errors';
 import { CAS_ATTEMPTS, num, parseNamedRecord, str } from './json';
-import { HOSTS_PREFIX, hostIndexKey, hostKey, nameFromKey } from './keys';
+import { HOST_STATUS_PREFIX, HOSTS_PREFIX, hostIndexKey, hostKey, hostStatusKey, nameFromKey } from './keys';
 
 export type HostRecord = {
   name: string;
@@ -46,20 +46,80 @@ export async function getHost(store: Store, name: string): Promise<(HostRecord &
   return kv && { ...decodeHost(kv.key, kv.value), modRevision: kv.modRevision };
 }
 
+/** One overlay reconcile's outcome on a host, as its agent reported it. */
+export type OverlaySummary = {
+  desired: number;
+  programmed: number;
+  failed: number;
+  skipped: number;
+  /** ms since the epoch, by the agent's clock. */
+  reconciledAt: number;
+  topologyRevision: number;
+};
+
+/**
+ * What a host's agent last said about itself with a heartbeat, kept at
+ * /weft/host-status/<name> (keys.ts HOST_STATUS_PREFIX): for operators, never
+ * for the overlay.
+ */
+export type HostReport = {
+  name: string;
+  agentVersion: string;
+  /** Absent until the agent has reconciled once. */
+  overlay?: OverlaySummary;
+  /** ms since the epoch, by the controller's clock: when the heartbeat arrived. */
+  reportedAt: number;
+};
+
+export function encodeHostReport(r: HostReport): string {
+  return JSON.stringify({ name: r.name, agentVersion: r.agentVersion, overlay: r.overlay, reportedAt: r.reportedAt });
+}
+
+export function decodeHostReport(key: string, value: string): HostReport {
+  const { name, r } = parseNamedRecord(HOST_STATUS_PREFIX, key, value);
+  const o = r.overlay !== null && typeof r.overlay === 'object' && !Array.isArray(r.overlay) ? (r.overlay as Record<string, unknown>) : undefined;
+  return {
+    name, agentVersion: str(r.agentVersion), reportedAt: num(r.reportedAt),
+    ...(o && {
+      overlay: {
+        desired: num(o.desired), programmed: num(o.programmed), failed: num(o.failed), skipped: num(o.skipped),
+        reconciledAt: num(o.reconciledAt), topologyRevision: num(o.topologyRevision),
+      },
+    }),
+  };
+}
+
+/** Every readable host report by host name; an unreadable one is left out (the host shows as having reported nothing). */
+export async function listHostReports(store: Store): Promise<Map<string, HostReport>> {
+  const out = new Map<string, HostReport>();
+  for (const kv of (await store.range(HOST_STATUS_PREFIX)).kvs) {
+    if (nameFromKey(HOST_STATUS_PREFIX, kv.key) === undefined) continue;
+    try {
+      const r = decodeHostReport(kv.key, kv.value);
+      out.set(r.name, r);
+    } catch {
+      // a hand-edited record: as if the agent had reported nothing
+    }
+  }
+  return out;
+}
+
 /**
  * Records a heartbeat. A compare-and-swap, so a heartbeat racing a LeaveHost
- * cannot bring the host record back after it was deleted.
+ * cannot bring the host record back after it was deleted. A `report` is
+ * written in the same transaction (one revision per heartbeat, as without).
  */
-export async function touchHost(store: Store, name: string, now: number): Promise<{ host: HostRecord; revision: number }> {
+export async function touchHost(
+  store: Store, name: string, now: number, report?: Omit<HostReport, 'name' | 'reportedAt'>,
+): Promise<{ host: HostRecord; revision: number }> {
   const key = hostKey(name);
   for (let i = 0; i < CAS_ATTEMPTS; i++) {
     const kv = await store.get(key);
     if (!kv) throw new RecordNotFoundError(`host "${name}" is not registered (call RegisterHost first)`);
     const host = { ...decodeHost(key, kv.value), lastHeartbeat: now };
-    const res = await store.txn(
-      [{ key, target: 'modRevision', op: '==', modRevision: kv.modRevision }],
-      [{ type: 'put', key, value: encodeHost(host) }],
-    );
+    const ops: TxnOp[] = [{ type: 'put', key, value: encodeHost(host) }];
+    if (report) ops.push({ type: 'put', key: hostStatusKey(name), value: encodeHostReport({ ...report, name, reportedAt: now }) });
+    const res = await store.txn([{ key, target: 'modRevision', op: '==', modRevision: kv.modRevision }], ops);
     if (res.succeeded) return { host, revision: res.revision };
   }
   throw new RegistryContentionError(`host record of "${name}" kept changing under concurrent writers`);
@@ -204,7 +264,8 @@ export async function deleteHost(store: Store, name: string): Promise<{ deleted:
     const kv = await store.get(key);
     if (!kv) return { deleted: false, revision: await store.revision() };
     const compares: Compare[] = [cmpModRev(key, kv.modRevision)];
-    const ops: TxnOp[] = [{ type: 'delete', key }];
+    // the agent's last report goes with the record: a host joining again under the name starts without one
+    const ops: TxnOp[] = [{ type: 'delete', key }, { type: 'delete', key: hostStatusKey(name) }];
     const rec = tryDecodeHost(kv);
     // An unreadable record's entries stay behind; they name a host that no longer exists, so they block nobody.
     for (const c of rec ? claimsOf(rec) : []) {

@@ -13,6 +13,14 @@ export const DATACENTERS_PREFIX = '/weft/datacenters/';
  */
 export const HOST_INDEX_PREFIX = '/weft/host-index/';
 /**
+ * What each host's agent last reported with a heartbeat (overlay reconcile
+ * summary, agent version): /weft/host-status/<name>. Written in the same
+ * transaction as the heartbeat's host record, so it costs no extra revision;
+ * not under HOSTS_PREFIX, so the topology watch (and every agent behind it)
+ * never hears of it, and any controller can answer ListHosts from the store.
+ */
+export const HOST_STATUS_PREFIX = '/weft/host-status/';
+/**
  * Client certificates the CA issued, per identity, so deleting a host or its
  * leaving can revoke every certificate it holds:
  * /weft/certs/<kind>/<name>/<serial>. Each record is bound to a store lease
@@ -24,6 +32,7 @@ export const CERTS_PREFIX = '/weft/certs/';
 export const REVOKED_PREFIX = '/weft/revoked/';
 
 export const hostKey = (name: string): string => HOSTS_PREFIX + name;
+export const hostStatusKey = (name: string): string => HOST_STATUS_PREFIX + name;
 export const endpointPrefix = (network: string): string => `${ENDPOINTS_PREFIX}${network}/`;
 /** `ip` must be canonical text (see api/validate canonicalIp), or one address would have two keys. */
 export const endpointKey = (network: string, ip: string): string => endpointPrefix(network) + ip;

@@ -37,10 +37,13 @@ import { HostNameTakenError, JoinRateLimitedError, PermissionError, Unauthentica
 import {
   TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
 } from './topology';
+import { checkAgentVersion, checkOverlayReport } from '../api/validate';
 import { type Role, checkPossessionProof, normalizeSerial, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
 import { HUB_LOG, type Hub, createHub } from './watch-hub';
 import { type QueueLimit, createSink } from './watch-sink';
 import { datacenterHandlers } from './datacenter-handlers';
+import { clusterViewHandlers, overlaySummaryOf } from './cluster-view';
+import { DATACENTERS_PREFIX } from '../registry/keys';
 
 export type LeaseFns = {
   acquireLease: typeof acquireLease;
@@ -68,6 +71,8 @@ export type ControllerDeps = {
   /** ms since the epoch; injectable for tests. */
   now?: () => number;
   isLeader?: () => boolean;
+  /** The id of the leading controller as this one last saw it (election.ts), for GetStatus. */
+  leader?: () => string | undefined;
   version?: string;
   /** What a watch stream may have waiting for its client before it is ended (default WATCH_QUEUE_LIMIT). */
   watchQueue?: QueueLimit;
@@ -329,8 +334,12 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
   const Heartbeat = unary<pb.HeartbeatRequest, pb.HeartbeatResponse>('Heartbeat', 'host', async (req, who) => {
     must(checkHostName(req.name, 'name'));
     mustBeSelf('Heartbeat', who, req.name, 'name');
+    must(checkOverlayReport(req.overlay, 'overlay'));
+    must(checkAgentVersion(req.agent_version, 'agent_version'));
     const config = await loadConfig(store);
-    const { host } = await touchHost(store, req.name, now());
+    // An agent that reports nothing (older, or not yet reconciled) leaves its last report as it was.
+    const report = req.overlay || req.agent_version ? { agentVersion: req.agent_version, overlay: overlaySummaryOf(req.overlay) } : undefined;
+    const { host } = await touchHost(store, req.name, now(), report);
     const subnets: Lease[] = [];
     for (const l of await hostSubnets(req.name, config)) {
       try {
@@ -415,6 +424,8 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     return {
       controller_id: deps.controllerId,
       leader: deps.isLeader ? deps.isLeader() : true,
+      leader_id: deps.leader ? deps.leader() ?? '' : deps.isLeader?.() === false ? '' : deps.controllerId,
+      datacenters: await count(DATACENTERS_PREFIX),
       revision: await store.revision(),
       store: store.kind,
       hosts: await count(HOSTS_PREFIX),
@@ -524,5 +535,6 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     CreateService, DeleteService, ListServices, WatchServices,
     GetStatus,
     ...datacenterHandlers({ store, logger, loadConfig, unary }),
+    ...clusterViewHandlers({ store, loadConfig, now, unary }),
   } as grpc.UntypedServiceImplementation;
 }

@@ -21,6 +21,7 @@ import type { GetStatusRequest as _weft_v1_GetStatusRequest, GetStatusRequest__O
 import type { HeartbeatRequest as _weft_v1_HeartbeatRequest, HeartbeatRequest__Output as _weft_v1_HeartbeatRequest__Output } from './weft/v1/HeartbeatRequest';
 import type { HeartbeatResponse as _weft_v1_HeartbeatResponse, HeartbeatResponse__Output as _weft_v1_HeartbeatResponse__Output } from './weft/v1/HeartbeatResponse';
 import type { Host as _weft_v1_Host, Host__Output as _weft_v1_Host__Output } from './weft/v1/Host';
+import type { HostStatus as _weft_v1_HostStatus, HostStatus__Output as _weft_v1_HostStatus__Output } from './weft/v1/HostStatus';
 import type { HostSubnet as _weft_v1_HostSubnet, HostSubnet__Output as _weft_v1_HostSubnet__Output } from './weft/v1/HostSubnet';
 import type { JoinRequest as _weft_v1_JoinRequest, JoinRequest__Output as _weft_v1_JoinRequest__Output } from './weft/v1/JoinRequest';
 import type { JoinResponse as _weft_v1_JoinResponse, JoinResponse__Output as _weft_v1_JoinResponse__Output } from './weft/v1/JoinResponse';
@@ -30,9 +31,12 @@ import type { ListDatacentersRequest as _weft_v1_ListDatacentersRequest, ListDat
 import type { ListDatacentersResponse as _weft_v1_ListDatacentersResponse, ListDatacentersResponse__Output as _weft_v1_ListDatacentersResponse__Output } from './weft/v1/ListDatacentersResponse';
 import type { ListEndpointsRequest as _weft_v1_ListEndpointsRequest, ListEndpointsRequest__Output as _weft_v1_ListEndpointsRequest__Output } from './weft/v1/ListEndpointsRequest';
 import type { ListEndpointsResponse as _weft_v1_ListEndpointsResponse, ListEndpointsResponse__Output as _weft_v1_ListEndpointsResponse__Output } from './weft/v1/ListEndpointsResponse';
+import type { ListHostsRequest as _weft_v1_ListHostsRequest, ListHostsRequest__Output as _weft_v1_ListHostsRequest__Output } from './weft/v1/ListHostsRequest';
+import type { ListHostsResponse as _weft_v1_ListHostsResponse, ListHostsResponse__Output as _weft_v1_ListHostsResponse__Output } from './weft/v1/ListHostsResponse';
 import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from './weft/v1/ListServicesRequest';
 import type { ListServicesResponse as _weft_v1_ListServicesResponse, ListServicesResponse__Output as _weft_v1_ListServicesResponse__Output } from './weft/v1/ListServicesResponse';
 import type { Network as _weft_v1_Network, Network__Output as _weft_v1_Network__Output } from './weft/v1/Network';
+import type { OverlayReport as _weft_v1_OverlayReport, OverlayReport__Output as _weft_v1_OverlayReport__Output } from './weft/v1/OverlayReport';
 import type { PossessionProof as _weft_v1_PossessionProof, PossessionProof__Output as _weft_v1_PossessionProof__Output } from './weft/v1/PossessionProof';
 import type { RegisterEndpointRequest as _weft_v1_RegisterEndpointRequest, RegisterEndpointRequest__Output as _weft_v1_RegisterEndpointRequest__Output } from './weft/v1/RegisterEndpointRequest';
 import type { RegisterHostRequest as _weft_v1_RegisterHostRequest, RegisterHostRequest__Output as _weft_v1_RegisterHostRequest__Output } from './weft/v1/RegisterHostRequest';
@@ -76,6 +80,7 @@ export interface ProtoGrpcType {
       HeartbeatRequest: MessageTypeDefinition<_weft_v1_HeartbeatRequest, _weft_v1_HeartbeatRequest__Output>
       HeartbeatResponse: MessageTypeDefinition<_weft_v1_HeartbeatResponse, _weft_v1_HeartbeatResponse__Output>
       Host: MessageTypeDefinition<_weft_v1_Host, _weft_v1_Host__Output>
+      HostStatus: MessageTypeDefinition<_weft_v1_HostStatus, _weft_v1_HostStatus__Output>
       HostSubnet: MessageTypeDefinition<_weft_v1_HostSubnet, _weft_v1_HostSubnet__Output>
       JoinRequest: MessageTypeDefinition<_weft_v1_JoinRequest, _weft_v1_JoinRequest__Output>
       JoinResponse: MessageTypeDefinition<_weft_v1_JoinResponse, _weft_v1_JoinResponse__Output>
@@ -85,9 +90,12 @@ export interface ProtoGrpcType {
       ListDatacentersResponse: MessageTypeDefinition<_weft_v1_ListDatacentersResponse, _weft_v1_ListDatacentersResponse__Output>
       ListEndpointsRequest: MessageTypeDefinition<_weft_v1_ListEndpointsRequest, _weft_v1_ListEndpointsRequest__Output>
       ListEndpointsResponse: MessageTypeDefinition<_weft_v1_ListEndpointsResponse, _weft_v1_ListEndpointsResponse__Output>
+      ListHostsRequest: MessageTypeDefinition<_weft_v1_ListHostsRequest, _weft_v1_ListHostsRequest__Output>
+      ListHostsResponse: MessageTypeDefinition<_weft_v1_ListHostsResponse, _weft_v1_ListHostsResponse__Output>
       ListServicesRequest: MessageTypeDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesRequest__Output>
       ListServicesResponse: MessageTypeDefinition<_weft_v1_ListServicesResponse, _weft_v1_ListServicesResponse__Output>
       Network: MessageTypeDefinition<_weft_v1_Network, _weft_v1_Network__Output>
+      OverlayReport: MessageTypeDefinition<_weft_v1_OverlayReport, _weft_v1_OverlayReport__Output>
       PossessionProof: MessageTypeDefinition<_weft_v1_PossessionProof, _weft_v1_PossessionProof__Output>
       RegisterEndpointRequest: MessageTypeDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_RegisterEndpointRequest__Output>
       RegisterHostRequest: MessageTypeDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostRequest__Output>

@@ -22,6 +22,8 @@ import type { ListDatacentersRequest as _weft_v1_ListDatacentersRequest, ListDat
 import type { ListDatacentersResponse as _weft_v1_ListDatacentersResponse, ListDatacentersResponse__Output as _weft_v1_ListDatacentersResponse__Output } from '../../weft/v1/ListDatacentersResponse';
 import type { ListEndpointsRequest as _weft_v1_ListEndpointsRequest, ListEndpointsRequest__Output as _weft_v1_ListEndpointsRequest__Output } from '../../weft/v1/ListEndpointsRequest';
 import type { ListEndpointsResponse as _weft_v1_ListEndpointsResponse, ListEndpointsResponse__Output as _weft_v1_ListEndpointsResponse__Output } from '../../weft/v1/ListEndpointsResponse';
+import type { ListHostsRequest as _weft_v1_ListHostsRequest, ListHostsRequest__Output as _weft_v1_ListHostsRequest__Output } from '../../weft/v1/ListHostsRequest';
+import type { ListHostsResponse as _weft_v1_ListHostsResponse, ListHostsResponse__Output as _weft_v1_ListHostsResponse__Output } from '../../weft/v1/ListHostsResponse';
 import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from '../../weft/v1/ListServicesRequest';
 import type { ListServicesResponse as _weft_v1_ListServicesResponse, ListServicesResponse__Output as _weft_v1_ListServicesResponse__Output } from '../../weft/v1/ListServicesResponse';
 import type { RegisterEndpointRequest as _weft_v1_RegisterEndpointRequest, RegisterEndpointRequest__Output as _weft_v1_RegisterEndpointRequest__Output } from '../../weft/v1/RegisterEndpointRequest';
@@ -188,6 +190,23 @@ export interface ControllerClient extends grpc.Client {
   listEndpoints(argument: _weft_v1_ListEndpointsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
   listEndpoints(argument: _weft_v1_ListEndpointsRequest, callback: grpc.requestCallback<_weft_v1_ListEndpointsResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Every host with its subnets, health and the overlay summary its agent
+   * last reported with a heartbeat; admin only (`weft hosts`).
+   */
+  ListHosts(argument: _weft_v1_ListHostsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  ListHosts(argument: _weft_v1_ListHostsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  ListHosts(argument: _weft_v1_ListHostsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  ListHosts(argument: _weft_v1_ListHostsRequest, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Every host with its subnets, health and the overlay summary its agent
+   * last reported with a heartbeat; admin only (`weft hosts`).
+   */
+  listHosts(argument: _weft_v1_ListHostsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  listHosts(argument: _weft_v1_ListHostsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  listHosts(argument: _weft_v1_ListHostsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  listHosts(argument: _weft_v1_ListHostsRequest, callback: grpc.requestCallback<_weft_v1_ListHostsResponse__Output>): grpc.ClientUnaryCall;
+  
   ListServices(argument: _weft_v1_ListServicesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
   ListServices(argument: _weft_v1_ListServicesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
   ListServices(argument: _weft_v1_ListServicesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
@@ -338,6 +357,12 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
   
   ListEndpoints: grpc.handleUnaryCall<_weft_v1_ListEndpointsRequest__Output, _weft_v1_ListEndpointsResponse>;
   
+  /**
+   * Every host with its subnets, health and the overlay summary its agent
+   * last reported with a heartbeat; admin only (`weft hosts`).
+   */
+  ListHosts: grpc.handleUnaryCall<_weft_v1_ListHostsRequest__Output, _weft_v1_ListHostsResponse>;
+  
   ListServices: grpc.handleUnaryCall<_weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse>;
   
   RegisterEndpoint: grpc.handleUnaryCall<_weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint>;
@@ -388,6 +413,7 @@ export interface ControllerDefinition extends grpc.ServiceDefinition {
   LeaveHost: MethodDefinition<_weft_v1_LeaveHostRequest, _weft_v1_LeaveHostResponse, _weft_v1_LeaveHostRequest__Output, _weft_v1_LeaveHostResponse__Output>
   ListDatacenters: MethodDefinition<_weft_v1_ListDatacentersRequest, _weft_v1_ListDatacentersResponse, _weft_v1_ListDatacentersRequest__Output, _weft_v1_ListDatacentersResponse__Output>
   ListEndpoints: MethodDefinition<_weft_v1_ListEndpointsRequest, _weft_v1_ListEndpointsResponse, _weft_v1_ListEndpointsRequest__Output, _weft_v1_ListEndpointsResponse__Output>
+  ListHosts: MethodDefinition<_weft_v1_ListHostsRequest, _weft_v1_ListHostsResponse, _weft_v1_ListHostsRequest__Output, _weft_v1_ListHostsResponse__Output>
   ListServices: MethodDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesResponse, _weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse__Output>
   RegisterEndpoint: MethodDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_Endpoint, _weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint__Output>
   RegisterHost: MethodDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostResponse, _weft_v1_RegisterHostRequest__Output, _weft_v1_RegisterHostResponse__Output>

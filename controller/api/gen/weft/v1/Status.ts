@@ -15,6 +15,14 @@ export interface Status {
   'endpoints'?: (number);
   'services'?: (number);
   'version'?: (string);
+  /**
+   * the controller that leads, as this one last saw it; "": none known
+   */
+  'leader_id'?: (string);
+  /**
+   * datacenter records
+   */
+  'datacenters'?: (number);
 }
 
 export interface Status__Output {
@@ -30,4 +38,12 @@ export interface Status__Output {
   'endpoints': (number);
   'services': (number);
   'version': (string);
+  /**
+   * the controller that leads, as this one last saw it; "": none known
+   */
+  'leader_id': (string);
+  /**
+   * datacenter records
+   */
+  'datacenters': (number);
 }
