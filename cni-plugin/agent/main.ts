@@ -66,7 +66,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
     await serveCni(config, { ipam, outbox, network, client, metrics }, log, undo);
     const overlay = syncOverlay(config, { h, network, client, metrics }, log, undo);
-    keepLeases(config, { client, registration, registered, initial, ipam, network, overlay }, log, undo);
+    keepLeases(config, { client, registration, registered, initial, ipam, network, overlay, report: metrics.heartbeatReport }, log, undo);
 
     const lifecycle = { stopping: false };
     const metricsPort = await serveMetricsAndHealth(config, { metrics, client, network, overlay, lifecycle }, log, undo);

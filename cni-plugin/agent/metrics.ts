@@ -13,6 +13,22 @@ import type { ChangeKind, HostNetworkChange } from './host/host-network';
 import type { ReconcileResult } from './host/overlay';
 import type { CniHandlers } from '../cni/types';
 
+/** One overlay reconcile's outcome, as the agent reports it with its heartbeats (`weft hosts` shows it). */
+export type OverlaySummary = {
+  desired: number;
+  /** Desired entries the kernel holds: desired minus the adds and replaces that failed. */
+  programmed: number;
+  failed: number;
+  /** Hosts the render left out (e.g. no VTEP for a network). */
+  skipped: number;
+  /** ms since the epoch. */
+  reconciledAt: number;
+  topologyRevision: number;
+};
+
+/** What the agent says about itself with each heartbeat. */
+export type HeartbeatReport = { agentVersion: string; overlay?: OverlaySummary };
+
 /** link: the link monitor saw one of weft's devices (or the underlay) change, or lost notifications. */
 export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start' | 'link';
 
@@ -27,6 +43,8 @@ export type AgentMetrics = {
   revision: Gauge;
   setConnection(state: ConnectionState): void;
   instrumentCni<T extends CniHandlers>(h: T): T;
+  /** The agent version and the last successful reconcile's summary (none before the first), for the heartbeat. */
+  heartbeatReport(): Promise<HeartbeatReport>;
 };
 
 const CONNECTION_STATES: ConnectionState[] = ['connected', 'connecting', 'disconnected'];
@@ -87,6 +105,15 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
     labelNames: ['kind'], registers,
   });
 
+  // the last reconcile, kept for the heartbeat report; its revision is the gauge's, set just after
+  let last: Omit<OverlaySummary, 'topologyRevision'> | undefined;
+
+  async function heartbeatReport(): Promise<HeartbeatReport> {
+    if (!last) return { agentVersion: deps.version };
+    const topologyRevision = (await revision.get()).values[0]?.value ?? 0;
+    return { agentVersion: deps.version, overlay: { ...last, topologyRevision } };
+  }
+
   function setConnection(state: ConnectionState): void {
     for (const s of CONNECTION_STATES) connection.set({ state: s }, s === state ? 1 : 0);
   }
@@ -111,8 +138,10 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
     reconciled(trigger, r) {
       reconciles.inc({ trigger });
       duration.observe({ trigger }, r.durationMs / 1000);
+      const held = Math.max(0, r.desired - r.errors.filter((e) => e.action !== 'delete').length);
       desired.set(r.desired);
-      programmed.set(r.desired - r.errors.filter((e) => e.action !== 'delete').length);
+      programmed.set(held);
+      last = { desired: r.desired, programmed: held, failed: r.failed, skipped: r.skipped.length, reconciledAt: Date.now() };
       requests.inc(r.requests);
       lastRequests.set(r.requests);
       for (const e of r.errors) errors.inc({ kind: e.kind });
@@ -134,5 +163,6 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
     revision,
     setConnection,
     instrumentCni,
+    heartbeatReport,
   };
 }

@@ -14,7 +14,7 @@ import type { HostLeases } from './start-registration';
 import { retrying, StartAborted } from './start-retrying';
 import type { Undo } from './start-undo';
 import type { AgentClient, HostRegistration } from './sync/controller';
-import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type LeaseEvent } from './sync/heartbeat';
+import { runHeartbeats, subnetsDiffer, type HeartbeatLoop, type HeartbeatOptions, type LeaseEvent } from './sync/heartbeat';
 import { saveRegistration } from './sync/registration-cache';
 
 /** Runs until the undo step it pushes stops the heartbeats (or the background registration). */
@@ -22,11 +22,13 @@ export function keepLeases(
   config: AgentConfig,
   deps: HostLeases & {
     client: AgentClient; registration: HostRegistration; ipam: IpamStore; network: HostNetwork; overlay: OverlaySync;
+    /** What each heartbeat tells the controller about this agent (metrics.heartbeatReport). */
+    report?: HeartbeatOptions['report'];
   },
   log: Logger,
   undo: Undo,
 ): void {
-  const { client, registration, registered, initial, ipam, network, overlay } = deps;
+  const { client, registration, registered, initial, ipam, network, overlay, report } = deps;
   const onLease = (ev: LeaseEvent) => {
     if (ev.changed) {
       const moved = ev.subnets.filter((s) => ev.previous.some((p) => p.network === s.network && p.subnet !== s.subnet));
@@ -58,7 +60,7 @@ export function keepLeases(
     stopRegistering.abort();
     await heartbeats?.stop();
   });
-  if (registered) heartbeats = runHeartbeats({ client, registration, registered, onLease, log });
+  if (registered) heartbeats = runHeartbeats({ client, registration, registered, onLease, log, report });
   else {
     // Keep registering in the background; the first answer may move a subnet, which is a lease event like any other.
     retrying('registering this host', () => client.registerHost(registration), isTransient, log, stopRegistering.signal).then(
@@ -66,7 +68,7 @@ export function keepLeases(
         log.info({ subnets: reg.subnets.map((s) => `${s.network}=${s.subnet}`), revision: reg.revision }, 'host registered');
         network.clusterConfig = reg.config;
         onLease({ kind: 'reregistered', reason: 'registered once the controller answered', previous: initial.subnets, subnets: reg.subnets, changed: subnetsDiffer(initial.subnets, reg.subnets) });
-        heartbeats = runHeartbeats({ client, registration, registered: reg, onLease, log });
+        heartbeats = runHeartbeats({ client, registration, registered: reg, onLease, log, report });
       },
       (err) => {
         if (!(err instanceof StartAborted)) log.error({ err }, 'the controller refused this host; restart the agent once that is fixed');

@@ -8,6 +8,7 @@ import {
 import { endpointMessage, type ClusterConfigMsg, type HostSubnet, type TopologyEvent } from '../../../controller/api/proto';
 import { silentLogger } from '../../../controller/common/log';
 import type { EndpointRecord, Topology } from '../state/types';
+import type { HeartbeatReport } from '../metrics';
 import { applyTopologyEvent, emptyTopology } from './topology';
 
 export type AgentClientOptions = Omit<ConnectOptions, 'trusted'> & {
@@ -52,7 +53,8 @@ export type TopologyWatch = {
 export type AgentClient = {
   readonly hostName: string;
   registerHost(r: HostRegistration): Promise<Registration>;
-  heartbeat(): Promise<HeartbeatResult>;
+  /** `report`: what the agent says about itself (version, last overlay reconcile); operators see it in `weft hosts`. */
+  heartbeat(report?: HeartbeatReport): Promise<HeartbeatResult>;
   /** Graceful leave: the controller drops this host, its leases and its endpoints. */
   leave(): Promise<void>;
   registerEndpoint(ep: EndpointRecord): Promise<void>;
@@ -105,8 +107,12 @@ export function connectAgentClient(o: AgentClientOptions): AgentClient {
       if (!res.config) throw new Error(`RegisterHost via ${o.server}: the answer holds no cluster config`);
       return { subnets: (res.host?.subnets ?? []).map(subnetOf), config: res.config, revision: res.revision };
     },
-    async heartbeat() {
-      const res = await client.call('Heartbeat', { name: hostName });
+    async heartbeat(report) {
+      const overlay = report?.overlay && {
+        desired: report.overlay.desired, programmed: report.overlay.programmed, failed: report.overlay.failed, skipped: report.overlay.skipped,
+        reconciled_at_unix_ms: Math.round(report.overlay.reconciledAt), topology_revision: report.overlay.topologyRevision,
+      };
+      const res = await client.call('Heartbeat', { name: hostName, ...(report && { agent_version: report.agentVersion, overlay }) });
       return { subnets: res.subnets.map(subnetOf), nextHeartbeatSeconds: res.next_heartbeat_seconds, revision: res.revision };
     },
     async leave() {

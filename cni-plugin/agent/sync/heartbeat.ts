@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
 import { grpcCode } from '../../../controller/api/client/client';
 import type { AgentClient, HostRegistration, Registration, Subnet } from './controller';
+import type { HeartbeatReport } from '../metrics';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 
 export type LeaseEvent = {
@@ -30,6 +31,8 @@ export type HeartbeatOptions = {
   registered: Registration;
   onLease?: (ev: LeaseEvent) => void;
   log?: Logger;
+  /** What to tell the controller about this agent with each heartbeat (version, last overlay reconcile). */
+  report?: () => Promise<HeartbeatReport> | HeartbeatReport;
   /** Retries after a failed heartbeat; capped by the heartbeat interval. */
   backoff?: BackoffOptions;
 };
@@ -77,9 +80,19 @@ export function runHeartbeats(o: HeartbeatOptions): HeartbeatLoop {
     emit({ kind: 'reregistered', reason, previous, subnets, changed: subnetsDiffer(previous, subnets) });
   }
 
+  /** The report, or none when making it fails: a report must never cost the host its leases. */
+  async function report(): Promise<HeartbeatReport | undefined> {
+    try {
+      return await o.report?.();
+    } catch (err) {
+      log.warn({ err }, 'cannot make the heartbeat report; sending the heartbeat without it');
+      return undefined;
+    }
+  }
+
   async function beat(): Promise<number> {
     try {
-      const hb = await o.client.heartbeat();
+      const hb = await o.client.heartbeat(await report());
       last = Date.now();
       intervalMs = Math.max(1, hb.nextHeartbeatSeconds) * 1000;
       const missing = networks.filter((n) => !hb.subnets.some((s) => s.network === n));
