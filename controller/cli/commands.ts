@@ -1,7 +1,8 @@
 // The controller-side `weft` subcommands: the daemon itself, bootstrap
-// tokens, admin certificates and a status query (services are in
-// service-commands.ts, on the helpers exported here). Every bad flag is
-// reported by name with exit code 2 before anything is created or opened.
+// tokens, admin certificates, deleting a host (services are in
+// service-commands.ts; status, hosts and endpoints in cluster-commands.ts; on
+// the helpers exported here). Every bad flag is reported by name with exit
+// code 2 before anything is created or opened.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -347,6 +348,8 @@ export async function networkCommand(argv: string[]): Promise<number> {
 
 const HOST_HELP = `usage: weft host list [--json]
        weft host delete <name> [--json]
+  list: the same as weft hosts, through the API with an admin identity (see weft hosts --help)
+  delete acts on the store:
 ${STORE_FLAGS_HELP}
   delete: the host's record, endpoints and subnet leases go, and every certificate issued to it is
   revoked at once on every controller; its name may then be joined again with a token
@@ -362,23 +365,6 @@ export async function hostCommand(argv: string[]): Promise<number> {
     return sub ? 0 : 2;
   }
   return guarded(`host ${sub}`, async () => {
-    if (sub === 'list') {
-      const { flags, config } = parse(rest, { '--json': 'bool' });
-      const store = await openExistingStore(config);
-      try {
-        const { listHosts } = await import('../registry/hosts');
-        const hosts = await listHosts(store);
-        if (flags.has('--json')) process.stdout.write(JSON.stringify(hosts) + '\n');
-        else {
-          const now = Date.now();
-          process.stdout.write(table([['NAME', 'UNDERLAY', 'RACK', 'DATACENTER', 'LAST-HEARTBEAT'],
-            ...hosts.map((h) => [h.name, h.underlayIp, h.rack, h.datacenter, `${Math.round((now - h.lastHeartbeat) / 1000)}s ago`])]));
-        }
-      } finally {
-        await store.close();
-      }
-      return 0;
-    }
     if (sub === 'delete') {
       const { flags, positional, config } = parse(rest, { '--json': 'bool' }, { positional: 1 });
       if (positional.length !== 1) throw new UsageError('give the name of the host to delete (see weft host list)');
@@ -404,6 +390,7 @@ export async function hostCommand(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    // `list` is cluster-commands.ts's (weft.ts sends it there)
     throw new UsageError(`unknown subcommand "${sub}" (list, delete)`);
   });
 }
@@ -565,31 +552,4 @@ export async function connectAsAdmin(flags: Parsed['flags'], config: ControllerC
     creds = clientCredentials({ caPem, certPem, keyPem });
   }
   return connectController({ server, credentials: creds, metadata });
-}
-
-// ---- weft status --------------------------------------------------------------
-
-export async function statusCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('usage: weft status [--server host:port] [--ca FILE --cert FILE --key FILE] [--insecure] [--json] [--data-dir DIR]\n' + ADMIN_CLIENT_HELP);
-    return 0;
-  }
-  return guarded('status', async () => {
-    const { flags, config } = parse(argv, { ...ADMIN_CLIENT_SPEC, '--json': 'bool' }, { storeFlags: ['--data-dir'] });
-    const client = await connectAsAdmin(flags, config);
-    try {
-      const status = await client.call('GetStatus', {});
-      if (flags.has('--json')) process.stdout.write(JSON.stringify(status) + '\n');
-      else {
-        const rows: Array<[string, string | number | boolean]> = [
-          ['controller', status.controller_id], ['leader', status.leader], ['version', status.version], ['store', status.store],
-          ['revision', status.revision], ['hosts', status.hosts], ['leases', status.leases], ['endpoints', status.endpoints], ['services', status.services],
-        ];
-        process.stdout.write(rows.map(([k, v]) => `${k.padEnd(11)}${v}`).join('\n') + '\n');
-      }
-      return 0;
-    } finally {
-      client.close();
-    }
-  });
 }

@@ -27,7 +27,7 @@ const commands: Record<string, Command> = {
   },
   host: {
     summary: 'list hosts, or delete one (releases its subnets and endpoints, revokes its certificates)',
-    run: async (argv) => (await import('./commands')).hostCommand(argv),
+    run: async (argv) => (await import('./cluster-commands')).hostCommand(argv),
   },
   cert: {
     summary: 'list issued and revoked client certificates, or revoke one by serial',
@@ -46,8 +46,16 @@ const commands: Record<string, Command> = {
     run: async (argv) => (await import('../../cni-plugin/install-cni')).installCniCommand(argv),
   },
   status: {
-    summary: "print a controller's status",
-    run: async (argv) => (await import('./commands')).statusCommand(argv),
+    summary: 'print the cluster status: controller, leader, counts, hosts per datacenter and rack by health',
+    run: async (argv) => (await import('./cluster-commands')).statusCommand(argv),
+  },
+  hosts: {
+    summary: 'list the hosts: subnets, health, agent version, programmed vs desired overlay entries (weft host list)',
+    run: async (argv) => (await import('./cluster-commands')).hostsCommand(argv),
+  },
+  endpoints: {
+    summary: "list the containers' endpoints: container, network, address, host, interface, labels",
+    run: async (argv) => (await import('./cluster-commands')).endpointsCommand(argv),
   },
   service: {
     summary: 'create, list or delete the services the ingress exposes',
