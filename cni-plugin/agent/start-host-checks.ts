@@ -35,7 +35,7 @@ export async function checkHost(config: AgentConfig, log: Logger, undo: Undo): P
 
   const underlayIp = await resolveUnderlayIp(config, h);
   const vtepMac = config.vtepMac ?? vtepMacFor(config.hostName);
-  log.info({ host: config.hostName, underlayIp, vtepMac, server: config.server, stateDir: config.stateDir }, 'weft agent starting');
+  log.info({ underlayIp, vtepMac, server: config.server, stateDir: config.stateDir }, 'weft agent starting');
 
   const csum = decideTxChecksum(config.vxlanTxChecksum);
   log.info({ vxlanTxChecksum: config.vxlanTxChecksum, disable: csum.disable }, `VXLAN TX checksum offload: ${csum.reason}`);

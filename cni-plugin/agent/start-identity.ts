@@ -25,7 +25,7 @@ export async function establishIdentity(config: AgentConfig, log: Logger, signal
     }),
     joinIsTransient, log, signal,
   );
-  log.info({ host: credentials.hostName, certExpiresAt: credentials.certExpiresAt.toISOString() }, 'cluster credentials ready');
+  log.info({ certExpiresAt: credentials.certExpiresAt.toISOString() }, 'cluster credentials ready');
   const renewal = keepRenewed({ server: config.server, stateDir: config.stateDir, credentials, log });
   log.info({ renewAt: new Date(renewal.dueAt()).toISOString() }, 'certificate renews itself at half its lifetime');
   try {

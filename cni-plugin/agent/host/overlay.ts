@@ -375,7 +375,7 @@ export function reconcileOverlay(
     errors,
     skipped: desired.skipped,
   };
-  for (const s of desired.skipped) log.warn({ host: s.host, network: s.network }, `not programming host ${s.host} in ${s.network}: ${s.reason}`);
+  for (const s of desired.skipped) log.warn({ peer: s.host, network: s.network }, `not programming host ${s.host} in ${s.network}: ${s.reason}`);
   // entries waiting for a missing device are one line per device, not one per entry: the host
   // network repair says why the device is missing, and recreates it as soon as it can
   const missing = new Map<string, number>();
