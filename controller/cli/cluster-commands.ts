@@ -64,12 +64,13 @@ export function hostsJson(list: ListHostsResponse): unknown[] {
   }));
 }
 
-export async function hostsCommand(argv: string[]): Promise<number> {
+/** `label`: how errors name the command the operator typed. */
+export async function hostsCommand(argv: string[], label = 'hosts'): Promise<number> {
   if (wantsHelp(argv)) {
     process.stdout.write(HOSTS_HELP);
     return 0;
   }
-  return guarded('hosts', async () => {
+  return guarded(label, async () => {
     const { flags, config } = parse(argv, JSON_SPEC, ADMIN_FLAGS);
     const client = await connectAsAdmin(flags, config);
     try {
@@ -86,7 +87,7 @@ export async function hostsCommand(argv: string[]): Promise<number> {
 
 /** `weft host list` is `weft hosts`; `weft host delete` acts on the store as before. */
 export function hostCommand(argv: string[]): Promise<number> {
-  if (argv[0] === 'list') return hostsCommand(argv.slice(1));
+  if (argv[0] === 'list') return hostsCommand(argv.slice(1), 'host list');
   return hostStoreCommand(argv);
 }
 
