@@ -25,7 +25,7 @@ import { parseCidr } from '../../dataplane/netlink/ip';
 import { AF_INET, AF_INET6 } from '../../dataplane/netlink/libc';
 import {
   linkAdd, linkByName, linkDel, linkSetMasterRequest, linkSetUpRequest, validateLinkName, veth, MTU_MAX, MTU_MIN,
-  linkFind, type Link } from '../../dataplane/netlink/link';
+  linkFind, linkList, type Link } from '../../dataplane/netlink/link';
 import { netnsId, netnsPath, pinNetns, sameNetns, type NetnsId, type NetnsPin } from '../../dataplane/netlink/netns';
 import { routeAddRequest, routeList } from '../../dataplane/netlink/route';
 import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } from '../cni/types';
@@ -46,11 +46,16 @@ export type CniHandlerDeps = {
 export type OrphanReport = { released: Allocation[]; deletedLinks: string[] };
 
 export type WeftCniHandlers = CniHandlers & {
-  /** Agent start: free allocations whose container is gone (netns gone and host end gone or peerless). */
+  /**
+   * At start and periodically: free allocations whose container is gone (its host end gone,
+   * or its netns gone and the host end peerless) and delete weft host ends no allocation accounts for.
+   */
   gcOrphans(): Promise<OrphanReport>;
 };
 
 const HOST_VETH_PREFIX = 'wv';
+/** Exactly the names hostVethName makes, so GC never touches another tool's links. */
+const HOST_VETH_NAME = /^wv[0-9a-f]{12}$/;
 
 /**
  * The host end's name: stable for (network, containerId, ifname), 14 bytes,
@@ -544,26 +549,49 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     const out: OrphanReport = { released: [], deletedLinks: [] };
     const host = openHost();
     try {
+      // one listing, not a request per allocation: this runs periodically on the event loop
+      const links = new Map(linkList(host).map((l) => [l.name, l]));
+      const accounted = new Set<string>();
       for (const a of deps.ipam.list()) {
-        // a namespace still mounted means a container the runtime still owns: its DEL or GC decides
-        if (a.netns && existsSync(a.netns)) continue;
         const name = hostVethName(a.network, a.containerId, a.ifname);
-        const link = linkFind(host, name);
-        if (link && link.kind === 'veth' && link.parentIndex !== undefined) continue; // kept alive by a process in the namespace
-        if (link && link.kind === 'veth') {
-          delLinkIfPresent(host, name);
-          out.deletedLinks.push(name);
+        const link = links.get(name);
+        if (link) {
+          // a namespace still mounted means a container the runtime still owns: its DEL or GC decides
+          if (a.netns && existsSync(a.netns)) {
+            accounted.add(name);
+            continue;
+          }
+          if (link.kind === 'veth' && link.parentIndex !== undefined) {
+            accounted.add(name); // kept alive by a process in the namespace
+            continue;
+          }
+          if (link.kind === 'veth') {
+            delLinkIfPresent(host, name);
+            out.deletedLinks.push(name);
+          }
         }
+        // No host end: a veth pair dies whole, so the container's end is gone too, even
+        // when the path still opens (a /proc/<pid>/ns/net whose pid is now another process).
         const freed = deps.ipam.release(a.network, a.containerId, a.ifname);
         if (freed) {
           out.released.push(freed);
           report('released', { network: a.network, ip: a.ip, containerId: a.containerId, ifname: a.ifname, labels: {} });
         }
       }
+      // Host ends no allocation accounts for: an ADD that died after plumbing but whose
+      // allocation was released since, or a pair left by hand. Verbs never interleave with
+      // this (both run without yielding), so no ADD is half-way through here.
+      for (const l of links.values()) {
+        if (l.kind !== 'veth' || !HOST_VETH_NAME.test(l.name) || accounted.has(l.name) || out.deletedLinks.includes(l.name)) continue;
+        delLinkIfPresent(host, l.name);
+        out.deletedLinks.push(l.name);
+      }
     } finally {
       host.close();
     }
-    if (out.released.length > 0) log.info({ released: out.released.length, deletedLinks: out.deletedLinks }, 'released orphaned container addresses');
+    if (out.released.length > 0 || out.deletedLinks.length > 0) {
+      log.info({ released: out.released.map((a) => `${a.network}/${a.ip} ${a.containerId}`), deletedLinks: out.deletedLinks }, 'released what containers that are gone left behind');
+    }
     return out;
   }
 

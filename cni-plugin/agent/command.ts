@@ -24,6 +24,7 @@ const HELP = `usage: weft agent --server host:port [flags]
   --vtep-mac MAC              this host's VTEP MAC (default: derived from the host name)
   --vxlan-tx-checksum MODE    auto|on|off: TX checksum offload on VXLAN devices (auto: off only before kernel 5.7)
   --resync-interval DURATION  full overlay reconcile against drift (default ${AGENT_DEFAULTS.resyncInterval})
+  --gc-interval DURATION      release addresses and host ends of containers gone without a DEL (default ${AGENT_DEFAULTS.gcInterval})
   --log-level LEVEL           fatal|error|warn|info|debug|trace|silent (default info)
   --config FILE               JSON file with the same settings (keys server, token, caCertHash, hostName, ...)
 Every flag also reads from WEFT_<NAME> (WEFT_SERVER, WEFT_TOKEN, ...).

@@ -45,6 +45,8 @@ export type AgentConfig = JoinSettings & {
   /** Undefined: derived from the host name (stable across reinstalls). */
   vtepMac?: string;
   resyncIntervalMs: number;
+  /** How often addresses and host ends of containers that are gone (no DEL was sent) are released. */
+  gcIntervalMs: number;
   /** TX checksum offload on weft's VXLAN devices: auto turns it off only on kernels that need it. */
   vxlanTxChecksum: TxChecksumMode;
   logLevel: LogLevel;
@@ -57,13 +59,14 @@ export const AGENT_DEFAULTS = {
   cniSocket: DEFAULT_AGENT_SOCKET,
   metricsListen: '127.0.0.1:7081',
   resyncInterval: '60s',
+  gcInterval: '60s',
   vxlanTxChecksum: 'auto' as TxChecksumMode,
   logLevel: 'info' as LogLevel,
 };
 
 type Key =
   | JoinKey | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
-  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'vtepMac' | 'resyncInterval' | 'vxlanTxChecksum' | 'logLevel';
+  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'vtepMac' | 'resyncInterval' | 'gcInterval' | 'vxlanTxChecksum' | 'logLevel';
 
 const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
 export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
@@ -80,6 +83,7 @@ export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'mtu', flag: '--mtu', env: 'WEFT_MTU', kind: 'string', form: 'a whole number from 1280 to 65485' },
   { key: 'vtepMac', flag: '--vtep-mac', env: 'WEFT_VTEP_MAC', kind: 'string', form: 'a unicast MAC address like 02:00:00:00:00:01 (default: derived from the host name)' },
   { key: 'resyncInterval', flag: '--resync-interval', env: 'WEFT_RESYNC_INTERVAL', kind: 'string', form: 'a duration from 1s to 24h (e.g. 30s, 5m, 1h)' },
+  { key: 'gcInterval', flag: '--gc-interval', env: 'WEFT_GC_INTERVAL', kind: 'string', form: 'a duration from 1s to 24h (e.g. 30s, 5m, 1h)' },
   { key: 'vxlanTxChecksum', flag: '--vxlan-tx-checksum', env: 'WEFT_VXLAN_TX_CHECKSUM', kind: 'string', form: 'auto|on|off (auto: off only on kernels before 5.7)' },
   { key: 'logLevel', flag: '--log-level', env: 'WEFT_LOG_LEVEL', kind: 'string', form: 'fatal|error|warn|info|debug|trace|silent' },
 ];
@@ -132,6 +136,9 @@ export function loadAgentConfig(
   const resyncRaw = pick('resyncInterval') ?? { value: AGENT_DEFAULTS.resyncInterval, source: 'default' };
   const resyncIntervalMs = parseDurationWithin(resyncRaw, formOf('resyncInterval'), 1000, 86_400_000);
 
+  const gcRaw = pick('gcInterval') ?? { value: AGENT_DEFAULTS.gcInterval, source: 'default' };
+  const gcIntervalMs = parseDurationWithin(gcRaw, formOf('gcInterval'), 1000, 86_400_000);
+
   const metricsRaw = pick('metricsListen') ?? { value: AGENT_DEFAULTS.metricsListen, source: 'default metrics-listen' };
 
   const csumRaw = pick('vxlanTxChecksum');
@@ -151,6 +158,7 @@ export function loadAgentConfig(
     ...(mtu !== undefined ? { mtu } : {}),
     ...(macRaw ? { vtepMac: (macRaw.value as string).toLowerCase() } : {}),
     resyncIntervalMs,
+    gcIntervalMs,
     vxlanTxChecksum,
     logLevel: parseLogLevel(pick('logLevel'), AGENT_DEFAULTS.logLevel),
     ...(configFile !== undefined ? { configFile } : {}),

@@ -1,8 +1,8 @@
 // startAgent, fifth phase: serving the CNI plugin. The agent DB (container
 // addresses and the endpoint outbox) opens early, before the controller is
 // contacted; once the host network is up, addresses of containers that are
-// gone are released, the outbox starts delivering to the controller, and the
-// socket the plugin talks to opens.
+// gone are released (then again every --gc-interval), the outbox starts
+// delivering to the controller, and the socket the plugin talks to opens.
 import type { Logger } from '../../controller/common/log';
 import { startCniServer, type CniServer } from '../cni/server';
 import { agentDbPath } from './state/agent-db';
@@ -33,8 +33,13 @@ export async function serveCni(
 ): Promise<CniServer> {
   const { ipam, outbox, network, client, metrics } = deps;
   const handlers = createCniHandlers({ attachment: (n) => network.attachments.get(n), ipam, endpoints: outbox, logger: log });
-  const orphans = await handlers.gcOrphans();
-  if (orphans.released.length > 0) log.info({ released: orphans.released.map((a) => `${a.network}/${a.ip} ${a.containerId}`) }, 'released addresses of containers that are gone');
+  await handlers.gcOrphans();
+  // Runtimes do not always send DEL (`ctr run` killed and removed, `podman rm` while the
+  // agent was down), and not all send GC: leaks are found by looking, every gcInterval.
+  const gc = setInterval(() => {
+    handlers.gcOrphans().catch((err: unknown) => log.warn({ err }, 'periodic release of what gone containers left failed; the next run retries'));
+  }, config.gcIntervalMs);
+  undo.push(() => clearInterval(gc));
   outbox.start(client);
   undo.push(() => outbox.stop());
   const server = await startCniServer({ socketPath: config.cniSocket, handlers: metrics.instrumentCni(handlers), logger: log });

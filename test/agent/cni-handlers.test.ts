@@ -371,6 +371,27 @@ describe('CNI handlers', () => {
     expect(ctrAddrs(a)).toContain('eth0 10.99.0.2/24');
   });
 
+  it('gcOrphans frees a container whose host end is gone even when its namespace path still opens, and deletes weft host ends no allocation accounts for', async () => {
+    const [a, b] = [container(), container()];
+    await h.add(request('ADD', nsPath(a), 'ctr-a'));
+    await h.add(request('ADD', nsPath(b), 'ctr-b'));
+    // ctr's /proc/<pid>/ns/net after the pid went to another process: the path opens, the pair is gone
+    execFileSync('ip', ['-n', hostNs, 'link', 'del', hostVethName('blue', 'ctr-b', 'eth0')]);
+    // a pair with weft's naming but no allocation (an ADD killed after plumbing, then released), and another tool's pair
+    execFileSync('ip', ['-n', hostNs, 'link', 'add', 'wv0123456789ab', 'type', 'veth', 'peer', 'name', 'wtgcpeer']);
+    execFileSync('ip', ['-n', hostNs, 'link', 'add', 'wvnotweft', 'type', 'veth', 'peer', 'name', 'wtgcother']);
+    const rep = await h.gcOrphans();
+    expect(rep.released.map((r) => r.containerId)).toEqual(['ctr-b']);
+    expect(rep.deletedLinks).toEqual(['wv0123456789ab']);
+    expect(ipam.list().map((x) => x.containerId)).toEqual(['ctr-a']);
+    const names = ipJson<IpLink[]>(hostNs, ['link', 'show']).map((l) => l.ifname);
+    expect(names).toContain('wvnotweft');
+    expect(names).not.toContain('wtgcpeer');
+    expect(ctrAddrs(a)).toContain('eth0 10.99.0.2/24');
+    // nothing left to do: a second run changes nothing
+    expect(await h.gcOrphans()).toEqual({ released: [], deletedLinks: [] });
+  });
+
   it('a /29 runs out after five containers with code 100, and the failed ADD leaks nothing', async () => {
     const ips: string[] = [];
     for (let i = 0; i < 5; i++) {
