@@ -7,6 +7,8 @@ import type { Endpoint, HostStatus, ListHostsResponse, Status } from '../api/pro
 import { checkHostName, checkName } from '../api/validate';
 import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, hostCommand as hostStoreCommand, parse, table } from './commands';
 
+const GRPC_UNIMPLEMENTED = 12;
+
 const JSON_SPEC = { ...ADMIN_CLIENT_SPEC, '--json': 'bool' };
 const ADMIN_FLAGS = { storeFlags: ['--data-dir'] };
 
@@ -166,7 +168,8 @@ export function placements(hosts: HostStatus[]): Placement[] {
   return [...by.values()].sort((a, b) => (key(a) < key(b) ? -1 : 1));
 }
 
-export function statusText(status: Status, hosts: HostStatus[]): string {
+/** `hostCount`: the status's own count, when the hosts themselves could not be listed. */
+export function statusText(status: Status, hosts: HostStatus[], hostCount?: number): string {
   const leader = status.leader_id
     ? `${status.leader_id}${status.leader_id === status.controller_id ? ' (this controller)' : ''}`
     : status.leader ? `${status.controller_id} (this controller)` : 'none known';
@@ -174,7 +177,8 @@ export function statusText(status: Status, hosts: HostStatus[]): string {
   const sum = (k: 'alive' | 'stale' | 'expired') => places.reduce((n, p) => n + p[k], 0);
   const rows: Array<[string, string | number]> = [
     ['controller', status.controller_id], ['leader', leader], ['version', status.version || '-'], ['store', status.store],
-    ['revision', status.revision], ['hosts', `${hosts.length} (${sum('alive')} alive, ${sum('stale')} stale, ${sum('expired')} expired)`],
+    ['revision', status.revision],
+    ['hosts', hostCount !== undefined ? hostCount : `${hosts.length} (${sum('alive')} alive, ${sum('stale')} stale, ${sum('expired')} expired)`],
     ['leases', status.leases], ['endpoints', status.endpoints], ['services', status.services], ['datacenters', status.datacenters],
   ];
   let out = rows.map(([k, v]) => `${k.padEnd(13)}${v}`).join('\n') + '\n';
@@ -197,9 +201,14 @@ export async function statusCommand(argv: string[]): Promise<number> {
     const client = await connectAsAdmin(flags, config);
     try {
       const status = await client.call('GetStatus', {});
-      const { hosts } = await client.call('ListHosts', {});
-      if (flags.has('--json')) process.stdout.write(JSON.stringify({ ...status, placements: placements(hosts) }) + '\n');
-      else process.stdout.write(statusText(status, hosts));
+      // a controller older than ListHosts (during a rolling upgrade) still gives its status, without the hosts' health
+      const hosts = await client.call('ListHosts', {}).then((r) => r.hosts, (err) => {
+        if ((err as { code?: number }).code !== GRPC_UNIMPLEMENTED) throw err;
+        process.stderr.write(`weft status: ${status.controller_id} does not serve ListHosts (version ${status.version || 'unknown'}): no hosts per rack\n`);
+        return undefined;
+      });
+      if (flags.has('--json')) process.stdout.write(JSON.stringify({ ...status, ...(hosts && { placements: placements(hosts) }) }) + '\n');
+      else process.stdout.write(hosts ? statusText(status, hosts) : statusText(status, [], status.hosts));
     } finally {
       client.close();
     }

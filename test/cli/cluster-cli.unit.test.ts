@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { endpointsCommand, formatSpan, hostCommand, hostsCommand, placements, statusCommand } from '../../controller/cli/cluster-commands';
+import { endpointsCommand, formatSpan, hostCommand, hostsCommand, placements, statusCommand, statusText } from '../../controller/cli/cluster-commands';
 import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import { type AgentClient, type HostRegistration, connectAgentClient } from '../../cni-plugin/agent/sync/controller';
 import { type HeartbeatLoop, runHeartbeats } from '../../cni-plugin/agent/sync/heartbeat';
@@ -103,6 +103,17 @@ describe('flags', () => {
       { datacenter: 'dc1', rack: 'r2', hosts: 3, alive: 1, stale: 1, expired: 1 },
       { datacenter: 'dc2', rack: 'r1', hosts: 1, alive: 1, stale: 0, expired: 0 },
     ]);
+  });
+
+  it('prints the status of a controller that cannot list hosts with its own host count', () => {
+    const status = {
+      controller_id: 'c1', leader: false, leader_id: 'c2', revision: 7, store: 'etcd', hosts: 3, leases: 3, endpoints: 0, services: 0, version: '0.1.0', datacenters: 1,
+    };
+    const text = statusText(status, [], 3);
+    expect(text).toMatch(/^leader +c2$/m);
+    expect(text).toMatch(/^hosts +3$/m);
+    expect(text).not.toMatch(/DATACENTER/);
+    expect(statusText({ ...status, leader_id: '' }, [])).toMatch(/^leader +none known$/m);
   });
 });
 
