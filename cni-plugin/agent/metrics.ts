@@ -12,23 +12,9 @@ import type { ConnectionState } from '../../controller/api/client/client';
 import type { ChangeKind, HostNetworkChange } from './host/host-network';
 import type { ReconcileResult } from './host/overlay';
 import type { CniHandlers } from '../cni/types';
+import type { HeartbeatReport, OverlaySummary } from './state/types';
 
 /** One overlay reconcile's outcome, as the agent reports it with its heartbeats (`weft hosts` shows it). */
-export type OverlaySummary = {
-  desired: number;
-  /** Desired entries the kernel holds: desired minus the adds and replaces that failed. */
-  programmed: number;
-  failed: number;
-  /** Hosts the render left out (e.g. no VTEP for a network). */
-  skipped: number;
-  /** ms since the epoch. */
-  reconciledAt: number;
-  topologyRevision: number;
-};
-
-/** What the agent says about itself with each heartbeat. */
-export type HeartbeatReport = { agentVersion: string; overlay?: OverlaySummary };
-
 /** link: the link monitor saw one of weft's devices (or the underlay) change, or lost notifications. */
 export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start' | 'link';
 

@@ -2,7 +2,8 @@
 // reconcile's summary, and the heartbeat loop sends it with every heartbeat;
 // a report that cannot be made never holds a heartbeat back.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAgentMetrics, type HeartbeatReport } from '../../cni-plugin/agent/metrics';
+import { createAgentMetrics } from '../../cni-plugin/agent/metrics';
+import type { HeartbeatReport } from '../../cni-plugin/agent/state/types';
 import type { ReconcileResult } from '../../cni-plugin/agent/host/overlay';
 import type { AgentClient, HeartbeatResult, HostRegistration, Registration } from '../../cni-plugin/agent/sync/controller';
 import { type HeartbeatLoop, runHeartbeats } from '../../cni-plugin/agent/sync/heartbeat';

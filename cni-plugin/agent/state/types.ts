@@ -76,3 +76,19 @@ export type EndpointSink = {
   registered(ep: EndpointRecord): void;
   released(ep: EndpointRecord): void;
 };
+
+/** The last overlay reconcile, as the agent reports it with its heartbeats (kept by its metrics). */
+export type OverlaySummary = {
+  desired: number;
+  /** Desired entries the kernel holds: desired minus the adds and replaces that failed. */
+  programmed: number;
+  failed: number;
+  /** Hosts the render left out (e.g. no VTEP for a network). */
+  skipped: number;
+  /** ms since the epoch. */
+  reconciledAt: number;
+  topologyRevision: number;
+};
+
+/** What the agent says about itself with each heartbeat. */
+export type HeartbeatReport = { agentVersion: string; overlay?: OverlaySummary };

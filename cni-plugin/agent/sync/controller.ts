@@ -8,7 +8,7 @@ import {
 import { endpointMessage, type ClusterConfigMsg, type HostSubnet, type TopologyEvent } from '../../../controller/api/proto';
 import { silentLogger } from '../../../controller/common/log';
 import type { EndpointRecord, Topology } from '../state/types';
-import type { HeartbeatReport } from '../metrics';
+import type { HeartbeatReport } from '../state/types';
 import { applyTopologyEvent, emptyTopology } from './topology';
 
 export type AgentClientOptions = Omit<ConnectOptions, 'trusted'> & {

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { backoff, sleep, type BackoffOptions } from '../../../controller/api/client/backoff';
 import { grpcCode } from '../../../controller/api/client/client';
 import type { AgentClient, HostRegistration, Registration, Subnet } from './controller';
-import type { HeartbeatReport } from '../metrics';
+import type { HeartbeatReport } from '../state/types';
 import { type Logger, silentLogger } from '../../../controller/common/log';
 
 export type LeaseEvent = {
