@@ -5,7 +5,7 @@
 // naming it, before anything is connected.
 import type { Endpoint, HostStatus, ListHostsResponse, Status } from '../api/proto';
 import { checkHostName, checkName } from '../api/validate';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, hostCommand as hostStoreCommand, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, withAdminClient, hostCommand as hostStoreCommand, parse, table } from './commands';
 
 const GRPC_UNIMPLEMENTED = 12;
 
@@ -74,15 +74,12 @@ export async function hostsCommand(argv: string[], label = 'hosts'): Promise<num
   }
   return guarded(label, async () => {
     const { flags, config } = parse(argv, JSON_SPEC, ADMIN_FLAGS);
-    const client = await connectAsAdmin(flags, config);
-    try {
+    await withAdminClient(flags, config, async (client) => {
       const list = await client.call('ListHosts', {});
       if (flags.has('--json')) process.stdout.write(JSON.stringify(hostsJson(list)) + '\n');
       else if (list.hosts.length === 0) process.stdout.write('no hosts (a host joins with weft agent and a token from weft token create)\n');
       else process.stdout.write(table(hostRows(list)));
-    } finally {
-      client.close();
-    }
+    });
     return 0;
   });
 }
@@ -130,15 +127,12 @@ export async function endpointsCommand(argv: string[]): Promise<number> {
   return guarded('endpoints', async () => {
     const { flags, config } = parse(argv, { ...JSON_SPEC, '--network': 'a network name', '--host': 'a host name' }, ADMIN_FLAGS);
     const filter = endpointFilter(flags);
-    const client = await connectAsAdmin(flags, config);
-    try {
+    await withAdminClient(flags, config, async (client) => {
       const { endpoints } = await client.call('ListEndpoints', filter);
       if (flags.has('--json')) process.stdout.write(JSON.stringify(endpoints) + '\n');
       else if (endpoints.length === 0) process.stdout.write('no endpoints\n');
       else process.stdout.write(table(endpointRows(endpoints)));
-    } finally {
-      client.close();
-    }
+    });
     return 0;
   });
 }
@@ -198,8 +192,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   }
   return guarded('status', async () => {
     const { flags, config } = parse(argv, JSON_SPEC, ADMIN_FLAGS);
-    const client = await connectAsAdmin(flags, config);
-    try {
+    await withAdminClient(flags, config, async (client) => {
       const status = await client.call('GetStatus', {});
       // a controller older than ListHosts (during a rolling upgrade) still gives its status, without the hosts' health
       const hosts = await client.call('ListHosts', {}).then((r) => r.hosts, (err) => {
@@ -209,9 +202,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
       });
       if (flags.has('--json')) process.stdout.write(JSON.stringify({ ...status, ...(hosts && { placements: placements(hosts) }) }) + '\n');
       else process.stdout.write(hosts ? statusText(status, hosts) : statusText(status, [], status.hosts));
-    } finally {
-      client.close();
-    }
+    });
     return 0;
   });
 }

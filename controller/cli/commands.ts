@@ -510,6 +510,16 @@ export const ADMIN_CLIENT_HELP =
   `  --server host:port (default 127.0.0.1:${DEFAULTS.listen.split(':')[1]}), --ca FILE --cert FILE --key FILE, --insecure, --data-dir DIR\n` +
   "  without --cert/--key on the controller's machine, a short-lived admin certificate is made in memory from the CA in the data dir\n";
 
+/** Connects with the admin identity, runs `body`, and closes the connection whatever `body` does. */
+export async function withAdminClient<T>(flags: Parsed['flags'], config: ControllerConfig, body: (client: ControllerClient) => Promise<T>): Promise<T> {
+  const client = await connectAsAdmin(flags, config);
+  try {
+    return await body(client);
+  } finally {
+    client.close();
+  }
+}
+
 /** A client of the API with an admin identity: the given certificate, or one made here from the CA in the data dir. */
 export async function connectAsAdmin(flags: Parsed['flags'], config: ControllerConfig): Promise<ControllerClient> {
   const server = (flags.get('--server') as string | undefined) ?? `127.0.0.1:${DEFAULTS.listen.split(':')[1]}`;

@@ -7,7 +7,7 @@
 import type { CreateDatacenterRequest, Datacenter, ListDatacentersResponse } from '../api/proto';
 import { InvalidArgumentError } from '../api/validate';
 import { checkCreateDatacenter, checkDeleteDatacenter, checkGatewayRequest } from '../service/datacenter-requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, withAdminClient, parse, table } from './commands';
 
 const DATACENTER_HELP = `usage: weft datacenter add DC --gateways HOST,HOST [--wan HOST=IP:PORT ...] [--listen-port N] [--mtu N] [--mesh]
                            [--allow-single-gateway]
@@ -143,8 +143,7 @@ async function gatewayCommand(rest: string[]): Promise<number> {
   if (wan !== undefined && action !== 'add') throw new UsageError(`--wan: only gateway add sets a WAN endpoint`);
   const request = { datacenter: dc, host, wan_endpoint: typeof wan === 'string' ? wan : '' };
   asUsage(() => checkGatewayRequest(request, { wan: action === 'add' }, []));
-  const client = await connectAsAdmin(flags, config);
-  try {
+  await withAdminClient(flags, config, async (client) => {
     const method = methods[action as keyof typeof methods];
     const { datacenter } = await client.call(method, request).catch((err) => {
       throw callFailure(err);
@@ -152,9 +151,7 @@ async function gatewayCommand(rest: string[]): Promise<number> {
     const d = datacenter!;
     const done = { add: 'gateway of', remove: 'no longer a gateway of', drain: 'draining in' }[action as keyof typeof methods];
     process.stdout.write(`${host}: ${done} datacenter ${d.name}; gateways: ${describeGateways(d) || 'none'}\n`);
-  } finally {
-    client.close();
-  }
+  });
   return 0;
 }
 
@@ -186,16 +183,13 @@ export async function datacenterCommand(argv: string[]): Promise<number> {
     }
     if (sub === 'list') {
       const { flags, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, '--json': 'bool' }, { storeFlags: ['--data-dir'] });
-      const client = await connectAsAdmin(flags, config);
-      try {
+      await withAdminClient(flags, config, async (client) => {
         const list = await client.call('ListDatacenters', {});
         if (flags.has('--json')) process.stdout.write(JSON.stringify({ datacenters: list.datacenters, undeclared: list.undeclared }) + '\n');
         else if (list.datacenters.length === 0 && Object.keys(list.undeclared).length === 0) {
           process.stdout.write('no datacenters (weft datacenter add DC --gateways HOST,HOST)\n');
         } else process.stdout.write(table(datacenterRows(list)));
-      } finally {
-        client.close();
-      }
+      });
       return 0;
     }
     if (sub === 'delete') {
@@ -203,8 +197,7 @@ export async function datacenterCommand(argv: string[]): Promise<number> {
       if (positional.length !== 1) throw new UsageError('give the name of the datacenter to delete (see weft datacenter list)');
       const request = { name: positional[0], force: flags.has('--force') };
       asUsage(() => checkDeleteDatacenter(request));
-      const client = await connectAsAdmin(flags, config);
-      try {
+      return withAdminClient(flags, config, async (client) => {
         const { deleted } = await client.call('DeleteDatacenter', request).catch((err) => {
           throw callFailure(err);
         });
@@ -213,10 +206,8 @@ export async function datacenterCommand(argv: string[]): Promise<number> {
           return 1;
         }
         process.stdout.write(`deleted datacenter ${positional[0]}\n`);
-      } finally {
-        client.close();
-      }
-      return 0;
+        return 0;
+      });
     }
     if (sub === 'gateway') return gatewayCommand(rest);
     throw new UsageError(`unknown subcommand "${sub}" (add, list, delete, gateway)`);

@@ -5,7 +5,7 @@
 import type { Backend, Service, ServicePort } from '../api/proto';
 import { AFFINITIES, InvalidArgumentError, PROTOCOLS, RACK_POLICIES } from '../api/validate';
 import { checkCreateService } from '../service/requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, withAdminClient, parse, table } from './commands';
 
 const SERVICE_HELP = `usage: weft service create NAME --port PORT[:TARGET][/tcp|udp|http] [--port ...] --selector k=v[,k=v]
                            [--network NAME] [--rack-policy prefer-local|any] [--affinity none|client-ip]
@@ -177,8 +177,7 @@ export async function serviceCommand(argv: string[]): Promise<number> {
     }
     if (sub === 'list') {
       const { flags, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, '--json': 'bool' }, { storeFlags: ['--data-dir'] });
-      const client = await connectAsAdmin(flags, config);
-      try {
+      await withAdminClient(flags, config, async (client) => {
         // The list answers (or fails) at once; the backends come from a watch's first message, which an old controller may not send.
         const { services } = await client.call('ListServices', {});
         const backends = await backendsSnapshot(client, 5000);
@@ -189,16 +188,13 @@ export async function serviceCommand(argv: string[]): Promise<number> {
         } else {
           process.stdout.write(table(serviceRows(services, backends)));
         }
-      } finally {
-        client.close();
-      }
+      });
       return 0;
     }
     if (sub === 'delete') {
       const { flags, positional, config } = parse(rest, ADMIN_CLIENT_SPEC, { positional: 1, storeFlags: ['--data-dir'] });
       if (positional.length !== 1) throw new UsageError('give the name of the service to delete (see weft service list)');
-      const client = await connectAsAdmin(flags, config);
-      try {
+      return withAdminClient(flags, config, async (client) => {
         const { deleted } = await client.call('DeleteService', { name: positional[0] }).catch((err) => {
           throw callFailure(err);
         });
@@ -207,10 +203,8 @@ export async function serviceCommand(argv: string[]): Promise<number> {
           return 1;
         }
         process.stdout.write(`deleted service ${positional[0]}\n`);
-      } finally {
-        client.close();
-      }
-      return 0;
+        return 0;
+      });
     }
     throw new UsageError(`unknown subcommand "${sub}" (create, list, delete)`);
   });

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { endpointsCommand, formatSpan, hostCommand, hostsCommand, placements, statusCommand, statusText } from '../../controller/cli/cluster-commands';
 import { channelCredentials, joinCluster } from '../../controller/api/client/credentials';
 import { type AgentClient, type HostRegistration, connectAgentClient } from '../../cni-plugin/agent/sync/controller';
@@ -15,6 +15,7 @@ import { createAgentMetrics } from '../../cni-plugin/agent/metrics';
 import type { ReconcileResult } from '../../cni-plugin/agent/host/overlay';
 import { waitFor } from '../helpers/wait';
 import { type Cluster, type RunningController, startCluster } from '../agent/controller-fixture';
+import { runCommand } from './run-command';
 
 let cluster: Cluster;
 let ctl: RunningController;
@@ -50,19 +51,7 @@ afterAll(async () => {
   if (stateRoot) rmSync(stateRoot, { recursive: true, force: true });
 });
 
-/** Runs a command with stdout and stderr captured. */
-async function run(cmd: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await cmd(argv), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const run = runCommand;
 
 /** A table's cells, cut at the offsets where the header's columns start (cells may hold spaces: "in 4s"). */
 function cells(out: string): string[][] {

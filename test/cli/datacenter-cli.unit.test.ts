@@ -3,12 +3,13 @@
 // machine): flags to requests, every bad flag refused before connecting,
 // exit codes, the aligned list and its JSON.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   datacenterCommand, datacenterFromFlags, datacenterRows, datacentersCommand, flagOfDatacenterField,
 } from '../../controller/cli/datacenter-commands';
 import { putHost } from '../../controller/registry/hosts';
 import { type Cluster, type RunningController, startCluster } from '../agent/controller-fixture';
+import { runCommand } from './run-command';
 
 let cluster: Cluster;
 let ctl: RunningController;
@@ -29,18 +30,7 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-async function run(cmd: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await cmd(argv), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const run = runCommand;
 
 const at = () => ['--server', ctl.address, '--data-dir', join(cluster.dir, 'ca')];
 

@@ -1,12 +1,13 @@
 // `weft service` and `weft token create --role` in-process against a real
 // controller (TLS, the admin certificate made from the CA in --data-dir, as
 // on the controller's machine): flags to requests, exit codes, output.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { serviceCommand, servicesCommand, parsePortSpec, serviceFromFlags, serviceRows } from '../../controller/cli/service-commands';
 import { tokenCommand } from '../../controller/cli/commands';
 import { verifyToken } from '../../controller/pki/tokens';
 import { type Cluster, type RunningController, startCluster } from '../agent/controller-fixture';
+import { runCommand } from './run-command';
 
 let cluster: Cluster;
 let ctl: RunningController;
@@ -19,19 +20,7 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-/** Runs a command with stdout and stderr captured. */
-async function run(cmd: (argv: string[]) => Promise<number>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
-  try {
-    return { code: await cmd(argv), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
+const run = runCommand;
 
 const at = () => ['--server', ctl.address, '--data-dir', join(cluster.dir, 'ca')];
 
