@@ -107,6 +107,12 @@ describe('quick start: npm start, then weft from the clone', () => {
     expect(st.store).toBe('sqlite');
     expect(st.hosts).toBe(0);
 
+    const hosts = run('npx', ['weft', 'hosts']);
+    expect([hosts.code, hosts.stderr]).toEqual([0, '']);
+    expect(hosts.stdout).toMatch(/^no hosts/);
+    const endpoints = run('npx', ['weft', 'endpoints']);
+    expect([endpoints.code, endpoints.stderr, endpoints.stdout]).toEqual([0, '', 'no endpoints\n']);
+
     const nets = run('npx', ['weft', 'network', 'list']);
     expect(nets.code).toBe(0);
     expect(nets.stdout).toMatch(/^default\s+1\s+10\.244\.0\.0\/16\s+\/24$/m);
