@@ -174,7 +174,12 @@ function checkPlacement(o: Pick<InstallCniOptions, 'confDir' | 'name' | 'priorit
   const others = all.filter((c) => c.weftName !== o.name);
   const first = others[0];
   const sortsFirst = first !== undefined && Buffer.compare(Buffer.from(ours), Buffer.from(first.file)) < 0;
-  if (!sortsFirst) return { warnings: [], stale };
+  // installing the default again (or moving it) displaces nobody
+  const alreadyDefault = all[0]?.weftName === o.name;
+  if (alreadyDefault && first !== undefined && !sortsFirst) {
+    return { warnings: [`${ours} no longer sorts first: runtimes that take the first config (containerd, ctr --cni, Nomad) now use ${first.file}`], stale };
+  }
+  if (!sortsFirst || alreadyDefault) return { warnings: [], stale };
   if (first.weftName !== undefined && !o.makeDefault) {
     let needed = o.priority + 1;
     while (needed < 100 && Buffer.compare(Buffer.from(conflistFileName(needed, o.name)), Buffer.from(first.file)) < 0) needed++;

@@ -67,6 +67,16 @@ describe('install-cni priority', () => {
     expect(JSON.parse(readFileSync(join(confDir, '30-weft-blue.conflist'), 'utf8')).name).toBe('weft-blue');
   });
 
+  it('the default network installed again stays the default, with other weft networks after it', () => {
+    installCni(options('weft'));
+    installCni(options('weft-blue', ['--priority', '20']));
+    const again = installCni(options('weft'));
+    expect([again.conflist.changed, again.warnings]).toEqual([false, []]);
+    const moved = installCni(options('weft', ['--priority', '30']));
+    expect(moved.warnings.join('\n')).toMatch(/30-weft\.conflist no longer sorts first: .* now use 20-weft-blue\.conflist/);
+    expect(files()).toEqual(['20-weft-blue.conflist', '30-weft.conflist']);
+  });
+
   it('running it again changes nothing', () => {
     installCni(options('weft'));
     const again = installCni(options('weft'));
