@@ -1,15 +1,19 @@
 // The L4 kernel fast path: TCP and UDP service ports DNATed in the kernel by
-// nf_tables, balanced with a Maglev table per service port. sync() renders
-// what the table should hold (render.ts), diffs it against a cached view of
-// what it holds, and sends only the difference:
-//   A  nft (libnftables): new maps, chains and rules; base chains re-ruled.
-//      Nothing new is reachable yet.
-//   B  own batches: the buckets of new backend maps (a big first load is cut
-//      into several transactions; still unreachable).
-//   C  one own batch: every change traffic can see — buckets of live maps
+// nf_tables, balanced with a Maglev table per service port, held as that
+// port's group in its class's shared map (render.ts has the layout). sync()
+// renders what the table should hold, diffs it against a cached view of what
+// it holds, and sends only the difference:
+//   A  nft (libnftables): new class maps, chains and rules; base chains
+//      re-ruled. Nothing new is reachable yet.
+//   B  own batches: the buckets of new groups (a big first load is cut into
+//      several transactions; still unreachable: no vmap element sends their
+//      port to their class's chain yet).
+//   C  one own batch: every change traffic can see — buckets of live groups
 //      (delete + add of the moved ones), vmap elements that switch service
-//      ports on, over or off. One transaction: a flow sees before or after.
-//   D  nft: chains and maps nothing points to any more.
+//      ports on, over or off, and the groups they leave. One transaction: a
+//      flow sees before or after.
+//   D  nft: chains and maps nothing points to any more (among them those of
+//      the legacy layout, after an upgrade).
 // Element changes never go through libnftables: it refetches its cache from
 // the kernel after every generation change, which would make one endpoint
 // change cost as much as the whole table.
@@ -49,8 +53,8 @@ import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NFPROTO_IPV4, setElemMessages, type BatchMsg } from '../../dataplane/nftables/wire';
 import { openNftTable, type NftTable } from '../../dataplane/nftables/table';
 import {
-  baseChains, chooseSize, decodeAddrPort, diffBuckets, toBuckets, type Buckets, endpointKeys, portTaken, programmedSizes, renderService, serviceCacheKey, serviceNames, unchanged,
-  serviceId, validateAddresses, validateEndpoints, validateService,
+  baseChains, chooseSize, CLASS_MAP_RE, decodeAddrPort, diffBuckets, groupMap, groupPrefix, legacyGroup, NO_BUCKETS, splitGroups, toBuckets, type Buckets, endpointKeys, portTaken, programmedSizes,
+  renderService, serviceCacheKey, serviceNames, unchanged, serviceId, validateAddresses, validateEndpoints, validateService,
   validateTableName, vmapDecls, vmapElements, type Elements, type L4Service, type RenderedService, type SourceNat,
 } from './render';
 
@@ -95,13 +99,16 @@ type View = {
   /** The table's handle, undefined when not known (its sets' elements are then not trusted at the next listing). */
   tableHandle?: bigint;
   chains: Map<string, string[]>;
+  /** Every set of the table, ours or not. */
+  sets: Set<string>;
   vmaps: Map<string, Elements>;
+  /** Groups of the class maps: `<map>:<port>` -> buckets. */
   backends: Map<string, Buckets>;
+  /** Maps of the legacy layout, by the group each becomes: read once, to rebalance from, and then deleted. */
+  legacy: Map<string, Buckets>;
   /** Handles of the sets whose cached elements are known to be what the kernel holds (read at a listing, or right after we made them). */
   handles: Map<string, bigint>;
 };
-
-const BE_MAP_RE = /^be_(?:tcp|udp)_\d+_(\d+)_(?:ip|flow)$/;
 
 const DEFAULT_AUDIT_PERIOD_MS = 5 * 60_000;
 /** How often an audit step runs (or the period, if shorter). */
@@ -169,25 +176,40 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const r = tbl.consistent((gen) => {
       const v = tbl.structure();
       const trusted = prev && prev.tableHandle !== undefined && v.handle === prev.tableHandle ? prev : undefined;
-      const nv: View = { gen, exists: v.exists, tableHandle: v.handle, chains: v.chains, vmaps: new Map(), backends: new Map(), handles: new Map() };
+      const nv: View = { gen, exists: v.exists, tableHandle: v.handle, chains: v.chains, sets: new Set(v.sets.keys()), vmaps: new Map(), backends: new Map(), legacy: new Map(), handles: new Map() };
       let listed = 0;
       listedSets = 0;
       const cachedSets = new Set<string>();
+      // the cached groups of each class map
+      const trustedGroups = new Map<string, Array<[string, Buckets]>>();
+      if (trusted) {
+        for (const [g, b] of trusted.backends) {
+          const m = groupMap(g);
+          let l = trustedGroups.get(m);
+          if (!l) trustedGroups.set(m, (l = []));
+          l.push([g, b]);
+        }
+      }
       // one map at a time, each turned compact before the next is read
       for (const [name, info] of v.sets) {
-        const m = BE_MAP_RE.exec(name);
+        const m = CLASS_MAP_RE.exec(name);
         nv.handles.set(name, info.handle);
-        const cached = trusted && trusted.handles.get(name) === info.handle ? (m ? trusted.backends.get(name) : trusted.vmaps.get(name)) : undefined;
-        if (cached) {
-          if (m) nv.backends.set(name, cached as Buckets);
-          else nv.vmaps.set(name, cached as Elements);
-          cachedSets.add(name);
-          continue;
+        if (trusted && trusted.handles.get(name) === info.handle) {
+          const groups = m ? trustedGroups.get(name) : undefined;
+          const els = m ? undefined : trusted.vmaps.get(name);
+          if (groups || els) {
+            for (const [g, b] of groups ?? []) nv.backends.set(g, b);
+            if (els) nv.vmaps.set(name, els);
+            cachedSets.add(name);
+            continue;
+          }
         }
         const els = tbl.elements(name);
         listed += els.size;
         listedSets++;
-        if (m) nv.backends.set(name, toBuckets(els, Number(m[1])));
+        const old = m ? undefined : legacyGroup(name);
+        if (m) for (const [g, b] of splitGroups(name, els, Number(m[2]))) nv.backends.set(g, b);
+        else if (old) nv.legacy.set(old.group, toBuckets(els, old.size));
         else nv.vmaps.set(name, els);
       }
       return { view: nv, listed, cachedSets };
@@ -255,13 +277,13 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       refreshed = true;
       if (prev) {
         // a rendering stays valid while its map is the very object the new view holds (trusted, not listed again)
-        for (const [id, rs] of rendered) if (view.backends.get(rs.names.map) !== rs.map.buckets) rendered.delete(id);
+        for (const [id, rs] of rendered) if (view.backends.get(rs.names.group) !== rs.map.buckets) rendered.delete(id);
       } else rendered = new Map(); // elements of a fresh view are new objects: compare them once
       vmapsOk = false;
     }
     const tListed = performance.now();
     const v = view;
-    let sizes: Map<string, number> | undefined; // read from the chain names only for services not rendered yet
+    let sizes: Map<string, number> | undefined; // read from the group names only for services not rendered yet
 
     // ---- render ----
     // A change of some services' endpoints looks at those alone; a listing, a
@@ -304,13 +326,14 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       } else {
         validateEndpoints(s);
         const keys = endpointKeys(s);
-        const size = chooseSize(prev ? prev.size : (sizes ??= programmedSizes(v.chains.keys())).get(`${s.protocol}:${s.port}`), keys.length);
+        const size = chooseSize(prev ? prev.size : (sizes ??= programmedSizes([...v.backends.keys(), ...v.legacy.keys()])).get(`${s.protocol}:${s.port}`), keys.length);
         if (prev && prev.cacheKey === serviceCacheKey(s, size, keys)) {
           r = prev;
           prev.input = s;
         } else {
-          // the map of the same name (so the same size) as programmed is what the new buckets are rebalanced from
-          r = renderService(s, size, keys, addresses, v.backends.get(serviceNames(s.protocol, s.port, size, s.affinity).map));
+          // the group of the same class (so the same size) as programmed is what the new buckets are rebalanced from
+          const group = serviceNames(s.protocol, s.port, size, s.affinity).group;
+          r = renderService(s, size, keys, addresses, v.backends.get(group) ?? v.legacy.get(group));
         }
         if (r.names.chain !== prev?.names.chain) structural = true;
         if (r !== prev) touched.set(id, r);
@@ -349,19 +372,22 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const entries: Array<[number, RenderedService, boolean]> = [];
     if (structural) for (const s of services) if (s.endpoints.length > 0) entries.push([serviceId(s), current(s), s.protocol === 'udp']);
     const chains = new Map(base);
-    const backends = new Map<string, { decl: string; buckets: Buckets; udp: boolean }>();
+    // groups: `<map>:<port>` -> buckets, and the class maps they are in
+    const backends = new Map<string, { map: string; prefix: string; buckets: Buckets; udp: boolean }>();
+    const classMaps = new Map<string, string>();
     let vmaps = v.vmaps;
     if (structural) {
       for (const [, r, udp] of entries) {
         chains.set(r.names.chain, r.chain);
-        backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp });
+        classMaps.set(r.names.map, r.map.decl);
+        backends.set(r.names.group, { map: r.names.map, prefix: r.names.prefix, buckets: r.map.buckets, udp });
       }
       vmaps = new Map();
       for (const name of vmapDecl.keys()) vmaps.set(name, new Map());
       for (const [, r] of entries) vmapElements(r, vmaps);
     } else {
-      // only the services that changed: their maps exist, their chains are the same
-      for (const r of touched.values()) backends.set(r.names.map, { decl: r.map.decl, buckets: r.map.buckets, udp: r.protocol === 'udp' });
+      // only the services that changed: their groups exist, their chains are the same
+      for (const r of touched.values()) backends.set(r.names.group, { map: r.names.map, prefix: r.names.prefix, buckets: r.map.buckets, udp: r.protocol === 'udp' });
     }
     if (!positions) {
       for (const e of vmaps.values()) elements += e.size;
@@ -373,17 +399,17 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const T = `ip ${tableName}`;
     const a: string[] = [];
     const d: string[] = [];
-    // new backend maps: encoded only when sent, a chunk at a time (a first load can be millions of elements)
+    // new groups: encoded only when sent, a chunk at a time (a first load can be millions of elements)
     // (the elements of each are built as it is sent, so ten million of them are never held at once)
-    const fill: Array<[name: string, buckets: Buckets]> = [];
+    const fill: Array<[map: string, prefix: string, buckets: Buckets]> = [];
     const live: BatchMsg[] = [];
     let changed = 0;
     // sets this sync makes: their handles are read after, so a later listing can trust what we filled them with
     const made: string[] = [];
     if (structural) {
       if (!v.exists) a.push(`add table ${T}`);
-      for (const [name, decl] of vmapDecl) if (!v.vmaps.has(name)) made.push(name), a.push(`add map ${T} ${name} ${decl}`);
-      for (const [name, m] of backends) if (!v.backends.has(name)) made.push(name), a.push(`add map ${T} ${name} ${m.decl}`);
+      for (const [name, decl] of vmapDecl) if (!v.sets.has(name)) made.push(name), a.push(`add map ${T} ${name} ${decl}`);
+      for (const [name, decl] of classMaps) if (!v.sets.has(name)) made.push(name), a.push(`add map ${T} ${name} ${decl}`);
       for (const [name, c] of chains) {
         const have = v.chains.get(name);
         if (sameList(have, c.comments)) continue;
@@ -397,33 +423,43 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       if (add.length) live.push(...setElemMessages('add', NFPROTO_IPV4, tableName, name, add));
       changed += del.length + add.length;
     };
-    for (const [name, m] of backends) {
-      const cur = v.backends.get(name);
+    for (const [group, m] of backends) {
+      const cur = v.backends.get(group);
       if (cur === m.buckets) continue; // the same rendering as last time: nothing to compare
       if (!cur) {
-        // a new backend map is reachable only once the vmap element of phase C points at its chain
-        fill.push([name, m.buckets]);
+        // a new group is reachable only once the vmap element of phase C sends its port to its class's chain
+        fill.push([m.map, m.prefix, m.buckets]);
         for (const x of m.buckets.table) if (x >= 0) changed++;
         continue;
       }
-      const { del, add } = diffBuckets(cur, m.buckets);
+      const { del, add } = diffBuckets(cur, m.buckets, m.prefix);
       if (del.length === 0 && add.length === 0) continue;
       if (m.udp) noteUdp(cur);
       moved += add.length;
-      queueElements(name, del, add);
+      queueElements(m.map, del, add);
     }
+    const goneChains = structural ? [...v.chains.keys()].filter((c) => !chains.has(c)) : [];
+    const goneMaps = structural ? [...v.sets].filter((m) => !classMaps.has(m) && !vmaps.has(m)) : [];
     if (structural) {
       for (const [name, want] of vmaps) {
         const { del, add } = diffElements(v.vmaps.get(name), want);
         queueElements(name, del, add);
       }
+      // groups no service has any more (a port gone, or moved to another class): deleted in the
+      // transaction that takes the port off them; a map that goes as a whole is deleted in phase D
+      for (const [group, cur] of v.backends) {
+        if (backends.has(group)) continue;
+        if (group.startsWith('be_udp_')) noteUdp(cur);
+        const map = groupMap(group);
+        if (!classMaps.has(map)) continue;
+        const { del } = diffBuckets(cur, NO_BUCKETS, groupPrefix(group));
+        queueElements(map, del, []);
+      }
+      for (const [group, cur] of v.legacy) if (group.startsWith('be_udp_')) noteUdp(cur);
     }
-    const goneChains = structural ? [...v.chains.keys()].filter((c) => !chains.has(c)) : [];
-    const goneMaps = structural ? [...v.backends.keys(), ...v.vmaps.keys()].filter((m) => !backends.has(m) && !vmaps.has(m)) : [];
     for (const c of goneChains) d.push(`flush chain ${T} ${c}`);
     for (const c of goneChains) d.push(`delete chain ${T} ${c}`);
     for (const m of goneMaps) d.push(`delete map ${T} ${m}`);
-    for (const m of goneMaps) if (m.startsWith('be_udp_')) noteUdp(v.backends.get(m));
     changed += a.length + d.length;
 
     const commitRendered = () => {
@@ -444,7 +480,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       commitRendered();
       if (structural) {
         v.vmaps = vmaps;
-        for (const [name, m] of backends) v.backends.set(name, m.buckets);
+        for (const [group, m] of backends) v.backends.set(group, m.buckets);
       }
       vmapsOk = true;
       return { changed: 0, elements, ms: performance.now() - t0, listed, transactions: 0 };
@@ -466,8 +502,8 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
         chunk = [];
         bytes = 0;
       };
-      for (const [name, buckets] of fill) {
-        for (const m of setElemMessages('add', NFPROTO_IPV4, tableName, name, diffBuckets(undefined, buckets).add)) {
+      for (const [name, prefix, buckets] of fill) {
+        for (const m of setElemMessages('add', NFPROTO_IPV4, tableName, name, diffBuckets(undefined, buckets, prefix).add)) {
           chunk.push(m);
           bytes += m.body.length;
         }
@@ -496,10 +532,11 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
     const after = tbl.gen();
     const ours = after === ((gen + txns) >>> 0);
     if (structural) {
-      const nv: View = { gen: after, exists: true, tableHandle: v.tableHandle, chains: new Map(), vmaps, backends: new Map(), handles: new Map() };
+      const sets = new Set([...classMaps.keys(), ...vmaps.keys()]);
+      const nv: View = { gen: after, exists: true, tableHandle: v.tableHandle, chains: new Map(), sets, vmaps, backends: new Map(), legacy: new Map(), handles: new Map() };
       for (const [name, c] of chains) nv.chains.set(name, c.comments);
-      for (const [name, m] of backends) nv.backends.set(name, m.buckets);
-      for (const name of [...nv.backends.keys(), ...nv.vmaps.keys()]) {
+      for (const [group, m] of backends) nv.backends.set(group, m.buckets);
+      for (const name of sets) {
         const h = v.handles.get(name);
         if (h !== undefined) nv.handles.set(name, h);
       }
@@ -509,7 +546,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       }
       view = nv;
     } else {
-      for (const [name, m] of backends) v.backends.set(name, m.buckets);
+      for (const [group, m] of backends) v.backends.set(group, m.buckets);
       v.gen = after;
     }
     commitRendered();

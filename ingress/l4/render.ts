@@ -7,16 +7,31 @@
 //   prerouting / output (nat, dstnat): `ip daddr . tcp dport vmap @tcp_svc`
 //     and `fib daddr type local tcp dport vmap @tcp_any` (same for udp);
 //     a service port is one element of tcp_svc per listen address, or one of
-//     tcp_any when the ingress listens on every local address;
-//   svc_<proto>_<port>_<M>_<flow|ip>: marks the flow and DNATs it to
-//     `jhash ip saddr [. th sport] mod M seed S map @be_<same suffix>`;
-//   be_<...>: M elements, bucket -> backend `ipv4_addr . inet_service`, filled
-//     from the Maglev table (ingress/balance/maglev.ts);
+//     tcp_any when the ingress listens on every local address, and it jumps
+//     to the chain of the service's class;
+//   lb_<proto>_<M>_<flow|ip>: one chain per class (protocol, table size M,
+//     affinity), shared by every service port of the class: marks the flow
+//     and DNATs it to `tcp dport . jhash ip saddr [. tcp sport] mod M seed S
+//     map @be_<same suffix>`;
+//   be_<...>: the class's backend map, keyed `port . bucket`: M elements per
+//     service port, bucket -> backend `ipv4_addr . inet_service`, filled from
+//     the Maglev table (ingress/balance/maglev.ts);
 //   postrouting (nat, srcnat): takes the mark off, and masquerades when
 //     sourceNat is 'masquerade'.
-// The size M and the affinity are part of the chain and map names: changing
-// either builds the new chain and map beside the old ones and switches the
-// service's vmap element in one transaction (make before break).
+// The number of chains and sets depends on the classes in use, not on the
+// number of services: the kernel finds a set by name by walking the table's
+// set list for every element message, and walks every chain at each commit,
+// so a layout of one chain and one map per service made one endpoint change
+// cost in proportion to the services programmed. A service's elements in its
+// class map are its "group" (`<map>:<port>`). Changing its size or affinity
+// fills its group in the new class's map, switches its vmap element and
+// deletes its old group in one transaction (make before break).
+//
+// The layout before this one (a chain svc_<proto>_<port>_<M>_<a> and a map
+// be_<proto>_<port>_<M>_<a> per service port) is read as "legacy": its
+// buckets are what the new groups are rebalanced from (so an upgrade moves no
+// flow), and its chains and maps are deleted once the vmaps point at the new
+// chains.
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../controller/common/errors';
@@ -78,6 +93,11 @@ function portHex(port: number): string {
   return port.toString(16).padStart(4, '0');
 }
 
+/** The port half of a class map's key: `inet_service` in 2 bytes, padded to 4 (the registers are 32 bits). */
+export function portKeyHex(port: number): string {
+  return `${portHex(port)}0000`;
+}
+
 /** Concatenated `ipv4_addr . inet_service`: 4 bytes, then the port in 2 bytes padded to 4 (the registers are 32 bits). */
 export function addrPortHex(ip: string, port: number): string {
   return `${ipv4Hex(ip)}${portHex(port)}0000`;
@@ -105,23 +125,48 @@ export function decodeAddrPort(v: string): { ip: string; port: number } | undefi
   return { ip: `${b[0]}.${b[1]}.${b[2]}.${b[3]}`, port: b.readUInt16BE(4) };
 }
 
-export type ServiceNames = { chain: string; map: string };
+/**
+ * chain and map: the service's class (shared with every service port of the
+ * same protocol, size and affinity); group: its elements in that map, as
+ * `<map>:<port>`; prefix: the hex of the port half of their keys.
+ */
+export type ServiceNames = { chain: string; map: string; group: string; prefix: string };
 
 export function serviceNames(protocol: string, port: number, size: number, affinity: 'none' | 'client-ip'): ServiceNames {
-  const suffix = `${protocol}_${port}_${size}_${affinity === 'client-ip' ? 'ip' : 'flow'}`;
-  return { chain: `svc_${suffix}`, map: `be_${suffix}` };
+  const suffix = `${protocol}_${size}_${affinity === 'client-ip' ? 'ip' : 'flow'}`;
+  return { chain: `lb_${suffix}`, map: `be_${suffix}`, group: `be_${suffix}:${port}`, prefix: portKeyHex(port) };
 }
 
-const SVC_CHAIN_RE = /^svc_(tcp|udp)_(\d+)_(\d+)_(ip|flow)$/;
+/** A class map's name: `be_<proto>_<M>_<ip|flow>`. */
+export const CLASS_MAP_RE = /^be_(tcp|udp)_(\d+)_(ip|flow)$/;
+/** A per-service backend map of the legacy layout: `be_<proto>_<port>_<M>_<ip|flow>`. */
+export const LEGACY_MAP_RE = /^be_(tcp|udp)_(\d+)_(\d+)_(ip|flow)$/;
+const GROUP_RE = /^be_(tcp|udp)_(\d+)_(?:ip|flow):(\d+)$/;
 
-/** The table size a programmed chain name says, per `<proto>:<port>`. */
-export function programmedSizes(chainNames: Iterable<string>): Map<string, number> {
+/** The table size each group says, per `<proto>:<port>` (the largest, should a port have two). */
+export function programmedSizes(groups: Iterable<string>): Map<string, number> {
   const out = new Map<string, number>();
-  for (const n of chainNames) {
-    const m = SVC_CHAIN_RE.exec(n);
-    if (m) out.set(`${m[1]}:${m[2]}`, Math.max(out.get(`${m[1]}:${m[2]}`) ?? 0, Number(m[3])));
+  for (const n of groups) {
+    const m = GROUP_RE.exec(n);
+    if (m) out.set(`${m[1]}:${m[3]}`, Math.max(out.get(`${m[1]}:${m[3]}`) ?? 0, Number(m[2])));
   }
   return out;
+}
+
+/** The group a legacy map becomes in the class layout. */
+export function legacyGroup(mapName: string): { group: string; size: number } | undefined {
+  const m = LEGACY_MAP_RE.exec(mapName);
+  return m ? { group: `be_${m[1]}_${m[3]}_${m[4]}:${m[2]}`, size: Number(m[3]) } : undefined;
+}
+
+/** The port half of the keys of a group's elements. */
+export function groupPrefix(group: string): string {
+  return portKeyHex(Number(group.slice(group.indexOf(':') + 1)));
+}
+
+/** The map a group is held in. */
+export function groupMap(group: string): string {
+  return group.slice(0, group.indexOf(':'));
 }
 
 /**
@@ -301,7 +346,8 @@ export function renderService(s: L4Service, size: number, keys: string[], addres
   const names = serviceNames(s.protocol, s.port, size, s.affinity);
   const hashed = s.affinity === 'client-ip' ? 'ip saddr' : `ip saddr . ${s.protocol} sport`;
   const seed = `0x${HASH_SEED.toString(16)}`;
-  const rule = `meta l4proto ${s.protocol} meta mark set meta mark | ${MARK} dnat ip to jhash ${hashed} mod ${size} seed ${seed} map @${names.map}`;
+  // the class's one rule: the destination port picks the service's group, the hash its bucket
+  const rule = `meta l4proto ${s.protocol} meta mark set meta mark | ${MARK} dnat ip to ${s.protocol} dport . jhash ${hashed} mod ${size} seed ${seed} map @${names.map}`;
   const table = serviceTable(keys, size, programmed);
   const data = keys.map((k) => {
     const i = k.lastIndexOf(':');
@@ -321,21 +367,26 @@ export function renderService(s: L4Service, size: number, keys: string[], addres
     names,
     chain: chain('', [rule]),
     map: {
-      // the key is a jhash result (a 32-bit integer); `typeof numgen` is how nft spells that type
-      decl: `{ typeof numgen inc mod 2 : ip daddr . ${s.protocol} dport; size ${size}; }`,
+      // the key is the port . a jhash result (a 32-bit integer; `typeof numgen` is how nft spells that type).
+      // No size: the map holds M elements per service port of the class, and grows with them.
+      decl: `{ typeof ${s.protocol} dport . numgen inc mod 2 : ip daddr . ${s.protocol} dport; }`,
       buckets: { values: data, table, extra: [] },
     },
   };
 }
 
-/** Elements listed from the kernel, as Buckets of a map of `size` buckets. */
-export function toBuckets(els: Elements, size: number): Buckets {
+/**
+ * Elements listed from the kernel, as Buckets of a group of `size` buckets:
+ * keys of a legacy map (a bucket, 8 hex digits) or of a class map (port .
+ * bucket, 16). A key of neither form, or a bucket out of range, is `extra`.
+ */
+export function toBuckets(els: Iterable<[string, string]>, size: number): Buckets {
   const values: string[] = [];
   const index = new Map<string, number>();
   const table = new Int32Array(size).fill(-1);
   const extra: string[] = [];
   for (const [k, v] of els) {
-    const i = k.length === 8 ? Buffer.from(k, 'hex').readUInt32LE(0) : -1;
+    const i = k.length === 8 || k.length === 16 ? Buffer.from(k.slice(-8), 'hex').readUInt32LE(0) : -1;
     if (i < 0 || i >= size) {
       extra.push(k);
       continue;
@@ -351,8 +402,32 @@ export function toBuckets(els: Elements, size: number): Buckets {
   return { values, table, extra };
 }
 
-/** The bucket changes from `cur` (undefined: a new map) to `want`: keys to delete, elements to add. */
-export function diffBuckets(cur: Buckets | undefined, want: Buckets): { del: Array<[string]>; add: Array<[string, string]> } {
+/**
+ * The elements of a class map, grouped by service port: `<map>:<port>` ->
+ * its buckets. Keys of another length go to the group of port 0, which no
+ * service has, so they are deleted.
+ */
+export function splitGroups(map: string, els: Elements, size: number): Map<string, Buckets> {
+  const byPort = new Map<number, Array<[string, string]>>();
+  for (const e of els) {
+    const port = e[0].length === 16 ? parseInt(e[0].slice(0, 4), 16) : 0;
+    let l = byPort.get(port);
+    if (!l) byPort.set(port, (l = []));
+    l.push(e);
+  }
+  const out = new Map<string, Buckets>();
+  for (const [port, l] of byPort) out.set(`${map}:${port}`, toBuckets(l, size));
+  return out;
+}
+
+export const NO_BUCKETS: Buckets = { values: [], table: new Int32Array(0), extra: [] };
+
+/**
+ * The bucket changes from `cur` (undefined: a new group) to `want`: keys to
+ * delete, elements to add. `prefix` goes before each bucket's key (the
+ * port's, in a class map); `extra` keys are whole keys already.
+ */
+export function diffBuckets(cur: Buckets | undefined, want: Buckets, prefix = ''): { del: Array<[string]>; add: Array<[string, string]> } {
   const del: Array<[string]> = [];
   const add: Array<[string, string]> = [];
   if (cur === want) return { del, add };
@@ -362,10 +437,10 @@ export function diffBuckets(cur: Buckets | undefined, want: Buckets): { del: Arr
     const ci = cur && i < cur.table.length ? cur.table[i] : -1;
     const c = ci >= 0 ? cur!.values[ci] : undefined;
     if (c === w) continue;
-    if (c !== undefined) del.push([bucketHex(i)]);
-    add.push([bucketHex(i), w]);
+    if (c !== undefined) del.push([prefix + bucketHex(i)]);
+    add.push([prefix + bucketHex(i), w]);
   }
-  if (cur) for (let i = want.table.length; i < cur.table.length; i++) if (cur.table[i] >= 0) del.push([bucketHex(i)]);
+  if (cur) for (let i = want.table.length; i < cur.table.length; i++) if (cur.table[i] >= 0) del.push([prefix + bucketHex(i)]);
   return { del, add };
 }
 

@@ -5,8 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { captureLogger } from '../../helpers/log';
 import { waitFor } from '../../helpers/wait';
 import { InvalidArgumentError } from '../../../controller/common/errors';
-import { maglevRebalance, maglevTable } from '../../../ingress/balance/maglev';
+import { maglevRebalance, maglevSize, maglevTable } from '../../../ingress/balance/maglev';
 import { createL4Programmer, type L4Programmer, type L4Service } from '../../../ingress/l4';
+import { HASH_SEED, MASQ_MARK, ruleComment } from '../../../ingress/l4/render';
 import { openNftTable } from '../../../dataplane/nftables/table';
 import { NFPROTO_IPV4 } from '../../../dataplane/nftables/wire';
 import { uniqueName } from '../../helpers/names';
@@ -50,17 +51,20 @@ function listTable(w: World, table: string): string {
   return nsRun(w.ingress, 'nft', ['list', 'table', 'ip', table]);
 }
 
-/** bucket -> "ip:port" of a backend map, as nft lists it. */
-function mapContents(w: World, table: string, map: string): Map<number, string> {
-  const j = JSON.parse(nsRun(w.ingress, 'nft', ['-j', 'list', 'map', 'ip', table, map])) as { nftables: Array<{ map?: { elem?: Array<[number, { concat: [string, number] }]> } }> };
+type MapElem = [{ concat: [number, number] }, { concat: [string, number] }];
+
+/** bucket -> "ip:port" of one service port's group in its class map, as nft lists it. */
+function mapContents(w: World, table: string, map: string, port: number): Map<number, string> {
+  const j = JSON.parse(nsRun(w.ingress, 'nft', ['-j', 'list', 'map', 'ip', table, map])) as { nftables: Array<{ map?: { elem?: MapElem[] } }> };
   const m = j.nftables.find((x) => x.map)!.map!;
-  return new Map((m.elem ?? []).map(([k, v]) => [k, `${v.concat[0]}:${v.concat[1]}`]));
+  return new Map((m.elem ?? []).filter(([k]) => k.concat[0] === port).map(([k, v]) => [k.concat[1], `${v.concat[0]}:${v.concat[1]}`]));
 }
 
+/** The class map a service port's vmap element sends it to. */
 function backendMapName(w: World, table: string, proto: string, port: number): string {
-  const m = new RegExp(`map (be_${proto}_${port}_\\d+_\\w+) \\{`).exec(listTable(w, table));
-  if (!m) throw new Error(`no backend map for ${proto}/${port}`);
-  return m[1];
+  const m = new RegExp(`\\b${port} : goto lb_(${proto}_\\d+_(?:ip|flow))\\b`).exec(listTable(w, table));
+  if (!m) throw new Error(`no class chain for ${proto}/${port}`);
+  return `be_${m[1]}`;
 }
 
 /** TCP connections until each expected backend answered at least once. */
@@ -122,7 +126,7 @@ describe('L4 kernel path', () => {
     await p.sync(services(w));
     const map = backendMapName(w, table, 'tcp', 80);
     const size = Number(/_(\d+)_flow$/.exec(map)![1]);
-    const before = mapContents(w, table, map);
+    const before = mapContents(w, table, map, 80);
     // a new map is the plain Maglev table
     const keys = w.backends.map((b) => b.endpoint.key).sort();
     const expected = maglevTable(keys, size);
@@ -139,7 +143,7 @@ describe('L4 kernel path', () => {
 
     const gone = w.backends[2];
     const r = await p.sync(services(w, [0, 1]));
-    const after = mapContents(w, table, map); // same size: the map is kept
+    const after = mapContents(w, table, map, 80); // same size: the map is kept
     expect(after.size).toBe(size);
     let moved = 0;
     let ownShare = 0;
@@ -180,11 +184,11 @@ describe('L4 kernel path', () => {
     expect(adopt.listed).toBeGreaterThan(0);
     const map = backendMapName(w, restartedTable, 'tcp', 80);
     const size = Number(/_(\d+)_flow$/.exec(map)![1]);
-    const before = mapContents(w, restartedTable, map);
+    const before = mapContents(w, restartedTable, map, 80);
     await kept.sync(services(w, [0, 2, 3]));
     await restarted.sync(services(w, [0, 2, 3]));
-    const a = mapContents(w, restartedTable, map);
-    expect(a).toEqual(mapContents(w, keptTable, map));
+    const a = mapContents(w, restartedTable, map, 80);
+    expect(a).toEqual(mapContents(w, keptTable, map, 80));
     // which is the rebalance of what the kernel held
     const left = [0, 2, 3].map((i) => w.backends[i].endpoint.key);
     const want = maglevRebalance(Array.from({ length: size }, (_, i) => before.get(i)), left);
@@ -252,7 +256,7 @@ describe('L4 kernel path', () => {
     const p = programmer(w, table);
     expect((await p.sync(services(w))).listed).toBe(0); // a table that did not exist has nothing to list
     const map = backendMapName(w, table, 'tcp', 80);
-    const before = mapContents(w, table, map);
+    const before = mapContents(w, table, map, 80);
     // the weft agent on the same host uses iptables-nft: any rule it writes moves the generation
     const g = gen(w);
     nsRun(w.ingress, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '9091', '-j', 'DNAT', '--to-destination', `${w.backends[0].ip}:${PORT}`]);
@@ -264,7 +268,7 @@ describe('L4 kernel path', () => {
     const r = await p.sync(services(w, [0, 1]));
     expect(r.listed).toBe(0);
     expect(r.changed).toBeGreaterThan(0);
-    const after = mapContents(w, table, map);
+    const after = mapContents(w, table, map, 80);
     for (const [i, k] of before) if (k !== gone.endpoint.key) expect(after.get(i)).toBe(k);
     expect([...after.values()]).not.toContain(gone.endpoint.key);
     expect(after.size).toBe(before.size);
@@ -296,10 +300,12 @@ describe('L4 kernel path', () => {
     const many: L4Service[] = Array.from({ length: 300 }, (_, i) => ({ name: `s${i}`, port: 2000 + i, protocol: i % 10 === 0 ? 'udp' : 'tcp', affinity: 'none', endpoints: both }));
     await p.sync(many);
     const map = backendMapName(w, table, 'tcp', 2151);
-    const before = mapContents(w, table, map);
+    const before = mapContents(w, table, map, 2151);
     const ownShare = [...before.values()].filter((k) => k === both[1].key).length;
-    const others = (): string => JSON.stringify(JSON.parse(nsRun(w.ingress, 'nft', ['-j', 'list', 'table', 'ip', table])).nftables
-      .filter((o: { map?: { name: string } }) => o.map?.name !== map));
+    // the whole table but port 2151's own elements (the other 269 TCP ports share its map)
+    type Listed = { map?: { name: string; elem?: MapElem[] } };
+    const others = (): string => JSON.stringify((JSON.parse(nsRun(w.ingress, 'nft', ['-j', 'list', 'table', 'ip', table])).nftables as Listed[])
+      .map((o) => (o.map?.name === map ? { map: { ...o.map, elem: o.map.elem?.filter(([k]) => k.concat[0] !== 2151) } } : o)));
     const othersBefore = others();
     const g = gen(w);
     cap.lines.length = 0;
@@ -313,7 +319,7 @@ describe('L4 kernel path', () => {
     // the sync read the one service that changed, not the 300
     expect(cap.lines.filter((l) => l.msg === 'L4 table updated')).toMatchObject([{ services: 1, transactions: 1 }]);
     // in the kernel: that map's buckets of the removed backend moved, and nothing else in the table changed
-    const after = mapContents(w, table, map);
+    const after = mapContents(w, table, map, 2151);
     expect(after.size).toBe(before.size);
     expect(new Set(after.values())).toEqual(new Set([both[0].key]));
     expect(others()).toBe(othersBefore);
@@ -336,19 +342,19 @@ describe('L4 kernel path', () => {
     const p = programmer(w, table, 'masquerade', [], { auditPeriodMs: 300, logger: cap.logger });
     await p.sync(services(w));
     const map = backendMapName(w, table, 'tcp', 80);
-    const before = mapContents(w, table, map);
+    const before = mapContents(w, table, map, 80);
     const keys = w.backends.map((b) => b.endpoint.key);
     // by hand: bucket 3 gone, bucket 4 sent to an address that is no backend, the UDP port's vmap element gone
-    nsRun(w.ingress, 'nft', ['-f', '-'], `delete element ip ${table} ${map} { 3 }\ndelete element ip ${table} ${map} { 4 }\n`
-      + `add element ip ${table} ${map} { 4 : 10.99.0.9 . 8080 }\ndelete element ip ${table} udp_any { 53 }\n`);
-    expect(mapContents(w, table, map).get(4)).toBe('10.99.0.9:8080');
-    expect(listTable(w, table)).not.toMatch(/53 : goto svc_udp_53_/);
+    nsRun(w.ingress, 'nft', ['-f', '-'], `delete element ip ${table} ${map} { 80 . 3 }\ndelete element ip ${table} ${map} { 80 . 4 }\n`
+      + `add element ip ${table} ${map} { 80 . 4 : 10.99.0.9 . 8080 }\ndelete element ip ${table} udp_any { 53 }\n`);
+    expect(mapContents(w, table, map, 80).get(4)).toBe('10.99.0.9:8080');
+    expect(listTable(w, table)).not.toMatch(/53 : goto lb_udp_/);
 
     await waitFor('the audit to repair the table', () => {
-      const m = mapContents(w, table, map);
-      return m.size === before.size && [...m.values()].every((k) => keys.includes(k)) && /53 : goto svc_udp_53_/.test(listTable(w, table));
+      const m = mapContents(w, table, map, 80);
+      return m.size === before.size && [...m.values()].every((k) => keys.includes(k)) && /53 : goto lb_udp_/.test(listTable(w, table));
     }, 20_000, 100);
-    const after = mapContents(w, table, map);
+    const after = mapContents(w, table, map, 80);
     for (const [i, k] of before) if (i !== 3 && i !== 4) expect(after.get(i)).toBe(k);
     expect(cap.lines.some((l) => l.msg === 'repaired the L4 table: someone else had changed it')).toBe(true);
     expect([w.backends[0].ip, w.backends[1].ip, w.backends[2].ip]).toContain(answeredBy(await w.cli.udp(INGRESS_IP, 53)));
@@ -358,6 +364,112 @@ describe('L4 kernel path', () => {
     const g = gen(w);
     expect(await p.audit()).toBeUndefined();
     expect((await p.sync(services(w))).changed).toBe(0);
+    expect(gen(w)).toBe(g);
+  });
+
+  it('a service that changes class moves its group to the other class map in one switch; a class nobody uses any more is deleted', async () => {
+    const w = (world = await buildWorld(2));
+    const table = uniqueName('l4t');
+    const p = programmer(w, table);
+    const eps = w.backends.map((b) => b.endpoint);
+    const web: L4Service = { name: 'web', port: 80, protocol: 'tcp', affinity: 'none', endpoints: eps };
+    const alt: L4Service = { name: 'alt', port: 81, protocol: 'tcp', affinity: 'none', endpoints: eps };
+    await p.sync([web, alt]);
+    const flow = backendMapName(w, table, 'tcp', 80);
+    expect(backendMapName(w, table, 'tcp', 81)).toBe(flow);
+    const altBefore = mapContents(w, table, flow, 81);
+    expect(altBefore.size).toBe(maglevSize(2));
+    const chains = () => [...listTable(w, table).matchAll(/chain (lb_\w+)/g)].map((m) => m[1]).sort();
+    expect(chains()).toEqual([flow.replace(/^be_/, 'lb_')]);
+
+    // port 80 to client-ip affinity: a new class, its chain and map made, port 80's group filled there,
+    // then the switch and the old group's deletion in one transaction
+    const g = gen(w);
+    const r = await p.sync([{ ...web, affinity: 'client-ip' }, alt]);
+    expect(r.transactions).toBe(3);
+    expect(gen(w)).toBe(g + 3);
+    const ip = backendMapName(w, table, 'tcp', 80);
+    expect(ip).toBe(flow.replace(/_flow$/, '_ip'));
+    expect(mapContents(w, table, ip, 80).size).toBe(maglevSize(2));
+    expect(mapContents(w, table, flow, 80).size).toBe(0);
+    expect(mapContents(w, table, flow, 81)).toEqual(altBefore);
+    expect(chains()).toEqual([flow.replace(/^be_/, 'lb_'), ip.replace(/^be_/, 'lb_')].sort());
+    // client-ip: one client, one backend, whatever its source port
+    const by = new Set<string>();
+    for (let i = 0; i < 6; i++) by.add(answeredBy(await w.cli.tcp(INGRESS_IP, 80))!);
+    expect(by.size).toBe(1);
+    await tcpReaches(w, INGRESS_IP, 81, w.backends.map((b) => b.ip));
+
+    // port 81 gone: the flow class has no service left, its chain and map go
+    expect((await p.sync([{ ...web, affinity: 'client-ip' }])).changed).toBeGreaterThan(0);
+    expect(listTable(w, table)).not.toContain(flow);
+    expect(chains()).toEqual([ip.replace(/^be_/, 'lb_')]);
+    expect((await w.cli.tcp(INGRESS_IP, 81)).error).toBeDefined();
+    expect(answeredBy(await w.cli.tcp(INGRESS_IP, 80))).toBe([...by][0]);
+    expect((await p.sync([{ ...web, affinity: 'client-ip' }])).changed).toBe(0);
+  });
+
+  it('upgrades a table of the per-service layout in place: the flows keep their backends, old chains and maps go, a restart then writes nothing', async () => {
+    const w = (world = await buildWorld(3));
+    const table = uniqueName('l4t');
+    const T = `ip ${table}`;
+    const keys = w.backends.map((b) => b.endpoint.key).sort();
+    const size = maglevSize(keys.length);
+    // the table as the per-service layout left it: a chain and a map per service port, the buckets a
+    // Maglev table moved by a history (backend 0's first slot given to backend 1), the same base chains
+    const table0 = maglevTable(keys, size);
+    const moved = table0.indexOf(0);
+    table0[moved] = 1;
+    const mark = `0x${MASQ_MARK.toString(16).padStart(8, '0')}`;
+    const cmds = [`add table ${T}`];
+    const rule = (chain: string, r: string) => cmds.push(`add rule ${T} ${chain} ${r} comment "${ruleComment(r)}"`);
+    for (const [name, hook, prio] of [['prerouting', 'prerouting', 'dstnat'], ['output', 'output', '-100'], ['postrouting', 'postrouting', 'srcnat']]) {
+      cmds.push(`add chain ${T} ${name} { type nat hook ${hook} priority ${prio}; policy accept; }`);
+    }
+    for (const p of ['tcp', 'udp']) {
+      cmds.push(`add map ${T} ${p}_svc { type ipv4_addr . inet_service : verdict; }`, `add map ${T} ${p}_any { type inet_service : verdict; }`);
+    }
+    for (const c of ['prerouting', 'output']) for (const p of ['tcp', 'udp']) rule(c, `ip daddr . ${p} dport vmap @${p}_svc`), rule(c, `fib daddr type local ${p} dport vmap @${p}_any`);
+    rule('postrouting', `meta mark & ${mark} == ${mark} meta mark set meta mark ^ ${mark} masquerade`);
+    for (const [p, port] of [['tcp', 80], ['udp', 53]] as const) {
+      const suffix = `${p}_${port}_${size}_flow`;
+      cmds.push(`add map ${T} be_${suffix} { typeof numgen inc mod 2 : ip daddr . ${p} dport; size ${size}; }`, `add chain ${T} svc_${suffix}`);
+      rule(`svc_${suffix}`, `meta l4proto ${p} meta mark set meta mark | ${mark} dnat ip to jhash ip saddr . ${p} sport mod ${size} seed 0x${HASH_SEED.toString(16)} map @be_${suffix}`);
+      cmds.push(`add element ${T} be_${suffix} { ${Array.from(table0, (x, i) => `${i} : ${keys[x].replace(':', ' . ')}`).join(', ')} }`);
+      cmds.push(`add element ${T} ${p}_any { ${port} : goto svc_${suffix} }`);
+    }
+    nsRun(w.ingress, 'nft', ['-f', '-'], `${cmds.join('\n')}\n`);
+    // a connection open through the old layout
+    let conn: string | undefined;
+    let connBy: string | undefined;
+    for (let i = 0; !conn && i < 50; i++) {
+      connBy = answeredBy(await w.cli.open(`u${i}`, INGRESS_IP, 80));
+      if (connBy) conn = `u${i}`;
+    }
+    expect(conn).toBeDefined();
+
+    const p = programmer(w, table);
+    const r = await p.sync(services(w));
+    expect(r.changed).toBeGreaterThan(0);
+    // the new chains and maps, then the groups, then the switch, then the old ones deleted
+    expect(r.transactions).toBe(4);
+    const listing = listTable(w, table);
+    expect(listing).not.toMatch(/svc_(tcp|udp)_|be_(tcp|udp)_\d+_\d+_/);
+    expect(listing).toMatch(/80 : goto lb_tcp_\d+_flow/);
+    const map = backendMapName(w, table, 'tcp', 80);
+    expect(map).toBe(`be_tcp_${size}_flow`);
+    // every bucket kept its backend, the moved one included: no flow changes backend by the upgrade
+    const after = mapContents(w, table, map, 80);
+    expect(after.size).toBe(size);
+    for (let i = 0; i < size; i++) expect(after.get(i)).toBe(keys[table0[i]]);
+    expect(mapContents(w, table, backendMapName(w, table, 'udp', 53), 53)).toEqual(after);
+    expect(answeredBy(await w.cli.send(conn!))).toBe(connBy);
+    await tcpReaches(w, INGRESS_IP, 80, w.backends.map((b) => b.ip));
+    // adopted as it is now: nothing to write, by this programmer or a restarted one
+    const g = gen(w);
+    expect((await p.sync(services(w))).changed).toBe(0);
+    p.close();
+    expect(await programmer(w, table).sync(services(w))).toMatchObject({ changed: 0, transactions: 0 });
     expect(gen(w)).toBe(g);
   });
 
