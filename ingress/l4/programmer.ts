@@ -33,7 +33,7 @@
 // is repaired. While the generation is the one our own last transaction left,
 // nothing can have changed, and the audit reads nothing.
 //
-// A service's buckets are rebalanced from what its map holds (render.ts,
+// A service's buckets are rebalanced from what its group holds (render.ts,
 // serviceTable): the kernel's map is the balancer's state, so a restarted
 // ingress continues from it rather than from a fresh Maglev table.
 //
@@ -276,7 +276,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       listed = r.listed;
       refreshed = true;
       if (prev) {
-        // a rendering stays valid while its map is the very object the new view holds (trusted, not listed again)
+        // a rendering stays valid while its group is the very object the new view holds (trusted, not listed again)
         for (const [id, rs] of rendered) if (view.backends.get(rs.names.group) !== rs.map.buckets) rendered.delete(id);
       } else rendered = new Map(); // elements of a fresh view are new objects: compare them once
       vmapsOk = false;
@@ -497,7 +497,7 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
       let chunk: BatchMsg[] = [];
       let bytes = 0;
       const send = () => {
-        tbl.commit(chunk, `${tableName}: fill new backend maps`);
+        tbl.commit(chunk, `${tableName}: fill new groups`);
         txns++;
         chunk = [];
         bytes = 0;
