@@ -9,7 +9,7 @@ import { openBatchSocket, type BatchSocket } from './batch';
 import { openNft, type NftContext } from './libnftables';
 import {
   NETLINK_NETFILTER, NFPROTO_UNSPEC, NFT_MSG, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE,
-  NFTA_SET_NAME, NFTA_SET_TABLE, NFTA_TABLE_NAME, decodeChain, decodeElements, decodeGen, decodeRule, decodeSet, decodeTableHandle, nfgenmsg, nftType,
+  NFTA_SET_NAME, NFTA_SET_TABLE, NFTA_TABLE_NAME, decodeChain, decodeElements, decodeGen, forEachElement, decodeRule, decodeSet, decodeTableHandle, nfgenmsg, nftType,
   type BatchMsg, type Elements, type SetInfo,
 } from './wire';
 import { nla } from '../netlink/codec';
@@ -44,6 +44,8 @@ export type NftTable = {
   /** One pass over chains, rules' comments and sets (no elements), at no particular generation: call it inside consistent(). */
   structure(): Omit<TableView, 'gen'>;
   elements(set: string): Elements;
+  /** Each element of a set, in no order, without collecting them (a set can hold millions); returns how many. */
+  eachElement(set: string, fn: (key: string, data: string) => void): number;
   /**
    * The handles of the table and of the named sets (undefined: not there), one
    * request each: what a caller that just made them needs to tell them, at a
@@ -79,9 +81,22 @@ export function openNftTable(o: NftTableOptions): NftTable {
     }
   }
 
-  function elements(set: string): Elements {
+  function dumpElements(set: string) {
     const body = Buffer.concat([nfgenmsg(o.family), nla.str(NFTA_SET_ELEM_LIST_TABLE, o.name), nla.str(NFTA_SET_ELEM_LIST_SET, set)]);
-    return decodeElements(dumpOrEmpty(NFT_MSG.GETSETELEM, body, `nft list elements ${o.name} ${set}`));
+    return dumpOrEmpty(NFT_MSG.GETSETELEM, body, `nft list elements ${o.name} ${set}`);
+  }
+
+  function elements(set: string): Elements {
+    return decodeElements(dumpElements(set));
+  }
+
+  function eachElement(set: string, fn: (key: string, data: string) => void): number {
+    let n = 0;
+    forEachElement(dumpElements(set), (k, d) => {
+      n++;
+      fn(k, d);
+    });
+    return n;
   }
 
   /** The table's handle, or undefined when there is no such table. */
@@ -158,6 +173,7 @@ export function openNftTable(o: NftTableOptions): NftTable {
     consistent,
     structure,
     elements,
+    eachElement,
     handles(sets) {
       const out = new Map<string, bigint>();
       for (const s of sets) {

@@ -188,6 +188,16 @@ function findAttr(b: Buffer, off: number, end: number, type: number): [number, n
 
 /** The elements of NEWSETELEM dump messages, added to `into` (walked by offset: a listing can hold millions). */
 export function decodeElements(msgs: Message[], into: Elements = new Map()): Elements {
+  forEachElement(msgs, (k, d) => into.set(k, d));
+  return into;
+}
+
+/**
+ * Each element of NEWSETELEM dump messages, as (key hex, data) — the data as
+ * decodeElements gives it, '' for none. For a caller that files millions of
+ * elements straight into its own compact form, without a Map of them all.
+ */
+export function forEachElement(msgs: Message[], fn: (key: string, data: ElemData) => void): void {
   // data values repeat (a backend fills ~M/N buckets): keep one string per value
   const values = new Map<string, string>();
   for (const m of msgs) {
@@ -213,10 +223,9 @@ export function decodeElements(msgs: Message[], into: Elements = new Map()): Ele
           d = values.get(hex) ?? (values.set(hex, hex), hex);
         } else d = decodeVerdict(b.subarray(data[0], data[1])) ?? '';
       }
-      into.set(b.toString('hex', kv[0], kv[1]), d);
+      fn(b.toString('hex', kv[0], kv[1]), d);
     }
   }
-  return into;
 }
 
 // ---- listings ----

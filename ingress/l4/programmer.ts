@@ -53,7 +53,7 @@ import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NFPROTO_IPV4, setElemMessages, type BatchMsg } from '../../dataplane/nftables/wire';
 import { openNftTable, type NftTable } from '../../dataplane/nftables/table';
 import {
-  baseChains, chooseSize, CLASS_MAP_RE, decodeAddrPort, diffBuckets, groupMap, groupPrefix, legacyGroup, NO_BUCKETS, splitGroups, toBuckets, type Buckets, endpointKeys, portTaken, programmedSizes,
+  baseChains, chooseSize, CLASS_MAP_RE, decodeAddrPort, diffBuckets, groupCollector, groupMap, groupPrefix, legacyGroup, NO_BUCKETS, toBuckets, type Buckets, endpointKeys, portTaken, programmedSizes,
   renderService, serviceCacheKey, serviceNames, unchanged, serviceId, validateAddresses, validateEndpoints, validateService,
   validateTableName, vmapDecls, vmapElements, type Elements, type L4Service, type RenderedService, type SourceNat,
 } from './render';
@@ -204,12 +204,18 @@ export function createL4Programmer(opts: L4ProgrammerOptions): L4Programmer {
             continue;
           }
         }
-        const els = tbl.elements(name);
-        listed += els.size;
         listedSets++;
         const old = m ? undefined : legacyGroup(name);
-        if (m) for (const [g, b] of splitGroups(name, els, Number(m[2]))) nv.backends.set(g, b);
-        else if (old) nv.legacy.set(old.group, toBuckets(els, old.size));
+        if (m) {
+          // a class map: filed into its groups as it is read
+          const c = groupCollector(name, Number(m[2]));
+          listed += tbl.eachElement(name, c.add);
+          for (const [g, b] of c.groups) nv.backends.set(g, b);
+          continue;
+        }
+        const els = tbl.elements(name);
+        listed += els.size;
+        if (old) nv.legacy.set(old.group, toBuckets(els, old.size));
         else nv.vmaps.set(name, els);
       }
       return { view: nv, listed, cachedSets };

@@ -375,49 +375,78 @@ export function renderService(s: L4Service, size: number, keys: string[], addres
   };
 }
 
+/** A bucket number from the last 8 hex digits of a key (a host-order u32), or -1. */
+function bucketOfKey(k: string): number {
+  if (k.length !== 8 && k.length !== 16) return -1;
+  const o = k.length - 8;
+  // little-endian: the last byte is the most significant
+  return parseInt(k.slice(o + 6, o + 8) + k.slice(o + 4, o + 6) + k.slice(o + 2, o + 4) + k.slice(o, o + 2), 16);
+}
+
+type BucketsBuilder = { add(key: string, data: string): void; buckets: Buckets };
+
+function bucketsBuilder(size: number): BucketsBuilder {
+  const buckets: Buckets = { values: [], table: new Int32Array(size).fill(-1), extra: [] };
+  const index = new Map<string, number>();
+  return {
+    buckets,
+    add(k, v) {
+      const i = bucketOfKey(k);
+      if (!(i >= 0 && i < size)) {
+        buckets.extra.push(k);
+        return;
+      }
+      let x = index.get(v);
+      if (x === undefined) {
+        x = buckets.values.length;
+        buckets.values.push(v);
+        index.set(v, x);
+      }
+      buckets.table[i] = x;
+    },
+  };
+}
+
 /**
  * Elements listed from the kernel, as Buckets of a group of `size` buckets:
  * keys of a legacy map (a bucket, 8 hex digits) or of a class map (port .
  * bucket, 16). A key of neither form, or a bucket out of range, is `extra`.
  */
 export function toBuckets(els: Iterable<[string, string]>, size: number): Buckets {
-  const values: string[] = [];
-  const index = new Map<string, number>();
-  const table = new Int32Array(size).fill(-1);
-  const extra: string[] = [];
-  for (const [k, v] of els) {
-    const i = k.length === 8 || k.length === 16 ? Buffer.from(k.slice(-8), 'hex').readUInt32LE(0) : -1;
-    if (i < 0 || i >= size) {
-      extra.push(k);
-      continue;
-    }
-    let x = index.get(v);
-    if (x === undefined) {
-      x = values.length;
-      values.push(v);
-      index.set(v, x);
-    }
-    table[i] = x;
-  }
-  return { values, table, extra };
+  const b = bucketsBuilder(size);
+  for (const [k, v] of els) b.add(k, v);
+  return b.buckets;
 }
 
 /**
- * The elements of a class map, grouped by service port: `<map>:<port>` ->
- * its buckets. Keys of another length go to the group of port 0, which no
- * service has, so they are deleted.
+ * Files the elements of a class map into its groups as they are read,
+ * `<map>:<port>` -> buckets, each compact from the start: a class map can
+ * hold ten million elements, which must never sit in one Map. Keys of
+ * another length go to the group of port 0, which no service has, so they
+ * are deleted.
  */
+export function groupCollector(map: string, size: number): { add(key: string, data: string): void; groups: Map<string, Buckets> } {
+  const byPort = new Map<number, BucketsBuilder>();
+  const groups = new Map<string, Buckets>();
+  return {
+    groups,
+    add(k, v) {
+      const port = k.length === 16 ? parseInt(k.slice(0, 4), 16) : 0;
+      let b = byPort.get(port);
+      if (!b) {
+        byPort.set(port, (b = bucketsBuilder(size)));
+        groups.set(`${map}:${port}`, b.buckets);
+      }
+      b.add(k, v);
+    },
+  };
+}
+
+/** The elements of a class map, grouped by service port (groupCollector over a listing already in hand). */
 export function splitGroups(map: string, els: Elements, size: number): Map<string, Buckets> {
-  const byPort = new Map<number, Array<[string, string]>>();
-  for (const e of els) {
-    const port = e[0].length === 16 ? parseInt(e[0].slice(0, 4), 16) : 0;
-    let l = byPort.get(port);
-    if (!l) byPort.set(port, (l = []));
-    l.push(e);
-  }
-  const out = new Map<string, Buckets>();
-  for (const [port, l] of byPort) out.set(`${map}:${port}`, toBuckets(l, size));
-  return out;
+  const c = groupCollector(map, size);
+  for (const [k, v] of els) c.add(k, v);
+  return c.groups;
 }
 
 export const NO_BUCKETS: Buckets = { values: [], table: new Int32Array(0), extra: [] };

@@ -29,6 +29,11 @@ describe('nftables table', () => {
       expect(v.exists).toBe(true);
       expect(v.chains.get('c')).toEqual(['w:1']);
       expect([...v.elements.get('m')!].sort()).toEqual([['00000000', 'v:0a0000011f900000'], ['01000000', 'v:0a0000021f900000']]);
+      // the same elements one at a time, without a Map; a set that is not there has none
+      const each: Array<[string, string]> = [];
+      expect(t.eachElement('m', (k, d) => each.push([k, d]))).toBe(2);
+      expect(each.sort()).toEqual([...v.elements.get('m')!].sort());
+      expect(t.eachElement('nope', () => undefined)).toBe(0);
       expect(nsExec(ns, 'nft', ['list', 'map', 'ip', 'wtt', 'm'])).toContain('0 : 10.0.0.1 . 8080');
       // handles: what a listing reports is what a single get reports, and a set made again under its name has a new one
       const h = t.handles(['m', 'nope']);

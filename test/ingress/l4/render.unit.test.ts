@@ -58,6 +58,13 @@ describe('L4 render', () => {
     expect(legacyGroup('be_tcp_80_1009_flow')).toEqual({ group: 'be_tcp_1009_flow:80', size: 1009 });
     expect(legacyGroup('be_tcp_1009_flow')).toBeUndefined();
     expect(slotKeys(toBuckets(diffBuckets(undefined, a.map.buckets).add, 211))).toEqual(slotKeys(a.map.buckets));
+    // buckets past one byte, in both key forms
+    for (const k of [bucketHex(1000), portKeyHex(8080) + bucketHex(70000)]) {
+      const b = toBuckets([[k, 'v:0a0000011f900000']], 70001);
+      expect([...b.table.keys()].filter((i) => b.table[i] >= 0)).toEqual([k.length === 8 ? 1000 : 70000]);
+      expect(b.extra).toEqual([]);
+    }
+    expect(toBuckets([[bucketHex(211), 'v:0a0000011f900000']], 211).extra).toEqual([bucketHex(211)]);
   });
 
   it('rebalances from the programmed buckets: a removed backend moves exactly its own, a newcomer takes only its share', () => {
