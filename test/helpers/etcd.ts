@@ -161,3 +161,86 @@ if (process.env.VITEST) {
   const { afterAll } = await import('vitest');
   afterAll(stopAllEtcd);
 }
+
+// ---- a multi-member cluster ---------------------------------------------------
+
+export type EtcdMember = { name: string; endpoint: string; pid: number; dataDir: string; alive: boolean };
+
+export type EtcdCluster = {
+  members: EtcdMember[];
+  /** Every member's client URL, comma-separated: what `--store etcd:` takes. */
+  endpoints: string;
+  /** The member the others follow, asked of a live member (the raft view, not a guess). */
+  leader(): Promise<EtcdMember>;
+  /** SIGKILLs one member by PID; its data stays. */
+  kill(m: EtcdMember): Promise<void>;
+  /** Kills every member (by PID) and removes their data; safe to call twice. */
+  stop(): Promise<void>;
+};
+
+/** Starts an `n`-member etcd cluster on loopback and waits until every member is healthy. */
+export async function startEtcdCluster(n: number, opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
+  const ports = [];
+  for (let i = 0; i < n; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  const token = `weft-test-${process.pid}-${Date.now().toString(36)}`;
+  const initial = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
+  const procs: Proc[] = [];
+  const members: EtcdMember[] = [];
+  for (const [i, p] of ports.entries()) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'weft-etcd-member-'));
+    const client = `http://127.0.0.1:${p.client}`;
+    const peer = `http://127.0.0.1:${p.peer}`;
+    const child = spawn(opts.binary ?? 'etcd', [
+      '--name', `m${i}`, '--data-dir', dataDir,
+      '--listen-client-urls', client, '--advertise-client-urls', client,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', token,
+      '--log-level', 'error', ...(opts.args ?? []),
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000); });
+    let spawnError: Error | undefined;
+    child.once('error', (e) => { spawnError = e; });
+    procs.push({ child, stderr: () => stderr, spawnError: () => spawnError });
+    members.push({ name: `m${i}`, endpoint: client, pid: child.pid ?? -1, dataDir, alive: true });
+  }
+  // the single-node bookkeeping (exit sweep, afterAll) covers each member too
+  const handles: EtcdInstance[] = members.map((m, i) => ({
+    endpoint: m.endpoint, pid: m.pid, dataDir: m.dataDir,
+    kill: async () => { await killProc(procs[i]); m.alive = false; },
+    restart: async () => { throw new Error('restarting a cluster member is not supported'); },
+    stop: async () => { running.delete(handles[i]); await killProc(procs[i]); m.alive = false; rmSync(m.dataDir, { recursive: true, force: true }); },
+  }));
+  for (const h of handles) running.add(h);
+  const cluster: EtcdCluster = {
+    members,
+    endpoints: members.map((m) => m.endpoint).join(','),
+    async leader() {
+      const { Etcd3 } = await import('etcd3');
+      for (const m of members.filter((x) => x.alive)) {
+        const c = new Etcd3({ hosts: m.endpoint, dialTimeout: 1000 });
+        try {
+          const st = await c.maintenance.status();
+          const ids = await c.cluster.memberList({});
+          const lead = ids.members.find((x) => x.ID === st.leader);
+          const found = lead && members.find((x) => x.name === lead.name);
+          if (found) return found;
+        } catch { /* ask the next member */ } finally {
+          c.close();
+        }
+      }
+      throw new Error('no live etcd member names a leader');
+    },
+    kill: (m) => handles[members.indexOf(m)].kill(),
+    async stop() {
+      await Promise.all(handles.map((h) => h.stop()));
+    },
+  };
+  try {
+    await Promise.all(procs.map((p, i) => waitHealthy(p, members[i].endpoint, opts.timeoutMs ?? 20_000)));
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
+}
