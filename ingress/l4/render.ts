@@ -9,17 +9,17 @@
 //     a service port is one element of tcp_svc per listen address, or one of
 //     tcp_any when the ingress listens on every local address, and it jumps
 //     to the chain of the service's class;
-//   lb_<proto>_<M>_<flow|ip>: one chain per class (protocol, table size M,
-//     affinity), shared by every service port of the class: marks the flow
-//     and DNATs it to `tcp dport . jhash ip saddr [. tcp sport] mod M seed S
-//     map @be_<same suffix>`;
+//   lb_<proto>_<M>_<flow|ip>_<P>: one chain per class (protocol, table size
+//     M, affinity) and range of 256 ports from P, shared by the class's
+//     service ports in that range: marks the flow and DNATs it to
+//     `tcp dport . jhash ip saddr [. tcp sport] mod M seed S map @be_<same suffix>`;
 //   be_<...>: the class's backend map, keyed `port . bucket`: M elements per
 //     service port, bucket -> backend `ipv4_addr . inet_service`, filled from
 //     the Maglev table (ingress/balance/maglev.ts);
 //   postrouting (nat, srcnat): takes the mark off, and masquerades when
 //     sourceNat is 'masquerade'.
-// The number of chains and sets depends on the classes in use, not on the
-// number of services: the kernel finds a set by name by walking the table's
+// The number of chains and sets depends on the classes and port ranges in
+// use (at most 256 per class), not on the number of services: the kernel finds a set by name by walking the table's
 // set list for every element message, and walks every chain at each commit,
 // so a layout of one chain and one map per service made one endpoint change
 // cost in proportion to the services programmed. A service's elements in its
@@ -126,22 +126,33 @@ export function decodeAddrPort(v: string): { ip: string; port: number } | undefi
 }
 
 /**
+ * Service ports per class map (and chain): a class's ports are spread over
+ * maps of this many consecutive ports. Few enough sets and chains that the
+ * kernel's walks over them cost nothing (at most 256 per class), and no map
+ * so big that reading it again (the audit, after someone else's transaction)
+ * blocks the thread for long: at most 256 services' buckets, not all of them.
+ */
+export const PORTS_PER_MAP = 256;
+
+/**
  * chain and map: the service's class (shared with every service port of the
- * same protocol, size and affinity); group: its elements in that map, as
+ * same protocol, size and affinity in the same range of PORTS_PER_MAP ports,
+ * named by its first port); group: its elements in that map, as
  * `<map>:<port>`; prefix: the hex of the port half of their keys.
  */
 export type ServiceNames = { chain: string; map: string; group: string; prefix: string };
 
 export function serviceNames(protocol: string, port: number, size: number, affinity: 'none' | 'client-ip'): ServiceNames {
-  const suffix = `${protocol}_${size}_${affinity === 'client-ip' ? 'ip' : 'flow'}`;
+  const first = port - (port % PORTS_PER_MAP);
+  const suffix = `${protocol}_${size}_${affinity === 'client-ip' ? 'ip' : 'flow'}_${first}`;
   return { chain: `lb_${suffix}`, map: `be_${suffix}`, group: `be_${suffix}:${port}`, prefix: portKeyHex(port) };
 }
 
-/** A class map's name: `be_<proto>_<M>_<ip|flow>`. */
-export const CLASS_MAP_RE = /^be_(tcp|udp)_(\d+)_(ip|flow)$/;
+/** A class map's name: `be_<proto>_<M>_<ip|flow>_<first port>`. */
+export const CLASS_MAP_RE = /^be_(tcp|udp)_(\d+)_(ip|flow)_(\d+)$/;
 /** A per-service backend map of the legacy layout: `be_<proto>_<port>_<M>_<ip|flow>`. */
 export const LEGACY_MAP_RE = /^be_(tcp|udp)_(\d+)_(\d+)_(ip|flow)$/;
-const GROUP_RE = /^be_(tcp|udp)_(\d+)_(?:ip|flow):(\d+)$/;
+const GROUP_RE = /^be_(tcp|udp)_(\d+)_(?:ip|flow)_\d+:(\d+)$/;
 
 /** The table size each group says, per `<proto>:<port>` (the largest, should a port have two). */
 export function programmedSizes(groups: Iterable<string>): Map<string, number> {
@@ -156,7 +167,7 @@ export function programmedSizes(groups: Iterable<string>): Map<string, number> {
 /** The group a legacy map becomes in the class layout. */
 export function legacyGroup(mapName: string): { group: string; size: number } | undefined {
   const m = LEGACY_MAP_RE.exec(mapName);
-  return m ? { group: `be_${m[1]}_${m[3]}_${m[4]}:${m[2]}`, size: Number(m[3]) } : undefined;
+  return m ? { group: serviceNames(m[1], Number(m[2]), Number(m[3]), m[4] === 'ip' ? 'client-ip' : 'none').group, size: Number(m[3]) } : undefined;
 }
 
 /** The port half of the keys of a group's elements. */

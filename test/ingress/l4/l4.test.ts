@@ -62,7 +62,7 @@ function mapContents(w: World, table: string, map: string, port: number): Map<nu
 
 /** The class map a service port's vmap element sends it to. */
 function backendMapName(w: World, table: string, proto: string, port: number): string {
-  const m = new RegExp(`\\b${port} : goto lb_(${proto}_\\d+_(?:ip|flow))\\b`).exec(listTable(w, table));
+  const m = new RegExp(`\\b${port} : goto lb_(${proto}_\\d+_(?:ip|flow)_\\d+)\\b`).exec(listTable(w, table));
   if (!m) throw new Error(`no class chain for ${proto}/${port}`);
   return `be_${m[1]}`;
 }
@@ -125,7 +125,7 @@ describe('L4 kernel path', () => {
     const p = programmer(w, table);
     await p.sync(services(w));
     const map = backendMapName(w, table, 'tcp', 80);
-    const size = Number(/_(\d+)_flow$/.exec(map)![1]);
+    const size = Number(/_(\d+)_flow_\d+$/.exec(map)![1]);
     const before = mapContents(w, table, map, 80);
     // a new map is the plain Maglev table
     const keys = w.backends.map((b) => b.endpoint.key).sort();
@@ -183,7 +183,7 @@ describe('L4 kernel path', () => {
     expect(adopt.changed).toBe(0);
     expect(adopt.listed).toBeGreaterThan(0);
     const map = backendMapName(w, restartedTable, 'tcp', 80);
-    const size = Number(/_(\d+)_flow$/.exec(map)![1]);
+    const size = Number(/_(\d+)_flow_\d+$/.exec(map)![1]);
     const before = mapContents(w, restartedTable, map, 80);
     await kept.sync(services(w, [0, 2, 3]));
     await restarted.sync(services(w, [0, 2, 3]));
@@ -299,6 +299,10 @@ describe('L4 kernel path', () => {
     const both = w.backends.map((b) => b.endpoint);
     const many: L4Service[] = Array.from({ length: 300 }, (_, i) => ({ name: `s${i}`, port: 2000 + i, protocol: i % 10 === 0 ? 'udp' : 'tcp', affinity: 'none', endpoints: both }));
     await p.sync(many);
+    // a chain and a map per class and range of 256 ports (2000-2047 and 2048-2303), not per service port
+    const listing = listTable(w, table);
+    expect([...listing.matchAll(/chain (lb_\w+)/g)].map((m) => m[1]).sort()).toEqual(['tcp', 'udp'].flatMap((proto) => [1792, 2048].map((first) => `lb_${proto}_211_flow_${first}`)));
+    expect([...listing.matchAll(/map (\w+) \{/g)]).toHaveLength(4 + 4);
     const map = backendMapName(w, table, 'tcp', 2151);
     const before = mapContents(w, table, map, 2151);
     const ownShare = [...before.values()].filter((k) => k === both[1].key).length;
@@ -389,7 +393,7 @@ describe('L4 kernel path', () => {
     expect(r.transactions).toBe(3);
     expect(gen(w)).toBe(g + 3);
     const ip = backendMapName(w, table, 'tcp', 80);
-    expect(ip).toBe(flow.replace(/_flow$/, '_ip'));
+    expect(ip).toBe(flow.replace(/_flow_/, '_ip_'));
     expect(mapContents(w, table, ip, 80).size).toBe(maglevSize(2));
     expect(mapContents(w, table, flow, 80).size).toBe(0);
     expect(mapContents(w, table, flow, 81)).toEqual(altBefore);
@@ -455,9 +459,9 @@ describe('L4 kernel path', () => {
     expect(r.transactions).toBe(4);
     const listing = listTable(w, table);
     expect(listing).not.toMatch(/svc_(tcp|udp)_|be_(tcp|udp)_\d+_\d+_/);
-    expect(listing).toMatch(/80 : goto lb_tcp_\d+_flow/);
+    expect(listing).toMatch(/80 : goto lb_tcp_\d+_flow_0/);
     const map = backendMapName(w, table, 'tcp', 80);
-    expect(map).toBe(`be_tcp_${size}_flow`);
+    expect(map).toBe(`be_tcp_${size}_flow_0`);
     // every bucket kept its backend, the moved one included: no flow changes backend by the upgrade
     const after = mapContents(w, table, map, 80);
     expect(after.size).toBe(size);
