@@ -252,7 +252,7 @@ describe('weft controller: serving', () => {
     expect(JSON.parse(s.stdout)).toMatchObject({ leader: true, store: 'sqlite', hosts: 1, leases: 1 });
     // Without a certificate, on the controller's machine: a short-lived one from the CA in the data dir.
     const plain = await weft(['status', '--server', `127.0.0.1:${d.grpcPort}`, '--data-dir', d.dataDir]);
-    expect(plain.stdout).toMatch(/^leader {5}true$/m);
+    expect(plain.stdout).toMatch(/^leader {7}\S+ \(this controller\)$/m);
 
     const admin = tlsClient({ certPem: readFileSync(join(out, 'admin.crt'), 'utf8'), keyPem: readFileSync(join(out, 'admin.key'), 'utf8') });
     const svc = await call(admin, 'CreateService', { service: { name: 'web', ports: [{ name: 'http', port: 80, target_port: 8080, protocol: 'http' }], selector: { app: 'web' }, network: 'default', rack_policy: '' } });
