@@ -31,7 +31,16 @@ export type FaultLab = {
   metric(h: FaultHost, name: string): number | undefined;
   /** Routes, permanent neighbours and FDB entries weft keeps on a host's weft.vx1: what "the overlay is back" compares. */
   overlay(h: FaultHost): string;
+  /** Starts the host's agent again with the same flags (after it was killed); h.agent becomes the new process. */
+  restartAgent(h: FaultHost): LabProcess;
+  /** The controller's data dir (its SQLite store is there). */
+  controllerDir: string;
   destroy(): Promise<void>;
+};
+
+export type FaultLabOptions = {
+  /** Flags added to every agent's command line, e.g. ['--gc-interval', '1s']. */
+  agentArgs?: string[];
 };
 
 export function logLinesOf(path: string): LogLine[] {
@@ -47,7 +56,7 @@ fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then(
 `;
 
 /** A lab named `name` with a controller and agents on h1, h2 resyncing every `resync`. */
-export async function startFaultLab(name: string, resync: string): Promise<FaultLab> {
+export async function startFaultLab(name: string, resync: string, opts: FaultLabOptions = {}): Promise<FaultLab> {
   if (!existsSync(WEFT)) throw new Error('dist/weft.mjs missing: run npm run build');
   const tmp = mkdtempSync(join(tmpdir(), `weft-fault-${name}-`));
   const lab = await createLab({ name, datacenters: [{ name: 'dc1', racks: [{ name: 'a', hosts: ['h1', 'h2'] }] }], controller: true });
@@ -66,17 +75,19 @@ export async function startFaultLab(name: string, resync: string): Promise<Fault
     await waitFor('the controller to listen', () => logLinesOf(ctlLog).some((l) => l.msg === 'controller listening'), 30_000);
     const pin = caCertHash(readFileSync(join(ctlDir, 'ca.crt'), 'utf8'));
     const token = JSON.parse(lab.exec(ctl.netns, process.execPath, [WEFT, 'token', 'create', '--data-dir', ctlDir, '--json']).stdout).token as string;
+    const agentArgs = (host: LabHost, dir: string) => [
+      WEFT, 'agent', '--server', server, '--token', token, '--ca-cert-hash', pin, '--host-name', host.name,
+      '--rack', host.rack, '--datacenter', host.datacenter, '--state-dir', join(dir, 'state'), '--cni-socket', join(dir, 'agent.sock'),
+      '--metrics-listen', AGENT_METRICS, '--resync-interval', resync, '--log-level', 'debug', ...(opts.agentArgs ?? []),
+    ];
     for (const host of lab.hosts) {
       const dir = join(tmp, host.name);
       mkdirSync(dir);
       const log = join(dir, 'agent.log');
-      const agent = lab.spawn(host.netns, process.execPath, [
-        WEFT, 'agent', '--server', server, '--token', token, '--ca-cert-hash', pin, '--host-name', host.name,
-        '--rack', host.rack, '--datacenter', host.datacenter, '--state-dir', join(dir, 'state'), '--cni-socket', join(dir, 'agent.sock'),
-        '--metrics-listen', AGENT_METRICS, '--resync-interval', resync, '--log-level', 'debug',
-      ], { logFile: log, cwd: ROOT });
+      const agent = lab.spawn(host.netns, process.execPath, agentArgs(host, dir), { logFile: log, cwd: ROOT });
       hosts.push({ host, dir, log, agent });
     }
+    const restartAgent = (h: FaultHost) => (h.agent = lab.spawn(h.host.netns, process.execPath, agentArgs(h.host, h.dir), { logFile: h.log, cwd: ROOT }));
     const sh = (h: FaultHost, cmd: string, args: string[]) => lab.exec(h.host.netns, cmd, args).stdout;
     const metric = (h: FaultHost, m: string) => {
       const body = lab.exec(h.host.netns, process.execPath, ['-e', HTTP_GET, `http://${AGENT_METRICS}/metrics`], { check: false }).stdout;
@@ -96,7 +107,7 @@ export async function startFaultLab(name: string, resync: string): Promise<Fault
         return ipJson<Array<{ dev: string }>>(h.host.netns, ['route', 'show', 'proto', '119']).some((r) => r.dev === 'weft.vx1');
       }, 40_000);
     }
-    return { lab, hosts, sh, logLines: (h) => logLinesOf(h.log), metric, overlay, destroy };
+    return { lab, hosts, sh, logLines: (h) => logLinesOf(h.log), metric, overlay, restartAgent, controllerDir: ctlDir, destroy };
   } catch (e) {
     await destroy();
     throw e;
