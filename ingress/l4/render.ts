@@ -10,7 +10,7 @@
 //     tcp_any when the ingress listens on every local address, and it jumps
 //     to the chain of the service's class;
 //   lb_<proto>_<M>_<flow|ip>_<P>: one chain per class (protocol, table size
-//     M, affinity) and range of 256 ports from P, shared by the class's
+//     M, affinity) and range of 64 ports from P, shared by the class's
 //     service ports in that range: marks the flow and DNATs it to
 //     `tcp dport . jhash ip saddr [. tcp sport] mod M seed S map @be_<same suffix>`;
 //   be_<...>: the class's backend map, keyed `port . bucket`: M elements per
@@ -19,7 +19,7 @@
 //   postrouting (nat, srcnat): takes the mark off, and masquerades when
 //     sourceNat is 'masquerade'.
 // The number of chains and sets depends on the classes and port ranges in
-// use (at most 256 per class), not on the number of services: the kernel finds a set by name by walking the table's
+// use (at most 1024 per class), not on the number of services: the kernel finds a set by name by walking the table's
 // set list for every element message, and walks every chain at each commit,
 // so a layout of one chain and one map per service made one endpoint change
 // cost in proportion to the services programmed. A service's elements in its
@@ -128,11 +128,13 @@ export function decodeAddrPort(v: string): { ip: string; port: number } | undefi
 /**
  * Service ports per class map (and chain): a class's ports are spread over
  * maps of this many consecutive ports. Few enough sets and chains that the
- * kernel's walks over them cost nothing (at most 256 per class), and no map
- * so big that reading it again (the audit, after someone else's transaction)
- * blocks the thread for long: at most 256 services' buckets, not all of them.
+ * kernel's walks over them cost next to nothing (at most 1024 per class, 157
+ * for 10,000 consecutive ports), and no map so big that reading it again (the
+ * audit, after someone else's transaction) blocks the thread for long, nor
+ * that its fixed-size hash table (see the map's declaration) weighs much
+ * while few of its ports are in use.
  */
-export const PORTS_PER_MAP = 256;
+export const PORTS_PER_MAP = 64;
 
 /**
  * chain and map: the service's class (shared with every service port of the
@@ -379,8 +381,10 @@ export function renderService(s: L4Service, size: number, keys: string[], addres
     chain: chain('', [rule]),
     map: {
       // the key is the port . a jhash result (a 32-bit integer; `typeof numgen` is how nft spells that type).
-      // No size: the map holds M elements per service port of the class, and grows with them.
-      decl: `{ typeof ${s.protocol} dport . numgen inc mod 2 : ip daddr . ${s.protocol} dport; }`,
+      // The size (M buckets for each port of the range, all it can hold) makes the kernel choose its
+      // fixed-size hash: without one it takes the resizable rhashtable, whose dump, while a resize
+      // runs after a big load, repeats some elements and skips others — a listing must be exact.
+      decl: `{ typeof ${s.protocol} dport . numgen inc mod 2 : ip daddr . ${s.protocol} dport; size ${PORTS_PER_MAP * size}; }`,
       buckets: { values: data, table, extra: [] },
     },
   };

@@ -299,10 +299,10 @@ describe('L4 kernel path', () => {
     const both = w.backends.map((b) => b.endpoint);
     const many: L4Service[] = Array.from({ length: 300 }, (_, i) => ({ name: `s${i}`, port: 2000 + i, protocol: i % 10 === 0 ? 'udp' : 'tcp', affinity: 'none', endpoints: both }));
     await p.sync(many);
-    // a chain and a map per class and range of 256 ports (2000-2047 and 2048-2303), not per service port
+    // a chain and a map per class and range of 64 ports (1984-2047 ... 2240-2303), not per service port
     const listing = listTable(w, table);
-    expect([...listing.matchAll(/chain (lb_\w+)/g)].map((m) => m[1]).sort()).toEqual(['tcp', 'udp'].flatMap((proto) => [1792, 2048].map((first) => `lb_${proto}_211_flow_${first}`)));
-    expect([...listing.matchAll(/map (\w+) \{/g)]).toHaveLength(4 + 4);
+    expect([...listing.matchAll(/chain (lb_\w+)/g)].map((m) => m[1]).sort()).toEqual(['tcp', 'udp'].flatMap((proto) => [1984, 2048, 2112, 2176, 2240].map((first) => `lb_${proto}_211_flow_${first}`)));
+    expect([...listing.matchAll(/map (\w+) \{/g)]).toHaveLength(4 + 10);
     const map = backendMapName(w, table, 'tcp', 2151);
     const before = mapContents(w, table, map, 2151);
     const ownShare = [...before.values()].filter((k) => k === both[1].key).length;
@@ -459,9 +459,9 @@ describe('L4 kernel path', () => {
     expect(r.transactions).toBe(4);
     const listing = listTable(w, table);
     expect(listing).not.toMatch(/svc_(tcp|udp)_|be_(tcp|udp)_\d+_\d+_/);
-    expect(listing).toMatch(/80 : goto lb_tcp_\d+_flow_0/);
+    expect(listing).toMatch(/80 : goto lb_tcp_\d+_flow_64/);
     const map = backendMapName(w, table, 'tcp', 80);
-    expect(map).toBe(`be_tcp_${size}_flow_0`);
+    expect(map).toBe(`be_tcp_${size}_flow_64`);
     // every bucket kept its backend, the moved one included: no flow changes backend by the upgrade
     const after = mapContents(w, table, map, 80);
     expect(after.size).toBe(size);

@@ -32,34 +32,34 @@ describe('L4 render', () => {
 
   it('puts every service of a class in one chain and one map, its buckets keyed port . bucket', () => {
     const keys = ['10.0.0.1:8080', '10.0.0.2:8080'];
-    const a = renderService(svc(), 211, keys);
-    const b = renderService(svc({ port: 200 }), 211, keys);
+    const a = renderService(svc({ port: 80 }), 211, keys);
+    const b = renderService(svc({ port: 100 }), 211, keys);
     // one class: the same chain, map and rule; each port its own group
-    expect(a.names).toEqual({ chain: 'lb_tcp_211_flow_0', map: 'be_tcp_211_flow_0', group: 'be_tcp_211_flow_0:80', prefix: '00500000' });
+    expect(a.names).toEqual({ chain: 'lb_tcp_211_flow_64', map: 'be_tcp_211_flow_64', group: 'be_tcp_211_flow_64:80', prefix: '00500000' });
     expect(b.names.chain).toBe(a.names.chain);
     expect(b.names.map).toBe(a.names.map);
     expect(b.chain.rules).toEqual(a.chain.rules);
     expect(serviceNames('udp', 53, 307, 'client-ip')).toMatchObject({ chain: 'lb_udp_307_ip_0', map: 'be_udp_307_ip_0', group: 'be_udp_307_ip_0:53' });
-    // the next range of 256 ports: another map and chain of the same class
-    expect(serviceNames('tcp', 443, 211, 'none')).toMatchObject({ chain: 'lb_tcp_211_flow_256', map: 'be_tcp_211_flow_256', group: 'be_tcp_211_flow_256:443' });
-    expect(serviceNames('tcp', 65535, 211, 'none').map).toBe('be_tcp_211_flow_65280');
-    expect(a.map.decl).toBe('{ typeof tcp dport . numgen inc mod 2 : ip daddr . tcp dport; }');
-    expect(groupPrefix(b.names.group)).toBe(portKeyHex(200));
+    // another range of 64 ports: another map and chain of the same class
+    expect(serviceNames('tcp', 443, 211, 'none')).toMatchObject({ chain: 'lb_tcp_211_flow_384', map: 'be_tcp_211_flow_384', group: 'be_tcp_211_flow_384:443' });
+    expect(serviceNames('tcp', 65535, 211, 'none').map).toBe('be_tcp_211_flow_65472');
+    expect(a.map.decl).toBe(`{ typeof tcp dport . numgen inc mod 2 : ip daddr . tcp dport; size ${64 * 211}; }`);
+    expect(groupPrefix(b.names.group)).toBe(portKeyHex(100));
     // the elements of two ports in one map, split back into each port's buckets
     const addA = diffBuckets(undefined, a.map.buckets, a.names.prefix).add;
     const addB = diffBuckets(undefined, b.map.buckets, b.names.prefix).add;
     expect(addA[5][0]).toBe(`00500000${bucketHex(5)}`);
     const junk: [string, string] = ['0102', 'v:0a0000011f900000'];
-    const groups = splitGroups('be_tcp_211_flow_0', new Map([...addA, ...addB, junk]), 211);
-    expect([...groups.keys()].sort()).toEqual(['be_tcp_211_flow_0:0', 'be_tcp_211_flow_0:200', 'be_tcp_211_flow_0:80']);
-    expect(diffBuckets(groups.get('be_tcp_211_flow_0:80'), a.map.buckets, a.names.prefix)).toEqual({ del: [], add: [] });
-    expect(diffBuckets(groups.get('be_tcp_211_flow_0:200'), b.map.buckets, b.names.prefix)).toEqual({ del: [], add: [] });
+    const groups = splitGroups('be_tcp_211_flow_64', new Map([...addA, ...addB, junk]), 211);
+    expect([...groups.keys()].sort()).toEqual(['be_tcp_211_flow_64:0', 'be_tcp_211_flow_64:100', 'be_tcp_211_flow_64:80']);
+    expect(diffBuckets(groups.get('be_tcp_211_flow_64:80'), a.map.buckets, a.names.prefix)).toEqual({ del: [], add: [] });
+    expect(diffBuckets(groups.get('be_tcp_211_flow_64:100'), b.map.buckets, b.names.prefix)).toEqual({ del: [], add: [] });
     // a group nobody has: every one of its keys deleted, whole
-    expect(diffBuckets(groups.get('be_tcp_211_flow_0:0'), NO_BUCKETS, groupPrefix('be_tcp_211_flow_0:0'))).toEqual({ del: [['0102']], add: [] });
-    expect(diffBuckets(groups.get('be_tcp_211_flow_0:200'), NO_BUCKETS, b.names.prefix).del).toEqual(addB.map(([k]) => [k]));
+    expect(diffBuckets(groups.get('be_tcp_211_flow_64:0'), NO_BUCKETS, groupPrefix('be_tcp_211_flow_64:0'))).toEqual({ del: [['0102']], add: [] });
+    expect(diffBuckets(groups.get('be_tcp_211_flow_64:100'), NO_BUCKETS, b.names.prefix).del).toEqual(addB.map(([k]) => [k]));
     // a map of the per-service layout becomes the group of its port
-    expect(legacyGroup('be_tcp_80_1009_flow')).toEqual({ group: 'be_tcp_1009_flow_0:80', size: 1009 });
-    expect(legacyGroup('be_udp_5353_211_ip')).toEqual({ group: 'be_udp_211_ip_5120:5353', size: 211 });
+    expect(legacyGroup('be_tcp_80_1009_flow')).toEqual({ group: 'be_tcp_1009_flow_64:80', size: 1009 });
+    expect(legacyGroup('be_udp_5353_211_ip')).toEqual({ group: 'be_udp_211_ip_5312:5353', size: 211 });
     expect(legacyGroup('be_tcp_1009_flow_0')).toBeUndefined();
     expect(slotKeys(toBuckets(diffBuckets(undefined, a.map.buckets).add, 211))).toEqual(slotKeys(a.map.buckets));
     // buckets past one byte, in both key forms
