@@ -122,18 +122,29 @@ export function checkUnicastIp(v: unknown, field: string): string | undefined {
 export function checkUnderlayIp(v: unknown, field: string, networks: Array<{ name: string; cidr: string }>): string | undefined {
   const p = checkUnicastIp(v, field);
   if (p) return p;
-  const a = parseIp(v)!;
+  return checkReachable(parseIp(v)!, show(v), field, networks, { machine: 'host', kind: 'underlay', noun: 'an underlay address' });
+}
+
+/**
+ * What a unicast address other machines must reach (a host's underlay, a
+ * gateway's WAN endpoint) may still not be: "this network" (0/8),
+ * link-local, IPv4-mapped, or inside a weft network. `shown` is the value
+ * as the caller names it in the error.
+ */
+function checkReachable(
+  a: Cidr, shown: string, field: string, networks: Array<{ name: string; cidr: string }>,
+  words: { machine: string; kind: string; noun: string },
+): string | undefined {
   if (a.family === 4) {
-    const first = Number(a.base >> 24n);
-    if (first === 0) return `${field}: ${show(v)} is in 0.0.0.0/8 ("this network"), which no host can be reached at`;
-    if (a.base >> 16n === 0xa9fen) return `${field}: ${show(v)} is a link-local address (169.254.0.0/16): it does not leave its link`;
+    if (a.base >> 24n === 0n) return `${field}: ${shown} is in 0.0.0.0/8 ("this network"), which no ${words.machine} can be reached at`;
+    if (a.base >> 16n === 0xa9fen) return `${field}: ${shown} is a link-local address (169.254.0.0/16): it does not leave its link`;
   } else {
-    if (a.base >> 118n === 0x3fan) return `${field}: ${show(v)} is a link-local address (fe80::/10): it does not leave its link`;
-    if (a.base >> 32n === 0xffffn) return `${field}: ${show(v)} is an IPv4-mapped IPv6 address: give an IPv4 underlay as IPv4`;
+    if (a.base >> 118n === 0x3fan) return `${field}: ${shown} is a link-local address (fe80::/10): it does not leave its link`;
+    if (a.base >> 32n === 0xffffn) return `${field}: ${shown} is an IPv4-mapped IPv6 address: give an IPv4 ${words.kind} as IPv4`;
   }
   for (const n of networks) {
     const c = parseCidr(n.cidr);
-    if (cidrContains(c, a)) return `${field}: ${show(v)} is inside weft network "${n.name}" (${formatCidr(c)}): an underlay address cannot be an overlay address`;
+    if (cidrContains(c, a)) return `${field}: ${shown} is inside weft network "${n.name}" (${formatCidr(c)}): ${words.noun} cannot be an overlay address`;
   }
   return undefined;
 }
@@ -393,18 +404,7 @@ export function checkWanEndpoint(v: unknown, field: string, networks: Array<{ na
   if (!a || (m[1] !== undefined && a.family !== 6)) return `${field}: ${show(v)}: ${show(ip)} is not an ${m[1] !== undefined ? 'IPv6' : 'IPv4'} address`;
   const p = checkUnicastIp(ip, field);
   if (p) return p;
-  if (a.family === 4) {
-    if (a.base >> 24n === 0n) return `${field}: ${show(v)} is in 0.0.0.0/8 ("this network"), which no gateway can be reached at`;
-    if (a.base >> 16n === 0xa9fen) return `${field}: ${show(v)} is a link-local address (169.254.0.0/16): it does not leave its link`;
-  } else {
-    if (a.base >> 118n === 0x3fan) return `${field}: ${show(v)} is a link-local address (fe80::/10): it does not leave its link`;
-    if (a.base >> 32n === 0xffffn) return `${field}: ${show(v)} is an IPv4-mapped IPv6 address: give an IPv4 endpoint as IPv4`;
-  }
-  for (const n of networks) {
-    const c = parseCidr(n.cidr);
-    if (cidrContains(c, a)) return `${field}: ${show(v)} is inside weft network "${n.name}" (${formatCidr(c)}): a WAN endpoint cannot be an overlay address`;
-  }
-  return undefined;
+  return checkReachable(a, show(v), field, networks, { machine: 'gateway', kind: 'endpoint', noun: 'a WAN endpoint' });
 }
 
 /** The one spelling of a WAN endpoint checkWanEndpoint accepted: canonical address text, brackets for IPv6. */
