@@ -88,6 +88,19 @@ function localDataDir(): string {
   return DEFAULTS.dataDir;
 }
 
+/**
+ * The usage of a command with subcommands, when no subcommand or help is
+ * asked for (exit 2 and 0); with `anywhere`, also for --help after the
+ * subcommand. Undefined: go on with the subcommand.
+ */
+export function subcommandHelp(argv: readonly string[], help: string, opts: { anywhere?: boolean } = {}): number | undefined {
+  const [sub, ...rest] = argv;
+  const asked = !sub || sub === '--help' || sub === '-h' || sub === 'help' || (opts.anywhere && (rest.includes('--help') || rest.includes('-h')));
+  if (!asked) return undefined;
+  process.stdout.write(help);
+  return sub ? 0 : 2;
+}
+
 /** Runs a subcommand body, mapping usage mistakes to exit 2 and failures to exit 1, each with one clear line. */
 export async function guarded(cmd: string, body: () => Promise<number>): Promise<number> {
   try {
@@ -213,10 +226,8 @@ async function joinAddress(config: ControllerConfig): Promise<{ server: string; 
 
 export async function tokenCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(TOKEN_HELP);
-    return sub ? 0 : 2;
-  }
+  const help = subcommandHelp(argv, TOKEN_HELP);
+  if (help !== undefined) return help;
   return guarded(`token ${sub}`, async () => {
     if (sub === 'create') {
       const { flags, config } = parse(rest, { '--ttl': 'a duration such as 1h (1m .. 7d)', '--description': 'text', '--role': 'host or ingress', '--json': 'bool' });
@@ -289,10 +300,8 @@ ${STORE_FLAGS_HELP}
 
 export async function networkCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(NETWORK_HELP);
-    return sub ? 0 : 2;
-  }
+  const help = subcommandHelp(argv, NETWORK_HELP);
+  if (help !== undefined) return help;
   return guarded(`network ${sub}`, async () => {
     if (sub === 'list') {
       const { flags, config } = parse(rest, { '--json': 'bool' });
@@ -360,10 +369,8 @@ const keepRevokedMs = (config: ControllerConfig) => config.certRenewGraceMs;
 
 export async function hostCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(HOST_HELP);
-    return sub ? 0 : 2;
-  }
+  const help = subcommandHelp(argv, HOST_HELP);
+  if (help !== undefined) return help;
   return guarded(`host ${sub}`, async () => {
     if (sub === 'delete') {
       const { flags, positional, config } = parse(rest, { '--json': 'bool' }, { positional: 1 });
@@ -405,10 +412,8 @@ ${STORE_FLAGS_HELP}
 
 export async function certCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(CERT_HELP);
-    return sub ? 0 : 2;
-  }
+  const help = subcommandHelp(argv, CERT_HELP);
+  if (help !== undefined) return help;
   return guarded(`cert ${sub}`, async () => {
     const iso = (ms: number) => new Date(ms).toISOString();
     if (sub === 'list') {

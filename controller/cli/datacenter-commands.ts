@@ -7,7 +7,7 @@
 import type { CreateDatacenterRequest, Datacenter, ListDatacentersResponse } from '../api/proto';
 import { InvalidArgumentError } from '../api/validate';
 import { checkCreateDatacenter, checkDeleteDatacenter, checkGatewayRequest } from '../service/datacenter-requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, withAdminClient, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
 
 const DATACENTER_HELP = `usage: weft datacenter add DC --gateways HOST,HOST [--wan HOST=IP:PORT ...] [--listen-port N] [--mtu N] [--mesh]
                            [--allow-single-gateway]
@@ -157,14 +157,8 @@ async function gatewayCommand(rest: string[]): Promise<number> {
 
 export async function datacenterCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(DATACENTER_HELP);
-    return sub ? 0 : 2;
-  }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(DATACENTER_HELP);
-    return 0;
-  }
+  const help = subcommandHelp(argv, DATACENTER_HELP, { anywhere: true });
+  if (help !== undefined) return help;
   const label = sub === 'gateway' && rest[0] && !rest[0].startsWith('-') ? `datacenter gateway ${rest[0]}` : `datacenter ${sub}`;
   return guarded(label, async () => {
     if (sub === 'add') {

@@ -5,7 +5,7 @@
 import type { Backend, Service, ServicePort } from '../api/proto';
 import { AFFINITIES, InvalidArgumentError, PROTOCOLS, RACK_POLICIES } from '../api/validate';
 import { checkCreateService } from '../service/requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, withAdminClient, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
 
 const SERVICE_HELP = `usage: weft service create NAME --port PORT[:TARGET][/tcp|udp|http] [--port ...] --selector k=v[,k=v]
                            [--network NAME] [--rack-policy prefer-local|any] [--affinity none|client-ip]
@@ -153,14 +153,8 @@ async function backendsSnapshot(client: Awaited<ReturnType<typeof connectAsAdmin
 
 export async function serviceCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (!sub || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(SERVICE_HELP);
-    return sub ? 0 : 2;
-  }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(SERVICE_HELP);
-    return 0;
-  }
+  const help = subcommandHelp(argv, SERVICE_HELP, { anywhere: true });
+  if (help !== undefined) return help;
   return guarded(`service ${sub}`, async () => {
     if (sub === 'create') {
       const { service, parsed } = serviceFromFlags(rest);
