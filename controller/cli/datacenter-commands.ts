@@ -7,7 +7,7 @@
 import type { CreateDatacenterRequest, Datacenter, ListDatacentersResponse } from '../api/proto';
 import { InvalidArgumentError } from '../api/validate';
 import { checkCreateDatacenter, checkDeleteDatacenter, checkGatewayRequest } from '../service/datacenter-requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
 
 const DATACENTER_HELP = `usage: weft datacenter add DC --gateways HOST,HOST [--wan HOST=IP:PORT ...] [--listen-port N] [--mtu N] [--mesh]
                            [--allow-single-gateway]
@@ -163,16 +163,13 @@ export async function datacenterCommand(argv: string[]): Promise<number> {
   return guarded(label, async () => {
     if (sub === 'add') {
       const { request, parsed } = datacenterFromFlags(rest);
-      const client = await connectAsAdmin(parsed.flags, parsed.config);
-      try {
+      await withAdminClient(parsed.flags, parsed.config, async (client) => {
         const { datacenter } = await client.call('CreateDatacenter', request).catch((err) => {
           throw callFailure(err);
         });
         const d = datacenter!;
         process.stdout.write(`added datacenter ${d.name}: gateways ${describeGateways(d)}; WireGuard port ${d.listen_port}${d.mesh ? ', mesh' : ''}\n`);
-      } finally {
-        client.close();
-      }
+      });
       return 0;
     }
     if (sub === 'list') {

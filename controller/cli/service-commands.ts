@@ -2,10 +2,11 @@
 // ingress exposes, through the API with an admin identity as `weft status`
 // has. create checks every flag with the controller's own request rules
 // before connecting, so a mistake exits 2 naming the flag, not a proto field.
+import type { ControllerClient } from '../api/client/client';
 import type { Backend, Service, ServicePort } from '../api/proto';
 import { AFFINITIES, InvalidArgumentError, PROTOCOLS, RACK_POLICIES } from '../api/validate';
 import { checkCreateService } from '../service/requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, connectAsAdmin, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
 
 const SERVICE_HELP = `usage: weft service create NAME --port PORT[:TARGET][/tcp|udp|http] [--port ...] --selector k=v[,k=v]
                            [--network NAME] [--rack-policy prefer-local|any] [--affinity none|client-ip]
@@ -134,7 +135,7 @@ function callFailure(err: unknown): Error {
 }
 
 /** One snapshot of WatchServices: every service with its backends, or undefined when none arrives in time. */
-async function backendsSnapshot(client: Awaited<ReturnType<typeof connectAsAdmin>>, ms: number): Promise<Map<string, Backend[]> | undefined> {
+async function backendsSnapshot(client: ControllerClient, ms: number): Promise<Map<string, Backend[]> | undefined> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       watch.stop();
@@ -158,15 +159,12 @@ export async function serviceCommand(argv: string[]): Promise<number> {
   return guarded(`service ${sub}`, async () => {
     if (sub === 'create') {
       const { service, parsed } = serviceFromFlags(rest);
-      const client = await connectAsAdmin(parsed.flags, parsed.config);
-      try {
+      await withAdminClient(parsed.flags, parsed.config, async (client) => {
         const saved = await client.call('CreateService', { service }).catch((err) => {
           throw callFailure(err);
         });
         process.stdout.write(`service ${saved.name}: ${saved.ports.map(portText).join(', ')} -> ${Object.entries(saved.selector).map(([k, v]) => `${k}=${v}`).join(',')} in ${saved.network}\n`);
-      } finally {
-        client.close();
-      }
+      });
       return 0;
     }
     if (sub === 'list') {
