@@ -8,29 +8,20 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateIdentity } from '../../controller/service/caller';
-import { controllerClientConstructor } from '../../controller/api/proto';
 import { type Ca, clientCredentials, ensureCa, issueClientCert, issueServerCert, serverCredentials } from '../../controller/pki';
 import { createToken } from '../../controller/pki/tokens';
+import { type CertPair, mtlsClients, unaryCall } from './mtls-clients';
 import { type Harness, hostRequest, startHarness } from './api-harness';
 import { ensureCredentials, joinCluster, loadCredentials } from '../../controller/api/client/credentials';
 
 let dir: string;
 let ca: Ca;
 let h: Harness;
-const clients: grpc.Client[] = [];
+const clients = mtlsClients();
 
-function clientAs(cert?: { certPem: string; keyPem: string }): grpc.Client {
-  const Client = controllerClientConstructor();
-  const c = new Client(`127.0.0.1:${h.port}`, clientCredentials({ caPem: ca.certPem, ...cert }));
-  clients.push(c);
-  return c;
-}
+const clientAs = (cert?: CertPair): grpc.Client => clients.as(h.port, ca.certPem, cert);
 
-function call<T = any>(c: grpc.Client, method: string, req: unknown): Promise<T> {
-  return new Promise((resolve, reject) =>
-    (c as any)[method](req, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
-  );
-}
+const call = unaryCall;
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   return p.then(() => 'OK', (e: grpc.ServiceError) => grpc.status[e.code]);
@@ -54,7 +45,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.close();
+  clients.closeAll();
   await h?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -77,9 +68,7 @@ describe('mTLS identities', () => {
     expect(await codeOf(call(anon, 'GetStatus', {}))).toBe('UNAUTHENTICATED');
     const other = await ensureCa(join(dir, 'other-ca'));
     const foreign = await issueClientCert(other, { host: 'h1', ttlDays: 1 });
-    const Client = controllerClientConstructor();
-    const c = new Client(`127.0.0.1:${h.port}`, clientCredentials({ caPem: ca.certPem, certPem: foreign.certPem, keyPem: foreign.keyPem! }));
-    clients.push(c);
+    const c = clientAs({ certPem: foreign.certPem, keyPem: foreign.keyPem! });
     expect(await codeOf(call(c, 'RegisterHost', hostRequest('h1', 1)))).toBe('UNAUTHENTICATED');
   });
 

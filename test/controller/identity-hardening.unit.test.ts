@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateIdentity } from '../../controller/service/caller';
-import { controllerClientConstructor } from '../../controller/api/proto';
 import { type Ca, clientCredentials, ensureCa, issueClientCert, issueServerCert, serverCredentials } from '../../controller/pki';
 import { createToken, deleteToken, verifyToken } from '../../controller/pki/tokens';
 import { provePossession } from '../../controller/api/client/possession';
@@ -22,6 +21,7 @@ import { JOIN_TOKEN_REFUSED } from '../../controller/service/service';
 import { normalizeSerial } from '../../controller/api/validate';
 import { X509Certificate } from 'node:crypto';
 import { silentLogger } from '../../controller/common/log';
+import { type CertPair, mtlsClients, unaryCall } from './mtls-clients';
 import { type Harness, hostRequest, startHarness } from './api-harness';
 import { waitFor } from '../helpers/wait';
 
@@ -30,22 +30,13 @@ let ca: Ca;
 let h: Harness;
 let revoked: RevocationSet;
 let token: string;
-const clients: grpc.Client[] = [];
+const clients = mtlsClients();
 
-type Cert = { certPem: string; keyPem: string };
+type Cert = CertPair;
 
-function clientAs(cert?: Cert): grpc.Client {
-  const Client = controllerClientConstructor();
-  const c = new Client(`127.0.0.1:${h.port}`, clientCredentials({ caPem: ca.certPem, ...cert }));
-  clients.push(c);
-  return c;
-}
+const clientAs = (cert?: CertPair): grpc.Client => clients.as(h.port, ca.certPem, cert);
 
-function call<T = any>(c: grpc.Client, method: string, req: unknown): Promise<T> {
-  return new Promise((resolve, reject) =>
-    (c as any)[method](req, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
-  );
-}
+const call = unaryCall;
 
 async function outcome(p: Promise<unknown>): Promise<{ code: string; details: string }> {
   return p.then(() => ({ code: 'OK', details: '' }), (e: grpc.ServiceError) => ({ code: grpc.status[e.code], details: e.details }));
@@ -86,7 +77,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.close();
+  clients.closeAll();
   revoked?.stop();
   await h?.close();
   rmSync(dir, { recursive: true, force: true });
