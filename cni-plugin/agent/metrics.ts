@@ -20,17 +20,17 @@ export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start' | 'link
 
 export type AgentMetrics = {
   registry: Registry;
-  reconciled(trigger: ReconcileTrigger, r: ReconcileResult): void;
+  /** A reconcile that ran, against the topology of `topologyRevision`. */
+  reconciled(trigger: ReconcileTrigger, r: ReconcileResult, topologyRevision: number): void;
   reconcileFailed(trigger: ReconcileTrigger, seconds: number): void;
   /** One host network check (resync or link event): what it repaired, whether it failed, how long it took. */
   hostChecked(trigger: ReconcileTrigger, changes: HostNetworkChange[], failed: boolean, seconds: number): void;
   /** Link monitor notifications that asked for a repair, and overruns (lost notifications, answered with a full check). */
   linkNotification(kind: 'repair' | 'overrun'): void;
-  revision: Gauge;
   setConnection(state: ConnectionState): void;
   instrumentCni<T extends CniHandlers>(h: T): T;
   /** The agent version and the last successful reconcile's summary (none before the first), for the heartbeat. */
-  heartbeatReport(): Promise<HeartbeatReport>;
+  heartbeatReport(): HeartbeatReport;
 };
 
 const CONNECTION_STATES: ConnectionState[] = ['connected', 'connecting', 'disconnected'];
@@ -91,13 +91,11 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
     labelNames: ['kind'], registers,
   });
 
-  // the last reconcile, kept for the heartbeat report; its revision is the gauge's, set just after
-  let last: Omit<OverlaySummary, 'topologyRevision'> | undefined;
+  // the last reconcile that ran, kept for the heartbeat report
+  let last: OverlaySummary | undefined;
 
-  async function heartbeatReport(): Promise<HeartbeatReport> {
-    if (!last) return { agentVersion: deps.version };
-    const topologyRevision = (await revision.get()).values[0]?.value ?? 0;
-    return { agentVersion: deps.version, overlay: { ...last, topologyRevision } };
+  function heartbeatReport(): HeartbeatReport {
+    return last ? { agentVersion: deps.version, overlay: last } : { agentVersion: deps.version };
   }
 
   function setConnection(state: ConnectionState): void {
@@ -121,13 +119,14 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
 
   return {
     registry,
-    reconciled(trigger, r) {
+    reconciled(trigger, r, topologyRevision) {
       reconciles.inc({ trigger });
       duration.observe({ trigger }, r.durationMs / 1000);
       const held = Math.max(0, r.desired - r.errors.filter((e) => e.action !== 'delete').length);
       desired.set(r.desired);
       programmed.set(held);
-      last = { desired: r.desired, programmed: held, failed: r.failed, skipped: r.skipped.length, reconciledAt: Date.now() };
+      revision.set(topologyRevision);
+      last = { desired: r.desired, programmed: held, failed: r.failed, skipped: r.skipped.length, reconciledAt: Date.now(), topologyRevision };
       requests.inc(r.requests);
       lastRequests.set(r.requests);
       for (const e of r.errors) errors.inc({ kind: e.kind });
@@ -146,7 +145,6 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
     linkNotification(kind) {
       linkNotes.inc({ kind });
     },
-    revision,
     setConnection,
     instrumentCni,
     heartbeatReport,

@@ -73,8 +73,7 @@ export function syncOverlay(
       const t0 = performance.now();
       try {
         const r = reconcileOverlay(h, topology, config.hostName, [...network.attachments.values()], { log });
-        metrics.reconciled(trigger, r);
-        metrics.revision.set(topology.revision);
+        metrics.reconciled(trigger, r, topology.revision);
         const fields = {
           trigger: triggers.join(','), revision: topology.revision, desired: r.desired, requests: r.requests,
           added: r.added, replaced: r.replaced, deleted: r.deleted, failed: r.failed, ms: Math.round(r.durationMs * 10) / 10,

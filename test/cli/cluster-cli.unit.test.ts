@@ -123,8 +123,7 @@ describe('against a controller with two agents', () => {
       errors: [{ action: 'add', kind: 'route', entry: {} as never, error: new Error('EEXIST') }],
       skipped: [{ host: 'cli-h2', network: 'default', reason: 'no VTEP' }],
     };
-    metrics.reconciled('start', result);
-    metrics.revision.set(registered.revision);
+    metrics.reconciled('start', result, registered.revision);
     beats = runHeartbeats({ client: a1, registration: reg1, registered, report: metrics.heartbeatReport });
 
     const row = await waitFor('weft hosts to show the reported overlay', async () => {

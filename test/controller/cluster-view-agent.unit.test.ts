@@ -44,8 +44,7 @@ describe('heartbeat report', () => {
       { action: 'add', kind: 'route', entry: {} as never, error: new Error('x') },
       // a failed delete leaves every desired entry in place
       { action: 'delete', kind: 'fdb', entry: {} as never, error: new Error('y') },
-    ], skipped: [{ host: 'h2', network: 'default', reason: 'r' }] }));
-    m.revision.set(41);
+    ], skipped: [{ host: 'h2', network: 'default', reason: 'r' }] }), 41);
     const r = await m.heartbeatReport();
     expect(r).toMatchObject({ agentVersion: '1.2.3', overlay: { desired: 5, programmed: 4, failed: 2, skipped: 1, topologyRevision: 41 } });
     expect(r.overlay!.reconciledAt).toBeGreaterThan(Date.now() - 10_000);
