@@ -551,6 +551,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
     try {
       // one listing, not a request per allocation: this runs periodically on the event loop
       const links = new Map(linkList(host).map((l) => [l.name, l]));
+      // host ends an allocation keeps, or that this run already deleted
       const accounted = new Set<string>();
       for (const a of deps.ipam.list()) {
         const name = hostVethName(a.network, a.containerId, a.ifname);
@@ -568,6 +569,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
           if (link.kind === 'veth') {
             delLinkIfPresent(host, name);
             out.deletedLinks.push(name);
+            accounted.add(name);
           }
         }
         // No host end: a veth pair dies whole, so the container's end is gone too, even
@@ -582,7 +584,7 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       // allocation was released since, or a pair left by hand. Verbs never interleave with
       // this (both run without yielding), so no ADD is half-way through here.
       for (const l of links.values()) {
-        if (l.kind !== 'veth' || !HOST_VETH_NAME.test(l.name) || accounted.has(l.name) || out.deletedLinks.includes(l.name)) continue;
+        if (l.kind !== 'veth' || !HOST_VETH_NAME.test(l.name) || accounted.has(l.name)) continue;
         delLinkIfPresent(host, l.name);
         out.deletedLinks.push(l.name);
       }
