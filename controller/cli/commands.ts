@@ -22,7 +22,8 @@ import type { Ca } from '../pki';
 import { openStore, parseStoreUrl } from '../store/index';
 import { createToken, deleteToken, listTokens } from '../pki/tokens';
 import { readClusterConfig, updateClusterConfig } from '../ipam/cluster-config';
-import { ClusterConfigError } from '../ipam/errors';
+import { ClusterConfigError, UnknownNetworkError } from '../ipam/errors';
+import { deleteNetwork } from '../ipam/network-delete';
 
 export class UsageError extends WeftError {
   constructor(message: string) {
@@ -293,9 +294,13 @@ export async function tokenCommand(argv: string[]): Promise<number> {
 
 const NETWORK_HELP = `usage: weft network list [--json]
        weft network add <name> --vni N --cidr CIDR [--host-prefix-length N]
+       weft network delete <name> [--force]
 ${STORE_FLAGS_HELP}
   add: a new overlay network in the cluster config (default host prefix /24 for IPv4, /64 for IPv6);
-  hosts that register from then on get a subnet in it
+  every running agent leases a subnet in it and creates its devices within seconds (no restart)
+  delete: removes the network and releases every host's subnet in it; running agents remove its
+  devices, and a CNI ADD for it is refused. Refused while containers are attached to it unless
+  --force, which also removes their endpoints (the agents take their interfaces away)
 `;
 
 export async function networkCommand(argv: string[]): Promise<number> {
@@ -349,7 +354,38 @@ export async function networkCommand(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    throw new UsageError(`unknown subcommand "${sub}" (list, add)`);
+    if (sub === 'delete') {
+      const { flags, positional, config } = parse(rest, { '--force': 'bool' }, { positional: 1 });
+      if (positional.length !== 1) throw new UsageError('give the name of the network to delete');
+      const name = positional[0];
+      const store = await openExistingStore(config);
+      try {
+        let res;
+        try {
+          res = await deleteNetwork(store, name, { force: flags.has('--force') });
+        } catch (err) {
+          // an unknown name, or the only network: the operator's input, exit 2 like any bad argument
+          if (err instanceof UnknownNetworkError || err instanceof ClusterConfigError) throw new UsageError(err.message);
+          throw err;
+        }
+        if (!res.deleted) {
+          process.stderr.write(
+            `weft network delete: network ${name} has ${res.endpoints} container endpoint(s), e.g. ${res.sample.join(', ')}; ` +
+              'detach those containers first, or delete with --force (their interfaces in it are removed)\n',
+          );
+          return 1;
+        }
+        const leases = res.leases.map((l) => `${l.host} ${l.subnet}`);
+        process.stdout.write(
+          `deleted network ${name}: released ${res.leases.length} subnet lease(s)${leases.length > 0 ? ` (${leases.join(', ')})` : ''}` +
+            `${res.endpoints > 0 ? `, removed ${res.endpoints} endpoint(s)` : ''}; running agents remove its devices\n`,
+        );
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    throw new UsageError(`unknown subcommand "${sub}" (list, add, delete)`);
   });
 }
 
