@@ -26,6 +26,9 @@ dpkg -s libnftables1 >/dev/null 2>&1 || need+=(libnftables1)
 have conntrack     || need+=(conntrack)
 have haproxy       || need+=(haproxy)
 have wrk           || need+=(wrk)
+have vagrant       || need+=(vagrant)
+have shellcheck    || need+=(shellcheck)
+have systemd-analyze || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

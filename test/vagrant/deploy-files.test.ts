@@ -1,0 +1,106 @@
+// The files that deploy weft on machines, checked with the tools that read
+// them: the Vagrantfile with Debian's vagrant, the provisioning scripts with
+// shellcheck, the systemd units with systemd-analyze. Nothing is booted (no
+// hypervisor in CI): these catch what would otherwise fail only at
+// `vagrant up` or `systemctl start`.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../controller/daemon-process';
+
+const VAGRANT_DIR = join(ROOT, 'vagrant');
+const PROVISION_DIR = join(VAGRANT_DIR, 'provision');
+const UNIT_DIR = join(VAGRANT_DIR, 'systemd');
+const UNITS = ['weft-controller.service', 'weft-agent.service', 'weft-ingress.service'];
+
+const scratch = mkdtempSync(join(tmpdir(), 'wtvagrant-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000, ...opts });
+  if (r.error) throw r.error;
+  return { status: r.status, out: `${r.stdout}${r.stderr}`, stderr: r.stderr };
+}
+
+/** `Key=value` lines of a unit, in order (comments and sections left out). */
+function directives(unit: string): Array<[string, string]> {
+  return readFileSync(join(UNIT_DIR, unit), 'utf8')
+    .split('\n')
+    .filter((l) => /^[A-Za-z]+=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]);
+}
+
+describe('vagrant/', () => {
+  it('vagrant validate accepts the Vagrantfile, offline and without touching the tree', () => {
+    // Its own home (no plugins, no boxes: validate never downloads one) and
+    // machine-state dir, and no version check, so it runs the same as root
+    // in CI, offline, and leaves no vagrant/.vagrant behind. Provider blocks
+    // are skipped (-p): Debian packages no VirtualBox to check them against.
+    const env = {
+      ...process.env,
+      VAGRANT_HOME: join(scratch, 'home'),
+      VAGRANT_DOTFILE_PATH: join(scratch, 'dotfile'),
+      VAGRANT_CHECKPOINT_DISABLE: '1',
+    };
+    const r = run('vagrant', ['validate', '--ignore-provider'], { cwd: VAGRANT_DIR, env });
+    expect(r.out, r.out).toContain('Vagrantfile validated successfully');
+    expect(r.status, r.out).toBe(0);
+  });
+
+  it('shellcheck finds nothing in the provisioning scripts', () => {
+    const scripts = readdirSync(PROVISION_DIR).filter((f) => f.endsWith('.sh'));
+    expect(scripts).toEqual(expect.arrayContaining(['network.sh', 'weft.sh', 'controller.sh', 'agent.sh', 'ingress.sh']));
+    // -x follows the `source` of join.sh; -S style reports everything.
+    const r = run('shellcheck', ['-x', '-S', 'style', ...scripts], { cwd: PROVISION_DIR });
+    expect(r.out).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('vagrant/systemd/', () => {
+  it('systemd-analyze verify finds no error and no warning in the units', () => {
+    // verify refuses a unit whose ExecStart binary does not exist, and the
+    // units name a bare `weft`, which systemd looks up in its fixed search
+    // path (/usr/bin or /usr/local/bin, wherever `npm link` put it). So the
+    // copies checked here start dist/weft.mjs by its absolute path instead:
+    // the build this run tested. Unknown keys and bad values are only
+    // warnings to verify (exit 0), so any output fails the test.
+    const dir = join(scratch, 'units');
+    mkdirSync(dir);
+    for (const u of UNITS) {
+      const text = readFileSync(join(UNIT_DIR, u), 'utf8');
+      writeFileSync(join(dir, u), text.replace(/^ExecStart=weft /m, `ExecStart=${join(ROOT, 'dist', 'weft.mjs')} `));
+    }
+    const r = run('systemd-analyze', ['verify', ...UNITS.map((u) => join(dir, u))]);
+    expect(r.out).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('systemd-analyze verify reports a bad value (the check is live)', () => {
+    const dir = join(scratch, 'bad');
+    mkdirSync(dir);
+    copyFileSync(join(UNIT_DIR, 'weft-ingress.service'), join(dir, 'weft-ingress.service'));
+    const unit = join(dir, 'weft-ingress.service');
+    writeFileSync(unit, readFileSync(unit, 'utf8').replace('RestartSec=2s', 'RestartSec=2parsecs'));
+    expect(run('systemd-analyze', ['verify', unit]).out).toMatch(/2parsecs/);
+  });
+
+  it.each([
+    ['weft-controller.service', 'controller', ''],
+    ['weft-agent.service', 'agent', 'CAP_NET_ADMIN CAP_NET_RAW CAP_SYS_ADMIN CAP_SYS_PTRACE'],
+    ['weft-ingress.service', 'ingress', 'CAP_NET_BIND_SERVICE CAP_NET_ADMIN'],
+  ])('%s runs weft %s, hardened, with only the capabilities it needs', (unit, role, caps) => {
+    const d = new Map(directives(unit));
+    expect(d.get('ExecStart')).toMatch(new RegExp(`weft\\b.* ${role}'?$`));
+    expect(d.get('EnvironmentFile')).toBe(`-/etc/default/weft-${role}`);
+    expect(d.get('CapabilityBoundingSet')).toBe(caps);
+    expect(d.get('AmbientCapabilities')).toBe('');
+    for (const [k, v] of [['ProtectSystem', 'strict'], ['ProtectHome', 'yes'], ['PrivateTmp', 'yes'], ['NoNewPrivileges', 'yes'], ['Restart', 'on-failure']]) {
+      expect(d.get(k), `${unit}: ${k}`).toBe(v);
+    }
+    // With ProtectSystem=strict it writes only its state (and, for the agent, runtime) dirs.
+    expect(d.get('StateDirectory')).toBe(role === 'controller' ? 'weft' : `weft/${role}`);
+  });
+});
