@@ -118,7 +118,7 @@ describe('responder on loopback', () => {
     const { sock, got } = await openClient();
     const send = (b: Buffer) => new Promise<void>((r, j) => sock.send(b, responder!.port, '127.0.0.1', (e) => (e ? j(e) : r())));
 
-    const junk = fc.sample(fc.uint8Array({ maxLength: 120 }), 500).map((a) => Buffer.from(a));
+    const junk: Buffer[] = fc.sample(fc.uint8Array({ maxLength: 120 }), 500).map((a) => Buffer.from(a));
     junk.push(Buffer.alloc(0), encodeProbe({ kind: KIND_REPLY, sequence: 9, nonce: Buffer.alloc(8), sentAtUs: 1n }), Buffer.concat([request(), Buffer.alloc(1)]));
     // In batches the responder drains, so the socket's receive buffer never overflows and every datagram is judged.
     for (let i = 0; i < junk.length; i += 50) {
