@@ -41,6 +41,10 @@ const commands: Record<string, Command> = {
     summary: 'run the host agent (joins the cluster, builds the overlay, serves the CNI plugin)',
     run: async (argv) => (await import('../../cni-plugin/agent/command')).agentCommand(argv),
   },
+  doctor: {
+    summary: 'check this host: kernel, MTU, offload, iptables, overlay entries, stray links, controller, certificate, clock, agent',
+    run: async (argv) => (await import('../../cni-plugin/agent/doctor/command')).doctorCommand(argv),
+  },
   'install-cni': {
     summary: 'install the weft CNI plugin binary and network config on this host',
     run: async (argv) => (await import('../../cni-plugin/install-cni')).installCniCommand(argv),
