@@ -32,18 +32,17 @@
 // WEFT_BENCH_FAILOVERS (10); WEFT_BENCH_QUICK=1 for a short trial (2 rounds
 // of 3 s, 3 failovers); WEFT_BENCH_TUNNEL_METHODS=raw measures the
 // hand-made path alone (no weft).
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor } from '../helpers/wait';
-import type { Lab, LabHost } from '../lab/lab';
-import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
-import { round, spread, stats, table, type Stats } from './weft/stats';
+import { createLab, type Lab, type LabHost } from '../lab/lab';
+import { createTunnelLab, type TunnelContainer, type TunnelLab } from '../tunnel/lab';
 import { cpuDelta, cpuSnapshot, wireguardGoPids, type CpuDelta } from './tunnel/cpu';
 import { failoverTry, PingStream, type FailoverTry } from './tunnel/failover';
+import { checkpoint, onCleanup, runInterruptible } from './tunnel/interruptible';
 import { buildRawWireGuard, RAW_MTU, type RawPath } from './tunnel/raw-wg';
-import { attachWeft, startWeft } from './tunnel/weft';
-import { quantile } from './weft/stats';
+import { quantile, round, spread, stats, table, type Stats } from './weft/stats';
 
 const QUICK = process.env.WEFT_BENCH_QUICK === '1';
 const ROUNDS = Number(process.env.WEFT_BENCH_ROUNDS ?? (QUICK ? 2 : 5));
@@ -65,6 +64,7 @@ type Method = { key: Key; label: string; src: Side; dst: Side; devices: Array<[s
 type Run = { gbps: number; retransmits: number; cpu: CpuDelta; wgPids: number };
 
 let lab: Lab | undefined;
+let tunnelLab: TunnelLab | undefined;
 
 const sh = (ns: string, cmd: string, args: string[]) => lab!.exec(ns, cmd, args).stdout;
 
@@ -117,16 +117,31 @@ async function main(): Promise<void> {
   if (WITH_WEFT && !(FAILOVERS >= 1)) throw new Error(`WEFT_BENCH_FAILOVERS must be at least 1 (got ${process.env.WEFT_BENCH_FAILOVERS})`);
   const started = Date.now();
   const loadBefore = loadavg().map((x) => round(x, 2));
-  const dir = benchDir('tunnel');
+  const dir = mkdtempSync('/var/tmp/weft-bench-tunnel-');
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }));
   const tag = `bt${process.pid.toString(36)}`;
-  lab = await benchLab({
+  const spec = {
     name: tag,
     datacenters: [
       { name: 'dc1', racks: [{ name: 'a', hosts: ['g1a', 'g1b', 'h1'] }] },
       { name: 'dc2', racks: [{ name: 'b', hosts: ['g2a', 'g2b', 'h2'] }] },
     ],
     controller: true,
-  });
+  };
+  let weftSides: { src: Side; dst: Side } | undefined;
+  if (WITH_WEFT) {
+    // the tunnel tests' lab (same spec): agents in per-host mount namespaces, datacenters and gateways added with the CLI
+    const t = await createTunnelLab({ name: tag, containers: { src: 'h1', dst: 'h2' } });
+    onCleanup(() => t.close());
+    tunnelLab = t;
+    lab = t.lab;
+    const side = (c: TunnelContainer): Side => ({ host: c.host, ctrNs: c.netns, addr: c.ip });
+    weftSides = { src: side(tunnelLab.containers.get('src')!), dst: side(tunnelLab.containers.get('dst')!) };
+  } else {
+    const l = await createLab(spec);
+    onCleanup(() => l.destroy());
+    lab = l;
+  }
   const [g1a, g1b, h1, g2a, g2b, h2] = ['g1a', 'g1b', 'h1', 'g2a', 'g2b', 'h2'].map((n) => lab!.host(n));
   const dc1Router = lab.plan.routers.find((r) => r.datacenter === 'dc1')!;
   const wan: [string, string] = [dc1Router.netns, dc1Router.wanIf];
@@ -136,11 +151,8 @@ async function main(): Promise<void> {
   const methods: Method[] = [];
   /** the hand-made path's wireguard-go processes (weft's run in the same namespaces) */
   const rawPids = new Set<number>();
-  let cluster: Awaited<ReturnType<typeof startWeft>> | undefined;
-  if (WITH_WEFT) {
-    cluster = await startWeft(lab, lab.hosts, [{ name: 'dc1', gateways: gateways.dc1 }, { name: 'dc2', gateways: gateways.dc2 }], dir);
-    const src = attachWeft(lab, cluster, h1);
-    const dst = attachWeft(lab, cluster, h2);
+  if (weftSides) {
+    const { src, dst } = weftSides;
     await reachable(src, dst, 'weft', 60_000);
     methods.push({
       key: 'weft', label: 'weft (weft.xdc VXLAN in weft.wg0, wireguard-go)', src, dst,
@@ -198,7 +210,7 @@ async function main(): Promise<void> {
       await sleep(SETTLE_MS);
     }
     await stream.stop();
-    for (const [n, a] of cluster!.agents) if (a.proc.exited) throw new Error(`the agent on ${n} exited during the bench`);
+    for (const [n, a] of tunnelLab!.agents) if (a.proc.exited) throw new Error(`the agent on ${n} exited during the bench`);
   }
 
   const st = Object.fromEntries(methods.map((m) => [m.key, stats(samples[m.key].map((s) => s.gbps))])) as Record<Key, Stats>;
