@@ -36,6 +36,13 @@ import type { EndpointRecord, EndpointSink, NetworkAttachment } from './state/ty
 export type CniHandlerDeps = {
   /** The host's attachment to a weft network; undefined while it has none (unknown network, no subnet yet). */
   attachment(network: string): NetworkAttachment | undefined;
+  /**
+   * Why there is no attachment, when attachment() has none: a network deleted
+   * from the cluster (refused with NETWORK_DELETED), one with no subnet here
+   * yet (TRY_AGAIN_LATER), or none of that name (INVALID_CONFIG). Without
+   * it every such network is unknown.
+   */
+  absence?(network: string): { kind: 'deleted' | 'unknown' | 'pending'; message: string };
   ipam: IpamStore;
   endpoints: EndpointSink;
   logger?: Logger;
@@ -177,10 +184,11 @@ function pinContainerNetns(netns: string, hostNetns: string | undefined): NetnsP
 function requireAttachment(deps: CniHandlerDeps, network: string): NetworkAttachment {
   if (!network) throw new CniError(CNI_ERR.INVALID_CONFIG, 'network is required (the weft network to join)');
   const att = deps.attachment(network);
-  if (!att) {
-    throw new CniError(CNI_ERR.INVALID_CONFIG, `unknown weft network "${network}" (not configured, or this host has no subnet in it yet)`);
-  }
-  return att;
+  if (att) return att;
+  const why = deps.absence?.(network);
+  if (!why) throw new CniError(CNI_ERR.INVALID_CONFIG, `unknown weft network "${network}" (not configured, or this host has no subnet in it yet)`);
+  const code = { deleted: CNI_ERR.NETWORK_DELETED, unknown: CNI_ERR.INVALID_CONFIG, pending: CNI_ERR.TRY_AGAIN_LATER }[why.kind];
+  throw new CniError(code, why.message);
 }
 
 export function labelsOf(req: CniRequest): Record<string, string> {

@@ -32,7 +32,7 @@ export async function serveCni(
   undo: Undo,
 ): Promise<CniServer> {
   const { ipam, outbox, network, client, metrics } = deps;
-  const handlers = createCniHandlers({ attachment: (n) => network.attachments.get(n), ipam, endpoints: outbox, logger: log });
+  const handlers = createCniHandlers({ attachment: (n) => network.attachments.get(n), absence: (n) => network.absence(n), ipam, endpoints: outbox, logger: log });
   await handlers.gcOrphans();
   // Runtimes do not always send DEL (`ctr run` killed and removed, `podman rm` while the
   // agent was down), and not all send GC: leaks are found by looking, every gcInterval.

@@ -6,12 +6,21 @@
 // and the link monitor call it, so a device deleted or downed by hand, a
 // flushed iptables table or a jump pushed down by another tool is put back,
 // with one log line per thing repaired and nothing written when all is right.
+//
+// Networks come and go while the agent runs (`weft network add/delete`): a
+// cluster config whose network names differ from the last one is announced
+// to onNetworksChanged listeners (the lease keeper, which registers again
+// for a new network's subnet), and a network deleted from the cluster is
+// retired here: its devices, addresses and container host ends removed, its
+// attachment dropped, and a CNI ADD for it refused with the reason.
 import type { ClusterConfigMsg } from '../../controller/api/proto';
 import type { Logger } from '../../controller/common/log';
 import type { Handle } from '../../dataplane/netlink/handle';
+import { linkDel } from '../../dataplane/netlink/link';
+import { isErrno } from '../../dataplane/netlink/errors';
 import type { AgentConfig } from './config';
 import { decideTxChecksum } from './host/checksum-policy';
-import { ensureHostNetworkReport, type HostNetworkChange, type HostNetworkSpec } from './host/host-network';
+import { ensureHostNetworkReport, removeNetworkDevices, type HostNetworkChange, type HostNetworkSpec } from './host/host-network';
 import { trackPorts, type WatchedDevices } from './host/repair-triggers';
 import type { MonitorEvent } from '../../dataplane/netlink/monitor';
 import type { Registration, Subnet } from './sync/controller';
@@ -36,7 +45,22 @@ export type HostNetwork = {
   watched(): WatchedDevices;
   /** Follow ports joining and leaving weft's bridges between checks, so a re-created bridge gets them back. */
   observe(ev: MonitorEvent): void;
+  /** Called after clusterConfig is replaced by one whose networks differ in name; returns the unsubscribe function. */
+  onNetworksChanged(fn: (change: NetworksChange) => void): () => void;
+  /**
+   * Remove a network deleted from the cluster: the container host ends
+   * named, its devices (with their addresses and overlay entries), its
+   * attachment, and its iptables rules. Refused (returns nothing) for a
+   * network the cluster config still has. Throws when the kernel refuses.
+   */
+  retire(network: { name: string; vni: number }, hostEnds: string[]): string[];
+  /** Why CNI cannot attach to `network` here: deleted from the cluster, not configured, or no subnet yet. */
+  absence(network: string): NetworkAbsence;
 };
+
+export type NetworksChange = { added: string[]; deleted: Array<{ name: string; vni: number }> };
+
+export type NetworkAbsence = { kind: 'deleted' | 'unknown' | 'pending'; message: string };
 
 export type RepairOutcome = { changes: HostNetworkChange[]; error?: Error };
 
@@ -60,8 +84,34 @@ export function setUpHostNetwork(
     return report.changes;
   }
 
+  let clusterConfig = initial.config;
+  const listeners = new Set<(change: NetworksChange) => void>();
+  /** Networks seen leaving the cluster config while this agent ran: name -> when. */
+  const deleted = new Map<string, string>();
+
   const network: HostNetwork = {
-    clusterConfig: initial.config,
+    get clusterConfig() {
+      return clusterConfig;
+    },
+    set clusterConfig(next: ClusterConfigMsg) {
+      const before = clusterConfig;
+      clusterConfig = next;
+      const had = new Map(before.networks.map((n) => [n.name, n.vni]));
+      const has = new Set(next.networks.map((n) => n.name));
+      const added = next.networks.filter((n) => !had.has(n.name)).map((n) => n.name);
+      const gone = before.networks.filter((n) => !has.has(n.name)).map((n) => ({ name: n.name, vni: n.vni }));
+      if (added.length === 0 && gone.length === 0) return;
+      for (const n of added) deleted.delete(n);
+      for (const n of gone) deleted.set(n.name, new Date().toISOString());
+      log.info({ added, deleted: gone.map((n) => n.name) }, 'the cluster\'s networks changed');
+      for (const fn of listeners) {
+        try {
+          fn({ added, deleted: gone });
+        } catch (err) {
+          log.error({ err }, 'a listener for network changes failed');
+        }
+      }
+    },
     attachments: new Map(),
     ensure(leases) {
       // the watched names follow the leases at once, so a repair after a failed ensure tries the new ones
@@ -89,6 +139,41 @@ export function setUpHostNetwork(
     watched: () => watched,
     observe(ev) {
       trackPorts(ev, watched, ports);
+    },
+    onNetworksChanged(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    retire(net, hostEnds) {
+      if (clusterConfig.networks.some((n) => n.name === net.name)) return [];
+      const removed: string[] = [];
+      for (const name of hostEnds) {
+        try {
+          linkDel(h, name);
+          removed.push(name);
+        } catch (e) {
+          if (!isErrno(e, 'ENODEV')) throw e;
+        }
+      }
+      // the attachment goes first: a CNI ADD between here and the end finds no bridge to join
+      network.attachments.delete(net.name);
+      subnets = subnets.filter((s) => s.network !== net.name);
+      removed.push(...removeNetworkDevices(h, net.vni, log));
+      // the other networks as they were; the deleted one's iptables rules go with this ensure
+      ensureFor(subnets, log);
+      log.info({ network: net.name, removed }, `network ${net.name} was deleted from the cluster: its devices and containers' host ends are removed`);
+      return removed;
+    },
+    absence(name) {
+      const when = deleted.get(name);
+      if (when !== undefined) {
+        return { kind: 'deleted', message: `weft network "${name}" was deleted from the cluster (weft network delete, seen here at ${when}); attach the container to another network and remove this network's CNI config` };
+      }
+      const known = clusterConfig.networks.map((n) => n.name);
+      if (!known.includes(name)) {
+        return { kind: 'unknown', message: `unknown weft network "${name}" (the cluster has: ${known.join(', ') || 'none'})` };
+      }
+      return { kind: 'pending', message: `weft network "${name}" has no subnet on this host yet (the agent is leasing one; try again)` };
     },
   };
   network.ensure(initial.subnets);

@@ -76,6 +76,10 @@ export const CNI_ERR = {
   ADDRESSES_EXHAUSTED: 100,
   /** weft: CHECK found the container's networking not as ADD left it. */
   CHECK_MISMATCH: 101,
+  /** weft: the network the config names was deleted from the cluster (`weft network delete`). */
+  NETWORK_DELETED: 102,
+  /** weft: the address the runtime asked for (runtimeConfig.ips, CNI_ARGS IP=) cannot be given: outside the host's subnet, or taken. */
+  ADDRESS_UNAVAILABLE: 103,
   /** weft: a fault inside the agent (a bug, not a refusal); the message says what, the agent's log has the stack. */
   INTERNAL: 999,
 } as const;

@@ -357,6 +357,30 @@ function applyWeftRules(spec: HostNetworkSpec, atts: NetworkAttachment[], netns:
 }
 
 /**
+ * Remove one network's devices, `weft.vx<vni>` and `weft.br<vni>`, for a
+ * network deleted from the cluster: their addresses, and the overlay's
+ * routes, neighbours and FDB entries on them, go with them. Only a device of
+ * the kind weft creates under the name is removed. Container host ends that
+ * were ports of the bridge stay (the caller deletes those it accounts for).
+ * Returns the names removed; a host without them is left as it is.
+ */
+export function removeNetworkDevices(h: Handle, vni: number, log: Logger = silentLogger): string[] {
+  const removed: string[] = [];
+  for (const [name, kind] of [[vxlanDeviceName(vni), 'vxlan'], [bridgeName(vni), 'bridge']] as const) {
+    const l = linkFind(h, name);
+    if (!l || l.kind !== kind) continue;
+    try {
+      linkDel(h, l.index);
+      removed.push(name);
+      log.info({ change: 'device', device: name }, `removed ${kind} ${name}: its network was deleted`);
+    } catch (e) {
+      if (!isErrno(e, 'ENODEV')) throw e;
+    }
+  }
+  return removed;
+}
+
+/**
  * Remove weft's per-network devices (only names weft gives, and only of the
  * kind weft creates under them) and weft's iptables chains. Forwarding stays
  * on: other software on the host may rely on it. Returns what was removed.

@@ -25,8 +25,8 @@ export type LeaseEvent = {
 
 export type HeartbeatOptions = {
   client: AgentClient;
-  /** What to register again with. */
-  registration: HostRegistration;
+  /** What to register again with; a function when it follows the cluster (networks added or deleted while running). */
+  registration: HostRegistration | (() => HostRegistration);
   /** The reply of the registration the agent made at start. */
   registered: Registration;
   onLease?: (ev: LeaseEvent) => void;
@@ -40,6 +40,13 @@ export type HeartbeatOptions = {
 export type HeartbeatLoop = {
   /** ms since the epoch of the last heartbeat the controller accepted, or null. */
   lastSuccess(): number | null;
+  /**
+   * Register again now (instead of the next heartbeat), e.g. for a subnet in
+   * a network just added to the cluster; the outcome is a lease event like
+   * any other. Retried with the heartbeats' backoff until it succeeds;
+   * requests made while one is pending share it.
+   */
+  refresh(reason: string): void;
   stop(): Promise<void>;
 };
 
@@ -53,8 +60,13 @@ export function runHeartbeats(o: HeartbeatOptions): HeartbeatLoop {
   const log = o.log ?? silentLogger;
   const stopping = new AbortController();
   const delays = backoff({ initialMs: 500, maxMs: 10_000, ...o.backoff });
+  const registration = (): HostRegistration => (typeof o.registration === 'function' ? o.registration() : o.registration);
   let subnets = o.registered.subnets;
-  let networks = wanted(o.registration, o.registered);
+  let networks = wanted(registration(), o.registered);
+  /** Why a refresh was asked for and not yet done. */
+  let refreshFor: string | undefined;
+  /** Ends the current wait between heartbeats early, for a refresh or stop. */
+  let nap = new AbortController();
   // Until the controller tells us, a third of the lease TTL (what it answers anyway).
   let intervalMs = Math.max(1, Math.floor((o.registered.config?.lease_ttl_seconds || 30) / 3)) * 1000;
   let last: number | null = null;
@@ -73,10 +85,11 @@ export function runHeartbeats(o: HeartbeatOptions): HeartbeatLoop {
   }
 
   async function reregister(reason: string): Promise<void> {
-    const reg = await o.client.registerHost(o.registration);
+    const r = registration();
+    const reg = await o.client.registerHost(r);
     const previous = subnets;
     subnets = reg.subnets;
-    networks = wanted(o.registration, reg);
+    networks = wanted(r, reg);
     emit({ kind: 'reregistered', reason, previous, subnets, changed: subnetsDiffer(previous, subnets) });
   }
 
@@ -122,17 +135,45 @@ export function runHeartbeats(o: HeartbeatOptions): HeartbeatLoop {
     }
   }
 
+  /** A refresh asked for: register again; on failure it stays asked for and is retried after a backoff. */
+  async function refreshNow(): Promise<number | undefined> {
+    const reason = refreshFor;
+    if (reason === undefined) return undefined;
+    refreshFor = undefined;
+    try {
+      await reregister(reason);
+      delays.reset();
+      return undefined;
+    } catch (err) {
+      refreshFor ??= reason;
+      const wait = Math.min(delays.next(), intervalMs);
+      log.warn({ code: grpcCode(err), err, reason, retryInMs: wait }, 'registering again failed');
+      return wait;
+    }
+  }
+
   const done = (async () => {
     while (!stopping.signal.aborted) {
-      const wait = await beat();
-      await sleep(wait, stopping.signal);
+      // the heartbeat goes on whatever a refresh does: it is what keeps the leases
+      const retry = await refreshNow();
+      const wait = Math.min(await beat(), retry ?? Infinity);
+      const asked = refreshFor !== undefined && retry === undefined; // asked for during this turn
+      nap = new AbortController();
+      if (asked) continue;
+      if (stopping.signal.aborted) break;
+      await sleep(wait, nap.signal);
     }
   })();
 
   return {
     lastSuccess: () => last,
+    refresh(reason) {
+      refreshFor = refreshFor === undefined ? reason : refreshFor === reason ? reason : `${refreshFor}; ${reason}`;
+      nap.abort();
+    },
     async stop() {
       stopping.abort();
+      nap.abort();
       await done;
     },
   };
