@@ -22,9 +22,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
-import { ipJson, nsRun } from '../lab/run';
+import { ipBatch, ipJson, nsRun } from '../lab/run';
 import {
-  AGENT_METRICS_PORT, agentPaths, cleanEnv, conflistPath, createToken, installCni, joinArgs, requireBuild, ROOT, startController, tail, WEFT,
+  AGENT_METRICS_PORT, agentPaths, cleanEnv, conflistPath, createToken, installCni, joinArgs, requireBuild, restartController, ROOT, startController, tail, WEFT,
   weftCli, type AgentPaths, type Controller,
 } from '../e2e/cluster';
 import { cniAdd, execCni, loadConflist, pluginConfig } from '../e2e/cni';
@@ -49,6 +49,7 @@ export type TunnelAgent = AgentPaths & { host: LabHost; proc: LabProcess };
 export type TunnelLab = {
   lab: Lab;
   dir: string;
+  /** replaced by restartController */
   ctl: Controller;
   dataDir: string;
   token: string;
@@ -61,6 +62,9 @@ export type TunnelLab = {
   /** SIGTERM (or the given signal) to the agent; resolves once it has exited */
   stopAgent(name: string, signal?: NodeJS.Signals): Promise<void>;
   restartAgent(name: string): Promise<TunnelAgent>;
+  stopController(): Promise<void>;
+  /** the controller again on the same data dir */
+  restartController(): Promise<void>;
   /** a container on the host, attached by CNI ADD as a runtime does */
   attach(name: string, host: string): Promise<TunnelContainer>;
   /** wireguard-go processes inside the host's network namespace */
@@ -139,6 +143,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
   try {
     const ctl = await startController(lab, dataDir, join(dir, 'controller.log'));
     const token = createToken(dataDir);
+    let current = ctl;
 
     // one mount namespace per host, for its whole life
     for (const h of lab.hosts) {
@@ -163,7 +168,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
         h.netns,
         'nsenter',
         [
-          `--mount=/proc/${holder.pid}/ns/mnt`, '--', process.execPath, WEFT, ...joinArgs(ctl.agentCommand, token),
+          `--mount=/proc/${holder.pid}/ns/mnt`, '--', process.execPath, WEFT, ...joinArgs(current.agentCommand, token),
           '--host-name', h.name, '--rack', h.rack, '--datacenter', h.datacenter,
           '--state-dir', paths.stateDir, '--cni-socket', paths.socket,
           '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT}`, '--log-level', 'debug', ...(o.agentArgs ?? []),
@@ -220,6 +225,13 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
         return startAgent(name);
       },
       attach,
+      async stopController() {
+        await current.proc.stop('SIGTERM', 5000);
+      },
+      async restartController() {
+        current = await restartController(lab, current);
+        t.ctl = current;
+      },
       wireguardPids,
       async killGateway(name) {
         const a = agents.get(name);
@@ -250,12 +262,13 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
         return c;
       },
       logs() {
-        const parts = [`controller: ${tail(ctl.logFile, 10)}`];
+        const parts = [`controller: ${tail(current.logFile, 10)}`];
         for (const a of agents.values()) parts.push(`${a.host.name}: ${tail(a.logFile, 25)}`);
         return parts.join('\n');
       },
       close,
     };
+    routeLeaksAcrossWan(t);
     for (const [name, h] of Object.entries(o.containers ?? {})) await attach(name, h);
     return t;
   } catch (e) {
@@ -277,6 +290,29 @@ function killPid(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
+/**
+ * The lab's routers know only underlay prefixes, so a container's packet that
+ * escaped the tunnel by a host's default route would die at its datacenter's
+ * router, unseen, and a leak test could not fail. Here the underlay carries
+ * container subnets too (each datacenter router to its hosts, the WAN router
+ * to the datacenter routers), as a routed network would: an escaped packet
+ * crosses the WAN, where the capture sees it.
+ */
+export function routeLeaksAcrossWan(t: TunnelLab): void {
+  const wanCmds: string[] = [];
+  for (const r of t.lab.plan.routers) {
+    const cmds = [`route replace ${POOL_PREFIX}0.0/16 via ${r.peerIp}`];
+    for (const h of t.lab.hosts.filter((x) => x.datacenter === r.datacenter)) {
+      for (const subnet of hostSubnets(t, [h.name])) {
+        cmds.push(`route replace ${subnet} via ${h.underlayIp}`);
+        wanCmds.push(`route replace ${subnet} via ${r.ip}`);
+      }
+    }
+    ipBatch(r.netns, cmds);
+  }
+  ipBatch(t.lab.plan.wan, wanCmds);
+}
+
 // ---- which gateway carries traffic ------------------------------------------------
 
 /** weft's routes in a host namespace whose destination is in a weft pool. */
@@ -284,10 +320,10 @@ export function poolRoutes(netns: string): Array<{ dst: string; gateway?: string
   return ipJson<Array<{ dst: string; gateway?: string; dev?: string }>>(netns, ['route', 'show']).filter((r) => r.dst.startsWith(POOL_PREFIX));
 }
 
-/** The subnets the datacenter's hosts have (from the bridges the agents made). */
-function hostSubnets(t: TunnelLab, dc: string): string[] {
-  return t.lab.hosts
-    .filter((h) => h.datacenter === dc)
+/** The subnets the hosts have (from the bridges their agents made). */
+function hostSubnets(t: TunnelLab, hosts: string[]): string[] {
+  return hosts
+    .map((h) => t.host(h))
     .flatMap((h) => ipJson<any[]>(h.netns, ['route', 'show', 'proto', 'kernel']).filter((r) => String(r.dst).startsWith(POOL_PREFIX) && String(r.dev).startsWith('weft.br')).map((r) => r.dst as string));
 }
 
@@ -297,7 +333,7 @@ function hostSubnets(t: TunnelLab, dc: string): string[] {
  * whose VTEP address its route into weft.xdc points at.
  */
 export function chosenGateway(t: TunnelLab, from: string, remoteDc: string): string | null {
-  const remote = new Set(hostSubnets(t, remoteDc));
+  const remote = new Set(hostSubnets(t, t.lab.hosts.filter((h) => h.datacenter === remoteDc).map((h) => h.name)));
   const route = poolRoutes(t.host(from).netns).find((r) => remote.has(r.dst) && r.gateway);
   if (!route) return null;
   const candidates = t.isGateway(from) ? GATEWAYS[remoteDc] : GATEWAYS[t.host(from).datacenter];
@@ -544,6 +580,14 @@ const t = setInterval(() => s.send(text, Number(port), host), 200);
 s.send(text, Number(port), host);
 s.on('message', (m) => { console.log(m.toString()); process.exit(0); });
 setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(0); }, Number(ms));
+`;
+
+/** Sends its text to host:port every 100 ms until stopped. */
+export const UDP_SPRAY = `
+const s = require('dgram').createSocket('udp4');
+const [host, port, text] = process.argv.slice(1);
+s.on('error', () => {});
+setInterval(() => s.send(text, Number(port), host), 100);
 `;
 
 /** TCP echo, line by line. */
