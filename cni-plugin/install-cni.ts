@@ -71,6 +71,9 @@ const OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'makeDefault', flag: '--default', env: 'WEFT_CNI_DEFAULT', kind: 'bool', form: 'true or false' },
 ];
 
+/** Every option of weft install-cni: the README's flag reference is generated from it (npm run gen:flags). */
+export const INSTALL_CNI_OPTIONS: ReadonlyArray<OptionSpec<Key>> = OPTIONS;
+
 export const DEFAULT_PRIORITY = 10;
 
 const formOf = (k: Key) => OPTIONS.find((o) => o.key === k)!.form;

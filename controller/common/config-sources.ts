@@ -26,8 +26,8 @@ export type HostPort = { host: string; port: number };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-const CONFIG_FLAG = '--config';
-const CONFIG_ENV = 'WEFT_CONFIG';
+export const CONFIG_FLAG = '--config';
+export const CONFIG_ENV = 'WEFT_CONFIG';
 
 export type Sources<K extends string> = {
   /** The strongest source's value for `key`, or undefined when no source sets it. */

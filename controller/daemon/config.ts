@@ -82,6 +82,9 @@ const OPTIONS: Array<OptionSpec<Key>> = [
 /** --data-dir and --store: the other commands take them as weft controller does, to find its data. */
 export const STORE_OPTIONS: ReadonlyArray<OptionSpec<Key>> = OPTIONS.filter((o) => o.key === 'dataDir' || o.key === 'store');
 
+/** Every option of weft controller: the README's flag reference is generated from it (npm run gen:flags). */
+export const CONTROLLER_OPTIONS: ReadonlyArray<OptionSpec<Key>> = OPTIONS;
+
 /** The JSON file's shape. */
 export type FileConfig = Partial<{
   listen: string;

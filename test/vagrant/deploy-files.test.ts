@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../controller/daemon-process';
+import { AGENT_OPTIONS } from '../../cni-plugin/agent/config';
+import { CONTROLLER_OPTIONS } from '../../controller/daemon/config';
+import { INGRESS_OPTIONS } from '../../ingress/config';
 
 const VAGRANT_DIR = join(ROOT, 'vagrant');
 const PROVISION_DIR = join(VAGRANT_DIR, 'provision');
@@ -56,6 +59,17 @@ describe('vagrant/', () => {
     const r = run('shellcheck', ['-x', '-S', 'style', ...scripts], { cwd: PROVISION_DIR });
     expect(r.out).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it('the provisioning scripts set only variables weft reads', () => {
+    // /etc/default/weft-* hold WEFT_* settings; a misspelt one would be ignored silently.
+    const known = new Set([...CONTROLLER_OPTIONS, ...AGENT_OPTIONS, ...INGRESS_OPTIONS].map((o) => o.env));
+    const written = new Set<string>();
+    for (const f of readdirSync(PROVISION_DIR)) {
+      for (const m of readFileSync(join(PROVISION_DIR, f), 'utf8').matchAll(/\b(WEFT_[A-Z0-9_]+)=/g)) written.add(m[1]);
+    }
+    expect(written.size).toBeGreaterThan(0);
+    expect([...written].filter((v) => !known.has(v))).toEqual([]);
   });
 });
 
