@@ -313,6 +313,28 @@ describe('draining and updates', () => {
   });
 });
 
+it('a bind that finishes after the source changed again is closed, and only the newest socket probes', async () => {
+  const net = new FakeNet(() => 'dc2');
+  const pending: (() => void)[] = [];
+  const c = startChooser({
+    port: PORT, log: silentLogger, clock: { wall: Date.now, mono: Date.now },
+    openSocket: (s, m) => new Promise((resolve) => pending.push(() => resolve(net.open(s, m)))),
+  });
+  open.push(c);
+  c.update([dc2(gws('g1', 'g2'))], '10.1.0.1');
+  c.update([dc2(gws('g1', 'g2'))], '10.1.0.2');
+  // the stale bind finishes first: it is closed, and no third bind starts while the current one is pending
+  pending[0]!();
+  await intervals(3);
+  expect(pending.length).toBe(2);
+  expect(net.sent).toEqual([]);
+  pending[1]!();
+  await intervals(2);
+  expect(net.opened.sort()).toEqual(['10.1.0.1', '10.1.0.2']);
+  expect(net.closed).toEqual(['10.1.0.1']);
+  expect(new Set(net.sent.map((s) => s.source))).toEqual(new Set(['10.1.0.2']));
+});
+
 describe('which replies count', () => {
   it('a reply within two intervals counts; a later one does not', async () => {
     const { chooser, update, net } = started();

@@ -222,17 +222,18 @@ export function startChooser(o: ChooserOptions): Chooser {
     binding = true;
     openSocket(want, onMessage).then(
       (s) => {
-        binding = false;
         if (closed || gen !== generation) {
           s.close();
           return;
         }
+        binding = false;
         sock = s;
         log.info({ source: want }, 'gateway chooser: probing from the bridge address');
       },
       (err) => {
+        if (gen !== generation) return;
         binding = false;
-        if (gen === generation) logBind((suppressed) => log.warn({ err, source: want, suppressed }, 'gateway chooser: cannot bind the probe socket; retrying'));
+        logBind((suppressed) => log.warn({ err, source: want, suppressed }, 'gateway chooser: cannot bind the probe socket; retrying'));
       },
     );
   }
@@ -355,6 +356,8 @@ const openUdpSocket: OpenProbeSocket = (source, onMessage) =>
     s.once('error', fail);
     s.bind({ address: source, port: 0, exclusive: true }, () => {
       s.off('error', fail);
+      // Like the chooser's timer, its socket alone does not keep the process alive.
+      s.unref();
       // ICMP errors reflected on the socket are per datagram; probes simply go unanswered.
       s.on('error', () => {});
       s.on('message', (msg, rinfo) => onMessage(msg, { address: rinfo.address, port: rinfo.port }));
