@@ -126,6 +126,22 @@ export type { Status__Output as Status } from './gen/weft/v1/Status';
 export type { TopologyEvent__Output as TopologyEvent } from './gen/weft/v1/TopologyEvent';
 export type { WatchServicesRequest__Output as WatchServicesRequest } from './gen/weft/v1/WatchServicesRequest';
 export type { WatchTopologyRequest__Output as WatchTopologyRequest } from './gen/weft/v1/WatchTopologyRequest';
+// tunnels between datacenters and WireGuard key rotation
+export type { DatacenterTunnels__Output as DatacenterTunnels } from './gen/weft/v1/DatacenterTunnels';
+export type { GatewayTunnels__Output as GatewayTunnels } from './gen/weft/v1/GatewayTunnels';
+export type { ListTunnelsRequest__Output as ListTunnelsRequest } from './gen/weft/v1/ListTunnelsRequest';
+export type { ListTunnelsResponse__Output as ListTunnelsResponse } from './gen/weft/v1/ListTunnelsResponse';
+export type { RotateWireGuardKeysRequest__Output as RotateWireGuardKeysRequest } from './gen/weft/v1/RotateWireGuardKeysRequest';
+export type { RotateWireGuardKeysResponse__Output as RotateWireGuardKeysResponse } from './gen/weft/v1/RotateWireGuardKeysResponse';
+export type { RotationAsked__Output as RotationAsked } from './gen/weft/v1/RotationAsked';
+export type { SetOwnGatewayStateRequest__Output as SetOwnGatewayStateRequest } from './gen/weft/v1/SetOwnGatewayStateRequest';
+export type { SetOwnGatewayStateResponse__Output as SetOwnGatewayStateResponse } from './gen/weft/v1/SetOwnGatewayStateResponse';
+export type { SetWireGuardKeyRequest__Output as SetWireGuardKeyRequest } from './gen/weft/v1/SetWireGuardKeyRequest';
+export type { SetWireGuardKeyResponse__Output as SetWireGuardKeyResponse } from './gen/weft/v1/SetWireGuardKeyResponse';
+export type { TunnelPath__Output as TunnelPath } from './gen/weft/v1/TunnelPath';
+export type { TunnelPathSummary__Output as TunnelPathSummary } from './gen/weft/v1/TunnelPathSummary';
+export type { TunnelPeer__Output as TunnelPeer } from './gen/weft/v1/TunnelPeer';
+export type { TunnelReport__Output as TunnelReport } from './gen/weft/v1/TunnelReport';
 
 export type TopologyEventKind = TopologyEvent__Output['kind'];
 export type ServiceEventKind = ServiceEvent__Output['kind'];
@@ -146,6 +162,13 @@ export type UnaryMethod = Exclude<ControllerMethod, StreamMethod>;
 export type RequestOf<M extends ControllerMethod> = Methods[M] extends MethodDefinition<infer Req, any, any, any> ? Req : never;
 /** A method's response (or each message of its stream) as the caller receives it. */
 export type ResponseOf<M extends ControllerMethod> = Methods[M] extends MethodDefinition<any, any, any, infer Res> ? Res : never;
+
+/**
+ * Trailing metadata key of a refused call: the controller's stable error code
+ * (controller/common/errors.ts), for clients that act on one refusal in
+ * particular instead of reading its message.
+ */
+export const WEFT_CODE_TRAILER = 'weft-code';
 
 // ---- the endpoint record ---------------------------------------------------
 

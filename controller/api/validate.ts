@@ -441,3 +441,73 @@ export function checkOverlayReport(v: unknown, field: string): string | undefine
   }
   return undefined;
 }
+
+// ---- tunnels between datacenters ------------------------------------------
+
+/** A tunnel report's bounds: one path per remote datacenter, a gateway's peers are the other datacenters' gateways. */
+export const MAX_TUNNEL_PATHS = 64;
+export const MAX_TUNNEL_PEERS = 1024;
+export const TUNNEL_ROLES = ['host', 'gateway'] as const;
+export const MTU_SOURCES = ['configured', 'derived', 'probed', 'none'] as const;
+export const GATEWAY_STATES = ['active', 'draining'] as const;
+
+function checkCount(v: unknown, field: string, min = 0): string | undefined {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) return `${field}: ${show(v)} is not a count${min < 0 ? ' (-1 or more)' : ''}`;
+  return undefined;
+}
+
+/** "ip:port", "[ip]:port" or "" (a peer whose endpoint is not known yet). */
+function checkPeerEndpoint(v: unknown, field: string): string | undefined {
+  if (v === '') return undefined;
+  if (typeof v !== 'string' || v.length > 64) return `${field}: ${show(v)} is not an endpoint ("ip:port")`;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(v);
+  if (!m || canonicalIp(m[1] ?? m[2]) === undefined || Number(m[3]) < 1 || Number(m[3]) > 65535) return `${field}: ${show(v)} is not an endpoint ("ip:port")`;
+  return undefined;
+}
+
+/** A heartbeat's tunnel report (null: none): bounded lists, names, counts and times. */
+export function checkTunnelReport(v: unknown, field: string): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) return `${field}: ${show(v)} is not a tunnel report`;
+  const r = v as Record<string, unknown>;
+  if (!(TUNNEL_ROLES as readonly unknown[]).includes(r.role)) return `${field}.role: ${show(r.role)} is not one of ${TUNNEL_ROLES.join(', ')}`;
+  const dc = checkOptionalName(r.datacenter, `${field}.datacenter`);
+  if (dc) return dc;
+  if (!(MTU_SOURCES as readonly unknown[]).includes(r.mtu_source)) return `${field}.mtu_source: ${show(r.mtu_source)} is not one of ${MTU_SOURCES.join(', ')}`;
+  for (const k of ['wg_mtu', 'xdc_mtu']) {
+    if (typeof r[k] !== 'number' || !Number.isInteger(r[k]) || (r[k] as number) < 0 || (r[k] as number) > 65535) return `${field}.${k}: ${show(r[k])} is not an MTU (0-65535)`;
+  }
+  const since = checkCount(r.key_since_unix_ms, `${field}.key_since_unix_ms`);
+  if (since) return since;
+  const paths = r.paths ?? [];
+  if (!Array.isArray(paths)) return `${field}.paths: must be a list`;
+  if (paths.length > MAX_TUNNEL_PATHS) return `${field}.paths: has ${paths.length} entries (at most ${MAX_TUNNEL_PATHS})`;
+  for (const [i, p] of paths.entries()) {
+    const at = `${field}.paths[${i}]`;
+    if (!p || typeof p !== 'object') return `${at}: is not a path`;
+    const q = p as Record<string, unknown>;
+    const problem = checkName(q.datacenter, `${at}.datacenter`) ?? (q.chosen === '' ? undefined : checkHostName(q.chosen, `${at}.chosen`)) ??
+      checkCount(q.last_ok_unix_ms, `${at}.last_ok_unix_ms`) ?? checkCount(q.consecutive_misses, `${at}.consecutive_misses`) ??
+      checkCount(q.failovers, `${at}.failovers`);
+    if (problem) return problem;
+    if (typeof q.rtt_ms !== 'number' || !Number.isFinite(q.rtt_ms) || q.rtt_ms < 0 || q.rtt_ms > 3_600_000) return `${at}.rtt_ms: ${show(q.rtt_ms)} is not a round trip in ms`;
+  }
+  const peers = r.peers ?? [];
+  if (!Array.isArray(peers)) return `${field}.peers: must be a list`;
+  if (peers.length > MAX_TUNNEL_PEERS) return `${field}.peers: has ${peers.length} entries (at most ${MAX_TUNNEL_PEERS})`;
+  for (const [i, p] of peers.entries()) {
+    const at = `${field}.peers[${i}]`;
+    if (!p || typeof p !== 'object') return `${at}: is not a peer`;
+    const q = p as Record<string, unknown>;
+    const problem = checkHostName(q.host, `${at}.host`) ?? checkOptionalName(q.datacenter, `${at}.datacenter`) ?? checkPeerEndpoint(q.endpoint, `${at}.endpoint`) ??
+      checkCount(q.handshake_age_seconds, `${at}.handshake_age_seconds`, -1) ?? checkCount(q.rx_bytes, `${at}.rx_bytes`) ?? checkCount(q.tx_bytes, `${at}.tx_bytes`);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/** A gateway's state as a host sets its own: "active" or "draining". */
+export function checkGatewayState(v: unknown, field: string): string | undefined {
+  if ((GATEWAY_STATES as readonly unknown[]).includes(v)) return undefined;
+  return `${field}: ${show(v)} is not a gateway state (one of ${GATEWAY_STATES.join(', ')})`;
+}

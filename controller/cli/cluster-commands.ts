@@ -3,9 +3,11 @@
 // `weft service` does, so they work from any machine holding the admin
 // certificate. Tables for people, --json for scripts; a bad flag exits 2
 // naming it, before anything is connected.
-import type { Endpoint, HostStatus, ListHostsResponse, Status } from '../api/proto';
+import type { Endpoint, HostStatus, ListHostsResponse, Status, TunnelPathSummary } from '../api/proto';
 import { checkHostName, checkName } from '../api/validate';
 import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, withAdminClient, hostCommand as hostStoreCommand, parse, table } from './commands';
+import { rotateKeyCommand } from './key-commands';
+import { pathLine } from './tunnel-text';
 
 const GRPC_UNIMPLEMENTED = 12;
 
@@ -87,6 +89,7 @@ export async function hostsCommand(argv: string[], label = 'hosts'): Promise<num
 /** `weft host list` is `weft hosts`; `weft host delete` acts on the store as before. */
 export function hostCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'list') return hostsCommand(argv.slice(1), 'host list');
+  if (argv[0] === 'rotate-key') return rotateKeyCommand(argv.slice(1));
   return hostStoreCommand(argv);
 }
 
@@ -140,8 +143,9 @@ export async function endpointsCommand(argv: string[]): Promise<number> {
 // ---- weft status --------------------------------------------------------------
 
 const STATUS_HELP = `usage: weft status [--json]
-  the controller answering (id, version, store, revision), the leader, counts, and the hosts per
-  datacenter and rack by health (see weft hosts)
+  the controller answering (id, version, store, revision), the leader, counts, the hosts per
+  datacenter and rack by health (see weft hosts), and per ordered pair of datacenters the gateway
+  their hosts chose and the failovers, as the agents reported them (see weft datacenter list)
 ${ADMIN_CLIENT_HELP}`;
 
 export type Placement = { datacenter: string; rack: string; hosts: number; alive: number; stale: number; expired: number };
@@ -162,8 +166,8 @@ export function placements(hosts: HostStatus[]): Placement[] {
   return [...by.values()].sort((a, b) => (key(a) < key(b) ? -1 : 1));
 }
 
-/** `hostCount`: the status's own count, when the hosts themselves could not be listed. */
-export function statusText(status: Status, hosts: HostStatus[], hostCount?: number): string {
+/** `hostCount`: the status's own count, when the hosts themselves could not be listed; `paths`: one line per pair of datacenters. */
+export function statusText(status: Status, hosts: HostStatus[], hostCount?: number, paths: TunnelPathSummary[] = []): string {
   const leader = status.leader_id
     ? `${status.leader_id}${status.leader_id === status.controller_id ? ' (this controller)' : ''}`
     : status.leader ? `${status.controller_id} (this controller)` : 'none known';
@@ -182,6 +186,7 @@ export function statusText(status: Status, hosts: HostStatus[], hostCount?: numb
       ...places.map((p) => [p.datacenter || '-', p.rack || '-', String(p.hosts), String(p.alive), String(p.stale), String(p.expired)]),
     ]);
   }
+  if (paths.length > 0) out += '\n' + paths.map((p) => `${'tunnel'.padEnd(13)}${pathLine(p)}`).join('\n') + '\n';
   return out;
 }
 
@@ -200,8 +205,14 @@ export async function statusCommand(argv: string[]): Promise<number> {
         process.stderr.write(`weft status: ${status.controller_id} does not serve ListHosts (version ${status.version || 'unknown'}): no hosts per rack\n`);
         return undefined;
       });
-      if (flags.has('--json')) process.stdout.write(JSON.stringify({ ...status, ...(hosts && { placements: placements(hosts) }) }) + '\n');
-      else process.stdout.write(hosts ? statusText(status, hosts) : statusText(status, [], status.hosts));
+      // likewise a controller older than ListTunnels: no tunnel lines
+      const paths = await client.call('ListTunnels', {}).then((r) => r.paths, (err) => {
+        if ((err as { code?: number }).code !== GRPC_UNIMPLEMENTED) throw err;
+        return undefined;
+      });
+      if (flags.has('--json')) {
+        process.stdout.write(JSON.stringify({ ...status, ...(hosts && { placements: placements(hosts) }), ...(paths && { tunnels: paths }) }) + '\n');
+      } else process.stdout.write(hosts ? statusText(status, hosts, undefined, paths) : statusText(status, [], status.hosts, paths));
     });
     return 0;
   });

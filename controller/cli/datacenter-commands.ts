@@ -4,10 +4,13 @@
 // controller's own request rules before connecting, so a mistake exits 2
 // naming the flag; what only the controller can judge (is the host
 // registered there, would too few gateways remain) exits 1 with its reason.
-import type { CreateDatacenterRequest, Datacenter, ListDatacentersResponse } from '../api/proto';
+import type { CreateDatacenterRequest, Datacenter, ListDatacentersResponse, ListTunnelsResponse } from '../api/proto';
 import { InvalidArgumentError } from '../api/validate';
 import { checkCreateDatacenter, checkDeleteDatacenter, checkGatewayRequest } from '../service/datacenter-requests';
 import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
+import { pathRows, peerHandshakes } from './tunnel-text';
+
+const GRPC_UNIMPLEMENTED = 12;
 
 const DATACENTER_HELP = `usage: weft datacenter add DC --gateways HOST,HOST [--wan HOST=IP:PORT ...] [--listen-port N] [--mtu N] [--mesh]
                            [--allow-single-gateway]
@@ -27,6 +30,9 @@ const DATACENTER_HELP = `usage: weft datacenter add DC --gateways HOST,HOST [--w
   gateway drain  HOST takes no new peers; the other gateways carry its traffic (the last active one cannot drain)
   delete      refused while registered hosts are in DC; --force deletes anyway
   Public keys are never given here: each host registers its own.
+  list shows each gateway's state, its key's first 8 characters and its peers' last handshakes, and for
+  each ordered pair of datacenters the gateway its hosts chose (hosts per choice) and their failovers,
+  as the agents last reported them ("no report" where none did)
 ${ADMIN_CLIENT_HELP}`;
 
 /** Which flag or argument sets a field of the datacenter requests. */
@@ -102,22 +108,38 @@ export function datacenterFromFlags(argv: readonly string[]): { request: CreateD
   return { request, parsed };
 }
 
-/** One row per gateway (the datacenter's own columns on its first), then the datacenters hosts name without a record. */
-export function datacenterRows(list: Pick<ListDatacentersResponse, 'datacenters' | 'undeclared'>): string[][] {
-  const rows = [['DATACENTER', 'HOSTS', 'PORT', 'MTU', 'MESH', 'GATEWAY', 'STATE', 'WAN-ENDPOINT', 'KEY']];
+/**
+ * One row per gateway (the datacenter's own columns on its first), then the
+ * datacenters hosts name without a record. With `tunnels` (ListTunnels), the
+ * gateway's peers and their last handshakes as its agent reported them.
+ */
+export function datacenterRows(list: Pick<ListDatacentersResponse, 'datacenters' | 'undeclared'>, tunnels?: Pick<ListTunnelsResponse, 'datacenters'>): string[][] {
+  const head = ['DATACENTER', 'HOSTS', 'PORT', 'MTU', 'MESH', 'GATEWAY', 'STATE', 'WAN-ENDPOINT', 'KEY'];
+  const rows = [tunnels ? [...head, 'PEERS (LAST HANDSHAKE)'] : head];
+  const reported = (dc: string, host: string) => tunnels?.datacenters.find((d) => d.name === dc)?.gateways.find((g) => g.host === host);
   for (const d of list.datacenters) {
     const own = [d.name, String(d.host_count), String(d.listen_port), d.mtu ? String(d.mtu) : 'auto', d.mesh ? 'yes' : 'no'];
     const gws = d.gateways.length > 0 ? d.gateways : [undefined];
     gws.forEach((g, i) => {
-      const head = i === 0 ? own : own.map(() => '');
-      // no key: the host left, moved to another datacenter, or registered none; no peer can be set up to it
-      rows.push([...head, g?.host ?? '-', g?.state ?? '-', g?.wan_endpoint ?? '-', g ? (g.wg_public_key ? 'registered' : 'missing') : '-']);
+      const first = i === 0 ? own : own.map(() => '');
+      // no key: the host left, moved to another datacenter, or registered none; no peer can be set up to it.
+      // A key shows as its first 8 characters: enough to tell keys apart and to see a rotation land.
+      const row = [...first, g?.host ?? '-', g?.state ?? '-', g?.wan_endpoint ?? '-', g ? (g.wg_public_key ? g.wg_public_key.slice(0, 8) : 'missing') : '-'];
+      rows.push(tunnels ? [...row, g ? peerHandshakes(reported(d.name, g.host)) : '-'] : row);
     });
   }
   for (const [name, hosts] of Object.entries(list.undeclared).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    rows.push([name, String(hosts), '-', '-', '-', '(no record: weft datacenter add)', '', '', '']);
+    const row = [name, String(hosts), '-', '-', '-', '(no record: weft datacenter add)', '', '', ''];
+    rows.push(tunnels ? [...row, ''] : row);
   }
   return rows;
+}
+
+/** The datacenter list as text: gateways, then which gateway each pair of datacenters goes through. */
+export function datacenterListText(list: Pick<ListDatacentersResponse, 'datacenters' | 'undeclared'>, tunnels?: ListTunnelsResponse): string {
+  let out = table(datacenterRows(list, tunnels));
+  if (tunnels && tunnels.paths.length > 0) out += '\n' + table(pathRows(tunnels));
+  return out;
 }
 
 /** A gRPC failure: INVALID_ARGUMENT is the operator's input (exit 2, naming the flag), the rest exit 1 with the controller's reason. */
@@ -176,10 +198,17 @@ export async function datacenterCommand(argv: string[]): Promise<number> {
       const { flags, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, '--json': 'bool' }, { storeFlags: ['--data-dir'] });
       await withAdminClient(flags, config, async (client) => {
         const list = await client.call('ListDatacenters', {});
-        if (flags.has('--json')) process.stdout.write(JSON.stringify({ datacenters: list.datacenters, undeclared: list.undeclared }) + '\n');
-        else if (list.datacenters.length === 0 && Object.keys(list.undeclared).length === 0) {
+        // a controller older than ListTunnels (during a rolling upgrade) still lists its datacenters
+        const tunnels = await client.call('ListTunnels', {}).catch((err) => {
+          if ((err as { code?: number }).code !== GRPC_UNIMPLEMENTED) throw err;
+          process.stderr.write('weft datacenter list: the controller does not serve ListTunnels: no tunnel status\n');
+          return undefined;
+        });
+        if (flags.has('--json')) {
+          process.stdout.write(JSON.stringify({ datacenters: list.datacenters, undeclared: list.undeclared, ...(tunnels && { tunnels }) }) + '\n');
+        } else if (list.datacenters.length === 0 && Object.keys(list.undeclared).length === 0) {
           process.stdout.write('no datacenters (weft datacenter add DC --gateways HOST,HOST)\n');
-        } else process.stdout.write(table(datacenterRows(list)));
+        } else process.stdout.write(datacenterListText(list, tunnels));
       });
       return 0;
     }

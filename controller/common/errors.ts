@@ -52,6 +52,7 @@ export const CODES = {
   WEFT_REGISTRY_CONTENTION: 'too many compare-and-swap conflicts in the registry; retry (RegistryContentionError; gRPC UNAVAILABLE)',
   WEFT_DATACENTER_EXISTS: 'a datacenter of that name already exists (DatacenterExistsError; gRPC ALREADY_EXISTS)',
   WEFT_DATACENTER_GATEWAY: "a gateway change breaks a datacenter's rules: host not registered there, no WireGuard key, too few gateways, endpoint taken (GatewayRuleError; gRPC FAILED_PRECONDITION)",
+  WEFT_GATEWAY_LAST_ACTIVE: "draining would leave a datacenter without an active gateway; a rotating gateway rotates undrained (LastActiveGatewayError; gRPC FAILED_PRECONDITION, trailer weft-code)",
   WEFT_DATACENTER_IN_USE: 'a datacenter still has hosts and the delete was not forced (DatacenterInUseError; gRPC FAILED_PRECONDITION)',
   // store
   WEFT_STORE_UNAVAILABLE: 'the store (SQLite file or etcd) cannot be reached or written; retry (StoreUnavailableError; gRPC UNAVAILABLE)',

@@ -75,9 +75,22 @@ export class DatacenterExistsError extends WeftError {
 
 /** A change would break one of the gateway rules above (FAILED_PRECONDITION); `field` is the request field. */
 export class GatewayRuleError extends WeftError {
-  constructor(readonly field: string, message: string) {
-    super('WEFT_DATACENTER_GATEWAY', `${field}: ${message}`);
+  constructor(readonly field: string, message: string, code: 'WEFT_DATACENTER_GATEWAY' | 'WEFT_GATEWAY_LAST_ACTIVE' = 'WEFT_DATACENTER_GATEWAY') {
+    super(code, `${field}: ${message}`);
     this.name = 'GatewayRuleError';
+  }
+}
+
+/**
+ * The change would leave a datacenter without an active gateway
+ * (FAILED_PRECONDITION, weft-code WEFT_GATEWAY_LAST_ACTIVE). Its own code, so
+ * a gateway rotating its key can tell "rotate without draining" from any
+ * other refusal without reading the message.
+ */
+export class LastActiveGatewayError extends GatewayRuleError {
+  constructor(field: string, message: string) {
+    super(field, message, 'WEFT_GATEWAY_LAST_ACTIVE');
+    this.name = 'LastActiveGatewayError';
   }
 }
 
@@ -232,7 +245,7 @@ function checkGatewaySet(dc: DatacenterRecord, field: string): void {
   }
   if (dc.gateways.length > MAX_GATEWAYS) throw new GatewayRuleError(field, `datacenter "${dc.name}" would have ${dc.gateways.length} gateways (at most ${MAX_GATEWAYS})`);
   if (!dc.gateways.some((g) => g.state === 'active')) {
-    throw new GatewayRuleError(field, `datacenter "${dc.name}" would have no active gateway and be unreachable from the others; add or activate another first`);
+    throw new LastActiveGatewayError(field, `datacenter "${dc.name}" would have no active gateway and be unreachable from the others; add or activate another first`);
   }
   const seen = new Map<string, string>();
   for (const g of dc.gateways) {
@@ -337,6 +350,47 @@ export function drainGateway(store: Store, dc: string, host: string) {
     checkGatewaySet(next, 'host');
     return next;
   }, { claims: false });
+}
+
+/**
+ * A gateway host sets its own entries (in every datacenter that lists it;
+ * normally the one its record names) to `state`, under the same rules as an
+ * operator's drain and add: the last active gateway cannot be drained
+ * (LastActiveGatewayError, nothing written). Key rotation drains before the
+ * key changes and activates after. Returns the datacenters whose entry is now
+ * in that state (none: the host is no gateway), and the store revision.
+ */
+export async function setOwnGatewayState(
+  store: Store, host: string, state: GatewayState,
+): Promise<{ datacenters: string[]; revision: number }> {
+  const listing = (await listDatacenters(store)).datacenters.filter((d) => d.gateways.some((g) => g.host === host));
+  const withState = (cur: DatacenterRecord): DatacenterRecord => {
+    const i = gatewayIndex(cur, host);
+    if (cur.gateways[i].state === state) return cur;
+    const next: DatacenterRecord = { ...cur, gateways: cur.gateways.map((g, j) => (j === i ? { ...g, state } : g)) };
+    checkGatewaySet(next, 'state');
+    return next;
+  };
+  // Every datacenter is checked before any is written, so a refusal writes nothing (each write checks again).
+  for (const d of listing) withState(d);
+  const done: string[] = [];
+  let revision = await store.revision();
+  for (const d of listing) {
+    if (withState(d) === d) {
+      done.push(d.name); // already so: no write, no revision for watchers
+      continue;
+    }
+    try {
+      const r = await updateDatacenter(store, d.name, async (cur) => withState(cur), { claims: false });
+      revision = r.revision;
+    } catch (err) {
+      // Removed from that datacenter since the listing: nothing to set there.
+      if (err instanceof RecordNotFoundError) continue;
+      throw err;
+    }
+    done.push(d.name);
+  }
+  return { datacenters: done, revision };
 }
 
 /** Registered hosts whose record names each datacenter: name -> host names, sorted. */

@@ -4,6 +4,7 @@ import type { Compare, KeyValue, Store, TxnOp } from '../store/types';
 import { HostConflictError, RecordNotFoundError, RegistryContentionError } from './errors';
 import { CAS_ATTEMPTS, num, parseNamedRecord, str } from './json';
 import { HOST_STATUS_PREFIX, HOSTS_PREFIX, hostIndexKey, hostKey, hostStatusKey, nameFromKey } from './keys';
+import { type TunnelReportRecord, decodeTunnelReport } from './tunnel-reports';
 
 export type HostRecord = {
   name: string;
@@ -15,12 +16,19 @@ export type HostRecord = {
   agentVersion: string;
   /** ms since the epoch. */
   lastHeartbeat: number;
+  /**
+   * Raised by an operator to ask the host to rotate its WireGuard key
+   * (requestKeyRotation); absent or 0: never asked. Kept across
+   * re-registration, so a re-registering agent is not asked again.
+   */
+  wgKeyRotation?: number;
 };
 
 export function encodeHost(h: HostRecord): string {
   return JSON.stringify({
     name: h.name, underlayIp: h.underlayIp, vtepMac: h.vtepMac, rack: h.rack, datacenter: h.datacenter,
     wgPublicKey: h.wgPublicKey, agentVersion: h.agentVersion, lastHeartbeat: h.lastHeartbeat,
+    ...(h.wgKeyRotation ? { wgKeyRotation: h.wgKeyRotation } : {}),
   });
 }
 
@@ -29,6 +37,7 @@ export function decodeHost(key: string, value: string): HostRecord {
   return {
     name, underlayIp: str(r.underlayIp), vtepMac: str(r.vtepMac), rack: str(r.rack), datacenter: str(r.datacenter),
     wgPublicKey: str(r.wgPublicKey), agentVersion: str(r.agentVersion), lastHeartbeat: num(r.lastHeartbeat),
+    ...(num(r.wgKeyRotation) > 0 ? { wgKeyRotation: num(r.wgKeyRotation) } : {}),
   };
 }
 
@@ -67,19 +76,23 @@ export type HostReport = {
   agentVersion: string;
   /** Absent until the agent has reconciled once. */
   overlay?: OverlaySummary;
+  /** Its tunnels between datacenters; absent from agents that have none. */
+  tunnel?: TunnelReportRecord;
   /** ms since the epoch, by the controller's clock: when the heartbeat arrived. */
   reportedAt: number;
 };
 
 export function encodeHostReport(r: HostReport): string {
-  return JSON.stringify({ name: r.name, agentVersion: r.agentVersion, overlay: r.overlay, reportedAt: r.reportedAt });
+  return JSON.stringify({ name: r.name, agentVersion: r.agentVersion, overlay: r.overlay, tunnel: r.tunnel, reportedAt: r.reportedAt });
 }
 
 export function decodeHostReport(key: string, value: string): HostReport {
   const { name, r } = parseNamedRecord(HOST_STATUS_PREFIX, key, value);
   const o = r.overlay !== null && typeof r.overlay === 'object' && !Array.isArray(r.overlay) ? (r.overlay as Record<string, unknown>) : undefined;
+  const tunnel = decodeTunnelReport(r.tunnel);
   return {
     name, agentVersion: str(r.agentVersion), reportedAt: num(r.reportedAt),
+    ...(tunnel && { tunnel }),
     ...(o && {
       overlay: {
         desired: num(o.desired), programmed: num(o.programmed), failed: num(o.failed), skipped: num(o.skipped),
@@ -187,9 +200,12 @@ function blocks(holder: HostRecord | undefined, claim: Claim, opts: RegisterHost
  * The compares and writes that register `h`, read from the store as it is
  * now; throws HostConflictError when another host holds one of its values.
  */
-async function planRegistration(store: Store, h: HostRecord, opts: RegisterHostOptions): Promise<RegistrationPlan> {
-  const key = hostKey(h.name);
+async function planRegistration(store: Store, given: HostRecord, opts: RegisterHostOptions): Promise<RegistrationPlan> {
+  const key = hostKey(given.name);
   const current = await store.get(key);
+  // A registration says nothing of key rotation requests: the stored one stays.
+  const kept = tryDecodeHost(current)?.wgKeyRotation;
+  const h: HostRecord = given.wgKeyRotation === undefined && kept ? { ...given, wgKeyRotation: kept } : given;
   const compares: Compare[] = [cmpModRev(key, current?.modRevision ?? 0)];
   const ops: TxnOp[] = [{ type: 'put', key, value: encodeHost(h) }];
   const wanted = claimsOf(h);
@@ -284,4 +300,61 @@ export async function deleteHost(store: Store, name: string): Promise<{ deleted:
 export async function listHosts(store: Store): Promise<HostRecord[]> {
   const { kvs } = await store.range(HOSTS_PREFIX);
   return kvs.filter((kv) => nameFromKey(HOSTS_PREFIX, kv.key) !== undefined).map(tryDecodeHost).filter((r): r is HostRecord => r !== undefined);
+}
+
+// ---- WireGuard key rotation -------------------------------------------------
+
+/**
+ * The host's new WireGuard public key, claimed like in registration (unique
+ * among hosts, HostConflictError otherwise) and the old one freed in the
+ * same write. A read-modify-write of the stored record, so a heartbeat or a
+ * rotation request landing meanwhile is kept.
+ */
+export async function setHostWireGuardKey(
+  store: Store, name: string, wgPublicKey: string, opts: RegisterHostOptions,
+): Promise<{ host: HostRecord; revision: number }> {
+  for (let i = 0; i < CAS_ATTEMPTS; i++) {
+    const cur = tryDecodeHost(await store.get(hostKey(name)));
+    if (!cur) throw new RecordNotFoundError(`host "${name}" is not registered (call RegisterHost first)`);
+    const host = { ...cur, wgPublicKey };
+    const { compares, ops } = await planRegistration(store, host, opts);
+    const res = await store.txn(compares, ops);
+    if (res.succeeded) return { host, revision: res.revision };
+  }
+  throw new RegistryContentionError(`host record of "${name}" kept changing under concurrent writers`);
+}
+
+/**
+ * Asks each named host to rotate its WireGuard key: raises its
+ * wgKeyRotation by one, which its agent sees in the topology watch. One
+ * compare-and-swap per host; a name with no record is RecordNotFoundError
+ * before anything is written.
+ */
+export async function requestKeyRotation(
+  store: Store, names: string[],
+): Promise<{ hosts: Array<{ host: string; generation: number }>; revision: number }> {
+  for (const n of names) {
+    if (!(await store.get(hostKey(n)))) throw new RecordNotFoundError(`host: "${n}" is not registered (weft hosts lists them)`);
+  }
+  const out: Array<{ host: string; generation: number }> = [];
+  let revision = await store.revision();
+  for (const n of names) {
+    let done = false;
+    for (let i = 0; i < CAS_ATTEMPTS && !done; i++) {
+      const kv = await store.get(hostKey(n));
+      const cur = tryDecodeHost(kv);
+      if (!kv || !cur) break; // left meanwhile: nothing to ask
+      const generation = (cur.wgKeyRotation ?? 0) + 1;
+      const res = await store.txn([cmpModRev(kv.key, kv.modRevision)], [{ type: 'put', key: kv.key, value: encodeHost({ ...cur, wgKeyRotation: generation }) }]);
+      if (res.succeeded) {
+        out.push({ host: n, generation });
+        revision = res.revision;
+        done = true;
+      }
+    }
+    if (!done && (await store.get(hostKey(n)))) {
+      throw new RegistryContentionError(`host record of "${n}" kept changing under concurrent writers`);
+    }
+  }
+  return { hosts: out, revision };
 }

@@ -15,6 +15,7 @@ import { type HostReport, type OverlaySummary, listHostReports, listHosts } from
 import type { Store } from '../store/types';
 import type * as pb from '../api/proto';
 import { hostMessage, sortSubnets } from './topology';
+import { tunnelReportMessage } from './tunnel-view';
 
 type Unary = <Req, Res>(method: string, auth: 'admin', fn: (req: Req) => Promise<Res>) => grpc.handleUnaryCall<Req, Res>;
 
@@ -82,6 +83,7 @@ function hostStatus(h: pb.Host, report: HostReport | undefined, now: number, ttl
     health: hostHealth(age, ttlSeconds),
     heartbeat_age_ms: age,
     overlay: report?.overlay ? overlayReportMessage(report.overlay) : null,
+    tunnel: report?.tunnel ? tunnelReportMessage(report.tunnel) : null,
     reported_agent_version: report?.agentVersion ?? '',
     reported_at_unix_ms: report?.reportedAt ?? 0,
   };

@@ -37,12 +37,14 @@ import { HostNameTakenError, JoinRateLimitedError, PermissionError, Unauthentica
 import {
   TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
 } from './topology';
-import { checkAgentVersion, checkOverlayReport } from '../api/validate';
+import { checkAgentVersion, checkOverlayReport, checkTunnelReport } from '../api/validate';
 import { type Role, checkPossessionProof, normalizeSerial, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
 import { HUB_LOG, type Hub, createHub } from './watch-hub';
 import { type QueueLimit, createSink } from './watch-sink';
 import { datacenterHandlers } from './datacenter-handlers';
 import { clusterViewHandlers, overlaySummaryOf } from './cluster-view';
+import { tunnelHandlers } from './tunnel-handlers';
+import { tunnelRecordOf } from './tunnel-view';
 import { DATACENTERS_PREFIX } from '../registry/keys';
 
 export type LeaseFns = {
@@ -336,9 +338,12 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     mustBeSelf('Heartbeat', who, req.name, 'name');
     must(checkOverlayReport(req.overlay, 'overlay'));
     must(checkAgentVersion(req.agent_version, 'agent_version'));
+    must(checkTunnelReport(req.tunnel, 'tunnel'));
     const config = await loadConfig(store);
     // An agent that reports nothing (older, or not yet reconciled) leaves its last report as it was.
-    const report = req.overlay || req.agent_version ? { agentVersion: req.agent_version, overlay: overlaySummaryOf(req.overlay) } : undefined;
+    const report = req.overlay || req.agent_version || req.tunnel
+      ? { agentVersion: req.agent_version, overlay: overlaySummaryOf(req.overlay), tunnel: tunnelRecordOf(req.tunnel) }
+      : undefined;
     const { host } = await touchHost(store, req.name, now(), report);
     const subnets: Lease[] = [];
     for (const l of await hostSubnets(req.name, config)) {
@@ -536,5 +541,6 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
     GetStatus,
     ...datacenterHandlers({ store, logger, loadConfig, unary }),
     ...clusterViewHandlers({ store, loadConfig, now, unary }),
+    ...tunnelHandlers({ store, logger, loadConfig, now, unary, mustBeSelf }),
   } as grpc.UntypedServiceImplementation;
 }

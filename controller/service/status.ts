@@ -16,6 +16,7 @@ import { ServicePortConflictError } from '../registry/services';
 import { DatacenterExistsError, DatacenterInUseError, GatewayRuleError } from '../registry/datacenters';
 import { StoreUnavailableError } from '../store/types';
 import { InvalidArgumentError, WeftError } from '../common/errors';
+import { WEFT_CODE_TRAILER } from '../api/proto';
 
 export class PermissionError extends WeftError {
   constructor(message: string) {
@@ -82,13 +83,25 @@ const CODES: Array<[new (...a: never[]) => Error, grpc.status]> = [
   [CorruptRecordError, grpc.status.FAILED_PRECONDITION],
 ];
 
+/**
+ * The error's stable code rides along as trailing metadata (WEFT_CODE_TRAILER),
+ * so a client that must act on one particular refusal (a rotating gateway told
+ * it is the last active one) matches the code, never the message.
+ */
+function weftCodeMetadata(err: unknown): grpc.Metadata | undefined {
+  if (!(err instanceof WeftError)) return undefined;
+  const md = new grpc.Metadata();
+  md.set(WEFT_CODE_TRAILER, err.code);
+  return md;
+}
+
 export function toServiceError(err: unknown, ctx: { logger: Logger; method: string; caller: string }): Partial<grpc.StatusObject> {
   for (const [cls, code] of CODES) {
     if (err instanceof cls) {
       if (code === grpc.status.UNAVAILABLE || code === grpc.status.FAILED_PRECONDITION) {
         ctx.logger.warn({ method: ctx.method, caller: ctx.caller, err }, 'request failed');
       }
-      return { code, details: (err as Error).message };
+      return { code, details: (err as Error).message, metadata: weftCodeMetadata(err) };
     }
   }
   // A bad public key in Join is the client's mistake; other PKI failures are ours.

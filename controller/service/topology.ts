@@ -90,6 +90,7 @@ export function hostMessage(h: HostRecord, subnets: HostSubnet[]): Host {
   return {
     name: h.name, underlay_ip: h.underlayIp, vtep_mac: h.vtepMac, rack: h.rack, datacenter: h.datacenter,
     wg_public_key: h.wgPublicKey, agent_version: h.agentVersion, last_heartbeat_unix_ms: h.lastHeartbeat, subnets,
+    wg_key_rotation: h.wgKeyRotation ?? 0,
   };
 }
 
@@ -113,6 +114,7 @@ function project(s: TopologyState, name: string): Host | undefined {
 function hostTopologyMessageEqual(a: Host, b: Host): boolean {
   return a.name === b.name && a.underlay_ip === b.underlay_ip && a.vtep_mac === b.vtep_mac && a.rack === b.rack &&
     a.datacenter === b.datacenter && a.wg_public_key === b.wg_public_key && a.agent_version === b.agent_version &&
+    a.wg_key_rotation === b.wg_key_rotation &&
     a.subnets.length === b.subnets.length &&
     a.subnets.every((x, i) => x.network === b.subnets[i].network && x.subnet === b.subnets[i].subnet);
 }

@@ -23,6 +23,7 @@ const hostArb: fc.Arbitrary<Host> = fc.record({
   wg_public_key: '',
   agent_version: '0.1.0',
   last_heartbeat_unix_ms: 0,
+  wg_key_rotation: 0,
   subnets: nets.map((network) => ({ network, subnet: `10.${network === 'default' ? 244 : 250}.${n}.0/24`, lease_expires_at_unix_ms: 0 })),
 }));
 
@@ -202,7 +203,7 @@ describe('applyTopologyEvent', () => {
       revision: 7, kind: 'SNAPSHOT', host_name: '', datacenters: [], datacenter_name: '',
       hosts: [{
         name: 'h1', underlay_ip: '192.168.1.1', vtep_mac: '02:00:00:00:00:01', rack: 'r1', datacenter: 'dc1', wg_public_key: '',
-        agent_version: '', last_heartbeat_unix_ms: 1,
+        agent_version: '', last_heartbeat_unix_ms: 1, wg_key_rotation: 0,
         subnets: [{ network: 'blue', subnet: '10.250.1.0/24', lease_expires_at_unix_ms: 2 }, { network: 'default', subnet: '10.244.1.0/24', lease_expires_at_unix_ms: 2 }],
       }],
       config: { networks: [{ name: 'default', vni: 1, cidr: '10.244.0.0/16', host_prefix_length: 24 }], vxlan_port: 4789, mtu: 0, lease_ttl_seconds: 60 },
@@ -243,7 +244,7 @@ describe('applyTopologyEvent', () => {
     const dc1b = { ...dc1, subnets: [...dc1.subnets, { network: 'default', subnet: '10.244.8.0/24', host: 'h8' }] };
     const h8: Host = {
       name: 'h8', underlay_ip: '192.168.1.8', vtep_mac: '02:00:00:00:00:08', rack: 'r1', datacenter: 'dc1', wg_public_key: '', agent_version: '',
-      last_heartbeat_unix_ms: 0, subnets: [{ network: 'default', subnet: '10.244.8.0/24', lease_expires_at_unix_ms: 0 }],
+      last_heartbeat_unix_ms: 0, wg_key_rotation: 0, subnets: [{ network: 'default', subnet: '10.244.8.0/24', lease_expires_at_unix_ms: 0 }],
     };
     const both = applyTopologyEvent(put, { ...none, revision: 4, kind: 'HOST_PUT', hosts: [h8], datacenters: [dc1b] });
     expect(both.hosts.map((h) => h.name)).toEqual(['h8']);

@@ -86,7 +86,7 @@ describe('flags', () => {
 
   it('formats spans and groups hosts by place', () => {
     expect([0, 999, 42_000, 192_000, 3_600_000, 7_500_000, 90_000_000, 86_400_000].map(formatSpan)).toEqual(['0s', '0s', '42s', '3m12s', '1h', '2h5m', '1d1h', '1d']);
-    const hs = (dc: string, rack: string, health: string) => ({ host: { datacenter: dc, rack } as never, health, heartbeat_age_ms: 0, overlay: null, reported_agent_version: '', reported_at_unix_ms: 0 });
+    const hs = (dc: string, rack: string, health: string) => ({ host: { datacenter: dc, rack } as never, health, heartbeat_age_ms: 0, overlay: null, tunnel: null, reported_agent_version: '', reported_at_unix_ms: 0 });
     expect(placements([hs('dc2', 'r1', 'alive'), hs('dc1', 'r2', 'expired'), hs('dc1', 'r2', 'stale'), hs('dc1', 'r2', 'alive'), hs('', '', 'alive')])).toEqual([
       { datacenter: '', rack: '', hosts: 1, alive: 1, stale: 0, expired: 0 },
       { datacenter: 'dc1', rack: 'r2', hosts: 3, alive: 1, stale: 1, expired: 1 },

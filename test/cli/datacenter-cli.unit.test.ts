@@ -96,7 +96,7 @@ describe('flags', () => {
     });
     expect(rows).toEqual([
       ['DATACENTER', 'HOSTS', 'PORT', 'MTU', 'MESH', 'GATEWAY', 'STATE', 'WAN-ENDPOINT', 'KEY'],
-      ['dc2', '3', '51820', 'auto', 'yes', 'h7', 'active', '203.0.113.7:51820', 'registered'],
+      ['dc2', '3', '51820', 'auto', 'yes', 'h7', 'active', '203.0.113.7:51820', key(7).slice(0, 8)],
       ['', '', '', '', '', 'h8', 'draining', '192.168.1.8:51820', 'missing'],
       ['dc1', '1', '-', '-', '-', '(no record: weft datacenter add)', '', '', ''],
     ]);
@@ -111,9 +111,10 @@ describe('weft datacenter against a controller', () => {
     const list = await run(datacentersCommand, at());
     expect(list.code, list.err).toBe(0);
     const lines = list.out.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^DATACENTER +HOSTS +PORT +MTU +MESH +GATEWAY +STATE +WAN-ENDPOINT +KEY$/);
-    expect(lines[1].split(/ +/)).toEqual(['dc2', '3', '51820', 'auto', 'yes', 'h7', 'active', '203.0.113.7:51820', 'registered']);
-    expect(lines[2].trim().split(/ +/)).toEqual(['h8', 'active', '192.168.1.8:51820', 'registered']);
+    expect(lines[0]).toMatch(/^DATACENTER +HOSTS +PORT +MTU +MESH +GATEWAY +STATE +WAN-ENDPOINT +KEY +PEERS \(LAST HANDSHAKE\)$/);
+    // the key's first 8 characters; no agent has reported tunnels here
+    expect(lines[1].split(/ {2,}/)).toEqual(['dc2', '3', '51820', 'auto', 'yes', 'h7', 'active', '203.0.113.7:51820', key(7).slice(0, 8), 'no report']);
+    expect(lines[2].trim().split(/ {2,}/)).toEqual(['h8', 'active', '192.168.1.8:51820', key(8).slice(0, 8), 'no report']);
     // aligned: every column starts at the same offset in every line
     expect(lines[1].indexOf('h7')).toBe(lines[0].indexOf('GATEWAY'));
     expect(lines[2].indexOf('h8')).toBe(lines[0].indexOf('GATEWAY'));

@@ -22,7 +22,7 @@ import { StoreUrlError } from '../../controller/store/index';
 import { CompactedError, LeaseNotFoundError, StoreUnavailableError } from '../../controller/store/types';
 import { StartAborted } from '../../controller/common/command';
 import { ServicePortConflictError } from '../../controller/registry/services';
-import { DatacenterExistsError, DatacenterInUseError, GatewayRuleError } from '../../controller/registry/datacenters';
+import { DatacenterExistsError, DatacenterInUseError, GatewayRuleError, LastActiveGatewayError } from '../../controller/registry/datacenters';
 import { HandoffError } from '../../ingress/handoff';
 import { CNI_ERR, CniError } from '../../cni-plugin/cni/types';
 import { EthtoolError } from '../../dataplane/ethtool';
@@ -45,7 +45,7 @@ function everyError(): WeftError[] {
     new CorruptRecordError('k', 'x'), new RegistryContentionError('x'), new HostConflictError('vtep_mac', 'x', 'h'),
     new StoreUnavailableError('x'), new CompactedError(1, 2), new LeaseNotFoundError('x'),
     new IptablesRestoreError({ tool: 'iptables-restore', exitCode: 1, stderr: '', document: '' }), new IptablesExecError('iptables-save', 1, ''),
-    new StartAborted(), new ServicePortConflictError('x', 'f', 'other'), new DatacenterExistsError('dc'), new GatewayRuleError('f', 'x'), new DatacenterInUseError('dc', ['h']), new HandoffError('EPROTO', 'x'),
+    new StartAborted(), new ServicePortConflictError('x', 'f', 'other'), new DatacenterExistsError('dc'), new GatewayRuleError('f', 'x'), new LastActiveGatewayError('f', 'x'), new DatacenterInUseError('dc', ['h']), new HandoffError('EPROTO', 'x'),
     new CniError(CNI_ERR.INVALID_CONFIG, 'x'),
     new NetlinkError(17, 'x'), new EthtoolError(95, 'x'), new SysctlError('k', 'EACCES', 'write'), new SysctlNotFoundError('k'),
     new WireGuardProtocolError('wg0', 'get', 'x'), new WireGuardUapiError('wg0', 'set', 22, 'x'), new WireGuardDeviceError('wg0', 'x'),

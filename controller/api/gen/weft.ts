@@ -10,6 +10,7 @@ import type { Datacenter as _weft_v1_Datacenter, Datacenter__Output as _weft_v1_
 import type { DatacenterGateway as _weft_v1_DatacenterGateway, DatacenterGateway__Output as _weft_v1_DatacenterGateway__Output } from './weft/v1/DatacenterGateway';
 import type { DatacenterReply as _weft_v1_DatacenterReply, DatacenterReply__Output as _weft_v1_DatacenterReply__Output } from './weft/v1/DatacenterReply';
 import type { DatacenterSubnet as _weft_v1_DatacenterSubnet, DatacenterSubnet__Output as _weft_v1_DatacenterSubnet__Output } from './weft/v1/DatacenterSubnet';
+import type { DatacenterTunnels as _weft_v1_DatacenterTunnels, DatacenterTunnels__Output as _weft_v1_DatacenterTunnels__Output } from './weft/v1/DatacenterTunnels';
 import type { DeleteDatacenterRequest as _weft_v1_DeleteDatacenterRequest, DeleteDatacenterRequest__Output as _weft_v1_DeleteDatacenterRequest__Output } from './weft/v1/DeleteDatacenterRequest';
 import type { DeleteDatacenterResponse as _weft_v1_DeleteDatacenterResponse, DeleteDatacenterResponse__Output as _weft_v1_DeleteDatacenterResponse__Output } from './weft/v1/DeleteDatacenterResponse';
 import type { DeleteServiceRequest as _weft_v1_DeleteServiceRequest, DeleteServiceRequest__Output as _weft_v1_DeleteServiceRequest__Output } from './weft/v1/DeleteServiceRequest';
@@ -17,6 +18,7 @@ import type { DeleteServiceResponse as _weft_v1_DeleteServiceResponse, DeleteSer
 import type { Endpoint as _weft_v1_Endpoint, Endpoint__Output as _weft_v1_Endpoint__Output } from './weft/v1/Endpoint';
 import type { GatewayRequest as _weft_v1_GatewayRequest, GatewayRequest__Output as _weft_v1_GatewayRequest__Output } from './weft/v1/GatewayRequest';
 import type { GatewaySpec as _weft_v1_GatewaySpec, GatewaySpec__Output as _weft_v1_GatewaySpec__Output } from './weft/v1/GatewaySpec';
+import type { GatewayTunnels as _weft_v1_GatewayTunnels, GatewayTunnels__Output as _weft_v1_GatewayTunnels__Output } from './weft/v1/GatewayTunnels';
 import type { GetStatusRequest as _weft_v1_GetStatusRequest, GetStatusRequest__Output as _weft_v1_GetStatusRequest__Output } from './weft/v1/GetStatusRequest';
 import type { HeartbeatRequest as _weft_v1_HeartbeatRequest, HeartbeatRequest__Output as _weft_v1_HeartbeatRequest__Output } from './weft/v1/HeartbeatRequest';
 import type { HeartbeatResponse as _weft_v1_HeartbeatResponse, HeartbeatResponse__Output as _weft_v1_HeartbeatResponse__Output } from './weft/v1/HeartbeatResponse';
@@ -35,6 +37,8 @@ import type { ListHostsRequest as _weft_v1_ListHostsRequest, ListHostsRequest__O
 import type { ListHostsResponse as _weft_v1_ListHostsResponse, ListHostsResponse__Output as _weft_v1_ListHostsResponse__Output } from './weft/v1/ListHostsResponse';
 import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from './weft/v1/ListServicesRequest';
 import type { ListServicesResponse as _weft_v1_ListServicesResponse, ListServicesResponse__Output as _weft_v1_ListServicesResponse__Output } from './weft/v1/ListServicesResponse';
+import type { ListTunnelsRequest as _weft_v1_ListTunnelsRequest, ListTunnelsRequest__Output as _weft_v1_ListTunnelsRequest__Output } from './weft/v1/ListTunnelsRequest';
+import type { ListTunnelsResponse as _weft_v1_ListTunnelsResponse, ListTunnelsResponse__Output as _weft_v1_ListTunnelsResponse__Output } from './weft/v1/ListTunnelsResponse';
 import type { Network as _weft_v1_Network, Network__Output as _weft_v1_Network__Output } from './weft/v1/Network';
 import type { OverlayReport as _weft_v1_OverlayReport, OverlayReport__Output as _weft_v1_OverlayReport__Output } from './weft/v1/OverlayReport';
 import type { PossessionProof as _weft_v1_PossessionProof, PossessionProof__Output as _weft_v1_PossessionProof__Output } from './weft/v1/PossessionProof';
@@ -44,12 +48,23 @@ import type { RegisterHostResponse as _weft_v1_RegisterHostResponse, RegisterHos
 import type { ReleaseEndpointRequest as _weft_v1_ReleaseEndpointRequest, ReleaseEndpointRequest__Output as _weft_v1_ReleaseEndpointRequest__Output } from './weft/v1/ReleaseEndpointRequest';
 import type { ReleaseEndpointResponse as _weft_v1_ReleaseEndpointResponse, ReleaseEndpointResponse__Output as _weft_v1_ReleaseEndpointResponse__Output } from './weft/v1/ReleaseEndpointResponse';
 import type { RenewCertificateRequest as _weft_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _weft_v1_RenewCertificateRequest__Output } from './weft/v1/RenewCertificateRequest';
+import type { RotateWireGuardKeysRequest as _weft_v1_RotateWireGuardKeysRequest, RotateWireGuardKeysRequest__Output as _weft_v1_RotateWireGuardKeysRequest__Output } from './weft/v1/RotateWireGuardKeysRequest';
+import type { RotateWireGuardKeysResponse as _weft_v1_RotateWireGuardKeysResponse, RotateWireGuardKeysResponse__Output as _weft_v1_RotateWireGuardKeysResponse__Output } from './weft/v1/RotateWireGuardKeysResponse';
+import type { RotationAsked as _weft_v1_RotationAsked, RotationAsked__Output as _weft_v1_RotationAsked__Output } from './weft/v1/RotationAsked';
 import type { Service as _weft_v1_Service, Service__Output as _weft_v1_Service__Output } from './weft/v1/Service';
 import type { ServiceEvent as _weft_v1_ServiceEvent, ServiceEvent__Output as _weft_v1_ServiceEvent__Output } from './weft/v1/ServiceEvent';
 import type { ServicePort as _weft_v1_ServicePort, ServicePort__Output as _weft_v1_ServicePort__Output } from './weft/v1/ServicePort';
 import type { ServiceState as _weft_v1_ServiceState, ServiceState__Output as _weft_v1_ServiceState__Output } from './weft/v1/ServiceState';
+import type { SetOwnGatewayStateRequest as _weft_v1_SetOwnGatewayStateRequest, SetOwnGatewayStateRequest__Output as _weft_v1_SetOwnGatewayStateRequest__Output } from './weft/v1/SetOwnGatewayStateRequest';
+import type { SetOwnGatewayStateResponse as _weft_v1_SetOwnGatewayStateResponse, SetOwnGatewayStateResponse__Output as _weft_v1_SetOwnGatewayStateResponse__Output } from './weft/v1/SetOwnGatewayStateResponse';
+import type { SetWireGuardKeyRequest as _weft_v1_SetWireGuardKeyRequest, SetWireGuardKeyRequest__Output as _weft_v1_SetWireGuardKeyRequest__Output } from './weft/v1/SetWireGuardKeyRequest';
+import type { SetWireGuardKeyResponse as _weft_v1_SetWireGuardKeyResponse, SetWireGuardKeyResponse__Output as _weft_v1_SetWireGuardKeyResponse__Output } from './weft/v1/SetWireGuardKeyResponse';
 import type { Status as _weft_v1_Status, Status__Output as _weft_v1_Status__Output } from './weft/v1/Status';
 import type { TopologyEvent as _weft_v1_TopologyEvent, TopologyEvent__Output as _weft_v1_TopologyEvent__Output } from './weft/v1/TopologyEvent';
+import type { TunnelPath as _weft_v1_TunnelPath, TunnelPath__Output as _weft_v1_TunnelPath__Output } from './weft/v1/TunnelPath';
+import type { TunnelPathSummary as _weft_v1_TunnelPathSummary, TunnelPathSummary__Output as _weft_v1_TunnelPathSummary__Output } from './weft/v1/TunnelPathSummary';
+import type { TunnelPeer as _weft_v1_TunnelPeer, TunnelPeer__Output as _weft_v1_TunnelPeer__Output } from './weft/v1/TunnelPeer';
+import type { TunnelReport as _weft_v1_TunnelReport, TunnelReport__Output as _weft_v1_TunnelReport__Output } from './weft/v1/TunnelReport';
 import type { WatchServicesRequest as _weft_v1_WatchServicesRequest, WatchServicesRequest__Output as _weft_v1_WatchServicesRequest__Output } from './weft/v1/WatchServicesRequest';
 import type { WatchTopologyRequest as _weft_v1_WatchTopologyRequest, WatchTopologyRequest__Output as _weft_v1_WatchTopologyRequest__Output } from './weft/v1/WatchTopologyRequest';
 
@@ -69,6 +84,7 @@ export interface ProtoGrpcType {
       DatacenterGateway: MessageTypeDefinition<_weft_v1_DatacenterGateway, _weft_v1_DatacenterGateway__Output>
       DatacenterReply: MessageTypeDefinition<_weft_v1_DatacenterReply, _weft_v1_DatacenterReply__Output>
       DatacenterSubnet: MessageTypeDefinition<_weft_v1_DatacenterSubnet, _weft_v1_DatacenterSubnet__Output>
+      DatacenterTunnels: MessageTypeDefinition<_weft_v1_DatacenterTunnels, _weft_v1_DatacenterTunnels__Output>
       DeleteDatacenterRequest: MessageTypeDefinition<_weft_v1_DeleteDatacenterRequest, _weft_v1_DeleteDatacenterRequest__Output>
       DeleteDatacenterResponse: MessageTypeDefinition<_weft_v1_DeleteDatacenterResponse, _weft_v1_DeleteDatacenterResponse__Output>
       DeleteServiceRequest: MessageTypeDefinition<_weft_v1_DeleteServiceRequest, _weft_v1_DeleteServiceRequest__Output>
@@ -76,6 +92,7 @@ export interface ProtoGrpcType {
       Endpoint: MessageTypeDefinition<_weft_v1_Endpoint, _weft_v1_Endpoint__Output>
       GatewayRequest: MessageTypeDefinition<_weft_v1_GatewayRequest, _weft_v1_GatewayRequest__Output>
       GatewaySpec: MessageTypeDefinition<_weft_v1_GatewaySpec, _weft_v1_GatewaySpec__Output>
+      GatewayTunnels: MessageTypeDefinition<_weft_v1_GatewayTunnels, _weft_v1_GatewayTunnels__Output>
       GetStatusRequest: MessageTypeDefinition<_weft_v1_GetStatusRequest, _weft_v1_GetStatusRequest__Output>
       HeartbeatRequest: MessageTypeDefinition<_weft_v1_HeartbeatRequest, _weft_v1_HeartbeatRequest__Output>
       HeartbeatResponse: MessageTypeDefinition<_weft_v1_HeartbeatResponse, _weft_v1_HeartbeatResponse__Output>
@@ -94,6 +111,8 @@ export interface ProtoGrpcType {
       ListHostsResponse: MessageTypeDefinition<_weft_v1_ListHostsResponse, _weft_v1_ListHostsResponse__Output>
       ListServicesRequest: MessageTypeDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesRequest__Output>
       ListServicesResponse: MessageTypeDefinition<_weft_v1_ListServicesResponse, _weft_v1_ListServicesResponse__Output>
+      ListTunnelsRequest: MessageTypeDefinition<_weft_v1_ListTunnelsRequest, _weft_v1_ListTunnelsRequest__Output>
+      ListTunnelsResponse: MessageTypeDefinition<_weft_v1_ListTunnelsResponse, _weft_v1_ListTunnelsResponse__Output>
       Network: MessageTypeDefinition<_weft_v1_Network, _weft_v1_Network__Output>
       OverlayReport: MessageTypeDefinition<_weft_v1_OverlayReport, _weft_v1_OverlayReport__Output>
       PossessionProof: MessageTypeDefinition<_weft_v1_PossessionProof, _weft_v1_PossessionProof__Output>
@@ -103,12 +122,23 @@ export interface ProtoGrpcType {
       ReleaseEndpointRequest: MessageTypeDefinition<_weft_v1_ReleaseEndpointRequest, _weft_v1_ReleaseEndpointRequest__Output>
       ReleaseEndpointResponse: MessageTypeDefinition<_weft_v1_ReleaseEndpointResponse, _weft_v1_ReleaseEndpointResponse__Output>
       RenewCertificateRequest: MessageTypeDefinition<_weft_v1_RenewCertificateRequest, _weft_v1_RenewCertificateRequest__Output>
+      RotateWireGuardKeysRequest: MessageTypeDefinition<_weft_v1_RotateWireGuardKeysRequest, _weft_v1_RotateWireGuardKeysRequest__Output>
+      RotateWireGuardKeysResponse: MessageTypeDefinition<_weft_v1_RotateWireGuardKeysResponse, _weft_v1_RotateWireGuardKeysResponse__Output>
+      RotationAsked: MessageTypeDefinition<_weft_v1_RotationAsked, _weft_v1_RotationAsked__Output>
       Service: MessageTypeDefinition<_weft_v1_Service, _weft_v1_Service__Output>
       ServiceEvent: MessageTypeDefinition<_weft_v1_ServiceEvent, _weft_v1_ServiceEvent__Output>
       ServicePort: MessageTypeDefinition<_weft_v1_ServicePort, _weft_v1_ServicePort__Output>
       ServiceState: MessageTypeDefinition<_weft_v1_ServiceState, _weft_v1_ServiceState__Output>
+      SetOwnGatewayStateRequest: MessageTypeDefinition<_weft_v1_SetOwnGatewayStateRequest, _weft_v1_SetOwnGatewayStateRequest__Output>
+      SetOwnGatewayStateResponse: MessageTypeDefinition<_weft_v1_SetOwnGatewayStateResponse, _weft_v1_SetOwnGatewayStateResponse__Output>
+      SetWireGuardKeyRequest: MessageTypeDefinition<_weft_v1_SetWireGuardKeyRequest, _weft_v1_SetWireGuardKeyRequest__Output>
+      SetWireGuardKeyResponse: MessageTypeDefinition<_weft_v1_SetWireGuardKeyResponse, _weft_v1_SetWireGuardKeyResponse__Output>
       Status: MessageTypeDefinition<_weft_v1_Status, _weft_v1_Status__Output>
       TopologyEvent: MessageTypeDefinition<_weft_v1_TopologyEvent, _weft_v1_TopologyEvent__Output>
+      TunnelPath: MessageTypeDefinition<_weft_v1_TunnelPath, _weft_v1_TunnelPath__Output>
+      TunnelPathSummary: MessageTypeDefinition<_weft_v1_TunnelPathSummary, _weft_v1_TunnelPathSummary__Output>
+      TunnelPeer: MessageTypeDefinition<_weft_v1_TunnelPeer, _weft_v1_TunnelPeer__Output>
+      TunnelReport: MessageTypeDefinition<_weft_v1_TunnelReport, _weft_v1_TunnelReport__Output>
       WatchServicesRequest: MessageTypeDefinition<_weft_v1_WatchServicesRequest, _weft_v1_WatchServicesRequest__Output>
       WatchTopologyRequest: MessageTypeDefinition<_weft_v1_WatchTopologyRequest, _weft_v1_WatchTopologyRequest__Output>
     }

@@ -26,14 +26,22 @@ import type { ListHostsRequest as _weft_v1_ListHostsRequest, ListHostsRequest__O
 import type { ListHostsResponse as _weft_v1_ListHostsResponse, ListHostsResponse__Output as _weft_v1_ListHostsResponse__Output } from '../../weft/v1/ListHostsResponse';
 import type { ListServicesRequest as _weft_v1_ListServicesRequest, ListServicesRequest__Output as _weft_v1_ListServicesRequest__Output } from '../../weft/v1/ListServicesRequest';
 import type { ListServicesResponse as _weft_v1_ListServicesResponse, ListServicesResponse__Output as _weft_v1_ListServicesResponse__Output } from '../../weft/v1/ListServicesResponse';
+import type { ListTunnelsRequest as _weft_v1_ListTunnelsRequest, ListTunnelsRequest__Output as _weft_v1_ListTunnelsRequest__Output } from '../../weft/v1/ListTunnelsRequest';
+import type { ListTunnelsResponse as _weft_v1_ListTunnelsResponse, ListTunnelsResponse__Output as _weft_v1_ListTunnelsResponse__Output } from '../../weft/v1/ListTunnelsResponse';
 import type { RegisterEndpointRequest as _weft_v1_RegisterEndpointRequest, RegisterEndpointRequest__Output as _weft_v1_RegisterEndpointRequest__Output } from '../../weft/v1/RegisterEndpointRequest';
 import type { RegisterHostRequest as _weft_v1_RegisterHostRequest, RegisterHostRequest__Output as _weft_v1_RegisterHostRequest__Output } from '../../weft/v1/RegisterHostRequest';
 import type { RegisterHostResponse as _weft_v1_RegisterHostResponse, RegisterHostResponse__Output as _weft_v1_RegisterHostResponse__Output } from '../../weft/v1/RegisterHostResponse';
 import type { ReleaseEndpointRequest as _weft_v1_ReleaseEndpointRequest, ReleaseEndpointRequest__Output as _weft_v1_ReleaseEndpointRequest__Output } from '../../weft/v1/ReleaseEndpointRequest';
 import type { ReleaseEndpointResponse as _weft_v1_ReleaseEndpointResponse, ReleaseEndpointResponse__Output as _weft_v1_ReleaseEndpointResponse__Output } from '../../weft/v1/ReleaseEndpointResponse';
 import type { RenewCertificateRequest as _weft_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _weft_v1_RenewCertificateRequest__Output } from '../../weft/v1/RenewCertificateRequest';
+import type { RotateWireGuardKeysRequest as _weft_v1_RotateWireGuardKeysRequest, RotateWireGuardKeysRequest__Output as _weft_v1_RotateWireGuardKeysRequest__Output } from '../../weft/v1/RotateWireGuardKeysRequest';
+import type { RotateWireGuardKeysResponse as _weft_v1_RotateWireGuardKeysResponse, RotateWireGuardKeysResponse__Output as _weft_v1_RotateWireGuardKeysResponse__Output } from '../../weft/v1/RotateWireGuardKeysResponse';
 import type { Service as _weft_v1_Service, Service__Output as _weft_v1_Service__Output } from '../../weft/v1/Service';
 import type { ServiceEvent as _weft_v1_ServiceEvent, ServiceEvent__Output as _weft_v1_ServiceEvent__Output } from '../../weft/v1/ServiceEvent';
+import type { SetOwnGatewayStateRequest as _weft_v1_SetOwnGatewayStateRequest, SetOwnGatewayStateRequest__Output as _weft_v1_SetOwnGatewayStateRequest__Output } from '../../weft/v1/SetOwnGatewayStateRequest';
+import type { SetOwnGatewayStateResponse as _weft_v1_SetOwnGatewayStateResponse, SetOwnGatewayStateResponse__Output as _weft_v1_SetOwnGatewayStateResponse__Output } from '../../weft/v1/SetOwnGatewayStateResponse';
+import type { SetWireGuardKeyRequest as _weft_v1_SetWireGuardKeyRequest, SetWireGuardKeyRequest__Output as _weft_v1_SetWireGuardKeyRequest__Output } from '../../weft/v1/SetWireGuardKeyRequest';
+import type { SetWireGuardKeyResponse as _weft_v1_SetWireGuardKeyResponse, SetWireGuardKeyResponse__Output as _weft_v1_SetWireGuardKeyResponse__Output } from '../../weft/v1/SetWireGuardKeyResponse';
 import type { Status as _weft_v1_Status, Status__Output as _weft_v1_Status__Output } from '../../weft/v1/Status';
 import type { TopologyEvent as _weft_v1_TopologyEvent, TopologyEvent__Output as _weft_v1_TopologyEvent__Output } from '../../weft/v1/TopologyEvent';
 import type { WatchServicesRequest as _weft_v1_WatchServicesRequest, WatchServicesRequest__Output as _weft_v1_WatchServicesRequest__Output } from '../../weft/v1/WatchServicesRequest';
@@ -216,6 +224,25 @@ export interface ControllerClient extends grpc.Client {
   listServices(argument: _weft_v1_ListServicesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
   listServices(argument: _weft_v1_ListServicesRequest, callback: grpc.requestCallback<_weft_v1_ListServicesResponse__Output>): grpc.ClientUnaryCall;
   
+  /**
+   * Per datacenter: gateways, their keys and peers' handshakes, and which
+   * gateway the hosts of each datacenter chose towards each other one, from
+   * what the agents last reported. Admin only (`weft datacenter list`).
+   */
+  ListTunnels(argument: _weft_v1_ListTunnelsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  ListTunnels(argument: _weft_v1_ListTunnelsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  ListTunnels(argument: _weft_v1_ListTunnelsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  ListTunnels(argument: _weft_v1_ListTunnelsRequest, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Per datacenter: gateways, their keys and peers' handshakes, and which
+   * gateway the hosts of each datacenter chose towards each other one, from
+   * what the agents last reported. Admin only (`weft datacenter list`).
+   */
+  listTunnels(argument: _weft_v1_ListTunnelsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  listTunnels(argument: _weft_v1_ListTunnelsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  listTunnels(argument: _weft_v1_ListTunnelsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  listTunnels(argument: _weft_v1_ListTunnelsRequest, callback: grpc.requestCallback<_weft_v1_ListTunnelsResponse__Output>): grpc.ClientUnaryCall;
+  
   RegisterEndpoint(argument: _weft_v1_RegisterEndpointRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
   RegisterEndpoint(argument: _weft_v1_RegisterEndpointRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
   RegisterEndpoint(argument: _weft_v1_RegisterEndpointRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_Endpoint__Output>): grpc.ClientUnaryCall;
@@ -286,6 +313,65 @@ export interface ControllerClient extends grpc.Client {
   renewCertificate(argument: _weft_v1_RenewCertificateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
   renewCertificate(argument: _weft_v1_RenewCertificateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
   renewCertificate(argument: _weft_v1_RenewCertificateRequest, callback: grpc.requestCallback<_weft_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Asks hosts to rotate their WireGuard keys: bumps each one's
+   * wg_key_rotation, which its agent sees in WatchTopology. Admin only.
+   */
+  RotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  RotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  RotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  RotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Asks hosts to rotate their WireGuard keys: bumps each one's
+   * wg_key_rotation, which its agent sees in WatchTopology. Admin only.
+   */
+  rotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  rotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  rotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  rotateWireGuardKeys(argument: _weft_v1_RotateWireGuardKeysRequest, callback: grpc.requestCallback<_weft_v1_RotateWireGuardKeysResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Key rotation, called by a gateway host for itself (name must be the
+   * caller): drain its own gateway entries before it changes its WireGuard
+   * key, activate them again after. The last active gateway of a datacenter
+   * cannot be drained: FAILED_PRECONDITION with trailer weft-code
+   * WEFT_GATEWAY_LAST_ACTIVE, and nothing is written.
+   */
+  SetOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  SetOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  SetOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  SetOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Key rotation, called by a gateway host for itself (name must be the
+   * caller): drain its own gateway entries before it changes its WireGuard
+   * key, activate them again after. The last active gateway of a datacenter
+   * cannot be drained: FAILED_PRECONDITION with trailer weft-code
+   * WEFT_GATEWAY_LAST_ACTIVE, and nothing is written.
+   */
+  setOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  setOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  setOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  setOwnGatewayState(argument: _weft_v1_SetOwnGatewayStateRequest, callback: grpc.requestCallback<_weft_v1_SetOwnGatewayStateResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The caller's new WireGuard public key (the private key stays on the
+   * host). Unique among hosts like in RegisterHost; the old key is freed in
+   * the same write.
+   */
+  SetWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
+  SetWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
+  SetWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
+  SetWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * The caller's new WireGuard public key (the private key stays on the
+   * host). Unique among hosts like in RegisterHost; the old key is freed in
+   * the same write.
+   */
+  setWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
+  setWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
+  setWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
+  setWireGuardKey(argument: _weft_v1_SetWireGuardKeyRequest, callback: grpc.requestCallback<_weft_v1_SetWireGuardKeyResponse__Output>): grpc.ClientUnaryCall;
   
   /**
    * Services with their current backends: a snapshot, then changes.
@@ -365,6 +451,13 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
   
   ListServices: grpc.handleUnaryCall<_weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse>;
   
+  /**
+   * Per datacenter: gateways, their keys and peers' handshakes, and which
+   * gateway the hosts of each datacenter chose towards each other one, from
+   * what the agents last reported. Admin only (`weft datacenter list`).
+   */
+  ListTunnels: grpc.handleUnaryCall<_weft_v1_ListTunnelsRequest__Output, _weft_v1_ListTunnelsResponse>;
+  
   RegisterEndpoint: grpc.handleUnaryCall<_weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint>;
   
   /**
@@ -387,6 +480,28 @@ export interface ControllerHandlers extends grpc.UntypedServiceImplementation {
    * controller's grace window; a revoked or deleted identity is refused.
    */
   RenewCertificate: grpc.handleUnaryCall<_weft_v1_RenewCertificateRequest__Output, _weft_v1_JoinResponse>;
+  
+  /**
+   * Asks hosts to rotate their WireGuard keys: bumps each one's
+   * wg_key_rotation, which its agent sees in WatchTopology. Admin only.
+   */
+  RotateWireGuardKeys: grpc.handleUnaryCall<_weft_v1_RotateWireGuardKeysRequest__Output, _weft_v1_RotateWireGuardKeysResponse>;
+  
+  /**
+   * Key rotation, called by a gateway host for itself (name must be the
+   * caller): drain its own gateway entries before it changes its WireGuard
+   * key, activate them again after. The last active gateway of a datacenter
+   * cannot be drained: FAILED_PRECONDITION with trailer weft-code
+   * WEFT_GATEWAY_LAST_ACTIVE, and nothing is written.
+   */
+  SetOwnGatewayState: grpc.handleUnaryCall<_weft_v1_SetOwnGatewayStateRequest__Output, _weft_v1_SetOwnGatewayStateResponse>;
+  
+  /**
+   * The caller's new WireGuard public key (the private key stays on the
+   * host). Unique among hosts like in RegisterHost; the old key is freed in
+   * the same write.
+   */
+  SetWireGuardKey: grpc.handleUnaryCall<_weft_v1_SetWireGuardKeyRequest__Output, _weft_v1_SetWireGuardKeyResponse>;
   
   /**
    * Services with their current backends: a snapshot, then changes.
@@ -415,11 +530,15 @@ export interface ControllerDefinition extends grpc.ServiceDefinition {
   ListEndpoints: MethodDefinition<_weft_v1_ListEndpointsRequest, _weft_v1_ListEndpointsResponse, _weft_v1_ListEndpointsRequest__Output, _weft_v1_ListEndpointsResponse__Output>
   ListHosts: MethodDefinition<_weft_v1_ListHostsRequest, _weft_v1_ListHostsResponse, _weft_v1_ListHostsRequest__Output, _weft_v1_ListHostsResponse__Output>
   ListServices: MethodDefinition<_weft_v1_ListServicesRequest, _weft_v1_ListServicesResponse, _weft_v1_ListServicesRequest__Output, _weft_v1_ListServicesResponse__Output>
+  ListTunnels: MethodDefinition<_weft_v1_ListTunnelsRequest, _weft_v1_ListTunnelsResponse, _weft_v1_ListTunnelsRequest__Output, _weft_v1_ListTunnelsResponse__Output>
   RegisterEndpoint: MethodDefinition<_weft_v1_RegisterEndpointRequest, _weft_v1_Endpoint, _weft_v1_RegisterEndpointRequest__Output, _weft_v1_Endpoint__Output>
   RegisterHost: MethodDefinition<_weft_v1_RegisterHostRequest, _weft_v1_RegisterHostResponse, _weft_v1_RegisterHostRequest__Output, _weft_v1_RegisterHostResponse__Output>
   ReleaseEndpoint: MethodDefinition<_weft_v1_ReleaseEndpointRequest, _weft_v1_ReleaseEndpointResponse, _weft_v1_ReleaseEndpointRequest__Output, _weft_v1_ReleaseEndpointResponse__Output>
   RemoveGateway: MethodDefinition<_weft_v1_GatewayRequest, _weft_v1_DatacenterReply, _weft_v1_GatewayRequest__Output, _weft_v1_DatacenterReply__Output>
   RenewCertificate: MethodDefinition<_weft_v1_RenewCertificateRequest, _weft_v1_JoinResponse, _weft_v1_RenewCertificateRequest__Output, _weft_v1_JoinResponse__Output>
+  RotateWireGuardKeys: MethodDefinition<_weft_v1_RotateWireGuardKeysRequest, _weft_v1_RotateWireGuardKeysResponse, _weft_v1_RotateWireGuardKeysRequest__Output, _weft_v1_RotateWireGuardKeysResponse__Output>
+  SetOwnGatewayState: MethodDefinition<_weft_v1_SetOwnGatewayStateRequest, _weft_v1_SetOwnGatewayStateResponse, _weft_v1_SetOwnGatewayStateRequest__Output, _weft_v1_SetOwnGatewayStateResponse__Output>
+  SetWireGuardKey: MethodDefinition<_weft_v1_SetWireGuardKeyRequest, _weft_v1_SetWireGuardKeyResponse, _weft_v1_SetWireGuardKeyRequest__Output, _weft_v1_SetWireGuardKeyResponse__Output>
   WatchServices: MethodDefinition<_weft_v1_WatchServicesRequest, _weft_v1_ServiceEvent, _weft_v1_WatchServicesRequest__Output, _weft_v1_ServiceEvent__Output>
   WatchTopology: MethodDefinition<_weft_v1_WatchTopologyRequest, _weft_v1_TopologyEvent, _weft_v1_WatchTopologyRequest__Output, _weft_v1_TopologyEvent__Output>
 }

@@ -1,6 +1,7 @@
 // Original file: controller/api/weft.proto
 
 import type { OverlayReport as _weft_v1_OverlayReport, OverlayReport__Output as _weft_v1_OverlayReport__Output } from '../../weft/v1/OverlayReport';
+import type { TunnelReport as _weft_v1_TunnelReport, TunnelReport__Output as _weft_v1_TunnelReport__Output } from '../../weft/v1/TunnelReport';
 
 export interface HeartbeatRequest {
   'name'?: (string);
@@ -13,6 +14,10 @@ export interface HeartbeatRequest {
    * "": unchanged since RegisterHost
    */
   'agent_version'?: (string);
+  /**
+   * The agent's tunnels between datacenters; absent: none to report (keeps the last one).
+   */
+  'tunnel'?: (_weft_v1_TunnelReport | null);
 }
 
 export interface HeartbeatRequest__Output {
@@ -26,4 +31,8 @@ export interface HeartbeatRequest__Output {
    * "": unchanged since RegisterHost
    */
   'agent_version': (string);
+  /**
+   * The agent's tunnels between datacenters; absent: none to report (keeps the last one).
+   */
+  'tunnel': (_weft_v1_TunnelReport__Output | null);
 }

@@ -16,6 +16,12 @@ export interface Host {
   'agent_version'?: (string);
   'last_heartbeat_unix_ms'?: (number | string | Long);
   'subnets'?: (_weft_v1_HostSubnet)[];
+  /**
+   * Raised by an operator (RotateWireGuardKeys) to ask the host to rotate
+   * its WireGuard key; the agent rotates when it sees a value it has not
+   * acted on. 0: never asked.
+   */
+  'wg_key_rotation'?: (number | string | Long);
 }
 
 export interface Host__Output {
@@ -31,4 +37,10 @@ export interface Host__Output {
   'agent_version': (string);
   'last_heartbeat_unix_ms': (number);
   'subnets': (_weft_v1_HostSubnet__Output)[];
+  /**
+   * Raised by an operator (RotateWireGuardKeys) to ask the host to rotate
+   * its WireGuard key; the agent rotates when it sees a value it has not
+   * acted on. 0: never asked.
+   */
+  'wg_key_rotation': (number);
 }

@@ -2,6 +2,7 @@
 
 import type { Host as _weft_v1_Host, Host__Output as _weft_v1_Host__Output } from '../../weft/v1/Host';
 import type { OverlayReport as _weft_v1_OverlayReport, OverlayReport__Output as _weft_v1_OverlayReport__Output } from '../../weft/v1/OverlayReport';
+import type { TunnelReport as _weft_v1_TunnelReport, TunnelReport__Output as _weft_v1_TunnelReport__Output } from '../../weft/v1/TunnelReport';
 import type { Long } from '@grpc/proto-loader';
 
 export interface HostStatus {
@@ -31,6 +32,10 @@ export interface HostStatus {
    * when that heartbeat arrived
    */
   'reported_at_unix_ms'?: (number | string | Long);
+  /**
+   * null: the agent has reported none
+   */
+  'tunnel'?: (_weft_v1_TunnelReport | null);
 }
 
 export interface HostStatus__Output {
@@ -60,4 +65,8 @@ export interface HostStatus__Output {
    * when that heartbeat arrived
    */
   'reported_at_unix_ms': (number);
+  /**
+   * null: the agent has reported none
+   */
+  'tunnel': (_weft_v1_TunnelReport__Output | null);
 }

@@ -1,0 +1,8 @@
+// Original file: controller/api/weft.proto
+
+
+export interface ListTunnelsRequest {
+}
+
+export interface ListTunnelsRequest__Output {
+}
