@@ -158,7 +158,7 @@ describe('doctor: overlay entries', () => {
   it('passes when the kernel holds exactly what the agent desired and programmed', () => {
     const r = judgeOverlay(kernel, { desired: 12, programmed: 12, reconciles: 3, revision: 40 });
     expect(verdicts(r)).toEqual(['pass overlay/entries']);
-    expect(r[0].message).toContain('4 routes proto weft');
+    expect(r[0].message).toContain('routes proto weft: 4, neighbours: 4, FDB: 4');
     expect(r[0].message).toContain('revision 40');
   });
 

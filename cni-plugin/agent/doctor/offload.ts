@@ -24,7 +24,7 @@ export function judgeOffload(decision: TxChecksumDecision, devices: OffloadState
       out.push(warn('offload', d.device, `TX checksum offload is off for ${d.device} although ${decision.reason}: TSO is off with it and overlay throughput drops to a fraction`,
         `ethtool -K ${d.device} tx on, unless someone turned it off on purpose (then say so with --vxlan-tx-checksum off)`));
     } else {
-      out.push(pass('offload', d.device, `TX checksum offload ${d.txChecksum} on ${d.device}, as the policy wants (${decision.reason})`));
+      out.push(pass('offload', d.device, `TX checksum offload is ${d.txChecksum} for ${d.device}, as the policy wants: ${decision.reason}`));
     }
   }
   return out;

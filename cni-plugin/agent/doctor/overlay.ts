@@ -17,7 +17,7 @@ const RESYNC_FIX = 'the agent restores them at its next resync (--resync-interva
 export function judgeOverlay(kernel: KernelOverlay | { error: string }, report: AgentOverlayReport | undefined): Finding[] {
   if ('error' in kernel) return [fail('overlay', 'kernel', `cannot list the overlay entries: ${kernel.error}`, 'run weft doctor as root in the host network namespace')];
   const total = kernel.routes + kernel.neighs + kernel.fdbs;
-  const held = `${total} weft entries in the kernel (${kernel.routes} routes proto weft, ${kernel.neighs} neighbours, ${kernel.fdbs} FDB)`;
+  const held = `${total} weft entries in the kernel (routes proto weft: ${kernel.routes}, neighbours: ${kernel.neighs}, FDB: ${kernel.fdbs})`;
   if (!report || report.desired === undefined) {
     return [warn('overlay', 'entries', `${held}; the agent's report is not available to compare with (see the agent checks)`, 'start the agent, then run weft doctor again')];
   }
