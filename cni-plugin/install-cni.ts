@@ -121,7 +121,8 @@ export function parseInstallCniArgs(argv: readonly string[], env: Readonly<Recor
 export function renderConflist(o: Pick<InstallCniOptions, 'name' | 'cniVersion' | 'network' | 'socket' | 'withPortmap'>): string {
   const plugins: object[] = [
     // "labels": runtimes that support the capability pass container labels, which become endpoint labels.
-    { type: 'weft', network: o.network, agentSocket: o.socket, capabilities: { labels: true } },
+    // "ips": the address a runtime asks for (podman --ip with several addresses, Kubernetes' conventions) reaches weft.
+    { type: 'weft', network: o.network, agentSocket: o.socket, capabilities: { labels: true, ips: true } },
   ];
   if (o.withPortmap) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
   return JSON.stringify({ cniVersion: o.cniVersion, name: o.name, plugins }, null, 2) + '\n';

@@ -28,6 +28,7 @@ import {
   linkFind, linkList, type Link } from '../../dataplane/netlink/link';
 import { netnsId, netnsPath, pinNetns, sameNetns, type NetnsId, type NetnsPin } from '../../dataplane/netlink/netns';
 import { routeAddRequest, routeList } from '../../dataplane/netlink/route';
+import { chainResult } from '../cni/chain';
 import { CniError, CNI_ERR, type CniRequest, type CniResult, type CniRoute } from '../cni/types';
 import type { Allocation, IpamStore } from './ipam-store';
 import type { CniHandlers } from '../cni/types';
@@ -93,6 +94,8 @@ type AddConf = {
   family: number;
   prefixLen: number;
   labels: Record<string, string>;
+  /** The address the runtime asked for (runtimeConfig.ips, else CNI_ARGS IP=), canonical; undefined: any free one. */
+  requested?: string;
 };
 
 function requireIds(req: CniRequest): { containerId: string; ifname: string } {
@@ -225,13 +228,60 @@ function loadAddConf(deps: CniHandlerDeps, req: CniRequest): AddConf {
     throw new CniError(CNI_ERR.INVALID_CONFIG, `network "${att.network}" has an invalid subnet: ${(e as Error).message}`);
   }
   const netns = requireNetns(req);
+  const requested = requestedAddress(req, subnet.family);
   return {
     network: att.network, att, containerId, ifname, netns, mtu,
     hostName: hostVethName(att.network, containerId, ifname),
     family: subnet.family,
     prefixLen: subnet.prefixLen,
     labels,
+    ...(requested !== undefined ? { requested } : {}),
   };
+}
+
+/**
+ * The address the runtime asks for, of the network's family. Runtimes say it
+ * two ways: runtimeConfig.ips (the "ips" capability: podman with several
+ * --ip, Kubernetes' conventions; bare addresses or CIDRs) and CNI_ARGS IP=
+ * (podman with one --ip, nerdctl --ip; a comma-separated list with some).
+ * runtimeConfig wins when both are given. weft attaches one interface with
+ * one address per network, so asking for more than one of its family is
+ * refused, as is a value that is not an address.
+ */
+function requestedAddress(req: CniRequest, family: number): string | undefined {
+  const rc = req.config.runtimeConfig?.ips;
+  let asked: unknown[];
+  let source: string;
+  if (rc !== undefined && rc !== null) {
+    if (!Array.isArray(rc)) throw new CniError(CNI_ERR.INVALID_CONFIG, `runtimeConfig.ips must be a list of addresses, not ${JSON.stringify(rc)}`);
+    asked = rc;
+    source = 'runtimeConfig.ips';
+  } else {
+    const arg = req.args?.IP;
+    if (!arg) return undefined;
+    asked = arg.split(',').filter((s) => s !== '');
+    source = 'CNI_ARGS IP';
+  }
+  if (asked.length === 0) return undefined;
+  const ips = asked.map((v) => {
+    if (typeof v !== 'string') throw new CniError(CNI_ERR.INVALID_CONFIG, `${source}: ${JSON.stringify(v)} is not an address`);
+    try {
+      // a CIDR's prefix says nothing weft uses: the host's subnet decides the prefix
+      const c = parseCidr(v);
+      return { ip: c.ip, family: c.family };
+    } catch {
+      throw new CniError(CNI_ERR.INVALID_CONFIG, `${source}: ${JSON.stringify(v)} is not an address`);
+    }
+  });
+  const mine = ips.filter((i) => i.family === family);
+  if (mine.length === 0) {
+    const fam = family === AF_INET6 ? 'IPv6' : 'IPv4';
+    throw new CniError(CNI_ERR.ADDRESS_UNAVAILABLE, `${source} asks for ${asked.join(', ')}, but network "${req.config.network}" is ${fam}`);
+  }
+  if (mine.length > 1) {
+    throw new CniError(CNI_ERR.ADDRESS_UNAVAILABLE, `${source} asks for ${mine.map((i) => i.ip).join(', ')}: weft gives one address per interface and network`);
+  }
+  return mine[0].ip;
 }
 
 // ---- small kernel helpers ----
@@ -323,7 +373,12 @@ function inspect(host: Handle, ctr: Handle, c: { att: NetworkAttachment; hostNam
   return out;
 }
 
+/** weft's result, after what earlier plugins of the chain reported (prevResult) when weft is not first. */
 function buildResult(req: CniRequest, c: AddConf, ip: string, hostLink: Link, ctrLink: Link, routeDst: string): CniResult {
+  return chainResult(req.config.prevResult, ownResult(req, c, ip, hostLink, ctrLink, routeDst));
+}
+
+function ownResult(req: CniRequest, c: AddConf, ip: string, hostLink: Link, ctrLink: Link, routeDst: string): CniResult {
   const routes: CniRoute[] = [{ dst: routeDst, gw: c.att.gateway }];
   return {
     cniVersion: req.config.cniVersion,
@@ -408,7 +463,9 @@ export function createCniHandlers(deps: CniHandlerDeps): WeftCniHandlers {
       if (!bridge || bridge.kind !== 'bridge') {
         throw new CniError(CNI_ERR.TRY_AGAIN_LATER, `${context}: bridge ${c.att.bridge} ${bridge ? 'is not a bridge' : 'does not exist'} yet`);
       }
-      const { allocation, fresh, replaced } = deps.ipam.allocate(c.network, c.att.subnet, c.att.gateway, c.containerId, c.ifname, { netns: c.netns });
+      const { allocation, fresh, replaced } = deps.ipam.allocate(c.network, c.att.subnet, c.att.gateway, c.containerId, c.ifname, {
+        netns: c.netns, ...(c.requested !== undefined ? { requested: c.requested } : {}),
+      });
       if (replaced) log.warn({ stale: replaced, now: allocation.ip }, `${context}: address ${replaced.ip} is outside the host's subnet ${c.att.subnet}, replaced`);
       const ip = allocation.ip;
       let created = false;

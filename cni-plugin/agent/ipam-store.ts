@@ -34,8 +34,12 @@ export type IpamStore = {
    * The address of (containerId, ifname) in `network`: the one it already
    * holds, or the next free one after the last handed out. Throws
    * CniError ADDRESSES_EXHAUSTED when every usable address is taken.
+   * With `requested`, exactly that address or a CniError
+   * ADDRESS_UNAVAILABLE saying why not (outside the subnet's usable
+   * addresses, the gateway, held by another container, or the container
+   * already holding another); nothing is allocated on a refusal.
    */
-  allocate(network: string, subnet: string, gateway: string, containerId: string, ifname: string, opts?: { netns?: string }): AllocateResult;
+  allocate(network: string, subnet: string, gateway: string, containerId: string, ifname: string, opts?: { netns?: string; requested?: string }): AllocateResult;
   get(network: string, containerId: string, ifname: string): Allocation | undefined;
   /** Frees the address; returns what was freed, undefined when there was nothing (DEL is idempotent). */
   release(network: string, containerId: string, ifname: string): Allocation | undefined;
@@ -186,10 +190,55 @@ export function openIpamStore(opts: IpamStoreOptions = {}): IpamStore {
     return undefined;
   }
 
+  /** The requested address if it can be given to (containerId, ifname), else the refusal. */
+  function requestedFree(network: string, range: SubnetRange, gateway: bigint, containerId: string, ifname: string, requested: string): bigint {
+    const refuse = (why: string) => new CniError(CNI_ERR.ADDRESS_UNAVAILABLE, `requested address ${requested} in network "${network}": ${why}`);
+    let n: bigint;
+    try {
+      n = toBig(requested);
+    } catch {
+      throw refuse('not an address of the subnet\'s family');
+    }
+    const usable = `${fromBig(range.first, range.bytes)}-${fromBig(range.last, range.bytes)}`;
+    if (!inSubnet(requested, range)) throw refuse(`outside this host's subnet ${range.cidr} (containers on this host get addresses ${usable})`);
+    if (n < range.first || n > range.last) throw refuse(`the subnet's network or broadcast address (usable: ${usable})`);
+    if (n === gateway) throw refuse(`the gateway of this host's subnet ${range.cidr}`);
+    for (const r of q.ofNetwork.all(network)) {
+      if (r.container_id === containerId && r.ifname === ifname) continue;
+      let held: bigint;
+      try {
+        held = toBig(r.ip);
+      } catch {
+        continue;
+      }
+      if (held === n) throw refuse(`taken by container ${r.container_id.slice(0, 12)} (${r.ifname})`);
+    }
+    return n;
+  }
+
   const allocateTx = db.transaction(
-    (network: string, range: SubnetRange, gateway: bigint, containerId: string, ifname: string, netns: string | null): AllocateResult => {
+    (network: string, range: SubnetRange, gateway: bigint, containerId: string, ifname: string, netns: string | null, requested: string | null): AllocateResult => {
       const existing = q.byKey.get(network, containerId, ifname);
       let replaced: Allocation | undefined;
+      if (existing && requested !== null && inSubnet(existing.ip, range) && toBig(existing.ip) !== gateway) {
+        // a retry of the same request gets what it got; asking for another address while holding one is refused
+        if (existing.ip === requested) return { allocation: toAllocation(existing), fresh: false };
+        throw new CniError(CNI_ERR.ADDRESS_UNAVAILABLE, `requested address ${requested} in network "${network}": container ${containerId.slice(0, 12)} (${ifname}) already holds ${existing.ip}`);
+      }
+      if (requested !== null) {
+        const n = requestedFree(network, range, gateway, containerId, ifname, requested);
+        if (existing) {
+          replaced = toAllocation(existing);
+          q.delKey.run(network, containerId, ifname);
+        }
+        const ip = fromBig(n, range.bytes);
+        const createdAt = now();
+        // the round-robin cursor stays: a chosen address says nothing about where the next free one is
+        q.insert.run(network, ip, containerId, ifname, netns, createdAt);
+        const allocation: Allocation = { network, ip, containerId, ifname, createdAt };
+        if (netns !== null) allocation.netns = netns;
+        return replaced ? { allocation, fresh: true, replaced } : { allocation, fresh: true };
+      }
       if (existing) {
         if (inSubnet(existing.ip, range) && toBig(existing.ip) !== gateway) return { allocation: toAllocation(existing), fresh: false };
         replaced = toAllocation(existing);
@@ -241,7 +290,7 @@ export function openIpamStore(opts: IpamStoreOptions = {}): IpamStore {
         throw new CniError(CNI_ERR.INVALID_CONFIG, `gateway ${gateway} of network "${network}" is not in its subnet ${range.cidr}`);
       }
       // IMMEDIATE takes the write lock before reading, so a second connection cannot pick the same free address
-      return allocateTx.immediate(network, range, toBig(gateway), containerId, ifname, o.netns ?? null);
+      return allocateTx.immediate(network, range, toBig(gateway), containerId, ifname, o.netns ?? null, o.requested ?? null);
     },
     get(network, containerId, ifname) {
       const r = q.byKey.get(network, containerId, ifname);
