@@ -6,6 +6,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../controller/common/log';
+import { startChooser } from '../../cni-plugin/agent/tunnel/chooser';
 import { startProbeResponder, type ProbeResponder } from '../../cni-plugin/agent/tunnel/probe';
 import {
   decodeProbe, encodeProbe, KIND_REPLY, KIND_REQUEST, plainAddress, PROBE_SIZE, rateLimited, replyTo, type Probe,
@@ -178,4 +179,32 @@ describe('responder on loopback', () => {
     responder = await startProbeResponder({ port, allowed: () => true, log: silentLogger });
     expect(responder.port).toBe(port);
   });
+});
+
+describe('chooser and responder on real loopback sockets', () => {
+  const chooserOn = async (family: 4 | 6) => {
+    const addr = family === 4 ? '127.0.0.1' : '::1';
+    const responder = await startProbeResponder({ port: 0, allowed: (a) => a === addr, log: silentLogger });
+    const chooser = startChooser({ port: responder.port, intervalMs: 50, graceIntervals: 0, log: silentLogger });
+    chooser.update([{ datacenter: 'dc2', candidates: [{ host: 'g1', draining: false }, { host: 'g2', draining: false }], targets: [addr] }], addr);
+    return { responder, chooser };
+  };
+
+  for (const family of [4, 6] as const) {
+    it(`IPv${family}: answered while the responder runs; fails over once it is gone`, async () => {
+      const { responder, chooser } = await chooserOn(family);
+      try {
+        const h = await waitFor('an answered probe', () => chooser.health()[0]!.lastOkAt > 0 && chooser.health()[0], 5000);
+        expect(h).toMatchObject({ chosen: 'g1', failovers: 0 });
+        expect(h.rttMs).toBeGreaterThanOrEqual(0);
+        expect(responder.counts()).toMatchObject({ malformed: 0, refused: 0 });
+        await responder.close();
+        await waitFor('a failover', () => chooser.health()[0]!.failovers >= 1, 5000);
+        expect(chooser.choices().get('dc2')).toBe('g2');
+      } finally {
+        await chooser.close();
+        await responder.close();
+      }
+    });
+  }
 });
