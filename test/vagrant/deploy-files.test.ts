@@ -12,6 +12,7 @@ import { ROOT } from '../controller/daemon-process';
 import { AGENT_OPTIONS } from '../../cni-plugin/agent/config';
 import { CONTROLLER_OPTIONS } from '../../controller/daemon/config';
 import { INGRESS_OPTIONS } from '../../ingress/config';
+import { LAB_UNDERLAY, planLab, type LabSpec } from '../lab/plan';
 
 const VAGRANT_DIR = join(ROOT, 'vagrant');
 const PROVISION_DIR = join(VAGRANT_DIR, 'provision');
@@ -50,6 +51,54 @@ describe('vagrant/', () => {
     const r = run('vagrant', ['validate', '--ignore-provider'], { cwd: VAGRANT_DIR, env });
     expect(r.out, r.out).toContain('Vagrantfile validated successfully');
     expect(r.status, r.out).toBe(0);
+  });
+
+  it("has the lab's topology: every machine's address, segment and provisioning follow the lab's plan of topology.json", () => {
+    // The Vagrantfile, loaded by Ruby with a stand-in for Vagrant that
+    // records each machine's private networks and provisioners.
+    type Net = { type: string; ip?: string; netmask?: string; virtualbox__intnet?: string };
+    type Machine = { networks: Net[]; provisioners: Array<{ name: string; args?: string[] }> };
+    const r = run('ruby', [join(ROOT, 'test', 'vagrant', 'load-vagrantfile.rb'), join(VAGRANT_DIR, 'Vagrantfile')]);
+    expect(r.status, r.out).toBe(0);
+    const machines = JSON.parse(r.out.slice(r.out.indexOf('{'))) as Record<string, Machine>;
+    const plan = planLab(JSON.parse(readFileSync(join(VAGRANT_DIR, 'topology.json'), 'utf8')) as LabSpec);
+
+    const mask = (len: number) => [0, 8, 16, 24].map((s) => (len >= s + 8 ? 255 : len <= s ? 0 : 256 - 2 ** (s + 8 - len))).join('.');
+    /** The segment (internal network) on which `machine` has `ip`/`len`. */
+    const segment = (machine: string, ip: string, len: number): string => {
+      const n = machines[machine]?.networks.find((x) => x.type === 'private_network' && x.ip === ip);
+      expect(n, `${machine} has ${ip}`).toBeDefined();
+      expect(n!.netmask, `${machine} ${ip}`).toBe(mask(len));
+      return n!.virtualbox__intnet!;
+    };
+    const args = (machine: string, provisioner: string) => machines[machine].provisioners.find((p) => p.name === provisioner)?.args;
+
+    expect(Object.keys(machines).sort()).toEqual(
+      ['controller', 'wan', ...plan.routers.map((x) => `r-${x.datacenter}`), ...plan.hosts.map((h) => h.name)].sort(),
+    );
+    for (const [name, m] of Object.entries(machines)) {
+      const nets = m.networks.filter((n) => n.type === 'private_network').map((n) => n.virtualbox__intnet);
+      expect(new Set(nets).size, `${name}: one address per segment`).toBe(nets.length);
+    }
+    for (const h of plan.hosts) {
+      expect(segment(h.name, h.underlayIp, h.prefixLen), `${h.name} shares its rack's segment with the rack's gateway`)
+        .toBe(segment(`r-${h.datacenter}`, h.gateway, h.prefixLen));
+      expect(args(h.name, 'network')).toEqual([`${LAB_UNDERLAY} via ${h.gateway}`]);
+      expect(args(h.name, 'agent')).toEqual([h.rack, h.datacenter]);
+    }
+    for (const x of plan.routers) {
+      expect(segment(`r-${x.datacenter}`, x.ip, x.prefixLen)).toBe(segment('wan', x.peerIp, x.prefixLen));
+      expect(args(`r-${x.datacenter}`, 'network')).toEqual(['--forward', `${LAB_UNDERLAY} via ${x.peerIp}`]);
+    }
+    expect(args('wan', 'network')).toEqual(['--forward', ...plan.routers.flatMap((x) => x.racks.map((k) => `${k.subnet} via ${x.ip}`))]);
+    const c = plan.controller!;
+    expect(segment('controller', c.ip, c.prefixLen)).toBe(segment('wan', c.gateway, c.prefixLen));
+    expect(args('controller', 'controller')).toEqual([c.ip]);
+    // an ingress host exists and runs an agent too
+    const edges = Object.keys(machines).filter((m) => args(m, 'ingress'));
+    expect(edges.length).toBeGreaterThan(0);
+    for (const e of edges) expect(args(e, 'agent')).toBeDefined();
+    expect(new Set(plan.hosts.map((h) => h.datacenter)).size).toBeGreaterThanOrEqual(2);
   });
 
   it('shellcheck finds nothing in the provisioning scripts', () => {
