@@ -25,6 +25,9 @@ const HELP = `usage: weft agent --server host:port [flags]
   --vxlan-tx-checksum MODE    auto|on|off: TX checksum offload on VXLAN devices (auto: off only before kernel 5.7)
   --resync-interval DURATION  full overlay reconcile against drift (default ${AGENT_DEFAULTS.resyncInterval})
   --gc-interval DURATION      release addresses and host ends of containers gone without a DEL (default ${AGENT_DEFAULTS.gcInterval})
+  --tunnel-probe-port PORT    UDP port of the probes that pick gateways between datacenters (default ${AGENT_DEFAULTS.tunnelProbePort})
+  --tunnel-probe-interval DURATION
+                              how often each remote datacenter's path is probed (default ${AGENT_DEFAULTS.tunnelProbeInterval})
   --log-level LEVEL           fatal|error|warn|info|debug|trace|silent (default info)
   --config FILE               JSON file with the same settings (keys server, token, caCertHash, hostName, ...)
 Every flag also reads from WEFT_<NAME> (WEFT_SERVER, WEFT_TOKEN, ...).

@@ -49,6 +49,10 @@ export type AgentConfig = JoinSettings & {
   gcIntervalMs: number;
   /** TX checksum offload on weft's VXLAN devices: auto turns it off only on kernels that need it. */
   vxlanTxChecksum: TxChecksumMode;
+  /** UDP port the probe responder listens on and other agents' probes go to (tunnels between datacenters). */
+  tunnelProbePort: number;
+  /** How often each remote datacenter's path is probed. */
+  tunnelProbeIntervalMs: number;
   logLevel: LogLevel;
   configFile?: string;
 };
@@ -61,12 +65,15 @@ export const AGENT_DEFAULTS = {
   resyncInterval: '60s',
   gcInterval: '60s',
   vxlanTxChecksum: 'auto' as TxChecksumMode,
+  tunnelProbePort: 7472,
+  tunnelProbeInterval: '250ms',
   logLevel: 'info' as LogLevel,
 };
 
 type Key =
   | JoinKey | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
-  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'vtepMac' | 'resyncInterval' | 'gcInterval' | 'vxlanTxChecksum' | 'logLevel';
+  | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'vtepMac' | 'resyncInterval' | 'gcInterval' | 'vxlanTxChecksum' | 'logLevel'
+  | 'tunnelProbePort' | 'tunnelProbeInterval';
 
 const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
 export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
@@ -85,6 +92,8 @@ export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'resyncInterval', flag: '--resync-interval', env: 'WEFT_RESYNC_INTERVAL', kind: 'string', form: 'a duration from 1s to 24h (e.g. 30s, 5m, 1h)' },
   { key: 'gcInterval', flag: '--gc-interval', env: 'WEFT_GC_INTERVAL', kind: 'string', form: 'a duration from 1s to 24h (e.g. 30s, 5m, 1h)' },
   { key: 'vxlanTxChecksum', flag: '--vxlan-tx-checksum', env: 'WEFT_VXLAN_TX_CHECKSUM', kind: 'string', form: 'auto|on|off (auto: off only on kernels before 5.7)' },
+  { key: 'tunnelProbePort', flag: '--tunnel-probe-port', env: 'WEFT_TUNNEL_PROBE_PORT', kind: 'string', form: 'a UDP port from 1 to 65535' },
+  { key: 'tunnelProbeInterval', flag: '--tunnel-probe-interval', env: 'WEFT_TUNNEL_PROBE_INTERVAL', kind: 'string', form: 'a duration from 50ms to 10s (e.g. 250ms, 1s)' },
   { key: 'logLevel', flag: '--log-level', env: 'WEFT_LOG_LEVEL', kind: 'string', form: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 
@@ -139,6 +148,11 @@ export function loadAgentConfig(
   const gcRaw = pick('gcInterval') ?? { value: AGENT_DEFAULTS.gcInterval, source: 'default' };
   const gcIntervalMs = parseDurationWithin(gcRaw, formOf('gcInterval'), 1000, 86_400_000);
 
+  const probePortRaw = pick('tunnelProbePort');
+  const tunnelProbePort = probePortRaw ? parseWholeNumber(probePortRaw, formOf('tunnelProbePort'), 1, 65535) : AGENT_DEFAULTS.tunnelProbePort;
+  const probeIntervalRaw = pick('tunnelProbeInterval') ?? { value: AGENT_DEFAULTS.tunnelProbeInterval, source: 'default' };
+  const tunnelProbeIntervalMs = parseDurationWithin(probeIntervalRaw, formOf('tunnelProbeInterval'), 50, 10_000);
+
   const metricsRaw = pick('metricsListen') ?? { value: AGENT_DEFAULTS.metricsListen, source: 'default metrics-listen' };
 
   const csumRaw = pick('vxlanTxChecksum');
@@ -160,6 +174,8 @@ export function loadAgentConfig(
     resyncIntervalMs,
     gcIntervalMs,
     vxlanTxChecksum,
+    tunnelProbePort,
+    tunnelProbeIntervalMs,
     logLevel: parseLogLevel(pick('logLevel'), AGENT_DEFAULTS.logLevel),
     ...(configFile !== undefined ? { configFile } : {}),
   };

@@ -2,13 +2,15 @@
 // each in a start-*.ts module beside this one, and stop() takes them down
 // again without touching the dataplane.
 //   checkHost              netlink handle, underlay address, VTEP MAC, preflight
+//   closeByCache           the fail-closed table as last cached, before any route
 //   establishIdentity      cluster credentials (join with the token) and WireGuard keys
 //   openAgentDb            container addresses and the endpoint outbox
 //   connectToController,
 //   registerThisHost       the controller client, and this host's leases
 //   setUpHostNetwork       devices, addresses and iptables for those leases
 //   serveCni               orphan release, the outbox's delivery, the CNI socket
-//   syncOverlay            topology watch -> coalesced reconcile, periodic resync
+//   startTunnel            probe responder, gateway chooser, gateway dataplane hooks
+//   syncOverlay            topology watch -> coalesced reconcile (tunnel, overlay), periodic resync
 //   keepLeases             heartbeats, lease events, background registration
 //   serveMetricsAndHealth  /metrics /healthz /readyz
 // Each phase takes and returns plain values and pushes onto `undo` right
@@ -35,6 +37,7 @@ import { setUpHostNetwork } from './start-host-network';
 import { establishIdentity } from './start-identity';
 import { serveMetricsAndHealth } from './start-health';
 import { syncOverlay } from './start-overlay';
+import { closeByCache, startTunnel } from './start-tunnel';
 import { connectToController, hostRegistration, registerThisHost } from './start-registration';
 import { runUndo, type Undo } from './start-undo';
 
@@ -54,6 +57,8 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
   const undo: Undo = [];
   try {
     const { h, underlayIp, vtepMac } = await checkHost(config, log, undo);
+    // before anything that could route traffic to another datacenter: closed from the first packet
+    const failClosed = await closeByCache(config, log, undo);
     const { credentials, wgPublicKey, renewal } = await establishIdentity(config, log, signal);
     undo.push(() => renewal.stop());
     const { ipam, outbox } = openAgentDb(config, log, undo);
@@ -65,7 +70,8 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
 
     const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
     await serveCni(config, { ipam, outbox, network, client, metrics }, log, undo);
-    const overlay = syncOverlay(config, { h, network, client, metrics }, log, undo);
+    const tunnel = await startTunnel(config, { h, underlayIp, table: failClosed, metrics }, log, undo);
+    const overlay = syncOverlay(config, { h, network, client, metrics, tunnel }, log, undo);
     keepLeases(config, { client, registration, registered, initial, ipam, network, overlay, report: metrics.heartbeatReport }, log, undo);
 
     const lifecycle = { stopping: false };

@@ -13,10 +13,19 @@ import type { ChangeKind, HostNetworkChange } from './host/host-network';
 import type { ReconcileResult } from './host/overlay';
 import type { CniHandlers } from '../cni/types';
 import type { HeartbeatReport, OverlaySummary } from './state/types';
+import type { TunnelSummary } from './tunnel/types';
+
+/** Where the tunnel metrics come from, read at each scrape (set once the tunnel part has started). */
+export type TunnelSource = {
+  summary(): TunnelSummary;
+  /** Packets the fail-closed table dropped: to another datacenter by a wrong way, and VXLAN to another datacenter's hosts. */
+  dropped(): { remote: number; vxlan: number };
+};
 
 /** One overlay reconcile's outcome, as the agent reports it with its heartbeats (`weft hosts` shows it). */
 /** link: the link monitor saw one of weft's devices (or the underlay) change, or lost notifications. */
-export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start' | 'link';
+/** tunnel: the gateway chooser changed a choice, or key rotation asked for a reconcile. */
+export type ReconcileTrigger = 'topology' | 'resync' | 'lease' | 'start' | 'link' | 'tunnel';
 
 export type AgentMetrics = {
   registry: Registry;
@@ -31,6 +40,8 @@ export type AgentMetrics = {
   instrumentCni<T extends CniHandlers>(h: T): T;
   /** The agent version and the last successful reconcile's summary (none before the first), for the heartbeat. */
   heartbeatReport(): HeartbeatReport;
+  /** Where the weft_tunnel_* metrics and the heartbeat's tunnel report come from. */
+  setTunnel(source: TunnelSource): void;
 };
 
 const CONNECTION_STATES: ConnectionState[] = ['connected', 'connecting', 'disconnected'];
@@ -93,9 +104,13 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
 
   // the last reconcile that ran, kept for the heartbeat report
   let last: OverlaySummary | undefined;
+  let tunnel: TunnelSource | undefined;
+  createTunnelMetrics(registers, () => tunnel);
 
   function heartbeatReport(): HeartbeatReport {
-    return last ? { agentVersion: deps.version, overlay: last } : { agentVersion: deps.version };
+    const r: HeartbeatReport = last ? { agentVersion: deps.version, overlay: last } : { agentVersion: deps.version };
+    if (tunnel) r.tunnel = tunnel.summary();
+    return r;
   }
 
   function setConnection(state: ConnectionState): void {
@@ -148,5 +163,96 @@ export function createAgentMetrics(deps: { hostName: string; version: string; ou
     setConnection,
     instrumentCni,
     heartbeatReport,
+    setTunnel(source) {
+      tunnel = source;
+    },
   };
+}
+
+/**
+ * weft_tunnel_*: read from the tunnel part at each scrape. Counters the
+ * chooser and the WireGuard device keep themselves (failovers, bytes) are
+ * carried over by their increase since the last scrape; a device that
+ * started again (its counters back near zero) counts from its new values.
+ */
+function createTunnelMetrics(registers: Registry[], source: () => TunnelSource | undefined) {
+  const seen = new Map<string, number>();
+  const grow = (c: Counter<string>, labels: Record<string, string>, now: number) => {
+    const key = JSON.stringify(labels);
+    const before = seen.get(key) ?? 0;
+    seen.set(key, now);
+    const inc = now >= before ? now - before : now;
+    if (inc > 0) c.inc(labels, inc);
+  };
+  const summary = () => source()?.summary();
+  new Gauge({
+    name: 'weft_tunnel_role', help: '1 for what this host is for traffic between datacenters: a gateway or a host', labelNames: ['role'], registers,
+    collect() {
+      const s = summary();
+      if (!s) return;
+      this.set({ role: 'gateway' }, s.role === 'gateway' ? 1 : 0);
+      this.set({ role: 'host' }, s.role === 'host' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'weft_tunnel_active_gateway', help: '1 for the gateway that carries this host\'s traffic to each remote datacenter', labelNames: ['datacenter', 'gateway'], registers,
+    collect() {
+      this.reset();
+      for (const p of summary()?.paths ?? []) if (p.chosen) this.set({ datacenter: p.datacenter, gateway: p.chosen }, 1);
+    },
+  });
+  new Counter({
+    name: 'weft_tunnel_failovers_total', help: 'Gateway changes after probes went unanswered, per remote datacenter', labelNames: ['datacenter'], registers,
+    collect() {
+      for (const p of summary()?.paths ?? []) grow(this, { datacenter: p.datacenter }, p.failovers);
+    },
+  });
+  new Gauge({
+    name: 'weft_tunnel_probe_rtt_seconds', help: 'Round trip of the last answered probe through the tunnel, per remote datacenter', labelNames: ['datacenter'], registers,
+    collect() {
+      this.reset();
+      for (const p of summary()?.paths ?? []) if (p.lastOkAt > 0) this.set({ datacenter: p.datacenter }, p.rttMs / 1000);
+    },
+  });
+  new Gauge({
+    name: 'weft_tunnel_peer_handshake_age_seconds', help: 'Seconds since the last WireGuard handshake with each peer gateway (-1: none yet)', labelNames: ['peer'], registers,
+    collect() {
+      this.reset();
+      for (const p of summary()?.peers ?? []) this.set({ peer: p.host }, p.handshakeAgeSeconds);
+    },
+  });
+  new Counter({
+    name: 'weft_tunnel_peer_bytes_total', help: 'Bytes through WireGuard per peer gateway and direction (rx, tx)', labelNames: ['peer', 'direction'], registers,
+    collect() {
+      for (const p of summary()?.peers ?? []) {
+        grow(this, { peer: p.host, direction: 'rx' }, p.rxBytes);
+        grow(this, { peer: p.host, direction: 'tx' }, p.txBytes);
+      }
+    },
+  });
+  new Gauge({
+    name: 'weft_tunnel_mtu', help: 'MTU of the tunnel devices (weft.wg0, weft.xdc), labelled with where it came from', labelNames: ['device', 'source'], registers,
+    collect() {
+      this.reset();
+      const s = summary();
+      if (!s || s.role !== 'gateway' || s.wgMtu === 0) return;
+      this.set({ device: 'weft.wg0', source: s.mtuSource }, s.wgMtu);
+      this.set({ device: 'weft.xdc', source: s.mtuSource }, s.xdcMtu);
+    },
+  });
+  new Gauge({
+    name: 'weft_tunnel_dropped_packets', help: 'Packets the fail-closed table dropped since it was made: to another datacenter not through the tunnel (rule="remote"), VXLAN to another datacenter (rule="vxlan")',
+    labelNames: ['rule'], registers,
+    collect() {
+      const src = source();
+      if (!src) return;
+      try {
+        const d = src.dropped();
+        this.set({ rule: 'remote' }, d.remote);
+        this.set({ rule: 'vxlan' }, d.vxlan);
+      } catch {
+        // a scrape never fails for a table that cannot be read; the agent's log says why
+      }
+    },
+  });
 }

@@ -21,6 +21,7 @@ import { repairReason } from './host/repair-triggers';
 import type { AgentMetrics, ReconcileTrigger } from './metrics';
 import { createReconcileLoop } from './reconcile-loop';
 import type { HostNetwork } from './start-host-network';
+import type { TunnelSync } from './start-tunnel';
 import type { Undo } from './start-undo';
 import type { AgentClient } from './sync/controller';
 import type { Topology } from './state/types';
@@ -32,16 +33,24 @@ export type OverlaySync = {
   topology(): Topology;
   /** Ask for a reconcile; requests made close together share one. */
   request(trigger: ReconcileTrigger): void;
+  /** Ask for a reconcile and wait for one that started after this call to finish (after the first snapshot). */
+  reconcileNow(trigger: ReconcileTrigger): Promise<void>;
 };
 
 /** The loop, the watch and the resync timer each push their undo step. */
 export function syncOverlay(
   config: AgentConfig,
-  deps: { h: Handle; network: HostNetwork; client: Pick<AgentClient, 'watchTopology'>; metrics: AgentMetrics },
+  deps: {
+    h: Handle; network: HostNetwork; client: Pick<AgentClient, 'watchTopology'>; metrics: AgentMetrics;
+    /** Traffic between datacenters: its fail-closed adds and gateway run before the overlay, its removals after. */
+    tunnel?: Pick<TunnelSync, 'before' | 'overlay' | 'after' | 'bind'>;
+  },
   log: Logger,
   undo: Undo,
 ): OverlaySync {
-  const { h, network, client, metrics } = deps;
+  const { h, network, client, metrics, tunnel } = deps;
+  /** Callers of reconcileNow waiting for the next run to finish. */
+  let waiters: Array<() => void> = [];
   let synced = false;
   let reconciles = 0;
   /** Why the link monitor asked for the next check, deduplicated; taken by the run that does it. */
@@ -60,7 +69,7 @@ export function syncOverlay(
   }
 
   const loop = createReconcileLoop<ReconcileTrigger>({
-    run(triggers) {
+    async run(triggers) {
       // act on everything the kernel has said so far: a port that joined a bridge just before the
       // bridge went, or a deletion racing this resync, is then part of this check
       monitor?.readPending();
@@ -68,11 +77,17 @@ export function syncOverlay(
       if (linkCauses.length > 0 || triggers.includes('resync')) checkHostNetwork(triggers.includes('resync'));
       // the host network is kept before the first snapshot too; the overlay waits for it
       if (!synced) return;
+      const waiting = waiters;
+      waiters = [];
       const topology = watch.topology();
+      const attachments = [...network.attachments.values()];
       const trigger = triggers[0];
       const t0 = performance.now();
       try {
-        const r = reconcileOverlay(h, topology, config.hostName, [...network.attachments.values()], { log });
+        // the tunnel's part first: fail-closed adds before any route that needs them, the gateway's devices before routes into them
+        if (tunnel) await tunnel.before(topology, attachments);
+        const r = reconcileOverlay(h, topology, config.hostName, attachments, { log, datacenters: tunnel?.overlay() });
+        tunnel?.after();
         metrics.reconciled(trigger, r, topology.revision);
         const fields = {
           trigger: triggers.join(','), revision: topology.revision, desired: r.desired, requests: r.requests,
@@ -83,6 +98,8 @@ export function syncOverlay(
       } catch (err) {
         metrics.reconcileFailed(trigger, (performance.now() - t0) / 1000);
         log.error({ err, trigger: triggers.join(',') }, 'overlay reconcile failed; the next one retries');
+      } finally {
+        for (const w of waiting) w();
       }
     },
   });
@@ -109,12 +126,19 @@ export function syncOverlay(
     loop.request('link');
   }, network, log);
   if (monitor) undo.push(() => monitor?.close());
+  const reconcileNow = (trigger: ReconcileTrigger) =>
+    new Promise<void>((resolve) => {
+      waiters.push(resolve);
+      loop.request(trigger);
+    });
+  tunnel?.bind({ request: () => loop.request('tunnel'), reconcileNow: () => reconcileNow('tunnel') });
   return {
     get synced() {
       return synced;
     },
     topology: () => watch.topology(),
     request: (trigger) => loop.request(trigger),
+    reconcileNow,
   };
 }
 

@@ -22,8 +22,9 @@ import {
 import {
   routeAddRequest, routeDelRequest, routeList, routeReplaceRequest, RT_TABLE_MAIN, RTN_UNICAST, RTPROT_WEFT, type Route,
 } from '../../../dataplane/netlink/route';
-import type { NetworkAttachment, Topology } from '../state/types';
+import type { NetworkAttachment, RemoteHost, Topology } from '../state/types';
 import { type Logger, silentLogger } from '../../../controller/common/log';
+import type { GatewayChoices, TunnelRole } from '../tunnel/types';
 import { cidrContains, vtepIpOf } from './naming';
 
 /** `<dst> via <gw> dev <dev> onlink proto weft` in the main table. */
@@ -37,6 +38,17 @@ export type OverlayNeigh = { dev: string; ip: string; mac: string };
  * an add of the new entry and a delete of the old one.
  */
 export type OverlayFdb = { dev: string; mac: string; dst: string; replaces?: string };
+
+/**
+ * What the overlay needs to know about datacenters. Hosts of another
+ * datacenter get no neighbour or FDB entry here, ever: on a gateway their
+ * subnets are weft.xdc's (tunnel/gateway.ts), elsewhere they are routed to
+ * the local gateway chosen for their datacenter, and with no choice (no
+ * gateway) not at all, which the fail-closed table turns into a drop.
+ * Without it (or with every host in this datacenter) the overlay is as it
+ * was before datacenters: every host directly.
+ */
+export type OverlayDatacenters = { datacenter: string; role: TunnelRole; choices: GatewayChoices };
 
 export type Overlay = { routes: OverlayRoute[]; neighs: OverlayNeigh[]; fdbs: OverlayFdb[] };
 export type Skipped = { host: string; network: string; reason: string };
@@ -103,14 +115,23 @@ function checkSubnet(subnet: string, p: ParsedAttachment): string | undefined {
  * break the others: hosts are taken in name order, so which of two claimants
  * wins does not depend on the order the controller sent them in.
  */
-export function renderOverlay(topology: Topology, selfName: string, attachments: NetworkAttachment[]): RenderedOverlay {
+export function renderOverlay(topology: Topology, selfName: string, attachments: NetworkAttachment[], xdc?: OverlayDatacenters): RenderedOverlay {
   const routes = new Map<string, OverlayRoute>();
   const neighs = new Map<string, OverlayNeigh>();
   const fdbs = new Map<string, OverlayFdb>();
   const skipped: Skipped[] = [];
   const hosts = [...topology.hosts].filter((h) => h.name !== selfName).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const parsed: ParsedAttachment[] = attachments.map((att) => ({ att, network: parseCidr(att.networkCidr), own: parseCidr(att.subnet) }));
+  const byName = new Map(topology.hosts.map((h) => [h.name, h]));
+  const remote = (h: { datacenter: string }) => xdc !== undefined && h.datacenter !== '' && h.datacenter !== xdc.datacenter;
+  // local hosts first: a remote subnet routed via a local gateway never takes a route a local host holds
+  hosts.sort((a, b) => Number(remote(a)) - Number(remote(b)));
   for (const host of hosts) {
+    if (remote(host)) {
+      if (xdc!.role === 'gateway') continue;
+      renderRemote(host, xdc!.choices.get(host.datacenter));
+      continue;
+    }
     const bad = checkHost(host.underlayIp, host.vtepMac);
     for (const p of parsed) {
       const att = p.att;
@@ -139,6 +160,28 @@ export function renderOverlay(topology: Topology, selfName: string, attachments:
       routes.set(routeKeyOf(r), r);
       neighs.set(neighKeyOf(n), n);
       fdbs.set(fdbKeyOf(f), f);
+    }
+  }
+  /** A host of another datacenter: each subnet via the chosen local gateway's VTEP address in that network. */
+  function renderRemote(host: RemoteHost, gateway: string | undefined): void {
+    const gw = gateway === undefined ? undefined : byName.get(gateway);
+    if (gw === undefined || remote(gw)) return;
+    for (const p of parsed) {
+      const subnet = host.subnets?.[p.att.network];
+      const via = gw.subnets?.[p.att.network];
+      if (subnet === undefined || via === undefined) continue;
+      const skip = (reason: string) => skipped.push({ host: host.name, network: p.att.network, reason });
+      const why = checkSubnet(subnet, p) ?? checkSubnet(via, p);
+      if (why) {
+        skip(why);
+        continue;
+      }
+      const r: OverlayRoute = { dev: p.att.vxlanDevice, dst: canonCidr(subnet), gw: vtepIpOf(via) };
+      if (routes.has(routeKeyOf(r))) {
+        skip(`subnet ${r.dst} is already another host's`);
+        continue;
+      }
+      routes.set(routeKeyOf(r), r);
     }
   }
   const sorted = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, v]) => v);
@@ -349,7 +392,7 @@ export type ReconcileResult = {
   skipped: Skipped[];
 };
 
-export type ReconcileOptions = { log?: Logger };
+export type ReconcileOptions = { log?: Logger; datacenters?: OverlayDatacenters };
 
 /** render, list, diff, apply: make the kernel's overlay entries what the topology says. */
 export function reconcileOverlay(
@@ -357,7 +400,7 @@ export function reconcileOverlay(
 ): ReconcileResult {
   const log = opts.log ?? silentLogger;
   const t0 = performance.now();
-  const desired = renderOverlay(topology, self, attachments);
+  const desired = renderOverlay(topology, self, attachments, opts.datacenters);
   const devices = overlayDevices(h, attachments);
   const actual = listOverlay(h, attachments, devices);
   const plan = diffOverlay(desired, actual);

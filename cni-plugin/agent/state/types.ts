@@ -1,6 +1,7 @@
 // Plain data passed between the agent's parts: the controller view (topology),
 // the host's own attachments to weft networks, and the endpoint outbox.
 import type { EndpointRecord as ContractEndpointRecord } from '../../../controller/api/proto';
+import type { TunnelSummary } from '../tunnel/types';
 
 /** One weft network as this host is attached to it. */
 export type NetworkAttachment = {
@@ -91,4 +92,4 @@ export type OverlaySummary = {
 };
 
 /** What the agent says about itself with each heartbeat. */
-export type HeartbeatReport = { agentVersion: string; overlay?: OverlaySummary };
+export type HeartbeatReport = { agentVersion: string; overlay?: OverlaySummary; tunnel?: TunnelSummary };
