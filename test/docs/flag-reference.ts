@@ -4,6 +4,7 @@
 // the code. What a flag is for is said here, once per flag; the unit test
 // fails when a table gains a flag this file does not explain, or loses one
 // it does, and when README.md's marked section differs from this rendering.
+import { readFileSync } from 'node:fs';
 import { ADMIN_CLIENT_SPEC } from '../../controller/cli/commands';
 import { CONFIG_ENV, CONFIG_FLAG, type OptionSpec } from '../../controller/common/config-sources';
 import { CONTROLLER_OPTIONS, DEFAULTS, STORE_OPTIONS } from '../../controller/daemon/config';
@@ -35,6 +36,17 @@ const JOIN_DOCS = (tokenCommand: string): Record<string, Doc> => ({
 });
 
 const LOG_LEVEL: Doc = { meaning: 'log level; logs are JSON lines on stdout' };
+
+// The CNI plugin is C (cni-plugin/shim/weft.c) and reads its variables with
+// getenv from the runtime's environment: they are listed from its source.
+const SHIM_SOURCE = readFileSync(new URL('../../cni-plugin/shim/weft.c', import.meta.url), 'utf8');
+/** A number the shim #defines. */
+function shimDefine(name: string): string {
+  const m = new RegExp(`^#define ${name} (\\d+)$`, 'm').exec(SHIM_SOURCE);
+  if (!m) throw new Error(`cni-plugin/shim/weft.c defines no ${name}`);
+  return m[1];
+}
+export const SHIM_VARIABLES = [...SHIM_SOURCE.matchAll(/getenv\("(WEFT_[A-Z0-9_]+)"\)/g)].map((m) => m[1]);
 
 export const REFERENCE: CommandReference[] = [
   {
@@ -97,6 +109,14 @@ export const REFERENCE: CommandReference[] = [
     },
   },
   {
+    title: 'The CNI plugin (`/opt/cni/bin/weft`; set in the container runtime\'s environment)',
+    options: SHIM_VARIABLES.map((env) => ({ key: env, flag: '', env, kind: 'string' as const, form: 'a whole number of milliseconds above 0' })),
+    defaults: {},
+    docs: {
+      WEFT_CNI_TIMEOUT_MS: { meaning: 'how long the plugin waits for the agent\'s reply before it fails with "try again later"', default: `\`${shimDefine('REPLY_TIMEOUT_MS')}\`` },
+    },
+  },
+  {
     title: '`weft ingress`',
     options: INGRESS_OPTIONS,
     defaults: INGRESS_DEFAULTS,
@@ -155,8 +175,11 @@ const camel = (flag: string) => flag.replace(/^--/, '').replace(/-([a-z0-9])/g, 
 const cell = (s: string) =>
   s.replace(/\|/g, '\\|').split('`').map((part, i) => (i % 2 === 1 ? part : part.replace(/</g, '&lt;').replace(/>/g, '&gt;'))).join('`');
 
+/** What a row is known by: its flag, or for a variable without one, the variable. */
+export const nameOf = (o: OptionSpec<string>) => o.flag || o.env;
+
 function defaultOf(c: CommandReference, o: OptionSpec<string>): string {
-  const doc = c.docs[o.flag];
+  const doc = c.docs[nameOf(o)];
   if (doc?.default !== undefined) return doc.default;
   const v = c.defaults[o.key];
   if (v !== undefined && v !== '') return `\`${String(v)}\``;
@@ -180,11 +203,12 @@ export function renderFlagReference(reference: readonly CommandReference[] = REF
   for (const c of reference) {
     out.push('', `### ${c.title}`, '');
     const env = c.options.some((o) => o.env !== '');
-    out.push(env ? '| flag | variable | default | value | meaning |' : '| flag | default | value | meaning |');
-    out.push(env ? '|---|---|---|---|---|' : '|---|---|---|---|');
+    const flag = c.options.some((o) => o.flag !== '');
+    const head = [...(flag ? ['flag'] : []), ...(env ? ['variable'] : []), 'default', 'value', 'meaning'];
+    out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---|').join('')}`);
     for (const o of c.options) {
-      const key = o.key !== camel(o.flag) && env ? ` (file: \`${o.key}\`)` : '';
-      const row = [`\`${o.flag}\`${key}`, ...(env ? [`\`${o.env}\``] : []), defaultOf(c, o), o.form, c.docs[o.flag]?.meaning ?? ''];
+      const key = o.key !== camel(o.flag) && env && flag ? ` (file: \`${o.key}\`)` : '';
+      const row = [...(flag ? [`\`${o.flag}\`${key}`] : []), ...(env ? [`\`${o.env}\``] : []), defaultOf(c, o), o.form, c.docs[nameOf(o)]?.meaning ?? ''];
       out.push(`| ${row.map(cell).join(' | ')} |`);
     }
   }

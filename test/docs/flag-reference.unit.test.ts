@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { BEGIN, END, flagReferenceIn, REFERENCE, renderFlagReference, withFlagReference } from './flag-reference';
+import { BEGIN, END, flagReferenceIn, nameOf, REFERENCE, renderFlagReference, SHIM_VARIABLES, withFlagReference } from './flag-reference';
 
 const README = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'README.md');
 
@@ -19,7 +19,7 @@ describe('flag reference', () => {
   });
 
   it.each(REFERENCE.map((c) => [c.title, c] as const))('every flag of %s is explained, and nothing else is', (_, c) => {
-    const flags = c.options.map((o) => o.flag);
+    const flags = c.options.map(nameOf);
     expect(flags.filter((f) => !c.docs[f]?.meaning), 'flags without a meaning in test/docs/flag-reference.ts').toEqual([]);
     expect(Object.keys(c.docs).filter((f) => !flags.includes(f)), 'meanings of flags the command no longer has').toEqual([]);
     expect(new Set(flags).size).toBe(flags.length);
@@ -32,6 +32,9 @@ describe('flag reference', () => {
     const text = renderFlagReference();
     expect(text).toContain('| `--gc-interval` | `WEFT_GC_INTERVAL` | `60s` |');
     expect(text).toContain('`--default` (file: `makeDefault`)');
+    // the C plugin's variables come from its getenv calls
+    expect(SHIM_VARIABLES).toContain('WEFT_CNI_TIMEOUT_MS');
+    expect(text).toMatch(/\| `WEFT_CNI_TIMEOUT_MS` \| `\d+` \|/);
     for (const line of text.split('\n').filter((l) => l.startsWith('| `--'))) {
       const header = line.split(/(?<!\\)\|/).length;
       expect([6, 7], line).toContain(header);
