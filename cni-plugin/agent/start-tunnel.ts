@@ -87,20 +87,22 @@ export async function startTunnel(
   /** The policy the state dir holds: written again only when it changes. */
   let cachedPolicy = table.policy;
 
-  const responder = await startProbeResponder({
-    port: config.tunnelProbePort,
+  const allowed = (addr: string): boolean => {
+    try {
+      const a = parseCidr(addr.includes(':') ? `${addr}/128` : `${addr}/32`);
+      return pools.some((p) => cidrContains(p, a));
+    } catch {
+      return false;
+    }
+  };
+  try {
     // weft's own addresses only: the probes come from bridge addresses
-    allowed: (addr) => {
-      try {
-        const a = parseCidr(addr.includes(':') ? `${addr}/128` : `${addr}/32`);
-        return pools.some((p) => cidrContains(p, a));
-      } catch {
-        return false;
-      }
-    },
-    log: tlog,
-  });
-  undo.push(() => responder.close());
+    const responder = await startProbeResponder({ port: config.tunnelProbePort, allowed, log: tlog });
+    undo.push(() => responder.close());
+  } catch (err) {
+    // the agent still carries traffic; other datacenters' probes through this host go unanswered, and say so there
+    tlog.error({ err, port: config.tunnelProbePort }, 'cannot answer probes (is the port taken? see --tunnel-probe-port)');
+  }
   const chooser: Chooser = startChooser({ port: config.tunnelProbePort, intervalMs: config.tunnelProbeIntervalMs, log: tlog });
   undo.push(() => chooser.close());
   chooser.onChange((reason) => {
