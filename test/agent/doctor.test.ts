@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Finding } from '../../cni-plugin/agent/doctor/finding';
+import { probeLinkKinds } from '../../cni-plugin/agent/doctor/kernel-probe';
+import { netnsExists } from '../../dataplane/netlink/netns';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson } from '../lab/run';
 import { waitFor } from '../helpers/wait';
@@ -45,7 +47,15 @@ async function doctor(h: LabHost, opts: { json?: boolean } = { json: true }): Pr
     '--host-name', h.name, '--state-dir', a.stateDir, '--metrics', `127.0.0.1:${AGENT_METRICS_PORT}`, ...(opts.json ? ['--json'] : []),
   ];
   const r = await nsExecAsync(h.netns, process.execPath, args, { timeoutMs: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, ...(opts.json ? { report: JSON.parse(r.stdout) as Report } : {}) };
+  let report: Report | undefined;
+  if (opts.json) {
+    try {
+      report = JSON.parse(r.stdout) as Report;
+    } catch {
+      throw new Error(`weft doctor printed no JSON report (exit ${r.status}): ${r.stdout.slice(0, 500)} ${r.stderr.slice(0, 2000)}`);
+    }
+  }
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, ...(report ? { report } : {}) };
 }
 
 function finding(r: Report, k: string): Finding {
@@ -101,6 +111,13 @@ afterAll(async () => {
     if (dir && !process.env.WEFT_TEST_KEEP_LOGS) rmSync(dir, { recursive: true, force: true });
   }
 }, 60_000);
+
+describe('the kernel probe of last resort', () => {
+  it('creates each kind of device in a namespace of its own and removes the namespace', () => {
+    expect(Object.fromEntries(probeLinkKinds(['vxlan', 'bridge', 'veth', 'wireguard']))).toEqual({ vxlan: { ok: true }, bridge: { ok: true }, veth: { ok: true } });
+    expect(netnsExists(`weft-doctor-${process.pid}`)).toBe(false);
+  });
+});
 
 describe('weft doctor on a lab host', () => {
   it('passes every check on a healthy host and exits 0', async () => {

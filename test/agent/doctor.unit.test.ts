@@ -49,6 +49,10 @@ describe('doctor: kernel features', () => {
     expect(evidenceFor(vx, { ...base, loadable: new Set(['vxlan']) })).toMatchObject({ present: true, how: expect.stringContaining('not loaded yet') });
     expect(evidenceFor(vx, { ...base, config: new Map() })).toMatchObject({ present: false, how: expect.stringContaining('without CONFIG_VXLAN') });
     expect(evidenceFor(vx, base)).toBeUndefined();
+    // only when nothing else tells does a probe in a throwaway namespace count
+    expect(evidenceFor(vx, { ...base, probed: new Map([['vxlan', { ok: true }]]) })).toMatchObject({ present: true, how: expect.stringContaining('throwaway namespace') });
+    expect(evidenceFor(vx, { ...base, probed: new Map([['vxlan', { ok: false, error: 'EOPNOTSUPP' }]]) })).toMatchObject({ present: false, how: expect.stringContaining('EOPNOTSUPP') });
+    expect(evidenceFor(vx, { ...base, config: new Map(), probed: new Map([['vxlan', { ok: true }]]) })).toMatchObject({ present: false });
   });
 
   it('fails a missing feature, warns when nothing tells, and accepts wireguard-go for WireGuard', () => {

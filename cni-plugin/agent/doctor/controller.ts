@@ -6,9 +6,10 @@
 // says which networks this host holds subnets in and the cluster's MTU.
 import * as grpc from '@grpc/grpc-js';
 import { connectController, grpcCode } from '../../../controller/api/client/client';
-import { channelCredentials, loadCredentials, HOST_CERT_FILE, type Credentials } from '../../../controller/api/client/credentials';
+import { channelCredentials, loadCredentials, HOST_CERT_FILE, HOST_KEY_FILE, type Credentials } from '../../../controller/api/client/credentials';
 import { certProblemMessage, certProblemOf } from '../../../controller/api/client/server-cert';
 import type { ResponseOf } from '../../../controller/api/proto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyTopologyEvent, emptyTopology } from '../sync/topology';
 import type { Topology } from '../state/types';
@@ -28,8 +29,21 @@ export type ControllerFacts = {
   clusterMtu?: number;
 };
 
+/**
+ * loadCredentials completes or drops a renewal a crash left half-stored
+ * (host.key.next, host.crt.next), as the agent does at start. A running
+ * agent stores a renewal in a few milliseconds, so while such files exist
+ * the doctor first waits for them to go, rather than finish the agent's
+ * renewal under it.
+ */
+async function renewalSettled(stateDir: string, waitMs = 2000): Promise<void> {
+  const pending = () => [HOST_KEY_FILE, HOST_CERT_FILE].some((f) => existsSync(join(stateDir, `${f}.next`)));
+  for (const until = Date.now() + waitMs; pending() && Date.now() < until;) await new Promise((r) => setTimeout(r, 50));
+}
+
 export async function readCredentials(stateDir: string): Promise<CredentialsFacts> {
   try {
+    await renewalSettled(stateDir);
     const c = await loadCredentials(stateDir);
     return c ? { credentials: c } : { missing: join(stateDir, HOST_CERT_FILE) };
   } catch (e) {

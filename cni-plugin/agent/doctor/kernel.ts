@@ -10,6 +10,7 @@ import { release } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { fail, pass, warn, type Finding } from './finding';
+import type { ProbeResult } from './kernel-probe';
 
 export type Feature = {
   check: string;
@@ -47,6 +48,8 @@ export type KernelFacts = {
   loadable?: ReadonlySet<string>;
   /** Path of the wireguard-go binary, if on PATH. */
   wireguardGo?: string;
+  /** Device kinds tried in a throwaway namespace, when nothing else told. */
+  probed?: ReadonlyMap<string, ProbeResult>;
 };
 
 type Evidence = { present: true; how: string } | { present: false; how: string } | undefined;
@@ -62,6 +65,9 @@ export function evidenceFor(f: Feature, k: KernelFacts): Evidence {
   if (cfg === 'm' || k.loadable?.has(f.module)) return { present: true, how: `module ${f.module} available, not loaded yet (the kernel loads it on first use)` };
   if (k.config) return { present: false, how: `kernel ${k.release} is built without ${f.config} (${k.configSource ?? 'kernel config'})` };
   if (k.loadable) return { present: false, how: `no module ${f.module} for kernel ${k.release} and it is not built in` };
+  const probe = f.linkKind ? k.probed?.get(f.linkKind) : undefined;
+  if (probe?.ok) return { present: true, how: `a ${f.linkKind} device could be created (probed in a throwaway namespace)` };
+  if (probe) return { present: false, how: `the kernel refused a ${f.linkKind} device in a throwaway namespace (${probe.error})` };
   return undefined;
 }
 
@@ -70,7 +76,7 @@ export function judgeKernel(k: KernelFacts): Finding[] {
   for (const f of FEATURES) {
     const e = evidenceFor(f, k);
     if (!e) {
-      out.push(warn('kernel', f.check, `cannot tell whether kernel ${k.release} has ${f.check} (no /proc/config.gz, /boot/config-${k.release} or /lib/modules/${k.release}); weft needs it for ${f.what}`,
+      out.push(warn('kernel', f.check, `cannot tell whether kernel ${k.release} has ${f.check} (no /proc/config.gz, /boot/config-${k.release} or /lib/modules/${k.release}${f.linkKind ? ', and no probe device' : ''}); weft needs it for ${f.what}`,
         `start the agent: its preflight creates a probe device and says what is missing (or look for ${f.config} in the kernel's config)`));
     } else if (e.present) out.push(pass('kernel', f.check, e.how));
     else {

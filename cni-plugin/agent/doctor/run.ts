@@ -24,7 +24,8 @@ import { judgeClock } from './clock';
 import { askController, hostNetworksOf, judgeController, readCredentials, type ControllerFacts } from './controller';
 import { fail, type Finding } from './finding';
 import { judgeIptables, weftHooks } from './iptables';
-import { judgeKernel, readKernelFacts } from './kernel';
+import { evidenceFor, FEATURES, judgeKernel, readKernelFacts } from './kernel';
+import { probeLinkKinds } from './kernel-probe';
 import { HOST_VETH_NAME, judgeLinks, type LinksFacts, type WeftDevice } from './links';
 import { judgeMtu, type MtuDevice, type MtuFacts } from './mtu';
 import { judgeOffload, type OffloadState } from './offload';
@@ -141,7 +142,16 @@ export async function runDoctor(config: AgentConfig, now: () => number = Date.no
     findings.push(...guarded('kernel', () => {
       const kinds = new Map<string, string>();
       for (const l of links) if (l.kind && !kinds.has(l.kind)) kinds.set(l.kind, l.name);
-      return judgeKernel(readKernelFacts(kinds));
+      const facts = readKernelFacts(kinds);
+      const unknown = FEATURES.filter((f) => f.linkKind && !evidenceFor(f, facts)).map((f) => f.linkKind!);
+      if (unknown.length > 0) {
+        try {
+          facts.probed = probeLinkKinds(unknown);
+        } catch {
+          /* no namespace to probe in (not root): the kinds stay unknown and are reported so */
+        }
+      }
+      return judgeKernel(facts);
     }));
 
     const underlay = await underlayOf(config, h);
