@@ -27,6 +27,7 @@ import { checkName } from '../controller/api/validate';
 import { loadCommandConfig } from '../controller/common/command';
 import { ConfigError, readSources, type OptionSpec, type Raw } from '../controller/common/config-sources';
 import { DEFAULT_AGENT_SOCKET, DEFAULT_NETWORK } from './cni/parse';
+import { hostLabelsOf, LABEL_GATEWAY, LABEL_NETWORK, LABEL_SUBNET, recordConflist, type HostAddressing } from './cni/conflist-labels';
 import { SUPPORTED_VERSIONS } from './cni/types';
 
 export const PORTMAP_DIRS_EXTRA = ['/usr/lib/cni'];
@@ -118,14 +119,21 @@ export function parseInstallCniArgs(argv: readonly string[], env: Readonly<Recor
   };
 }
 
-export function renderConflist(o: Pick<InstallCniOptions, 'name' | 'cniVersion' | 'network' | 'socket' | 'withPortmap'>): string {
+/**
+ * The conflist. Its labels (`args.podman_labels`, what `podman network
+ * inspect` shows for a plugin it does not know) name the weft network and,
+ * once the agent has written them, this host's subnet and gateway in it
+ * (`host`, kept from the file being replaced: the agent keeps them current).
+ */
+export function renderConflist(o: Pick<InstallCniOptions, 'name' | 'cniVersion' | 'network' | 'socket' | 'withPortmap'>, host?: HostAddressing): string {
+  const labels: Record<string, string> = { [LABEL_NETWORK]: o.network, ...(host ? { [LABEL_SUBNET]: host.subnet, [LABEL_GATEWAY]: host.gateway } : {}) };
   const plugins: object[] = [
     // "labels": runtimes that support the capability pass container labels, which become endpoint labels.
     // "ips": the address a runtime asks for (podman --ip with several addresses, Kubernetes' conventions) reaches weft.
     { type: 'weft', network: o.network, agentSocket: o.socket, capabilities: { labels: true, ips: true } },
   ];
   if (o.withPortmap) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
-  return JSON.stringify({ cniVersion: o.cniVersion, name: o.name, plugins }, null, 2) + '\n';
+  return JSON.stringify({ cniVersion: o.cniVersion, name: o.name, args: { podman_labels: labels }, plugins }, null, 2) + '\n';
 }
 
 /** The conflist's file name: runtimes that take the first config sort these bytewise. */
@@ -287,7 +295,9 @@ export function installCni(o: InstallCniOptions): InstallCniReport {
   const binPath = join(o.binDir, 'weft');
   const confPath = join(o.confDir, conflistFileName(o.priority, o.name));
   const binChanged = writeAtomic(binPath, shim, 0o755, 'weft CNI plugin');
-  const confChanged = writeAtomic(confPath, Buffer.from(renderConflist(o)), 0o644, 'weft network config');
+  // the host's subnet and gateway the agent wrote into the file being replaced stay (same network and socket only)
+  const host = [confPath, ...placement.stale.map((f) => join(o.confDir, f))].map((p) => keptHostLabels(p, o)).find((h) => h !== undefined);
+  const confChanged = writeAtomic(confPath, Buffer.from(renderConflist(o, host)), 0o644, 'weft network config');
   // only after the new file is in place, so the network never disappears from the directory
   const removed: string[] = [];
   for (const f of placement.stale) {
@@ -298,7 +308,24 @@ export function installCni(o: InstallCniOptions): InstallCniReport {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw dirError(o.confDir, 'weft network config', e);
     }
   }
+  // the agent keeps the labels of the conflists recorded for its socket
+  try {
+    recordConflist(o.socket, confPath, removed);
+  } catch (e) {
+    warnings.push(`cannot record ${confPath} for the agent at ${o.socket} (${(e as Error).message}): podman network inspect shows this host's subnet only for conflists in /etc/cni/net.d`);
+  }
   return { binary: { path: binPath, changed: binChanged }, conflist: { path: confPath, changed: confChanged }, ...(portmap ? { portmap } : {}), removed, warnings };
+}
+
+function keptHostLabels(path: string, o: Pick<InstallCniOptions, 'network' | 'socket'>): HostAddressing | undefined {
+  try {
+    const text = readFileSync(path, 'utf8');
+    const c = JSON.parse(text) as { plugins?: Array<{ type?: unknown; network?: unknown; agentSocket?: unknown }> };
+    const same = (c.plugins ?? []).some((p) => p?.type === 'weft' && p.network === o.network && p.agentSocket === o.socket);
+    return same ? hostLabelsOf(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const HELP = `usage: weft install-cni [flags]

@@ -199,7 +199,8 @@ export function openIpamStore(opts: IpamStoreOptions = {}): IpamStore {
     } catch {
       throw refuse('not an address of the subnet\'s family');
     }
-    const usable = `${fromBig(range.first, range.bytes)}-${fromBig(range.last, range.bytes)}`;
+    // the gateway is the subnet's first usable address: containers get the ones after it
+    const usable = `${fromBig(gateway === range.first ? range.first + 1n : range.first, range.bytes)}-${fromBig(range.last, range.bytes)}`;
     if (!inSubnet(requested, range)) throw refuse(`outside this host's subnet ${range.cidr} (containers on this host get addresses ${usable})`);
     if (n < range.first || n > range.last) throw refuse(`the subnet's network or broadcast address (usable: ${usable})`);
     if (n === gateway) throw refuse(`the gateway of this host's subnet ${range.cidr}`);

@@ -18,6 +18,7 @@ import type { Logger } from '../../controller/common/log';
 import type { Handle } from '../../dataplane/netlink/handle';
 import { linkDel } from '../../dataplane/netlink/link';
 import { isErrno } from '../../dataplane/netlink/errors';
+import { updateConflistLabels } from '../cni/conflist-labels';
 import type { AgentConfig } from './config';
 import { decideTxChecksum } from './host/checksum-policy';
 import { ensureHostNetworkReport, removeNetworkDevices, type HostNetworkChange, type HostNetworkSpec } from './host/host-network';
@@ -89,6 +90,22 @@ export function setUpHostNetwork(
   /** Networks seen leaving the cluster config while this agent ran: name -> when. */
   const deleted = new Map<string, string>();
 
+  /**
+   * The conflists' labels (podman network inspect) follow the attachments:
+   * written after every ensure, checked at every resync; never throws, a
+   * conflist is the runtime's view, not the network.
+   */
+  function labelConflists(logger: Logger): void {
+    try {
+      const byNetwork = new Map([...network.attachments.values()].map((a) => [a.network, { subnet: a.subnet, gateway: a.gateway }]));
+      const { written, failed } = updateConflistLabels(config.cniSocket, (n) => byNetwork.get(n));
+      for (const path of written) logger.info({ conflist: path }, `${path}: labels set to this host's subnet and gateway (podman network inspect)`);
+      for (const f of failed) logger.warn({ err: f.error, conflist: f.path }, `cannot update the subnet and gateway labels of ${f.path}`);
+    } catch (err) {
+      logger.warn({ err }, "cannot update the conflists' subnet and gateway labels");
+    }
+  }
+
   const network: HostNetwork = {
     get clusterConfig() {
       return clusterConfig;
@@ -120,11 +137,13 @@ export function setUpHostNetwork(
       lastFailure = undefined;
       const atts = [...network.attachments.values()];
       log.info({ attachments: atts.map((a) => `${a.network}: ${a.subnet} gw ${a.gateway} on ${a.bridge}/${a.vxlanDevice} mtu ${a.mtu}`) }, 'host network ensured');
+      labelConflists(log);
     },
     repair(trigger, cause) {
       try {
         // a link notification cannot have changed iptables: the overlay waits for devices, not for iptables-save
         const changes = ensureFor(subnets, log.child({ repair: trigger, cause }), trigger === 'link');
+        if (trigger === 'resync') labelConflists(log);
         if (lastFailure !== undefined) log.info({ repair: trigger, cause }, `host network repaired again after: ${lastFailure}`);
         lastFailure = undefined;
         return { changes };
@@ -161,6 +180,7 @@ export function setUpHostNetwork(
       removed.push(...removeNetworkDevices(h, net.vni, log));
       // the other networks as they were; the deleted one's iptables rules go with this ensure
       ensureFor(subnets, log);
+      labelConflists(log);
       log.info({ network: net.name, removed }, `network ${net.name} was deleted from the cluster: its devices and containers' host ends are removed`);
       return removed;
     },

@@ -104,9 +104,9 @@ describe('a requested address', () => {
     await add(holder, holderId, { args: 'IP=10.99.0.50' });
     const before = { allocations: ipam.list().map((x) => x.ip), veths: hostVeths() };
     const cases: Array<[object, RegExp]> = [
-      [{ args: 'IP=10.99.1.5' }, /^requested address 10\.99\.1\.5 in network "blue": outside this host's subnet 10\.99\.0\.0\/24 \(containers on this host get addresses 10\.99\.0\.1-10\.99\.0\.254\)$/],
+      [{ args: 'IP=10.99.1.5' }, /^requested address 10\.99\.1\.5 in network "blue": outside this host's subnet 10\.99\.0\.0\/24 \(containers on this host get addresses 10\.99\.0\.2-10\.99\.0\.254\)$/],
       [{ runtimeConfig: { ips: ['10.99.0.1'] } }, /^requested address 10\.99\.0\.1 in network "blue": the gateway of this host's subnet 10\.99\.0\.0\/24$/],
-      [{ runtimeConfig: { ips: ['10.99.0.255/24'] } }, /the subnet's network or broadcast address/],
+      [{ runtimeConfig: { ips: ['10.99.0.255/24'] } }, /the subnet's network or broadcast address \(usable: 10\.99\.0\.2-10\.99\.0\.254\)$/],
       [{ args: 'IP=10.99.0.50' }, new RegExp(`^requested address 10\\.99\\.0\\.50 in network "blue": taken by container ${holderId.slice(0, 12)} \\(eth0\\)$`)],
       [{ runtimeConfig: { ips: ['fd00::5'] } }, /^runtimeConfig\.ips asks for fd00::5, but network "blue" is IPv4$/],
       [{ runtimeConfig: { ips: ['10.99.0.60', '10.99.0.61'] } }, /weft gives one address per interface and network/],

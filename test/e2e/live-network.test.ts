@@ -42,6 +42,13 @@ const links = (h: LabHost): Array<{ ifname: string; master?: string }> => ipJson
 const addrsOf = (h: LabHost, dev: string): string[] =>
   (ipJson<any[]>(h.netns, ['addr', 'show', 'dev', dev])[0]?.addr_info ?? []).filter((a: any) => a.family === 'inet').map((a: any) => `${a.local}/${a.prefixlen}`);
 const hasLink = (h: LabHost, name: string) => links(h).some((l) => l.ifname === name);
+/** What podman network inspect shows for a conflist: its labels. */
+const labels = (h: LabHost, network: string): Record<string, string> => (loadConflist(conflistPath(agents.get(h.name)!.cniConfDir, network)) as any).args?.podman_labels ?? {};
+/** The host's subnet and gateway, as the bridge holds them. */
+const addressing = (h: LabHost, bridge: string) => {
+  const [gw, len] = addrsOf(h, bridge)[0].split('/');
+  return { subnet: `${gw.replace(/\.1$/, '.0')}/${len}`, gateway: gw };
+};
 
 function config(h: LabHost, network: string) {
   return pluginConfig(loadConflist(conflistPath(agents.get(h.name)!.cniConfDir, network)));
@@ -63,7 +70,8 @@ beforeAll(async () => {
   for (const h of lab.hosts) {
     const paths = agentPaths(dir, h);
     installCni(paths, 'default');
-    agents.set(h.name, await startAgent(lab, ctl, h, paths, token));
+    // a short resync: a conflist installed after its network's lease gets its labels at the next one
+    agents.set(h.name, await startAgent(lab, ctl, h, paths, token, { extraArgs: ['--resync-interval', '2s'] }));
   }
   await waitFor('both hosts to have the default network', () => lab.hosts.every((h) => hasLink(h, 'weft.br1')), 30_000);
 }, 120_000);
@@ -109,6 +117,16 @@ describe('networks added and deleted under running agents', () => {
       ctrs.push({ host: h, ...c, ip: String(result.ips[0].address).split('/')[0], call: c.call });
     }
     // the overlay routes to the other host's green subnet come from the same watch
+    // the conflists carry what podman network inspect shows: this host's subnet and gateway in the network
+    await waitFor("each host's green conflist to carry its subnet and gateway", () => lab.hosts.every((h) => {
+      const { subnet, gateway } = addressing(h, 'weft.br7');
+      const l = labels(h, GREEN.name);
+      return l['weft.subnet'] === subnet && l['weft.gateway'] === gateway;
+    }), BOUND_MS);
+    for (const h of lab.hosts) {
+      const { subnet, gateway } = addressing(h, 'weft.br1');
+      expect(labels(h, 'default')).toEqual({ 'weft.network': 'default', 'weft.subnet': subnet, 'weft.gateway': gateway });
+    }
     const results = await waitFor('green containers to reach each other across the racks', async () => {
       const r = await pingMatrix(ctrs.map((c) => ({ name: c.netns, netns: c.netns, ip: c.ip })), ['-c', '2', '-W', '1']);
       return r.every((p) => p.received === p.transmitted && p.transmitted > 0) ? r : undefined;
@@ -142,6 +160,8 @@ describe('networks added and deleted under running agents', () => {
       expect(addrsOf(h, 'weft.br1')).toHaveLength(1);
     }
     expect(JSON.parse(weftCli(['network', 'list', '--json', '--data-dir', ctl.dataDir])).map((n: any) => n.name)).toEqual(['default']);
+    // the deleted network's conflists no longer show a subnet
+    for (const h of lab.hosts) expect(labels(h, GREEN.name)).toEqual({ 'weft.network': GREEN.name });
 
     // ADD for the deleted network: refused with its own code and the reason
     const h = lab.hosts[0];
