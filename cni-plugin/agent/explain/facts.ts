@@ -1,0 +1,79 @@
+// What `weft explain` judges, as plain data: gathered from this host's kernel,
+// the agent's DB and the controller (hops.ts, locate.ts), judged without any
+// of them (verdicts.ts), so every drop it can report is tested over data.
+
+/** A route lookup as the kernel answered it, device named. */
+export type RouteFact =
+  | { ok: true; dev: string; gw?: string; src?: string; type: 'unicast' | 'local' | 'blackhole' | 'unreachable' | 'prohibit' | 'other'; mtu?: number }
+  | { ok: false; errno: string; message: string };
+
+export type LinkFact = { name: string; exists: boolean; up?: boolean; mtu?: number; master?: string; addrs?: string[] };
+
+/** A container on this host that holds an address (agent DB) and what its namespace shows (kernel). */
+export type LocalContainer = {
+  network: string;
+  vni: number;
+  ip: string;
+  containerId: string;
+  ifname: string;
+  netns?: string;
+  /** Its interface inside the namespace; error: the namespace could not be entered. */
+  iface?: LinkFact | { error: string };
+  /** The route inside the container towards the other end. */
+  route?: RouteFact;
+  /** Host end of its veth and the network's bridge. */
+  veth: LinkFact;
+  bridge: LinkFact;
+};
+
+/** Who owns an address in the cluster, as the controller says. */
+export type Owner = {
+  host: string;
+  network: string;
+  subnet: string;
+  underlayIp: string;
+  vtepMac: string;
+  datacenter: string;
+  /** From ListHosts (admin certificate); undefined with a host certificate. */
+  health?: { state: string; heartbeatAgeMs: number };
+  /** The overlay summary the owner's agent last reported with a heartbeat. */
+  report?: { desired: number; programmed: number; failed: number; reportedAtMs: number };
+  /** The container holding the address, per the controller's endpoints; undefined: none registered. */
+  endpoint?: { containerId: string; ifname: string };
+};
+
+export type NetworkFact = { name: string; vni: number; cidr: string };
+
+export type ExplainFacts = {
+  src: string;
+  dst: string;
+  /** IP packet size to check against every MTU; undefined: MTUs are shown, not judged. */
+  size?: number;
+  self: { name: string; datacenter: string };
+  /** The controller's answer; error: it could not be asked (then owners are unknown). */
+  controller: { ok: true; server: string; identity: 'admin' | 'host' } | { ok: false; server: string; error: string };
+  networks: NetworkFact[];
+  /** src and dst held by containers of this host. */
+  srcLocal?: LocalContainer;
+  dstLocal?: LocalContainer;
+  /** Who owns each address per the controller (null: nobody; undefined: not asked). */
+  srcOwner?: Owner | null;
+  dstOwner?: Owner | null;
+  /** Sending side: the host's route for the packet as it arrives from the container's bridge. */
+  hostRoute?: RouteFact;
+  /** Receiving side: the route as the packet arrives from the VXLAN device. */
+  inboundRoute?: RouteFact;
+  /** The devices the host route and the inbound route name. */
+  devices: Record<string, LinkFact>;
+  /** weft's WEFT-ISOLATION DROP rule that matches src -> dst, if one does; error: the rules could not be read. */
+  isolation?: { rule?: string; error?: string };
+  /** Neighbour of the route's gateway on the VXLAN device, and the FDB entry of its MAC. */
+  neigh?: { ip: string; mac?: string; state?: string };
+  fdb?: { mac: string; dst?: string };
+  /** The host (this datacenter's) whose VTEP address the route's gateway is, per the topology. */
+  nextHopHost?: { name: string; underlayIp: string; vtepMac: string };
+  /** Route to the FDB entry's underlay address, and the MTU of its device. */
+  underlay?: { dst: string; route: RouteFact; mtu?: number };
+  /** The fail-closed table for other datacenters; undefined: not looked at. */
+  failClosed?: { exists: boolean; error?: string };
+};

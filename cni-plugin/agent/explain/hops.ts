@@ -1,0 +1,172 @@
+// Reading this host's kernel for the hops of one path: the container's
+// interface and route (inside its namespace), its veth and bridge, the
+// host's route lookup as forwarding does it (from, iif), the neighbour and
+// FDB entry on the VXLAN device, the underlay route, weft's isolation rules
+// and the fail-closed table. Only reads; whatever cannot be read is a fact
+// ("cannot enter the namespace"), never an exception that hides the rest.
+import { readState } from '../../../dataplane/iptables';
+import { splitArgs } from '../../../dataplane/iptables/save';
+import { addrList } from '../../../dataplane/netlink/addr';
+import { openHandle, type Handle } from '../../../dataplane/netlink/handle';
+import { canonicalIp } from '../../../dataplane/netlink/ip';
+import { linkList, type Link } from '../../../dataplane/netlink/link';
+import { fdbList, neighList, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, NUD_FAILED, NUD_INCOMPLETE } from '../../../dataplane/netlink/neigh';
+import { RTN_BLACKHOLE, RTN_LOCAL, RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE, type Route } from '../../../dataplane/netlink/route';
+import { openNftTable } from '../../../dataplane/nftables/table';
+import { hostVethName } from '../cni-handlers';
+import { bridgeName, vtepIpOf, vxlanDeviceName } from '../host/naming';
+import type { Allocation } from '../ipam-store';
+import type { Topology } from '../state/types';
+import { FAIL_CLOSED_TABLE } from '../tunnel/types';
+import type { ExplainFacts, LinkFact, LocalContainer, NetworkFact, RouteFact } from './facts';
+import { routeGetWithOptions, type RouteAnswer } from './route-get';
+import { inCidr } from './verdicts';
+
+const NFPROTO_INET = 1;
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+const TYPES: Record<number, Extract<RouteFact, { ok: true }>['type']> = {
+  [RTN_UNICAST]: 'unicast', [RTN_LOCAL]: 'local', [RTN_BLACKHOLE]: 'blackhole', [RTN_UNREACHABLE]: 'unreachable', [RTN_PROHIBIT]: 'prohibit',
+};
+
+export function routeFact(a: RouteAnswer, links: Link[]): RouteFact {
+  if ('errno' in a) return { ok: false, errno: a.errno, message: a.message };
+  const r: Route = a.route;
+  const dev = links.find((l) => l.index === r.linkIndex)?.name ?? (r.linkIndex !== undefined ? `#${r.linkIndex}` : '-');
+  return {
+    ok: true, dev, type: TYPES[r.type ?? RTN_UNICAST] ?? 'other',
+    ...(r.gw ? { gw: r.gw } : {}), ...(r.src ? { src: r.src } : {}), ...(r.mtu ? { mtu: r.mtu } : {}),
+  };
+}
+
+function linkFact(h: Handle, links: Link[], name: string, withAddrs = false): LinkFact {
+  const l = links.find((x) => x.name === name);
+  if (!l) return { name, exists: false };
+  const f: LinkFact = { name, exists: true, up: l.up, mtu: l.mtu };
+  if (l.masterIndex !== undefined) f.master = links.find((x) => x.index === l.masterIndex)?.name ?? `#${l.masterIndex}`;
+  if (withAddrs) f.addrs = addrList(h, { linkIndex: l.index }).map((a) => canonicalIp(a.cidr.split('/')[0]));
+  return f;
+}
+
+/** A container of this host: the agent DB's allocation, its namespace's interface and (sending) route, its veth and bridge. */
+function localContainer(h: Handle, links: Link[], a: Allocation, net: NetworkFact, routeTo?: string): LocalContainer {
+  const c: LocalContainer = {
+    network: a.network, vni: net.vni, ip: a.ip, containerId: a.containerId, ifname: a.ifname, ...(a.netns ? { netns: a.netns } : {}),
+    veth: linkFact(h, links, hostVethName(a.network, a.containerId, a.ifname)),
+    bridge: linkFact(h, links, bridgeName(net.vni), true),
+  };
+  if (!a.netns) {
+    c.iface = { error: 'the runtime gave no namespace path' };
+    return c;
+  }
+  try {
+    const nh = openHandle({ netns: a.netns });
+    try {
+      const inner = linkList(nh);
+      c.iface = linkFact(nh, inner, a.ifname, true);
+      if (routeTo !== undefined) c.route = routeFact(routeGetWithOptions(nh, routeTo, { src: a.ip }), inner);
+    } finally {
+      nh.close();
+    }
+  } catch (e) {
+    c.iface = { error: message(e) };
+  }
+  return c;
+}
+
+/** The first DROP rule of WEFT-ISOLATION whose -s and -d hold src and dst. */
+export function isolationRule(rules: Array<{ chain: string; spec: string }>, src: string, dst: string): string | undefined {
+  for (const r of rules) {
+    if (r.chain !== 'WEFT-ISOLATION') continue;
+    const a = splitArgs(r.spec);
+    const val = (flag: string) => (a.indexOf(flag) >= 0 ? a[a.indexOf(flag) + 1] : undefined);
+    const s = val('-s');
+    const d = val('-d');
+    if (val('-j') !== 'DROP') continue;
+    if ((s === undefined || inCidr(src, s)) && (d === undefined || inCidr(dst, d))) return r.spec;
+  }
+  return undefined;
+}
+
+function isolationOf(src: string, dst: string): ExplainFacts['isolation'] {
+  try {
+    const rule = isolationRule(readState().filter?.rules ?? [], src, dst);
+    return rule ? { rule } : {};
+  } catch (e) {
+    return { error: message(e) };
+  }
+}
+
+function failClosedOf(): ExplainFacts['failClosed'] {
+  try {
+    const t = openNftTable({ name: FAIL_CLOSED_TABLE, family: NFPROTO_INET });
+    try {
+      return { exists: t.list(() => false).exists };
+    } finally {
+      t.close();
+    }
+  } catch (e) {
+    return { exists: false, error: message(e) };
+  }
+}
+
+const STATES: Array<[number, string]> = [[NUD_PERMANENT, 'permanent'], [NUD_REACHABLE, 'reachable'], [NUD_STALE, 'stale'], [NUD_FAILED, 'failed'], [NUD_INCOMPLETE, 'incomplete']];
+
+export type KernelInput = {
+  topology: Topology;
+  networks: NetworkFact[];
+  src?: Allocation;
+  dst?: Allocation;
+};
+
+/** Fills in the kernel's side of the facts for the local end(s) of the path. */
+export function readKernel(f: ExplainFacts, k: KernelInput): void {
+  const h = openHandle();
+  try {
+    const links = linkList(h);
+    const netOf = (a: Allocation) => k.networks.find((n) => n.name === a.network) ?? { name: a.network, vni: 0, cidr: '' };
+    if (k.src) f.srcLocal = localContainer(h, links, k.src, netOf(k.src), f.dst);
+    if (k.dst) f.dstLocal = localContainer(h, links, k.dst, netOf(k.dst));
+    const devices = (names: string[]) => {
+      for (const n of names) f.devices[n] ??= linkFact(h, links, n);
+    };
+    const dstNet = f.dstLocal ? netOf(k.dst!) : f.dstOwner ? k.networks.find((n) => n.name === f.dstOwner!.network) : undefined;
+    if (f.srcLocal) {
+      const br = links.find((l) => l.name === f.srcLocal!.bridge.name);
+      if (br) f.hostRoute = routeFact(routeGetWithOptions(h, f.dst, { src: f.src, iifIndex: br.index }), links);
+      if (f.dstLocal?.network !== f.srcLocal.network || f.hostRoute?.ok) f.isolation = isolationOf(f.src, f.dst);
+      if (f.hostRoute?.ok) devices([f.hostRoute.dev]);
+      if (dstNet) devices([vxlanDeviceName(dstNet.vni)]);
+      const r = f.hostRoute;
+      if (dstNet && r?.ok && r.dev === vxlanDeviceName(dstNet.vni)) {
+        const vx = links.find((l) => l.name === r.dev)!;
+        const gw = r.gw ?? f.dst;
+        const n = neighList(h, { linkIndex: vx.index }).find((x) => x.ip !== undefined && canonicalIp(x.ip) === canonicalIp(gw));
+        f.neigh = { ip: gw, ...(n?.mac ? { mac: n.mac.toLowerCase() } : {}), ...(n ? { state: STATES.find(([b]) => n.state & b)?.[1] ?? String(n.state) } : {}) };
+        if (n?.mac) {
+          const e = fdbList(h, { linkIndex: vx.index }).find((x) => x.mac?.toLowerCase() === n.mac!.toLowerCase() && x.masterIndex === undefined);
+          f.fdb = { mac: n.mac.toLowerCase(), ...(e?.dst ? { dst: canonicalIp(e.dst) } : {}) };
+          if (e?.dst) {
+            const u = routeFact(routeGetWithOptions(h, e.dst), links);
+            const mtu = u.ok ? links.find((l) => l.name === u.dev)?.mtu : undefined;
+            f.underlay = { dst: canonicalIp(e.dst), route: u, ...(mtu ? { mtu } : {}) };
+          }
+        }
+        // whose VTEP the next hop is: the owner itself, or (another datacenter) the gateway chosen for it
+        for (const host of k.topology.hosts) {
+          const s = host.subnets?.[dstNet.name];
+          if (s && vtepIpOf(s) === canonicalIp(gw)) f.nextHopHost = { name: host.name, underlayIp: canonicalIp(host.underlayIp), vtepMac: host.vtepMac.toLowerCase() };
+        }
+      }
+      if (f.dstOwner && f.dstOwner.datacenter && f.dstOwner.datacenter !== f.self.datacenter) f.failClosed = failClosedOf();
+    } else if (f.dstLocal) {
+      const vxName = vxlanDeviceName(netOf(k.dst!).vni);
+      devices([vxName]);
+      const vx = links.find((l) => l.name === vxName);
+      if (vx) f.inboundRoute = routeFact(routeGetWithOptions(h, f.dst, { src: f.src, iifIndex: vx.index }), links);
+      if (f.srcOwner && f.srcOwner.network !== f.dstLocal.network) f.isolation = isolationOf(f.src, f.dst);
+    }
+  } finally {
+    h.close();
+  }
+}

@@ -1,0 +1,354 @@
+// Judging a path: facts in, the hops a packet takes out, each ok, a warning,
+// or the drop with why and the fix. The walk stops at the first drop, because
+// nothing after it is where the packet goes. Pure: no kernel, no controller.
+import type { ExplainFacts, LinkFact, LocalContainer, Owner, RouteFact } from './facts';
+
+export type Verdict = 'ok' | 'warn' | 'drop';
+export type HopKind = 'container' | 'veth' | 'bridge' | 'route' | 'vxlan' | 'underlay' | 'tunnel' | 'host' | 'locate';
+
+export type Hop = {
+  kind: HopKind;
+  /** The host the hop is on. */
+  host: string;
+  what: string;
+  /** Where the facts come from: "kernel", "agent DB + kernel", "h2's report at ...", "controller". */
+  source: string;
+  mtu?: number;
+  verdict: Verdict;
+  why?: string;
+  fix?: string;
+};
+
+export type Explanation = { src: string; dst: string; size?: number; complete: boolean; hops: Hop[]; break?: Hop };
+
+/** Outer headers VXLAN adds: IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14; IPv6 outer is 20 more. */
+export const vxlanOverhead = (underlayIp: string) => (underlayIp.includes(':') ? 70 : 50);
+
+class Walk {
+  hops: Hop[] = [];
+  broken?: Hop;
+  constructor(readonly size: number | undefined) {}
+  add(h: Hop): boolean {
+    if (this.broken) return false;
+    this.hops.push(h);
+    if (h.verdict === 'drop') this.broken = h;
+    return !this.broken;
+  }
+  /** The hop, or its drop when the packet is larger than the MTU. */
+  sized(h: Omit<Hop, 'verdict'> & { verdict?: Verdict }, mtu: number | undefined, what = h.what, overhead = 0): Hop {
+    const base: Hop = { verdict: 'ok', ...h, ...(mtu !== undefined ? { mtu } : {}) };
+    if (base.verdict === 'drop' || mtu === undefined || this.size === undefined || this.size + overhead <= mtu) return base;
+    const outer = overhead ? ` (${this.size} + ${overhead} bytes of VXLAN headers)` : '';
+    return {
+      ...base, verdict: 'drop',
+      why: `a ${this.size}-byte packet${outer} is larger than the MTU ${mtu} of ${what}: dropped when the don't-fragment bit is set (TCP, ping -M do), with ICMP "fragmentation needed" back to the sender`,
+      fix: `send at most ${mtu - overhead} bytes (path MTU discovery does this for TCP when ICMP is let through), or raise the MTU (the cluster's mtu; weft doctor shows each device's)`,
+    };
+  }
+}
+
+const short = (id: string) => id.slice(0, 12);
+
+function linkProblem(l: LinkFact, what: string): { why: string; fix: string } | undefined {
+  if (!l.exists) return { why: `${what} ${l.name} does not exist`, fix: 'restart the agent (systemctl restart weft-agent): it makes its devices at start; weft doctor lists what else is missing' };
+  if (l.up === false) return { why: `${what} ${l.name} is down`, fix: `ip link set dev ${l.name} up (and find out who set it down: weft never does)` };
+  return undefined;
+}
+
+function routeText(r: Extract<RouteFact, { ok: true }>): string {
+  return `${r.type === 'unicast' ? '' : `${r.type} `}${r.gw ? `via ${r.gw} ` : ''}dev ${r.dev}${r.src ? ` src ${r.src}` : ''}`;
+}
+
+function routeProblem(r: RouteFact, lookup: string): { why: string; fix: string } | undefined {
+  if (!r.ok) {
+    const why: Record<string, string> = {
+      ENETUNREACH: 'no route: the kernel has none for it (ENETUNREACH)',
+      EHOSTUNREACH: 'the kernel will not forward it (EHOSTUNREACH): no route, or forwarding is off (net.ipv4.ip_forward=0)',
+      EXDEV: 'the reverse-path filter refuses it (EXDEV): the source is not routed back out of the device it came in on',
+      EINVAL: 'the kernel refused the lookup (EINVAL)',
+    };
+    return {
+      why: `${lookup}: ${why[r.errno] ?? r.message}`,
+      fix: r.errno === 'EXDEV' ? 'set net.ipv4.conf.all.rp_filter=2 (loose) or route the source back through the same device'
+        : r.errno === 'EHOSTUNREACH' ? 'sysctl -w net.ipv4.ip_forward=1 (the agent sets it at start: was it changed since?), and check `ip route get`'
+          : "the agent programs weft's routes: restart it or wait for its resync, then run weft explain again; weft doctor compares programmed with desired",
+    };
+  }
+  if (r.type === 'blackhole' || r.type === 'unreachable' || r.type === 'prohibit') {
+    return { why: `${lookup}: a ${r.type} route takes it`, fix: 'a route of that type is not weft\'s: find it with `ip route show type ' + r.type + '` and remove it if it is stale' };
+  }
+  return undefined;
+}
+
+/** The container end: its interface, address and route (sending), or interface (receiving). */
+function containerHop(w: Walk, host: string, c: LocalContainer, route: boolean, other: string): boolean {
+  const what = `container ${short(c.containerId)} ${c.ifname} ${c.ip} (network ${c.network})${c.netns ? ` in ${c.netns}` : ''}`;
+  const source = 'agent DB + kernel';
+  const i = c.iface;
+  if (!i || 'error' in i) {
+    return w.add({ kind: 'container', host, what, source, verdict: 'drop', why: `the container's namespace cannot be entered: ${i && 'error' in i ? i.error : 'no namespace recorded'}`, fix: 'the container is gone without a CNI DEL: remove it with its runtime (the agent\'s garbage collection releases the address)' });
+  }
+  const p = linkProblem(i, 'interface');
+  if (p) return w.add({ kind: 'container', host, what, source, verdict: 'drop', ...p });
+  if (i.addrs && !i.addrs.includes(c.ip)) {
+    return w.add({ kind: 'container', host, what, source, verdict: 'drop', why: `${c.ifname} does not hold ${c.ip} (it has ${i.addrs.join(', ') || 'no address'})`, fix: 'the address was removed inside the container: restart the container so CNI ADD sets it up again' });
+  }
+  if (route && c.route) {
+    const rp = routeProblem(c.route, `inside the container, the route to ${other}`);
+    if (rp) return w.add({ kind: 'container', host, what, source, verdict: 'drop', ...rp, fix: 'restart the container so CNI ADD sets its routes again (weft gives a default route via the bridge)' });
+    return w.add(w.sized({ kind: 'container', host, what: `${what}: ${routeText(c.route as Extract<RouteFact, { ok: true }>)}`, source }, i.mtu, `${c.ifname} in the container`));
+  }
+  return w.add(w.sized({ kind: 'container', host, what, source }, i.mtu, `${c.ifname} in the container`));
+}
+
+function vethHop(w: Walk, host: string, c: LocalContainer): boolean {
+  const v = c.veth;
+  const what = `veth ${v.name} (host end)${v.master ? ` on ${v.master}` : ''}`;
+  const p = linkProblem(v, 'host end');
+  if (p) return w.add({ kind: 'veth', host, what, source: 'kernel', verdict: 'drop', ...p, fix: 'restart the container (CNI ADD makes the veth again); weft doctor lists stray and missing host ends' });
+  if (v.master !== c.bridge.name) {
+    return w.add({ kind: 'veth', host, what, source: 'kernel', verdict: 'drop', why: `${v.name} is ${v.master ? `a port of ${v.master}` : 'on no bridge'}, not of ${c.bridge.name}`, fix: `ip link set dev ${v.name} master ${c.bridge.name}` });
+  }
+  return w.add(w.sized({ kind: 'veth', host, what, source: 'kernel' }, v.mtu, v.name));
+}
+
+function bridgeHop(w: Walk, host: string, c: LocalContainer): boolean {
+  const b = c.bridge;
+  const what = `bridge ${b.name}${b.addrs?.length ? ` (${b.addrs.join(', ')})` : ''}`;
+  const p = linkProblem(b, 'bridge');
+  if (p) return w.add({ kind: 'bridge', host, what, source: 'kernel', verdict: 'drop', ...p });
+  return w.add(w.sized({ kind: 'bridge', host, what, source: 'kernel' }, b.mtu, b.name));
+}
+
+function ownerSource(o: Owner): string {
+  return o.report ? `controller; from ${o.host}'s report at ${new Date(o.report.reportedAtMs).toISOString()}` : 'controller';
+}
+
+function remoteHostHop(w: Walk, o: Owner): boolean {
+  const parts = [`host ${o.host}`, `${o.network} subnet ${o.subnet}`, `underlay ${o.underlayIp}`, `VTEP MAC ${o.vtepMac}`];
+  if (o.datacenter) parts.push(`datacenter ${o.datacenter}`);
+  if (o.health) parts.push(`health ${o.health.state} (heartbeat ${Math.round(o.health.heartbeatAgeMs / 1000)}s ago)`);
+  if (o.report) parts.push(`overlay ${o.report.programmed}/${o.report.desired} programmed, ${o.report.failed} failed`);
+  const hop: Hop = { kind: 'host', host: o.host, what: parts.join(', '), source: ownerSource(o), verdict: 'ok' };
+  if (o.health?.state === 'expired') {
+    return w.add({ ...hop, verdict: 'drop', why: `${o.host} has been silent longer than its lease: its agent is down or cut off, and its leases may be reclaimed`, fix: `on ${o.host}: systemctl status weft-agent; weft doctor` });
+  }
+  if (o.health?.state === 'stale') return w.add({ ...hop, verdict: 'warn', why: `${o.host}'s heartbeats are late: its agent may be down or cut off from the controller`, fix: `on ${o.host}: systemctl status weft-agent; weft doctor` });
+  if (o.report && (o.report.failed > 0 || o.report.programmed < o.report.desired)) {
+    return w.add({ ...hop, verdict: 'warn', why: `${o.host}'s agent reported ${o.report.desired - o.report.programmed} overlay entr(y/ies) it could not program: the way back may be missing`, fix: `on ${o.host}: weft doctor, or weft explain there to read its kernel` });
+  }
+  if (!o.health) hop.why = 'health and report need an admin certificate (--cert, --key, --ca): a host certificate may not list hosts';
+  return w.add(hop);
+}
+
+function remoteContainerHop(w: Walk, o: Owner, ip: string): boolean {
+  if (!o.endpoint) {
+    return w.add({ kind: 'container', host: o.host, what: `${ip} on ${o.host}`, source: 'controller', verdict: 'drop',
+      why: `no container holds ${ip}: the controller has no endpoint for it in ${o.network}, so nothing on ${o.host}'s bridge answers ARP for it`,
+      fix: `check the address (weft endpoints --host ${o.host}); a container removed while its agent was down is released by the agent's garbage collection` });
+  }
+  return w.add({ kind: 'container', host: o.host, what: `container ${short(o.endpoint.containerId)} ${o.endpoint.ifname} ${ip} (network ${o.network})`, source: `${ownerSource(o)}; its kernel is read only by weft explain on ${o.host}`, verdict: 'ok' });
+}
+
+function isolationHop(w: Walk, f: ExplainFacts, host: string, from: string, to: string): boolean {
+  if (f.isolation?.rule) {
+    return w.add({ kind: 'route', host, what: `iptables FORWARD -> WEFT-FORWARD -> WEFT-NETWORKS -> WEFT-ISOLATION`, source: 'kernel (iptables)', verdict: 'drop',
+      why: `weft isolates networks ${from} and ${to}: rule "${f.isolation.rule}" drops it`,
+      fix: `containers in isolated networks do not talk; attach the container to ${to} too, or set isolated: false on both networks (weft network)` });
+  }
+  return true;
+}
+
+const netOf = (f: ExplainFacts, ip: string, c?: LocalContainer, o?: Owner | null) => c?.network ?? o?.network ?? f.networks.find((n) => inCidr(ip, n.cidr))?.name;
+
+/** Whether an IPv4/IPv6 address is inside a CIDR, by prefix bits. */
+export function inCidr(ip: string, cidr: string): boolean {
+  const [net, lenS] = cidr.split('/');
+  const a = bits(ip);
+  const b = bits(net);
+  if (!a || !b || a.length !== b.length) return false;
+  const len = Number(lenS);
+  return a.slice(0, len) === b.slice(0, len);
+}
+
+function bits(ip: string): string | undefined {
+  if (ip.includes(':')) {
+    const [head, tail] = ip.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+    const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+    if (groups.length !== 8) return undefined;
+    return groups.map((g) => parseInt(g || '0', 16).toString(2).padStart(16, '0')).join('');
+  }
+  const o = ip.split('.').map(Number);
+  if (o.length !== 4 || o.some((x) => !(x >= 0 && x <= 255))) return undefined;
+  return o.map((x) => x.toString(2).padStart(8, '0')).join('');
+}
+
+function sendingSide(w: Walk, f: ExplainFacts, c: LocalContainer): void {
+  const self = f.self.name;
+  if (!containerHop(w, self, c, true, f.dst) || !vethHop(w, self, c) || !bridgeHop(w, self, c)) return;
+  const cr = c.route && c.route.ok ? c.route : undefined;
+  const d = f.dstLocal;
+  // on-link in the container: the bridge carries it at layer 2, no routing
+  if (cr && !cr.gw) {
+    if (!d || d.bridge.name !== c.bridge.name) {
+      w.add({ kind: 'bridge', host: self, what: `${f.dst} is on-link in the container (its own subnet)`, source: 'agent DB', verdict: 'drop',
+        why: `no container on ${self} holds ${f.dst}: nothing on ${c.bridge.name} answers ARP for it`, fix: 'check the address (weft endpoints --host ' + self + ')' });
+      return;
+    }
+    if (vethHop(w, self, d)) containerHop(w, self, d, false, f.src);
+    return;
+  }
+  const dstNet = netOf(f, f.dst, d, f.dstOwner);
+  if (!d && f.dstOwner === null) {
+    w.add({ kind: 'locate', host: self, what: `who holds ${f.dst}`, source: 'controller + agent DB', verdict: 'drop',
+      why: dstNet ? `${f.dst} is in network ${dstNet}, but in no host's subnet: no host has it` : `${f.dst} is in no weft network and held by no container`,
+      fix: 'check the address: weft endpoints lists every container address' });
+    return;
+  }
+  if (!d && !f.dstOwner) {
+    const why = f.controller.ok ? 'the controller does not know it' : `the controller at ${f.controller.server} could not be asked: ${f.controller.error}`;
+    w.add({ kind: 'locate', host: self, what: `who holds ${f.dst}`, source: 'controller', verdict: 'drop', why: `cannot tell which host holds ${f.dst}: ${why}`,
+      fix: 'give --server as the agent has it, and run as root with the agent\'s --state-dir (or --cert/--key/--ca of an admin certificate)' });
+    return;
+  }
+  const r = f.hostRoute;
+  const lookup = `ip route get ${f.dst} from ${f.src} iif ${c.bridge.name}`;
+  if (!r) return;
+  const rp = routeProblem(r, lookup);
+  if (rp) {
+    w.add({ kind: 'route', host: self, what: lookup, source: 'kernel', verdict: 'drop', ...rp });
+    return;
+  }
+  const ok = r as Extract<RouteFact, { ok: true }>;
+  if (dstNet && dstNet !== c.network && !isolationHop(w, f, self, c.network, dstNet)) return;
+  if (d) {
+    if (ok.dev !== d.bridge.name) {
+      w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'drop', why: `the route goes via ${ok.dev}, but ${f.dst} is on ${d.bridge.name} of this host`, fix: `ip route get ${f.dst}; a more specific route someone added takes it: remove it` });
+      return;
+    }
+    if (!w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'ok' })) return;
+    if (bridgeHop(w, self, d) && vethHop(w, self, d)) containerHop(w, self, d, false, f.src);
+    return;
+  }
+  const o = f.dstOwner!;
+  const net = f.networks.find((n) => n.name === o.network);
+  const vx = net ? `weft.vx${net.vni}` : undefined;
+  const otherDc = o.datacenter !== '' && f.self.datacenter !== '' && o.datacenter !== f.self.datacenter;
+  const tunnelDevs = ['weft.xdc', 'weft.wg0'];
+  if (ok.dev !== vx && !(otherDc && tunnelDevs.includes(ok.dev))) {
+    const closed = otherDc && f.failClosed?.exists ? `; the fail-closed table inet weft_xdc drops it (an address of datacenter ${o.datacenter} may leave only through the tunnel)` : '';
+    w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'drop',
+      why: `the route goes via ${ok.dev}, not weft's ${vx ?? 'VXLAN device'}: the packet would leave unencapsulated${closed}`,
+      fix: otherDc ? `no gateway of ${f.self.datacenter} reaches ${o.datacenter} (weft datacenter list); weft routes ${o.subnet} via the chosen gateway once one answers probes`
+        : `restart the agent or wait for its resync: it programs ${o.subnet} via ${o.host}'s VTEP on ${vx}; weft doctor shows programmed vs desired` });
+    return;
+  }
+  if (!w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'ok', ...(ok.mtu ? { mtu: ok.mtu } : {}) })) return;
+  if (tunnelDevs.includes(ok.dev)) {
+    w.add({ kind: 'tunnel', host: self, what: `this host is a gateway: ${ok.dev} carries it to datacenter ${o.datacenter}`, source: 'kernel', verdict: 'warn', why: 'the tunnel hops are not explained yet: see weft datacenter list for the chosen gateways and handshakes' });
+    if (!w.broken) remoteHostHop(w, o) && remoteContainerHop(w, o, f.dst);
+    return;
+  }
+  if (!vxlanHop(w, f, ok, vx!, o)) return;
+  if (!underlayHop(w, f)) return;
+  if (otherDc) {
+    w.add({ kind: 'tunnel', host: f.nextHopHost?.name ?? '?', what: `gateway ${f.nextHopHost?.name ?? '?'} carries it through the WireGuard tunnel to datacenter ${o.datacenter}`, source: 'topology', verdict: 'warn',
+      why: 'the gateway\'s and the tunnel\'s kernel state cannot be read from here', fix: `weft datacenter list shows the chosen gateways and handshakes; run weft explain on ${f.nextHopHost?.name ?? 'the gateway'} for its side` });
+  }
+  if (remoteHostHop(w, o)) remoteContainerHop(w, o, f.dst);
+}
+
+function vxlanHop(w: Walk, f: ExplainFacts, r: Extract<RouteFact, { ok: true }>, vx: string, o: Owner): boolean {
+  const self = f.self.name;
+  const dev = f.devices[vx] ?? { name: vx, exists: false };
+  const p = linkProblem(dev, 'VXLAN device');
+  if (p) return w.add({ kind: 'vxlan', host: self, what: vx, source: 'kernel', verdict: 'drop', ...p });
+  const gw = r.gw ?? f.dst;
+  const n = f.neigh;
+  const want = f.nextHopHost;
+  const base = { kind: 'vxlan' as const, host: self, source: 'kernel' };
+  if (!n?.mac) {
+    return w.add({ ...base, what: `${vx}: neighbour ${gw}`, verdict: 'drop', why: `no neighbour entry for ${gw} on ${vx}: the kernel cannot put a MAC on the inner frame (weft's entries are permanent; VXLAN devices do not ask ARP)`,
+      fix: `restart the agent or wait for its resync (it adds \`${gw} lladdr ${want?.vtepMac ?? '<VTEP MAC>'} dev ${vx} permanent\`); weft doctor shows programmed vs desired` });
+  }
+  if (want && n.mac !== want.vtepMac.toLowerCase()) {
+    return w.add({ ...base, what: `${vx}: neighbour ${gw} lladdr ${n.mac}`, verdict: 'drop', why: `the neighbour entry gives ${gw} the MAC ${n.mac}, but ${want.name}'s VTEP MAC is ${want.vtepMac}`, fix: 'restart the agent or wait for its resync: it replaces the entry' });
+  }
+  const fdb = f.fdb;
+  if (!fdb?.dst) {
+    return w.add({ ...base, what: `${vx}: neighbour ${gw} lladdr ${n.mac}, FDB ${n.mac}`, verdict: 'drop',
+      why: `no FDB entry for ${n.mac} on ${vx}: the kernel does not know which underlay address to send the VXLAN packet to, and drops it`,
+      fix: `restart the agent or wait for its resync (it adds \`bridge fdb append ${n.mac} dev ${vx} dst ${want?.underlayIp ?? '<underlay>'} self permanent\`); weft doctor shows programmed vs desired` });
+  }
+  if (want && fdb.dst !== want.underlayIp) {
+    return w.add({ ...base, what: `${vx}: FDB ${n.mac} dst ${fdb.dst}`, verdict: 'drop', why: `the FDB entry sends ${n.mac} to ${fdb.dst}, but ${want.name} is at ${want.underlayIp}`, fix: 'restart the agent or wait for its resync: it replaces the entry' });
+  }
+  return w.add(w.sized({ ...base, what: `${vx}: neighbour ${gw} lladdr ${n.mac}, FDB dst ${fdb.dst}${want ? ` (${want.name})` : ''}` }, dev.mtu, vx));
+}
+
+function underlayHop(w: Walk, f: ExplainFacts): boolean {
+  const u = f.underlay;
+  if (!u) return true;
+  const self = f.self.name;
+  const lookup = `ip route get ${u.dst}`;
+  const p = routeProblem(u.route, lookup);
+  if (p) return w.add({ kind: 'underlay', host: self, what: lookup, source: 'kernel', verdict: 'drop', ...p, fix: `the underlay must route ${u.dst}: check the host's routes and the network between the hosts` });
+  const r = u.route as Extract<RouteFact, { ok: true }>;
+  if (r.dev.startsWith('weft.')) {
+    return w.add({ kind: 'underlay', host: self, what: `${lookup}: ${routeText(r)}`, source: 'kernel', verdict: 'drop', why: `the underlay address ${u.dst} is routed into weft's own ${r.dev}: the VXLAN packet would loop`, fix: `route ${u.dst} through the underlay device` });
+  }
+  const mtu = r.mtu ?? u.mtu;
+  return w.add(w.sized({ kind: 'underlay', host: self, what: `${lookup}: ${routeText(r)} (VXLAN UDP to ${u.dst})`, source: 'kernel' }, mtu, r.dev, vxlanOverhead(u.dst)));
+}
+
+function receivingSide(w: Walk, f: ExplainFacts, d: LocalContainer): void {
+  const self = f.self.name;
+  const o = f.srcOwner;
+  if (!o) {
+    w.add({ kind: 'locate', host: self, what: `who holds ${f.src}`, source: 'controller', verdict: 'drop',
+      why: o === null ? `no host holds ${f.src}: it is in no host's subnet` : `cannot tell which host holds ${f.src}: ${f.controller.ok ? 'the controller does not know it' : f.controller.error}`,
+      fix: 'check the address: weft endpoints lists every container address' });
+    return;
+  }
+  const srcContainer: Hop = o.endpoint
+    ? { kind: 'container', host: o.host, what: `container ${short(o.endpoint.containerId)} ${o.endpoint.ifname} ${f.src} (network ${o.network})`, source: `controller; its kernel is read only by weft explain on ${o.host}`, verdict: 'ok' }
+    : { kind: 'container', host: o.host, what: `${f.src} on ${o.host}`, source: 'controller', verdict: 'warn', why: `the controller has no endpoint for ${f.src}` };
+  if (!w.add(srcContainer)) return;
+  if (!remoteHostHop(w, o)) return;
+  const net = f.networks.find((n) => n.name === d.network);
+  const vx = `weft.vx${net?.vni ?? d.vni}`;
+  const dev = f.devices[vx] ?? { name: vx, exists: false };
+  const p = linkProblem(dev, 'VXLAN device');
+  if (!w.add(p ? { kind: 'vxlan', host: self, what: vx, source: 'kernel', verdict: 'drop', ...p } : w.sized({ kind: 'vxlan', host: self, what: `${vx}: decapsulated here`, source: 'kernel' }, dev.mtu, vx))) return;
+  const lookup = `ip route get ${f.dst} from ${f.src} iif ${vx}`;
+  const r = f.inboundRoute;
+  if (!r) return;
+  const rp = routeProblem(r, lookup);
+  if (rp) {
+    w.add({ kind: 'route', host: self, what: lookup, source: 'kernel', verdict: 'drop', ...rp });
+    return;
+  }
+  const ok = r as Extract<RouteFact, { ok: true }>;
+  if (o.network !== d.network && !isolationHop(w, f, self, o.network, d.network)) return;
+  if (ok.dev !== d.bridge.name) {
+    w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'drop', why: `the route goes via ${ok.dev}, but ${f.dst} is on ${d.bridge.name}`, fix: `a more specific route takes ${f.dst}: find it with ip route get and remove it` });
+    return;
+  }
+  if (!w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'ok' })) return;
+  if (bridgeHop(w, self, d) && vethHop(w, self, d)) containerHop(w, self, d, false, f.src);
+}
+
+export function explainPath(f: ExplainFacts): Explanation {
+  const w = new Walk(f.size);
+  if (f.srcLocal) sendingSide(w, f, f.srcLocal);
+  else if (f.dstLocal) receivingSide(w, f, f.dstLocal);
+  else {
+    const at = f.srcOwner ? ` (${f.srcOwner.host} holds ${f.src})` : '';
+    w.add({ kind: 'locate', host: f.self.name, what: `who holds ${f.src} and ${f.dst}`, source: 'agent DB', verdict: 'drop',
+      why: `no container on ${f.self.name} holds ${f.src} or ${f.dst}: weft explain reads the kernel of the host it runs on`,
+      fix: `run weft explain on the host that holds ${f.src}${at}` });
+  }
+  return { src: f.src, dst: f.dst, ...(f.size !== undefined ? { size: f.size } : {}), complete: !w.broken, hops: w.hops, ...(w.broken ? { break: w.broken } : {}) };
+}
