@@ -45,6 +45,10 @@ const commands: Record<string, Command> = {
     summary: 'check this host: kernel, MTU, offload, iptables, overlay entries, stray links, controller, certificate, clock, agent',
     run: async (argv) => (await import('../../cni-plugin/agent/doctor/command')).doctorCommand(argv),
   },
+  explain: {
+    summary: 'the path a packet takes between two container addresses, hop by hop, and where and why it would be dropped',
+    run: async (argv) => (await import('../../cni-plugin/agent/explain/command')).explainCommand(argv),
+  },
   'install-cni': {
     summary: 'install the weft CNI plugin binary and network config on this host',
     run: async (argv) => (await import('../../cni-plugin/install-cni')).installCniCommand(argv),
