@@ -79,6 +79,10 @@ export type TunnelLab = {
   capture(tag: string): Promise<WanCapture>;
   /** the agents' and the controller's log tails, for a failed test */
   logs(): string;
+  /** per host: weft links, routes into the pools, whether the fail-closed table is there, wireguard-go's peers */
+  diagnose(): string;
+  /** wait until `from` pings `to` (containers); on timeout the error carries diagnose() and the logs */
+  waitReach(from: string, to: string, ms: number): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -245,7 +249,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
         const table = `${o.name}_blackhole`;
         // before anything else weft has on the hook, so nothing it does can let a packet through
         nsRun(ns, 'nft', ['-f', '-'], {
-          input: `table inet ${table} {\n chain fwd { type filter hook forward priority -400; policy drop; }\n}\n`,
+          input: `table inet ${table} {\n chain drop_forwarded { type filter hook forward priority -400; policy drop; }\n}\n`,
         });
         blackHoles.add(name);
         return () => {
@@ -263,8 +267,32 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
       },
       logs() {
         const parts = [`controller: ${tail(current.logFile, 10)}`];
-        for (const a of agents.values()) parts.push(`${a.host.name}: ${tail(a.logFile, 25)}`);
+        // error stacks make tails long: the start of each is what tells
+        for (const a of agents.values()) parts.push(`${a.host.name}: ${tail(a.logFile, 25).split(' | ').map((l) => l.slice(0, 400)).join(' | ').slice(0, 4000)}`);
         return parts.join('\n');
+      },
+      diagnose() {
+        return lab.hosts.map((h) => {
+          const links = ipJson<any[]>(h.netns, ['link', 'show']).map((l) => `${l.ifname}(${l.mtu},${l.operstate})`).filter((n) => n.startsWith('weft.')).join(' ');
+          const routes = poolRoutes(h.netns).map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ''} dev ${r.dev}`).join('; ');
+          const table = nsRun(h.netns, 'nft', ['list', 'table', 'inet', FAIL_CLOSED_TABLE], { check: false });
+          const counters = table.status === 0 ? (table.stdout.match(/counter packets \d+ bytes \d+[^\n]*/g) ?? []).filter((l) => !/packets 0 /.test(l)).join(' | ') : 'NO TABLE';
+          let wg = '';
+          const holder = holders.get(h.name);
+          if (holder && isGateway(h.name)) {
+            const r = nsRun(h.netns, 'nsenter', [`--mount=/proc/${holder.pid}/ns/mnt`, '--', 'wg', 'show', 'weft.wg0'], { check: false });
+            wg = (r.stdout || r.stderr).replace(/\s+/g, ' ').replace(/private key: \S+/, 'private key: (hidden)');
+          }
+          return `${h.name}: links ${links}\n  routes ${routes}\n  ${FAIL_CLOSED_TABLE}: ${counters}\n  wg: ${wg}`;
+        }).join('\n');
+      },
+      async waitReach(from, to, ms) {
+        const [a, b] = [containers.get(from)!, containers.get(to)!];
+        try {
+          await waitFor(`${from} (${a.host.datacenter}) to reach ${to} (${b.host.datacenter})`, async () => (await nsExecAsync(a.netns, 'ping', ['-n', '-c', '1', '-W', '1', b.ip])).status === 0, ms);
+        } catch (e) {
+          throw new Error(`${(e as Error).message}\n${t.diagnose()}\n${t.logs()}`, { cause: e });
+        }
       },
       close,
     };

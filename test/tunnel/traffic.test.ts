@@ -21,7 +21,7 @@ const c = (name: string) => t.containers.get(name)!;
 beforeAll(async () => {
   const t0 = Date.now();
   t = await createTunnelLab({ name: 'tun1', containers: { c1: 'h1', c2: 'h2' } });
-  await waitFor('c1 (dc1) to reach c2 (dc2)', async () => (await ping(c('c1').netns, c('c2').ip, ['-c', '1', '-W', '1'])).received === 1, 60_000);
+  await t.waitReach('c1', 'c2', 60_000);
   console.log(`tunnel lab up, c1 -> c2 answering, in ${Date.now() - t0} ms`);
 }, 150_000);
 
