@@ -249,5 +249,10 @@ describe('weft doctor on a lab host', () => {
     expect(finding(r.report!, 'clock/skew').verdict).toBe('warn');
     // the certificate is read from the state dir, controller or not
     expect(finding(r.report!, 'certificate/expiry').verdict).toBe('pass');
+
+    const text = await doctor(h2, { json: false });
+    expect(text.status).toBe(1);
+    expect(text.stdout).toMatch(/^FAIL {2}controller\/reachable +cannot reach the controller at .*\n +fix: check that the controller runs/m);
+    console.log(`weft doctor with the agent and the controller down:\n${text.stdout}`);
   }, 60_000);
 });

@@ -152,6 +152,9 @@ describe('doctor: iptables jumps', () => {
     expect(verdicts(judgeIptables(save(['-j WEFT-FORWARD', '-j WEFT-FORWARD']), weftHooks()))).toContain('warn iptables/filter FORWARD');
     expect(verdicts(judgeIptables(save([]), []))).toEqual(['pass iptables/hooks']);
     expect(verdicts(judgeIptables({ error: 'iptables-save: not found' }, weftHooks()))).toEqual(['fail iptables/save']);
+    const v6 = judgeIptables(save(['-j REJECT']), weftHooks(6), 6);
+    expect(verdicts(v6)).toContain('fail ip6tables/filter FORWARD');
+    expect(v6.find((x) => x.check === 'filter FORWARD')!.fix).toContain('ip6tables -t filter -I FORWARD 1 -j WEFT-FORWARD');
     expectFixes([...missing, ...below]);
   });
 });

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { renewalDue } from '../../../controller/api/client/renewal';
 import { EthtoolError, txChecksumGet } from '../../../dataplane/ethtool';
-import { readState, type SavedState } from '../../../dataplane/iptables';
+import { readState, type Family, type SavedState } from '../../../dataplane/iptables';
 import { openHandle, type Handle } from '../../../dataplane/netlink/handle';
 import { linkList, type Link } from '../../../dataplane/netlink/link';
 import { hostVethName } from '../cni-handlers';
@@ -169,14 +169,18 @@ export async function runDoctor(config: AgentConfig, now: () => number = Date.no
     findings.push(...guarded('offload', () => judgeOffload(decideTxChecksum(config.vxlanTxChecksum), offloadOf(links))));
 
     findings.push(...guarded('iptables', () => {
-      let state: SavedState | { error: string };
-      try {
-        state = readState();
-      } catch (e) {
-        state = { error: message(e) };
-      }
+      const saved = (family: Family): SavedState | { error: string } => {
+        try {
+          return readState({ family });
+        } catch (e) {
+          return { error: message(e) };
+        }
+      };
       const holdsNetworks = (hostNetworks?.length ?? 0) > 0 || devices.some((d) => d.kind === 'bridge');
-      return judgeIptables(state, holdsNetworks ? weftHooks() : []);
+      const out = judgeIptables(saved(4), holdsNetworks ? weftHooks(4) : [], 4);
+      // ip6tables only where the agent uses it: hosts without IPv6 networks may lack the tool
+      if (hostNetworks?.some((n) => n.subnet.includes(':'))) out.push(...judgeIptables(saved(6), weftHooks(6), 6));
+      return out;
     }));
 
     findings.push(...guarded('overlay', () => judgeOverlay(kernelOverlayOf(h, links), agentReportOf(metrics))));
