@@ -100,6 +100,8 @@ export function keepLeases(
     if (deleted.length > 0 && overlay.synced) overlay.request('lease');
   });
   undo.push(() => stopWatchingNetworks());
+  // deleted while the agent was stopped: the watch never said so, the cached registration does
+  for (const net of initial.deletedWhileAway ?? []) retire(net);
   if (registered) heartbeats = runHeartbeats({ client, registration: current, registered, onLease, log, report });
   else {
     // Keep registering in the background; the first answer may move a subnet, which is a lease event like any other.

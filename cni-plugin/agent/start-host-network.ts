@@ -165,6 +165,7 @@ export function setUpHostNetwork(
     },
     retire(net, hostEnds) {
       if (clusterConfig.networks.some((n) => n.name === net.name)) return [];
+      if (!deleted.has(net.name)) deleted.set(net.name, new Date().toISOString());
       const removed: string[] = [];
       for (const name of hostEnds) {
         try {
@@ -177,7 +178,8 @@ export function setUpHostNetwork(
       // the attachment goes first: a CNI ADD between here and the end finds no bridge to join
       network.attachments.delete(net.name);
       subnets = subnets.filter((s) => s.network !== net.name);
-      removed.push(...removeNetworkDevices(h, net.vni, log));
+      // a network added since under the same VNI owns those devices now
+      if (!clusterConfig.networks.some((n) => n.vni === net.vni)) removed.push(...removeNetworkDevices(h, net.vni, log));
       // the other networks as they were; the deleted one's iptables rules go with this ensure
       ensureFor(subnets, log);
       labelConflists(log);

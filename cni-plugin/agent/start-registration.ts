@@ -16,8 +16,13 @@ import { loadRegistration, saveRegistration } from './sync/registration-cache';
 export type HostLeases = {
   /** The controller's answer; undefined when it was unreachable and the start goes on from the cached registration. */
   registered: Registration | undefined;
-  /** What the host network is built from: the answer, else the cached leases and cluster config (revision 0). */
-  initial: Registration;
+  /**
+   * What the host network is built from: the answer, else the cached leases
+   * and cluster config (revision 0). With the answer, also the networks the
+   * cached registration had that the answer no longer has: deleted while
+   * this agent was away, so the watch never said so.
+   */
+  initial: Registration & { deletedWhileAway?: Array<{ name: string; vni: number }> };
 };
 
 /** The client, closed by the undo step this pushes; its connection state feeds the metrics. */
@@ -65,6 +70,8 @@ export async function registerThisHost(
     log.info({ subnets: registered.subnets.map((s) => `${s.network}=${s.subnet}`), revision: registered.revision }, 'host registered');
     await saveRegistration(config.stateDir, registered);
   }
-  const initial = registered ?? { subnets: cached.value!.subnets, config: cached.value!.config, revision: 0 };
-  return { registered, initial };
+  if (!registered) return { registered, initial: { subnets: cached.value!.subnets, config: cached.value!.config, revision: 0 } };
+  const now = new Set(registered.config.networks.map((n) => n.name));
+  const deletedWhileAway = (cached.value?.config.networks ?? []).filter((n) => !now.has(n.name)).map((n) => ({ name: n.name, vni: n.vni }));
+  return { registered, initial: { ...registered, deletedWhileAway } };
 }

@@ -175,6 +175,28 @@ describe('networks added and deleted under running agents', () => {
     for (const x of ctrs) await cniDel(x.call);
   }, 90_000);
 
+  it('a network deleted while an agent is stopped is removed from its host when it starts again', async () => {
+    const AMBER = { name: 'amber', vni: 9, cidr: '10.249.0.0/16' };
+    weftCli(['network', 'add', AMBER.name, '--vni', String(AMBER.vni), '--cidr', AMBER.cidr, '--data-dir', ctl.dataDir]);
+    await waitFor('both hosts to make amber\'s devices', () => lab.hosts.every((h) => hasLink(h, 'weft.br9')), BOUND_MS);
+    const h2 = lab.host('h2');
+    const a2 = agents.get('h2')!;
+    await a2.proc.stop('SIGTERM', 5000);
+    expect(weftCli(['network', 'delete', AMBER.name, '--data-dir', ctl.dataDir])).toMatch(/^deleted network amber: released 2 subnet lease\(s\)/);
+    // the running agent follows at once; the stopped one's devices stay as they were
+    await waitFor('h1 to remove amber\'s devices', () => !hasLink(lab.host('h1'), 'weft.br9'), BOUND_MS);
+    expect(hasLink(h2, 'weft.br9')).toBe(true);
+    const token = createToken(ctl.dataDir);
+    agents.set('h2', await startAgent(lab, ctl, h2, a2, token, { extraArgs: ['--resync-interval', '2s'] }));
+    await waitFor('h2 to remove amber\'s devices after its restart', () => !hasLink(h2, 'weft.br9') && !hasLink(h2, 'weft.vx9'), BOUND_MS);
+    // and it knows why there is no amber any more
+    installCni(agents.get('h2')!, AMBER.name);
+    const c = await add(h2, AMBER.name, 'alate');
+    const r = await execCni({ ...c.call, command: 'ADD' });
+    expect([r.code === 0, r.json?.code]).toEqual([false, CNI_ERR.NETWORK_DELETED]);
+    expect(hasLink(h2, 'weft.br1')).toBe(true);
+  }, 90_000);
+
   it('the agents hold no allocation of the deleted network and still attach to the default one', async () => {
     for (const h of lab.hosts) {
       const c = await add(h, 'default', `d${h.name}`);
