@@ -122,6 +122,17 @@ function nsOfPid(pid: number): { dev: bigint; ino: bigint } | null {
   }
 }
 
+/** Whether the process sees the same mounts as this one (so the same /var/run/wireguard); unknown counts as the same. */
+function sameMountNs(pid: number): boolean {
+  try {
+    const a = statSync(`/proc/${pid}/ns/mnt`, { bigint: true });
+    const b = statSync('/proc/thread-self/ns/mnt', { bigint: true });
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return true;
+  }
+}
+
 /** The wireguard-go processes for an interface name, each with whether it runs in the target namespace. */
 export function findWireGuardGo(name: string, netns?: string, binary = WIREGUARD_GO): Array<{ pid: number; inTarget: boolean }> {
   checkInterfaceName(name);
@@ -193,7 +204,9 @@ export async function startUserspaceDevice(o: UserspaceOptions): Promise<Userspa
   if (adopted) return adopted;
   const binary = o.binary ?? WIREGUARD_GO;
   const socketPath = uapiSocketPath(o.name);
-  const running = findWireGuardGo(o.name, o.netns, binary);
+  // one in another network namespace counts only when it shares this mount namespace, and so the socket path:
+  // hosts of a test lab (or containers) each with their own /var/run/wireguard run one each under the same name
+  const running = findWireGuardGo(o.name, o.netns, binary).filter((p) => p.inTarget || sameMountNs(p.pid));
   if (running.length > 0) {
     // its socket refused or is gone, yet it runs: removing the socket would make it exit, starting another would clash
     throw new WireGuardDeviceError(o.name, `wireguard-go PID ${running.map((p) => p.pid).join(', ')} runs for this interface but does not answer on ${socketPath}`);
