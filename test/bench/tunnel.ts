@@ -153,7 +153,9 @@ async function main(): Promise<void> {
   const rawPids = new Set<number>();
   if (weftSides) {
     const { src, dst } = weftSides;
-    await reachable(src, dst, 'weft', 60_000);
+    await reachable(src, dst, 'weft', 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${tunnelLab!.diagnose()}\n${tunnelLab!.logs()}`);
+    });
     methods.push({
       key: 'weft', label: 'weft (weft.xdc VXLAN in weft.wg0, wireguard-go)', src, dst,
       devices: allGateways.map((g) => [g.netns, WG_DEV]),
