@@ -8,7 +8,7 @@ import { agentBase, judgeAgent, metricSum, metricValue } from '../../cni-plugin/
 import { judgeCertificate } from '../../cni-plugin/agent/doctor/certificate';
 import { judgeClock, skewOf, SKEW_FAIL_MS } from '../../cni-plugin/agent/doctor/clock';
 import { splitDoctorArgs } from '../../cni-plugin/agent/doctor/command';
-import { hostNetworksOf, judgeController } from '../../cni-plugin/agent/doctor/controller';
+import { hostNetworksOf, judgeController, tidyDetails } from '../../cni-plugin/agent/doctor/controller';
 import { exitCodeOf, renderJson, renderText, type Finding, type Verdict } from '../../cni-plugin/agent/doctor/finding';
 import { judgeIptables, weftHooks } from '../../cni-plugin/agent/doctor/iptables';
 import { evidenceFor, FEATURES, judgeKernel, moduleNames, parseKernelConfig, type KernelFacts } from '../../cni-plugin/agent/doctor/kernel';
@@ -286,6 +286,8 @@ describe('doctor: controller', () => {
     const away = judgeController(credentials, { server: 'ctl:7443', error: { code: 'UNAVAILABLE', details: 'No connection established' } }, '/s');
     expect(verdicts(away)).toEqual(['pass controller/credentials', 'fail controller/reachable']);
     expect(away[1].message).toContain('cannot reach the controller at ctl:7443: UNAVAILABLE');
+    expect(tidyDetails('No connection established. Last error: Error: connect ECONNREFUSED 172.31.0.10:7443. Resolution note: '))
+      .toBe('No connection established. last error: connect ECONNREFUSED 172.31.0.10:7443.');
     const refused = judgeController(credentials, { server: 'ctl:7443', error: { code: 'PERMISSION_DENIED', details: 'revoked' } }, '/s');
     expect(refused[1].fix).toContain('join again');
     const gone = judgeController(credentials, { server: 'ctl:7443', status, topology: { ...topology, hosts: [] } }, '/s');

@@ -51,6 +51,11 @@ export async function readCredentials(stateDir: string): Promise<CredentialsFact
   }
 }
 
+/** grpc-js's connection failure text without its empty "Resolution note:" tail. */
+export function tidyDetails(d: string): string {
+  return d.replace(/\s*Resolution note:\s*$/, '').replace(/Last error: Error: /, 'last error: ').trim();
+}
+
 /** Records the `date` header of each answer with the time the call started and the time the header arrived. */
 function dateInterceptor(seen: (s: ClockSample) => void): grpc.Interceptor {
   return (options, nextCall) => {
@@ -84,7 +89,7 @@ export async function askController(server: string, credentials: Credentials, st
     } catch (err) {
       const e = err as { details?: string; message: string };
       const problem = certProblemOf(err);
-      facts.error = { code: grpcCode(err), details: e.details || e.message, ...(problem ? { certProblem: problem } : {}) };
+      facts.error = { code: grpcCode(err), details: tidyDetails(e.details || e.message), ...(problem ? { certProblem: problem } : {}) };
       return facts;
     }
     const first = await new Promise<ResponseOf<'WatchTopology'> | undefined>((resolve) => {
