@@ -440,7 +440,8 @@ export type WanRules = {
  * Every packet the capture saw that is not allowed on the WAN: anything but
  * WireGuard UDP between gateway endpoints, TCP to or from the controller's
  * port, ARP and IPv6 link-local chatter of the lab's own links, and ICMP
- * errors from a router about WireGuard packets. A container (pool) address or
+ * errors (need to frag, port unreachable) about WireGuard packets between
+ * gateways. A container (pool) address or
  * a VXLAN port anywhere in a line is always a violation.
  */
 export function wanViolations(packets: CapturedPacket[], rules: WanRules): string[] {
@@ -457,7 +458,8 @@ function classify(line: string, gw: Set<string>, rules: WanRules): string | null
   if (line.includes(POOL_PREFIX)) return 'container address';
   if (/\.(4789|4790)[ :]/.test(line)) return 'VXLAN port';
   if (/ ARP, /.test(line)) return null;
-  if (/ IP6 fe80::/.test(line)) return null;
+  // the lab links' own IPv6 link-local chatter (router solicitations, neighbour discovery)
+  if (/ IP6 .*?[ )]fe80::[0-9a-f:]+ > (ff02::|fe80::)/.test(line)) return null;
   // IP header: "IP (tos ..., proto UDP (17), length 176) 172.31.1.11.51820 > 172.31.2.11.51820: UDP, length 148"
   const m = /\) (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))? > (\d+\.\d+\.\d+\.\d+)(?:\.(\d+))?: (.*)$/.exec(line);
   if (!m) return 'unparsed';
@@ -472,7 +474,13 @@ function classify(line: string, gw: Set<string>, rules: WanRules): string | null
     if ((dst === c.ip && Number(dport) === c.port) || (src === c.ip && Number(sport) === c.port)) return null;
     return 'TCP not to the controller';
   }
-  if (proto === 'ICMP' && rules.routerIps.includes(src) && /need to frag/.test(rest)) return null;
+  if (proto === 'ICMP') {
+    // an ICMP error about a WireGuard packet between gateways (a router's "need to frag", a gateway whose
+    // wireguard-go is gone answering "port unreachable"): it quotes only the start of ciphertext
+    const quoted = /(\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+)/.exec(rest);
+    const aboutWireGuard = quoted && gw.has(quoted[1]) && gw.has(quoted[3]) && Number(quoted[2]) === WG_PORT && Number(quoted[4]) === WG_PORT;
+    if (aboutWireGuard && (rules.routerIps.includes(src) || gw.has(src)) && /need to frag|udp port \d+ unreachable/.test(rest)) return null;
+  }
   return `${proto ?? 'unknown'} not allowed`;
 }
 
