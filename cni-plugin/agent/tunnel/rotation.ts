@@ -271,10 +271,3 @@ export function startKeyRotation(o: RotationScheduleOptions): RotationSchedule {
     },
   };
 }
-
-/** --wg-key-rotation: "720h", "30d", "90m", "45s" or "0" (off), in ms. */
-export function parseRotationInterval(v: string): number {
-  const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
-  if (!m) throw new Error(`${JSON.stringify(v)} is not a duration (e.g. 720h, 30d; 0 turns scheduled rotation off)`);
-  return Number(m[1]) * 1000 * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
-}
