@@ -146,7 +146,15 @@ describe('weft explain verdicts', () => {
   it('another datacenter: a route outside the tunnel path is dropped by the fail-closed table', () => {
     const e = explainPath(facts({ dstOwner: owner({ datacenter: 'dc2' }), hostRoute: { ok: true, dev: 'eth0', gw: '192.168.10.1', type: 'unicast' }, failClosed: { exists: true } }));
     expect(e.break!.why).toContain('the fail-closed table inet weft_xdc drops it');
-    const via = explainPath(facts({ dstOwner: owner({ datacenter: 'dc2' }), nextHopHost: { name: 'gw1', underlayIp: '192.168.10.12', vtepMac: '02:aa:bb:cc:dd:02' } }));
+    // the table's own tunnel_ifs set decides which devices such a packet may leave by
+    const stale = explainPath(facts({ dstOwner: owner({ datacenter: 'dc2' }), hostRoute: { ok: true, dev: 'weft.vx1', gw: '10.244.2.0', type: 'unicast' }, failClosed: { exists: true, tunnelIfs: ['weft.vx2'] } }));
+    expect(stale.break).toMatchObject({ kind: 'route', source: 'kernel (route, nftables inet weft_xdc)' });
+    expect(stale.break!.why).toContain('lets such a packet leave only by weft.vx2, and this route takes weft.vx1: dropped and counted');
+    // an overlay entry straight to a host of another datacenter: VXLAN across the WAN, which the table drops
+    const direct = explainPath(facts({ dstOwner: owner({ datacenter: 'dc2' }), failClosed: { exists: true, tunnelIfs: ['weft.vx1'] }, nextHopHost: { name: 'h2', underlayIp: '192.168.10.12', vtepMac: '02:aa:bb:cc:dd:02', datacenter: 'dc2' } }));
+    expect(direct.break).toMatchObject({ kind: 'vxlan' });
+    expect(direct.break!.why).toContain('inet weft_xdc drops VXLAN to a host of another datacenter');
+    const via = explainPath(facts({ dstOwner: owner({ datacenter: 'dc2' }), failClosed: { exists: true, tunnelIfs: ['weft.vx1'] }, nextHopHost: { name: 'gw1', underlayIp: '192.168.10.12', vtepMac: '02:aa:bb:cc:dd:02', datacenter: 'dc1' } }));
     expect(via.complete).toBe(true);
     expect(via.hops.map((h) => h.kind)).toEqual(['container', 'veth', 'bridge', 'route', 'vxlan', 'underlay', 'tunnel', 'host', 'container']);
   });

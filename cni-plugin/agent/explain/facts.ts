@@ -71,9 +71,13 @@ export type ExplainFacts = {
   neigh?: { ip: string; mac?: string; state?: string };
   fdb?: { mac: string; dst?: string };
   /** The host (this datacenter's) whose VTEP address the route's gateway is, per the topology. */
-  nextHopHost?: { name: string; underlayIp: string; vtepMac: string };
+  nextHopHost?: { name: string; underlayIp: string; vtepMac: string; datacenter?: string };
   /** Route to the FDB entry's underlay address, and the MTU of its device. */
   underlay?: { dst: string; route: RouteFact; mtu?: number };
-  /** The fail-closed table for other datacenters; undefined: not looked at. */
-  failClosed?: { exists: boolean; error?: string };
+  /**
+   * The fail-closed table for other datacenters (undefined: not looked at):
+   * whether it exists, and its tunnel_ifs set, the devices an address of
+   * another datacenter may leave by.
+   */
+  failClosed?: { exists: boolean; tunnelIfs?: string[]; error?: string };
 };

@@ -55,6 +55,11 @@ function localContainer(h: Handle, links: Link[], a: Allocation, net: NetworkFac
     veth: linkFact(h, links, hostVethName(a.network, a.containerId, a.ifname)),
     bridge: linkFact(h, links, bridgeName(net.vni), true),
   };
+  // the controller could not say which VNI the network has: the bridge is the one its veth is a port of
+  if (net.vni === 0 && c.veth.master?.startsWith('weft.br')) {
+    c.bridge = linkFact(h, links, c.veth.master, true);
+    c.vni = Number(c.veth.master.slice('weft.br'.length));
+  }
   if (!a.netns) {
     c.iface = { error: 'the runtime gave no namespace path' };
     return c;
@@ -97,11 +102,16 @@ function isolationOf(src: string, dst: string): ExplainFacts['isolation'] {
   }
 }
 
-function failClosedOf(): ExplainFacts['failClosed'] {
+/** inet weft_xdc: whether it is there and its tunnel_ifs set (the devices another datacenter's addresses may leave by). */
+export function failClosedOf(netns?: string): ExplainFacts['failClosed'] {
   try {
-    const t = openNftTable({ name: FAIL_CLOSED_TABLE, family: NFPROTO_INET });
+    const t = openNftTable({ name: FAIL_CLOSED_TABLE, family: NFPROTO_INET, ...(netns ? { netns } : {}) });
     try {
-      return { exists: t.list(() => false).exists };
+      const v = t.list((set) => set === 'tunnel_ifs');
+      if (!v.exists) return { exists: false };
+      // ifname keys: IFNAMSIZ bytes, NUL-padded
+      const ifs = [...(v.elements.get('tunnel_ifs')?.keys() ?? [])].map((k) => Buffer.from(k, 'hex').toString('latin1').replace(/\0+$/, '')).sort();
+      return { exists: true, ...(v.sets.has('tunnel_ifs') ? { tunnelIfs: ifs } : {}) };
     } finally {
       t.close();
     }
@@ -155,7 +165,7 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
         // whose VTEP the next hop is: the owner itself, or (another datacenter) the gateway chosen for it
         for (const host of k.topology.hosts) {
           const s = host.subnets?.[dstNet.name];
-          if (s && vtepIpOf(s) === canonicalIp(gw)) f.nextHopHost = { name: host.name, underlayIp: canonicalIp(host.underlayIp), vtepMac: host.vtepMac.toLowerCase() };
+          if (s && vtepIpOf(s) === canonicalIp(gw)) f.nextHopHost = { name: host.name, underlayIp: canonicalIp(host.underlayIp), vtepMac: host.vtepMac.toLowerCase(), datacenter: host.datacenter };
         }
       }
       if (f.dstOwner && f.dstOwner.datacenter && f.dstOwner.datacenter !== f.self.datacenter) f.failClosed = failClosedOf();

@@ -237,6 +237,13 @@ function sendingSide(w: Walk, f: ExplainFacts, c: LocalContainer): void {
   const vx = net ? `weft.vx${net.vni}` : undefined;
   const otherDc = o.datacenter !== '' && f.self.datacenter !== '' && o.datacenter !== f.self.datacenter;
   const tunnelDevs = ['weft.xdc', 'weft.wg0'];
+  const closedIfs = otherDc && f.failClosed?.exists ? f.failClosed.tunnelIfs : undefined;
+  if (closedIfs && !closedIfs.includes(ok.dev)) {
+    w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel (route, nftables inet weft_xdc)', verdict: 'drop',
+      why: `${f.dst} is in datacenter ${o.datacenter}; the fail-closed table inet weft_xdc lets such a packet leave only by ${closedIfs.join(', ') || 'no device'}, and this route takes ${ok.dev}: dropped and counted`,
+      fix: `weft routes ${o.subnet} via the gateway chosen for ${o.datacenter} once one answers probes: weft datacenter list shows gateways and handshakes; nft list table inet weft_xdc shows the drop counters` });
+    return;
+  }
   if (ok.dev !== vx && !(otherDc && tunnelDevs.includes(ok.dev))) {
     const closed = otherDc && f.failClosed?.exists ? `; the fail-closed table inet weft_xdc drops it (an address of datacenter ${o.datacenter} may leave only through the tunnel)` : '';
     w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'drop',
@@ -285,7 +292,13 @@ function vxlanHop(w: Walk, f: ExplainFacts, r: Extract<RouteFact, { ok: true }>,
   if (want && fdb.dst !== want.underlayIp) {
     return w.add({ ...base, what: `${vx}: FDB ${n.mac} dst ${fdb.dst}`, verdict: 'drop', why: `the FDB entry sends ${n.mac} to ${fdb.dst}, but ${want.name} is at ${want.underlayIp}`, fix: 'restart the agent or wait for its resync: it replaces the entry' });
   }
-  return w.add(w.sized({ ...base, what: `${vx}: neighbour ${gw} lladdr ${n.mac}, FDB dst ${fdb.dst}${want ? ` (${want.name})` : ''}` }, dev.mtu, vx));
+  const what = `${vx}: neighbour ${gw} lladdr ${n.mac}, FDB dst ${fdb.dst}${want ? ` (${want.name})` : ''}`;
+  if (want?.datacenter && f.self.datacenter && want.datacenter !== f.self.datacenter) {
+    return w.add({ ...base, what, verdict: 'drop',
+      why: `the VXLAN packet would go to ${want.name} in datacenter ${want.datacenter}, across the WAN in cleartext${f.failClosed?.exists ? '; the fail-closed table inet weft_xdc drops VXLAN to a host of another datacenter' : ''}`,
+      fix: 'the overlay never reaches another datacenter directly: restart the agent or wait for its resync, which routes that subnet via a local gateway' });
+  }
+  return w.add(w.sized({ ...base, what }, dev.mtu, vx));
 }
 
 function underlayHop(w: Walk, f: ExplainFacts): boolean {
