@@ -7,7 +7,8 @@
 //  - `podman run --ip` reaches weft (podman sends one address as CNI_ARGS
 //    IP=) and the container gets exactly that address; one outside the
 //    host's subnet fails `podman run` with weft's reason and leaves nothing
-//    allocated.
+//    allocated; two addresses arrive as runtimeConfig.ips (the conflist's
+//    "ips" capability) and are refused, since weft gives one per network.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +81,19 @@ describe('podman 4.3 on a weft conflist', () => {
     console.log(`podman --ip ADD: CNI_ARGS=${add.env.CNI_ARGS} runtimeConfig=${JSON.stringify(add.config?.runtimeConfig ?? null)}`);
     expect(add.env.CNI_ARGS.split(';')).toContain(`IP=${want}`);
     expect(host!.allocations().find((a) => a.containerId === id)?.ip).toBe(want);
+  });
+
+  it('two addresses for one network arrive as runtimeConfig.ips (the ips capability) and are refused: one interface, one address', () => {
+    const [x, y] = ['60', '61'].map((d) => host!.subnet.replace(/0\/\d+$/, d));
+    const before = host!.allocations().map((a) => a.ip);
+    const name = uniqueName('two');
+    const r = podman!.tryRun(['run', '-d', '--pull', 'never', '--name', name, '--network', `weft:ip=${x},ip=${y}`, 'localhost/wt-busybox:latest', 'sleep', '600']);
+    const add = rec.calls().filter((c) => c.plugin === 'weft' && c.command === 'ADD').pop();
+    console.log(`podman two addresses: CNI_ARGS=${add?.env.CNI_ARGS} runtimeConfig=${JSON.stringify(add?.config?.runtimeConfig ?? null)}; ${r.stderr.trim().split('\n').pop()}`);
+    expect(add?.config?.runtimeConfig).toEqual({ ips: [x, y] });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`runtimeConfig.ips asks for ${x}, ${y}: weft gives one address per interface and network`);
+    expect(host!.allocations().map((a) => a.ip)).toEqual(before);
   });
 
   it('run --ip outside the host subnet fails with the reason, and nothing is allocated', () => {
