@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  DEFAULT_ROTATION_INTERVAL_MS, type RotationDeps, keyName, rotateKey, startKeyRotation,
+  DEFAULT_ROTATION_INTERVAL_MS, type RotationDeps, handshakesSince, keyName, remoteGatewaysOf, rotateKey, startKeyRotation,
 } from '../../cni-plugin/agent/tunnel/rotation';
 import {
   WG_KEY_FILE, WG_NEXT_KEY_FILE, commitNextWireGuardKeys, ensureWireGuardKeys, prepareNextWireGuardKeys, readRotationGeneration,
@@ -300,5 +300,26 @@ describe('startKeyRotation', () => {
     expect(drainsAt[1] - drainsAt[0]).toBeGreaterThanOrEqual(30_000);
     expect(drainsAt[1] - drainsAt[0]).toBeLessThan(40_000);
     await s.stop();
+  });
+});
+
+describe('helpers for the wiring', () => {
+  const gw = (host: string, key = 'k') => ({ host, wanEndpoint: '203.0.113.1:51820', state: 'active' as const, wgPublicKey: key });
+  const dc = (name: string, gateways: ReturnType<typeof gw>[]) => ({ name, gateways, listenPort: 51820, mtu: 0, mesh: false, subnets: [], pools: {} });
+
+  it('names the other datacenters\' gateways that hold a key', () => {
+    expect(remoteGatewaysOf([dc('dc1', [gw('g1')]), dc('dc2', [gw('h8'), gw('h7'), gw('gone', '')]), dc('dc3', [gw('h5')])], 'dc1')).toEqual(['h5', 'h7', 'h8']);
+    expect(remoteGatewaysOf(undefined, 'dc1')).toEqual([]);
+  });
+
+  it('tells whether every peer shook hands since the key changed', () => {
+    const peer = (host: string, age: number) => ({ host, datacenter: 'dc2', endpoint: '', handshakeAgeSeconds: age, rxBytes: 0, txBytes: 0 });
+    const now = 100_000;
+    expect(handshakesSince([peer('h7', 5), peer('h8', 9)], ['h7', 'h8'], 90_000, now)).toBe(true);
+    // h8's last handshake was before the swap, h9 never, h6 is not a peer of the device at all
+    expect(handshakesSince([peer('h7', 5), peer('h8', 11)], ['h7', 'h8'], 90_000, now)).toBe(false);
+    expect(handshakesSince([peer('h9', -1)], ['h9'], 0, now)).toBe(false);
+    expect(handshakesSince([], ['h6'], 0, now)).toBe(false);
+    expect(handshakesSince([], [], 0, now)).toBe(true);
   });
 });

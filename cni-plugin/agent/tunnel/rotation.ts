@@ -25,6 +25,8 @@ import { sleep as defaultSleep } from '../../../controller/api/client/backoff';
 import {
   commitNextWireGuardKeys, prepareNextWireGuardKeys, readRotationGeneration, wireGuardKeySince, writeRotationGeneration,
 } from '../state/wireguard-keys';
+import type { DatacenterInfo } from '../state/types';
+import type { PeerReport } from './types';
 
 export type GatewayState = 'active' | 'draining';
 
@@ -270,4 +272,26 @@ export function startKeyRotation(o: RotationScheduleOptions): RotationSchedule {
       await running;
     },
   };
+}
+
+// ---- helpers for the wiring --------------------------------------------------------
+
+/** The gateways of every other datacenter that hold a key: the peers a rotated gateway must shake hands with. */
+export function remoteGatewaysOf(datacenters: readonly DatacenterInfo[] | undefined, ownDatacenter: string): string[] {
+  return (datacenters ?? [])
+    .filter((d) => d.name !== ownDatacenter)
+    .flatMap((d) => d.gateways.filter((g) => g.wgPublicKey !== '').map((g) => g.host))
+    .sort();
+}
+
+/**
+ * Every one of `peers` has completed a handshake since `sinceMs`, as the
+ * device's peers say at `nowMs` (their handshake ages, -1: none). A peer the
+ * device does not list has not.
+ */
+export function handshakesSince(reports: readonly PeerReport[], peers: readonly string[], sinceMs: number, nowMs: number): boolean {
+  return peers.every((p) => {
+    const r = reports.find((x) => x.host === p);
+    return r !== undefined && r.handshakeAgeSeconds >= 0 && nowMs - r.handshakeAgeSeconds * 1000 >= sinceMs;
+  });
 }
