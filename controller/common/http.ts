@@ -1,13 +1,20 @@
 // The controller's plain-HTTP side: /metrics for Prometheus, /healthz (the
 // process is alive and its event loop turns) and /readyz (it can serve: the
-// store answers and the gRPC server is bound). Unauthenticated, so it binds
-// to loopback unless the operator says otherwise.
+// store answers and the gRPC server is bound), plus whatever pages the daemon
+// adds (the topology page). Unauthenticated, so it binds to loopback unless
+// the operator says otherwise.
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
 export type Readiness = () => Promise<{ ready: boolean; checks: Record<string, string> }>;
 
-export type HttpDeps = { registry: Registry; readiness: Readiness };
+/** An added page's answer; headers beyond content-type (cache-control: no-store is always set). */
+export type HttpAnswer = { status: number; headers: Record<string, string>; body: string };
+
+/** Answers the paths it knows (without the query string); undefined: not one of its paths. */
+export type HttpPages = (path: string, query: string) => Promise<HttpAnswer> | undefined;
+
+export type HttpDeps = { registry: Registry; readiness: Readiness; pages?: HttpPages };
 
 export function createHttpServer(deps: HttpDeps): Server {
   return createServer((req, res) => {
@@ -19,7 +26,18 @@ export function createHttpServer(deps: HttpDeps): Server {
       res.setHeader('allow', 'GET, HEAD');
       return send(405, 'text/plain', 'method not allowed\n');
     }
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?', 2) as [string, string?];
+    const page = deps.pages?.(path, query);
+    if (page) {
+      page.then(
+        (a) => {
+          res.writeHead(a.status, { 'cache-control': 'no-store', ...a.headers });
+          res.end(a.body);
+        },
+        (err) => send(503, 'text/plain', `cannot read the store: ${(err as Error).message}\n`),
+      );
+      return;
+    }
     switch (path) {
       case '/healthz':
         return send(200, 'text/plain', 'ok\n');

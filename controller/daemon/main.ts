@@ -22,6 +22,7 @@ import {
 } from '../ipam';
 import { initClusterConfig, readClusterConfig } from '../ipam/cluster-config';
 import { joinCommand, writeJoinInfo } from './join-info';
+import { TOPOLOGY_PATHS, topologyResponse } from './topology-page';
 import { createMetrics, instrumentLeases, instrumentService } from './metrics';
 import { caCertHash, ensureCa, reloadableServerCredentials, serverCertFor } from '../pki';
 import { openStore, type Store } from '../store/index';
@@ -111,6 +112,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
 
     const http = createHttpServer({
       registry: metrics.registry,
+      pages: (path, query) => (TOPOLOGY_PATHS.has(path) ? topologyResponse(store, path, query) : undefined),
       readiness: async () => {
         const checks: Record<string, string> = {};
         try {

@@ -29,6 +29,7 @@ have wrk           || need+=(wrk)
 have vagrant       || need+=(vagrant)
 have shellcheck    || need+=(shellcheck)
 have systemd-analyze || need+=(systemd)
+have chromium      || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
