@@ -270,6 +270,8 @@ async function main(): Promise<void> {
     weft_spread_gbps: WITH_WEFT ? sp(st.weft) : null,
     raw_wg_spread_gbps: sp(st.raw_wg),
     // CPU-seconds per second (cores) of the method's wireguard-go processes plus all CPUs' softirq, per Gbit/s
+    weft_cpu_cores_per_gbps: WITH_WEFT ? round(cpu.weft.wgPlusSoftirq.median, 3) : null,
+    raw_wg_cpu_cores_per_gbps: round(cpu.raw_wg.wgPlusSoftirq.median, 3),
     cpu_cores_per_gbps: { weft: WITH_WEFT ? cpuJson('weft') : null, raw_wg: cpuJson('raw_wg') },
     failover_p50_ms: fo ? round(fo.p50, 0) : null,
     failover_p99_ms: fo ? round(fo.p99, 0) : null,
