@@ -195,4 +195,15 @@ describe('weft explain in a lab', () => {
       lab.exec(h1.netns, 'nft', ['delete table inet weft_xdc'], { check: false });
     }
   });
+
+  it('with the controller down, a remote address cannot be placed: said so, exit 1', async () => {
+    const h1 = lab.host('h1');
+    await ctl.proc.stop('SIGTERM');
+    const r = await explain(h1, ips.get('h1')!, ips.get('h2')!);
+    expect(r.status).toBe(1);
+    expect(r.report!.break).toMatchObject({ kind: 'locate', host: 'h1' });
+    expect(r.report!.break!.why).toContain(`the controller at ${ctl.server} could not be asked`);
+    // what this host's kernel shows is still explained up to there
+    expect(hops(r.report!)).toEqual(['container@h1', 'veth@h1', 'bridge@h1', 'locate@h1']);
+  }, 60_000);
 });

@@ -44,7 +44,8 @@ function linkFact(h: Handle, links: Link[], name: string, withAddrs = false): Li
   if (!l) return { name, exists: false };
   const f: LinkFact = { name, exists: true, up: l.up, mtu: l.mtu };
   if (l.masterIndex !== undefined) f.master = links.find((x) => x.index === l.masterIndex)?.name ?? `#${l.masterIndex}`;
-  if (withAddrs) f.addrs = addrList(h, { linkIndex: l.index }).map((a) => canonicalIp(a.cidr.split('/')[0]));
+  // link-local addresses route nothing here: left out, so a device's line names the addresses that matter
+  if (withAddrs) f.addrs = addrList(h, { linkIndex: l.index }).map((a) => canonicalIp(a.cidr.split('/')[0])).filter((ip) => !/^fe[89ab]/i.test(ip));
   return f;
 }
 
