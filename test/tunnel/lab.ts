@@ -18,15 +18,16 @@
 // up), kill -9 of a gateway (its agent and its wireguard-go, by PID), agent
 // restarts, and a reboot-like cold start.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
 import { ipBatch, ipJson, nsRun } from '../lab/run';
 import {
-  AGENT_METRICS_PORT, agentPaths, cleanEnv, conflistPath, createToken, installCni, joinArgs, requireBuild, restartController, ROOT, startController, tail, WEFT,
-  weftCli, type AgentPaths, type Controller,
+  AGENT_METRICS_PORT, agentPaths, cleanEnv, conflistPath, GRPC_PORT, joinArgs, METRICS_PORT, requireBuild, ROOT, tail, type AgentPaths, type Controller,
 } from '../e2e/cluster';
+import { readJsonLog } from '../e2e/traffic';
 import { cniAdd, execCni, loadConflist, pluginConfig } from '../e2e/cni';
 import { nsExecAsync, type AsyncResult } from '../e2e/traffic';
 import { startHolder } from '../runtimes/sandbox';
@@ -48,6 +49,10 @@ export type TunnelAgent = AgentPaths & { host: LabHost; proc: LabProcess };
 
 export type TunnelLab = {
   lab: Lab;
+  /** this lab's own copy of dist/weft.mjs (a build running meanwhile cannot pull it away) */
+  weft: string;
+  /** `weft ARGS` in the controller's namespace against this lab's controller (admin commands) */
+  admin(args: string[]): string;
   dir: string;
   /** replaced by restartController */
   ctl: Controller;
@@ -96,9 +101,38 @@ export type TunnelLabOptions = {
 
 type Holder = { child: ChildProcess; pid: number };
 
+/**
+ * A copy of dist/ for one lab, under node_modules/.cache so the bundle's
+ * packages still resolve. dist/ is rebuilt (emptied, then written) by any
+ * `npm run build`; a lab that runs for minutes must not start a process in
+ * that window. The copy is checked complete: every chunk a bundle file
+ * imports is there.
+ */
+function snapshotDist(labName: string): string {
+  const dir = join(ROOT, 'node_modules', '.cache', `weft-tunnel-${labName}-${process.pid}`);
+  for (let attempt = 0; ; attempt++) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    cpSync(join(ROOT, 'dist'), dir, { recursive: true });
+    const files = new Set(readdirSync(dir));
+    const missing = ['weft.mjs', 'weft.proto', 'weft-cni'].filter((f) => !files.has(f));
+    for (const f of files) {
+      if (!f.endsWith('.mjs')) continue;
+      for (const m of readFileSync(join(dir, f), 'utf8').matchAll(/["']\.\/([\w.-]+\.mjs)["']/g)) if (!files.has(m[1])) missing.push(m[1]);
+    }
+    if (missing.length === 0) return dir;
+    if (attempt >= 50) throw new Error(`dist/ stays incomplete (missing ${missing.join(', ')}): run npm run build`);
+    // a build is writing dist/ right now: it takes a few seconds
+    execFileSync('sleep', ['0.2']);
+  }
+}
+
 export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
   requireBuild();
   const dir = mkdtempSync(join(tmpdir(), `weft-${o.name}-`));
+  const distCopy = snapshotDist(o.name);
+  const WEFT = join(distCopy, 'weft.mjs');
+  const weftHere = (args: string[]) => execFileSync(process.execPath, [WEFT, ...args], { env: cleanEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const lab = await createLab({
     name: o.name,
     datacenters: [
@@ -142,11 +176,35 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
     }
     await lab.destroy();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(distCopy, { recursive: true, force: true });
+  };
+
+  const startController = async (): Promise<Controller> => {
+    const c = lab.controller!;
+    const logFile = join(dir, 'controller.log');
+    const proc = lab.spawn(
+      c.netns, process.execPath,
+      [WEFT, 'controller', '--data-dir', dataDir, '--listen', `${c.ip}:${GRPC_PORT}`, '--metrics-listen', `${c.ip}:${METRICS_PORT}`],
+      { env: cleanEnv(), logFile, cwd: ROOT },
+    );
+    const line = await waitFor('the controller to print the join command', () => {
+      if (proc.exited) throw new GiveUp(`controller exited early; log tail: ${tail(logFile)}`);
+      return readJsonLog(logFile).find((l) => typeof l.agentCommand === 'string' && l.pid === proc.pid);
+    }, 30_000);
+    return { proc, dataDir, logFile, server: `${c.ip}:${GRPC_PORT}`, agentCommand: line.agentCommand as string };
+  };
+
+  const installCni = (paths: AgentPaths) => {
+    weftHere([
+      'install-cni', '--bin-dir', paths.cniBinDir, '--conf-dir', paths.cniConfDir, '--network', 'default', '--name', 'weft-default',
+      '--socket', paths.socket, '--cni-version', '1.1.0', '--priority', '10',
+    ]);
+    if (!existsSync(conflistPath(paths.cniConfDir, 'default'))) throw new Error(`weft install-cni wrote no conflist in ${paths.cniConfDir}`);
   };
 
   try {
-    const ctl = await startController(lab, dataDir, join(dir, 'controller.log'));
-    const token = createToken(dataDir);
+    const ctl = await startController();
+    const token = (JSON.parse(weftHere(['token', 'create', '--ttl', '1h', '--data-dir', dataDir, '--json'])) as { token: string }).token;
     let current = ctl;
 
     // one mount namespace per host, for its whole life
@@ -166,7 +224,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
     const startAgent = async (name: string, so: { waitSocket?: boolean } = {}): Promise<TunnelAgent> => {
       const h = host(name);
       const paths = agentPaths(dir, h);
-      installCni(paths, 'default');
+      installCni(paths);
       const holder = holders.get(name)!;
       const proc = lab.spawn(
         h.netns,
@@ -222,7 +280,11 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
       return c;
     };
 
+    const admin = (args: string[]) =>
+      nsRun(lab.controller!.netns, process.execPath, [WEFT, ...args, '--server', current.server, '--data-dir', dataDir], { env: cleanEnv() }).stdout;
+
     const t: TunnelLab = {
+      weft: WEFT, admin,
       lab, dir, ctl, dataDir, token, agents, containers, host, isGateway, startAgent, stopAgent,
       async restartAgent(name) {
         await stopAgent(name);
@@ -233,7 +295,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
         await current.proc.stop('SIGTERM', 5000);
       },
       async restartController() {
-        current = await restartController(lab, current);
+        current = await startController();
         t.ctl = current;
       },
       wireguardPids,
@@ -670,8 +732,3 @@ export async function udpAsk(netns: string, host: string, port: number, text: st
   return lastJson(r.stdout);
 }
 
-export function weftDatacenterList(t: TunnelLab): string {
-  return nsRun(t.lab.controller!.netns, process.execPath, [WEFT, 'datacenter', 'list', '--server', t.ctl.server, '--data-dir', t.dataDir], { env: cleanEnv() }).stdout;
-}
-
-export { weftCli };
