@@ -73,6 +73,13 @@ beforeAll(async () => {
     });
     ips.set(h.name, String(res.ips[0].address).split('/')[0]);
   }
+  // a second container on h1: two containers of one subnet, the bridge between them
+  const h1 = lab.host('h1');
+  const second = await cniAdd({
+    hostNetns: h1.netns, cniPath: agents.get('h1')!.cniBinDir, containerId: randomBytes(32).toString('hex'),
+    netns: lab.addContainerNetns(h1, 'c2'), ifname: 'eth0', config: pluginConfig(loadConflist(conflistPath(agents.get('h1')!.cniConfDir, 'default'))),
+  });
+  ips.set('h1/c2', String(second.ips[0].address).split('/')[0]);
   for (const h of lab.hosts) {
     await waitFor(`${h.name} to route the other host's subnet`, () => ipJson<Array<{ dev: string }>>(h.netns, ['route', 'show', 'proto', '119']).some((r) => r.dev === 'weft.vx1'), 30_000);
   }
@@ -118,6 +125,14 @@ describe('weft explain in a lab', () => {
     expect(hops(back.report!)).toEqual(['container@h1', 'host@h1', 'vxlan@h2', 'route@h2', 'bridge@h2', 'veth@h2', 'container@h2']);
     expect(back.report!.hops[3].what.startsWith(`ip route get ${ips.get('h2')} from ${ips.get('h1')} iif weft.vx1: dev weft.br1`)).toBe(true);
   }, 120_000);
+
+  it('two containers of one subnet on h1: the bridge carries it, no routing', async () => {
+    const r = await explain(lab.host('h1'), ips.get('h1')!, ips.get('h1/c2')!);
+    expect(r.status, r.stdout).toBe(0);
+    expect(hops(r.report!)).toEqual(['container@h1', 'veth@h1', 'bridge@h1', 'veth@h1', 'container@h1']);
+    expect(r.report!.hops[0].what).toMatch(/: dev eth0/);
+    expect(r.report!.hops[4].what).toContain(ips.get('h1/c2'));
+  }, 60_000);
 
   it('a packet larger than the overlay MTU breaks at the first device it does not fit', async () => {
     const h1 = lab.host('h1');
