@@ -15,7 +15,7 @@ export interface HeartbeatRequest {
    */
   'agent_version'?: (string);
   /**
-   * The agent's tunnels between datacenters; absent: none to report (keeps the last one).
+   * The agent's tunnels between datacenters; absent: it has none (a report without it clears the last one).
    */
   'tunnel'?: (_weft_v1_TunnelReport | null);
 }
@@ -32,7 +32,7 @@ export interface HeartbeatRequest__Output {
    */
   'agent_version': (string);
   /**
-   * The agent's tunnels between datacenters; absent: none to report (keeps the last one).
+   * The agent's tunnels between datacenters; absent: it has none (a report without it clears the last one).
    */
   'tunnel': (_weft_v1_TunnelReport__Output | null);
 }
