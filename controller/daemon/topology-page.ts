@@ -181,7 +181,7 @@ function hostBox(h: TopologyHost): string {
     `<div class="host" data-host="${esc(h.name)}" data-health="${esc(h.health)}" style="background:${color}">` +
     `<div class="name">${esc(h.name)}${h.gateway ? ' <span class="tag">gateway</span>' : ''}</div>` +
     `<div>${esc(h.health)}, heard ${esc(age(Math.floor(h.heartbeatAgeMs / 1000)))}</div>` +
-    `<div>${esc(h.underlayIp)} &middot; agent ${esc(h.agentVersion || '?')}</div>` +
+    `<div>${esc(h.underlayIp)}</div><div>agent ${esc(h.agentVersion || '?')}</div>` +
     `<div class="subnets">${subnets}</div>${paths}</div>`
   );
 }
