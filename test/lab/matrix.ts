@@ -56,13 +56,19 @@ async function pingOnce(from: MatrixEndpoint, to: MatrixEndpoint): Promise<Cell>
   return { ok: false, rttMs: null, detail: why };
 }
 
-/** An HTTP GET from inside the client namespace, timed there (node's start-up is not the service's latency). */
+/**
+ * An HTTP GET from inside the client namespace, timed there: node's start-up
+ * is not the service's latency (nor is loading fetch's HTTP stack, hence http.get).
+ */
 const FETCH_JS = `
 const t = performance.now();
-fetch(process.argv[1], { signal: AbortSignal.timeout(2000) }).then(async (r) => {
-  const body = await r.text();
-  console.log(JSON.stringify({ status: r.status, ms: performance.now() - t, body: body.slice(0, 200) }));
-}, (e) => console.log(JSON.stringify({ error: String(e.cause?.code ?? e.name ?? e.message) })));
+const req = require('http').get(process.argv[1], { timeout: 2000 }, (res) => {
+  let body = '';
+  res.on('data', (d) => (body += d));
+  res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, ms: performance.now() - t, body: body.slice(0, 200) })));
+});
+req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+req.on('error', (e) => console.log(JSON.stringify({ error: String(e.code || e.message) })));
 `;
 
 async function fetchOnce(p: ServiceProbe): Promise<Cell> {
