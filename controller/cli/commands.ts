@@ -23,7 +23,7 @@ import { openStore, parseStoreUrl } from '../store/index';
 import { createToken, deleteToken, listTokens } from '../pki/tokens';
 import { readClusterConfig, updateClusterConfig } from '../ipam/cluster-config';
 import { ClusterConfigError, UnknownNetworkError } from '../ipam/errors';
-import { deleteNetwork } from '../ipam/network-delete';
+import { deleteNetwork } from '../service/network-removal';
 
 export class UsageError extends WeftError {
   constructor(message: string) {

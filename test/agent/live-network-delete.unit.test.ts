@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { initClusterConfig, readClusterConfig, updateClusterConfig } from '../../controller/ipam/cluster-config';
 import { ClusterConfigError, UnknownNetworkError } from '../../controller/ipam/errors';
 import { acquireLease, hostLeases, listLeases, renewLease } from '../../controller/ipam/leases';
-import { deleteNetwork } from '../../controller/ipam/network-delete';
+import { deleteNetwork } from '../../controller/service/network-removal';
 import { registerEndpoint, listEndpoints } from '../../controller/registry/endpoints';
 import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';

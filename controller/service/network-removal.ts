@@ -11,9 +11,9 @@
 // containers' interfaces away).
 import { endpointPrefix } from '../registry/keys';
 import type { Store, TxnOp } from '../store/types';
-import { readClusterConfig, validateClusterConfig } from './cluster-config';
-import { ClusterConfigError, LeaseContentionError, UnknownNetworkError } from './errors';
-import { CONFIG_KEY, LEASE_HOSTS_PREFIX, leasePrefix, parseLeaseKey } from './records';
+import { readClusterConfig, validateClusterConfig } from '../ipam/cluster-config';
+import { ClusterConfigError, LeaseContentionError, UnknownNetworkError } from '../ipam/errors';
+import { CONFIG_KEY, LEASE_HOSTS_PREFIX, leasePrefix, parseLeaseKey } from '../ipam/records';
 import { formatCidr } from '../common/cidr';
 
 export type NetworkDeleteResult =
