@@ -259,12 +259,21 @@ export function usage(r: ClusterRecord): string {
   const admin = `ip netns exec ${r.controllerNetns} node ${WEFT}`;
   const lines = [
     'use it:',
-    `  ip netns exec ${r.containers[0].netns} ping ${c.ip}          # from ${r.containers[0].host}'s test container`,
-    `  ip netns exec ${h.netns} ip -d link show weft.vx1            # a host's own view (or: npm run lab -- exec ${r.name} ${h.name} ...)`,
+    `  # from ${r.containers[0].host}'s test container`,
+    `  ip netns exec ${r.containers[0].netns} ping ${c.ip}`,
+    `  # a host's own view (also: npm run lab -- exec ${r.name} ${h.name} CMD)`,
+    `  ip netns exec ${h.netns} ip -d link show weft.vx1`,
+    '  # the admin CLI against the lab\'s controller (status, hosts, endpoints, service, datacenter, ...)',
     `  ${admin} hosts --server ${r.server} --data-dir ${r.dataDir}`,
+    `  # the path of a packet, hop by hop, read on ${h.name}`,
     `  ip netns exec ${h.netns} node ${WEFT} explain ${r.containers[0].ip} ${c.ip} --server ${r.server} --state-dir ${join(r.dir, h.name, 'state')}`,
   ];
-  if (r.ingress) lines.push(`  ip netns exec ${r.ingress.clientNetns} node -e "fetch('${r.ingress.url}').then(async (x) => console.log(await x.text()))"   # the outside client`);
+  if (r.ingress) {
+    lines.push(
+      '  # the outside client, through the ingress',
+      `  ip netns exec ${r.ingress.clientNetns} node -e "fetch('${r.ingress.url}').then(async (x) => console.log(await x.text()))"`,
+    );
+  }
   lines.push(
     `logs: ${r.controllerLog}, ${join(r.dir, '<host>', 'agent.log')}${r.ingress ? `, ${r.ingress.log}` : ''}`,
     `again: npm run lab -- status ${r.name}    remove: npm run lab -- down ${r.name}`,
