@@ -9,6 +9,8 @@ import { bytesToIp, canonicalIp, formatCidr, ipFamily, ipToBytes, networkOf, par
 import { AF_INET, AF_INET6, AF_UNSPEC } from './libc';
 
 export const RTA_DST = 1;
+export const RTA_SRC = 2;
+export const RTA_IIF = 3;
 export const RTA_OIF = 4;
 export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
@@ -334,20 +336,42 @@ export function routeList(h: Handle, filter: RouteFilter = {}): Route[] {
  * device, gateway and the source address it would pick (`src`). Throws
  * NetlinkError (ENETUNREACH, EHOSTUNREACH) when there is none.
  */
-export function routeGet(h: Handle, ip: string): Route {
+export type RouteGetOptions = { src?: string; iifIndex?: number };
+
+/**
+ * `ip route get <dst> [from <src>] [iif <dev>]`, the shape of vishvananda's
+ * RouteGetWithOptions: with an input interface the kernel answers as
+ * forwarding sees a packet arriving there (policy rules, reverse-path filter
+ * and ip_forward included), not as a local socket would.
+ */
+export function routeGetWithOptions(h: Handle, dst: string, o: RouteGetOptions = {}): Route {
   let family: number;
   try {
-    family = ipFamily(ip);
+    family = ipFamily(dst);
   } catch {
-    throw new InvalidArgumentError(`invalid route get destination "${ip}" (not an IP address)`);
+    throw new InvalidArgumentError(`invalid route get destination "${dst}" (not an IP address)`);
   }
-  const bytes = ipToBytes(ip);
-  const body = Buffer.concat([encodeRtMsg({ family, dstLen: bytes.length * 8 }), nla.bytes(RTA_DST, bytes)]);
-  const replies = h.exec({ type: RTM_GETROUTE, body, op: `route get ${ip}` });
+  const bytes = ipToBytes(dst);
+  const attrs = [nla.bytes(RTA_DST, bytes)];
+  let srcLen = 0;
+  if (o.src !== undefined) {
+    const s = ipToBytes(o.src);
+    attrs.push(nla.bytes(RTA_SRC, s));
+    srcLen = s.length * 8;
+  }
+  if (o.iifIndex !== undefined) attrs.push(nla.u32(RTA_IIF, o.iifIndex));
+  const what = `route get ${dst}${o.src ? ` from ${o.src}` : ''}${o.iifIndex !== undefined ? ` iif #${o.iifIndex}` : ''}`;
+  const body = Buffer.concat([encodeRtMsg({ family, dstLen: bytes.length * 8, srcLen }), ...attrs]);
+  const replies = h.exec({ type: RTM_GETROUTE, body, op: what });
   const m = replies.find((r) => r.type === RTM_NEWROUTE && r.body.length >= RTMSG_LEN);
-  if (!m) throw new InvalidArgumentError(`route get ${ip}: the kernel answered without a route`);
+  if (!m) throw new InvalidArgumentError(`${what}: the kernel answered without a route`);
   const { family: _f, cloned: _c, ...r } = routeDecode(m.body);
   return r;
+}
+
+/** `ip route get <ip>`. */
+export function routeGet(h: Handle, ip: string): Route {
+  return routeGetWithOptions(h, ip);
 }
 
 /** Unset fields as the kernel fills them in, so a desired route compares equal to its read-back self. */

@@ -19,7 +19,7 @@ import type { Allocation } from '../ipam-store';
 import type { Topology } from '../state/types';
 import { FAIL_CLOSED_TABLE } from '../tunnel/types';
 import type { ExplainFacts, LinkFact, LocalContainer, NetworkFact, RouteFact } from './facts';
-import { routeGetWithOptions, type RouteAnswer } from './route-get';
+import { routeAnswer, type RouteAnswer } from './route-get';
 import { inCidr } from './verdicts';
 
 const NFPROTO_INET = 1;
@@ -70,7 +70,7 @@ function localContainer(h: Handle, links: Link[], a: Allocation, net: NetworkFac
     try {
       const inner = linkList(nh);
       c.iface = linkFact(nh, inner, a.ifname, true);
-      if (routeTo !== undefined) c.route = routeFact(routeGetWithOptions(nh, routeTo, { src: a.ip }), inner);
+      if (routeTo !== undefined) c.route = routeFact(routeAnswer(nh, routeTo, { src: a.ip }), inner);
     } finally {
       nh.close();
     }
@@ -144,7 +144,7 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
     const dstNet = f.dstLocal ? netOf(k.dst!) : f.dstOwner ? k.networks.find((n) => n.name === f.dstOwner!.network) : undefined;
     if (f.srcLocal) {
       const br = links.find((l) => l.name === f.srcLocal!.bridge.name);
-      if (br) f.hostRoute = routeFact(routeGetWithOptions(h, f.dst, { src: f.src, iifIndex: br.index }), links);
+      if (br) f.hostRoute = routeFact(routeAnswer(h, f.dst, { src: f.src, iifIndex: br.index }), links);
       if (f.dstLocal?.network !== f.srcLocal.network || f.hostRoute?.ok) f.isolation = isolationOf(f.src, f.dst);
       if (f.hostRoute?.ok) devices([f.hostRoute.dev]);
       if (dstNet) devices([vxlanDeviceName(dstNet.vni)]);
@@ -158,7 +158,7 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
           const e = fdbList(h, { linkIndex: vx.index }).find((x) => x.mac?.toLowerCase() === n.mac!.toLowerCase() && x.masterIndex === undefined);
           f.fdb = { mac: n.mac.toLowerCase(), ...(e?.dst ? { dst: canonicalIp(e.dst) } : {}) };
           if (e?.dst) {
-            const u = routeFact(routeGetWithOptions(h, e.dst), links);
+            const u = routeFact(routeAnswer(h, e.dst), links);
             const mtu = u.ok ? links.find((l) => l.name === u.dev)?.mtu : undefined;
             f.underlay = { dst: canonicalIp(e.dst), route: u, ...(mtu ? { mtu } : {}) };
           }
@@ -174,7 +174,7 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
       const vxName = vxlanDeviceName(netOf(k.dst!).vni);
       devices([vxName]);
       const vx = links.find((l) => l.name === vxName);
-      if (vx) f.inboundRoute = routeFact(routeGetWithOptions(h, f.dst, { src: f.src, iifIndex: vx.index }), links);
+      if (vx) f.inboundRoute = routeFact(routeAnswer(h, f.dst, { src: f.src, iifIndex: vx.index }), links);
       if (f.srcOwner && f.srcOwner.network !== f.dstLocal.network) f.isolation = isolationOf(f.src, f.dst);
     }
   } finally {
