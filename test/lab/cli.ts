@@ -4,8 +4,8 @@
 // cluster's record (cluster-up.ts) lets `status` measure it again.
 import { readFileSync } from 'node:fs';
 import { createLab, type Lab } from './lab';
-import { DEFAULT_SPEC, planLab } from './plan';
-import { netnsExists } from './run';
+import { DEFAULT_SPEC, labPrefix, planLab } from './plan';
+import { listNetns, netnsExists } from './run';
 import { listStates, readState } from './state';
 import { destroyLabByName, warnAboutLeftovers } from './teardown';
 import { spawnSync } from 'node:child_process';
@@ -115,8 +115,8 @@ function stopWireguard(namespaces: string[]): void {
 async function down(name: string | undefined): Promise<number> {
   if (!name) throw new Error('down needs a lab name (see: npm run lab -- status)');
   const t0 = performance.now();
-  const state = readState(name);
-  if (state) stopWireguard(planLab(state.spec).hosts.map((h) => h.netns));
+  // every namespace of the lab, recorded or not: a lost record must not leave wireguard-go holding one
+  stopWireguard(listNetns().filter((n) => n.startsWith(labPrefix(name))));
   const report = await destroyLabByName(name);
   warnAboutLeftovers(name, report);
   if (report.errors.length === 0) removeClusterDir(name);
