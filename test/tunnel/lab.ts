@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { createLab, type Lab, type LabHost, type LabProcess } from '../lab/lab';
 import { ipBatch, ipJson, nsRun } from '../lab/run';
 import {
-  AGENT_METRICS_PORT, agentPaths, cleanEnv, conflistPath, GRPC_PORT, joinArgs, METRICS_PORT, requireBuild, ROOT, tail, type AgentPaths, type Controller,
+  AGENT_METRICS_PORT, agentPaths, cleanEnv, conflistPath, GRPC_PORT, joinArgs, METRICS_PORT, ROOT, tail, type AgentPaths, type Controller,
 } from '../e2e/cluster';
 import { readJsonLog } from '../e2e/traffic';
 import { cniAdd, execCni, loadConflist, pluginConfig } from '../e2e/cni';
@@ -113,7 +113,7 @@ function snapshotDist(labName: string): string {
   for (let attempt = 0; ; attempt++) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    cpSync(join(ROOT, 'dist'), dir, { recursive: true });
+    if (existsSync(join(ROOT, 'dist'))) cpSync(join(ROOT, 'dist'), dir, { recursive: true });
     const files = new Set(readdirSync(dir));
     const missing = ['weft.mjs', 'weft.proto', 'weft-cni'].filter((f) => !files.has(f));
     for (const f of files) {
@@ -121,14 +121,13 @@ function snapshotDist(labName: string): string {
       for (const m of readFileSync(join(dir, f), 'utf8').matchAll(/["']\.\/([\w.-]+\.mjs)["']/g)) if (!files.has(m[1])) missing.push(m[1]);
     }
     if (missing.length === 0) return dir;
-    if (attempt >= 50) throw new Error(`dist/ stays incomplete (missing ${missing.join(', ')}): run npm run build`);
+    if (attempt >= 50) throw new Error(`dist/ stays incomplete (missing ${missing.join(', ')}): run npm run build first (npm test does)`);
     // a build is writing dist/ right now: it takes a few seconds
     execFileSync('sleep', ['0.2']);
   }
 }
 
 export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
-  requireBuild();
   const dir = mkdtempSync(join(tmpdir(), `weft-${o.name}-`));
   const distCopy = snapshotDist(o.name);
   const WEFT = join(distCopy, 'weft.mjs');
