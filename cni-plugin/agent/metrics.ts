@@ -13,7 +13,7 @@ import type { ChangeKind, HostNetworkChange } from './host/host-network';
 import type { ReconcileResult } from './host/overlay';
 import type { CniHandlers } from '../cni/types';
 import type { HeartbeatReport, OverlaySummary } from './state/types';
-import type { TunnelSummary } from './tunnel/types';
+import type { TunnelSummary } from './state/tunnel';
 
 /** Where the tunnel metrics come from, read at each scrape (set once the tunnel part has started). */
 export type TunnelSource = {

@@ -29,7 +29,7 @@ import { openFailClosed, readPolicyCache, RULE, samePolicy, writePolicyCache, ty
 import { createGateway, type Gateway } from './tunnel/gateway';
 import { planTunnel, selfDatacenter, type TunnelPlan } from './tunnel/policy';
 import { startProbeResponder } from './tunnel/probe';
-import { XDC_DEVICE, type PeerReport, type TunnelSummary } from './tunnel/types';
+import { XDC_DEVICE, type PeerReport, type TunnelSummary } from './state/tunnel';
 
 /** The fail-closed table with the cached policy in it; the undo step closes the table's handle only (the table stays). */
 export async function closeByCache(config: AgentConfig, log: Logger, undo: Undo): Promise<FailClosedTable> {

@@ -12,7 +12,7 @@ import { silentLogger } from '../../controller/common/log';
 import {
   listFailClosed, openFailClosed, readPolicyCache, renderFailClosed, RULE, writePolicyCache, type FailClosedTable,
 } from '../../cni-plugin/agent/tunnel/fail-closed';
-import type { FailClosedPolicy } from '../../cni-plugin/agent/tunnel/types';
+import type { FailClosedPolicy } from '../../cni-plugin/agent/state/tunnel';
 import { openNft } from '../../dataplane/nftables/libnftables';
 import { openNftTable } from '../../dataplane/nftables/table';
 import { uniqueName } from '../helpers/names';

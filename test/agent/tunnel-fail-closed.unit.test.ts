@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   diffFailClosed, expectedChains, parseListing, phaseScript, renderFailClosed, RULE, SET_NAMES, type FailClosedView,
 } from '../../cni-plugin/agent/tunnel/fail-closed';
-import type { FailClosedPolicy } from '../../cni-plugin/agent/tunnel/types';
+import type { FailClosedPolicy } from '../../cni-plugin/agent/state/tunnel';
 
 const POLICY: FailClosedPolicy = {
   role: 'host', pools: ['10.244.0.0/16', 'fd00:244::/48'], local: ['10.244.1.0/24', '10.244.2.0/24'], remoteUnderlays: ['192.168.2.1', '2001:db8::2'],

@@ -3,7 +3,7 @@
 // increase, and a device that started again counts on from its new values.
 import { describe, expect, it } from 'vitest';
 import { createAgentMetrics } from '../../cni-plugin/agent/metrics';
-import type { TunnelSummary } from '../../cni-plugin/agent/tunnel/types';
+import type { TunnelSummary } from '../../cni-plugin/agent/state/tunnel';
 
 function summary(o: Partial<TunnelSummary> = {}): TunnelSummary {
   return {

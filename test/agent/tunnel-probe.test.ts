@@ -13,7 +13,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DEFAULT_PROBE_PORT } from '../../cni-plugin/agent/tunnel/types';
+import { DEFAULT_PROBE_PORT } from '../../cni-plugin/agent/state/tunnel';
 import { useTestNetns } from '../helpers/netns';
 import { uniqueName } from '../helpers/names';
 import { requireSystem } from '../helpers/system';

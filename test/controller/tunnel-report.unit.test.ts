@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkTunnelReport } from '../../controller/api/validate';
 import { tunnelReportOf } from '../../cni-plugin/agent/sync/controller';
-import type { TunnelSummary } from '../../cni-plugin/agent/tunnel/types';
+import type { TunnelSummary } from '../../cni-plugin/agent/state/tunnel';
 import { tunnelRecordOf, tunnelReportMessage } from '../../controller/service/tunnel-view';
 import { decodeTunnelReport } from '../../controller/registry/tunnel-reports';
 

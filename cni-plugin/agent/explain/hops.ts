@@ -17,7 +17,7 @@ import { hostVethName } from '../cni-handlers';
 import { bridgeName, vtepIpOf, vxlanDeviceName } from '../host/naming';
 import type { Allocation } from '../ipam-store';
 import type { Topology } from '../state/types';
-import { FAIL_CLOSED_TABLE } from '../tunnel/types';
+import { FAIL_CLOSED_TABLE } from '../state/tunnel';
 import type { ExplainFacts, LinkFact, LocalContainer, NetworkFact, RouteFact } from './facts';
 import { routeAnswer, type RouteAnswer } from './route-get';
 import { inCidr } from './verdicts';

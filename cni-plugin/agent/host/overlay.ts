@@ -24,7 +24,7 @@ import {
 } from '../../../dataplane/netlink/route';
 import type { NetworkAttachment, RemoteHost, Topology } from '../state/types';
 import { type Logger, silentLogger } from '../../../controller/common/log';
-import type { GatewayChoices, TunnelRole } from '../tunnel/types';
+import type { GatewayChoices, TunnelRole } from '../state/tunnel';
 import { cidrContains, vtepIpOf } from './naming';
 
 /** `<dst> via <gw> dev <dev> onlink proto weft` in the main table. */

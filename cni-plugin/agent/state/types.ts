@@ -1,7 +1,7 @@
 // Plain data passed between the agent's parts: the controller view (topology),
 // the host's own attachments to weft networks, and the endpoint outbox.
 import type { EndpointRecord as ContractEndpointRecord } from '../../../controller/api/proto';
-import type { TunnelSummary } from '../tunnel/types';
+import type { TunnelSummary } from './tunnel';
 
 /** One weft network as this host is attached to it. */
 export type NetworkAttachment = {

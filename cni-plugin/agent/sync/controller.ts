@@ -11,7 +11,7 @@ import {
 import { silentLogger } from '../../../controller/common/log';
 import type { EndpointRecord, Topology } from '../state/types';
 import type { HeartbeatReport } from '../state/types';
-import type { TunnelSummary } from '../tunnel/types';
+import type { TunnelSummary } from '../state/tunnel';
 import { applyTopologyEvent, emptyTopology } from './topology';
 
 export type AgentClientOptions = Omit<ConnectOptions, 'trusted'> & {

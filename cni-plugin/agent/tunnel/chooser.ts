@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '../../../controller/common/errors';
 import type { Logger } from '../../../controller/common/log';
 import { decodeProbe, encodeProbe, KIND_REPLY, KIND_REQUEST, NONCE_SIZE, rateLimited } from './probe-wire';
-import type { Candidate, GatewayChoices, PathHealth } from './types';
+import type { Candidate, GatewayChoices, PathHealth } from '../state/tunnel';
 
 export type PathSpec = { datacenter: string; candidates: Candidate[]; targets: string[]; initial?: string };
 

@@ -28,7 +28,7 @@ import { canonicalIp, formatCidr, ipFamily, networkOf, parseCidr, type Cidr } fr
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import { openNft, type NftContext } from '../../../dataplane/nftables/libnftables';
 import { tunnelDevices } from './policy';
-import { FAIL_CLOSED_TABLE, XDC_DEVICE, type FailClosedPolicy } from './types';
+import { FAIL_CLOSED_TABLE, XDC_DEVICE, type FailClosedPolicy } from '../state/tunnel';
 
 export const POLICY_CACHE_FILE = 'tunnel-policy.json';
 

@@ -31,7 +31,7 @@ import { openWireGuardDevice, type OpenDevice } from '../../../dataplane/wiregua
 import { WG_KEY_FILE, wireGuardPublicKey } from '../state/wireguard-keys';
 import { deriveMtu, readPathMtus, type TunnelMtu } from './mtu';
 import type { GatewayDataplane } from './policy';
-import { WG_DEVICE, XDC_DEVICE, XDC_PORT, XDC_VNI, type PeerReport } from './types';
+import { WG_DEVICE, XDC_DEVICE, XDC_PORT, XDC_VNI, type PeerReport } from '../state/tunnel';
 
 export type GatewayReport = {
   mtu: TunnelMtu;

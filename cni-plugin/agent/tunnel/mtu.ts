@@ -8,7 +8,7 @@ import { ipFamily } from '../../../dataplane/netlink/ip';
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import { linkByIndex } from '../../../dataplane/netlink/link';
 import { routeGet } from '../../../dataplane/netlink/route';
-import { VXLAN_OVERHEAD, WG_OVERHEAD_V4, WG_OVERHEAD_V6 } from './types';
+import { VXLAN_OVERHEAD, WG_OVERHEAD_V4, WG_OVERHEAD_V6 } from '../state/tunnel';
 
 export type MtuSource = 'configured' | 'derived' | 'probed';
 /** What the kernel says about the way to one remote endpoint. */

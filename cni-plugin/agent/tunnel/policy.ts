@@ -9,7 +9,7 @@ import { canonicalIp, formatCidr, ipFamily, networkOf, parseCidr } from '../../.
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import { derivedMac, gatewayOf, vtepIpOf } from '../host/naming';
 import type { DatacenterInfo, NetworkAttachment, RemoteHost, Topology } from '../state/types';
-import { WG_DEVICE, XDC_DEVICE, type Candidate, type FailClosedPolicy, type GatewayChoices, type TunnelRole } from './types';
+import { WG_DEVICE, XDC_DEVICE, type Candidate, type FailClosedPolicy, type GatewayChoices, type TunnelRole } from '../state/tunnel';
 
 /** Seconds between keepalives on every gateway peer: keeps NAT and stateful firewalls on the WAN open. */
 export const PEER_KEEPALIVE_SECONDS = 25;

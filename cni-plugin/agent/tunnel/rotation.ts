@@ -26,7 +26,7 @@ import {
   commitNextWireGuardKeys, prepareNextWireGuardKeys, readRotationGeneration, wireGuardKeySince, writeRotationGeneration,
 } from '../state/wireguard-keys';
 import type { DatacenterInfo } from '../state/types';
-import type { PeerReport } from './types';
+import type { PeerReport } from '../state/tunnel';
 
 export type GatewayState = 'active' | 'draining';
 
