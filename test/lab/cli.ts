@@ -65,6 +65,8 @@ async function up(args: string[]): Promise<number> {
     process.exit(130);
   });
   if (!o.weft) {
+    // the name was free: files an earlier cluster of that name left are stale
+    removeClusterDir(lab.name);
     printHosts(lab);
     console.log(`remove with: npm run lab -- down ${lab.name}`);
     return 0;
