@@ -14,7 +14,7 @@
 //   CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME / K8S_POD_UID -> k8s.pod.namespace / .name / .uid
 //   CNI_ARGS weft.label.<key>=<value>                        -> <key>
 //   runtimeConfig.labels {<key>: <value>}                    -> <key>  (capability "labels" in the conflist)
-import { createHash } from 'node:crypto';
+import { HOST_VETH_NAME, hostVethName } from './host/naming';
 import { existsSync } from 'node:fs';
 import { checkContainerId, checkIfname, checkLabels, checkName } from '../../controller/api/validate';
 import { type Logger, silentLogger } from '../../controller/common/log';
@@ -60,21 +60,6 @@ export type WeftCniHandlers = CniHandlers & {
    */
   gcOrphans(): Promise<OrphanReport>;
 };
-
-const HOST_VETH_PREFIX = 'wv';
-/** Exactly the names hostVethName makes, so GC never touches another tool's links. */
-const HOST_VETH_NAME = /^wv[0-9a-f]{12}$/;
-
-/**
- * The host end's name: stable for (network, containerId, ifname), 14 bytes,
- * so DEL needs no state to find it. The network is part of it so that a
- * confused ADD of the same ifname on another network can never take over
- * (and delete) the first network's pair: it fails on the taken ifname instead.
- */
-export function hostVethName(network: string, containerId: string, ifname: string): string {
-  // 48 bits: a collision between two attachments on one host is ~n²/2^49, nothing at host scale
-  return HOST_VETH_PREFIX + createHash('sha256').update(`${network}\0${containerId}\0${ifname}`).digest('hex').slice(0, 12);
-}
 
 // ---- request validation: everything is checked before the kernel is touched ----
 //

@@ -14,7 +14,7 @@
 // with --networks a,b keeps its leases in a after b is deleted.
 import { isTransient } from '../../controller/api/client/client';
 import type { Logger } from '../../controller/common/log';
-import { hostVethName } from './cni-handlers';
+import { hostVethName } from './host/naming';
 import type { AgentConfig } from './config';
 import type { IpamStore } from './ipam-store';
 import type { HostNetwork } from './start-host-network';

@@ -16,7 +16,7 @@ import { HOST_VETH_NAME, judgeLinks, type LinksFacts } from '../../cni-plugin/ag
 import { judgeMtu } from '../../cni-plugin/agent/doctor/mtu';
 import { judgeOffload } from '../../cni-plugin/agent/doctor/offload';
 import { judgeOverlay } from '../../cni-plugin/agent/doctor/overlay';
-import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
+import { hostVethName } from '../../cni-plugin/agent/host/naming';
 import { decideTxChecksum } from '../../cni-plugin/agent/host/checksum-policy';
 import type { Credentials } from '../../controller/api/client/credentials';
 

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
+import { hostVethName } from '../../cni-plugin/agent/host/naming';
 import { CNI_ERR } from '../../cni-plugin/cni/types';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson } from '../lab/run';

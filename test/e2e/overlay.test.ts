@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
+import { hostVethName } from '../../cni-plugin/agent/host/naming';
 import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { ipJson, listNetns } from '../lab/run';
 import {

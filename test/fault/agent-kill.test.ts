@@ -133,7 +133,7 @@ describe('the agent SIGKILLed 50 times during CNI ADDs', () => {
 
     // the GC that ran at start (and every second since): allocations and weft veths match one to one
     const leftAfterGc = { veths: weftVeths().sort(), allocations: allocations().length };
-    const { hostVethName } = await import('../../cni-plugin/agent/cni-handlers');
+    const { hostVethName } = await import('../../cni-plugin/agent/host/naming');
     expect(allocations().map((a) => hostVethName(a.network, a.id, a.ifname)).sort()).toEqual(leftAfterGc.veths);
 
     // the runtime's DEL for every ADD it issued, as it would (in parallel, two at a time)

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostVethName } from '../../cni-plugin/agent/cni-handlers';
+import { hostVethName } from '../../cni-plugin/agent/host/naming';
 import { requireBuild, weftCli } from '../e2e/cluster';
 import { uniqueName } from '../helpers/names';
 import { RUNTIME_PACKAGES, requireSystem } from '../helpers/system';

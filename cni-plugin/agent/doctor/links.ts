@@ -6,8 +6,7 @@
 // the overlay route once another host leases that subnet).
 import { fail, pass, warn, type Finding } from './finding';
 
-/** The names hostVethName gives (cni-handlers.ts); the agent's GC matches the same. */
-export const HOST_VETH_NAME = /^wv[0-9a-f]{12}$/;
+export { HOST_VETH_NAME } from '../host/naming';
 
 export type WeftDevice = { name: string; kind: 'vxlan' | 'bridge'; vni: number; up: boolean; ports: number };
 

@@ -10,7 +10,7 @@ import { EthtoolError, txChecksumGet } from '../../../dataplane/ethtool';
 import { readState, type Family, type SavedState } from '../../../dataplane/iptables';
 import { openHandle, type Handle } from '../../../dataplane/netlink/handle';
 import { linkList, type Link } from '../../../dataplane/netlink/link';
-import { hostVethName } from '../cni-handlers';
+import { hostVethName } from '../host/naming';
 import { resolveUnderlayIp, type AgentConfig } from '../config';
 import { decideTxChecksum } from '../host/checksum-policy';
 import { findUnderlay } from '../host/host-network';

@@ -13,7 +13,7 @@ import { linkList, type Link } from '../../../dataplane/netlink/link';
 import { fdbList, neighList, NUD_PERMANENT, NUD_REACHABLE, NUD_STALE, NUD_FAILED, NUD_INCOMPLETE } from '../../../dataplane/netlink/neigh';
 import { RTN_BLACKHOLE, RTN_LOCAL, RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE, type Route } from '../../../dataplane/netlink/route';
 import { openNftTable } from '../../../dataplane/nftables/table';
-import { hostVethName } from '../cni-handlers';
+import { hostVethName } from '../host/naming';
 import { bridgeName, vtepIpOf, vxlanDeviceName } from '../host/naming';
 import type { Allocation } from '../ipam-store';
 import type { Topology } from '../state/types';

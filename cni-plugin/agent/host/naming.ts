@@ -69,3 +69,18 @@ export function derivedMac(seed: string): string {
   b[0] = (b[0] & 0xfe) | 0x02;
   return bytesToMac(b);
 }
+
+const HOST_VETH_PREFIX = 'wv';
+/** Exactly the names hostVethName makes, so GC never touches another tool's links. */
+export const HOST_VETH_NAME = /^wv[0-9a-f]{12}$/;
+
+/**
+ * The host end's name: stable for (network, containerId, ifname), 14 bytes,
+ * so DEL needs no state to find it. The network is part of it so that a
+ * confused ADD of the same ifname on another network can never take over
+ * (and delete) the first network's pair: it fails on the taken ifname instead.
+ */
+export function hostVethName(network: string, containerId: string, ifname: string): string {
+  // 48 bits: a collision between two attachments on one host is ~n²/2^49, nothing at host scale
+  return HOST_VETH_PREFIX + createHash('sha256').update(`${network}\0${containerId}\0${ifname}`).digest('hex').slice(0, 12);
+}
