@@ -6,7 +6,8 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
-export type Readiness = () => Promise<{ ready: boolean; checks: Record<string, string> }>;
+/** `checks` are one line each for people; `leader` (controllers only) the same answer for scripts. */
+export type Readiness = () => Promise<{ ready: boolean; checks: Record<string, string>; leader?: Record<string, unknown> }>;
 
 /** An added page's answer; headers beyond content-type (cache-control: no-store is always set). */
 export type HttpAnswer = { status: number; headers: Record<string, string>; body: string };

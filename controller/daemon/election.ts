@@ -10,6 +10,13 @@
 // keepalive and give up leadership a safety margin earlier still. So by the
 // time anyone else can create the key, the old leader has already stopped
 // calling itself leader, even if it cannot reach the store to say so.
+//
+// A leader killed with SIGKILL leaves its key until the lease expires (the
+// TTL, 5 s). Followers asked about the leader (/readyz) do not take the key's
+// presence for a live leader: they read the lease's time to live (a read, no
+// write), and granted minus remaining is how long ago the leader last renewed
+// it. A leader renews every keepalive interval, so one silent for longer is
+// reported as silent, with when its lease will expire.
 import type { Logger } from '../common/log';
 import { LeaseNotFoundError, type Store } from '../store/types';
 
@@ -30,11 +37,28 @@ export type ElectionOptions = {
   key?: string;
 };
 
+/** What this controller can say about the leader right now. */
+export type LeaderStatus = {
+  /** The leader's id as last seen; undefined: none. */
+  id: string | undefined;
+  self: boolean;
+  /** false: none, or one that has not renewed its lease for longer than a keepalive interval allows. */
+  healthy: boolean;
+  /** Seconds since the leader last renewed its lease (whole seconds on etcd, so up to a second more than the truth). */
+  silentSeconds?: number;
+  /** Seconds until its lease expires unless renewed. */
+  expiresInSeconds?: number;
+  /** One line for people: "c1 (lease renewed 0.4 s ago)", "c1 silent for 3 s; its lease expires within 2 s". */
+  text: string;
+};
+
 export type Election = {
   /** True only while our lease is certainly still live at the store. */
   isLeader(): boolean;
   /** The id of the current leader as last seen, or undefined when there is none. */
   leader(): string | undefined;
+  /** The leader with how recently it renewed its lease: one store read when another controller leads, none when this one does. */
+  leaderStatus(): Promise<LeaderStatus>;
   /** Steps down (deleting the key so another controller takes over at once) and stops campaigning. */
   stop(): Promise<void>;
 };
@@ -53,6 +77,10 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
   let deadline = 0;
   let leading = false;
   let seen: string | undefined;
+  /** The store lease the seen leader's key is attached to. */
+  let seenLease: string | undefined;
+  /** Local time our last successful keepalive (or the election) was sent. */
+  let renewedAt = 0;
   let demoteTimer: NodeJS.Timeout | undefined;
 
   const isLeader = () => leading && Date.now() < deadline;
@@ -68,6 +96,7 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
 
   function extend(sentAt: number): void {
     deadline = sentAt + ttlMs - marginMs;
+    renewedAt = sentAt;
     clearTimeout(demoteTimer);
     // Fires only if keepalives stop succeeding: demote on our own clock, not the store's word.
     demoteTimer = setTimeout(() => demote('lease keepalive did not succeed in time'), Math.max(0, deadline - Date.now()));
@@ -131,6 +160,7 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
     const holder = r.results[0]?.value;
     if (holder !== seen) log?.info({ leader: holder }, 'following leader');
     seen = holder;
+    seenLease = r.results[0]?.lease;
     return r.revision;
   }
 
@@ -160,10 +190,12 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
           if (e.type === 'delete') {
             log?.info({ leader: seen }, 'leader key gone; campaigning');
             seen = undefined;
+            seenLease = undefined;
             return;
           }
           if (e.kv.value !== seen) log?.info({ leader: e.kv.value }, 'following leader');
           seen = e.kv.value;
+          seenLease = e.kv.lease;
         }
       }
     } finally {
@@ -193,9 +225,34 @@ export function startElection(store: Store, id: string, opts: ElectionOptions = 
     }
   })();
 
+  /** A renewal this long ago is still on time: one keepalive interval, plus a second for etcd's whole-second TTLs. */
+  const onTimeSeconds = keepAliveMs / 1000 + 1;
+  const secs = (n: number) => String(Math.round(n * 10) / 10);
+
+  async function leaderStatus(): Promise<LeaderStatus> {
+    if (isLeader()) {
+      const ago = Math.max(0, Date.now() - renewedAt) / 1000;
+      return { id, self: true, healthy: true, silentSeconds: ago, text: `${id} (this controller; lease renewed ${secs(ago)} s ago)` };
+    }
+    const [holder, leaseId] = [seen, seenLease];
+    if (holder === undefined) return { id: undefined, self: false, healthy: false, text: 'none (campaigning)' };
+    if (!leaseId) return { id: holder, self: false, healthy: false, text: `${holder}, whose key has no lease: it would never expire` };
+    const ttl = await store.leaseTimeToLive(leaseId);
+    if (!ttl) return { id: holder, self: false, healthy: false, text: `none: the lease of ${holder} has expired; a controller takes over` };
+    const silent = Math.max(0, ttl.grantedSeconds - ttl.remainingSeconds);
+    const base = { id: holder, self: false, silentSeconds: silent, expiresInSeconds: ttl.remainingSeconds };
+    if (silent <= onTimeSeconds) return { ...base, healthy: true, text: `${holder} (lease renewed within ${secs(Math.max(silent, 1))} s)` };
+    return {
+      ...base,
+      healthy: false,
+      text: `${holder} silent for ${secs(silent)} s; its lease expires within ${secs(ttl.remainingSeconds)} s, then a controller takes over`,
+    };
+  }
+
   return {
     isLeader,
     leader: () => (isLeader() ? id : seen),
+    leaderStatus,
     async stop() {
       if (stopping.signal.aborted) return loop;
       stopping.abort();

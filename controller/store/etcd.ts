@@ -347,6 +347,14 @@ export async function openEtcdStore(endpoints: string | string[], opts: EtcdStor
       return ttl;
     },
 
+    async leaseTimeToLive(id) {
+      checkLeaseId(id);
+      const res = await call('leaseTimeToLive', () => client.leaseClient.leaseTimeToLive({ ID: id }));
+      // etcd answers TTL -1 for a lease it does not know (expired, revoked or never granted).
+      const remaining = Number(res.TTL);
+      return remaining < 0 ? undefined : { remainingSeconds: remaining, grantedSeconds: Number(res.grantedTTL) };
+    },
+
     async leaseRevoke(id) {
       checkLeaseId(id);
       try {

@@ -513,7 +513,16 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       return result;
     },
 
-    async leaseKeepAlive(id) {
+    async leaseTimeToLive(id) {
+      checkLeaseId(id);
+      return read(() => {
+        const row = q.lease.get(Number(id));
+        const left = row ? row.expires_at - Date.now() : 0;
+        return row && left > 0 ? { remainingSeconds: left / 1000, grantedSeconds: row.ttl } : undefined;
+      });
+    },
+
+        async leaseKeepAlive(id) {
       checkLeaseId(id);
       const { result } = await write((w) => {
         const n = Number(id);

@@ -83,6 +83,13 @@ export interface Store {
   leaseKeepAlive(id: string): Promise<number>;
   /** Revoke and delete every key attached. Unknown ids are ignored. */
   leaseRevoke(id: string): Promise<void>;
+  /**
+   * A read, no write: how long the lease has left and the TTL it was granted
+   * (seconds; etcd counts in whole seconds), or undefined once it expired or
+   * was revoked. Since every keepalive restores the full TTL, granted minus
+   * remaining is how long ago its holder last renewed it.
+   */
+  leaseTimeToLive(id: string): Promise<{ remainingSeconds: number; grantedSeconds: number } | undefined>;
   close(): Promise<void>;
 }
 
