@@ -1,7 +1,8 @@
 // `npm run lab -- up` as an operator runs it: a lab of its own name, two
 // hosts in two racks (so the overlay crosses a router), a running cluster
 // whose matrix is all ok; a ping of our own between the two containers agrees;
-// `status` measures it again; `down` leaves no namespace, process or file.
+// `status` measures it again, and shows FAIL once a container is cut off;
+// `down` leaves no namespace, process or file.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,7 +58,7 @@ afterAll(async () => {
 }, 90_000);
 
 describe('npm run lab -- up', () => {
-  it('builds a cluster whose matrix is all ok, status measures it again, down leaves nothing', async () => {
+  it('builds a cluster whose matrix is all ok, status measures it again (FAIL once a container is cut off), down leaves nothing', async () => {
     const t0 = Date.now();
     const up = await lab(['up', specFile, '--settle', '20'], 120_000);
     const upMs = Date.now() - t0;
@@ -82,6 +83,14 @@ describe('npm run lab -- up', () => {
     const status = await lab(['status', NAME], 60_000);
     expect(status.code, status.out).toBe(0);
     expect(status.out).toMatch(/^2\/2 container pairs ok/m);
+
+    // a container cut off shows as FAIL both ways, with the reason, and status exits 3
+    nsRun(c2.netns, 'ip', ['link', 'set', 'eth0', 'down']);
+    const cut = await lab(['status', NAME], 60_000);
+    expect(cut.code, cut.out).toBe(3);
+    expect(cut.out).toMatch(/^0\/2 container pairs ok/m);
+    expect(cut.out).toContain(`FAIL h1 ${c1.ip} -> h2 ${c2.ip}: 2 sent, 0 received`);
+    expect(cut.out).toMatch(new RegExp(`FAIL h2 ${c2.ip.replace(/\./g, '\\.')} -> h1 \\S+: .*unreachable`));
 
     const state = readState(NAME)!;
     expect(state.processes.length).toBeGreaterThanOrEqual(3); // the controller and two agents
