@@ -268,11 +268,11 @@ export function renderTopologyPage(t: Topology, nonce: string): string {
 <main id="main">${renderTopologyMain(t)}</main>
 <script nonce="${esc(nonce)}">
 (function () {
-  var main = document.getElementById('main'), note = document.getElementById('stale');
+  var main = document.getElementById('main'), note = document.getElementById('stale'), n = 0;
   function tick() {
     fetch('topology?part=main', { cache: 'no-store' })
       .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.text(); })
-      .then(function (html) { main.innerHTML = html; note.textContent = ''; })
+      .then(function (html) { main.innerHTML = html; main.setAttribute('data-refreshes', String(++n)); note.textContent = ''; })
       .catch(function (e) { note.textContent = '(not updating: ' + e.message + ')'; })
       .then(function () { setTimeout(tick, 2000); });
   }

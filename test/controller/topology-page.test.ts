@@ -52,25 +52,33 @@ const topology = async (): Promise<Topology> => JSON.parse((await httpGet(d.metr
 const healthOf = (t: Topology) =>
   Object.fromEntries(t.datacenters.flatMap((dc) => dc.racks.flatMap((r) => r.hosts.map((h) => [h.name, h.health]))));
 
-/** Headless Chromium's screenshot of the page, decoded. */
-async function screenshot(file: string) {
+/** Runs headless Chromium on the page with `extra` arguments; resolves with its stdout. */
+async function chromium(extra: string[]): Promise<string> {
   const args = [
     '--headless=new', '--disable-gpu', '--no-first-run', '--no-default-browser-check', '--disable-extensions', '--disable-dev-shm-usage',
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars',
-    `--user-data-dir=${join(tmp, 'chromium-profile')}`, `--screenshot=${file}`, '--window-size=1200,800',
+    `--user-data-dir=${join(tmp, 'chromium-profile')}`, '--window-size=1200,800', ...extra,
     // The browser's sandbox needs user namespaces it cannot have as root.
     ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
     `http://127.0.0.1:${d.metricsPort}/topology`,
   ];
   const env = { ...process.env };
   delete env.DBUS_SESSION_BUS_ADDRESS;
-  const child = spawn('chromium', args, { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn('chromium', args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stdout = '';
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
   const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   clearTimeout(timer);
   if (code !== 0) throw new Error(`chromium exited ${code}: ${stderr}`);
+  return stdout;
+}
+
+/** Headless Chromium's screenshot of the page, decoded. */
+async function screenshot(file: string) {
+  await chromium([`--screenshot=${file}`]);
   return decodePng(readFileSync(file));
 }
 
@@ -135,6 +143,14 @@ describe('the topology page in a browser', () => {
     expect(page.body).toContain('<section class="dc" data-dc="dc2">');
     expect((await httpGet(d.metricsPort, '/topology?part=main')).body).toMatch(/^<p class="summary">5 hosts:/);
   });
+
+  it('refreshes itself in the browser: its script runs under the page\'s policy and swaps in fresh markup', async () => {
+    // Virtual time runs the page's 2 s timer at once; the DOM is dumped after 5 s of it.
+    const dom = await chromium(['--dump-dom', '--virtual-time-budget=5000']);
+    expect(Number(/<main id="main" data-refreshes="(\d+)">/.exec(dom)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(dom).toContain('<small id="stale"></small>'); // no "(not updating: ...)"
+    expect(dom).toContain('data-host="h2a"');
+  }, 60_000);
 
   it('shows every host green, then a host that stopped heartbeating red', async () => {
     const green = hexColor(HEALTH_COLORS.alive!);
