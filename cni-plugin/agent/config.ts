@@ -53,6 +53,8 @@ export type AgentConfig = JoinSettings & {
   tunnelProbePort: number;
   /** How often each remote datacenter's path is probed. */
   tunnelProbeIntervalMs: number;
+  /** WireGuard key rotation interval; 0: only when an operator asks (weft host rotate-key). */
+  wgKeyRotationMs: number;
   logLevel: LogLevel;
   configFile?: string;
 };
@@ -67,13 +69,14 @@ export const AGENT_DEFAULTS = {
   vxlanTxChecksum: 'auto' as TxChecksumMode,
   tunnelProbePort: 7472,
   tunnelProbeInterval: '250ms',
+  wgKeyRotation: '720h',
   logLevel: 'info' as LogLevel,
 };
 
 type Key =
   | JoinKey | 'hostName' | 'underlayIp' | 'rack' | 'datacenter' | 'networks'
   | 'stateDir' | 'cniSocket' | 'metricsListen' | 'mtu' | 'vtepMac' | 'resyncInterval' | 'gcInterval' | 'vxlanTxChecksum' | 'logLevel'
-  | 'tunnelProbePort' | 'tunnelProbeInterval';
+  | 'tunnelProbePort' | 'tunnelProbeInterval' | 'wgKeyRotation';
 
 const NAME_FORM = 'a DNS label: 1-63 of a-z, 0-9 and "-"';
 export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
@@ -94,6 +97,7 @@ export const AGENT_OPTIONS: Array<OptionSpec<Key>> = [
   { key: 'vxlanTxChecksum', flag: '--vxlan-tx-checksum', env: 'WEFT_VXLAN_TX_CHECKSUM', kind: 'string', form: 'auto|on|off (auto: off only on kernels before 5.7)' },
   { key: 'tunnelProbePort', flag: '--tunnel-probe-port', env: 'WEFT_TUNNEL_PROBE_PORT', kind: 'string', form: 'a UDP port from 1 to 65535' },
   { key: 'tunnelProbeInterval', flag: '--tunnel-probe-interval', env: 'WEFT_TUNNEL_PROBE_INTERVAL', kind: 'string', form: 'a duration from 50ms to 10s (e.g. 250ms, 1s)' },
+  { key: 'wgKeyRotation', flag: '--wg-key-rotation', env: 'WEFT_WG_KEY_ROTATION', kind: 'string', form: 'a duration up to 8760h (e.g. 720h); 0 turns scheduled rotation off' },
   { key: 'logLevel', flag: '--log-level', env: 'WEFT_LOG_LEVEL', kind: 'string', form: 'fatal|error|warn|info|debug|trace|silent' },
 ];
 
@@ -152,6 +156,8 @@ export function loadAgentConfig(
   const tunnelProbePort = probePortRaw ? parseWholeNumber(probePortRaw, formOf('tunnelProbePort'), 1, 65535) : AGENT_DEFAULTS.tunnelProbePort;
   const probeIntervalRaw = pick('tunnelProbeInterval') ?? { value: AGENT_DEFAULTS.tunnelProbeInterval, source: 'default' };
   const tunnelProbeIntervalMs = parseDurationWithin(probeIntervalRaw, formOf('tunnelProbeInterval'), 50, 10_000);
+  const rotationRaw = pick('wgKeyRotation') ?? { value: AGENT_DEFAULTS.wgKeyRotation, source: 'default' };
+  const wgKeyRotationMs = parseDurationWithin(rotationRaw, formOf('wgKeyRotation'), 0, 8760 * 3_600_000);
 
   const metricsRaw = pick('metricsListen') ?? { value: AGENT_DEFAULTS.metricsListen, source: 'default metrics-listen' };
 
@@ -176,6 +182,7 @@ export function loadAgentConfig(
     vxlanTxChecksum,
     tunnelProbePort,
     tunnelProbeIntervalMs,
+    wgKeyRotationMs,
     logLevel: parseLogLevel(pick('logLevel'), AGENT_DEFAULTS.logLevel),
     ...(configFile !== undefined ? { configFile } : {}),
   };

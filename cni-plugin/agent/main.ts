@@ -70,7 +70,7 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
 
     const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
     await serveCni(config, { ipam, outbox, network, client, metrics }, log, undo);
-    const tunnel = await startTunnel(config, { h, underlayIp, table: failClosed, metrics }, log, undo);
+    const tunnel = await startTunnel(config, { h, underlayIp, table: failClosed, metrics, client, registration }, log, undo);
     const overlay = syncOverlay(config, { h, network, client, metrics, tunnel }, log, undo);
     keepLeases(config, { client, registration, registered, initial, ipam, network, overlay, report: metrics.heartbeatReport }, log, undo);
 

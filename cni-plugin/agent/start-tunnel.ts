@@ -28,6 +28,8 @@ import { startChooser, type Chooser, type PathSpec } from './tunnel/chooser';
 import { openFailClosed, readPolicyCache, RULE, samePolicy, writePolicyCache, type FailClosedTable } from './tunnel/fail-closed';
 import { createGateway, type Gateway } from './tunnel/gateway';
 import { planTunnel, selfDatacenter, type TunnelPlan } from './tunnel/policy';
+import { handshakesSince, remoteGatewaysOf, startKeyRotation } from './tunnel/rotation';
+import { isLastActiveGateway, type AgentClient, type HostRegistration } from './sync/controller';
 import { startProbeResponder } from './tunnel/probe';
 import { XDC_DEVICE, type PeerReport, type TunnelSummary } from './state/tunnel';
 
@@ -71,11 +73,16 @@ export type TunnelSync = TunnelHooks & {
 
 export async function startTunnel(
   config: AgentConfig,
-  deps: { h: Handle; underlayIp: string; table: FailClosedTable; metrics: AgentMetrics },
+  deps: {
+    h: Handle; underlayIp: string; table: FailClosedTable; metrics: AgentMetrics;
+    client: Pick<AgentClient, 'setOwnGatewayState' | 'setWireGuardKey'>;
+    /** What the heartbeats re-register with: a rotation puts the new public key in it. */
+    registration: HostRegistration;
+  },
   log: Logger,
   undo: Undo,
 ): Promise<TunnelSync> {
-  const { h, table, metrics } = deps;
+  const { h, table, metrics, client, registration } = deps;
   const tlog = log.child({ part: 'tunnel' });
   let plan: TunnelPlan | undefined;
   let pools: ReturnType<typeof parseCidr>[] = [];
@@ -145,7 +152,35 @@ export async function startTunnel(
     return out;
   }
 
+  let lastTopology: Topology | undefined;
+  /** Forwarded-packet count at the last idleness check: a drained gateway is idle once it stands still between two. */
+  let lastForwarded = -1;
+  const rotation = startKeyRotation({
+    now: Date.now,
+    stateDir: config.stateDir,
+    intervalMs: config.wgKeyRotationMs,
+    setOwnGatewayState: (state) => client.setOwnGatewayState(state),
+    lastActive: isLastActiveGateway,
+    registerPublicKey: async (publicKey) => {
+      await client.setWireGuardKey(publicKey);
+      registration.wgPublicKey = publicKey;
+    },
+    tunnelIdle: async () => {
+      const now = table.forwarded();
+      const idle = now === lastForwarded;
+      lastForwarded = now;
+      return idle;
+    },
+    remoteGateways: () => (plan?.role === 'gateway' ? remoteGatewaysOf(lastTopology?.datacenters, plan.datacenter) : []),
+    handshakeWith: async (want, since) => handshakesSince(await gateway.peers(), want, since, Date.now()),
+    reconcileNow: () => (loop ? loop.reconcileNow() : Promise.resolve()),
+    log: tlog.child({ part: 'key-rotation' }),
+  });
+  undo.push(() => rotation.stop());
+
   async function before(topology: Topology, attachments: NetworkAttachment[]): Promise<void> {
+    lastTopology = topology;
+    rotation.requestGeneration(topology.hosts.find((x) => x.name === config.hostName)?.wgKeyRotation ?? 0);
     const datacenter = selfDatacenter(topology, config.hostName, config.datacenter);
     const first = planTunnel({ topology, self: config.hostName, datacenter, attachments });
     pools = topology.networks.flatMap((n) => {

@@ -64,7 +64,9 @@ ${['output', 'forward'].map((c) => `	chain ${c} {
 		ip6 daddr @pools6 ip6 daddr != @local6 oifname != @tunnel_ifs counter packets 0 bytes 0 drop comment "${RULE.remote6}"
 		ip daddr @underlay4 udp dport @vxlan_ports counter packets 1 bytes 50 drop comment "${RULE.vxlan4}"
 		ip6 daddr @underlay6 udp dport @vxlan_ports counter packets 0 bytes 0 drop comment "${RULE.vxlan6}"
-		oifname "weft.xdc" tcp flags syn tcp option maxseg size set rt mtu comment "${RULE.mss}"
+		oifname "weft.xdc" tcp flags syn tcp option maxseg size set rt mtu comment "${RULE.mss}"${c === 'forward' ? `
+		oifname "weft.xdc" counter packets 40 bytes 4000 comment "${RULE.intoTunnel}"
+		iifname "weft.xdc" counter packets 2 bytes 200 comment "${RULE.fromTunnel}"` : ''}
 	}`).join('\n\n')}
 }
 `;
@@ -81,6 +83,9 @@ describe('fail-closed table (pure)', () => {
     expect(v.elements.get('tunnel_ifs')).toEqual(['weft.vx1']);
     expect(v.chains).toEqual(expectedChains());
     expect(v.counters.get(RULE.remote4)).toBe(6);
+    // forwarded traffic is counted in the forward chain only: a gateway's own probes leave by the output hook
+    expect(v.counters.get(RULE.intoTunnel)).toBe(40);
+    expect(v.counters.get(RULE.fromTunnel)).toBe(2);
     expect(v.counters.get(RULE.vxlan4)).toBe(2);
   });
 

@@ -88,6 +88,7 @@ export const REFERENCE: CommandReference[] = [
       '--vxlan-tx-checksum': { meaning: 'TX checksum offload on weft\'s VXLAN devices' },
       '--tunnel-probe-port': { meaning: 'UDP port of the probes between datacenters\' paths' },
       '--tunnel-probe-interval': { meaning: 'how often each remote datacenter\'s path is probed' },
+      '--wg-key-rotation': { meaning: 'how often this host makes a new WireGuard key pair (a gateway drains itself first); `0`: only on `weft host rotate-key`' },
       '--log-level': LOG_LEVEL,
     },
   },

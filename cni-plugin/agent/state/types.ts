@@ -30,6 +30,8 @@ export type RemoteHost = {
   datacenter: string;
   /** network name -> that host's subnet CIDR */
   subnets: Record<string, string>;
+  /** Raised by an operator (weft host rotate-key) to ask this host to rotate its WireGuard key; absent: never asked. */
+  wgKeyRotation?: number;
 };
 
 /** A datacenter as the controller describes it: how the other datacenters reach it over WireGuard. */

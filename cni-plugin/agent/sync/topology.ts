@@ -45,7 +45,10 @@ function withDatacenters(t: Topology, ev: TopologyEvent): DatacenterInfo[] {
 export function remoteHostFromMessage(h: Host): RemoteHost {
   const subnets: Record<string, string> = {};
   for (const s of h.subnets ?? []) subnets[s.network] = s.subnet;
-  return { name: h.name, underlayIp: h.underlay_ip, vtepMac: h.vtep_mac, rack: h.rack, datacenter: h.datacenter, subnets };
+  return {
+    name: h.name, underlayIp: h.underlay_ip, vtepMac: h.vtep_mac, rack: h.rack, datacenter: h.datacenter, subnets,
+    ...(h.wg_key_rotation ? { wgKeyRotation: Number(h.wg_key_rotation) } : {}),
+  };
 }
 
 function withConfig(t: Topology, c: ClusterConfigMsg | null | undefined): Pick<Topology, 'networks' | 'vxlanPort'> {

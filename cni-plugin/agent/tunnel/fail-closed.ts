@@ -52,6 +52,8 @@ export const RULE = {
   vxlan4: 'weft: no VXLAN to a host of another datacenter (IPv4)',
   vxlan6: 'weft: no VXLAN to a host of another datacenter (IPv6)',
   mss: 'weft: TCP MSS clamped to the route MTU on weft.xdc',
+  intoTunnel: 'weft: forwarded into the tunnel (counted: a draining gateway waits for it to stand still)',
+  fromTunnel: 'weft: forwarded out of the tunnel (counted: a draining gateway waits for it to stand still)',
 } as const;
 
 const CHAINS = [
@@ -59,19 +61,27 @@ const CHAINS = [
   { name: 'forward', hook: 'forward' },
 ] as const;
 
-function ruleTexts(): Array<{ body: string; comment: string }> {
+function ruleTexts(chain: (typeof CHAINS)[number]['name']): Array<{ body: string; comment: string }> {
+  // forwarded packets only: the gateway's own probes go out by the output hook and must not count as traffic it carries
+  const counted = chain === 'forward'
+    ? [
+      { body: `oifname "${XDC_DEVICE}" counter`, comment: RULE.intoTunnel },
+      { body: `iifname "${XDC_DEVICE}" counter`, comment: RULE.fromTunnel },
+    ]
+    : [];
   return [
     { body: 'ip daddr @pools4 ip daddr != @local4 oifname != @tunnel_ifs counter drop', comment: RULE.remote4 },
     { body: 'ip6 daddr @pools6 ip6 daddr != @local6 oifname != @tunnel_ifs counter drop', comment: RULE.remote6 },
     { body: 'ip daddr @underlay4 udp dport @vxlan_ports counter drop', comment: RULE.vxlan4 },
     { body: 'ip6 daddr @underlay6 udp dport @vxlan_ports counter drop', comment: RULE.vxlan6 },
     { body: `oifname "${XDC_DEVICE}" tcp flags syn tcp option maxseg size set rt mtu`, comment: RULE.mss },
+    ...counted,
   ];
 }
 
 /** The comments each chain's rules carry, in order: the table's structure as a listing shows it. */
 export function expectedChains(): Map<string, string[]> {
-  return new Map(CHAINS.map((c) => [c.name, ruleTexts().map((r) => r.comment)]));
+  return new Map(CHAINS.map((c) => [c.name, ruleTexts(c.name).map((r) => r.comment)]));
 }
 
 /** The nft script that makes the table with its sets, chains and rules, empty. */
@@ -82,7 +92,7 @@ export function tableScript(): string {
   for (const c of CHAINS) {
     // priority filter: after raw/mangle and conntrack, so a flow the rules drop is dropped whatever state it is in
     lines.push(`add chain ${t} ${c.name} { type filter hook ${c.hook} priority 0; policy accept; }`);
-    for (const r of ruleTexts()) lines.push(`add rule ${t} ${c.name} ${r.body} comment ${JSON.stringify(r.comment)}`);
+    for (const r of ruleTexts(c.name)) lines.push(`add rule ${t} ${c.name} ${r.body} comment ${JSON.stringify(r.comment)}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -259,6 +269,8 @@ export type FailClosedTable = {
   apply(p: FailClosedPolicy, phase: 'add' | 'remove' | 'all'): FailClosedResult;
   /** Packets each drop rule has dropped (by rule comment), from one listing. */
   dropped(): Map<string, number>;
+  /** Packets forwarded into or out of weft.xdc so far, from one listing (0 without a table). */
+  forwarded(): number;
   close(): void;
 };
 
@@ -290,8 +302,13 @@ export function openFailClosed(o: { netns?: string; log: Logger }): FailClosedTa
     dropped() {
       const v = listFailClosed(t);
       const out = new Map<string, number>();
-      for (const [comment, n] of v.counters) if (comment !== RULE.mss) out.set(comment, n);
+      const notDrops: string[] = [RULE.mss, RULE.intoTunnel, RULE.fromTunnel];
+      for (const [comment, n] of v.counters) if (!notDrops.includes(comment)) out.set(comment, n);
       return out;
+    },
+    forwarded() {
+      const v = listFailClosed(t);
+      return (v.counters.get(RULE.intoTunnel) ?? 0) + (v.counters.get(RULE.fromTunnel) ?? 0);
     },
     close: () => t.close(),
   };
