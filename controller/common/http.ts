@@ -35,7 +35,7 @@ export function createHttpServer(deps: HttpDeps): Server {
           res.writeHead(a.status, { 'cache-control': 'no-store', ...a.headers });
           res.end(a.body);
         },
-        (err) => send(503, 'text/plain', `cannot read the store: ${(err as Error).message}\n`),
+        (err) => send(503, 'text/plain', `cannot answer ${path}: ${(err as Error).message}\n`),
       );
       return;
     }
