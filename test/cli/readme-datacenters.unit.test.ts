@@ -4,6 +4,7 @@
 // controller's own machine are its defaults.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostCommand } from '../../controller/cli/cluster-commands';
 import { datacenterCommand, datacentersCommand } from '../../controller/cli/datacenter-commands';
 import { putHost } from '../../controller/registry/hosts';
 import { type Cluster, type RunningController, startCluster } from '../agent/controller-fixture';
@@ -27,7 +28,7 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { datacenter: datacenterCommand, datacenters: datacentersCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { datacenter: datacenterCommand, datacenters: datacentersCommand, host: hostCommand };
 
 describe('README: datacenters and gateways', () => {
   it('every command in the section works as written, in order', async () => {
