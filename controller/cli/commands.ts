@@ -393,11 +393,13 @@ export async function networkCommand(argv: string[]): Promise<number> {
 
 const HOST_HELP = `usage: weft host list [--json]
        weft host delete <name> [--json]
+       weft host rotate-key <name>... | --all [--json]
   list: the same as weft hosts, through the API with an admin identity (see weft hosts --help)
   delete acts on the store:
 ${STORE_FLAGS_HELP}
   delete: the host's record, endpoints and subnet leases go, and every certificate issued to it is
   revoked at once on every controller; its name may then be joined again with a token
+  rotate-key: asks the hosts' agents to rotate their WireGuard keys (see weft host rotate-key --help)
 `;
 
 /** Renewal grace the revocations of a CLI command are kept for: the controller's setting, read from the same sources. */
@@ -434,7 +436,7 @@ export async function hostCommand(argv: string[]): Promise<number> {
       return 0;
     }
     // `list` is cluster-commands.ts's (weft.ts sends it there)
-    throw new UsageError(`unknown subcommand "${sub}" (list, delete)`);
+    throw new UsageError(`unknown subcommand "${sub}" (list, delete, rotate-key)`);
   });
 }
 
