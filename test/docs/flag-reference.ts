@@ -55,7 +55,7 @@ export const REFERENCE: CommandReference[] = [
     defaults: DEFAULTS,
     docs: {
       '--listen': { meaning: 'gRPC API, mTLS' },
-      '--metrics-listen': { meaning: '`/metrics`, `/healthz`, `/readyz` over plain HTTP' },
+      '--metrics-listen': { meaning: '`/metrics`, `/healthz`, `/readyz`, `/topology` over plain HTTP' },
       '--data-dir': { meaning: 'the cluster CA, the serving certificate, `join.json` and the SQLite store' },
       '--store': { meaning: 'the store: SQLite file, or etcd endpoints for several controllers', default: 'sqlite:DATA_DIR/weft.db' },
       '--advertise': { meaning: 'names hosts reach the controller by (DNS, NAT, load balancer): in its certificate, the first in the join command', default: 'none' },
