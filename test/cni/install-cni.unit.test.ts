@@ -22,7 +22,8 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function options(name: string, extra: string[] = []): InstallCniOptions {
-  return parseInstallCniArgs(['--bin-dir', binDir, '--conf-dir', confDir, '--name', name, '--source', ELF, ...extra], {});
+  // the agent socket in the test's own dir: install-cni records its conflists beside the socket
+  return parseInstallCniArgs(['--bin-dir', binDir, '--conf-dir', confDir, '--socket', join(dir, 'agent.sock'), '--name', name, '--source', ELF, ...extra], {});
 }
 
 const files = () => readdirSync(confDir).sort();
