@@ -5,10 +5,10 @@
 // stream without losing one packet; and a 4 MiB transfer over a WAN path
 // whose MTU is 1280.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ipBatch } from '../lab/run';
+import { ipBatch, nsRun } from '../lab/run';
 import { ping, tcpSend, TCP_SINK } from '../e2e/traffic';
 import { waitFor } from '../helpers/wait';
-import { checkWan, createTunnelLab, serve, startPingStream, udpAsk, UDP_ECHO, type TunnelLab } from './lab';
+import { checkWan, createTunnelLab, FAIL_CLOSED_TABLE, serve, startPingStream, udpAsk, UDP_ECHO, type TunnelLab } from './lab';
 
 let t: TunnelLab;
 const MIB = 1024 * 1024;
@@ -74,7 +74,7 @@ describe('containers across datacenters', () => {
     expect(packets).toBeGreaterThan(40);
   });
 
-  it('restarting every agent, one after another, loses no packet of a steady ping stream and leaks nothing onto the WAN', async () => {
+  it('restarting every agent, one after another, loses no packet of a steady ping stream, keeps inet weft_xdc while it is down and leaks nothing onto the WAN', async () => {
     const [c1, c2] = [c('c1'), c('c2')];
     const cap = await t.capture('wan-restart');
     const stream = startPingStream(c1.netns, c2.ip, { pattern: SECRET_HEX });
@@ -82,7 +82,10 @@ describe('containers across datacenters', () => {
     try {
       await waitFor('the ping stream to get replies', () => stream.replies.size >= 10, 10_000);
       for (const h of ['h1', 'g1a', 'g1b', 'g2a', 'g2b', 'h2']) {
-        await t.restartAgent(h);
+        await t.stopAgent(h);
+        // the drop rules stay while no agent runs
+        expect(nsRun(t.host(h).netns, 'nft', ['list', 'table', 'inet', FAIL_CLOSED_TABLE], { check: false }).status, `${h}: ${FAIL_CLOSED_TABLE} with the agent stopped`).toBe(0);
+        await t.startAgent(h);
       }
       // the stream keeps answering after the last restart
       const seq = stream.lastSeq();
