@@ -14,7 +14,7 @@
 import type { ClusterConfigMsg } from '../../controller/api/proto';
 import type { Logger } from '../../controller/common/log';
 import type { Handle } from '../../dataplane/netlink/handle';
-import { openMonitor, type Monitor } from '../../dataplane/netlink/monitor';
+import { openMonitor, type Monitor, type MonitorEvent } from '../../dataplane/netlink/monitor';
 import type { AgentConfig } from './config';
 import { reconcileOverlay } from './host/overlay';
 import { repairReason } from './host/repair-triggers';
@@ -24,6 +24,7 @@ import type { HostNetwork } from './start-host-network';
 import type { TunnelSync } from './start-tunnel';
 import type { Undo } from './start-undo';
 import type { AgentClient } from './sync/controller';
+import { WG_DEVICE, XDC_DEVICE } from './state/tunnel';
 import type { Topology } from './state/types';
 
 export type OverlaySync = {
@@ -155,7 +156,7 @@ function watchLinks(h: Handle, onCause: (cause: string, overrun: boolean) => voi
       onEvents(events) {
         for (const ev of events) {
           network.observe(ev);
-          const cause = repairReason(ev, network.watched());
+          const cause = repairReason(ev, network.watched()) ?? tunnelDeviceCause(ev);
           if (!cause) continue;
           log.debug({ cause }, 'link notification: checking the host network');
           onCause(cause, ev.kind === 'overrun');
@@ -167,6 +168,13 @@ function watchLinks(h: Handle, onCause: (cause: string, overrun: boolean) => voi
     log.error({ err }, 'cannot watch link changes: weft devices deleted or downed are repaired only at the next resync');
     return undefined;
   }
+}
+
+/** A gateway's tunnel devices deleted or downed (wireguard-go dying takes weft.wg0 with it): the next reconcile makes them again. */
+function tunnelDeviceCause(ev: MonitorEvent): string | undefined {
+  if (ev.kind !== 'link' || ev.bridgePort || (ev.link.name !== WG_DEVICE && ev.link.name !== XDC_DEVICE)) return undefined;
+  if (ev.action === 'del') return `${ev.link.name} was deleted`;
+  return ev.link.up ? undefined : `${ev.link.name} is down`;
 }
 
 function networksOf(cfg: ClusterConfigMsg, nets: Array<{ name: string; vni: number; cidr: string }>): ClusterConfigMsg['networks'] {

@@ -26,6 +26,7 @@ import { addrList } from '../../../dataplane/netlink/addr';
 import {
   routeDelRequest, routeList, routeReplaceRequest, RT_SCOPE_LINK, RT_TABLE_MAIN, RTPROT_WEFT, type Route,
 } from '../../../dataplane/netlink/route';
+import { WireGuardUapiError } from '../../../dataplane/wireguard/errors';
 import { reconcileDevice, type ReconcileCounts } from '../../../dataplane/wireguard/reconcile';
 import { openWireGuardDevice, type OpenDevice } from '../../../dataplane/wireguard/select';
 import { WG_KEY_FILE, wireGuardPublicKey } from '../state/wireguard-keys';
@@ -197,12 +198,22 @@ export function createGateway(o: GatewayOptions): Gateway {
         return undefined;
       }
       const { key, since } = await readPrivateKey(o.stateDir);
-      const d = await openDevice();
-      const wireguard = await reconcileDevice(d, {
+      const want = {
         privateKey: key,
         listenPort: dp.listenPort,
         peers: dp.peers.map((p) => ({ publicKey: p.publicKey, endpoint: p.endpoint, allowedIps: p.allowedIps, persistentKeepalive: p.persistentKeepalive })),
-      }, { log });
+      };
+      let wireguard: ReconcileCounts;
+      try {
+        wireguard = await reconcileDevice(await openDevice(), want, { log });
+      } catch (err) {
+        if (!deviceGone(err)) throw err;
+        // wireguard-go died (its TUN went with it) under a running agent: start another and configure it whole
+        log.warn({ err, device: WG_DEVICE }, 'the WireGuard device is gone: starting it again');
+        device?.release();
+        device = undefined;
+        wireguard = await reconcileDevice(await openDevice(), want, { log });
+      }
       lastPeers = dp.peers;
       const mtu = deriveMtu(dp.mtu, underlayMtu(h, o.underlayIp), readPathMtus(h, dp.peers.map((p) => p.endpoint)));
       const wg = ensureWgLink(mtu.wg);
@@ -230,6 +241,11 @@ export function createGateway(o: GatewayOptions): Gateway {
       device = undefined;
     },
   };
+}
+
+/** The device's process is gone: its socket refuses connections or was removed. */
+function deviceGone(err: unknown): boolean {
+  return err instanceof WireGuardUapiError && (err.code === 'ECONNREFUSED' || err.code === 'ENOENT');
 }
 
 function throwFirst(errs: Array<Error | undefined | null>): void {
