@@ -172,6 +172,9 @@ export async function startTunnel(
       return idle;
     },
     remoteGateways: () => (plan?.role === 'gateway' ? remoteGatewaysOf(lastTopology?.datacenters, plan.datacenter) : []),
+    hasOtherGateway: () => (lastTopology?.datacenters ?? [])
+      .filter((dc) => dc.name === plan?.datacenter)
+      .some((dc) => dc.gateways.some((g) => g.host !== config.hostName)),
     handshakeWith: async (want, since) => handshakesSince(await gateway.peers(), want, since, Date.now()),
     reconcileNow: () => (loop ? loop.reconcileNow() : Promise.resolve()),
     log: tlog.child({ part: 'key-rotation' }),

@@ -153,6 +153,36 @@ describe('rotateKey', () => {
     expect(f.lines.find((l) => l.level === 'warn' && /last active gateway/.test(l.msg))).toBeDefined();
   });
 
+  it('waits for another draining gateway of its datacenter to come back, then drains (rotate-key --all takes turns)', async () => {
+    await ensureWireGuardKeys(dir);
+    const f = fake();
+    let refusals = 3;
+    f.set.drain = async () => {
+      if (refusals-- > 0) throw new LastActive('SetOwnGatewayState: FAILED_PRECONDITION: state: datacenter "dc1" would have no active gateway');
+      return { datacenters: ['dc1'] };
+    };
+    f.deps.hasOtherGateway = () => true;
+    const out = await rotateKey(f.deps, 'test');
+    expect(out).toMatchObject({ drained: true, lastActive: false });
+    expect(f.steps.filter((s) => s === 'drain')).toHaveLength(4);
+    expect(f.steps).toContain('undrain');
+    expect(f.lines.find((l) => l.level === 'warn' && /last active gateway/.test(l.msg))).toBeUndefined();
+  });
+
+  it('rotates in place when the other draining gateway does not come back within the bound', async () => {
+    await ensureWireGuardKeys(dir);
+    const f = fake();
+    f.set.drain = async () => {
+      throw new LastActive('SetOwnGatewayState: FAILED_PRECONDITION: state: datacenter "dc1" would have no active gateway');
+    };
+    f.deps.hasOtherGateway = () => true;
+    f.deps.limits = { peerDrainMs: 5_000 };
+    const out = await rotateKey(f.deps, 'test');
+    expect(out).toMatchObject({ drained: false, lastActive: true });
+    expect(f.steps.filter((s) => s === 'undrain')).toEqual([]);
+    expect(f.lines.find((l) => l.level === 'warn' && /last active gateway/.test(l.msg))).toBeDefined();
+  });
+
   it('on a host that is no gateway: no idle wait and no undrain', async () => {
     await ensureWireGuardKeys(dir);
     const f = fake();

@@ -45,6 +45,13 @@ export type RotationDeps = {
   lastActive(err: unknown): boolean;
   /** Registers the new public key (SetWireGuardKey) and makes it the one a re-registration sends. */
   registerPublicKey(publicKey: string): Promise<void>;
+  /**
+   * This datacenter has another gateway. Refused as the last active one, a
+   * gateway with a sibling waits for it to come back (it is draining: its own
+   * rotation, say `weft host rotate-key --all`, or an operator's drain) rather
+   * than rotating through in place; the topology may not show that drain yet.
+   */
+  hasOtherGateway?(): boolean;
   /** No traffic goes through this gateway any more (its forwarding counters stood still). */
   tunnelIdle(): Promise<boolean>;
   /** The remote gateways (host names) this gateway must have shaken hands with under its new key. */
@@ -62,6 +69,8 @@ export type RotationDeps = {
 export type RotationLimits = {
   /** How long to wait for traffic to stop after draining. */
   idleMs: number;
+  /** How long to wait for another draining gateway of the datacenter to come back before rotating in place. */
+  peerDrainMs: number;
   /** How long to wait for a handshake with every remote gateway under the new key. */
   handshakeMs: number;
   /** How often the two waits look. */
@@ -71,7 +80,7 @@ export type RotationLimits = {
   maxRetryMs: number;
 };
 
-export const ROTATION_LIMITS: RotationLimits = { idleMs: 10_000, handshakeMs: 30_000, pollMs: 250, retryMs: 500, maxRetryMs: 30_000 };
+export const ROTATION_LIMITS: RotationLimits = { idleMs: 10_000, peerDrainMs: 180_000, handshakeMs: 30_000, pollMs: 250, retryMs: 500, maxRetryMs: 30_000 };
 
 /** Default --wg-key-rotation: 30 days. */
 export const DEFAULT_ROTATION_INTERVAL_MS = 720 * 3_600_000;
@@ -127,17 +136,34 @@ export async function rotateKey(deps: RotationDeps, reason: string, signal?: Abo
   const l: RotationLimits = { ...ROTATION_LIMITS, ...deps.limits };
   const log = d.log;
   const next = await prepareNextWireGuardKeys(d.stateDir);
-  log.info({ reason, newKey: keyName(next.publicKey) }, 'key rotation: new WireGuard key pair made; draining this gateway');
+  log.info({ reason, newKey: keyName(next.publicKey) }, 'key rotation: new WireGuard key pair made');
 
   let drained = false;
   let lastActive = false;
+  const drain = async () => (await d.setOwnGatewayState('draining')).datacenters.length > 0;
   try {
-    drained = (await d.setOwnGatewayState('draining')).datacenters.length > 0;
+    drained = await drain();
   } catch (err) {
     if (!d.lastActive(err)) throw err;
     lastActive = true;
-    log.warn({ err }, 'key rotation: this is its datacenter\'s last active gateway, so it cannot drain; rotating in place (traffic through it pauses for a handshake)');
   }
+  if (lastActive && d.hasOtherGateway?.()) {
+    // gateways of one datacenter asked to rotate together take turns: wait for the other to come back, then drain
+    log.info('key rotation: another gateway of this datacenter is draining; waiting for it to come back before draining this one');
+    const end = d.now() + l.peerDrainMs;
+    while (lastActive && d.now() < end && !signal?.aborted) {
+      await d.sleep(l.pollMs * 4, signal);
+      try {
+        drained = await drain();
+        lastActive = false;
+      } catch (err) {
+        if (!d.lastActive(err)) throw err;
+      }
+    }
+  }
+  if (lastActive) {
+    log.warn('key rotation: this is its datacenter\'s last active gateway, so it cannot drain; rotating in place (traffic through it pauses for a handshake)');
+  } else if (drained) log.info('key rotation: this gateway is draining; waiting for the traffic through it to stop');
 
   let idle = true;
   if (drained) {
