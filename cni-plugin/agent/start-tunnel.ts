@@ -33,6 +33,16 @@ import { isLastActiveGateway, type AgentClient, type HostRegistration } from './
 import { startProbeResponder } from './tunnel/probe';
 import { XDC_DEVICE, type PeerReport, type TunnelSummary } from './state/tunnel';
 
+/**
+ * Probe pace per role, in probe intervals (README "Picking a gateway"). A host
+ * moves after 3 misses and judges its new gateway 2 intervals later. A gateway
+ * moves after 5 and waits 4 (plus up to 2 at random, for two gateways that
+ * judge each other): long enough for the hosts on the far side, whose choice
+ * carries its replies, to have moved and settled first.
+ */
+const LEADER_PACE = { misses: 3, graceIntervals: 2, jitterIntervals: 0 };
+const FOLLOWER_PACE = { misses: 5, graceIntervals: 4, jitterIntervals: 2 };
+
 /** The fail-closed table with the cached policy in it; the undo step closes the table's handle only (the table stays). */
 export async function closeByCache(config: AgentConfig, log: Logger, undo: Undo): Promise<FailClosedTable> {
   const table = openFailClosed({ log });
@@ -197,7 +207,10 @@ export async function startTunnel(
     const fresh = first.paths.filter((p) => !known.has(p.datacenter));
     const initial = fresh.length > 0 ? initialChoices(first, topology, attachments) : new Map<string, string>();
     known = new Set(first.paths.map((p) => p.datacenter));
-    const specs: PathSpec[] = first.paths.map((p) => ({ ...p, ...(initial.has(p.datacenter) ? { initial: initial.get(p.datacenter) } : {}) }));
+    // Hosts choosing their local gateway judge quickly; gateways choosing another datacenter's gateway wait longer
+    // (their replies come back by those hosts' choice), so the two ends of a path never fail over in step.
+    const pace = first.role === 'gateway' ? FOLLOWER_PACE : LEADER_PACE;
+    const specs: PathSpec[] = first.paths.map((p) => ({ ...p, ...pace, ...(initial.has(p.datacenter) ? { initial: initial.get(p.datacenter) } : {}) }));
     const source = [...attachments].sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0))[0]?.gateway;
     chooser.update(first.multiDatacenter ? specs : [], first.multiDatacenter ? source : undefined);
     const next = planTunnel({ topology, self: config.hostName, datacenter, attachments, choices: chooser.choices() });

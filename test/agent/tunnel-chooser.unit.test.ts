@@ -59,7 +59,7 @@ const gws = (...hosts: string[]) => hosts.map((h) => ({ host: h.replace('!', '')
 
 function setup(o: { misses?: number; graceIntervals?: number; intervalMs?: number } = {}) {
   const net = new FakeNet((t) => (t.startsWith('10.2.') ? 'dc2' : 'dc3'));
-  const chooser = startChooser({ port: PORT, log: silentLogger, openSocket: net.open, clock: { wall: Date.now, mono: Date.now }, ...o });
+  const chooser = startChooser({ port: PORT, log: silentLogger, openSocket: net.open, clock: { wall: Date.now, mono: Date.now }, jitterIntervals: 0, ...o });
   const reasons: string[] = [];
   // The dataplane's part: the route follows the choice.
   const follow = () => {

@@ -6,7 +6,11 @@
 // containers' packets take. Any answer means the path works. After `misses`
 // intervals in a row without one the chooser moves to the next candidate and
 // tells its listeners, who change the route; the new candidate is judged
-// after a grace of `graceIntervals`, the time the route change takes.
+// after a grace of `graceIntervals`: the time the route change takes, and the
+// time the far side needs to notice the same failure and move its own return
+// route (a reply comes back by the far side's choice). Judged sooner, a good
+// candidate fails while the far side still returns through the dead gateway,
+// and the choice bounces back onto it: seconds lost.
 //
 // Rules (README "Picking a gateway"):
 // - rank order is the order of `candidates`; draining ones come last, the
@@ -30,7 +34,18 @@ import type { Logger } from '../../../controller/common/log';
 import { decodeProbe, encodeProbe, KIND_REPLY, KIND_REQUEST, NONCE_SIZE, rateLimited } from './probe-wire';
 import type { Candidate, GatewayChoices, PathHealth } from '../state/tunnel';
 
-export type PathSpec = { datacenter: string; candidates: Candidate[]; targets: string[]; initial?: string };
+export type PathSpec = {
+  datacenter: string; candidates: Candidate[]; targets: string[]; initial?: string;
+  /**
+   * This path's own misses, grace and jitter (default: the chooser's). The two
+   * ends of a path judge it by replies that come back by the other end's
+   * choice, so ends that judge at the same pace can fail over in step onto
+   * opposite gateways, each failing because of the other. Giving one end
+   * (gateways choosing another datacenter's gateway) more patience than the
+   * other (hosts choosing their local gateway) lets the quick end settle first.
+   */
+  misses?: number; graceIntervals?: number; jitterIntervals?: number;
+};
 
 export type Chooser = {
   /** The remote datacenters to probe and this host's bridge address to probe from (undefined: none yet, no probing). */
@@ -60,8 +75,18 @@ export type ChooserOptions = {
   intervalMs?: number;
   /** Intervals in a row without an answer before moving on; default 3. */
   misses?: number;
-  /** Intervals a new choice is not judged; default 2. */
+  /** Intervals a new choice is not judged; default misses + 1, so the far side has moved too. */
   graceIntervals?: number;
+  /**
+   * Up to this many intervals more, drawn at random at each failover; default
+   * misses + 1. Both ends of a path judge it, and a reply comes back by the far
+   * end's choice: two ends that fail over in step keep landing on opposite
+   * gateways (each failing because of the other) for as long as they stay in
+   * step. The random extra breaks the step. 0 in tests that count intervals.
+   */
+  jitterIntervals?: number;
+  /** [0, 1); default Math.random. */
+  random?: () => number;
   log: Logger;
   /** Default: a real UDP socket bound to the source address. */
   openSocket?: OpenProbeSocket;
@@ -70,6 +95,9 @@ export type ChooserOptions = {
 };
 
 type PathState = {
+  missLimit: number;
+  graceBase: number;
+  jitter: number;
   datacenter: string;
   candidates: Candidate[];
   targets: string[];
@@ -92,7 +120,9 @@ const LOG_EVERY_MS = 10_000;
 export function startChooser(o: ChooserOptions): Chooser {
   const intervalMs = o.intervalMs ?? 250;
   const missLimit = o.misses ?? 3;
-  const graceIntervals = o.graceIntervals ?? 2;
+  const graceIntervals = o.graceIntervals ?? (o.misses ?? 3) + 1;
+  const jitterIntervals = o.jitterIntervals ?? (o.misses ?? 3) + 1;
+  const random = o.random ?? Math.random;
   if (!(intervalMs > 0)) throw new InvalidArgumentError(`intervalMs must be > 0, not ${intervalMs}`, { field: 'intervalMs' });
   if (!Number.isInteger(missLimit) || missLimit < 1) throw new InvalidArgumentError(`misses must be an integer >= 1, not ${missLimit}`, { field: 'misses' });
   if (!Number.isInteger(graceIntervals) || graceIntervals < 0) {
@@ -139,7 +169,7 @@ export function startChooser(o: ChooserOptions): Chooser {
     const from = st.chosen;
     st.chosen = host;
     st.misses = 0;
-    st.grace = graceIntervals;
+    st.grace = st.graceBase + (why === 'failover' ? Math.floor(random() * (st.jitter + 1)) : 0);
     st.answered = false;
     st.sent = false;
     forgetProbes(st.datacenter);
@@ -155,10 +185,10 @@ export function startChooser(o: ChooserOptions): Chooser {
     else if (st.grace === 0) st.misses++;
     if (st.grace > 0) st.grace--;
     st.answered = false;
-    if (st.misses < missLimit) return;
+    if (st.misses < st.missLimit) return;
     const next = nextCandidate(st.candidates, st.chosen);
     if (next === undefined || next === st.chosen) {
-      if (st.misses === missLimit) log.warn({ datacenter: st.datacenter, gateway: st.chosen, misses: st.misses }, 'gateway not answering probes and no other candidate');
+      if (st.misses === st.missLimit) log.warn({ datacenter: st.datacenter, gateway: st.chosen, misses: st.misses }, 'gateway not answering probes and no other candidate');
       return;
     }
     st.failovers++;
@@ -248,7 +278,7 @@ export function startChooser(o: ChooserOptions): Chooser {
     // A new source is a new path: judge it afresh, after the grace.
     for (const st of paths.values()) {
       st.misses = 0;
-      st.grace = graceIntervals;
+      st.grace = st.graceBase;
       st.answered = false;
       st.sent = false;
     }
@@ -265,13 +295,15 @@ export function startChooser(o: ChooserOptions): Chooser {
         seen.add(spec.datacenter);
         const targets = [...new Set(spec.targets)];
         const st = paths.get(spec.datacenter);
+        const pace = { missLimit: spec.misses ?? missLimit, graceBase: spec.graceIntervals ?? graceIntervals, jitter: spec.jitterIntervals ?? jitterIntervals };
         if (!st) {
           paths.set(spec.datacenter, {
-            datacenter: spec.datacenter, candidates, targets, chosen: initialChoice(candidates, spec.initial),
-            misses: 0, grace: graceIntervals, failovers: 0, lastOkAt: 0, rttMs: 0, answered: false, sent: false,
+            datacenter: spec.datacenter, candidates, targets, chosen: initialChoice(candidates, spec.initial), ...pace,
+            misses: 0, grace: pace.graceBase, failovers: 0, lastOkAt: 0, rttMs: 0, answered: false, sent: false,
           });
           continue;
         }
+        Object.assign(st, pace);
         const wasDraining = st.candidates.find((c) => c.host === st.chosen)?.draining ?? false;
         st.candidates = candidates;
         st.targets = targets;
