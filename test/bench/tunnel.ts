@@ -149,7 +149,7 @@ async function main(): Promise<void> {
   let weftSides: { src: Side; dst: Side } | undefined;
   if (WITH_WEFT) {
     // the tunnel tests' lab (same spec): agents in per-host mount namespaces, datacenters and gateways added with the CLI
-    const t = await createTunnelLab({ name: tag, containers: { src: 'h1', dst: 'h2' } });
+    const t = await createTunnelLab({ name: tag, containers: { src: 'h1', dst: 'h2' }, logLevel: 'info' });
     onCleanup(() => t.close());
     tunnelLab = t;
     lab = t.lab;

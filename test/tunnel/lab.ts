@@ -95,6 +95,8 @@ export type TunnelLabOptions = {
   name: string;
   /** extra `weft agent` arguments for every host */
   agentArgs?: string[];
+  /** the agents' --log-level (default debug; a benchmark runs them at production's info) */
+  logLevel?: string;
   /** containers to attach at start: name -> host */
   containers?: Record<string, string>;
 };
@@ -232,7 +234,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
           `--mount=/proc/${holder.pid}/ns/mnt`, '--', process.execPath, WEFT, ...joinArgs(current.agentCommand, token),
           '--host-name', h.name, '--rack', h.rack, '--datacenter', h.datacenter,
           '--state-dir', paths.stateDir, '--cni-socket', paths.socket,
-          '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT}`, '--log-level', 'debug', ...(o.agentArgs ?? []),
+          '--metrics-listen', `127.0.0.1:${AGENT_METRICS_PORT}`, '--log-level', o.logLevel ?? 'debug', ...(o.agentArgs ?? []),
         ],
         { env: cleanEnv(), logFile: paths.logFile, cwd: ROOT },
       );
