@@ -20,10 +20,11 @@
 // portmap chaining: the reference plugin must be installed already. It is
 // looked for in <bin-dir> and in /usr/lib/cni (where Debian's
 // containernetworking-plugins puts it); weft does not install it.
-import { closeSync, constants, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkName } from '../controller/api/validate';
+import { replaceAtomicSync } from '../controller/common/files';
 import { loadCommandConfig } from '../controller/common/command';
 import { ConfigError, readSources, type OptionSpec, type Raw } from '../controller/common/config-sources';
 import { DEFAULT_AGENT_SOCKET, DEFAULT_NETWORK } from './cni/parse';
@@ -230,33 +231,11 @@ function writeAtomic(path: string, content: Buffer, mode: number, what: string):
   } catch (e) {
     throw dirError(dir, what, e);
   }
-  const tmp = join(dir, `.${what.replace(/\W+/g, '-')}.tmp-${process.pid}`);
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, mode);
-    for (let off = 0; off < content.length; ) off += writeSync(fd, content, off);
-    // open() applied the umask; the runtime must be able to exec the plugin whatever it was
-    fchmodSync(fd, mode);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    // the runtime must be able to exec the plugin whatever the umask was
+    replaceAtomicSync(path, content, mode);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* never created */
-    }
     throw dirError(dir, what, e);
-  }
-  // the rename is durable once the directory entry is
-  try {
-    const dfd = openSync(dir, constants.O_RDONLY);
-    fsyncSync(dfd);
-    closeSync(dfd);
-  } catch {
-    /* some file systems cannot fsync a directory; the rename itself is still atomic */
   }
   return true;
 }

@@ -14,8 +14,9 @@
 // `<socket>.conflists`, a JSON list of paths) and in /etc/cni/net.d; a file
 // already right is not written, and a conflist for another agent's socket is
 // never touched.
-import { closeSync, constants, fchmodSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { replaceAtomicSync } from '../../controller/common/files';
 
 export const LABEL_NETWORK = 'weft.network';
 export const LABEL_SUBNET = 'weft.subnet';
@@ -47,7 +48,7 @@ export function recordConflist(socket: string, path: string, removed: string[] =
   paths.add(path);
   const record = conflistRecordPath(socket);
   mkdirSync(dirname(record), { recursive: true, mode: 0o755 });
-  writeFileAtomic(record, `${JSON.stringify([...paths].sort(), null, 2)}\n`, 0o644);
+  replaceAtomicSync(record, `${JSON.stringify([...paths].sort(), null, 2)}\n`, 0o644);
 }
 
 type Conflist = { args?: Record<string, unknown>; plugins?: Array<Record<string, unknown>> } & Record<string, unknown>;
@@ -138,7 +139,7 @@ export function updateConflistLabels(
     const next = withHostLabels(text, socket, addressing);
     if (next === undefined) continue;
     try {
-      writeFileAtomic(path, next, mode);
+      replaceAtomicSync(path, next, mode);
       written.push(path);
     } catch (e) {
       failed.push({ path, error: e as Error });
@@ -147,26 +148,3 @@ export function updateConflistLabels(
   return { written, failed };
 }
 
-/** A temp file in the same directory, fsync, rename: a runtime reading the directory sees the old file or the new one. */
-function writeFileAtomic(path: string, content: string, mode: number): void {
-  const tmp = join(dirname(path), `.${path.slice(dirname(path).length + 1)}.tmp-${process.pid}`);
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, mode);
-    const b = Buffer.from(content);
-    for (let off = 0; off < b.length; ) off += writeSync(fd, b, off);
-    fchmodSync(fd, mode); // open() applied the umask
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* never created */
-    }
-    throw e;
-  }
-}

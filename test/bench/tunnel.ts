@@ -44,7 +44,7 @@ import { createLab, type Lab, type LabHost } from '../lab/lab';
 import { createTunnelLab, type TunnelContainer, type TunnelLab } from '../tunnel/lab';
 import { cpuDelta, cpuSnapshot, wireguardGoPids, type CpuDelta } from './tunnel/cpu';
 import { failoverTry, PingStream, type FailoverTry } from './tunnel/failover';
-import { checkpoint, onCleanup, runInterruptible } from './tunnel/interruptible';
+import { checkpoint, onCleanup, runInterruptible } from './weft/interruptible';
 import { buildRawWireGuard, RAW_MTU, type RawPath } from './tunnel/raw-wg';
 import { quantile, round, spread, stats, table, type Stats } from './weft/stats';
 

@@ -11,12 +11,13 @@
 //     started; `inet weft_xdc` must be in the kernel before any weft route.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ipBatch } from '../lab/run';
 import { waitFor } from '../helpers/wait';
 import {
-  checkWan, createTunnelLab, FAIL_CLOSED_TABLE, GATEWAYS, DC1, poolRoutes, startPingStream, UDP_SPRAY, type TunnelLab, type PingStream,
+  checkWan, FAIL_CLOSED_TABLE, GATEWAYS, DC1, poolRoutes, type TunnelLab,
 } from './lab';
+import { useTunnelLab, reachBothWays, markedTraffic, letTrafficRun, type Marked } from './use-lab';
 
 let t: TunnelLab;
 const SECRET_HEX = Buffer.from('tun3leak').toString('hex');
@@ -25,48 +26,9 @@ const UDP_SECRET = 'weft-tun3-udp-cleartext-marker';
 
 const c = (name: string) => t.containers.get(name)!;
 
-beforeAll(async () => {
-  const t0 = Date.now();
-  t = await createTunnelLab({ name: 'tun3', containers: { c1: 'h1', c2: 'h2' } });
-  await waitReach(60_000);
-  console.log(`tunnel lab up in ${Date.now() - t0} ms`);
-}, 150_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail' && t) console.log(t.logs());
+useTunnelLab('tun3', (lab) => {
+  t = lab;
 });
-
-afterAll(async () => {
-  await t?.close();
-}, 60_000);
-
-async function waitReach(ms: number): Promise<void> {
-  await t.waitReach('c1', 'c2', ms);
-  await t.waitReach('c2', 'c1', ms);
-}
-
-/** Marked traffic both ways while a test breaks things: a ping stream each way and UDP datagrams from c1. */
-function marked(): { stop(): Promise<void>; sentSince(seq: number): number; stream: PingStream } {
-  const there = startPingStream(c('c1').netns, c('c2').ip, { pattern: SECRET_HEX });
-  const back = startPingStream(c('c2').netns, c('c1').ip, { pattern: SECRET_HEX });
-  // UDP_ASK sends every 200 ms until answered or its deadline: keep one running
-  const udp = t.lab.spawn(c('c1').netns, process.execPath, ['-e', UDP_SPRAY, c('c2').ip, '5501', UDP_SECRET]);
-  return {
-    stream: there,
-    sentSince: (seq) => there.lastSeq() - seq,
-    async stop() {
-      await there.stop();
-      await back.stop();
-      await udp.stop();
-    },
-  };
-}
-
-/** Keep the marked traffic going until c1 has sent `n` more pings (they are what could leak). */
-async function letTrafficRun(m: ReturnType<typeof marked>, n: number, what: string): Promise<void> {
-  const seq = m.stream.lastSeq();
-  await waitFor(`${n} pings sent ${what}`, () => m.sentSince(seq) >= n, 30_000, 50);
-}
 
 /** Routes through weft's overlay and tunnel devices (not a bridge's own subnet), and whether the fail-closed table exists. */
 function sample(ns: string): { table: boolean; routes: Array<{ dst: string; dev?: string }> } {
@@ -83,13 +45,13 @@ function logSince(f: string, offset: number): string {
 describe('fail closed', () => {
   it('with every dc1 gateway killed (agent and wireguard-go), nothing of c1\'s crosses the WAN in the clear, and traffic returns with them', async () => {
     const cap = await t.capture('wan-all-killed');
-    const m = marked();
+    const m = markedTraffic(t, SECRET_HEX, UDP_SECRET);
     try {
       await letTrafficRun(m, 10, 'before the kill');
       for (const g of GATEWAYS[DC1]) await t.killGateway(g);
       await letTrafficRun(m, 60, 'with the dc1 gateways dead');
       for (const g of GATEWAYS[DC1]) await t.startAgent(g);
-      await waitReach(60_000);
+      await reachBothWays(t, 60_000);
       await letTrafficRun(m, 10, 'after the restart');
     } finally {
       await m.stop();
@@ -118,7 +80,7 @@ describe('fail closed', () => {
     // The simulated reboot keeps the containers and their bridge (a real one would not: no container has a
     // path before the agent has made its bridge, which it does after the table), so marked traffic starts
     // only once every agent has put its table in; until then the check is the order of table and routes.
-    let m: ReturnType<typeof marked> | null = null;
+    let m: Marked | null = null;
     const order: string[] = [];
     try {
       // each agent, watched from its first moment: whenever a weft route exists, the table must exist
@@ -142,7 +104,7 @@ describe('fail closed', () => {
         expect(tableAt, `${h}: ${FAIL_CLOSED_TABLE} appeared`).toBeGreaterThanOrEqual(0);
       }
       expect(order).toEqual([]);
-      m = marked();
+      m = markedTraffic(t, SECRET_HEX, UDP_SECRET);
       const mm = m;
       await waitFor('the marked ping stream to start', () => mm.stream.lastSeq() > 0, 10_000);
       // and so it stays while the agents run without a controller
@@ -156,7 +118,7 @@ describe('fail closed', () => {
       }, 30_000, 50);
       expect(order).toEqual([]);
       await t.restartController();
-      await waitReach(90_000);
+      await reachBothWays(t, 90_000);
       await letTrafficRun(mm, 10, 'with the controller back');
     } finally {
       await m?.stop();

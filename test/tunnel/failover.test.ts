@@ -5,13 +5,14 @@
 // gateway killed with SIGKILL (agent and wireguard-go) likewise. An
 // established TCP connection carries on across all of it, and the WAN shows
 // nothing but WireGuard throughout.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { LabProcess } from '../lab/lab';
 import { waitFor } from '../helpers/wait';
 import { readJsonLog } from '../e2e/traffic';
 import {
-  checkWan, createTunnelLab, DC1, DC2, lastJson, resumeAfter, serve, startPingStream, TCP_ECHO, TCP_STREAM, type PingStream, type TunnelLab,
+  checkWan, DC1, DC2, lastJson, resumeAfter, serve, startPingStream, TCP_ECHO, TCP_STREAM, type PingStream, type TunnelLab,
 } from './lab';
+import { useTunnelLab } from './use-lab';
 
 let t: TunnelLab;
 let echo: LabProcess;
@@ -23,24 +24,16 @@ const LIMIT_MS = 3000;
 
 const c = (name: string) => t.containers.get(name)!;
 
+useTunnelLab('tun2', (lab) => {
+  t = lab;
+});
+
+// one TCP connection for the whole file: it must survive every failover below
 beforeAll(async () => {
-  const t0 = Date.now();
-  t = await createTunnelLab({ name: 'tun2', containers: { c1: 'h1', c2: 'h2' } });
-  await t.waitReach('c1', 'c2', 60_000);
-  // one TCP connection for the whole file: it must survive every failover below
   echo = await serve(t, c('c2').netns, TCP_ECHO, ['5401']);
   stream = t.lab.spawn(c('c1').netns, process.execPath, ['-e', TCP_STREAM, c('c2').ip, '5401']);
   await waitFor('the TCP stream to connect', () => stream.output().includes('"connected":true'), 10_000);
-  console.log(`tunnel lab up in ${Date.now() - t0} ms`);
-}, 150_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail' && t) console.log(t.logs());
-});
-
-afterAll(async () => {
-  await t?.close();
-}, 60_000);
+}, 30_000);
 
 /** The TCP stream is still connected, in order, and its echoes catch up with what it sends. */
 async function expectStreamAlive(what: string): Promise<void> {

@@ -2,9 +2,12 @@
 // stream between containers of two datacenters. Every host gets a new key
 // (the gateways' show in `weft datacenter list`), every gateway ends active
 // again, the stream loses no packet, and the WAN sees only WireGuard.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait';
-import { checkWan, createTunnelLab, startPingStream, type TunnelLab } from './lab';
+import {
+  checkWan, startPingStream, type TunnelLab,
+} from './lab';
+import { useTunnelLab } from './use-lab';
 
 let t: TunnelLab;
 const SECRET_HEX = Buffer.from('tun6leak').toString('hex');
@@ -12,18 +15,9 @@ const SECRET = 'tun6leaktun6leak';
 
 const c = (name: string) => t.containers.get(name)!;
 
-beforeAll(async () => {
-  t = await createTunnelLab({ name: 'tun6', containers: { c1: 'h1', c2: 'h2' } });
-  await t.waitReach('c1', 'c2', 60_000);
-}, 150_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail' && t) console.log(t.logs());
+useTunnelLab('tun6', (lab) => {
+  t = lab;
 });
-
-afterAll(async () => {
-  await t?.close();
-}, 60_000);
 
 type Gw = { host: string; state: string; wg_public_key: string };
 

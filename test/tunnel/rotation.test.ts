@@ -3,9 +3,12 @@
 // gateway drains itself (its datacenter's other gateway carries the traffic),
 // gets a new key (shown by `weft datacenter list`) and is active again; the
 // stream loses no packet, and the WAN sees only WireGuard.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/wait';
-import { checkWan, createTunnelLab, startPingStream, type TunnelLab } from './lab';
+import {
+  checkWan, startPingStream, type TunnelLab,
+} from './lab';
+import { useTunnelLab } from './use-lab';
 
 let t: TunnelLab;
 const SECRET_HEX = Buffer.from('tun4leak').toString('hex');
@@ -13,18 +16,9 @@ const SECRET = 'tun4leaktun4leak';
 
 const c = (name: string) => t.containers.get(name)!;
 
-beforeAll(async () => {
-  t = await createTunnelLab({ name: 'tun4', containers: { c1: 'h1', c2: 'h2' } });
-  await t.waitReach('c1', 'c2', 60_000);
-}, 150_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail' && t) console.log(t.logs());
+useTunnelLab('tun4', (lab) => {
+  t = lab;
 });
-
-afterAll(async () => {
-  await t?.close();
-}, 60_000);
 
 type Gw = { host: string; state: string; wg_public_key: string };
 

@@ -4,11 +4,14 @@
 // agents' TLS to the controller); every agent restarted under a steady ping
 // stream without losing one packet; and a 4 MiB transfer over a WAN path
 // whose MTU is 1280.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ipBatch, nsRun } from '../lab/run';
 import { ping, tcpSend, TCP_SINK } from '../e2e/traffic';
 import { waitFor } from '../helpers/wait';
-import { checkWan, createTunnelLab, FAIL_CLOSED_TABLE, serve, startPingStream, udpAsk, UDP_ECHO, type TunnelLab } from './lab';
+import {
+  checkWan, FAIL_CLOSED_TABLE, serve, startPingStream, udpAsk, UDP_ECHO, type TunnelLab,
+} from './lab';
+import { useTunnelLab } from './use-lab';
 
 let t: TunnelLab;
 const MIB = 1024 * 1024;
@@ -18,20 +21,9 @@ const SECRET_HEX = Buffer.from('tun1leak').toString('hex');
 
 const c = (name: string) => t.containers.get(name)!;
 
-beforeAll(async () => {
-  const t0 = Date.now();
-  t = await createTunnelLab({ name: 'tun1', containers: { c1: 'h1', c2: 'h2' } });
-  await t.waitReach('c1', 'c2', 60_000);
-  console.log(`tunnel lab up, c1 -> c2 answering, in ${Date.now() - t0} ms`);
-}, 150_000);
-
-afterEach((ctx) => {
-  if (ctx.task.result?.state === 'fail' && t) console.log(t.logs());
+useTunnelLab('tun1', (lab) => {
+  t = lab;
 });
-
-afterAll(async () => {
-  await t?.close();
-}, 60_000);
 
 describe('containers across datacenters', () => {
   it('reach each other by address over TCP and UDP, the server seeing the client container\'s own address', async () => {

@@ -9,7 +9,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:cry
 import { open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkPrivateFile, ensurePrivateDir, IdentityError, readIfExists } from '../../../controller/api/client/credentials';
-import { createExclusive, replaceAtomic } from '../../../controller/common/files';
+import { createExclusive, replaceAtomic, syncDir } from '../../../controller/common/files';
 import { DEFAULT_STATE_DIR } from './paths';
 
 export const WG_KEY_FILE = 'wireguard.key';
@@ -81,14 +81,6 @@ function keysOf(privateKey: string, path: string): WireGuardKeys {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 /**
  * The key pair the next rotation moves to: the pending wireguard.key.next if

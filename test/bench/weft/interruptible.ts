@@ -1,6 +1,8 @@
-// Running a lab benchmark so that it always removes what it built: the lab
-// and the temp dir made through benchLab and benchDir are removed once main
-// is done, whether it succeeded, failed or was interrupted. The measuring
+// Running a lab benchmark so that it always removes what it built: what
+// onCleanup was given (a lab with a close of its own, such as the tunnel
+// tests'), then the labs and temp dirs made through benchLab and benchDir,
+// are removed once main is done, whether it succeeded, failed or was
+// interrupted. The measuring
 // loops are synchronous (spawnSync), so a signal is handled at the next
 // checkpoint: it tears the lab down and exits, and the loop, which yields at
 // every checkpoint, never resumes.
@@ -8,8 +10,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createLab, type Lab, type LabSpec } from '../../lab/lab';
 
 let interrupted = false;
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
 const labs: Lab[] = [];
 const dirs: string[] = [];
+
+/** Run `fn` at cleanup, before the labs and dirs (last registered, first run); its failure is reported, the rest still runs. */
+export function onCleanup(fn: () => Promise<unknown> | unknown): void {
+  cleanups.push(fn);
+}
 
 /** A temp dir on disk (/var/tmp, not tmpfs: the agent's fsyncs are part of what is measured), removed at cleanup. */
 export function benchDir(tag: string): string {
@@ -25,8 +33,15 @@ export async function benchLab(spec: LabSpec): Promise<Lab> {
   return lab;
 }
 
-/** Labs first (their processes write into the dirs), then the dirs; safe to call twice. */
+/** onCleanup's, then labs (their processes write into the dirs), then the dirs; safe to call twice. */
 async function cleanup(): Promise<void> {
+  for (const fn of cleanups.splice(0).reverse()) {
+    try {
+      await fn();
+    } catch (e) {
+      console.error(`cleanup failed: ${(e as Error).stack ?? e}`);
+    }
+  }
   for (const l of labs.splice(0)) await l.destroy();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 }
