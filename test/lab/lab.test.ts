@@ -350,7 +350,8 @@ describe('npm run lab', () => {
     const cli = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'test/lab/cli.ts', ...args], { encoding: 'utf8' });
     const nsBefore = ourNetns();
     try {
-      const up = cli('up', file);
+      // namespaces and links only: lab-up.test.ts covers the weft cluster that `up` builds by default
+      const up = cli('up', file, '--no-weft');
       expect(up.status, up.stderr).toBe(0);
       expect(up.stdout).toContain('172.31.2.11');
       // the creating process is gone; the lab is still up and usable
