@@ -59,6 +59,18 @@ function routeText(r: Extract<RouteFact, { ok: true }>): string {
   return `${r.type === 'unicast' ? '' : `${r.type} `}${r.gw ? `via ${r.gw} ` : ''}dev ${r.dev}${r.src ? ` src ${r.src}` : ''}`;
 }
 
+/** The route the kernel gave for `lookup`, or undefined when there is none (unread) or it drops (added to the walk). */
+function routeFound(w: Walk, host: string, lookup: string, r: RouteFact | undefined): Extract<RouteFact, { ok: true }> | undefined {
+  if (!r) return undefined;
+  const rp = routeProblem(r, lookup);
+  if (rp) {
+    w.add({ kind: 'route', host, what: lookup, source: 'kernel', verdict: 'drop', ...rp });
+    return undefined;
+  }
+  return r as Extract<RouteFact, { ok: true }>;
+}
+
+
 function routeProblem(r: RouteFact, lookup: string): { why: string; fix: string } | undefined {
   if (!r.ok) {
     const why: Record<string, string> = {
@@ -213,15 +225,9 @@ function sendingSide(w: Walk, f: ExplainFacts, c: LocalContainer): void {
       fix: 'give --server as the agent has it, and run as root with the agent\'s --state-dir (or --cert/--key/--ca of an admin certificate)' });
     return;
   }
-  const r = f.hostRoute;
   const lookup = `ip route get ${f.dst} from ${f.src} iif ${c.bridge.name}`;
-  if (!r) return;
-  const rp = routeProblem(r, lookup);
-  if (rp) {
-    w.add({ kind: 'route', host: self, what: lookup, source: 'kernel', verdict: 'drop', ...rp });
-    return;
-  }
-  const ok = r as Extract<RouteFact, { ok: true }>;
+  const ok = routeFound(w, self, lookup, f.hostRoute);
+  if (!ok) return;
   if (dstNet && dstNet !== c.network && !isolationHop(w, f, self, c.network, dstNet)) return;
   if (d) {
     if (ok.dev !== d.bridge.name) {
@@ -336,14 +342,8 @@ function receivingSide(w: Walk, f: ExplainFacts, d: LocalContainer): void {
   const p = linkProblem(dev, 'VXLAN device');
   if (!w.add(p ? { kind: 'vxlan', host: self, what: vx, source: 'kernel', verdict: 'drop', ...p } : w.sized({ kind: 'vxlan', host: self, what: `${vx}: decapsulated here`, source: 'kernel' }, dev.mtu, vx))) return;
   const lookup = `ip route get ${f.dst} from ${f.src} iif ${vx}`;
-  const r = f.inboundRoute;
-  if (!r) return;
-  const rp = routeProblem(r, lookup);
-  if (rp) {
-    w.add({ kind: 'route', host: self, what: lookup, source: 'kernel', verdict: 'drop', ...rp });
-    return;
-  }
-  const ok = r as Extract<RouteFact, { ok: true }>;
+  const ok = routeFound(w, self, lookup, f.inboundRoute);
+  if (!ok) return;
   if (o.network !== d.network && !isolationHop(w, f, self, o.network, d.network)) return;
   if (ok.dev !== d.bridge.name) {
     w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'drop', why: `the route goes via ${ok.dev}, but ${f.dst} is on ${d.bridge.name}`, fix: `a more specific route takes ${f.dst}: find it with ip route get and remove it` });

@@ -42,7 +42,7 @@ export type FailClosedPolicy = {
   overlayDevices: string[];
 };
 
-/** One candidate a prober can pick: a gateway host and the address its probes go to. */
+/** One candidate a prober can pick: a gateway host, and whether it is draining (picked last). */
 export type Candidate = { host: string; draining: boolean };
 
 /** Which gateway carries traffic towards each remote datacenter, as this host has chosen. */
