@@ -21,7 +21,7 @@ import { ipJson } from '../lab/run';
 import { waitFor } from '../helpers/wait';
 import {
   AGENT_METRICS_PORT, agentPaths, conflistPath, createToken, httpGetIn, installCni, joinArgs, requireBuild, startAgent, startController, tail, WEFT,
-  type Agent, type Controller,
+  type Agent, type Controller, waitOverlayRoute,
 } from '../e2e/cluster';
 import { cniAdd, loadConflist, pluginConfig } from '../e2e/cni';
 import { nsExecAsync } from '../e2e/traffic';
@@ -93,7 +93,7 @@ beforeAll(async () => {
     netns: lab.addContainerNetns(h1, 'c1'), ifname: 'eth0', config: pluginConfig(list),
   });
   for (const h of lab.hosts) {
-    await waitFor(`${h.name} to route the other host's subnet`, () => ipJson<Array<{ dev: string }>>(h.netns, ['route', 'show', 'proto', '119']).some((r) => r.dev === 'weft.vx1'), 30_000);
+    await waitOverlayRoute(h);
     await waitFor(`${h.name}'s agent ready`, async () => {
       try {
         return JSON.parse(await httpGetIn(h.netns, `http://127.0.0.1:${AGENT_METRICS_PORT}/readyz`)).ready === true;

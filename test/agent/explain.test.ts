@@ -19,7 +19,7 @@ import { ipJson } from '../lab/run';
 import { waitFor } from '../helpers/wait';
 import {
   AGENT_METRICS_PORT, adminCert, agentPaths, conflistPath, createToken, httpGetIn, installCni, joinArgs, requireBuild, startAgent, startController, tail, WEFT,
-  type Agent, type CertFiles, type Controller,
+  type Agent, type CertFiles, type Controller, waitOverlayRoute,
 } from '../e2e/cluster';
 import { cniAdd, loadConflist, pluginConfig } from '../e2e/cni';
 import { nsExecAsync } from '../e2e/traffic';
@@ -81,7 +81,7 @@ beforeAll(async () => {
   });
   ips.set('h1/c2', String(second.ips[0].address).split('/')[0]);
   for (const h of lab.hosts) {
-    await waitFor(`${h.name} to route the other host's subnet`, () => ipJson<Array<{ dev: string }>>(h.netns, ['route', 'show', 'proto', '119']).some((r) => r.dev === 'weft.vx1'), 30_000);
+    await waitOverlayRoute(h);
   }
 }, 180_000);
 

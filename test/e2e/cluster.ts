@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabHost, LabProcess } from '../lab/lab';
 import { GiveUp, waitFor } from '../helpers/wait';
+import { ipJson } from '../helpers/netns';
 import { nsExecAsync, readJsonLog } from './traffic';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -233,4 +234,9 @@ export async function grpcCall(netns: string, server: string, certs: CertFiles, 
   } catch {
     throw new Error(`grpc-call ${method} printed no result (exit ${r.status}): ${r.stdout} ${r.stderr}`);
   }
+}
+
+/** Until the host's agent routes another host's subnet over weft.vx1 (its first overlay reconcile is done). */
+export async function waitOverlayRoute(host: LabHost, ms = 30_000): Promise<void> {
+  await waitFor(`${host.name} to route the other host's subnet`, () => ipJson<Array<{ dev: string }>>(host.netns, ['route', 'show', 'proto', '119']).some((r) => r.dev === 'weft.vx1'), ms);
 }
