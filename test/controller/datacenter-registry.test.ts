@@ -2,9 +2,6 @@
 // a real etcd, each writer on its own store client (as two controllers
 // would be): every change reported as done is in the record, and no
 // combination of changes that each kept the rules breaks them together.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveClusterConfig } from '../../controller/ipam/cluster-config';
 import {
@@ -12,31 +9,11 @@ import {
 } from '../../controller/registry/datacenters';
 import { RecordNotFoundError } from '../../controller/registry/errors';
 import { putHost } from '../../controller/registry/hosts';
-import { openEtcdStore } from '../../controller/store/etcd';
-import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
-import { type EtcdInstance, startEtcd } from '../helpers/etcd';
+import { bothStores } from '../helpers/stores';
 
-type Backend = { name: string; setup(): Promise<void>; open(): Promise<Store>; teardown(): Promise<void> };
-
-const dir = mkdtempSync(join(tmpdir(), 'weft-dc-registry-'));
-let etcd: EtcdInstance | undefined;
 let prefix = 0;
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
-    async setup() {},
-    async open() { return openSqliteStore(join(dir, 'weft.db'), { pollIntervalMs: 50 }); },
-    async teardown() {},
-  },
-  {
-    name: 'etcd',
-    async setup() { etcd = await startEtcd(); },
-    async open() { return openEtcdStore(etcd!.endpoint); },
-    async teardown() { await etcd?.stop(); },
-  },
-];
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const backends = bothStores('dc-registry');
 
 const key = (n: number) => Buffer.alloc(32, n).toString('base64');
 const outcome = (p: Promise<unknown>) => p.then(() => 'ok' as const, (e: Error) => e);

@@ -5,39 +5,16 @@
 // code a rotating agent matches), a new WireGuard key claimed by two hosts at
 // once goes to exactly one, and rotation requests landing with heartbeats
 // and re-registrations are neither lost nor undone.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveClusterConfig } from '../../controller/ipam/cluster-config';
 import { LastActiveGatewayError, createDatacenter, getDatacenter, setOwnGatewayState } from '../../controller/registry/datacenters';
 import { HostConflictError } from '../../controller/registry/errors';
 import { getHost, putHost, registerHost, requestKeyRotation, setHostWireGuardKey, touchHost } from '../../controller/registry/hosts';
-import { openEtcdStore } from '../../controller/store/etcd';
-import { openSqliteStore } from '../../controller/store/sqlite';
 import type { Store } from '../../controller/store/types';
-import { type EtcdInstance, startEtcd } from '../helpers/etcd';
+import { bothStores } from '../helpers/stores';
 
-type Backend = { name: string; setup(): Promise<void>; open(): Promise<Store>; teardown(): Promise<void> };
-
-const dir = mkdtempSync(join(tmpdir(), 'weft-tunnel-registry-'));
-let etcd: EtcdInstance | undefined;
 let prefix = 0;
-const backends: Backend[] = [
-  {
-    name: 'sqlite',
-    async setup() {},
-    async open() { return openSqliteStore(join(dir, 'weft.db'), { pollIntervalMs: 50 }); },
-    async teardown() {},
-  },
-  {
-    name: 'etcd',
-    async setup() { etcd = await startEtcd(); },
-    async open() { return openEtcdStore(etcd!.endpoint); },
-    async teardown() { await etcd?.stop(); },
-  },
-];
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const backends = bothStores('tunnel-registry');
 
 const key = (n: number) => Buffer.alloc(32, n % 256).toString('base64');
 const outcome = (p: Promise<unknown>) => p.then(() => 'ok' as const, (e: Error) => e);
