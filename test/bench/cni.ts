@@ -22,11 +22,11 @@
 // Run: npm run bench -- cni
 // Knobs (env): WEFT_BENCH_ROUNDS (3, at least 3), WEFT_BENCH_CONTAINERS (100)
 import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { netnsDelete, netnsExists } from '../../dataplane/netlink/netns';
+import { ipJson } from '../helpers/ip';
 import { median, quantile, round, table } from './weft/stats';
 import {
   cniExec, REF_CNI_DIR, SHIM, shimPath, startCluster, WEFT_BRIDGE, weftConf, type CniOutcome,
@@ -42,11 +42,6 @@ const REF_SUBNET = '10.98.0.0/16'; // room for every container of every round, s
 type Key = 'weft' | 'ref';
 type Plugin = { key: Key; label: string; binary: string; cniPath: string; conf: string; bridge: string };
 type Attached = { plugin: Plugin; netns: string; name: string; containerId: string; address: string; hostEnd: string };
-
-function ipJson<T>(ns: string, args: string[]): T {
-  const out = execFileSync('ip', ['-n', ns, '-j', ...args], { encoding: 'utf8' }).trim();
-  return (out ? JSON.parse(out) : []) as T;
-}
 
 type IpAddr = { ifname: string; flags: string[]; operstate: string; master?: string; addr_info: Array<{ family: string; local: string; prefixlen: number }> };
 

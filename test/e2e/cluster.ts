@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Lab, LabHost, LabProcess } from '../lab/lab';
 import { GiveUp, waitFor } from '../helpers/wait';
-import { ipJson } from '../helpers/netns';
+import { ipJson } from '../helpers/ip';
 import { nsExecAsync, readJsonLog } from './traffic';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -31,13 +31,4 @@ export function useTestNetns(tag: string, count = 1): () => string[] {
   return () => current;
 }
 
-/** `ip -j` output inside a namespace, parsed: how tests check what the product did. */
-export function ipJson<T = any>(netns: string, args: string[]): T {
-  const out = execFileSync('ip', ['-n', netns, '-j', ...args], { encoding: 'utf8' });
-  return (out.trim() ? JSON.parse(out) : []) as T;
-}
-
-/** Run a command inside a namespace (tests only). */
-export function nsExec(netns: string, cmd: string, args: string[], input?: string): string {
-  return execFileSync('ip', ['netns', 'exec', netns, cmd, ...args], { encoding: 'utf8', input });
-}
+export { ipJson, nsExec } from './ip';

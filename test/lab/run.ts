@@ -57,10 +57,7 @@ export function nsRun(netns: string, cmd: string, args: string[], opts: ExecOpti
   return run('ip', ['netns', 'exec', netns, cmd, ...args], opts);
 }
 
-export function ipJson<T = any>(netns: string, args: string[]): T {
-  const out = ip(['-n', netns, '-j', ...args]).stdout.trim();
-  return (out ? JSON.parse(out) : []) as T;
-}
+export { ipJson } from '../helpers/ip';
 
 export function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
