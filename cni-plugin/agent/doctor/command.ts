@@ -31,6 +31,17 @@ Exit status: 0 when nothing failed, 1 when something did, 2 on a bad flag.
 Every flag also reads from WEFT_<NAME> as the agent's do.
 `;
 
+/**
+ * The doctor's own flags and the form of each value ('bool': none), shaped
+ * like the other weft subcommands' tables; every other flag is the agent's.
+ * The flag reference (test/docs) is rendered from this table, and its test
+ * fails when splitDoctorArgs takes a flag the table does not list.
+ */
+export const DOCTOR_FLAGS: Readonly<Record<string, string>> = {
+  '--json': 'bool',
+  '--metrics': 'host:port (the agent\'s --metrics-listen)',
+};
+
 type DoctorArgs = { json: boolean; agentArgv: string[] };
 
 /** Takes out the doctor's own flags; --metrics is the agent's --metrics-listen under the name an operator asks for. */

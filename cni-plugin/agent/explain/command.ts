@@ -38,6 +38,20 @@ Exit status: 0 when the path is complete, 1 when it breaks, 2 on a bad flag.
   --host-name, --config, ...  every other agent flag, read as the agent reads it (weft agent --help)
 `;
 
+/**
+ * The explain's own flags and the form of each value ('bool': none), shaped
+ * like the other weft subcommands' tables; every other flag is the agent's.
+ * The flag reference (test/docs) is rendered from this table, and its test
+ * fails when splitExplainArgs takes a flag the table does not list.
+ */
+export const EXPLAIN_FLAGS: Readonly<Record<string, string>> = {
+  '--size': 'a packet size in bytes (28..65535)',
+  '--json': 'bool',
+  '--cert': 'a PEM file',
+  '--key': 'a PEM file',
+  '--ca': 'a PEM file',
+};
+
 export type ExplainArgs = { src?: string; dst?: string; size?: number; json: boolean; admin: Partial<Record<'cert' | 'key' | 'ca', string>>; agentArgv: string[]; error?: string };
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
