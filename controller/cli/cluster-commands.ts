@@ -5,13 +5,12 @@
 // naming it, before anything is connected.
 import type { Endpoint, HostStatus, ListHostsResponse, Status, TunnelPathSummary } from '../api/proto';
 import { checkHostName, checkName } from '../api/validate';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, withAdminClient, hostCommand as hostStoreCommand, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, JSON_FLAG, type Spec, UsageError, guarded, withAdminClient, hostCommand as hostStoreCommand, parse, table } from './commands';
 import { rotateKeyCommand } from './key-commands';
 import { pathLine } from './tunnel-text';
 
 const GRPC_UNIMPLEMENTED = 12;
 
-const JSON_SPEC = { ...ADMIN_CLIENT_SPEC, '--json': 'bool' };
 const ADMIN_FLAGS = { storeFlags: ['--data-dir'] };
 
 const wantsHelp = (argv: string[]) => argv.includes('--help') || argv.includes('-h');
@@ -68,6 +67,9 @@ export function hostsJson(list: ListHostsResponse): unknown[] {
   }));
 }
 
+/** `weft hosts` and `weft host list`, beside the administrator's connection flags. */
+export const HOSTS_FLAGS: Spec = JSON_FLAG;
+
 /** `label`: how errors name the command the operator typed. */
 export async function hostsCommand(argv: string[], label = 'hosts'): Promise<number> {
   if (wantsHelp(argv)) {
@@ -75,7 +77,7 @@ export async function hostsCommand(argv: string[], label = 'hosts'): Promise<num
     return 0;
   }
   return guarded(label, async () => {
-    const { flags, config } = parse(argv, JSON_SPEC, ADMIN_FLAGS);
+    const { flags, config } = parse(argv, { ...ADMIN_CLIENT_SPEC, ...HOSTS_FLAGS }, ADMIN_FLAGS);
     await withAdminClient(flags, config, async (client) => {
       const list = await client.call('ListHosts', {});
       if (flags.has('--json')) process.stdout.write(JSON.stringify(hostsJson(list)) + '\n');
@@ -122,13 +124,15 @@ export function endpointFilter(flags: Map<string, string | true>): { network: st
   return { network, host };
 }
 
+export const ENDPOINTS_FLAGS: Spec = { ...JSON_FLAG, '--network': 'a network name', '--host': 'a host name' };
+
 export async function endpointsCommand(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
     process.stdout.write(ENDPOINTS_HELP);
     return 0;
   }
   return guarded('endpoints', async () => {
-    const { flags, config } = parse(argv, { ...JSON_SPEC, '--network': 'a network name', '--host': 'a host name' }, ADMIN_FLAGS);
+    const { flags, config } = parse(argv, { ...ADMIN_CLIENT_SPEC, ...ENDPOINTS_FLAGS }, ADMIN_FLAGS);
     const filter = endpointFilter(flags);
     await withAdminClient(flags, config, async (client) => {
       const { endpoints } = await client.call('ListEndpoints', filter);
@@ -190,13 +194,15 @@ export function statusText(status: Status, hosts: HostStatus[], hostCount?: numb
   return out;
 }
 
+export const STATUS_FLAGS: Spec = JSON_FLAG;
+
 export async function statusCommand(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {
     process.stdout.write(STATUS_HELP);
     return 0;
   }
   return guarded('status', async () => {
-    const { flags, config } = parse(argv, JSON_SPEC, ADMIN_FLAGS);
+    const { flags, config } = parse(argv, { ...ADMIN_CLIENT_SPEC, ...STATUS_FLAGS }, ADMIN_FLAGS);
     await withAdminClient(flags, config, async (client) => {
       const status = await client.call('GetStatus', {});
       // a controller older than ListHosts (during a rolling upgrade) still gives its status, without the hosts' health

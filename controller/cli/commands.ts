@@ -49,11 +49,7 @@ export type Parsed = { flags: Map<string, string | true>; lists: Map<string, str
  */
 export function parse(argv: readonly string[], spec: Spec, opts: { positional?: number; storeFlags?: string[] } = {}): Parsed {
   const store = STORE_OPTIONS.filter((o) => (opts.storeFlags ?? ['--data-dir', '--store']).includes(o.flag));
-  const own: Array<OptionSpec<string>> = Object.entries(spec).map(([flag, form]) =>
-    typeof form === 'object'
-      ? { key: flag, flag, env: '', kind: 'list', form: form.list }
-      : form === 'bool' ? { key: flag, flag, env: '', kind: 'bool', form: 'true or false' } : { key: flag, flag, env: '', kind: 'string', form },
-  );
+  const own = specOptions(spec);
   const { values, configPath, positional } = parseFlags<string>([...own, ...store], argv, opts.positional ?? 0);
   const flags = new Map<string, string | true>();
   const lists = new Map<string, string[]>();
@@ -66,6 +62,18 @@ export function parse(argv: readonly string[], spec: Spec, opts: { positional?: 
   if (configPath) pass.push(`--config=${configPath.value}`);
   return { flags, lists, positional, config: loadControllerConfig(pass, process.env, undefined, localDataDir()) };
 }
+
+/** A subcommand's flag table as the option table parseFlags reads (flags only: no variable, no file key). */
+export function specOptions(spec: Spec): Array<OptionSpec<string>> {
+  return Object.entries(spec).map(([flag, form]) =>
+    typeof form === 'object'
+      ? { key: flag, flag, env: '', kind: 'list', form: form.list }
+      : form === 'bool' ? { key: flag, flag, env: '', kind: 'bool', form: 'true or false' } : { key: flag, flag, env: '', kind: 'string', form },
+  );
+}
+
+/** `--json` of the commands that print for scripts too. */
+export const JSON_FLAG: Spec = { '--json': 'bool' };
 
 /** Where `npm start` keeps the controller's data, relative to the clone it runs from. */
 export const LOCAL_DATA_DIR = '.weft-data';
@@ -172,6 +180,10 @@ ${STORE_FLAGS_HELP}
   (--json: the token's fields plus joinCommand, server, caCertHash)
 `;
 
+export const TOKEN_CREATE_FLAGS: Spec = { '--ttl': 'a duration such as 1h (1m .. 7d)', '--description': 'text', '--role': 'host or ingress', ...JSON_FLAG };
+export const TOKEN_LIST_FLAGS: Spec = JSON_FLAG;
+export const TOKEN_DELETE_FLAGS: Spec = {};
+
 /** The join line for a token of `role`: the agent's from the daemon's join info, the ingress's with the same fields. */
 export function roleJoinCommand(role: Role, server: string, token: string, caCertHash: string): string {
   return role === 'ingress' ? `weft ingress --server ${server} --token ${token} --ca-cert-hash ${caCertHash}` : joinCommand(server, token, caCertHash);
@@ -231,7 +243,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
   if (help !== undefined) return help;
   return guarded(`token ${sub}`, async () => {
     if (sub === 'create') {
-      const { flags, config } = parse(rest, { '--ttl': 'a duration such as 1h (1m .. 7d)', '--description': 'text', '--role': 'host or ingress', '--json': 'bool' });
+      const { flags, config } = parse(rest, TOKEN_CREATE_FLAGS);
       const role = (flags.get('--role') as string | undefined) ?? 'host';
       if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role: ${JSON.stringify(role)} is not a role (${ROLES.join(' or ')})`);
       const ttlSeconds = flags.has('--ttl') ? parseDuration('--ttl', flags.get('--ttl') as string) : undefined;
@@ -258,7 +270,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'list') {
-      const { flags, config } = parse(rest, { '--json': 'bool' });
+      const { flags, config } = parse(rest, TOKEN_LIST_FLAGS);
       const store = await openExistingStore(config);
       try {
         const tokens = await listTokens(store);
@@ -272,7 +284,7 @@ export async function tokenCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'delete') {
-      const { positional, config } = parse(rest, {}, { positional: 1 });
+      const { positional, config } = parse(rest, TOKEN_DELETE_FLAGS, { positional: 1 });
       if (positional.length !== 1) throw new UsageError('give the id of the token to delete (see weft token list)');
       const store = await openExistingStore(config);
       try {
@@ -303,13 +315,17 @@ ${STORE_FLAGS_HELP}
   --force, which also removes their endpoints (the agents take their interfaces away)
 `;
 
+export const NETWORK_LIST_FLAGS: Spec = JSON_FLAG;
+export const NETWORK_ADD_FLAGS: Spec = { '--vni': 'a whole number', '--cidr': 'a CIDR such as 10.245.0.0/16', '--host-prefix-length': 'a whole number' };
+export const NETWORK_DELETE_FLAGS: Spec = { '--force': 'bool' };
+
 export async function networkCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const help = subcommandHelp(argv, NETWORK_HELP);
   if (help !== undefined) return help;
   return guarded(`network ${sub}`, async () => {
     if (sub === 'list') {
-      const { flags, config } = parse(rest, { '--json': 'bool' });
+      const { flags, config } = parse(rest, NETWORK_LIST_FLAGS);
       const store = await openExistingStore(config);
       try {
         const { config: cc } = await readClusterConfig(store);
@@ -323,7 +339,7 @@ export async function networkCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'add') {
-      const { flags, positional, config } = parse(rest, { '--vni': 'a whole number', '--cidr': 'a CIDR such as 10.245.0.0/16', '--host-prefix-length': 'a whole number' }, { positional: 1 });
+      const { flags, positional, config } = parse(rest, NETWORK_ADD_FLAGS, { positional: 1 });
       if (positional.length !== 1) throw new UsageError('give the name of the network to add');
       const int = (flag: string): number | undefined => {
         const v = flags.get(flag) as string | undefined;
@@ -355,7 +371,7 @@ export async function networkCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'delete') {
-      const { flags, positional, config } = parse(rest, { '--force': 'bool' }, { positional: 1 });
+      const { flags, positional, config } = parse(rest, NETWORK_DELETE_FLAGS, { positional: 1 });
       if (positional.length !== 1) throw new UsageError('give the name of the network to delete');
       const name = positional[0];
       const store = await openExistingStore(config);
@@ -405,13 +421,15 @@ ${STORE_FLAGS_HELP}
 /** Renewal grace the revocations of a CLI command are kept for: the controller's setting, read from the same sources. */
 const keepRevokedMs = (config: ControllerConfig) => config.certRenewGraceMs;
 
+export const HOST_DELETE_FLAGS: Spec = JSON_FLAG;
+
 export async function hostCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const help = subcommandHelp(argv, HOST_HELP);
   if (help !== undefined) return help;
   return guarded(`host ${sub}`, async () => {
     if (sub === 'delete') {
-      const { flags, positional, config } = parse(rest, { '--json': 'bool' }, { positional: 1 });
+      const { flags, positional, config } = parse(rest, HOST_DELETE_FLAGS, { positional: 1 });
       if (positional.length !== 1) throw new UsageError('give the name of the host to delete (see weft host list)');
       const name = positional[0];
       const { checkHostName } = await import('../api/validate');
@@ -448,6 +466,9 @@ ${STORE_FLAGS_HELP}
   (an admin certificate) is kept as revoked for 825 days, the longest a certificate can live
 `;
 
+export const CERT_LIST_FLAGS: Spec = { '--host': 'a host name', '--ingress': 'an ingress name', '--revoked': 'bool', ...JSON_FLAG };
+export const CERT_REVOKE_FLAGS: Spec = { '--reason': 'text', ...JSON_FLAG };
+
 export async function certCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const help = subcommandHelp(argv, CERT_HELP);
@@ -455,7 +476,7 @@ export async function certCommand(argv: string[]): Promise<number> {
   return guarded(`cert ${sub}`, async () => {
     const iso = (ms: number) => new Date(ms).toISOString();
     if (sub === 'list') {
-      const { flags, config } = parse(rest, { '--host': 'a host name', '--ingress': 'an ingress name', '--revoked': 'bool', '--json': 'bool' });
+      const { flags, config } = parse(rest, CERT_LIST_FLAGS);
       if (flags.has('--host') && flags.has('--ingress')) throw new UsageError('--host and --ingress exclude each other');
       const store = await openExistingStore(config);
       try {
@@ -477,7 +498,7 @@ export async function certCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'revoke') {
-      const { flags, positional, config } = parse(rest, { '--reason': 'text', '--json': 'bool' }, { positional: 1 });
+      const { flags, positional, config } = parse(rest, CERT_REVOKE_FLAGS, { positional: 1 });
       if (positional.length !== 1) throw new UsageError('give the serial of the certificate to revoke (see weft cert list)');
       const { checkSerial, normalizeSerial } = await import('../api/validate');
       const bad = checkSerial(positional[0], 'serial');
@@ -508,6 +529,8 @@ export async function certCommand(argv: string[]): Promise<number> {
 
 const ADMIN_FILES = { cert: 'admin.crt', key: 'admin.key', ca: 'ca.crt' } as const;
 
+export const ADMIN_CERT_FLAGS: Spec = { '--out': 'a directory', '--ttl-days': 'a whole number of days (1 .. 825)' };
+
 export async function adminCertCommand(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(
@@ -517,7 +540,7 @@ export async function adminCertCommand(argv: string[]): Promise<number> {
     return 0;
   }
   return guarded('admin-cert', async () => {
-    const { flags, config } = parse(argv, { '--out': 'a directory', '--ttl-days': 'a whole number of days (1 .. 825)' }, { storeFlags: ['--data-dir'] });
+    const { flags, config } = parse(argv, ADMIN_CERT_FLAGS, { storeFlags: ['--data-dir'] });
     const out = flags.get('--out') as string | undefined;
     if (!out) throw new UsageError('--out DIR is required (where to write the admin certificate and key)');
     const ttlRaw = (flags.get('--ttl-days') as string | undefined) ?? '30';

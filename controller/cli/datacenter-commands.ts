@@ -7,7 +7,7 @@
 import type { CreateDatacenterRequest, Datacenter, ListDatacentersResponse, ListTunnelsResponse } from '../api/proto';
 import { InvalidArgumentError } from '../api/validate';
 import { checkCreateDatacenter, checkDeleteDatacenter, checkGatewayRequest } from '../service/datacenter-requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, JSON_FLAG, type Spec, UsageError, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
 import { pathRows, peerHandshakes } from './tunnel-text';
 
 const GRPC_UNIMPLEMENTED = 12;
@@ -62,8 +62,8 @@ function wholeNumber(flag: string, v: string | true | undefined): number {
   return Number(v);
 }
 
-const ADD_SPEC = {
-  ...ADMIN_CLIENT_SPEC,
+/** The datacenter commands' own flags, beside the administrator's connection flags. */
+export const DATACENTER_ADD_FLAGS: Spec = {
   '--gateways': { list: 'HOST[,HOST...]' },
   '--wan': { list: 'HOST=IP:PORT' },
   '--listen-port': 'a port number',
@@ -71,6 +71,10 @@ const ADD_SPEC = {
   '--mesh': 'bool',
   '--allow-single-gateway': 'bool',
 };
+export const DATACENTER_LIST_FLAGS: Spec = JSON_FLAG;
+export const DATACENTER_DELETE_FLAGS: Spec = { '--force': 'bool' };
+/** gateway add, drain and remove: only add takes --wan. */
+export const DATACENTER_GATEWAY_FLAGS: Spec = { '--wan': 'IP:PORT' };
 
 /** "h7=203.0.113.7:51820" items: host -> endpoint, each host one of `gateways`. */
 export function parseWanFlags(items: string[], gateways: string[]): Map<string, string> {
@@ -90,7 +94,7 @@ export function parseWanFlags(items: string[], gateways: string[]): Map<string, 
 
 /** The CreateDatacenter request the add flags describe, checked by the controller's rules (the networks are the controller's to say). */
 export function datacenterFromFlags(argv: readonly string[]): { request: CreateDatacenterRequest; parsed: ReturnType<typeof parse> } {
-  const parsed = parse(argv, ADD_SPEC, { positional: 1, storeFlags: ['--data-dir'] });
+  const parsed = parse(argv, { ...ADMIN_CLIENT_SPEC, ...DATACENTER_ADD_FLAGS }, { positional: 1, storeFlags: ['--data-dir'] });
   const { flags, lists, positional } = parsed;
   if (positional.length !== 1) throw new UsageError('give the name of the datacenter (weft datacenter add DC --gateways HOST,HOST)');
   const gateways = lists.get('--gateways') ?? [];
@@ -155,8 +159,7 @@ function callFailure(err: unknown): Error {
 const describeGateways = (d: Datacenter) => d.gateways.map((g) => `${g.host} ${g.wan_endpoint}${g.state === 'active' ? '' : ` (${g.state})`}`).join(', ');
 
 async function gatewayCommand(rest: string[]): Promise<number> {
-  const spec = { ...ADMIN_CLIENT_SPEC, '--wan': 'IP:PORT' };
-  const { flags, positional, config } = parse(rest, spec, { positional: 3, storeFlags: ['--data-dir'] });
+  const { flags, positional, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, ...DATACENTER_GATEWAY_FLAGS }, { positional: 3, storeFlags: ['--data-dir'] });
   const [action, dc, host] = positional;
   const methods = { add: 'AddGateway', remove: 'RemoveGateway', drain: 'DrainGateway' } as const;
   if (!action || !(action in methods)) throw new UsageError(`gateway: give add, remove or drain (weft datacenter gateway add|remove|drain DC HOST)`);
@@ -195,7 +198,7 @@ export async function datacenterCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'list') {
-      const { flags, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, '--json': 'bool' }, { storeFlags: ['--data-dir'] });
+      const { flags, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, ...DATACENTER_LIST_FLAGS }, { storeFlags: ['--data-dir'] });
       await withAdminClient(flags, config, async (client) => {
         const list = await client.call('ListDatacenters', {});
         // a controller older than ListTunnels (during a rolling upgrade) still lists its datacenters
@@ -213,7 +216,7 @@ export async function datacenterCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'delete') {
-      const { flags, positional, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, '--force': 'bool' }, { positional: 1, storeFlags: ['--data-dir'] });
+      const { flags, positional, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, ...DATACENTER_DELETE_FLAGS }, { positional: 1, storeFlags: ['--data-dir'] });
       if (positional.length !== 1) throw new UsageError('give the name of the datacenter to delete (see weft datacenter list)');
       const request = { name: positional[0], force: flags.has('--force') };
       asUsage(() => checkDeleteDatacenter(request));

@@ -5,7 +5,7 @@
 // traffic meanwhile. `weft datacenter list` shows the new key's first
 // characters once the agent has registered it.
 import { checkHostName } from '../api/validate';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, withAdminClient, parse } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, JSON_FLAG, type Spec, UsageError, guarded, withAdminClient, parse } from './commands';
 
 export const ROTATE_KEY_HELP = `usage: weft host rotate-key HOST [HOST...] [--json]
        weft host rotate-key --all [--json]
@@ -14,13 +14,15 @@ export const ROTATE_KEY_HELP = `usage: weft host rotate-key HOST [HOST...] [--js
   --wg-key-rotation (default 720h). weft datacenter list shows the new key once it is registered
 ${ADMIN_CLIENT_HELP}`;
 
+export const ROTATE_KEY_FLAGS: Spec = { '--all': 'bool', ...JSON_FLAG };
+
 export async function rotateKeyCommand(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(ROTATE_KEY_HELP);
     return 0;
   }
   return guarded('host rotate-key', async () => {
-    const { flags, positional, config } = parse(argv, { ...ADMIN_CLIENT_SPEC, '--all': 'bool', '--json': 'bool' }, { positional: Infinity, storeFlags: ['--data-dir'] });
+    const { flags, positional, config } = parse(argv, { ...ADMIN_CLIENT_SPEC, ...ROTATE_KEY_FLAGS }, { positional: Infinity, storeFlags: ['--data-dir'] });
     const all = flags.has('--all');
     if (all && positional.length > 0) throw new UsageError('give host names or --all, not both');
     if (!all && positional.length === 0) throw new UsageError('give the hosts whose WireGuard keys to rotate, or --all (see weft hosts)');

@@ -6,7 +6,7 @@ import type { ControllerClient } from '../api/client/client';
 import type { Backend, Service, ServicePort } from '../api/proto';
 import { AFFINITIES, InvalidArgumentError, PROTOCOLS, RACK_POLICIES } from '../api/validate';
 import { checkCreateService } from '../service/requests';
-import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, UsageError, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
+import { ADMIN_CLIENT_HELP, ADMIN_CLIENT_SPEC, JSON_FLAG, type Spec, UsageError, guarded, subcommandHelp, withAdminClient, parse, table } from './commands';
 
 const SERVICE_HELP = `usage: weft service create NAME --port PORT[:TARGET][/tcp|udp|http] [--port ...] --selector k=v[,k=v]
                            [--network NAME] [--rack-policy prefer-local|any] [--affinity none|client-ip]
@@ -63,8 +63,8 @@ export function flagOfField(field: string): string {
   return (m && flags[m[1]]) ?? field;
 }
 
-const CREATE_SPEC = {
-  ...ADMIN_CLIENT_SPEC,
+/** The service commands' own flags, beside the administrator's connection flags. */
+export const SERVICE_CREATE_FLAGS: Spec = {
   '--port': { list: 'PORT[:TARGET][/tcp|udp|http]' },
   '--selector': { list: 'key=value' },
   '--network': 'a network name',
@@ -75,10 +75,12 @@ const CREATE_SPEC = {
   '--health-path': 'a path such as /healthz',
   '--proxy-protocol': 'bool',
 };
+export const SERVICE_LIST_FLAGS: Spec = JSON_FLAG;
+export const SERVICE_DELETE_FLAGS: Spec = {};
 
 /** The service the create flags describe, checked by the controller's rules (the network's existence is the controller's to say). */
 export function serviceFromFlags(argv: readonly string[]): { service: Service; parsed: ReturnType<typeof parse> } {
-  const parsed = parse(argv, CREATE_SPEC, { positional: 1, storeFlags: ['--data-dir'] });
+  const parsed = parse(argv, { ...ADMIN_CLIENT_SPEC, ...SERVICE_CREATE_FLAGS }, { positional: 1, storeFlags: ['--data-dir'] });
   const { flags, lists, positional } = parsed;
   if (positional.length !== 1) throw new UsageError('give the name of the service (weft service create NAME --port ... --selector ...)');
   const ports = lists.get('--port') ?? [];
@@ -168,7 +170,7 @@ export async function serviceCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'list') {
-      const { flags, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, '--json': 'bool' }, { storeFlags: ['--data-dir'] });
+      const { flags, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, ...SERVICE_LIST_FLAGS }, { storeFlags: ['--data-dir'] });
       await withAdminClient(flags, config, async (client) => {
         // The list answers (or fails) at once; the backends come from a watch's first message, which an old controller may not send.
         const { services } = await client.call('ListServices', {});
@@ -184,7 +186,7 @@ export async function serviceCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (sub === 'delete') {
-      const { flags, positional, config } = parse(rest, ADMIN_CLIENT_SPEC, { positional: 1, storeFlags: ['--data-dir'] });
+      const { flags, positional, config } = parse(rest, { ...ADMIN_CLIENT_SPEC, ...SERVICE_DELETE_FLAGS }, { positional: 1, storeFlags: ['--data-dir'] });
       if (positional.length !== 1) throw new UsageError('give the name of the service to delete (see weft service list)');
       return withAdminClient(flags, config, async (client) => {
         const { deleted } = await client.call('DeleteService', { name: positional[0] }).catch((err) => {
