@@ -44,12 +44,72 @@ export type Owner = {
 
 export type NetworkFact = { name: string; vni: number; cidr: string };
 
+/** A WireGuard peer as the device reports it. */
+export type WireGuardPeerFact = { publicKey: string; endpoint?: string; allowedIps: string[]; lastHandshakeMs: number };
+
+/**
+ * weft.wg0 where an encapsulated packet's outer destination routes into it:
+ * the peer whose allowed IPs hold that destination (undefined: none does),
+ * named by the topology, and the underlay route to its endpoint.
+ */
+export type WireGuardFact =
+  | {
+    ok: true;
+    device: LinkFact;
+    peer?: WireGuardPeerFact & { host?: string; datacenter?: string };
+    /** When the device was read (handshake ages are judged against it). */
+    nowMs: number;
+    endpointRoute?: { dst: string; route: RouteFact; mtu?: number };
+  }
+  | { ok: false; device: LinkFact; error: string };
+
+/**
+ * Whose VTEP (or weft.xdc) a VXLAN next hop is, per the topology: the MAC its
+ * neighbour entry should give and the addresses its FDB entry may send to
+ * (the underlay address on the overlay; the tunnel address on weft.xdc, and
+ * on the overlay of a datacenter that sends it inside WireGuard).
+ */
+export type EncapPeer = { host: string; datacenter?: string; mac: string; underlayIp?: string; tunnelAddress?: string };
+
+/**
+ * One VXLAN leg (weft.vx<vni> or weft.xdc): the route's next hop, its
+ * neighbour and FDB entry, whose address the FDB entry sends to, and how the
+ * kernel routes that address: out of the underlay, or into weft.wg0.
+ */
+export type EncapFact = {
+  device: LinkFact;
+  /** The route's next hop the neighbour entry is looked up for. */
+  gw: string;
+  neigh?: { ip: string; mac?: string; state?: string };
+  fdb?: { mac: string; dst?: string };
+  /** Whose VTEP (or weft.xdc) `gw` is, per the topology. */
+  peer?: EncapPeer;
+  outer?: { dst: string; route: RouteFact; mtu?: number; wireguard?: WireGuardFact };
+};
+
+/**
+ * On a gateway that holds neither end: the packet passing through it. `out`:
+ * from a host of this datacenter, in by the overlay, towards another
+ * datacenter; `in`: from a remote gateway, in by weft.xdc, towards a host here.
+ */
+export type TransitFact = { direction: 'out' | 'in'; inDev: string; route: RouteFact; encap?: EncapFact };
+
+/** What a gateway's agent last reported about its tunnels (controller, admin certificate). */
+export type TunnelReportFact = {
+  reportedAtMs: number;
+  paths: Array<{ datacenter: string; chosen: string }>;
+  peers: Array<{ host: string; datacenter: string; endpoint: string; handshakeAgeSeconds: number }>;
+};
+
+/** A gateway of some datacenter, per the topology. */
+export type GatewayFact = { host: string; datacenter: string; tunnelAddress?: string; wanEndpoint: string; state: string };
+
 export type ExplainFacts = {
   src: string;
   dst: string;
   /** IP packet size to check against every MTU; undefined: MTUs are shown, not judged. */
   size?: number;
-  self: { name: string; datacenter: string };
+  self: { name: string; datacenter: string; gateway?: boolean };
   /** The controller's answer; error: it could not be asked (then owners are unknown). */
   controller: { ok: true; server: string; identity: 'admin' | 'host' } | { ok: false; server: string; error: string };
   networks: NetworkFact[];
@@ -63,6 +123,8 @@ export type ExplainFacts = {
   hostRoute?: RouteFact;
   /** Receiving side: the route as the packet arrives from the VXLAN device. */
   inboundRoute?: RouteFact;
+  /** The device the packet arrives on there: the overlay's VXLAN device, or weft.xdc on a gateway for a packet from another datacenter. */
+  inboundDev?: string;
   /** The devices the host route and the inbound route name. */
   devices: Record<string, LinkFact>;
   /** weft's WEFT-ISOLATION DROP rule that matches src -> dst, if one does; error: the rules could not be read. */
@@ -71,7 +133,7 @@ export type ExplainFacts = {
   neigh?: { ip: string; mac?: string; state?: string };
   fdb?: { mac: string; dst?: string };
   /** The host (this datacenter's) whose VTEP address the route's gateway is, per the topology. */
-  nextHopHost?: { name: string; underlayIp: string; vtepMac: string; datacenter?: string };
+  nextHopHost?: { name: string; underlayIp: string; vtepMac: string; datacenter?: string; tunnelAddress?: string };
   /** Route to the FDB entry's underlay address, and the MTU of its device. */
   underlay?: { dst: string; route: RouteFact; mtu?: number };
   /**
@@ -80,4 +142,14 @@ export type ExplainFacts = {
    * another datacenter may leave by.
    */
   failClosed?: { exists: boolean; tunnelIfs?: string[]; error?: string };
+  /** When the host route goes into weft.xdc (src is on a gateway): that leg, down to the WireGuard peer. */
+  gatewayLeg?: EncapFact;
+  /** When the underlay route of the overlay's FDB entry goes into weft.wg0 (full mesh): the peer. */
+  underlayWireGuard?: WireGuardFact;
+  /** On a gateway holding neither end: the leg through it. */
+  transit?: TransitFact;
+  /** Every datacenter's gateways (topology). */
+  gateways?: GatewayFact[];
+  /** Gateways' last tunnel reports by host (admin certificate only). */
+  tunnelReports?: Record<string, TunnelReportFact>;
 };

@@ -17,7 +17,8 @@ import { hostVethName } from '../host/naming';
 import { bridgeName, vtepIpOf, vxlanDeviceName } from '../host/naming';
 import type { Allocation } from '../ipam-store';
 import type { Topology } from '../state/types';
-import { FAIL_CLOSED_TABLE } from '../state/tunnel';
+import { FAIL_CLOSED_TABLE, XDC_DEVICE } from '../state/tunnel';
+import { tunnelAddressOf } from '../tunnel/policy';
 import type { ExplainFacts, LinkFact, LocalContainer, NetworkFact, RouteFact } from './facts';
 import { routeAnswer, type RouteAnswer } from './route-get';
 import { inCidr } from './verdicts';
@@ -39,7 +40,7 @@ export function routeFact(a: RouteAnswer, links: Link[]): RouteFact {
   };
 }
 
-function linkFact(h: Handle, links: Link[], name: string, withAddrs = false): LinkFact {
+export function linkFact(h: Handle, links: Link[], name: string, withAddrs = false): LinkFact {
   const l = links.find((x) => x.name === name);
   if (!l) return { name, exists: false };
   const f: LinkFact = { name, exists: true, up: l.up, mtu: l.mtu };
@@ -122,6 +123,7 @@ export function failClosedOf(netns?: string): ExplainFacts['failClosed'] {
 }
 
 const STATES: Array<[number, string]> = [[NUD_PERMANENT, 'permanent'], [NUD_REACHABLE, 'reachable'], [NUD_STALE, 'stale'], [NUD_FAILED, 'failed'], [NUD_INCOMPLETE, 'incomplete']];
+export const neighState = (state: number) => STATES.find(([b]) => state & b)?.[1] ?? String(state);
 
 export type KernelInput = {
   topology: Topology;
@@ -153,7 +155,7 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
         const vx = links.find((l) => l.name === r.dev)!;
         const gw = r.gw ?? f.dst;
         const n = neighList(h, { linkIndex: vx.index }).find((x) => x.ip !== undefined && canonicalIp(x.ip) === canonicalIp(gw));
-        f.neigh = { ip: gw, ...(n?.mac ? { mac: n.mac.toLowerCase() } : {}), ...(n ? { state: STATES.find(([b]) => n.state & b)?.[1] ?? String(n.state) } : {}) };
+        f.neigh = { ip: gw, ...(n?.mac ? { mac: n.mac.toLowerCase() } : {}), ...(n ? { state: neighState(n.state) } : {}) };
         if (n?.mac) {
           const e = fdbList(h, { linkIndex: vx.index }).find((x) => x.mac?.toLowerCase() === n.mac!.toLowerCase() && x.masterIndex === undefined);
           f.fdb = { mac: n.mac.toLowerCase(), ...(e?.dst ? { dst: canonicalIp(e.dst) } : {}) };
@@ -166,12 +168,17 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
         // whose VTEP the next hop is: the owner itself, or (another datacenter) the gateway chosen for it
         for (const host of k.topology.hosts) {
           const s = host.subnets?.[dstNet.name];
-          if (s && vtepIpOf(s) === canonicalIp(gw)) f.nextHopHost = { name: host.name, underlayIp: canonicalIp(host.underlayIp), vtepMac: host.vtepMac.toLowerCase(), datacenter: host.datacenter };
+          if (!s || vtepIpOf(s) !== canonicalIp(gw)) continue;
+          const t = tunnelAddressOf(host.name, k.topology);
+          f.nextHopHost = { name: host.name, underlayIp: canonicalIp(host.underlayIp), vtepMac: host.vtepMac.toLowerCase(), datacenter: host.datacenter, ...(t ? { tunnelAddress: t } : {}) };
         }
       }
       if (f.dstOwner && f.dstOwner.datacenter && f.dstOwner.datacenter !== f.self.datacenter) f.failClosed = failClosedOf();
     } else if (f.dstLocal) {
-      const vxName = vxlanDeviceName(netOf(k.dst!).vni);
+      // on a gateway, a packet from another datacenter arrives decapsulated from weft.xdc; elsewhere from the overlay
+      const fromTunnel = f.self.gateway && f.srcOwner?.datacenter && f.srcOwner.datacenter !== f.self.datacenter;
+      const vxName = fromTunnel ? XDC_DEVICE : vxlanDeviceName(netOf(k.dst!).vni);
+      f.inboundDev = vxName;
       devices([vxName]);
       const vx = links.find((l) => l.name === vxName);
       if (vx) f.inboundRoute = routeFact(routeAnswer(h, f.dst, { src: f.src, iifIndex: vx.index }), links);

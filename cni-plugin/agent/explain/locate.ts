@@ -12,7 +12,7 @@ import { agentDbPath } from '../state/agent-db';
 import type { Topology } from '../state/types';
 import { applyTopologyEvent, emptyTopology } from '../sync/topology';
 import { readCredentials } from '../doctor/controller';
-import type { NetworkFact, Owner } from './facts';
+import type { NetworkFact, Owner, TunnelReportFact } from './facts';
 import { inCidr } from './verdicts';
 
 export type ClusterView = {
@@ -107,4 +107,23 @@ export function ownerOf(ip: string, v: ClusterView, networks: NetworkFact[]): Ow
     }
   }
   return null;
+}
+
+/** What each gateway's agent last reported about its tunnels (ListHosts, admin certificate only). */
+export function tunnelReportsOf(v: ClusterView): Record<string, TunnelReportFact> {
+  const out: Record<string, TunnelReportFact> = {};
+  for (const s of v.statuses ?? []) {
+    const t = s.tunnel;
+    if (!s.host || !t || t.role !== 'gateway') continue;
+    out[s.host.name] = {
+      reportedAtMs: Number(s.reported_at_unix_ms),
+      paths: t.paths.map((p) => ({ datacenter: p.datacenter, chosen: p.chosen })),
+      // the age as of now: the report is a heartbeat old
+      peers: t.peers.map((p) => {
+        const age = Number(p.handshake_age_seconds);
+        return { host: p.host, datacenter: p.datacenter, endpoint: p.endpoint, handshakeAgeSeconds: age < 0 ? -1 : age + Math.max(0, (v.nowMs - Number(s.reported_at_unix_ms)) / 1000) };
+      }),
+    };
+  }
+  return out;
 }

@@ -1,96 +1,13 @@
 // Judging a path: facts in, the hops a packet takes out, each ok, a warning,
 // or the drop with why and the fix. The walk stops at the first drop, because
 // nothing after it is where the packet goes. Pure: no kernel, no controller.
-import type { ExplainFacts, LinkFact, LocalContainer, Owner, RouteFact } from './facts';
+import type { ExplainFacts, LocalContainer, Owner, RouteFact } from './facts';
+import { linkProblem, routeFound, routeProblem, routeText, short, vxlanOverhead, Walk, type Hop, type Explanation } from './walk';
 
-export type Verdict = 'ok' | 'warn' | 'drop';
-export type HopKind = 'container' | 'veth' | 'bridge' | 'route' | 'vxlan' | 'underlay' | 'tunnel' | 'host' | 'locate';
-
-export type Hop = {
-  kind: HopKind;
-  /** The host the hop is on. */
-  host: string;
-  what: string;
-  /** Where the facts come from: "kernel", "agent DB + kernel", "h2's report at ...", "controller". */
-  source: string;
-  mtu?: number;
-  verdict: Verdict;
-  why?: string;
-  fix?: string;
-};
-
-export type Explanation = { src: string; dst: string; size?: number; complete: boolean; hops: Hop[]; break?: Hop };
-
-/** Outer headers VXLAN adds: IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14; IPv6 outer is 20 more. */
-export const vxlanOverhead = (underlayIp: string) => (underlayIp.includes(':') ? 70 : 50);
-
-class Walk {
-  hops: Hop[] = [];
-  broken?: Hop;
-  constructor(readonly size: number | undefined) {}
-  add(h: Hop): boolean {
-    if (this.broken) return false;
-    this.hops.push(h);
-    if (h.verdict === 'drop') this.broken = h;
-    return !this.broken;
-  }
-  /** The hop, or its drop when the packet is larger than the MTU. */
-  sized(h: Omit<Hop, 'verdict'> & { verdict?: Verdict }, mtu: number | undefined, what = h.what, overhead = 0): Hop {
-    const base: Hop = { verdict: 'ok', ...h, ...(mtu !== undefined ? { mtu } : {}) };
-    if (base.verdict === 'drop' || mtu === undefined || this.size === undefined || this.size + overhead <= mtu) return base;
-    const outer = overhead ? ` (${this.size} + ${overhead} bytes of VXLAN headers)` : '';
-    return {
-      ...base, verdict: 'drop',
-      why: `a ${this.size}-byte packet${outer} is larger than the MTU ${mtu} of ${what}: dropped when the don't-fragment bit is set (TCP, ping -M do), with ICMP "fragmentation needed" back to the sender`,
-      fix: `send at most ${mtu - overhead} bytes (path MTU discovery does this for TCP when ICMP is let through), or raise the MTU (the cluster's mtu; weft doctor shows each device's)`,
-    };
-  }
-}
-
-const short = (id: string) => id.slice(0, 12);
-
-function linkProblem(l: LinkFact, what: string): { why: string; fix: string } | undefined {
-  if (!l.exists) return { why: `${what} ${l.name} does not exist`, fix: 'restart the agent (systemctl restart weft-agent): it makes its devices at start; weft doctor lists what else is missing' };
-  if (l.up === false) return { why: `${what} ${l.name} is down`, fix: `ip link set dev ${l.name} up (and find out who set it down: weft never does)` };
-  return undefined;
-}
-
-function routeText(r: Extract<RouteFact, { ok: true }>): string {
-  return `${r.type === 'unicast' ? '' : `${r.type} `}${r.gw ? `via ${r.gw} ` : ''}dev ${r.dev}${r.src ? ` src ${r.src}` : ''}`;
-}
-
-/** The route the kernel gave for `lookup`, or undefined when there is none (unread) or it drops (added to the walk). */
-function routeFound(w: Walk, host: string, lookup: string, r: RouteFact | undefined): Extract<RouteFact, { ok: true }> | undefined {
-  if (!r) return undefined;
-  const rp = routeProblem(r, lookup);
-  if (rp) {
-    w.add({ kind: 'route', host, what: lookup, source: 'kernel', verdict: 'drop', ...rp });
-    return undefined;
-  }
-  return r as Extract<RouteFact, { ok: true }>;
-}
-
-
-function routeProblem(r: RouteFact, lookup: string): { why: string; fix: string } | undefined {
-  if (!r.ok) {
-    const why: Record<string, string> = {
-      ENETUNREACH: 'no route: the kernel has none for it (ENETUNREACH)',
-      EHOSTUNREACH: 'the kernel will not forward it (EHOSTUNREACH): no route, or forwarding is off (net.ipv4.ip_forward=0)',
-      EXDEV: 'the reverse-path filter refuses it (EXDEV): the source is not routed back out of the device it came in on',
-      EINVAL: 'the kernel refused the lookup (EINVAL)',
-    };
-    return {
-      why: `${lookup}: ${why[r.errno] ?? r.message}`,
-      fix: r.errno === 'EXDEV' ? 'set net.ipv4.conf.all.rp_filter=2 (loose) or route the source back through the same device'
-        : r.errno === 'EHOSTUNREACH' ? 'sysctl -w net.ipv4.ip_forward=1 (the agent sets it at start: was it changed since?), and check `ip route get`'
-          : "the agent programs weft's routes: restart it or wait for its resync, then run weft explain again; weft doctor compares programmed with desired",
-    };
-  }
-  if (r.type === 'blackhole' || r.type === 'unreachable' || r.type === 'prohibit') {
-    return { why: `${lookup}: a ${r.type} route takes it`, fix: 'a route of that type is not weft\'s: find it with `ip route show type ' + r.type + '` and remove it if it is stale' };
-  }
-  return undefined;
-}
+export type { Explanation, Hop, HopKind, Verdict } from './walk';
+export { vxlanOverhead } from './walk';
+import { WG_DEVICE, XDC_DEVICE } from '../state/tunnel';
+import { encapHops, legGateway, remoteGatewayHop, remoteRule, reportedGatewayHops, transitHops, wireGuardHops } from './tunnel-verdicts';
 
 /** The container end: its interface, address and route (sending), or interface (receiving). */
 function containerHop(w: Walk, host: string, c: LocalContainer, route: boolean, other: string): boolean {
@@ -246,7 +163,7 @@ function sendingSide(w: Walk, f: ExplainFacts, c: LocalContainer): void {
   const closedIfs = otherDc && f.failClosed?.exists ? f.failClosed.tunnelIfs : undefined;
   if (closedIfs && !closedIfs.includes(ok.dev)) {
     w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel (route, nftables inet weft_xdc)', verdict: 'drop',
-      why: `${f.dst} is in datacenter ${o.datacenter}; the fail-closed table inet weft_xdc lets such a packet leave only by ${closedIfs.join(', ') || 'no device'}, and this route takes ${ok.dev}: dropped and counted`,
+      why: `${f.dst} is in datacenter ${o.datacenter}; the fail-closed table inet weft_xdc lets such a packet leave only by ${closedIfs.join(', ') || 'no device'}, and this route takes ${ok.dev}: dropped and counted by rule "${remoteRule(f.dst)}"`,
       fix: `weft routes ${o.subnet} via the gateway chosen for ${o.datacenter} once one answers probes: weft datacenter list shows gateways and handshakes; nft list table inet weft_xdc shows the drop counters` });
     return;
   }
@@ -259,6 +176,11 @@ function sendingSide(w: Walk, f: ExplainFacts, c: LocalContainer): void {
     return;
   }
   if (!w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'ok', ...(ok.mtu ? { mtu: ok.mtu } : {}) })) return;
+  if (ok.dev === XDC_DEVICE && f.gatewayLeg) {
+    // src is on a gateway: its own weft.xdc and weft.wg0, read here
+    if (encapHops(w, f, self, f.gatewayLeg) && remoteGatewayHop(w, f, legGateway(f.gatewayLeg), o) && remoteHostHop(w, o)) remoteContainerHop(w, o, f.dst);
+    return;
+  }
   if (tunnelDevs.includes(ok.dev)) {
     w.add({ kind: 'tunnel', host: self, what: `this host is a gateway: ${ok.dev} carries it to datacenter ${o.datacenter}`, source: 'kernel', verdict: 'warn', why: 'the tunnel hops are not explained yet: see weft datacenter list for the chosen gateways and handshakes' });
     if (!w.broken) remoteHostHop(w, o) && remoteContainerHop(w, o, f.dst);
@@ -267,8 +189,9 @@ function sendingSide(w: Walk, f: ExplainFacts, c: LocalContainer): void {
   if (!vxlanHop(w, f, ok, vx!, o)) return;
   if (!underlayHop(w, f)) return;
   if (otherDc) {
-    w.add({ kind: 'tunnel', host: f.nextHopHost?.name ?? '?', what: `gateway ${f.nextHopHost?.name ?? '?'} carries it through the WireGuard tunnel to datacenter ${o.datacenter}`, source: 'topology', verdict: 'warn',
-      why: 'the gateway\'s and the tunnel\'s kernel state cannot be read from here', fix: `weft datacenter list shows the chosen gateways and handshakes; run weft explain on ${f.nextHopHost?.name ?? 'the gateway'} for its side` });
+    // the local gateway's kernel is not this host's: its side comes from what its agent last reported
+    const g = reportedGatewayHops(w, f, f.nextHopHost?.name ?? '?', o);
+    if (!g.ok || (g.remote && !remoteGatewayHop(w, f, g.remote, o))) return;
   }
   if (remoteHostHop(w, o)) remoteContainerHop(w, o, f.dst);
 }
@@ -295,7 +218,7 @@ function vxlanHop(w: Walk, f: ExplainFacts, r: Extract<RouteFact, { ok: true }>,
       why: `no FDB entry for ${n.mac} on ${vx}: the kernel does not know which underlay address to send the VXLAN packet to, and drops it`,
       fix: `restart the agent or wait for its resync (it adds \`bridge fdb append ${n.mac} dev ${vx} dst ${want?.underlayIp ?? '<underlay>'} self permanent\`); weft doctor shows programmed vs desired` });
   }
-  if (want && fdb.dst !== want.underlayIp) {
+  if (want && fdb.dst !== want.underlayIp && fdb.dst !== want.tunnelAddress) {
     return w.add({ ...base, what: `${vx}: FDB ${n.mac} dst ${fdb.dst}`, verdict: 'drop', why: `the FDB entry sends ${n.mac} to ${fdb.dst}, but ${want.name} is at ${want.underlayIp}`, fix: 'restart the agent or wait for its resync: it replaces the entry' });
   }
   const what = `${vx}: neighbour ${gw} lladdr ${n.mac}, FDB dst ${fdb.dst}${want ? ` (${want.name})` : ''}`;
@@ -315,6 +238,12 @@ function underlayHop(w: Walk, f: ExplainFacts): boolean {
   const p = routeProblem(u.route, lookup);
   if (p) return w.add({ kind: 'underlay', host: self, what: lookup, source: 'kernel', verdict: 'drop', ...p, fix: `the underlay must route ${u.dst}: check the host's routes and the network between the hosts` });
   const r = u.route as Extract<RouteFact, { ok: true }>;
+  if (r.dev === WG_DEVICE && f.underlayWireGuard) {
+    // a datacenter whose overlay goes inside WireGuard: the FDB entry's address is a peer's tunnel address
+    const peer = f.nextHopHost?.name;
+    if (!w.add(w.sized({ kind: 'route', host: self, what: `${lookup}: ${routeText(r)} (VXLAN UDP to ${u.dst}${peer ? ` (${peer})` : ''}, inside WireGuard)`, source: 'kernel' }, r.mtu ?? f.underlayWireGuard.device.mtu, WG_DEVICE, vxlanOverhead(u.dst)))) return false;
+    return wireGuardHops(w, self, f.underlayWireGuard, u.dst, peer, vxlanOverhead(u.dst));
+  }
   if (r.dev.startsWith('weft.')) {
     return w.add({ kind: 'underlay', host: self, what: `${lookup}: ${routeText(r)}`, source: 'kernel', verdict: 'drop', why: `the underlay address ${u.dst} is routed into weft's own ${r.dev}: the VXLAN packet would loop`, fix: `route ${u.dst} through the underlay device` });
   }
@@ -337,7 +266,7 @@ function receivingSide(w: Walk, f: ExplainFacts, d: LocalContainer): void {
   if (!w.add(srcContainer)) return;
   if (!remoteHostHop(w, o)) return;
   const net = f.networks.find((n) => n.name === d.network);
-  const vx = `weft.vx${net?.vni ?? d.vni}`;
+  const vx = f.inboundDev ?? `weft.vx${net?.vni ?? d.vni}`;
   const dev = f.devices[vx] ?? { name: vx, exists: false };
   const p = linkProblem(dev, 'VXLAN device');
   if (!w.add(p ? { kind: 'vxlan', host: self, what: vx, source: 'kernel', verdict: 'drop', ...p } : w.sized({ kind: 'vxlan', host: self, what: `${vx}: decapsulated here`, source: 'kernel' }, dev.mtu, vx))) return;
@@ -353,10 +282,22 @@ function receivingSide(w: Walk, f: ExplainFacts, d: LocalContainer): void {
   if (bridgeHop(w, self, d) && vethHop(w, self, d)) containerHop(w, self, d, false, f.src);
 }
 
+/** On a gateway that holds neither end: where the packet comes from (controller), the leg through here (kernel), where it goes. */
+function transitSide(w: Walk, f: ExplainFacts, s: Owner, d: Owner): void {
+  if (!w.add(s.endpoint
+    ? { kind: 'container', host: s.host, what: `container ${short(s.endpoint.containerId)} ${s.endpoint.ifname} ${f.src} (network ${s.network})`, source: `controller; its kernel is read only by weft explain on ${s.host}`, verdict: 'ok' }
+    : { kind: 'container', host: s.host, what: `${f.src} on ${s.host}`, source: 'controller', verdict: 'warn', why: `the controller has no endpoint for ${f.src}` })) return;
+  const from = f.transit!.direction === 'out' ? `from ${s.host} over the overlay` : `from a gateway of ${s.datacenter} through WireGuard`;
+  if (!w.add({ kind: 'gateway', host: f.self.name, what: `gateway ${f.self.name} of ${f.self.datacenter}: the packet arrives ${from} on ${f.transit!.inDev}`, source: 'topology', verdict: 'ok' })) return;
+  if (d.network !== s.network && !isolationHop(w, f, f.self.name, s.network, d.network)) return;
+  if (transitHops(w, f, d) && remoteHostHop(w, d)) remoteContainerHop(w, d, f.dst);
+}
+
 export function explainPath(f: ExplainFacts): Explanation {
   const w = new Walk(f.size);
   if (f.srcLocal) sendingSide(w, f, f.srcLocal);
   else if (f.dstLocal) receivingSide(w, f, f.dstLocal);
+  else if (f.transit && f.srcOwner && f.dstOwner) transitSide(w, f, f.srcOwner, f.dstOwner);
   else {
     const at = f.srcOwner ? ` (${f.srcOwner.host} holds ${f.src})` : '';
     w.add({ kind: 'locate', host: f.self.name, what: `who holds ${f.src} and ${f.dst}`, source: 'agent DB', verdict: 'drop',
