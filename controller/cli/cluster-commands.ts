@@ -68,7 +68,7 @@ export function hostsJson(list: ListHostsResponse): unknown[] {
 }
 
 /** `weft hosts` and `weft host list`, beside the administrator's connection flags. */
-export const HOSTS_FLAGS: Spec = JSON_FLAG;
+export const HOSTS_FLAGS: Spec = { ...JSON_FLAG };
 
 /** `label`: how errors name the command the operator typed. */
 export async function hostsCommand(argv: string[], label = 'hosts'): Promise<number> {
@@ -194,7 +194,7 @@ export function statusText(status: Status, hosts: HostStatus[], hostCount?: numb
   return out;
 }
 
-export const STATUS_FLAGS: Spec = JSON_FLAG;
+export const STATUS_FLAGS: Spec = { ...JSON_FLAG };
 
 export async function statusCommand(argv: string[]): Promise<number> {
   if (wantsHelp(argv)) {

@@ -181,7 +181,7 @@ ${STORE_FLAGS_HELP}
 `;
 
 export const TOKEN_CREATE_FLAGS: Spec = { '--ttl': 'a duration such as 1h (1m .. 7d)', '--description': 'text', '--role': 'host or ingress', ...JSON_FLAG };
-export const TOKEN_LIST_FLAGS: Spec = JSON_FLAG;
+export const TOKEN_LIST_FLAGS: Spec = { ...JSON_FLAG };
 export const TOKEN_DELETE_FLAGS: Spec = {};
 
 /** The join line for a token of `role`: the agent's from the daemon's join info, the ingress's with the same fields. */
@@ -315,7 +315,7 @@ ${STORE_FLAGS_HELP}
   --force, which also removes their endpoints (the agents take their interfaces away)
 `;
 
-export const NETWORK_LIST_FLAGS: Spec = JSON_FLAG;
+export const NETWORK_LIST_FLAGS: Spec = { ...JSON_FLAG };
 export const NETWORK_ADD_FLAGS: Spec = { '--vni': 'a whole number', '--cidr': 'a CIDR such as 10.245.0.0/16', '--host-prefix-length': 'a whole number' };
 export const NETWORK_DELETE_FLAGS: Spec = { '--force': 'bool' };
 
@@ -421,7 +421,7 @@ ${STORE_FLAGS_HELP}
 /** Renewal grace the revocations of a CLI command are kept for: the controller's setting, read from the same sources. */
 const keepRevokedMs = (config: ControllerConfig) => config.certRenewGraceMs;
 
-export const HOST_DELETE_FLAGS: Spec = JSON_FLAG;
+export const HOST_DELETE_FLAGS: Spec = { ...JSON_FLAG };
 
 export async function hostCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;

@@ -71,7 +71,7 @@ export const DATACENTER_ADD_FLAGS: Spec = {
   '--mesh': 'bool',
   '--allow-single-gateway': 'bool',
 };
-export const DATACENTER_LIST_FLAGS: Spec = JSON_FLAG;
+export const DATACENTER_LIST_FLAGS: Spec = { ...JSON_FLAG };
 export const DATACENTER_DELETE_FLAGS: Spec = { '--force': 'bool' };
 /** gateway add, drain and remove: only add takes --wan. */
 export const DATACENTER_GATEWAY_FLAGS: Spec = { '--wan': 'IP:PORT' };

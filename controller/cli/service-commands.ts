@@ -75,7 +75,7 @@ export const SERVICE_CREATE_FLAGS: Spec = {
   '--health-path': 'a path such as /healthz',
   '--proxy-protocol': 'bool',
 };
-export const SERVICE_LIST_FLAGS: Spec = JSON_FLAG;
+export const SERVICE_LIST_FLAGS: Spec = { ...JSON_FLAG };
 export const SERVICE_DELETE_FLAGS: Spec = {};
 
 /** The service the create flags describe, checked by the controller's rules (the network's existence is the controller's to say). */

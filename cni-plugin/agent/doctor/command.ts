@@ -39,7 +39,7 @@ Every flag also reads from WEFT_<NAME> as the agent's do.
  */
 export const DOCTOR_FLAGS: Readonly<Record<string, string>> = {
   '--json': 'bool',
-  '--metrics': 'host:port (the agent\'s --metrics-listen)',
+  '--metrics': 'host:port (port 1-65535)',
 };
 
 type DoctorArgs = { json: boolean; agentArgv: string[] };
