@@ -68,9 +68,10 @@ export async function startAgent(config: AgentConfig, opts: AgentStartOptions): 
     const registration = hostRegistration(config, { underlayIp, vtepMac, wgPublicKey }, version);
     const { registered, initial } = await registerThisHost(config, client, registration, log, signal);
 
-    const network = setUpHostNetwork(config, { h, underlayIp, vtepMac }, initial, log);
+    // the cached policy says whether the VXLAN devices send from the tunnel address (a mesh datacenter), so a restart never remakes them
+    const network = setUpHostNetwork(config, { h, underlayIp, vtepMac, mesh: failClosed.policy?.mesh === true }, initial, log);
     await serveCni(config, { ipam, outbox, network, client, metrics }, log, undo);
-    const tunnel = await startTunnel(config, { h, underlayIp, table: failClosed, metrics, client, registration }, log, undo);
+    const tunnel = await startTunnel(config, { h, underlayIp, table: failClosed, metrics, client, registration, network }, log, undo);
     const overlay = syncOverlay(config, { h, network, client, metrics, tunnel }, log, undo);
     keepLeases(config, { client, registration, registered, initial, ipam, network, overlay, report: metrics.heartbeatReport }, log, undo);
 

@@ -32,6 +32,14 @@ export type HostNetwork = {
   clusterConfig: ClusterConfigMsg;
   /** By network name: what the CNI handlers attach containers to. */
   readonly attachments: Map<string, NetworkAttachment>;
+  /**
+   * This host's datacenter encrypts host-to-host traffic (tunnel/README.md,
+   * "Full mesh"): the VXLAN devices send from the tunnel address. Setting a
+   * new value ensures the devices again at once (a VXLAN device's source
+   * cannot change in place: it is made again); throws when the kernel
+   * refuses, and the next repair retries with the new value.
+   */
+  mesh: boolean;
   /** Ensure the devices for these leases and replace the attachments; throws when the kernel refuses. */
   ensure(subnets: Subnet[]): void;
   /**
@@ -67,16 +75,17 @@ export type RepairOutcome = { changes: HostNetworkChange[]; error?: Error };
 
 /** Throws when the devices for the initial leases cannot be made; nothing here is undone on stop, the dataplane stays. */
 export function setUpHostNetwork(
-  config: AgentConfig, host: { h: Handle; underlayIp: string; vtepMac: string }, initial: Registration, log: Logger,
+  config: AgentConfig, host: { h: Handle; underlayIp: string; vtepMac: string; mesh: boolean }, initial: Registration, log: Logger,
 ): HostNetwork {
   const { h, underlayIp, vtepMac } = host;
+  let mesh = host.mesh;
   let subnets: Subnet[] = initial.subnets;
   let watched: WatchedDevices = { weft: new Map(), underlayIp };
   let lastFailure: string | undefined;
   let ports = new Map<string, string>();
 
   function ensureFor(leases: Subnet[], logger: Logger, skipIptables = false): HostNetworkChange[] {
-    const spec = hostNetworkSpec(config, network.clusterConfig, leases, underlayIp, vtepMac, logger);
+    const spec = { ...hostNetworkSpec(config, network.clusterConfig, leases, underlayIp, vtepMac, logger), ...(mesh ? { mesh } : {}) };
     const report = ensureHostNetworkReport(h, spec, { log: logger, skipIptables, ports });
     network.attachments.clear();
     for (const a of report.attachments) network.attachments.set(a.network, a);
@@ -130,6 +139,15 @@ export function setUpHostNetwork(
       }
     },
     attachments: new Map(),
+    get mesh() {
+      return mesh;
+    },
+    set mesh(on: boolean) {
+      if (on === mesh) return;
+      mesh = on;
+      ensureFor(subnets, log.child({ repair: 'mesh' }));
+      labelConflists(log);
+    },
     ensure(leases) {
       // the watched names follow the leases at once, so a repair after a failed ensure tries the new ones
       subnets = leases;

@@ -54,7 +54,7 @@ export async function closeByCache(config: AgentConfig, log: Logger, undo: Undo)
       r = table.apply(cached, 'all');
     } catch (err) {
       // a host that has never been in a cluster of several datacenters has nothing to keep closed: it starts open, as before
-      if (cached.pools.length > 0) throw err;
+      if (cached.pools.length > 0 || cached.mesh) throw err;
       log.warn({ err }, 'cannot apply the cached fail-closed policy (it speaks for no address)');
       return table;
     }
@@ -86,13 +86,15 @@ export async function startTunnel(
   deps: {
     h: Handle; underlayIp: string; table: FailClosedTable; metrics: AgentMetrics;
     client: Pick<AgentClient, 'setOwnGatewayState' | 'setWireGuardKey'>;
+    /** The host network, told when this host's datacenter is (or stops being) a mesh one: its VXLAN devices' source changes. */
+    network: { mesh: boolean };
     /** What the heartbeats re-register with: a rotation puts the new public key in it. */
     registration: HostRegistration;
   },
   log: Logger,
   undo: Undo,
 ): Promise<TunnelSync> {
-  const { h, table, metrics, client, registration } = deps;
+  const { h, table, metrics, client, registration, network } = deps;
   const tlog = log.child({ part: 'tunnel' });
   let plan: TunnelPlan | undefined;
   let pools: ReturnType<typeof parseCidr>[] = [];
@@ -130,7 +132,7 @@ export async function startTunnel(
   undo.push(() => gateway.close());
   // handshake ages and byte counts for metrics and heartbeats, read from the device now and then
   const peerTimer = setInterval(() => {
-    if (plan?.role !== 'gateway') return;
+    if (!plan?.wireguard) return;
     gateway.peers().then((p) => (peers = p), (err) => tlog.debug({ err }, 'cannot read the WireGuard peers'));
   }, 5000);
   peerTimer.unref();
@@ -229,8 +231,9 @@ export async function startTunnel(
         tlog.warn({ err }, 'cannot save the fail-closed policy for the next start');
       }
     }
+    // the WireGuard device before the overlay's VXLAN devices take the tunnel address as their source (and its routes before the FDB uses them)
     try {
-      const r = await gateway.reconcile(next.role === 'gateway' ? next.gateway : undefined);
+      const r = await gateway.reconcile(next.wireguard);
       if (r) {
         mtu = { wg: r.mtu.wg, xdc: r.mtu.xdc, source: r.mtu.source };
         keySince = r.keySince;
@@ -240,7 +243,15 @@ export async function startTunnel(
         peers = [];
       }
     } catch (err) {
-      tlog.error({ err }, 'gateway dataplane reconcile failed; the next one retries');
+      tlog.error({ err }, 'WireGuard dataplane reconcile failed; the next one retries');
+    }
+    if (network.mesh !== (next.mesh !== undefined)) {
+      tlog.info({ datacenter }, next.mesh ? 'mesh datacenter: host-to-host traffic goes inside WireGuard' : 'not a mesh datacenter: host-to-host traffic goes over the underlay');
+      try {
+        network.mesh = next.mesh !== undefined;
+      } catch (err) {
+        tlog.error({ err }, 'cannot rebuild the overlay devices for the mesh; the host network\'s next repair retries');
+      }
     }
   }
   function summary(): TunnelSummary {
@@ -260,14 +271,17 @@ export async function startTunnel(
     summary,
     dropped: () => {
       const d = table.dropped();
-      return { remote: (d.get(RULE.remote4) ?? 0) + (d.get(RULE.remote6) ?? 0), vxlan: (d.get(RULE.vxlan4) ?? 0) + (d.get(RULE.vxlan6) ?? 0) };
+      const sum = (...rules: string[]) => rules.reduce((n, r) => n + (d.get(r) ?? 0), 0);
+      return { remote: sum(RULE.remote4, RULE.remote6), vxlan: sum(RULE.vxlan4, RULE.vxlan6, RULE.mesh4, RULE.mesh6) };
     },
   };
   metrics.setTunnel(source);
 
   return {
     before,
-    overlay: () => (plan?.multiDatacenter ? { datacenter: plan.datacenter, role: plan.role, choices: chooser.choices() } : undefined),
+    overlay: () => (plan?.multiDatacenter || plan?.mesh
+      ? { datacenter: plan.datacenter, role: plan.role, choices: chooser.choices(), ...(plan.mesh ? { mesh: plan.mesh } : {}) }
+      : undefined),
     after() {
       if (!plan) return;
       try {

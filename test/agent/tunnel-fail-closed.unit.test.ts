@@ -48,6 +48,16 @@ const LISTING = `table inet weft_xdc {
 		elements = { 2001:db8::2 }
 	}
 
+	set mesh4 {
+		type ipv4_addr
+		flags interval
+	}
+
+	set mesh6 {
+		type ipv6_addr
+		flags interval
+	}
+
 	set tunnel_ifs {
 		type ifname
 		elements = { "weft.vx1" }
@@ -64,6 +74,8 @@ ${['output', 'forward'].map((c) => `	chain ${c} {
 		ip6 daddr @pools6 ip6 daddr != @local6 oifname != @tunnel_ifs counter packets 0 bytes 0 drop comment "${RULE.remote6}"
 		ip daddr @underlay4 udp dport @vxlan_ports counter packets 1 bytes 50 drop comment "${RULE.vxlan4}"
 		ip6 daddr @underlay6 udp dport @vxlan_ports counter packets 0 bytes 0 drop comment "${RULE.vxlan6}"
+		ip daddr @mesh4 udp dport @vxlan_ports oifname != "weft.wg0" counter packets 0 bytes 0 drop comment "${RULE.mesh4}"
+		ip6 daddr @mesh6 udp dport @vxlan_ports oifname != "weft.wg0" counter packets 0 bytes 0 drop comment "${RULE.mesh6}"
 		oifname "weft.xdc" tcp flags syn tcp option maxseg size set rt mtu comment "${RULE.mss}"${c === 'forward' ? `
 		oifname "weft.xdc" counter packets 40 bytes 4000 comment "${RULE.intoTunnel}"
 		iifname "weft.xdc" counter packets 2 bytes 200 comment "${RULE.fromTunnel}"` : ''}

@@ -111,7 +111,7 @@ describe('gateway dataplane', () => {
   it('builds weft.wg0 and weft.xdc, carries traffic to the remote gateway, sends nothing the second time, and removes it all', async () => {
     const { g1, k2, plan } = await build();
     expect(plan.role).toBe('gateway');
-    const first = await gateway!.reconcile(plan.gateway);
+    const first = await gateway!.reconcile(plan.wireguard);
     expect(first!.wireguard.writes).toBe(1);
     expect(first!.mtu).toEqual({ wg: 1440, xdc: 1390, source: 'derived' });
 
@@ -136,7 +136,7 @@ describe('gateway dataplane', () => {
     expect(k2.publicKey).toBeTruthy();
 
     // nothing changed: nothing sent, nothing re-keyed
-    const second = await gateway!.reconcile(plan.gateway);
+    const second = await gateway!.reconcile(plan.wireguard);
     expect(second!.requests).toBe(0);
     expect(second!.wireguard.writes).toBe(0);
 
@@ -151,12 +151,12 @@ describe('gateway dataplane', () => {
 
   it('reads the key file at every reconcile: a rotated key is set on the device', async () => {
     const { plan } = await build();
-    await gateway!.reconcile(plan.gateway);
+    await gateway!.reconcile(plan.wireguard);
     const next = generateKeyPair();
     writeFileSync(join(dir!, WG_KEY_FILE), next.privateKey + '\n', { mode: 0o600 });
-    const r = await gateway!.reconcile(plan.gateway);
+    const r = await gateway!.reconcile(plan.wireguard);
     expect(r!.wireguard).toMatchObject({ deviceFields: 1, writes: 1 });
-    const again = await gateway!.reconcile(plan.gateway);
+    const again = await gateway!.reconcile(plan.wireguard);
     expect(again!.wireguard.writes).toBe(0);
     expect(readFileSync(join(dir!, WG_KEY_FILE), 'utf8').trim()).toBe(next.privateKey);
   });

@@ -55,7 +55,7 @@ describe('planTunnel', () => {
     const p = planTunnel({ topology: topo(), self: 'h1', datacenter: 'dc1', attachments: atts('h1') });
     expect(p.role).toBe('host');
     expect(p.multiDatacenter).toBe(true);
-    expect(p.gateway).toBeUndefined();
+    expect(p.wireguard).toBeUndefined();
     expect(p.policy).toEqual({
       role: 'host', pools: ['10.244.0.0/16', '10.245.0.0/16'],
       local: ['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24', '10.245.1.0/24', '10.245.2.0/24', '10.245.3.0/24'],
@@ -77,7 +77,7 @@ describe('planTunnel', () => {
       expect(p.role).toBe('gateway');
       expect(tunnelDevices(p.policy)).toEqual(['weft.wg0', 'weft.xdc']);
       expect(p.paths).toEqual([{ datacenter: 'dc2', candidates: [{ host: 'g2b', draining: false }, { host: 'g2a', draining: true }], targets: ['10.244.13.1', '10.244.14.1'] }]);
-      const g = p.gateway!;
+      const g = p.wireguard!;
       expect(g.tunnelAddress).toBe('10.244.1.0');
       expect(g.mac).toBe(xdcMacFor('g1a'));
       expect(g.peers).toEqual([
@@ -95,8 +95,8 @@ describe('planTunnel', () => {
     const t = topo();
     t.datacenters![1].gateways[0].wgPublicKey = '';
     const p = planTunnel({ topology: t, self: 'g1b', datacenter: 'dc1', attachments: atts('g1b') });
-    expect(p.gateway!.xdcRoutes).toEqual([]);
-    expect(p.gateway!.peers.map((x) => x.host)).toEqual(['g2b']);
+    expect(p.wireguard!.xdcRoutes).toEqual([]);
+    expect(p.wireguard!.peers.map((x) => x.host)).toEqual(['g2b']);
     expect(p.paths[0].candidates).toEqual([{ host: 'g2b', draining: false }]);
   });
 
@@ -147,5 +147,72 @@ describe('renderOverlay with datacenters', () => {
   it('every host in this datacenter: exactly the overlay without datacenters', () => {
     const one: Topology = { ...t, hosts: HOSTS.filter((h) => h.datacenter === 'dc1') };
     expect(renderOverlay(one, 'h1', atts('h1'), { datacenter: 'dc1', role: 'host', choices })).toEqual(renderOverlay(one, 'h1', atts('h1')));
+  });
+});
+
+describe('full mesh: a datacenter whose hosts encrypt host-to-host traffic', () => {
+  const withKeys = (hs: RemoteHost[]) => hs.map((h) => ({ ...h, wgPublicKey: KEY(h.name.slice(-1) === 'a' ? 'a' : h.name.slice(-1) === 'b' ? 'b' : 'h') }));
+  function meshTopo(o: { oneDc?: boolean } = {}): Topology {
+    const t = topo();
+    const hosts = withKeys(o.oneDc ? HOSTS.filter((h) => h.datacenter === 'dc1') : HOSTS);
+    const dcs = (t.datacenters ?? []).filter((d) => !o.oneDc || d.name === 'dc1').map((d) => (d.name === 'dc1' ? { ...d, mesh: true } : d));
+    return { ...t, hosts, datacenters: dcs };
+  }
+
+  it('a plain host: every other host of its datacenter is a peer at its underlay, reached at its tunnel address; no weft.xdc', () => {
+    const p = planTunnel({ topology: meshTopo(), self: 'h1', datacenter: 'dc1', attachments: atts('h1') });
+    expect(p.mesh).toEqual(new Map([['g1a', '10.244.1.0'], ['g1b', '10.244.2.0']]));
+    const wg = p.wireguard!;
+    expect(wg.xdc).toBe(false);
+    expect(wg.tunnelAddress).toBe('10.244.3.0');
+    expect(wg.peers.map((x) => [x.host, x.endpoint, x.allowedIps])).toEqual([
+      ['g1a', '192.168.1.1:51820', ['10.244.1.0/32']], ['g1b', '192.168.1.2:51820', ['10.244.2.0/32']],
+    ]);
+    expect(wg.wgRoutes).toEqual(['10.244.1.0/32', '10.244.2.0/32']);
+    expect(wg.xdcRoutes).toEqual([]);
+    // no VXLAN to a neighbour's underlay in cleartext, nor to another datacenter's
+    expect(p.policy.mesh).toBe(true);
+    expect(p.policy.remoteUnderlays).toEqual(['192.168.1.1', '192.168.1.2', '192.168.2.1', '192.168.2.2', '192.168.2.3', '192.168.2.4']);
+  });
+
+  it('a gateway of a mesh datacenter: its neighbours and the remote gateways, weft.xdc kept', () => {
+    const p = planTunnel({ topology: meshTopo(), self: 'g1a', datacenter: 'dc1', attachments: atts('g1a'), choices: new Map([['dc2', 'g2b']]) });
+    const wg = p.wireguard!;
+    expect(wg.xdc).toBe(true);
+    expect(wg.peers.map((x) => [x.host, x.endpoint])).toEqual([
+      ['g1b', '192.168.1.2:51820'], ['g2a', '203.0.113.11:51820'], ['g2b', '203.0.113.12:51820'], ['h1', '192.168.1.3:51820'],
+    ]);
+    expect(wg.xdcRoutes.length).toBeGreaterThan(0);
+  });
+
+  it('one datacenter: the mesh alone still makes the device, peers and a policy that speaks for the neighbours', () => {
+    const p = planTunnel({ topology: meshTopo({ oneDc: true }), self: 'h1', datacenter: 'dc1', attachments: atts('h1') });
+    expect(p.multiDatacenter).toBe(false);
+    expect(p.wireguard!.peers.map((x) => x.host)).toEqual(['g1a', 'g1b']);
+    expect(p.policy).toMatchObject({ pools: [], local: [], remoteUnderlays: ['192.168.1.1', '192.168.1.2'], mesh: true });
+  });
+
+  it('a neighbour with no registered key is no peer (its traffic is dropped inside weft.wg0, never sent in cleartext)', () => {
+    const t = meshTopo();
+    t.hosts = t.hosts.map((h) => (h.name === 'g1b' ? { ...h, wgPublicKey: '' } : h));
+    const p = planTunnel({ topology: t, self: 'h1', datacenter: 'dc1', attachments: atts('h1') });
+    expect(p.wireguard!.peers.map((x) => x.host)).toEqual(['g1a']);
+    expect(p.mesh!.get('g1b')).toBe('10.244.2.0');
+    expect(p.policy.remoteUnderlays).toContain('192.168.1.2');
+  });
+
+  it('not a mesh datacenter: no neighbour is a peer and the policy says nothing of the mesh', () => {
+    const p = planTunnel({ topology: { ...meshTopo(), datacenters: topo().datacenters }, self: 'h1', datacenter: 'dc1', attachments: atts('h1') });
+    expect(p.mesh).toBeUndefined();
+    expect(p.wireguard).toBeUndefined();
+    expect(p.policy.mesh).toBeUndefined();
+  });
+
+  it('the overlay sends a neighbour\'s VXLAN to its tunnel address, another datacenter\'s hosts stay behind the gateway', () => {
+    const t = meshTopo();
+    const p = planTunnel({ topology: t, self: 'h1', datacenter: 'dc1', attachments: atts('h1') });
+    const r = renderOverlay(t, 'h1', atts('h1'), { datacenter: 'dc1', role: 'host', choices: new Map([['dc2', 'g1b']]), mesh: p.mesh });
+    expect(r.fdbs.map((f) => `${f.dev} ${f.dst}`).sort()).toEqual(['weft.vx1 10.244.1.0', 'weft.vx1 10.244.2.0', 'weft.vx2 10.244.1.0', 'weft.vx2 10.244.2.0']);
+    expect(r.routes.filter((x) => x.dst === '10.244.1.0/24')).toEqual([{ dev: 'weft.vx1', dst: '10.244.1.0/24', gw: '10.244.1.0' }]);
   });
 });

@@ -99,6 +99,8 @@ export type TunnelLabOptions = {
   logLevel?: string;
   /** containers to attach at start: name -> host */
   containers?: Record<string, string>;
+  /** datacenters made with --mesh: their hosts' traffic among themselves goes inside WireGuard too */
+  mesh?: string[];
 };
 
 type Holder = { child: ChildProcess; pid: number };
@@ -263,7 +265,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
 
     // the operator names the gateways once their hosts have registered
     for (const dc of [DC1, DC2]) {
-      const r = nsRun(lab.controller!.netns, process.execPath, [WEFT, 'datacenter', 'add', dc, '--gateways', GATEWAYS[dc].join(','), '--server', ctl.server, '--data-dir', dataDir], {
+      const r = nsRun(lab.controller!.netns, process.execPath, [WEFT, 'datacenter', 'add', dc, '--gateways', GATEWAYS[dc].join(','), ...(o.mesh?.includes(dc) ? ['--mesh'] : []), '--server', ctl.server, '--data-dir', dataDir], {
         env: cleanEnv(), check: false,
       });
       if (r.status !== 0) throw new Error(`weft datacenter add ${dc}: ${r.stderr.trim() || r.stdout.trim()}`);
@@ -342,7 +344,7 @@ export async function createTunnelLab(o: TunnelLabOptions): Promise<TunnelLab> {
           const counters = table.status === 0 ? (table.stdout.match(/counter packets \d+ bytes \d+[^\n]*/g) ?? []).filter((l) => !/packets 0 /.test(l)).join(' | ') : 'NO TABLE';
           let wg = '';
           const holder = holders.get(h.name);
-          if (holder && isGateway(h.name)) {
+          if (holder && (isGateway(h.name) || o.mesh?.includes(h.datacenter))) {
             const r = nsRun(h.netns, 'nsenter', [`--mount=/proc/${holder.pid}/ns/mnt`, '--', 'wg', 'show', 'weft.wg0'], { check: false });
             wg = (r.stdout || r.stderr).replace(/\s+/g, ' ').replace(/private key: \S+/, 'private key: (hidden)');
           }

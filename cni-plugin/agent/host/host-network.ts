@@ -42,8 +42,15 @@ export type HostNetworkSpec = {
   self: { underlayIp: string; underlayDev?: string; vtepMac: string; hostId?: string };
   attachments: AttachmentSpec[];
   vxlanPort: number;
-  /** MTU of the VXLAN devices, bridges and containers; default underlay MTU − 50. */
+  /** MTU of the VXLAN devices, bridges and containers; default underlay MTU − 50 (− 110 in a mesh datacenter). */
   mtu?: number;
+  /**
+   * This host's datacenter encrypts host-to-host traffic: the VXLAN devices
+   * send from the host's tunnel address (the VTEP address of its first
+   * network by name), so their packets go inside weft.wg0 and the peers'
+   * WireGuard accepts them, and leave room for WireGuard's overhead.
+   */
+  mesh?: boolean;
   /** Addresses never masqueraded between; default: the networks' CIDRs. */
   clusterCidrs?: string[];
   /** Leave TX checksum offload as the kernel set it on the VXLAN devices (default: turn it off). */
@@ -268,14 +275,30 @@ export function bridgeMacFor(hostId: string, vni: number): string {
   return derivedMac(`weft-bridge\0${hostId.toLowerCase()}\0${vni}`);
 }
 
-/** The MTU weft's devices get: the configured one, which must fit inside the underlay, or underlay − 50. */
-export function overlayMtu(underlay: Link, configured?: number): number {
-  const max = underlay.mtu - VXLAN_OVERHEAD;
+/** WireGuard's overhead over an IPv4 (IPv6) underlay: outer IP 20 (40), UDP 8, WireGuard 32. */
+const WG_OVERHEAD = { v4: 60, v6: 80 };
+
+/**
+ * The MTU weft's devices get: the configured one, which must fit inside the
+ * underlay, or underlay − 50; in a mesh datacenter the VXLAN packets go
+ * inside WireGuard, so its overhead comes off too.
+ */
+export function overlayMtu(underlay: Link, configured?: number, mesh?: { underlayIp: string }): number {
+  const wg = mesh ? (ipFamily(mesh.underlayIp) === AF_INET ? WG_OVERHEAD.v4 : WG_OVERHEAD.v6) : 0;
+  const max = underlay.mtu - VXLAN_OVERHEAD - wg;
   if (configured === undefined) return max;
   if (configured > max) {
-    throw new InvalidArgumentError(`mtu ${configured} too large for underlay ${underlay.name} (MTU ${underlay.mtu}): at most ${max}, or raise the underlay MTU`);
+    const what = mesh ? `underlay ${underlay.name} (MTU ${underlay.mtu}) with VXLAN inside WireGuard (mesh)` : `underlay ${underlay.name} (MTU ${underlay.mtu})`;
+    throw new InvalidArgumentError(`mtu ${configured} too large for ${what}: at most ${max}, or raise the underlay MTU`);
   }
   return configured;
+}
+
+/** The VXLAN devices' source: the underlay address, or in a mesh datacenter the VTEP address of the first network by name. */
+export function vxlanSource(spec: HostNetworkSpec): string {
+  if (!spec.mesh) return spec.self.underlayIp;
+  const first = [...spec.attachments].sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0))[0];
+  return first ? vtepIpOf(formatCidr(parseCidr(first.subnet))) : spec.self.underlayIp;
 }
 
 /**
@@ -297,14 +320,15 @@ export function ensureHostNetworkReport(h: Handle, spec: HostNetworkSpec, opts: 
   const note = recorder(log, changes);
   const devices = new Map<string, number>();
   const underlay = findUnderlay(h, spec.self);
-  const mtu = overlayMtu(underlay, spec.mtu);
+  const mtu = overlayMtu(underlay, spec.mtu, spec.mesh ? spec.self : undefined);
   const mac = spec.self.vtepMac.toLowerCase();
+  const local = vxlanSource(spec);
   const out: NetworkAttachment[] = [];
   for (const a of spec.attachments) {
     const att = attachmentOf(a, mtu);
     const vx = ensureLink(
       h,
-      vxlan({ name: att.vxlanDevice, vni: a.vni, port: spec.vxlanPort, local: spec.self.underlayIp, dev: underlay.index, learning: false, mtu, mac }),
+      vxlan({ name: att.vxlanDevice, vni: a.vni, port: spec.vxlanPort, local, dev: underlay.index, learning: false, mtu, mac }),
       log,
       changes,
     );

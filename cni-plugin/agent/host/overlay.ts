@@ -1,7 +1,8 @@
 // The overlay reconcile: for every remote host and every network both are in,
 // a route to its subnet via its VTEP address, a neighbour entry giving that
 // address the host's VTEP MAC, and an FDB entry sending that MAC to the
-// host's underlay address.
+// host's underlay address (in a mesh datacenter: to its tunnel address,
+// inside WireGuard).
 //
 //   desired = renderOverlay(topology, self, attachments)   pure
 //   actual  = listOverlay(h, attachments)                   kernel, weft's entries only
@@ -48,7 +49,17 @@ export type OverlayFdb = { dev: string; mac: string; dst: string; replaces?: str
  * Without it (or with every host in this datacenter) the overlay is as it
  * was before datacenters: every host directly.
  */
-export type OverlayDatacenters = { datacenter: string; role: TunnelRole; choices: GatewayChoices };
+export type OverlayDatacenters = {
+  datacenter: string;
+  role: TunnelRole;
+  choices: GatewayChoices;
+  /**
+   * A mesh datacenter's other hosts -> their tunnel addresses: their FDB
+   * entries send VXLAN there, inside weft.wg0, instead of to their underlay
+   * addresses.
+   */
+  mesh?: ReadonlyMap<string, string>;
+};
 
 export type Overlay = { routes: OverlayRoute[]; neighs: OverlayNeigh[]; fdbs: OverlayFdb[] };
 export type Skipped = { host: string; network: string; reason: string };
@@ -146,7 +157,7 @@ export function renderOverlay(topology: Topology, selfName: string, attachments:
       const vtep = vtepIpOf(subnet);
       const r: OverlayRoute = { dev: att.vxlanDevice, dst: canonCidr(subnet), gw: vtep };
       const n: OverlayNeigh = { dev: att.vxlanDevice, ip: vtep, mac: host.vtepMac.toLowerCase() };
-      const f: OverlayFdb = { dev: att.vxlanDevice, mac: n.mac, dst: canonicalIp(host.underlayIp) };
+      const f: OverlayFdb = { dev: att.vxlanDevice, mac: n.mac, dst: canonicalIp(xdc?.mesh?.get(host.name) ?? host.underlayIp) };
       const routeTaken = routes.get(routeKeyOf(r));
       const fdbTaken = fdbs.get(fdbKeyOf(f));
       if (routeTaken) {

@@ -34,8 +34,20 @@ export type FailClosedPolicy = {
   pools: string[];
   /** This datacenter's subnets (and its datacenter pools where networks have them). */
   local: string[];
-  /** Underlay addresses of hosts in other datacenters: no VXLAN may go to them. */
+  /**
+   * Underlay addresses no VXLAN may go to: hosts in other datacenters, and in
+   * a mesh datacenter the other hosts of this one too (their overlay traffic
+   * goes inside weft.wg0, to their tunnel addresses).
+   */
   remoteUnderlays: string[];
+  /**
+   * This host's datacenter encrypts host-to-host traffic (full mesh). Cached
+   * with the rest, so a restart builds the overlay's VXLAN devices with the
+   * tunnel address as their source from the start, never flapping them.
+   */
+  mesh?: boolean;
+  /** A mesh datacenter's other hosts' tunnel addresses: VXLAN to them leaves only by weft.wg0. */
+  meshTunnels?: string[];
   /** The cluster's VXLAN UDP port. */
   vxlanPort: number;
   /** Overlay devices a non-gateway host may send remote traffic on (to its local gateway). */

@@ -32,6 +32,8 @@ export type RemoteHost = {
   subnets: Record<string, string>;
   /** Raised by an operator (weft host rotate-key) to ask this host to rotate its WireGuard key; absent: never asked. */
   wgKeyRotation?: number;
+  /** The host's registered WireGuard public key (base64); absent or "": none. Its mesh peers need it. */
+  wgPublicKey?: string;
 };
 
 /** A datacenter as the controller describes it: how the other datacenters reach it over WireGuard. */

@@ -48,6 +48,7 @@ export function remoteHostFromMessage(h: Host): RemoteHost {
   return {
     name: h.name, underlayIp: h.underlay_ip, vtepMac: h.vtep_mac, rack: h.rack, datacenter: h.datacenter, subnets,
     ...(h.wg_key_rotation ? { wgKeyRotation: Number(h.wg_key_rotation) } : {}),
+    ...(h.wg_public_key ? { wgPublicKey: h.wg_public_key } : {}),
   };
 }
 

@@ -1,12 +1,15 @@
 // The fail-closed table, `inet weft_xdc`: traffic for another datacenter's
-// addresses leaves this host only through the tunnel path, and the overlay's
-// VXLAN never goes to another datacenter's hosts (README.md, "Fail closed").
+// addresses leaves this host only through the tunnel path, the overlay's
+// VXLAN never goes to another datacenter's hosts, and in a mesh datacenter
+// never to a neighbour but inside WireGuard (README.md, "Fail closed").
 //
 // The rules never change; what they speak for is in sets, so a change of
 // topology, role or devices is a change of set elements:
 //   pools4/6     every weft network's CIDR            (interval)
 //   local4/6     this datacenter's pools or subnets   (interval)
 //   underlay4/6  other datacenters' hosts' underlay   (interval)
+//                (and a mesh datacenter's own)
+//   mesh4/6      a mesh neighbour's tunnel address     (interval)
 //   tunnel_ifs   where remote traffic may leave        (ifname)
 //   vxlan_ports  the cluster's VXLAN port              (inet_service)
 //
@@ -28,11 +31,11 @@ import { canonicalIp, formatCidr, ipFamily, networkOf, parseCidr, type Cidr } fr
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import { openNft, type NftContext } from '../../../dataplane/nftables/libnftables';
 import { tunnelDevices } from './policy';
-import { FAIL_CLOSED_TABLE, XDC_DEVICE, type FailClosedPolicy } from '../state/tunnel';
+import { FAIL_CLOSED_TABLE, WG_DEVICE, XDC_DEVICE, type FailClosedPolicy } from '../state/tunnel';
 
 export const POLICY_CACHE_FILE = 'tunnel-policy.json';
 
-export type SetName = 'pools4' | 'pools6' | 'local4' | 'local6' | 'underlay4' | 'underlay6' | 'tunnel_ifs' | 'vxlan_ports';
+export type SetName = 'pools4' | 'pools6' | 'local4' | 'local6' | 'underlay4' | 'underlay6' | 'mesh4' | 'mesh6' | 'tunnel_ifs' | 'vxlan_ports';
 const SETS: Array<{ name: SetName; type: string; interval: boolean }> = [
   { name: 'pools4', type: 'ipv4_addr', interval: true },
   { name: 'pools6', type: 'ipv6_addr', interval: true },
@@ -40,6 +43,8 @@ const SETS: Array<{ name: SetName; type: string; interval: boolean }> = [
   { name: 'local6', type: 'ipv6_addr', interval: true },
   { name: 'underlay4', type: 'ipv4_addr', interval: true },
   { name: 'underlay6', type: 'ipv6_addr', interval: true },
+  { name: 'mesh4', type: 'ipv4_addr', interval: true },
+  { name: 'mesh6', type: 'ipv6_addr', interval: true },
   { name: 'tunnel_ifs', type: 'ifname', interval: false },
   { name: 'vxlan_ports', type: 'inet_service', interval: false },
 ];
@@ -51,6 +56,8 @@ export const RULE = {
   remote6: 'weft: an IPv6 address of another datacenter leaves only through the tunnel',
   vxlan4: 'weft: no VXLAN to a host of another datacenter (IPv4)',
   vxlan6: 'weft: no VXLAN to a host of another datacenter (IPv6)',
+  mesh4: 'weft: VXLAN to a mesh neighbour only inside WireGuard (IPv4)',
+  mesh6: 'weft: VXLAN to a mesh neighbour only inside WireGuard (IPv6)',
   mss: 'weft: TCP MSS clamped to the route MTU on weft.xdc',
   intoTunnel: 'weft: forwarded into the tunnel (counted: a draining gateway waits for it to stand still)',
   fromTunnel: 'weft: forwarded out of the tunnel (counted: a draining gateway waits for it to stand still)',
@@ -74,6 +81,9 @@ function ruleTexts(chain: (typeof CHAINS)[number]['name']): Array<{ body: string
     { body: 'ip6 daddr @pools6 ip6 daddr != @local6 oifname != @tunnel_ifs counter drop', comment: RULE.remote6 },
     { body: 'ip daddr @underlay4 udp dport @vxlan_ports counter drop', comment: RULE.vxlan4 },
     { body: 'ip6 daddr @underlay6 udp dport @vxlan_ports counter drop', comment: RULE.vxlan6 },
+    // weft.wg0 gone (wireguard-go killed), the tunnel address would take the next route: never out in the clear
+    { body: `ip daddr @mesh4 udp dport @vxlan_ports oifname != "${WG_DEVICE}" counter drop`, comment: RULE.mesh4 },
+    { body: `ip6 daddr @mesh6 udp dport @vxlan_ports oifname != "${WG_DEVICE}" counter drop`, comment: RULE.mesh6 },
     { body: `oifname "${XDC_DEVICE}" tcp flags syn tcp option maxseg size set rt mtu`, comment: RULE.mss },
     ...counted,
   ];
@@ -123,6 +133,7 @@ export function renderFailClosed(p: FailClosedPolicy): SetElements {
   split(p.pools, 'pools4', 'pools6');
   split(p.local, 'local4', 'local6');
   split(p.remoteUnderlays, 'underlay4', 'underlay6');
+  split(p.meshTunnels ?? [], 'mesh4', 'mesh6');
   m.set('tunnel_ifs', [...new Set(tunnelDevices(p))].sort());
   m.set('vxlan_ports', p.vxlanPort > 0 ? [String(p.vxlanPort)] : []);
   return m;

@@ -1,13 +1,15 @@
-// A gateway's dataplane (README.md, "The path"): weft.wg0, the WireGuard
-// device with one peer per remote gateway; weft.xdc, a VXLAN device nested in
-// it, whose FDB sends each remote gateway's MAC to its tunnel address; and the
-// routes: each remote gateway's tunnel address /32 into weft.wg0, each remote
-// subnet via the chosen remote gateway into weft.xdc.
+// This host's WireGuard dataplane (README.md, "The path" and "Full mesh"):
+// weft.wg0, the WireGuard device, with one peer per remote gateway on a
+// gateway and one per neighbour in a mesh datacenter; on a gateway also
+// weft.xdc, a VXLAN device nested in it, whose FDB sends each remote
+// gateway's MAC to its tunnel address; and the routes: each peer's tunnel
+// address /32 into weft.wg0, each remote subnet via the chosen remote
+// gateway into weft.xdc.
 //
 // Reconciled like the overlay: what the kernel and the device hold is listed,
 // compared with what the plan says, and only the difference is sent; a
 // restart with nothing changed sends nothing and re-keys nothing. When the
-// host stops being a gateway all of it goes. The private key is read from
+// host needs WireGuard no more, all of it goes. The private key is read from
 // the key file at every reconcile, so a rotated file is picked up.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,7 +33,7 @@ import { reconcileDevice, type ReconcileCounts } from '../../../dataplane/wiregu
 import { openWireGuardDevice, type OpenDevice } from '../../../dataplane/wireguard/select';
 import { WG_KEY_FILE, wireGuardPublicKey } from '../state/wireguard-keys';
 import { deriveMtu, readPathMtus, type TunnelMtu } from './mtu';
-import type { GatewayDataplane } from './policy';
+import type { WireGuardDataplane } from './policy';
 import { WG_DEVICE, XDC_DEVICE, XDC_PORT, XDC_VNI, type PeerReport } from '../state/tunnel';
 
 export type GatewayReport = {
@@ -45,7 +47,7 @@ export type GatewayReport = {
 
 export type Gateway = {
   /** Make the devices, peers, routes and entries what `dp` says; undefined: remove them all (no longer a gateway). */
-  reconcile(dp: GatewayDataplane | undefined): Promise<GatewayReport | undefined>;
+  reconcile(dp: WireGuardDataplane | undefined): Promise<GatewayReport | undefined>;
   /** The WireGuard peers as the device reports them, named by the last plan. */
   peers(): Promise<PeerReport[]>;
   /** Let go of the device; the tunnel stays up. */
@@ -83,20 +85,24 @@ const canonCidr = (c: string) => formatCidr(networkOf(parseCidr(c)));
 export function createGateway(o: GatewayOptions): Gateway {
   const { h, log } = o;
   let device: OpenDevice | undefined;
-  let lastPeers: GatewayDataplane['peers'] = [];
+  let lastPeers: WireGuardDataplane['peers'] = [];
 
   async function openDevice(): Promise<OpenDevice> {
     device ??= await openWireGuardDevice({ name: WG_DEVICE, netns: o.netns, backend: o.backend, log });
     return device;
   }
 
-  async function teardown(): Promise<number> {
-    let n = 0;
+  /** weft.xdc gone (no longer a gateway); true when there was one. */
+  function removeXdc(): boolean {
     const xdc = linkFind(h, XDC_DEVICE);
-    if (xdc) {
-      linkDel(h, xdc.index);
-      n++;
-    }
+    if (!xdc) return false;
+    linkDel(h, xdc.index);
+    log.info(`not a gateway: ${XDC_DEVICE} removed`);
+    return true;
+  }
+
+  async function teardown(): Promise<number> {
+    let n = removeXdc() ? 1 : 0;
     // routes into weft.wg0 go with it
     if (device || linkFind(h, WG_DEVICE)) {
       const d = await openDevice();
@@ -104,12 +110,12 @@ export function createGateway(o: GatewayOptions): Gateway {
       device = undefined;
       n++;
     }
-    if (n > 0) log.info('no longer a gateway: weft.wg0 and weft.xdc removed');
+    if (n > 0) log.info(`WireGuard no longer needed: ${WG_DEVICE} removed`);
     lastPeers = [];
     return n;
   }
 
-  function ensureXdc(dp: GatewayDataplane, mtu: number): { link: Link; requests: number } {
+  function ensureXdc(dp: WireGuardDataplane, mtu: number): { link: Link; requests: number } {
     const spec = vxlan({ name: XDC_DEVICE, vni: XDC_VNI, port: XDC_PORT, local: dp.tunnelAddress, learning: false, mac: dp.mac });
     let link = linkFind(h, XDC_DEVICE);
     let requests = 0;
@@ -142,12 +148,12 @@ export function createGateway(o: GatewayOptions): Gateway {
   }
 
   /** Routes, neighbours and FDB entries of both devices: list, compare, send the difference (adds first, deletes last). */
-  function reconcileEntries(dp: GatewayDataplane, wg: Link, xdc: Link): number {
+  function reconcileEntries(dp: WireGuardDataplane, wg: Link, xdc: Link | undefined): number {
     const want = new Map<string, Route>();
     for (const dst of dp.wgRoutes) want.set(canonCidr(dst), { dst: canonCidr(dst), linkIndex: wg.index, scope: RT_SCOPE_LINK, protocol: RTPROT_WEFT, table: RT_TABLE_MAIN });
-    for (const r of dp.xdcRoutes) {
+    for (const r of xdc ? dp.xdcRoutes : []) {
       if (want.has(r.dst)) continue; // a tunnel address is never routed into weft.xdc
-      want.set(r.dst, { dst: r.dst, gw: r.gw, linkIndex: xdc.index, onlink: true, protocol: RTPROT_WEFT, table: RT_TABLE_MAIN });
+      want.set(r.dst, { dst: r.dst, gw: r.gw, linkIndex: xdc!.index, onlink: true, protocol: RTPROT_WEFT, table: RT_TABLE_MAIN });
     }
     const weft = routeList(h, { protocol: RTPROT_WEFT });
     const have = new Map(weft.map((r) => [r.dst, r]));
@@ -159,8 +165,24 @@ export function createGateway(o: GatewayOptions): Gateway {
       if (!a || a.linkIndex !== r.linkIndex || (a.gw ?? '') !== (r.gw ?? '')) adds.push(routeReplaceRequest(r));
     }
     for (const a of weft) {
-      if ((a.linkIndex === wg.index || a.linkIndex === xdc.index) && !want.has(a.dst)) dels.push(routeDelRequest(a));
+      if ((a.linkIndex === wg.index || a.linkIndex === xdc?.index) && !want.has(a.dst)) dels.push(routeDelRequest(a));
     }
+    const routeReqs = [...adds, ...dels];
+    const entryReqs = xdc ? xdcEntries(dp, xdc) : { adds: [], dels: [] };
+    const reqs = [...entryReqs.adds, ...routeReqs, ...entryReqs.dels];
+    if (reqs.length === 0) return 0;
+    const errs = h.batch(reqs);
+    errs.forEach((e, i) => {
+      if (!e) return;
+      if (i >= entryReqs.adds.length + adds.length && isErrno(e, 'ENOENT', 'ESRCH')) return;
+      log.warn({ err: e }, 'WireGuard route or entry refused');
+    });
+    log.info({ routes: adds.length, stale: dels.length + entryReqs.dels.length, entries: entryReqs.adds.length }, 'WireGuard routes and entries reconciled');
+    return reqs.length;
+  }
+
+  /** weft.xdc's neighbours and FDB entries: adds (sent before the routes that use them) and deletes (after). */
+  function xdcEntries(dp: WireGuardDataplane, xdc: Link): { adds: Request[]; dels: Request[] } {
     const neighs = new Map(dp.xdcPeers.map((p) => [p.ip, p]));
     const haveNeigh = neighList(h, { linkIndex: xdc.index }).filter((n) => n.family !== AF_BRIDGE && n.state & NUD_PERMANENT && n.ip);
     const haveFdb = fdbList(h, { linkIndex: xdc.index }).filter((f) => f.family === AF_BRIDGE && f.state & NUD_PERMANENT && f.masterIndex === undefined && f.mac && f.dst);
@@ -179,16 +201,7 @@ export function createGateway(o: GatewayOptions): Gateway {
     const entryDels: Request[] = [];
     for (const n of haveNeigh) if (!neighs.has(canonicalIp(n.ip!))) entryDels.push(neighDelRequest(n));
     for (const f of haveFdb) if (!macs.has(f.mac!.toLowerCase()) && f.mac !== '00:00:00:00:00:00') entryDels.push(fdbDelRequest(f));
-    const reqs = [...neighAdds, ...adds, ...dels, ...entryDels];
-    if (reqs.length === 0) return 0;
-    const errs = h.batch(reqs);
-    errs.forEach((e, i) => {
-      if (!e) return;
-      if (i >= neighAdds.length + adds.length && isErrno(e, 'ENOENT', 'ESRCH')) return;
-      log.warn({ err: e }, 'gateway entry refused');
-    });
-    log.info({ routes: adds.length, stale: dels.length + entryDels.length, entries: neighAdds.length }, 'gateway routes and entries reconciled');
-    return reqs.length;
+    return { adds: neighAdds, dels: entryDels };
   }
 
   return {
@@ -217,7 +230,7 @@ export function createGateway(o: GatewayOptions): Gateway {
       lastPeers = dp.peers;
       const mtu = deriveMtu(dp.mtu, underlayMtu(h, o.underlayIp), readPathMtus(h, dp.peers.map((p) => p.endpoint)));
       const wg = ensureWgLink(mtu.wg);
-      const xdc = ensureXdc(dp, mtu.xdc);
+      const xdc = dp.xdc ? ensureXdc(dp, mtu.xdc) : { link: undefined, requests: removeXdc() ? 1 : 0 };
       const requests = wg.requests + xdc.requests + reconcileEntries(dp, wg.link, xdc.link);
       return { mtu, wireguard, requests, keySince: since };
     },

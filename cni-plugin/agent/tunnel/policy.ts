@@ -1,10 +1,11 @@
 // What this host is and wants for traffic between datacenters, computed from
 // the topology alone (pure): its role, the inputs of the fail-closed rules,
 // every gateway's tunnel address, the remote datacenters with the gateways a
-// prober may choose between and the addresses it probes, and, on a gateway,
-// the WireGuard peers and weft.xdc entries. Every agent computes the same
-// values from the same topology, so nothing here needs the controller to
-// agree with anyone.
+// prober may choose between and the addresses it probes, and its WireGuard
+// dataplane: on a gateway the peers and weft.xdc entries, and in a mesh
+// datacenter a peer for every other host of it too. Every agent computes the
+// same values from the same topology, so nothing here needs the controller
+// to agree with anyone.
 import { canonicalIp, formatCidr, ipFamily, networkOf, parseCidr } from '../../../dataplane/netlink/ip';
 import { AF_INET } from '../../../dataplane/netlink/libc';
 import { derivedMac, gatewayOf, vtepIpOf } from '../host/naming';
@@ -36,10 +37,17 @@ export type XdcRoute = { dst: string; gw: string };
 /** `<ip> lladdr <mac> dev weft.xdc` and `<mac> dst <ip> dev weft.xdc`: a remote gateway's weft.xdc, reached at its tunnel address. */
 export type XdcPeer = { host: string; ip: string; mac: string };
 
-/** What a gateway's WireGuard device and weft.xdc should hold. */
-export type GatewayDataplane = {
-  /** This gateway's tunnel address: weft.xdc's local address. */
+/**
+ * What this host's WireGuard device (and, on a gateway, weft.xdc) should
+ * hold: a gateway's peers are the other datacenters' gateways; in a mesh
+ * datacenter every host also has every other host of its datacenter as a
+ * peer, reached at its underlay address.
+ */
+export type WireGuardDataplane = {
+  /** This host's tunnel address: weft.xdc's local address, and in a mesh datacenter the overlay's VXLAN source. */
   tunnelAddress: string;
+  /** weft.xdc exists: this host is a gateway (a mesh host that is not has weft.wg0 only). */
+  xdc: boolean;
   mac: string;
   listenPort: number;
   /** The datacenter's configured MTU, 0: derive it. */
@@ -58,11 +66,17 @@ export type TunnelPlan = {
   /** Whether any other datacenter exists: without one nothing here does anything. */
   multiDatacenter: boolean;
   policy: FailClosedPolicy;
-  /** Gateway host -> its tunnel address, for every gateway of every datacenter that has one. */
+  /** Gateway host -> its tunnel address, for every gateway of every datacenter (and every host of a mesh one) that has one. */
   tunnelAddresses: Map<string, string>;
   paths: RemotePath[];
-  /** Only on a gateway. */
-  gateway?: GatewayDataplane;
+  /**
+   * This host's datacenter encrypts host-to-host traffic (full mesh): the
+   * other hosts of it, by name, with the tunnel address their overlay
+   * traffic is sent to inside weft.wg0. Undefined: not a mesh datacenter.
+   */
+  mesh?: Map<string, string>;
+  /** On a gateway, and on every host of a mesh datacenter. */
+  wireguard?: WireGuardDataplane;
 };
 
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -168,8 +182,18 @@ export function planTunnel(i: TunnelInputs): TunnelPlan {
       if (a !== undefined) tunnelAddresses.set(g.host, a);
     }
   }
+  let mesh: Map<string, string> | undefined;
+  if (own?.mesh) {
+    mesh = new Map();
+    for (const h of hostsOfDc(datacenter, topology)) {
+      const a = tunnelAddressOf(h, topology);
+      if (a === undefined) continue;
+      tunnelAddresses.set(h, a);
+      if (h !== self) mesh.set(h, a);
+    }
+  }
 
-  const policy = failClosedPolicy(i, role, multiDatacenter, remoteDcs);
+  const policy = failClosedPolicy(i, role, multiDatacenter, remoteDcs, mesh);
 
   const paths: RemotePath[] = [];
   for (const name of [...remoteDcs].sort(byString)) {
@@ -190,17 +214,32 @@ export function planTunnel(i: TunnelInputs): TunnelPlan {
     }
   }
 
-  const plan: TunnelPlan = { role, datacenter, multiDatacenter, policy, tunnelAddresses, paths };
-  if (role === 'gateway' && own) {
+  const plan: TunnelPlan = { role, datacenter, multiDatacenter, policy, tunnelAddresses, paths, ...(mesh ? { mesh } : {}) };
+  if ((role === 'gateway' || mesh) && own) {
     const tunnelAddress = tunnelAddresses.get(self);
-    if (tunnelAddress !== undefined) plan.gateway = gatewayDataplane(i, own, tunnelAddress, tunnelAddresses, [...remoteDcs].sort(byString));
+    if (tunnelAddress !== undefined) {
+      plan.wireguard = wireGuardDataplane(i, own, tunnelAddress, tunnelAddresses, role === 'gateway' ? [...remoteDcs].sort(byString) : [], mesh);
+    }
   }
   return plan;
 }
 
-function gatewayDataplane(
+const hostCidr = (addr: string) => `${addr}/${ipFamily(addr) === AF_INET ? 32 : 128}`;
+
+/** A host's WireGuard endpoint inside its datacenter: its underlay address at the datacenter's port. */
+function underlayEndpoint(ip: string, port: number): string | undefined {
+  try {
+    const c = canonicalIp(ip);
+    return ipFamily(c) === AF_INET ? `${c}:${port}` : `[${c}]:${port}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function wireGuardDataplane(
   i: TunnelInputs, own: DatacenterInfo, tunnelAddress: string, tunnelAddresses: Map<string, string>, remoteDcs: string[],
-): GatewayDataplane {
+  mesh: Map<string, string> | undefined,
+): WireGuardDataplane {
   const { topology, attachments, choices } = i;
   const dcs = topology.datacenters ?? [];
   const hostsByName = new Map(topology.hosts.map((h) => [h.name, h]));
@@ -209,6 +248,14 @@ function gatewayDataplane(
   const xdcRoutes: XdcRoute[] = [];
   const keys = new Set<string>();
   const attached = new Set(attachments.map((a) => a.network));
+  // the other hosts of a mesh datacenter: their overlay traffic comes and goes inside weft.wg0
+  for (const [name, addr] of mesh ?? []) {
+    const h = hostsByName.get(name);
+    const endpoint = h ? underlayEndpoint(h.underlayIp, own.listenPort) : undefined;
+    if (!h || !h.wgPublicKey || endpoint === undefined || keys.has(h.wgPublicKey)) continue;
+    keys.add(h.wgPublicKey);
+    peers.push({ host: name, datacenter: own.name, publicKey: h.wgPublicKey, endpoint, allowedIps: [hostCidr(addr)], persistentKeepalive: PEER_KEEPALIVE_SECONDS });
+  }
   for (const name of remoteDcs) {
     const dc = dcs.find((d) => d.name === name);
     if (!dc) continue;
@@ -217,8 +264,7 @@ function gatewayDataplane(
       // a gateway without a key or a tunnel address cannot be a peer; two records with one key cannot both be
       if (g.wgPublicKey === '' || addr === undefined || keys.has(g.wgPublicKey)) continue;
       keys.add(g.wgPublicKey);
-      const host = ipFamily(addr) === AF_INET ? 32 : 128;
-      peers.push({ host: g.host, datacenter: name, publicKey: g.wgPublicKey, endpoint: g.wanEndpoint, allowedIps: [`${addr}/${host}`], persistentKeepalive: PEER_KEEPALIVE_SECONDS });
+      peers.push({ host: g.host, datacenter: name, publicKey: g.wgPublicKey, endpoint: g.wanEndpoint, allowedIps: [hostCidr(addr)], persistentKeepalive: PEER_KEEPALIVE_SECONDS });
       xdcPeers.push({ host: g.host, ip: canonicalIp(addr), mac: xdcMacFor(g.host) });
     }
     const chosen = choices?.get(name);
@@ -236,7 +282,7 @@ function gatewayDataplane(
   }
   const wgRoutes = peers.map((p) => p.allowedIps[0]).sort(byString);
   return {
-    tunnelAddress, mac: xdcMacFor(i.self), listenPort: own.listenPort, mtu: own.mtu,
+    tunnelAddress, xdc: remoteDcs.length > 0 || !mesh, mac: xdcMacFor(i.self), listenPort: own.listenPort, mtu: own.mtu,
     peers: peers.sort((a, b) => byString(a.host, b.host)), wgRoutes, xdcPeers: xdcPeers.sort((a, b) => byString(a.host, b.host)), xdcRoutes,
   };
 }
@@ -255,12 +301,35 @@ export function tunnelDevices(p: FailClosedPolicy): string[] {
   return p.role === 'gateway' ? [WG_DEVICE, XDC_DEVICE] : p.overlayDevices;
 }
 
-function failClosedPolicy(i: TunnelInputs, role: TunnelRole, multi: boolean, remoteDcs: Set<string>): FailClosedPolicy {
+/** Underlay addresses of these hosts, canonical; a bad one is the overlay's to report (it is programmed nowhere). */
+function underlaysOf(hosts: Iterable<string>, hostsByName: Map<string, RemoteHost>): string[] {
+  const out = new Set<string>();
+  for (const name of hosts) {
+    const h = hostsByName.get(name);
+    if (!h) continue;
+    try {
+      out.add(canonicalIp(h.underlayIp));
+    } catch {
+      continue;
+    }
+  }
+  return [...out];
+}
+
+function failClosedPolicy(
+  i: TunnelInputs, role: TunnelRole, multi: boolean, remoteDcs: Set<string>, mesh: Map<string, string> | undefined,
+): FailClosedPolicy {
   const { topology, datacenter, attachments } = i;
   const vxlanPort = topology.vxlanPort;
   const devices = attachments.map((a) => a.vxlanDevice);
+  const hostsByName = new Map(topology.hosts.map((h) => [h.name, h]));
+  // in a mesh datacenter no VXLAN goes to a neighbour's underlay in cleartext: only inside weft.wg0, to its tunnel address
+  const meshUnderlays = mesh ? underlaysOf(mesh.keys(), hostsByName) : [];
+  const meshFlag = mesh ? { mesh: true, meshTunnels: [...new Set(mesh.values())].sort(byString) } : {};
   // one datacenter: nothing is remote, and the rules speak for no address (as before datacenters)
-  if (!multi) return { role, pools: [], local: [], remoteUnderlays: [], vxlanPort, overlayDevices: [...new Set(devices)].sort(byString) };
+  if (!multi) {
+    return { role, pools: [], local: [], remoteUnderlays: meshUnderlays.sort(byString), vxlanPort, overlayDevices: [...new Set(devices)].sort(byString), ...meshFlag };
+  }
   const dcs = topology.datacenters ?? [];
   const own = dcs.find((d) => d.name === datacenter);
   const pools = coverCidrs(topology.networks.map((n) => n.cidr));
@@ -270,21 +339,14 @@ function failClosedPolicy(i: TunnelInputs, role: TunnelRole, multi: boolean, rem
     local.add(pool);
     withPool.add(net);
   }
-  const hostsByName = new Map(topology.hosts.map((h) => [h.name, h]));
   for (const h of hostsOfDc(datacenter, topology)) {
     for (const [net, s] of subnetsOf(h, hostsByName, dcs)) if (!withPool.has(net)) local.add(s);
   }
   for (const a of attachments) if (!withPool.has(a.network)) local.add(a.subnet);
-  const remoteUnderlays = new Set<string>();
-  for (const h of topology.hosts) {
-    if (!h.datacenter || !remoteDcs.has(h.datacenter)) continue;
-    try {
-      remoteUnderlays.add(canonicalIp(h.underlayIp));
-    } catch {
-      // a bad address is the overlay's to report; it is programmed nowhere
-    }
-  }
+  const remote = topology.hosts.filter((h) => h.datacenter && remoteDcs.has(h.datacenter)).map((h) => h.name);
+  const remoteUnderlays = new Set([...underlaysOf(remote, hostsByName), ...meshUnderlays]);
   return {
     role, pools, local: coverCidrs(local), remoteUnderlays: [...remoteUnderlays].sort(byString), vxlanPort, overlayDevices: [...new Set(devices)].sort(byString),
+    ...meshFlag,
   };
 }
