@@ -93,6 +93,14 @@ describe('doctor: MTU', () => {
     expectFixes(bad);
   });
 
+  it('in a mesh datacenter expects room for WireGuard too', () => {
+    const mesh = judgeMtu({ underlay, wireGuardOverhead: 60, devices: [{ name: 'weft.vx1', kind: 'vxlan', mtu: 1390 }, { name: 'weft.br1', kind: 'bridge', mtu: 1450 }] });
+    expect(verdicts(mesh)).toEqual(['fail mtu/weft.br1', 'pass mtu/devices']);
+    expect(mesh[0].message).toContain('expected 1390 (eth0 MTU 1500 − 50 − 60 WireGuard (mesh datacenter))');
+    const tooBig = judgeMtu({ underlay, wireGuardOverhead: 60, configured: { mtu: 1450, source: '--mtu' }, devices: [] });
+    expect(tooBig[0].message).toContain('carries at most 1390 inside VXLAN inside WireGuard (mesh datacenter)');
+  });
+
   it('follows a configured MTU, and fails one the underlay cannot carry', () => {
     const set = judgeMtu({ underlay, configured: { mtu: 1400, source: '--mtu' }, devices: [{ name: 'weft.vx1', kind: 'vxlan', mtu: 1400 }] });
     expect(verdicts(set)).toEqual(['pass mtu/devices']);

@@ -1,7 +1,8 @@
 // The MTU of each path a container's packet takes: container end and host
 // end (veth), bridge, VXLAN device, underlay. weft gives every one of its
 // devices the overlay MTU: the configured one (--mtu, else the cluster's),
-// else the underlay's minus the 50 bytes VXLAN wraps around each packet. A
+// else the underlay's minus the 50 bytes VXLAN wraps around each packet (and
+// in a mesh datacenter the 60 or 80 WireGuard wraps around that). A
 // device above it sends packets the underlay must fragment or drop (large
 // transfers stall while pings work); below it, containers lose throughput.
 import { VXLAN_OVERHEAD } from '../host/host-network';
@@ -17,6 +18,8 @@ export type MtuFacts = {
   configured?: { mtu: number; source: string };
   /** weft's devices: VXLAN devices, bridges, and containers' host ends. */
   devices: MtuDevice[];
+  /** In a mesh datacenter the VXLAN packets go inside WireGuard: its overhead (60 over IPv4, 80 over IPv6). */
+  wireGuardOverhead?: number;
 };
 
 export function judgeMtu(f: MtuFacts): Finding[] {
@@ -24,17 +27,19 @@ export function judgeMtu(f: MtuFacts): Finding[] {
     return [fail('mtu', 'underlay', `cannot find the underlay device: ${f.underlay.error}`, 'give --underlay-ip as the agent has it, or fix the address on the underlay device')];
   }
   const u = f.underlay;
-  const max = u.mtu - VXLAN_OVERHEAD;
+  const wg = f.wireGuardOverhead ?? 0;
+  const max = u.mtu - VXLAN_OVERHEAD - wg;
+  const inside = wg > 0 ? 'inside VXLAN inside WireGuard (mesh datacenter)' : 'inside VXLAN';
   const out: Finding[] = [];
   if (max < MIN_OVERLAY_MTU) {
-    out.push(fail('mtu', 'underlay', `${u.name} MTU ${u.mtu} leaves ${max} inside VXLAN, below the ${MIN_OVERLAY_MTU} IPv6 needs`, `raise the MTU of ${u.name} to at least ${MIN_OVERLAY_MTU + VXLAN_OVERHEAD}`));
+    out.push(fail('mtu', 'underlay', `${u.name} MTU ${u.mtu} leaves ${max} ${inside}, below the ${MIN_OVERLAY_MTU} IPv6 needs`, `raise the MTU of ${u.name} to at least ${MIN_OVERLAY_MTU + VXLAN_OVERHEAD + wg}`));
   }
   let want = max;
-  let why = `${u.name} MTU ${u.mtu} − ${VXLAN_OVERHEAD}`;
+  let why = wg > 0 ? `${u.name} MTU ${u.mtu} − ${VXLAN_OVERHEAD} − ${wg} WireGuard (mesh datacenter)` : `${u.name} MTU ${u.mtu} − ${VXLAN_OVERHEAD}`;
   if (f.configured) {
     if (f.configured.mtu > max) {
-      out.push(fail('mtu', 'configured', `${f.configured.source} asks for MTU ${f.configured.mtu}, but ${u.name} (MTU ${u.mtu}) carries at most ${max} inside VXLAN`,
-        `lower ${f.configured.source} to ${max} or less, or raise the MTU of ${u.name} to ${f.configured.mtu + VXLAN_OVERHEAD}`));
+      out.push(fail('mtu', 'configured', `${f.configured.source} asks for MTU ${f.configured.mtu}, but ${u.name} (MTU ${u.mtu}) carries at most ${max} ${inside}`,
+        `lower ${f.configured.source} to ${max} or less, or raise the MTU of ${u.name} to ${f.configured.mtu + VXLAN_OVERHEAD + wg}`));
     }
     want = f.configured.mtu;
     why = `${f.configured.source} ${f.configured.mtu}`;

@@ -30,6 +30,9 @@ import { HOST_VETH_NAME, judgeLinks, type LinksFacts, type WeftDevice } from './
 import { judgeMtu, type MtuDevice, type MtuFacts } from './mtu';
 import { judgeOffload, type OffloadState } from './offload';
 import { judgeOverlay, type AgentOverlayReport, type KernelOverlay } from './overlay';
+import { readPolicyCache } from '../tunnel/fail-closed';
+import { WG_OVERHEAD_V4, WG_OVERHEAD_V6 } from '../state/tunnel';
+import { silentLogger } from '../../../controller/common/log';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -155,6 +158,9 @@ export async function runDoctor(config: AgentConfig, now: () => number = Date.no
     }));
 
     const underlay = await underlayOf(config, h);
+    // the agent caches whether its datacenter is a mesh with the fail-closed policy
+    const meshCached = (await readPolicyCache(config.stateDir, silentLogger).catch(() => undefined))?.mesh === true;
+    const wireGuardOverhead = meshCached ? (config.underlayIp?.includes(':') ? WG_OVERHEAD_V6 : WG_OVERHEAD_V4) : 0;
     findings.push(...guarded('mtu', () => {
       const configured = config.mtu !== undefined
         ? { mtu: config.mtu, source: '--mtu' }
@@ -163,7 +169,7 @@ export async function runDoctor(config: AgentConfig, now: () => number = Date.no
         ...devices.map((d) => ({ name: d.name, kind: d.kind, mtu: links.find((l) => l.name === d.name)!.mtu })),
         ...hostEnds.map((l) => ({ name: l.name, kind: 'veth' as const, mtu: l.mtu })),
       ];
-      return judgeMtu({ underlay, ...(configured ? { configured } : {}), devices: mtuDevices });
+      return judgeMtu({ underlay, ...(configured ? { configured } : {}), devices: mtuDevices, ...(wireGuardOverhead ? { wireGuardOverhead } : {}) });
     }));
 
     findings.push(...guarded('offload', () => judgeOffload(decideTxChecksum(config.vxlanTxChecksum), offloadOf(links))));
