@@ -10,7 +10,9 @@
 // and with an admin certificate that host's health and the overlay summary
 // its agent last reported, each hop naming its source. Run where dst lives
 // (`weft explain <src> <dst>` there), it explains the receiving side from
-// that host's kernel instead: one command, the side it can see.
+// that host's kernel instead: one command, the side it can see. Between
+// datacenters, run on a gateway (of either side) it reads the tunnel's leg
+// there: weft.xdc, the route into weft.wg0 and the WireGuard peer.
 import { loadCommandConfig } from '../../../controller/common/command';
 import { AGENT_DEFAULTS, loadAgentConfig } from '../config';
 
@@ -26,7 +28,10 @@ another datacenter, an unhealthy host), with the fix.
 Run it as root on the host that holds <src-ip>: hops here are read from the
 kernel; the remote host's come from the controller (and, with an admin
 certificate, from what its agent last reported). Run on the host that holds
-<dst-ip>, it reads the receiving side from that host's kernel.
+<dst-ip>, it reads the receiving side from that host's kernel. Between
+datacenters, run on a gateway the path crosses, it reads the tunnel there:
+the route into weft.xdc, its FDB entry to the remote gateway, the route into
+weft.wg0 and the WireGuard peer (no handshake in 180 s is a break).
 Exit status: 0 when the path is complete, 1 when it breaks, 2 on a bad flag.
 
   --size BYTES                IP packet size to check against every MTU on the way
