@@ -120,6 +120,12 @@ describe('weft explain between datacenters', () => {
     expect(back.report!.hops[2].what).toMatch(/iif weft\.xdc: via \S+ dev weft\.vx1/);
     expect(back.report!.hops[3].what).toContain('(h2)');
     console.log(`weft explain on gateway ${g}:\n${(await explain(g, [], false)).stdout}`);
+
+    // where dst lives: it came through a gateway of dc2, then the overlay; decapsulated on weft.vx1
+    const there = await explain('h2');
+    expect(there.status, there.stdout).toBe(0);
+    expect(hops(there.report!)).toEqual(['container@h1', 'host@h1', 'gateway@h2', 'vxlan@h2', 'route@h2', 'bridge@h2', 'veth@h2', 'container@h2']);
+    expect(there.report!.hops[2].what).toBe('from datacenter dc1 through WireGuard to a gateway of dc2 (g2a, g2b), then over the overlay to h2');
   }, 60_000);
 
   it('with the gateway\'s agent stopped: its WireGuard peer removed, then its route into weft.xdc deleted, each the break', async () => {

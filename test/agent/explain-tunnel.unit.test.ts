@@ -175,6 +175,23 @@ describe('weft explain: the tunnel between datacenters', () => {
     expect(wrong.break!.why).toBe("the route goes via eth0, not the overlay's weft.vx1: it would not reach h2");
   });
 
+  it('where dst lives, a packet from another datacenter arrives through a gateway: by weft.xdc on a gateway, over the overlay elsewhere', () => {
+    const recv = (self: ExplainFacts['self'], inboundDev: string): ExplainFacts => base({
+      self, dstLocal: container({ ip: '10.244.2.5', iface: { name: 'eth0', exists: true, up: true, mtu: 1390, addrs: ['10.244.2.5'] } }),
+      srcOwner: owner({ host: 'h1', subnet: '10.244.1.0/24', datacenter: 'dc1' }), dstOwner: owner(), src: '10.244.1.2', dst: '10.244.2.5',
+      inboundDev, inboundRoute: { ok: true, dev: 'weft.br1', type: 'unicast' },
+      gateways: [...base({}).gateways!, { host: 'g2b', datacenter: 'dc2', wanEndpoint: '172.31.2.12:51820', state: 'active' }],
+    });
+    const onHost = explainPath(recv({ name: 'h2', datacenter: 'dc2' }, 'weft.vx1'));
+    expect(onHost.complete, renderText(onHost)).toBe(true);
+    expect(onHost.hops.map((h) => `${h.kind}@${h.host}`)).toEqual(['container@h1', 'host@h1', 'gateway@h2', 'vxlan@h2', 'route@h2', 'bridge@h2', 'veth@h2', 'container@h2']);
+    expect(onHost.hops[2].what).toBe('from datacenter dc1 through WireGuard to a gateway of dc2 (g2a, g2b), then over the overlay to h2');
+    const onGw = explainPath(recv({ name: 'g2a', datacenter: 'dc2', gateway: true }, 'weft.xdc'));
+    expect(onGw.complete, renderText(onGw)).toBe(true);
+    expect(onGw.hops[2].what).toBe('from datacenter dc1 through WireGuard, from one of its gateways (g1a), to this gateway');
+    expect(onGw.hops[3].what).toBe('weft.xdc: decapsulated here');
+  });
+
   describe('from a host that is not a gateway', () => {
     const fromH1 = (over: Partial<ExplainFacts> = {}): ExplainFacts => base({
       self: { name: 'h1', datacenter: 'dc1' },

@@ -95,7 +95,7 @@ export function isolationRule(rules: Array<{ chain: string; spec: string }>, src
   return undefined;
 }
 
-function isolationOf(src: string, dst: string): ExplainFacts['isolation'] {
+export function isolationOf(src: string, dst: string): ExplainFacts['isolation'] {
   try {
     const rule = isolationRule(readState().filter?.rules ?? [], src, dst);
     return rule ? { rule } : {};

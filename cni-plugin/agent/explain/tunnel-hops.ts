@@ -16,7 +16,7 @@ import type { Topology } from '../state/types';
 import { WG_DEVICE, XDC_DEVICE } from '../state/tunnel';
 import { tunnelAddressOf, xdcMacFor } from '../tunnel/policy';
 import type { EncapFact, EncapPeer, ExplainFacts, GatewayFact, NetworkFact, WireGuardFact } from './facts';
-import { failClosedOf, linkFact, neighState, routeFact } from './hops';
+import { failClosedOf, isolationOf, linkFact, neighState, routeFact } from './hops';
 import { routeAnswer } from './route-get';
 import { inCidr } from './verdicts';
 import { readWireGuardPeers, type WireGuardRead } from './wireguard';
@@ -122,6 +122,7 @@ export async function readTunnel(f: ExplainFacts, k: TunnelInput): Promise<void>
       if (direction && inDev) {
         const route = inLink ? routeFact(routeAnswer(h, f.dst, { src: f.src, iifIndex: inLink.index }), links) : { ok: false as const, errno: 'ENODEV', message: `${inDev} does not exist` };
         f.transit = { direction, inDev, route };
+        if (s.network !== d.network) f.isolation = isolationOf(f.src, f.dst);
         if (route.ok && (route.dev === XDC_DEVICE || route.dev.startsWith('weft.vx'))) f.transit.encap = leg(route.dev, route.gw ?? f.dst);
         f.devices[inDev] ??= linkFact(h, links, inDev);
         if (direction === 'out') f.failClosed = failClosedOf();

@@ -265,6 +265,15 @@ function receivingSide(w: Walk, f: ExplainFacts, d: LocalContainer): void {
     : { kind: 'container', host: o.host, what: `${f.src} on ${o.host}`, source: 'controller', verdict: 'warn', why: `the controller has no endpoint for ${f.src}` };
   if (!w.add(srcContainer)) return;
   if (!remoteHostHop(w, o)) return;
+  if (o.datacenter && f.self.datacenter && o.datacenter !== f.self.datacenter) {
+    // from another datacenter it arrives through WireGuard at a gateway: on this gateway by weft.xdc, elsewhere from one of them over the overlay
+    const theirs = f.gateways?.filter((g) => g.datacenter === o.datacenter).map((g) => g.host) ?? [];
+    const ours = f.gateways?.filter((g) => g.datacenter === f.self.datacenter).map((g) => g.host) ?? [];
+    const what = f.self.gateway
+      ? `from datacenter ${o.datacenter} through WireGuard, from one of its gateways${theirs.length ? ` (${theirs.join(', ')})` : ''}, to this gateway`
+      : `from datacenter ${o.datacenter} through WireGuard to a gateway of ${f.self.datacenter}${ours.length ? ` (${ours.join(', ')})` : ''}, then over the overlay to ${self}`;
+    if (!w.add({ kind: 'gateway', host: self, what, source: 'topology; which gateways carry it is each side\'s choice: weft explain on a gateway shows its leg', verdict: 'ok' })) return;
+  }
   const net = f.networks.find((n) => n.name === d.network);
   const vx = f.inboundDev ?? `weft.vx${net?.vni ?? d.vni}`;
   const dev = f.devices[vx] ?? { name: vx, exists: false };
