@@ -455,7 +455,7 @@ export async function startWanCapture(lab: Lab, base: string): Promise<WanCaptur
     const file = `${base}.${iface}.pcap`;
     const log = `${base}.${iface}.log`;
     writeFileSync(log, '');
-    const p = lab.spawn(lab.plan.wan, 'tcpdump', ['-i', iface, '-nn', '-U', '-s', '2048', '-w', file], { logFile: log });
+    const p = lab.spawn(lab.plan.wan, 'tcpdump', ['-i', iface, '-nn', '-U', '--immediate-mode', '-s', '2048', '-w', file], { logFile: log });
     return { iface, file, log, p };
   });
   for (const c of procs) {
