@@ -132,6 +132,41 @@ export type KernelInput = {
   dst?: Allocation;
 };
 
+/**
+ * After the host's route for the packet (f.hostRoute): the devices it names,
+ * and on the overlay the next hop's neighbour, its FDB entry, the underlay
+ * route and whose VTEP it is; the fail-closed table for another datacenter.
+ */
+export function readForward(h: Handle, links: Link[], f: ExplainFacts, k: KernelInput, dstNet: NetworkFact | undefined): void {
+  for (const n of [f.hostRoute?.ok ? f.hostRoute.dev : undefined, dstNet ? vxlanDeviceName(dstNet.vni) : undefined]) {
+    if (n) f.devices[n] ??= linkFact(h, links, n);
+  }
+  const r = f.hostRoute;
+  if (dstNet && r?.ok && r.dev === vxlanDeviceName(dstNet.vni)) {
+    const vx = links.find((l) => l.name === r.dev)!;
+    const gw = r.gw ?? f.dst;
+    const n = neighList(h, { linkIndex: vx.index }).find((x) => x.ip !== undefined && canonicalIp(x.ip) === canonicalIp(gw));
+    f.neigh = { ip: gw, ...(n?.mac ? { mac: n.mac.toLowerCase() } : {}), ...(n ? { state: neighState(n.state) } : {}) };
+    if (n?.mac) {
+      const e = fdbList(h, { linkIndex: vx.index }).find((x) => x.mac?.toLowerCase() === n.mac!.toLowerCase() && x.masterIndex === undefined);
+      f.fdb = { mac: n.mac.toLowerCase(), ...(e?.dst ? { dst: canonicalIp(e.dst) } : {}) };
+      if (e?.dst) {
+        const u = routeFact(routeAnswer(h, e.dst), links);
+        const mtu = u.ok ? links.find((l) => l.name === u.dev)?.mtu : undefined;
+        f.underlay = { dst: canonicalIp(e.dst), route: u, ...(mtu ? { mtu } : {}) };
+      }
+    }
+    // whose VTEP the next hop is: the owner itself, or (another datacenter) the gateway chosen for it
+    for (const host of k.topology.hosts) {
+      const s = host.subnets?.[dstNet.name];
+      if (!s || vtepIpOf(s) !== canonicalIp(gw)) continue;
+      const t = tunnelAddressOf(host.name, k.topology);
+      f.nextHopHost = { name: host.name, underlayIp: canonicalIp(host.underlayIp), vtepMac: host.vtepMac.toLowerCase(), datacenter: host.datacenter, ...(t ? { tunnelAddress: t } : {}) };
+    }
+  }
+  if (f.dstOwner && f.dstOwner.datacenter && f.dstOwner.datacenter !== f.self.datacenter) f.failClosed = failClosedOf();
+}
+
 /** Fills in the kernel's side of the facts for the local end(s) of the path. */
 export function readKernel(f: ExplainFacts, k: KernelInput): void {
   const h = openHandle();
@@ -148,32 +183,7 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
       const br = links.find((l) => l.name === f.srcLocal!.bridge.name);
       if (br) f.hostRoute = routeFact(routeAnswer(h, f.dst, { src: f.src, iifIndex: br.index }), links);
       if (f.dstLocal?.network !== f.srcLocal.network || f.hostRoute?.ok) f.isolation = isolationOf(f.src, f.dst);
-      if (f.hostRoute?.ok) devices([f.hostRoute.dev]);
-      if (dstNet) devices([vxlanDeviceName(dstNet.vni)]);
-      const r = f.hostRoute;
-      if (dstNet && r?.ok && r.dev === vxlanDeviceName(dstNet.vni)) {
-        const vx = links.find((l) => l.name === r.dev)!;
-        const gw = r.gw ?? f.dst;
-        const n = neighList(h, { linkIndex: vx.index }).find((x) => x.ip !== undefined && canonicalIp(x.ip) === canonicalIp(gw));
-        f.neigh = { ip: gw, ...(n?.mac ? { mac: n.mac.toLowerCase() } : {}), ...(n ? { state: neighState(n.state) } : {}) };
-        if (n?.mac) {
-          const e = fdbList(h, { linkIndex: vx.index }).find((x) => x.mac?.toLowerCase() === n.mac!.toLowerCase() && x.masterIndex === undefined);
-          f.fdb = { mac: n.mac.toLowerCase(), ...(e?.dst ? { dst: canonicalIp(e.dst) } : {}) };
-          if (e?.dst) {
-            const u = routeFact(routeAnswer(h, e.dst), links);
-            const mtu = u.ok ? links.find((l) => l.name === u.dev)?.mtu : undefined;
-            f.underlay = { dst: canonicalIp(e.dst), route: u, ...(mtu ? { mtu } : {}) };
-          }
-        }
-        // whose VTEP the next hop is: the owner itself, or (another datacenter) the gateway chosen for it
-        for (const host of k.topology.hosts) {
-          const s = host.subnets?.[dstNet.name];
-          if (!s || vtepIpOf(s) !== canonicalIp(gw)) continue;
-          const t = tunnelAddressOf(host.name, k.topology);
-          f.nextHopHost = { name: host.name, underlayIp: canonicalIp(host.underlayIp), vtepMac: host.vtepMac.toLowerCase(), datacenter: host.datacenter, ...(t ? { tunnelAddress: t } : {}) };
-        }
-      }
-      if (f.dstOwner && f.dstOwner.datacenter && f.dstOwner.datacenter !== f.self.datacenter) f.failClosed = failClosedOf();
+      readForward(h, links, f, k, dstNet);
     } else if (f.dstLocal) {
       // on a gateway, a packet from another datacenter arrives decapsulated from weft.xdc; elsewhere from the overlay
       const fromTunnel = f.self.gateway && f.srcOwner?.datacenter && f.srcOwner.datacenter !== f.self.datacenter;

@@ -142,10 +142,22 @@ function sendingSide(w: Walk, f: ExplainFacts, c: LocalContainer): void {
       fix: 'give --server as the agent has it, and run as root with the agent\'s --state-dir (or --cert/--key/--ca of an admin certificate)' });
     return;
   }
-  const lookup = `ip route get ${f.dst} from ${f.src} iif ${c.bridge.name}`;
+  forwardSide(w, f, `ip route get ${f.dst} from ${f.src} iif ${c.bridge.name}`, c.network);
+}
+
+/**
+ * The host forwarding the packet to f.dst, from the route the kernel gave for
+ * `lookup` on: a container of this host, the overlay, or another datacenter
+ * through the local gateway or (on a gateway) weft.xdc. `fromNetwork`: the
+ * weft network the packet comes from, for the isolation rules.
+ */
+export function forwardSide(w: Walk, f: ExplainFacts, lookup: string, fromNetwork: string | undefined): void {
+  const self = f.self.name;
+  const d = f.dstLocal;
+  const dstNet = netOf(f, f.dst, d, f.dstOwner);
   const ok = routeFound(w, self, lookup, f.hostRoute);
   if (!ok) return;
-  if (dstNet && dstNet !== c.network && !isolationHop(w, f, self, c.network, dstNet)) return;
+  if (dstNet && fromNetwork && dstNet !== fromNetwork && !isolationHop(w, f, self, fromNetwork, dstNet)) return;
   if (d) {
     if (ok.dev !== d.bridge.name) {
       w.add({ kind: 'route', host: self, what: `${lookup}: ${routeText(ok)}`, source: 'kernel', verdict: 'drop', why: `the route goes via ${ok.dev}, but ${f.dst} is on ${d.bridge.name} of this host`, fix: `ip route get ${f.dst}; a more specific route someone added takes it: remove it` });
