@@ -4,22 +4,15 @@
 // time from the RegisterHost call to that watcher holding the HOST_PUT.
 // Every watcher must receive every event, carrying the subnet RegisterHost
 // returned; otherwise the run fails.
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import { controllerClientConstructor } from '../../../controller/api/proto';
 import { saveClusterConfig } from '../../../controller/ipam';
-import { clientCredentials, ensureCa, issueClientCert, type Ca } from '../../../controller/pki';
+import { ensureCa } from '../../../controller/pki';
 import { openSqliteStore } from '../../../controller/store/sqlite';
 import { freePort } from '../../helpers/ports';
-import { GiveUp, waitFor } from '../../helpers/wait';
-import { startChild, stopChild, tempDir, removeDir } from './procs';
-import { channelOptions, hostRequest, type Arrival, type FromChild, type Mode, type ToChild } from './protocol';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..', '..');
+import { type Caller, callerFor, cpuMs, heapMb, mb, startController, startWorker, statusKb, unary, waitAnswering } from './daemon';
+import { stopChild, tempDir, removeDir } from './procs';
+import { hostRequest, type Arrival, type FromChild, type Mode, type ToChild } from './protocol';
 
 /** Room for every simulated host and the new ones; a long TTL so nothing expires mid-run. */
 const FANOUT_CONFIG = {
@@ -49,92 +42,8 @@ export type FanoutResult = {
   cpuPerEventMs: { controller: number; watchers: number };
 };
 
-const WEFT = join(root, 'dist', 'weft.mjs');
-
-function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]);
-}
-const mb = (kb: number) => Math.round(kb / 102.4) / 10;
-
-/**
- * The daemon's own view of its memory (prom-client's default metrics): live
- * V8 heap versus RSS tells retained state from garbage not yet collected.
- */
-async function heapMb(metricsPort: number): Promise<{ heapUsedMb: number; externalMb: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
-  const value = (name: string) => {
-    const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-    if (!m) throw new Error(`controller /metrics has no ${name}`);
-    return Math.round(Number(m[1]) / 104857.6) / 10;
-  };
-  return { heapUsedMb: value('nodejs_heap_size_used_bytes'), externalMb: value('nodejs_external_memory_bytes') };
-}
-
-/** utime + stime of a process, in ms. */
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-function cpuMs(pid: number): number {
-  // the command name (field 2) may hold spaces; count fields after its closing parenthesis
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-}
-
-function startController(mode: Mode, dataDir: string, port: number, metricsPort: number): { child: ChildProcess; output: () => string } {
-  if (!existsSync(WEFT)) throw new Error(`${WEFT} is missing: run npm run build (npm run bench does)`);
-  const flags = ['--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', 'warn'];
-  if (mode === 'insecure') flags.push('--insecure');
-  const child = startChild(process.execPath, [WEFT, 'controller', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root });
-  let out = '';
-  const keep = (b: Buffer) => { out = (out + b.toString()).slice(-8000); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, output: () => out };
-}
-
-type Caller = { client: grpc.Client; md: grpc.Metadata };
-
-async function callerFor(name: string, target: string, mode: Mode, ca: Ca): Promise<Caller> {
-  const Client = controllerClientConstructor();
-  const md = new grpc.Metadata();
-  let creds: grpc.ChannelCredentials;
-  if (mode === 'mtls') {
-    const c = await issueClientCert(ca, { host: name, ttlDays: 1 });
-    creds = clientCredentials({ caPem: ca.certPem, certPem: c.certPem, keyPem: c.keyPem! });
-  } else {
-    creds = grpc.credentials.createInsecure();
-    md.set('x-weft-host', name);
-  }
-  return { client: new Client(target, creds, channelOptions(mode)), md };
-}
-
-function unary<T = any>(c: Caller, method: string, req: unknown, ms = 30_000): Promise<T> {
-  return new Promise((resolve, reject) =>
-    (c.client as any)[method](req, c.md, { deadline: Date.now() + ms }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
-  );
-}
-
-/** A watcher process, with a request/reply helper over IPC that fails loudly if the child errors or dies. */
-function startWatcherProc(): { child: ChildProcess; ask: <K extends FromChild>(m: ToChild, timeoutMs: number) => Promise<K> } {
-  const child = startChild(process.execPath, ['--import', 'tsx', join(here, 'watcher.ts')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root });
-  const ask = <K extends FromChild>(m: ToChild, timeoutMs: number) =>
-    new Promise<K>((resolve, reject) => {
-      const done = (err?: Error, reply?: K) => {
-        clearTimeout(t);
-        child.off('message', onMsg);
-        child.off('exit', onExit);
-        if (err) reject(err); else resolve(reply!);
-      };
-      const onMsg = (r: FromChild) => ('error' in r ? done(new Error(`watcher process ${child.pid}: ${r.error}`)) : done(undefined, r as K));
-      const onExit = (code: number | null, sig: string | null) => done(new Error(`watcher process ${child.pid} exited (${sig ?? code}) during ${m.cmd}`));
-      const t = setTimeout(() => done(new Error(`watcher process ${child.pid}: no reply to ${m.cmd} within ${timeoutMs} ms`)), timeoutMs);
-      child.on('message', onMsg);
-      child.once('exit', onExit);
-      child.send(m);
-    });
-  return { child, ask };
-}
+const WATCHER = join(dirname(fileURLToPath(import.meta.url)), 'watcher.ts');
+const startWatcherProc = () => startWorker<ToChild, FromChild>(WATCHER);
 
 export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
   const dataDir = tempDir('controller');
@@ -156,15 +65,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     const pid = ctl.child.pid!;
     const admin = await callerFor('admin', target, o.mode, ca);
     callers.push(admin);
-    await waitFor(`the controller to answer on ${target}`, async () => {
-      if (ctl!.child.exitCode !== null || ctl!.child.signalCode !== null) {
-        throw new GiveUp(`controller exited (${ctl!.child.exitCode ?? ctl!.child.signalCode})`);
-      }
-      await unary(admin, 'GetStatus', {}, 1000);
-      return true;
-    }, 30_000, 200).catch((e: Error) => {
-      throw new Error(`${e.message}; controller output: ${ctl!.output()}`);
-    });
+    await waitAnswering(ctl, admin, target);
     const idleKb = statusKb(pid, 'VmRSS');
     o.log(`weft controller (pid ${pid}, ${o.mode}) up on ${target}; RSS idle ${mb(idleKb)} MB`);
 
