@@ -27,7 +27,14 @@ export const sys = {
   poll: libc.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
   write: libc.func('intptr_t write(int fd, const void *buf, size_t len)'),
+  getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ void *val, _Inout_ uint32_t *len)'),
+  // pidfd_open and pidfd_getfd (Linux 5.6) have no glibc wrapper on every release: through syscall(2), three int arguments
+  syscall3: libc.func('long syscall(long number, int a, int b, int c)'),
 } as const;
+
+/** x86-64 and arm64 share these numbers (the generic syscall table from 5.1 on). */
+export const SYS_PIDFD_OPEN = 434;
+export const SYS_PIDFD_GETFD = 438;
 
 export function errno(): number {
   return koffi.errno();

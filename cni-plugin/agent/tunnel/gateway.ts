@@ -31,6 +31,7 @@ import {
 import { WireGuardUapiError } from '../../../dataplane/wireguard/errors';
 import { reconcileDevice, type ReconcileCounts } from '../../../dataplane/wireguard/reconcile';
 import { openWireGuardDevice, type OpenDevice } from '../../../dataplane/wireguard/select';
+import { raiseSocketBuffers } from '../../../dataplane/wireguard/socket-buffers';
 import { WG_KEY_FILE, wireGuardPublicKey } from '../state/wireguard-keys';
 import { deriveMtu, readPathMtus, type TunnelMtu } from './mtu';
 import type { WireGuardDataplane } from './policy';
@@ -86,6 +87,20 @@ export function createGateway(o: GatewayOptions): Gateway {
   const { h, log } = o;
   let device: OpenDevice | undefined;
   let lastPeers: WireGuardDataplane['peers'] = [];
+  /** "pid:port" of the wireguard-go whose sockets were last raised: a new process or a new port means new sockets. */
+  let buffersRaised = '';
+
+  /** wireguard-go's UDP sockets to 7 MiB buffers (socket-buffers.ts); the kernel's WireGuard has no process to reach. */
+  function raiseBuffers(d: OpenDevice, port: number): void {
+    if (d.pid === undefined || buffersRaised === `${d.pid}:${port}`) return;
+    buffersRaised = `${d.pid}:${port}`;
+    try {
+      const r = raiseSocketBuffers(d.pid);
+      log.info({ pid: d.pid, sockets: r.sockets, rcvbuf: r.rcvbuf, sndbuf: r.sndbuf }, `${WG_DEVICE}: wireguard-go's UDP socket buffers raised`);
+    } catch (err) {
+      log.warn({ err, pid: d.pid }, `${WG_DEVICE}: cannot raise wireguard-go's UDP socket buffers; they stay at the kernel's default (bursts may drop)`);
+    }
+  }
 
   async function openDevice(): Promise<OpenDevice> {
     device ??= await openWireGuardDevice({ name: WG_DEVICE, netns: o.netns, backend: o.backend, log });
@@ -228,6 +243,7 @@ export function createGateway(o: GatewayOptions): Gateway {
         wireguard = await reconcileDevice(await openDevice(), want, { log });
       }
       lastPeers = dp.peers;
+      raiseBuffers(await openDevice(), dp.listenPort);
       const mtu = deriveMtu(dp.mtu, underlayMtu(h, o.underlayIp), readPathMtus(h, dp.peers.map((p) => p.endpoint)));
       const wg = ensureWgLink(mtu.wg);
       const xdc = dp.xdc ? ensureXdc(dp, mtu.xdc) : { link: undefined, requests: removeXdc() ? 1 : 0 };
