@@ -47,6 +47,7 @@ export function controllerServiceDefinition(path: string = protoPath()): grpc.Se
   svc = def['weft.v1.Controller'] as grpc.ServiceDefinition | undefined;
   if (!svc) throw new Error(`${path} does not define service weft.v1.Controller`);
   for (const method of Object.values(svc)) {
+    if (method.responseStream) method.responseSerialize = encodeOnce(method.responseSerialize);
     const decode = method.requestDeserialize;
     method.requestDeserialize = (buf: Buffer) => {
       try {
@@ -58,6 +59,22 @@ export function controllerServiceDefinition(path: string = protoPath()): grpc.Se
   }
   loaded.set(path, svc);
   return svc;
+}
+
+/**
+ * A watch hands the same message object to every stream (the hubs in
+ * controller/service), so its bytes are encoded once and reused by identity:
+ * at 5,000 hosts a snapshot encoded per stream was O(hosts²) CPU and as
+ * many copies. Messages are never changed after they are sent.
+ */
+function encodeOnce<T>(encode: (value: T) => Buffer): (value: T) => Buffer {
+  const encoded = new WeakMap<object, Buffer>();
+  return (value) => {
+    if (typeof value !== 'object' || value === null) return encode(value);
+    let buf = encoded.get(value);
+    if (!buf) encoded.set(value, (buf = encode(value)));
+    return buf;
+  };
 }
 
 export type ControllerStubConstructor = (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => ControllerStub) & {

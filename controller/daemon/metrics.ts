@@ -148,10 +148,11 @@ export function instrumentService(
         call.once('finish', closed('OK'));
         call.once('cancelled', closed('CANCELLED'));
         call.once('close', closed('OK'));
-        const write = call.write.bind(call) as (msg: { revision?: number }) => boolean;
-        (call as { write: unknown }).write = (msg: { revision?: number }) => {
+        // The callback goes through: the watch hub waits on it to know a snapshot's bytes have left.
+        const write = call.write.bind(call) as (msg: { revision?: number }, cb?: () => void) => boolean;
+        (call as { write: unknown }).write = (msg: { revision?: number }, cb?: () => void) => {
           if (typeof msg?.revision === 'number') m.watchSentRevision.set({ method }, msg.revision);
-          return write(msg);
+          return write(msg, cb);
         };
         const emit = call.emit.bind(call);
         (call as { emit: unknown }).emit = (event: string, ...args: unknown[]) => {

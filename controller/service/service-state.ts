@@ -107,6 +107,11 @@ export function servicesSnapshot(s: ServicesState, revision: number): ServiceEve
   return { revision, kind: 'SNAPSHOT', services, service_name: '' };
 }
 
+/** Nothing a client is told of changed up to `revision`: where to resume from. */
+export function servicesProgress(revision: number): ServiceEvent {
+  return { revision, kind: 'PROGRESS', services: [], service_name: '' };
+}
+
 function resend(s: ServicesState, revision: number): ServiceEvent {
   const snap = servicesSnapshot(s, revision);
   s.sent = new Map(snap.services.map((st) => [st.service!.name, JSON.stringify(st)]));

@@ -32,10 +32,10 @@ import { UndecodableRequest, endpointMessage } from '../api/proto';
 import {
   checkCreateService, checkJoin, checkListEndpoints, checkRegisterEndpoint, checkRegisterHost, checkReleaseEndpoint,
 } from './requests';
-import { SERVICES_KEYS, type ServicesState, servicesChanges, servicesFromKvs, servicesSnapshot, serviceMessage } from './service-state';
+import { SERVICES_KEYS, type ServicesState, servicesChanges, servicesFromKvs, servicesProgress, servicesSnapshot, serviceMessage } from './service-state';
 import { HostNameTakenError, JoinRateLimitedError, PermissionError, UnauthenticatedError, WatchLimitError, toServiceError } from './status';
 import {
-  TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologySnapshot,
+  TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologyProgress, topologySnapshot,
 } from './topology';
 import { checkAgentVersion, checkOverlayReport, checkTunnelReport } from '../api/validate';
 import { type Role, checkPossessionProof, normalizeSerial, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
@@ -80,6 +80,10 @@ export type ControllerDeps = {
   watchQueue?: QueueLimit;
   /** Bounds of each watch hub's log of recent messages, which resumes are replayed from (default HUB_LOG). */
   watchLog?: QueueLimit;
+  /** How often watch streams that asked are told the revision when nothing changed for them (default PROGRESS_MS). */
+  watchProgressMs?: number;
+  /** Snapshots each watch hub writes at once (default SNAPSHOTS_IN_FLIGHT). */
+  watchSnapshotsInFlight?: number;
   /** Watch streams of one kind one caller may have open at once, per kind of caller (default WATCH_STREAMS_PER_CALLER). */
   watchStreams?: Partial<WatchStreamLimits>;
 };
@@ -445,13 +449,13 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
 
   // One hub per kind for the whole process: every stream of a kind shares
   // its store watch, its state and the messages it derives (watch-hub.ts).
-  const hubOpts = { store, logger, log: deps.watchLog };
+  const hubOpts = { store, logger, log: deps.watchLog, progressMs: deps.watchProgressMs, snapshotsInFlight: deps.watchSnapshotsInFlight };
   const topologyHub = createHub<TopologyState, pb.TopologyEvent>(
-    { name: 'topology', prefixes: TOPOLOGY_KEYS, init: topologyFromKvs, snapshot: topologySnapshot, changes: topologyChanges },
+    { name: 'topology', prefixes: TOPOLOGY_KEYS, init: topologyFromKvs, snapshot: topologySnapshot, changes: topologyChanges, progress: topologyProgress },
     hubOpts,
   );
   const servicesHub = createHub<ServicesState, pb.ServiceEvent>(
-    { name: 'services', prefixes: SERVICES_KEYS, init: servicesFromKvs, snapshot: servicesSnapshot, changes: servicesChanges },
+    { name: 'services', prefixes: SERVICES_KEYS, init: servicesFromKvs, snapshot: servicesSnapshot, changes: servicesChanges, progress: servicesProgress },
     hubOpts,
   );
   // A revoked certificate's open watch streams end with it: a stream is
@@ -503,7 +507,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
    * that matters, from the kind's hub. A client that does not keep up is
    * ended with RESOURCE_EXHAUSTED (watch-sink.ts) and resumes.
    */
-  function stream<Req extends { from_revision: number }, Msg extends { revision: number }>(
+  function stream<Req extends { from_revision: number; progress: boolean }, Msg extends { revision: number }>(
     method: string,
     auth: Auth,
     hub: Hub<Msg>,
@@ -512,6 +516,7 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
       let who: Who | null = null;
       const sink = createSink(call, {
         limit: queueLimit,
+        progress: call.request?.progress === true,
         toStatus: (err) => toServiceError(err, { logger, method, caller: describeIdentity(who) }),
         onOverflow: (resumeFrom) =>
           logger.warn({ method, caller: describeIdentity(who), limit: queueLimit, resumeFrom }, 'watch stream fell behind: ended it for the client to resume'),

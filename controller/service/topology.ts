@@ -211,6 +211,11 @@ export function topologySnapshot(s: TopologyState, revision: number): TopologyEv
   return { revision, kind: 'SNAPSHOT', hosts, host_name: '', config: s.config, datacenters: allDatacenters(s), datacenter_name: '' };
 }
 
+/** Nothing a client is told of changed up to `revision`: where to resume from. */
+export function topologyProgress(revision: number): TopologyEvent {
+  return { revision, kind: 'PROGRESS', hosts: [], host_name: '', config: null, datacenters: [], datacenter_name: '' };
+}
+
 function resend(s: TopologyState, revision: number): TopologyEvent {
   const snap = topologySnapshot(s, revision);
   s.sent = new Map(snap.hosts.map((h) => [h.name, h]));

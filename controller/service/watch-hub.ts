@@ -11,6 +11,14 @@
 // gets the messages an unbroken stream got: the hub's state is what every
 // subscriber has, because they all get the same messages.
 //
+// A storm of clients (all joining, or all coming back after a controller
+// restart) costs little more than one: snapshots are written a few at a
+// time (each stream holds its framed copy until read), one snapshot serves
+// until a message changes it, and clients resuming from one revision older
+// than the log share one read of the store's history, which then extends
+// the log. Clients that ask are sent PROGRESS now and then, so their resume
+// revision follows the store's even while only heartbeats move it.
+//
 // Lifecycle: the hub starts with its first subscriber and stops when the
 // last one leaves or its store watch ends (the store closed, or the daemon's
 // shutdown ended it: every stream is then ended cleanly and its client
@@ -18,7 +26,7 @@
 // seen, after a pause; a compaction while it was down means a fresh list
 // and a SNAPSHOT to everyone.
 import type { Logger } from '../common/log';
-import { CompactedError, type Store } from '../store/types';
+import { CompactedError, type Store, StoreUnavailableError } from '../store/types';
 import { type KeyChange, byRevision, commonPrefix, readSince, underAny } from './watch-core';
 import type { Sink } from './watch-sink';
 
@@ -32,6 +40,8 @@ export type WatchKind<S, Msg extends { revision: number }> = {
   snapshot: (s: S, revision: number) => Msg;
   /** At most one message per revision; updates the state. */
   changes: (s: S, revision: number, changes: KeyChange[]) => Msg[];
+  /** A message that says only "you are current up to `revision`", for clients that asked (see HubOptions.progressMs). */
+  progress: (revision: number) => Msg;
 };
 
 export type HubOptions = {
@@ -41,6 +51,16 @@ export type HubOptions = {
   log?: { messages: number; bytes: number };
   /** Exact resumes through the store's history running at once (default 4); each holds a private copy of the state while it runs. */
   catchUps?: number;
+  /** Snapshots being written at once (default SNAPSHOTS_IN_FLIGHT); more clients wanting one wait their turn. */
+  snapshotsInFlight?: number;
+  /**
+   * How often a client that asked is told the hub's revision when no message
+   * moved it (default PROGRESS_MS; 0: never). Heartbeats move the store's
+   * revision without a message, so without this a client's resume revision
+   * falls ever further behind, and after a controller restart every client
+   * would resume through a long stretch of the store's history.
+   */
+  progressMs?: number;
 };
 
 export type Hub<Msg> = {
@@ -62,11 +82,31 @@ type Live<S, Msg> = {
   logHead: number;
   logFrom: number;
   logBytes: number;
+  /** The revision of the last message (or where the state was loaded): a snapshot from at least here is still current. */
+  changedAt: number;
+  /** The last revision every progress-asking client was told of, by a message or a progress message. */
+  toldAt: number;
   snapshot?: Msg;
 };
 
+/** A resume through the store's history: the messages of (from, revision], or a snapshot instead. */
+type Past<Msg> = { messages: Array<Entry<Msg>>; revision: number } | 'snapshot';
+
 /** The log's default bounds: at least twice a stream's queue limit, so a client ended for lagging usually resumes from memory. */
 export const HUB_LOG = { messages: 8192, bytes: 32 * 1024 * 1024 };
+
+/**
+ * Snapshots written at once. A snapshot is the largest message (every host)
+ * and each stream holds its own framed copy until the client has read it,
+ * so a join storm or reconnect storm of thousands of streams all wanting one
+ * at the same moment held thousands of copies (O(hosts²) memory); in turns
+ * it holds at most this many.
+ */
+export const SNAPSHOTS_IN_FLIGHT = 16;
+/** A client that has not read its snapshot after this long gives its turn up anyway (it is stalled; its queue bound will end it). */
+const SNAPSHOT_TURN_MS = 5000;
+/** Progress messages: often enough that a resume after a restart replays seconds, not hours, of history. */
+export const PROGRESS_MS = 10_000;
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
@@ -93,12 +133,16 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
   let starting: Promise<Live<S, Msg>> | undefined;
   let run: AbortController | undefined;
   const catchUps = limiter(opts.catchUps ?? 4);
+  const snapshotTurns = turns(opts.snapshotsInFlight ?? SNAPSHOTS_IN_FLIGHT);
+  const progressMs = opts.progressMs ?? PROGRESS_MS;
+  /** Resumes through the store's history in progress, by revision: clients resuming from one revision share one read. */
+  const pastReads = new Map<number, Promise<Past<Msg>>>();
 
   async function load(signal: AbortSignal): Promise<Live<S, Msg>> {
     const { kvs, revision } = await store.range(prefix);
     if (signal.aborted) throw new Error('watch hub stopped while loading');
     const state = kind.init(new Map(kvs.filter((kv) => keep(kv.key)).map((kv) => [kv.key, kv.value])));
-    return { state, revision, log: [], logHead: 0, logFrom: revision, logBytes: 0 };
+    return { state, revision, log: [], logHead: 0, logFrom: revision, logBytes: 0, changedAt: revision, toldAt: revision };
   }
 
   /** The running hub's state, starting it if need be. */
@@ -114,6 +158,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
           live = l;
           log.debug({ revision: l.revision }, 'watch hub started');
           void follow(ctl);
+          if (progressMs > 0) tellProgress(ctl);
           return l;
         },
         (err) => {
@@ -181,6 +226,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
       for (const m of msgs) {
         record(l, m);
         publish(m);
+        l.changedAt = l.toldAt = m.revision;
       }
     }
     // Writes to keys the kind ignores move the revision on too.
@@ -215,10 +261,37 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
     }
   }
 
-  /** Built at most once per revision, and only when someone needs it. */
+  /**
+   * Built only when someone needs it, and again only after a message: the
+   * revisions in between (heartbeats) change nothing a client is told, so
+   * the last snapshot still is the state, and its revision a correct place
+   * to join from. In a join storm every client then shares one snapshot
+   * (and its encoding) instead of one per heartbeat.
+   */
   function snapshotOf(l: Live<S, Msg>): Msg {
-    if (l.snapshot?.revision !== l.revision) l.snapshot = kind.snapshot(l.state, l.revision);
+    if (!l.snapshot || l.snapshot.revision < l.changedAt) l.snapshot = kind.snapshot(l.state, l.revision);
     return l.snapshot;
+  }
+
+  /** Every progressMs while the hub runs: the revision, to the clients that asked, when it moved without a message. */
+  function tellProgress(ctl: AbortController): void {
+    const timer = setInterval(() => {
+      const l = live;
+      if (!l || ctl.signal.aborted || l.revision <= l.toldAt) return;
+      l.toldAt = l.revision;
+      const msg = kind.progress(l.revision);
+      const bytes = sizeOf(msg);
+      for (const s of subs) {
+        if (!s.progress) continue;
+        try {
+          s.send(msg, bytes);
+        } catch (err) {
+          s.fail(err);
+        }
+      }
+    }, progressMs);
+    timer.unref();
+    ctl.signal.addEventListener('abort', () => clearInterval(timer), { once: true });
   }
 
   /** Replays the log after `from` and subscribes; synchronous, so no message falls in between. */
@@ -255,6 +328,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
 
   async function attach(sink: Sink<Msg>, from: number, ctx: Record<string, unknown> = {}): Promise<void> {
     pending++;
+    let turn: (() => void) | undefined;
     try {
       let at = from;
       let storeRevision: number | undefined;
@@ -263,9 +337,22 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
         if (sink.signal.aborted) return;
         if (l !== live) continue; // replaced while we waited
         if (at === 0) {
+          if (!turn) {
+            turn = await snapshotTurns(sink.signal);
+            if (!turn) return;
+            continue; // the hub may have moved on while we waited
+          }
           const snap = snapshotOf(l);
           sink.send(snap, sizeOf(snap));
-          return join(l, sink, l.revision);
+          join(l, sink, snap.revision);
+          const done = turn;
+          turn = undefined;
+          const t = setTimeout(done, SNAPSHOT_TURN_MS);
+          void sink.flushed().then(() => {
+            clearTimeout(t);
+            done();
+          });
+          return;
         }
         if (at >= l.logFrom && at <= l.revision) return join(l, sink, at);
         if (at > l.revision) {
@@ -278,39 +365,118 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
           at = 0;
           continue;
         }
-        // Older than the log: rebuild the client's state from the store's history, catch up, then join.
-        const caughtUp = await catchUps(() => catchUp(sink, at, ctx));
-        if (caughtUp === undefined) return;
-        at = caughtUp;
+        // Older than the log: the messages since `at` from the store's history (one read per revision, shared), then join.
+        const past = await pastFrom(l, at, ctx);
+        if (sink.signal.aborted) return;
+        if (past === 'snapshot') {
+          at = 0;
+          continue;
+        }
+        for (const e of past.messages) sink.send(e.msg, e.bytes, true);
+        at = past.revision;
       }
     } finally {
+      turn?.();
       pending--;
       idleIfUnused();
     }
   }
 
-  /** Sends the messages of (from, C] from the store; C, or 0 for a snapshot instead; undefined if the client went. */
-  async function catchUp(sink: Sink<Msg>, from: number, ctx: Record<string, unknown>): Promise<number | undefined> {
-    if (sink.signal.aborted) return undefined;
+  function pastFrom(l: Live<S, Msg>, from: number, ctx: Record<string, unknown>): Promise<Past<Msg>> {
+    let p = pastReads.get(from);
+    if (!p) {
+      const signal = run?.signal ?? AbortSignal.abort();
+      p = catchUps(() => readPast(from, signal, ctx)).then((past) => {
+        if (past !== 'snapshot') backfill(l, from, past);
+        return past;
+      }).finally(() => pastReads.delete(from));
+      pastReads.set(from, p);
+    }
+    return p;
+  }
+
+  /**
+   * The messages of (from, C] rebuilt from the store (watch-core.ts
+   * readSince), or 'snapshot' when the store no longer has them or is behind
+   * `from` (a wiped store).
+   */
+  async function readPast(from: number, signal: AbortSignal, ctx: Record<string, unknown>): Promise<Past<Msg>> {
     let past;
     try {
-      past = await readSince(store, prefix, from, sink.signal);
+      past = await readSince(store, prefix, from, signal);
     } catch (err) {
       if (!(err instanceof CompactedError)) throw err;
       log.info({ ...ctx, from, err }, 'resume revision compacted: sending a snapshot');
-      return 0;
+      return 'snapshot';
     }
-    if (sink.signal.aborted) return undefined;
-    if (past.type === 'ahead') return 0;
+    // Shared by every client resuming from `from`: a read cut short by the hub stopping is torn, not theirs to apply.
+    if (signal.aborted) throw new StoreUnavailableError('the watch hub stopped while reading the store\'s history; reconnect to resume');
+    if (past.type === 'ahead') return 'snapshot';
     const state = kind.init(new Map([...past.kvs].filter(([k]) => keep(k))));
+    const messages: Array<Entry<Msg>> = [];
     // Grouped and filtered as the live watch's batches are (apply).
     for (const g of byRevision(past.events, keep)) {
-      for (const m of kind.changes(state, g.revision, g.changes)) sink.send(m, sizeOf(m), true);
+      for (const m of kind.changes(state, g.revision, g.changes)) messages.push({ msg: m, bytes: sizeOf(m) });
     }
-    return past.revision;
+    return { messages, revision: past.revision };
+  }
+
+  /**
+   * Extends the log back to `from` with a resume's messages when they reach
+   * the log (and fit its bounds), so the next client resuming from there or
+   * later is served from memory. After a controller restart every client
+   * comes back from about the same revision (the last progress message),
+   * and the first one's read then serves them all.
+   */
+  function backfill(l: Live<S, Msg>, from: number, past: Exclude<Past<Msg>, 'snapshot'>): void {
+    if (l !== live || from >= l.logFrom || past.revision < l.logFrom) return;
+    const older = past.messages.filter((e) => e.msg.revision <= l.logFrom);
+    const kept = l.log.length - l.logHead;
+    const bytes = older.reduce((n, e) => n + e.bytes, 0);
+    if (kept + older.length > maxMessages || l.logBytes + bytes > maxBytes) return;
+    l.log = [...older, ...l.log.slice(l.logHead)];
+    l.logHead = 0;
+    l.logBytes += bytes;
+    l.logFrom = from;
   }
 
   return { attach };
+}
+
+/**
+ * Turns for at most `n` holders at once, in arrival order: resolves with the
+ * function that gives the turn back, or undefined if `signal` aborted first.
+ */
+function turns(n: number): (signal: AbortSignal) => Promise<(() => void) | undefined> {
+  let held = 0;
+  const waiting: Array<() => void> = [];
+  const take = (): (() => void) => {
+    held++;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      held--;
+      waiting.shift()?.();
+    };
+  };
+  return (signal) => {
+    if (signal.aborted) return Promise.resolve(undefined);
+    if (held < n) return Promise.resolve(take());
+    return new Promise((resolve) => {
+      const next = () => {
+        signal.removeEventListener('abort', gone);
+        resolve(take());
+      };
+      const gone = () => {
+        const i = waiting.indexOf(next);
+        if (i >= 0) waiting.splice(i, 1);
+        resolve(undefined);
+      };
+      waiting.push(next);
+      signal.addEventListener('abort', gone, { once: true });
+    });
+  };
 }
 
 /** Runs at most `n` of the given tasks at once, the rest in arrival order. */

@@ -31,6 +31,14 @@ export type Sink<Msg> = {
   end(): void;
   /** Ends the stream with the status for `err`. */
   fail(err: unknown): void;
+  /**
+   * Resolves when everything handed to this stream so far has left
+   * grpc-js for the socket (or the stream is gone): how the hub knows a
+   * snapshot's bytes are no longer held for this client.
+   */
+  flushed(): Promise<void>;
+  /** Whether the client asked for progress messages (a revision with no change for it). */
+  readonly progress: boolean;
 };
 
 export type QueueLimit = { messages: number; bytes: number };
@@ -42,6 +50,8 @@ export type SinkOptions = {
   toStatus: (err: unknown) => Partial<grpc.StatusObject>;
   /** Called once when the stream is ended for falling behind (for logs). */
   onOverflow?: (resumeFrom: number) => void;
+  /** The client asked for progress messages. */
+  progress?: boolean;
 };
 
 export function createSink<Msg extends { revision: number }>(call: grpc.ServerWritableStream<unknown, Msg>, opts: SinkOptions): Sink<Msg> {
@@ -55,10 +65,25 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
   let credit = { messages: 0, bytes: 0 };
   /** The revision of the last message grpc-js took: the client gets it before any status we send later. */
   let written = 0;
+  /** Messages accepted (written or queued) and messages whose bytes grpc-js has handed to the socket; both only grow, in order. */
+  let accepted = 0;
+  let done = 0;
+  let flushWaiters: Array<{ upTo: number; resolve: () => void }> = [];
+  const settle = (): void => {
+    if (flushWaiters.length === 0) return;
+    const now = gone.signal.aborted ? Infinity : done;
+    const still = flushWaiters.filter((w) => w.upTo > now);
+    for (const w of flushWaiters) if (w.upTo <= now) w.resolve();
+    flushWaiters = still;
+  };
+  const wrote = (): void => {
+    done++;
+    settle();
+  };
 
   const write = (msg: Msg): boolean => {
     written = msg.revision;
-    return call.write(msg);
+    return call.write(msg, wrote);
   };
 
   const flush = (): void => {
@@ -88,6 +113,7 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
     call.off('drain', flush);
     call.off('cancelled', close);
     call.off('close', close);
+    settle();
   };
   call.on('drain', flush);
   call.on('cancelled', close);
@@ -95,9 +121,17 @@ export function createSink<Msg extends { revision: number }>(call: grpc.ServerWr
 
   return {
     signal: gone.signal,
+    progress: opts.progress ?? false,
+    flushed() {
+      return new Promise((resolve) => {
+        flushWaiters.push({ upTo: accepted, resolve });
+        settle();
+      });
+    },
     send(msg, bytes, backlog = false) {
       if (gone.signal.aborted || msg.revision <= after) return;
       after = msg.revision;
+      accepted++;
       if (!blocked) {
         blocked = !write(msg);
         return;

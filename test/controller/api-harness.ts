@@ -110,6 +110,10 @@ export async function startHarness(opts: {
   serverCredentials?: grpc.ServerCredentials;
   clientCredentials?: grpc.ChannelCredentials;
   config?: unknown;
+  /** The gRPC server's options (the daemon's come from controller/service/server-options.ts). */
+  serverOptions?: grpc.ServerOptions;
+  /** Wraps the service as the daemon does (its metrics), given the store. */
+  instrument?: (impl: grpc.UntypedServiceImplementation, store: Store) => grpc.UntypedServiceImplementation;
 } = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-api-'));
   const raw = openSqliteStore(join(dir, 'store.db'), { pollIntervalMs: 20 });
@@ -117,9 +121,9 @@ export async function startHarness(opts: {
   await saveClusterConfig(store, opts.config ?? TEST_CONFIG);
   const { logger, lines: logs } = captureLogger('info');
   const clock = { now: Date.now() };
-  const server = new grpc.Server();
+  const server = new grpc.Server(opts.serverOptions);
   let streams = 0;
-  server.addService(controllerServiceDefinition(), countStreams(createControllerService({
+  const impl = createControllerService({
     store,
     identity: opts.identity ?? headerIdentity,
     logger,
@@ -127,7 +131,8 @@ export async function startHarness(opts: {
     now: () => clock.now,
     version: 'test',
     ...opts.deps,
-  }), (d) => (streams += d)));
+  });
+  server.addService(controllerServiceDefinition(), countStreams(opts.instrument ? opts.instrument(impl, opts.deps?.store ?? store) : impl, (d) => (streams += d)));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', opts.serverCredentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -231,7 +231,8 @@ export function connectController(o: ConnectOptions): ControllerClient {
       timer = null;
       if (stopped || closed) return;
       let over = false;
-      const s = (stub[method] as unknown as StreamFn).bind(stub)({ from_revision: from }, metadata());
+      // progress: told the revision while nothing changes for us, so a resume (after a controller restart) starts near the present.
+      const s = (stub[method] as unknown as StreamFn).bind(stub)({ from_revision: from, progress: true }, metadata());
       stream = s;
       retire = () => {
         over = true;
@@ -244,6 +245,7 @@ export function connectController(o: ConnectOptions): ControllerClient {
         delays.reset();
         // A SNAPSHOT replaces everything, so its revision is where to resume even when it is lower (a wiped store).
         from = ev.kind === 'SNAPSHOT' ? ev.revision : Math.max(from, ev.revision);
+        if (ev.kind === 'PROGRESS') return; // a resume point, nothing to apply
         try {
           w.onEvent(ev);
         } catch (err) {

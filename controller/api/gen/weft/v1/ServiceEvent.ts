@@ -19,6 +19,10 @@ export const _weft_v1_ServiceEvent_Kind = {
    * service_name
    */
   SERVICE_DELETE: 'SERVICE_DELETE',
+  /**
+   * nothing changed up to revision (asked for with progress)
+   */
+  PROGRESS: 'PROGRESS',
 } as const;
 
 export type _weft_v1_ServiceEvent_Kind =
@@ -39,6 +43,11 @@ export type _weft_v1_ServiceEvent_Kind =
    */
   | 'SERVICE_DELETE'
   | 3
+  /**
+   * nothing changed up to revision (asked for with progress)
+   */
+  | 'PROGRESS'
+  | 4
 
 export type _weft_v1_ServiceEvent_Kind__Output = typeof _weft_v1_ServiceEvent_Kind[keyof typeof _weft_v1_ServiceEvent_Kind]
 

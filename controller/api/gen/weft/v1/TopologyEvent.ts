@@ -33,6 +33,10 @@ export const _weft_v1_TopologyEvent_Kind = {
    * datacenter_name = the datacenter removed
    */
   DATACENTER_DELETE: 'DATACENTER_DELETE',
+  /**
+   * nothing changed up to revision (asked for with progress)
+   */
+  PROGRESS: 'PROGRESS',
 } as const;
 
 export type _weft_v1_TopologyEvent_Kind =
@@ -68,6 +72,11 @@ export type _weft_v1_TopologyEvent_Kind =
    */
   | 'DATACENTER_DELETE'
   | 6
+  /**
+   * nothing changed up to revision (asked for with progress)
+   */
+  | 'PROGRESS'
+  | 7
 
 export type _weft_v1_TopologyEvent_Kind__Output = typeof _weft_v1_TopologyEvent_Kind[keyof typeof _weft_v1_TopologyEvent_Kind]
 

@@ -7,6 +7,10 @@ export interface WatchTopologyRequest {
    * 0: start with a snapshot
    */
   'from_revision'?: (number | string | Long);
+  /**
+   * also send PROGRESS when the revision moved without a change (resume from it)
+   */
+  'progress'?: (boolean);
 }
 
 export interface WatchTopologyRequest__Output {
@@ -14,4 +18,8 @@ export interface WatchTopologyRequest__Output {
    * 0: start with a snapshot
    */
   'from_revision': (number);
+  /**
+   * also send PROGRESS when the revision moved without a change (resume from it)
+   */
+  'progress': (boolean);
 }
