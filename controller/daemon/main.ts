@@ -12,6 +12,7 @@ import { certificateIdentity, type IdentityFn } from '../service/caller';
 import { controllerServiceDefinition } from '../api/proto';
 import { createControllerService, type LeaseFns } from '../service/service';
 import { watchRevocations } from '../service/revocations';
+import { serverOptions } from '../service/server-options';
 import { ADMIN_NAME } from '../api/validate';
 import { advertisedServer, currentMachine, servingAddresses, type Advertised } from './advertise';
 import { type ControllerConfig, certNames, formatHostPort } from './config';
@@ -98,7 +99,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
       leader: election.leader,
       version,
     });
-    const server = new grpc.Server();
+    const server = new grpc.Server(serverOptions());
     server.addService(definition, instrumentService(service, definition, metrics, log));
     // The CA follows the serving certificate in the chain, so a joining agent can check it against its --ca-cert-hash pin.
     const creds = config.tls
