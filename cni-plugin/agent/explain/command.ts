@@ -17,6 +17,7 @@ import { loadCommandConfig } from '../../../controller/common/command';
 import { AGENT_DEFAULTS, loadAgentConfig } from '../config';
 
 const HELP = `usage: weft explain <src-ip> <dst-ip> [--size BYTES] [--json] [--cert FILE --key FILE --ca FILE] [the agent's flags]
+       weft explain <client-ip> <address>:<port>[/tcp|udp] [...]   (on the ingress host: through its L4 service)
 
 The path a packet from container address <src-ip> to <dst-ip> takes, hop by hop:
 container, veth, bridge, the host's route, VXLAN (neighbour and FDB entry), the
@@ -31,7 +32,10 @@ certificate, from what its agent last reported). Run on the host that holds
 <dst-ip>, it reads the receiving side from that host's kernel. Between
 datacenters, run on a gateway the path crosses, it reads the tunnel there:
 the route into weft.xdc, its FDB entry to the remote gateway, the route into
-weft.wg0 and the WireGuard peer (no handshake in 180 s is a break).
+weft.wg0 and the WireGuard peer (no handshake in 180 s is a break). With
+<address>:<port>, run on the ingress host: the outside client's packet through
+the ingress's L4 DNAT (nftables table ip weft-ingress) to a backend, and on to
+the backend's container.
 Exit status: 0 when the path is complete, 1 when it breaks, 2 on a bad flag.
 
   --size BYTES                IP packet size to check against every MTU on the way
@@ -57,9 +61,15 @@ export const EXPLAIN_FLAGS: Readonly<Record<string, string>> = {
   '--ca': 'a PEM file',
 };
 
-export type ExplainArgs = { src?: string; dst?: string; size?: number; json: boolean; admin: Partial<Record<'cert' | 'key' | 'ca', string>>; agentArgv: string[]; error?: string };
+export type ExplainArgs = {
+  src?: string; dst?: string; size?: number; json: boolean; admin: Partial<Record<'cert' | 'key' | 'ca', string>>; agentArgv: string[]; error?: string;
+  /** dst given as ADDRESS:PORT[/tcp|udp]: an outside client to the ingress's L4 service on this host. */
+  service?: { port: number; protocol: 'tcp' | 'udp' };
+};
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+/** An ingress service as the client reaches it: IPv4 address, port, protocol (default tcp). */
+const SERVICE = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})(?:\/(tcp|udp))?$/;
 const isIp = (s: string) => (IPV4.test(s) && s.split('.').every((o) => Number(o) <= 255)) || (/^[0-9a-fA-F:]+$/.test(s) && s.includes(':'));
 
 /** The explain's own flags and its two addresses; the rest is the agent's. */
@@ -78,10 +88,16 @@ export function splitExplainArgs(argv: readonly string[]): ExplainArgs {
       else out.size = n;
     } else if (flag === '--cert' || flag === '--key' || flag === '--ca') out.admin[flag.slice(2) as 'cert' | 'key' | 'ca'] = value();
     else if (!a.startsWith('-') && positional.length < 2 && isIp(a)) positional.push(a);
+    else if (!a.startsWith('-') && positional.length === 1 && SERVICE.test(a)) {
+      const [, ip, port, proto] = SERVICE.exec(a)!;
+      if (!isIp(ip) || Number(port) < 1 || Number(port) > 65535) out.error ??= `${JSON.stringify(a)} is not ADDRESS:PORT[/tcp|udp]`;
+      positional.push(ip);
+      out.service = { port: Number(port), protocol: (proto ?? 'tcp') as 'tcp' | 'udp' };
+    }
     else out.agentArgv.push(a);
   }
   [out.src, out.dst] = positional;
-  if (positional.length < 2) out.error ??= 'give two container addresses: weft explain <src-ip> <dst-ip>';
+  if (positional.length < 2) out.error ??= 'give two container addresses: weft explain <src-ip> <dst-ip> (or a client and a service: <client-ip> <address>:<port>[/tcp|udp])';
   const n = Object.keys(out.admin).length;
   if (n > 0 && n < 3) out.error ??= '--cert, --key and --ca go together';
   return out;
@@ -101,6 +117,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   const e = await runExplain(loaded.config, {
     src: args.src!, dst: args.dst!, ...(args.size !== undefined ? { size: args.size } : {}),
     ...(args.admin.cert ? { admin: { cert: args.admin.cert, key: args.admin.key!, ca: args.admin.ca! } } : {}),
+    ...(args.service ? { ingress: args.service } : {}),
   });
   process.stdout.write(args.json ? renderJson(e) : renderText(e));
   return exitCodeOf(e);

@@ -101,6 +101,34 @@ export type TunnelReportFact = {
   peers: Array<{ host: string; datacenter: string; endpoint: string; handshakeAgeSeconds: number }>;
 };
 
+/**
+ * An outside client's packet to the ingress's L4 path on this host: the
+ * device it arrives by (the route back to the client), what the ingress's
+ * nftables table (family ip) does with the address and port, and the backend
+ * whose path is followed from there.
+ */
+export type IngressFact = {
+  client: string;
+  listen: string;
+  port: number;
+  protocol: 'tcp' | 'udp';
+  table: string;
+  /** The route back to the client: its device is where the client's packets come in. */
+  clientRoute: RouteFact;
+  l4: {
+    exists: boolean;
+    error?: string;
+    /** The chain the port's vmap element jumps to; by: the listen address's element, or the any-local-address one. */
+    chain?: string;
+    by?: 'address' | 'any';
+    /** The backends the chain's map DNATs to, with how many of the map's buckets each holds. */
+    backends: Array<{ ip: string; port: number; buckets: number }>;
+    buckets?: number;
+  };
+  /** The backend the rest of the path goes to. */
+  backend?: { ip: string; port: number };
+};
+
 /** A gateway of some datacenter, per the topology. */
 export type GatewayFact = { host: string; datacenter: string; tunnelAddress?: string; wanEndpoint: string; state: string };
 
@@ -146,6 +174,8 @@ export type ExplainFacts = {
   gatewayLeg?: EncapFact;
   /** When the underlay route of the overlay's FDB entry goes into weft.wg0 (full mesh): the peer. */
   underlayWireGuard?: WireGuardFact;
+  /** From an outside client through this host's ingress L4 path (then the path to the backend, as from a container). */
+  ingress?: IngressFact;
   /** On a gateway holding neither end: the leg through it. */
   transit?: TransitFact;
   /** Every datacenter's gateways (topology). */

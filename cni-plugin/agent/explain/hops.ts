@@ -184,6 +184,16 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
       if (br) f.hostRoute = routeFact(routeAnswer(h, f.dst, { src: f.src, iifIndex: br.index }), links);
       if (f.dstLocal?.network !== f.srcLocal.network || f.hostRoute?.ok) f.isolation = isolationOf(f.src, f.dst);
       readForward(h, links, f, k, dstNet);
+    } else if (f.ingress) {
+      // an outside client's packet, DNATed to the backend: it comes in by the device of the route back to the client
+      const i = f.ingress;
+      i.clientRoute = routeFact(routeAnswer(h, i.client), links);
+      const cr = i.clientRoute;
+      const inLink = cr.ok ? links.find((l) => l.name === cr.dev) : undefined;
+      if (inLink && i.backend) {
+        f.hostRoute = routeFact(routeAnswer(h, i.backend.ip, { src: i.client, iifIndex: inLink.index }), links);
+        readForward(h, links, f, k, dstNet);
+      }
     } else if (f.dstLocal) {
       // on a gateway, a packet from another datacenter arrives decapsulated from weft.xdc; elsewhere from the overlay
       const fromTunnel = f.self.gateway && f.srcOwner?.datacenter && f.srcOwner.datacenter !== f.self.datacenter;

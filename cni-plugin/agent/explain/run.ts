@@ -9,12 +9,14 @@ import type { ExplainFacts, NetworkFact } from './facts';
 import { readKernel } from './hops';
 import { askCluster, localAllocations, ownerOf, tunnelReportsOf, type AdminFiles, type ClusterView } from './locate';
 import { gatewaysOf, readTunnel } from './tunnel-hops';
+import { INGRESS_TABLE, readIngressL4 } from './ingress-hops';
 import { emptyTopology } from '../sync/topology';
 import { explainPath, type Explanation } from './verdicts';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-export type ExplainRequest = { src: string; dst: string; size?: number; admin?: AdminFiles };
+/** ingress: dst is an address the ingress listens on, port and protocol its L4 service's; src the outside client. */
+export type ExplainRequest = { src: string; dst: string; size?: number; admin?: AdminFiles; ingress?: { port: number; protocol: 'tcp' | 'udp'; table?: string } };
 
 export async function runExplain(config: AgentConfig, req: ExplainRequest): Promise<Explanation> {
   const src = canonicalIp(req.src);
@@ -48,6 +50,21 @@ export async function runExplain(config: AgentConfig, req: ExplainRequest): Prom
   }
   const allocs = localAllocations(config.stateDir);
   const held = (ip: string) => allocs.find((a) => canonicalIp(a.ip) === ip);
+  if (req.ingress) {
+    // the path goes on to the backend the ingress DNATs to (the first by buckets held)
+    const { port, protocol } = req.ingress;
+    const table = req.ingress.table ?? INGRESS_TABLE;
+    const l4 = readIngressL4(table, dst, port, protocol);
+    const backend = l4.backends[0] ? { ip: canonicalIp(l4.backends[0].ip), port: l4.backends[0].port } : undefined;
+    facts.ingress = { client: src, listen: dst, port, protocol, table, clientRoute: { ok: false, errno: 'ENOENT', message: 'not read' }, l4, ...(backend ? { backend } : {}) };
+    if (backend) {
+      facts.dst = backend.ip;
+      if (view) facts.dstOwner = ownerOf(backend.ip, view, networks);
+    }
+    readKernel(facts, { topology, networks, ...(backend && held(backend.ip) ? { dst: held(backend.ip) } : {}) });
+    await readTunnel(facts, { topology, networks, gateways });
+    return { ...explainPath(facts), dst: `${dst}:${port}/${protocol}` };
+  }
   readKernel(facts, { topology, networks, src: held(src), dst: held(dst) });
   await readTunnel(facts, { topology, networks, gateways });
   return explainPath(facts);

@@ -109,11 +109,12 @@ export async function readTunnel(f: ExplainFacts, k: TunnelInput): Promise<void>
     const links = linkList(h);
     const leg = (dev: string, gw: string) => encapOf(h, links, dev, gw, peerOf(dev, gw, k.topology, k.networks, k.gateways));
     const r = f.hostRoute;
-    if (f.srcLocal && r?.ok && r.dev === XDC_DEVICE) f.gatewayLeg = leg(XDC_DEVICE, r.gw ?? f.dst);
-    if (f.srcLocal && f.underlay?.route.ok && f.underlay.route.dev === WG_DEVICE) needsWg.push({ underlay: true });
+    const sending = f.srcLocal || f.ingress;
+    if (sending && r?.ok && r.dev === XDC_DEVICE) f.gatewayLeg = leg(XDC_DEVICE, r.gw ?? f.dst);
+    if (sending && f.underlay?.route.ok && f.underlay.route.dev === WG_DEVICE) needsWg.push({ underlay: true });
     const s = f.srcOwner;
     const d = f.dstOwner;
-    if (!f.srcLocal && !f.dstLocal && f.self.gateway && s && d) {
+    if (!sending && !f.dstLocal && f.self.gateway && s && d) {
       const here = f.self.datacenter;
       const direction = s.datacenter === here && d.datacenter !== here ? 'out' : d.datacenter === here && s.datacenter !== here ? 'in' : undefined;
       const srcNet = k.networks.find((n) => n.name === s.network);

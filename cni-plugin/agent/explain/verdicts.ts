@@ -1,7 +1,7 @@
 // Judging a path: facts in, the hops a packet takes out, each ok, a warning,
 // or the drop with why and the fix. The walk stops at the first drop, because
 // nothing after it is where the packet goes. Pure: no kernel, no controller.
-import type { ExplainFacts, LocalContainer, Owner, RouteFact } from './facts';
+import type { ExplainFacts, IngressFact, LocalContainer, Owner, RouteFact } from './facts';
 import { linkProblem, routeFound, routeProblem, routeText, short, vxlanOverhead, Walk, type Hop, type Explanation } from './walk';
 
 export type { Explanation, Hop, HopKind, Verdict } from './walk';
@@ -303,6 +303,51 @@ function receivingSide(w: Walk, f: ExplainFacts, d: LocalContainer): void {
   if (bridgeHop(w, self, d) && vethHop(w, self, d)) containerHop(w, self, d, false, f.src);
 }
 
+/**
+ * From an outside client through this host's ingress L4 path: the device the
+ * client's packets arrive by, the ingress table's DNAT for the address and
+ * port and its backends, then the path to one backend as forwarding takes it.
+ */
+function ingressSide(w: Walk, f: ExplainFacts, i: IngressFact): void {
+  const self = f.self.name;
+  const svc = `${i.listen}:${i.port}/${i.protocol}`;
+  const back = `ip route get ${i.client}`;
+  const p = routeProblem(i.clientRoute, back);
+  if (p) {
+    w.add({ kind: 'ingress', host: self, what: `client ${i.client} -> ${svc}: ${back}`, source: 'kernel', verdict: 'drop', why: `no way back to the client: ${p.why}`, fix: "the ingress host must route its clients' addresses: replies and the reverse-path check need it" });
+    return;
+  }
+  const cr = i.clientRoute as Extract<RouteFact, { ok: true }>;
+  if (!w.add({ kind: 'ingress', host: self, what: `client ${i.client} -> ${svc}, in by ${cr.dev} (${back}: ${routeText(cr)})`, source: 'kernel', verdict: 'ok' })) return;
+  const tbl = `ip ${i.table}`;
+  const base = { kind: 'ingress' as const, host: self, source: `kernel (nftables ${tbl})` };
+  const l4 = i.l4;
+  if (!l4.exists) {
+    w.add({ ...base, what: `nft ${tbl}`, verdict: 'drop',
+      why: l4.error ? `the ingress's table ${tbl} cannot be read: ${l4.error}` : `there is no nftables table ${tbl}: no L4 service is programmed on ${self} (weft ingress is not running here, or runs with another --nft-table)`,
+      fix: 'start weft ingress on this host (it programs the table at start); weft service list shows the services and their ports' });
+    return;
+  }
+  if (!l4.chain) {
+    w.add({ ...base, what: `nft ${tbl}: ${i.protocol}_svc, ${i.protocol}_any`, verdict: 'drop',
+      why: `no element for ${svc} in ${i.protocol}_svc (address . port) or ${i.protocol}_any (any local address): the packet is not DNATed and goes to ${self} itself`,
+      fix: `weft service list: is there a service with port ${i.port}/${i.protocol}? http ports go to the L7 proxy, not the kernel; the ingress must listen on ${i.listen}` });
+    return;
+  }
+  const key = l4.by === 'address' ? `${i.listen} . ${i.port}` : `any local address . ${i.port}`;
+  if (l4.backends.length === 0 || !i.backend) {
+    w.add({ ...base, what: `nft ${tbl}: ${i.protocol} ${key} -> ${l4.chain}`, verdict: 'drop',
+      why: `${l4.chain}'s map has no backend for port ${i.port}: the service has no healthy backend, and its packets are dropped`,
+      fix: 'weft service list shows the service\'s backends; weft endpoints the containers its selector matches; check their health' });
+    return;
+  }
+  const shown = l4.backends.slice(0, 8).map((b) => `${b.ip}:${b.port} (${b.buckets}/${l4.buckets ?? '?'} buckets)`).join(', ');
+  const more = l4.backends.length > 8 ? `, and ${l4.backends.length - 8} more` : '';
+  if (!w.add({ ...base, what: `nft ${tbl}: ${i.protocol} ${key} -> ${l4.chain}: DNAT by hash to ${shown}${more}`, verdict: 'ok',
+    why: `each flow goes to one backend by a hash of the client's address${l4.chain.includes('_ip_') ? '' : ' and port'}; the path below is to ${i.backend.ip}:${i.backend.port}` })) return;
+  forwardSide(w, f, `ip route get ${i.backend.ip} from ${i.client} iif ${cr.dev}`, undefined);
+}
+
 /** On a gateway that holds neither end: where the packet comes from (controller), the leg through here (kernel), where it goes. */
 function transitSide(w: Walk, f: ExplainFacts, s: Owner, d: Owner): void {
   if (!w.add(s.endpoint
@@ -317,6 +362,7 @@ function transitSide(w: Walk, f: ExplainFacts, s: Owner, d: Owner): void {
 export function explainPath(f: ExplainFacts): Explanation {
   const w = new Walk(f.size);
   if (f.srcLocal) sendingSide(w, f, f.srcLocal);
+  else if (f.ingress) ingressSide(w, f, f.ingress);
   else if (f.dstLocal) receivingSide(w, f, f.dstLocal);
   else if (f.transit && f.srcOwner && f.dstOwner) transitSide(w, f, f.srcOwner, f.dstOwner);
   else {

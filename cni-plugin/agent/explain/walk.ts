@@ -4,7 +4,7 @@
 import type { LinkFact, RouteFact } from './facts';
 
 export type Verdict = 'ok' | 'warn' | 'drop';
-export type HopKind = 'container' | 'veth' | 'bridge' | 'route' | 'vxlan' | 'underlay' | 'tunnel' | 'wireguard' | 'gateway' | 'host' | 'locate';
+export type HopKind = 'container' | 'veth' | 'bridge' | 'route' | 'vxlan' | 'underlay' | 'tunnel' | 'wireguard' | 'gateway' | 'ingress' | 'host' | 'locate';
 
 export type Hop = {
   kind: HopKind;

@@ -1,0 +1,53 @@
+// Reading the ingress's L4 path on this host for `weft explain <client>
+// <address>:<port>/<proto>` (ingress/l4/render.ts has the table's layout):
+// the port's element in the `<proto>_svc` vmap (listen address . port) or
+// `<proto>_any` (any local address), the class chain it jumps to, and that
+// chain's backend map `be_<same suffix>`, whose elements for the port are
+// `port . bucket -> backend`. Only reads; a table or element that is not
+// there is the fact.
+import { openNftTable } from '../../../dataplane/nftables/table';
+import { NFPROTO_IPV4 } from '../../../dataplane/nftables/wire';
+import { INGRESS_DEFAULTS } from '../../../ingress/config';
+import { addrPortHex, decodeAddrPort, portKeyHex } from '../../../ingress/l4/render';
+import type { IngressFact } from './facts';
+
+/** The ingress's default table (weft ingress --nft-table). */
+export const INGRESS_TABLE = INGRESS_DEFAULTS.nftTable;
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+/** An `inet_service` key alone: the port in 2 bytes. */
+const portHex = (port: number) => port.toString(16).padStart(4, '0');
+
+export function readIngressL4(table: string, listen: string, port: number, protocol: 'tcp' | 'udp', netns?: string): IngressFact['l4'] {
+  try {
+    const t = openNftTable({ name: table, family: NFPROTO_IPV4, ...(netns ? { netns } : {}) });
+    try {
+      const v = t.list((s) => s === `${protocol}_svc` || s === `${protocol}_any`);
+      if (!v.exists) return { exists: false, backends: [] };
+      const byAddr = v.elements.get(`${protocol}_svc`)?.get(addrPortHex(listen, port));
+      const byAny = v.elements.get(`${protocol}_any`)?.get(portHex(port));
+      const verdict = byAddr ?? byAny;
+      if (!verdict?.startsWith('goto:')) return { exists: true, backends: [] };
+      const chain = verdict.slice('goto:'.length);
+      const map = chain.replace(/^lb_/, 'be_');
+      const counts = new Map<string, number>();
+      let buckets = 0;
+      const prefix = portKeyHex(port);
+      if (v.sets.has(map)) {
+        t.eachElement(map, (key, data) => {
+          if (!key.startsWith(prefix)) return;
+          buckets++;
+          const b = decodeAddrPort(data);
+          if (b) counts.set(`${b.ip}:${b.port}`, (counts.get(`${b.ip}:${b.port}`) ?? 0) + 1);
+        });
+      }
+      const backends = [...counts].map(([k, n]) => ({ ip: k.slice(0, k.lastIndexOf(':')), port: Number(k.slice(k.lastIndexOf(':') + 1)), buckets: n }))
+        .sort((a, b) => b.buckets - a.buckets || (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+      return { exists: true, chain, by: byAddr ? 'address' : 'any', backends, buckets };
+    } finally {
+      t.close();
+    }
+  } catch (e) {
+    return { exists: false, error: message(e), backends: [] };
+  }
+}
