@@ -1,8 +1,9 @@
 // Reading this host's kernel for the hops of one path: the container's
 // interface and route (inside its namespace), its veth and bridge, the
-// host's route lookup as forwarding does it (from, iif), the neighbour and
-// FDB entry on the VXLAN device, the underlay route, weft's isolation rules
-// and the fail-closed table. Only reads; whatever cannot be read is a fact
+// host's route lookup as forwarding does it (from, iif: the container's
+// bridge, or for an ingress client the link the client's packets come in by),
+// the neighbour and FDB entry on the VXLAN device, the underlay route, weft's
+// isolation rules and the fail-closed table. Only reads; whatever cannot be read is a fact
 // ("cannot enter the namespace"), never an exception that hides the rest.
 import { readState } from '../../../dataplane/iptables';
 import { splitArgs } from '../../../dataplane/iptables/save';
