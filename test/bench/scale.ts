@@ -14,7 +14,11 @@
 // Run: npm run bench -- scale
 // Knobs (env): WEFT_BENCH_HOSTS (5000), WEFT_BENCH_STORES (sqlite,etcd),
 // WEFT_BENCH_HOST_PROCS (4, plus one for the dead batch), WEFT_BENCH_EVENTS (10),
+// WEFT_BENCH_JOIN_IN_FLIGHT (64 RegisterHost calls at a time in the join storm;
+// 0: every host at once, where IPAM's compare-and-swap contention dominates),
 // WEFT_BENCH_DEAD (1% of the hosts), WEFT_BENCH_STALL_EVERY (20: 5% stall),
+// WEFT_BENCH_STALL_BURST (0: changes made while they stall besides the measured
+// ones; over the controller's per-stream queue bound, 4,096, they are ended),
 // WEFT_BENCH_LEASE_TTL_S (60: heartbeat every 20 s, as by default),
 // WEFT_BENCH_STEADY_S (one heartbeat interval), WEFT_BENCH_RESTART_SIGNAL (SIGKILL|SIGTERM).
 import { cpus, loadavg } from 'node:os';
@@ -31,8 +35,10 @@ const num = (name: string, dflt: number, min: number): number => {
 const HOSTS = num('WEFT_BENCH_HOSTS', 5000, 20);
 const PROCS = num('WEFT_BENCH_HOST_PROCS', 4, 1);
 const EVENTS = num('WEFT_BENCH_EVENTS', 10, 10);
+const JOIN_IN_FLIGHT = num('WEFT_BENCH_JOIN_IN_FLIGHT', 64, 0);
 const DEAD = num('WEFT_BENCH_DEAD', Math.max(1, Math.round(HOSTS / 100)), 1);
 const STALL_EVERY = num('WEFT_BENCH_STALL_EVERY', 20, 2);
+const STALL_BURST = num('WEFT_BENCH_STALL_BURST', 0, 0);
 const LEASE_TTL_S = num('WEFT_BENCH_LEASE_TTL_S', 60, 5);
 const HEARTBEAT_S = Math.max(1, Math.floor(LEASE_TTL_S / 3));
 const STEADY_S = num('WEFT_BENCH_STEADY_S', HEARTBEAT_S, 0);
@@ -75,6 +81,7 @@ function figures(r: ScaleResult) {
     join_converge_s: round(r.join.convergeS),
     join_peak_rss_mb: r.join.peakRssMb,
     join_register_retries: r.join.retries,
+    join_in_flight: r.join.inFlight,
     storm_converge_s: round(r.restart.convergeS),
     storm_converge_from_start_s: round(r.restart.convergeFromStartS),
     storm_resumed_pct: r.restart.resumedPct,
@@ -101,7 +108,7 @@ function print(r: ScaleResult, f: Figures): void {
   const s = (x: number) => `${round(x)} s`;
   console.log('');
   console.log(table([`${r.store}: ${r.hosts} hosts, one controller`, 'value'], [
-    ['1. join storm: all registered / all first snapshots', `${s(r.join.registeredS)} / ${s(r.join.snapshotsS)}`],
+    [`1. join storm (${r.join.inFlight || 'all'} in flight): all registered / all first snapshots`, `${s(r.join.registeredS)} / ${s(r.join.snapshotsS)}`],
     ['1. join storm: every watch holds every host', s(r.join.convergeS)],
     ['1. join storm: controller peak RSS (VmHWM)', `${r.join.peakRssMb} MB`],
     ['2. steady: controller RSS (idle before any host)', `${r.steady.rssMb} MB (${r.idleRssMb} MB)`],
@@ -127,7 +134,7 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     loads[store] = round(loadavg()[0], 2);
     const r = await runScale({
-      store, hosts: HOSTS, procs: PROCS, dead: DEAD, events: EVENTS, stallEvery: STALL_EVERY, leaseTtlS: LEASE_TTL_S, steadyS: STEADY_S,
+      store, hosts: HOSTS, procs: PROCS, dead: DEAD, joinInFlight: JOIN_IN_FLIGHT, events: EVENTS, stallEvery: STALL_EVERY, stallBurst: STALL_BURST, leaseTtlS: LEASE_TTL_S, steadyS: STEADY_S,
       restartSignal: SIGNAL, log: (x) => console.log(x),
     });
     const f = figures(r);

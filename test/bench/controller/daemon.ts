@@ -81,7 +81,11 @@ export async function callerFor(name: string, target: string, mode: Mode, ca: Ca
     creds = grpc.credentials.createInsecure();
     md.set('x-weft-host', name);
   }
-  return { client: new Client(target, creds, channelOptions(mode)), md };
+  // The bench's own callers measure: after a controller restart they must see
+  // it back within half a second, not after grpc-js's default backoff (1 s
+  // growing 1.6x per attempt, to 2 minutes).
+  const opts = { ...channelOptions(mode), 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500 };
+  return { client: new Client(target, creds, opts), md };
 }
 
 export function unary<T = any>(c: Caller, method: string, req: unknown, ms = 30_000): Promise<T> {

@@ -14,6 +14,7 @@ import { controllerClientConstructor } from '../../../controller/api/proto';
 import { clientCredentials, issueClientCert, loadCa } from '../../../controller/pki';
 import { TimedOut, waitFor } from '../../helpers/wait';
 import { channelOptions, hostRequest, type ToChild, type FromChild } from './protocol';
+import { pool } from './pool';
 
 type Watcher = {
   name: string;
@@ -38,14 +39,6 @@ function call<T>(w: Watcher, method: string, req: unknown): Promise<T> {
   return new Promise((resolve, reject) =>
     (w.client as any)[method](req, w.md, { deadline: Date.now() + 60_000 }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
   );
-}
-
-/** Runs fn over items, `limit` at a time. */
-async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
 }
 
 /** Whether `pred` holds within `ms`; checked again on every stream event. */

@@ -15,6 +15,7 @@ import { clientCredentials, issueClientCert, loadCa } from '../../../controller/
 import { TimedOut, waitFor } from '../../helpers/wait';
 import { channelOptions, hostRequest, type Mode } from '../controller/protocol';
 import { PROBE_PREFIX, type Arrival, type Counters, type FromHosts, type StallOutcome, type ToHosts } from './protocol';
+import { pool } from '../controller/pool';
 
 /** What the next stream opened after arm() begins with: where a restart or a stall leaves a watch. */
 type FirstAfter = 'idle' | 'armed' | 'opened' | 'SNAPSHOT' | 'resumed';
@@ -173,10 +174,10 @@ function scheduleHeartbeat(h: Host, ms: number): void {
   }, ms);
 }
 
-async function join(timeoutMs: number): Promise<void> {
+async function join(timeoutMs: number, inFlight: number): Promise<void> {
   let retries = 0;
   const registered: bigint[] = [];
-  await Promise.all(hosts.map(async (h) => {
+  await pool(hosts, inFlight > 0 ? inFlight : hosts.length, async (h) => {
     const delays = backoff();
     for (;;) {
       try {
@@ -192,7 +193,7 @@ async function join(timeoutMs: number): Promise<void> {
     openWatch(h);
     // heartbeats spread over the interval, as agents started at different times are
     scheduleHeartbeat(h, Math.random() * heartbeatMs);
-  }));
+  });
   const ok = await until('a snapshot on every watch', () => hosts.every((h) => h.firstSnapshotAt !== undefined), timeoutMs);
   if (!ok) throw new Error(`${hosts.filter((h) => h.firstSnapshotAt === undefined).length} of ${hosts.length} watches had no snapshot after ${timeoutMs} ms`);
   const counts = hosts.map((h) => h.snapshotHosts!);
@@ -288,7 +289,7 @@ function close(): void {
 
 process.on('message', (m: ToHosts) => {
   const run = m.cmd === 'setup' ? setup(m)
-    : m.cmd === 'join' ? join(m.timeoutMs)
+    : m.cmd === 'join' ? join(m.timeoutMs, m.inFlight ?? 0)
     : m.cmd === 'sync' ? sync(m.host, m.timeoutMs)
     : m.cmd === 'mark' ? Promise.resolve(mark())
     : m.cmd === 'collect' ? collect(m.host, m.timeoutMs)

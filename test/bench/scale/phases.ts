@@ -38,9 +38,13 @@ export type ScaleOptions = {
   /** host processes for the hosts that live to the end; one more holds the `dead` batch */
   procs: number;
   dead: number;
+  /** RegisterHost calls in flight in the join storm, over all host processes; 0: every host at once */
+  joinInFlight: number;
   events: number;
   /** every stallEvery-th host stalls (20: 5%) */
   stallEvery: number;
+  /** changes made while they stall, beyond the measured events: enough pass the controller's per-stream queue bound */
+  stallBurst: number;
   leaseTtlS: number;
   /** how long steady state settles before it is read; default one heartbeat interval */
   steadyS: number;
@@ -56,7 +60,7 @@ export type ScaleResult = {
   heartbeatS: number;
   certsS: number;
   idleRssMb: number;
-  join: { registeredS: number; snapshotsS: number; convergeS: number; retries: number; peakRssMb: number; snapshotMin: number; snapshotMax: number };
+  join: { inFlight: number; registeredS: number; snapshotsS: number; convergeS: number; retries: number; peakRssMb: number; snapshotMin: number; snapshotMax: number };
   steady: { rssMb: number; heapUsedMb: number; externalMb: number; rssPerHostKb: number };
   fanout: FanoutStats;
   restart: { signal: string; downS: number; convergeS: number; convergeFromStartS: number; resumedPct: number; resumed: number; snapshots: number; watches: number; peakRssMb: number; rssAfterMb: number };
@@ -165,10 +169,12 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
 
     // ---- 1. join storm from zero ----
     const t0 = nsNow();
-    const joined = await all<Extract<FromHosts, { ok: 'joined' }>>({ cmd: 'join', timeoutMs: 900_000 }, 960_000);
+    const perProc = o.joinInFlight > 0 ? Math.max(1, Math.ceil(o.joinInFlight / procs.length)) : 0;
+    const joined = await all<Extract<FromHosts, { ok: 'joined' }>>({ cmd: 'join', timeoutMs: 1_800_000, inFlight: perProc }, 1_900_000);
     const joinMarker = await register(nextProbe());
     const synced = await all<Extract<FromHosts, { ok: 'synced' }>>({ cmd: 'sync', host: joinMarker.name, timeoutMs: 300_000 }, 320_000);
     const join_ = {
+      inFlight: perProc * procs.length,
       registeredS: Math.max(...joined.map((j) => sinceS(t0, j.registeredNs))),
       snapshotsS: Math.max(...joined.map((j) => sinceS(t0, j.snapshotsNs))),
       convergeS: Math.max(...synced.map((s) => sinceS(t0, s.lastNs))),
@@ -177,7 +183,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       snapshotMin: Math.min(...joined.map((j) => j.snapshotMin)),
       snapshotMax: Math.max(...joined.map((j) => j.snapshotMax)),
     };
-    o.log(`[${o.store}] 1. join storm: all ${o.hosts} registered in ${r1(join_.registeredS)} s (${join_.retries} retries), all first snapshots in ${r1(join_.snapshotsS)} s (${join_.snapshotMin}-${join_.snapshotMax} hosts each), every watch held every host (a host registered after all of them) in ${r1(join_.convergeS)} s; controller peak RSS ${join_.peakRssMb} MB`);
+    o.log(`[${o.store}] 1. join storm (RegisterHost ${perProc > 0 ? `${perProc * procs.length} in flight` : 'all at once'}): all ${o.hosts} registered in ${r1(join_.registeredS)} s (${join_.retries} retries), all first snapshots in ${r1(join_.snapshotsS)} s (${join_.snapshotMin}-${join_.snapshotMax} hosts each), every watch held every host (a host registered after all of them) in ${r1(join_.convergeS)} s; controller peak RSS ${join_.peakRssMb} MB`);
     o.log(`  (${await happened()})`);
 
     // ---- 2. steady state ----
@@ -262,6 +268,19 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const stalledCounts = await all<Extract<FromHosts, { ok: 'stalled' }>>({ cmd: 'stall', every: o.stallEvery }, 10_000);
     const stalledN = stalledCounts.reduce((a, b) => a + b.count, 0);
     const sfan = await fanout('5. stalled', procs, o.hosts - stalledN);
+    if (o.stallBurst > 0) {
+      // One host changing its rack over and over: each change is a HOST_PUT to every watch.
+      const name = nextProbe();
+      const n = o.hosts + Number(name.slice(PROBE_PREFIX.length));
+      const c = await callerFor(name, target, 'mtls', ca);
+      const tb = Date.now();
+      try {
+        for (let i = 0; i < o.stallBurst; i++) await unary(c, 'RegisterHost', { ...hostRequest(name, n), rack: `burst-${i}` });
+      } finally {
+        c.client.close();
+      }
+      o.log(`  5. stalled: ${o.stallBurst} more changes (one host's rack) in ${r1((Date.now() - tb) / 1000)} s`);
+    }
     const last = await probe('5. stalled, last event before reading again', procs, o.hosts - stalledN);
     const unstallAt = nsNow();
     const outs = await all<Extract<FromHosts, { ok: 'unstalled' }>>({ cmd: 'unstall', host: last.name, timeoutMs: 300_000 }, 320_000);

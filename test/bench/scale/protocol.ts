@@ -9,8 +9,12 @@ export const PROBE_PREFIX = 'probe-';
 export type ToHosts =
   /** Make each host's key, client certificate and channel; nothing is sent to the controller yet. */
   | { cmd: 'setup'; target: string; mode: Mode; caDir: string; hosts: Array<{ name: string; n: number }>; heartbeatMs: number }
-  /** Every host at once: RegisterHost (retried as an agent does), then WatchTopology from 0, then heartbeats. */
-  | { cmd: 'join'; timeoutMs: number }
+  /**
+   * Every host: RegisterHost (retried as an agent does; at most `inFlight` at
+   * a time in this process, 0: all at once), then at once WatchTopology from
+   * 0, then heartbeats.
+   */
+  | { cmd: 'join'; timeoutMs: number; inFlight?: number }
   /**
    * Until every reading host's watch holds HOST_PUT (or a SNAPSHOT with) probe
    * `host`, registered after the change awaited: events come in revision
