@@ -29,6 +29,10 @@ type Host = {
   /** where the watch resumes from: the last event's revision (a SNAPSHOT's even when lower) */
   rev: number;
   streams: number;
+  /** when the current stream was opened */
+  openedAt: bigint;
+  /** probe -> when the stream it came on was opened */
+  probeStreams: Map<string, bigint>;
   firstSnapshotAt?: bigint;
   snapshotHosts?: number;
   probes: Map<string, [bigint, string]>;
@@ -104,11 +108,16 @@ async function setup(m: Extract<ToHosts, { cmd: 'setup' }>): Promise<void> {
       md.set('x-weft-host', name);
     }
     hosts.push({
-      name, n, md, client: new Client(m.target, creds, opts), rev: 0, streams: 0, probes: new Map(), delays: backoff(),
+      name, n, md, client: new Client(m.target, creds, opts), rev: 0, streams: 0, openedAt: 0n, probeStreams: new Map(), probes: new Map(), delays: backoff(),
       afterMark: 'idle', afterStall: 'idle', stalled: false, stallStreams: 0, stallEnds: new Map(),
     });
   }
   send({ ok: 'setup', certsMs: Date.now() - t0 });
+}
+
+function gotProbe(h: Host, x: any, at: bigint): void {
+  h.probes.set(x.name, [at, subnetsOf(x)]);
+  h.probeStreams.set(x.name, h.openedAt);
 }
 
 function openWatch(h: Host): void {
@@ -116,6 +125,7 @@ function openWatch(h: Host): void {
   const s: grpc.ClientReadableStream<any> = (h.client as any).WatchTopology({ from_revision: h.rev }, h.md);
   h.stream = s;
   h.streams++;
+  h.openedAt = process.hrtime.bigint();
   counters.opens++;
   if (h.stalled) s.pause();
   if (h.afterMark === 'armed') h.afterMark = 'opened';
@@ -136,11 +146,11 @@ function openWatch(h: Host): void {
       h.rev = rev;
       h.firstSnapshotAt ??= at;
       h.snapshotHosts = ev.hosts.length;
-      for (const x of ev.hosts) if (x.name.startsWith(PROBE_PREFIX) && !h.probes.has(x.name)) h.probes.set(x.name, [at, subnetsOf(x)]);
+      for (const x of ev.hosts) if (x.name.startsWith(PROBE_PREFIX) && !h.probes.has(x.name)) gotProbe(h, x, at);
     } else {
       h.rev = Math.max(h.rev, rev);
       if (ev.kind === 'HOST_PUT') {
-        for (const x of ev.hosts) if (x.name.startsWith(PROBE_PREFIX) && !h.probes.has(x.name)) h.probes.set(x.name, [at, subnetsOf(x)]);
+        for (const x of ev.hosts) if (x.name.startsWith(PROBE_PREFIX) && !h.probes.has(x.name)) gotProbe(h, x, at);
       }
     }
     wakeAll();
@@ -212,6 +222,7 @@ async function sync(host: string, timeoutMs: number): Promise<void> {
   }
   send({
     ok: 'synced', lastNs: maxNs(reading.map((h) => h.probes.get(host)![0])), hosts: reading.length,
+    openedNs: maxNs(reading.map((h) => h.probeStreams.get(host)!)),
     resumed: reading.filter((h) => h.afterMark === 'resumed').length,
     snapshots: reading.filter((h) => h.afterMark === 'SNAPSHOT').length,
     reconnects: reading.filter((h) => h.afterMark !== 'armed' && h.afterMark !== 'idle').length,

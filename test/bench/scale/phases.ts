@@ -63,7 +63,7 @@ export type ScaleResult = {
   join: { inFlight: number; registeredS: number; snapshotsS: number; convergeS: number; retries: number; peakRssMb: number; snapshotMin: number; snapshotMax: number };
   steady: { rssMb: number; heapUsedMb: number; externalMb: number; rssPerHostKb: number };
   fanout: FanoutStats;
-  restart: { signal: string; downS: number; convergeS: number; convergeFromStartS: number; resumedPct: number; resumed: number; snapshots: number; watches: number; peakRssMb: number; rssAfterMb: number };
+  restart: { signal: string; downS: number; lastWatchOpenS: number; markerS: number; convergeS: number; convergeFromStartS: number; resumedPct: number; resumed: number; snapshots: number; watches: number; peakRssMb: number; rssAfterMb: number };
   stalled: { watches: number; baseline: FanoutStats; fanout: FanoutStats; p99IncreasePct: number; outcome: StallOutcome; catchUpS: number };
   dead: { hosts: number; streamsClosedS: number; detectS: number; detectIntervals: number };
 };
@@ -245,12 +245,15 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const watches = back.reduce((a, b) => a + b.hosts, 0);
     const resumed = back.reduce((a, b) => a + b.resumed, 0);
     const snapshots = back.reduce((a, b) => a + b.snapshots, 0);
+    const lastOpen = back.map((b) => BigInt(b.openedNs)).reduce((a, b) => (b > a ? b : a));
     const lastBack = back.map((b) => BigInt(b.lastNs)).reduce((a, b) => (b > a ? b : a));
     const restart = {
       signal: o.restartSignal,
       downS: Number(downAt - killAt) / 1e9,
       convergeS: sinceS(killAt, lastBack),
       convergeFromStartS: sinceS(startedAt, lastBack),
+      lastWatchOpenS: sinceS(killAt, lastOpen),
+      markerS: sinceS(killAt, markedAt),
       resumedPct: r1((100 * resumed) / watches),
       resumed, snapshots, watches,
       peakRssMb: mb(statusKb(ctl.child.pid!, 'VmHWM')),
@@ -259,7 +262,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     await new Promise((r) => setTimeout(r, 2000));
     restart.rssAfterMb = mb(statusKb(ctl.child.pid!, 'VmRSS'));
     o.log(`[${o.store}] 4. restart (${o.restartSignal}): every watch held the change made after it (${marker.name}) ${r1(restart.convergeS)} s after the kill (${r1(restart.convergeFromStartS)} s after the new process started); ${resumed} of ${watches} resumed from their revision (${restart.resumedPct}%), ${snapshots} took a snapshot; new controller's peak RSS ${restart.peakRssMb} MB, ${restart.rssAfterMb} MB 2 s later`);
-    o.log(`  (old process gone ${r1(restart.downS)} s after the signal; new one answering ${r1(sinceS(killAt, readyAt))} s after it, the change made ${r1(sinceS(killAt, markedAt))} s after it; ${await happened()})`);
+    o.log(`  (old process gone ${r1(restart.downS)} s after the signal; new one answering ${r1(sinceS(killAt, readyAt))} s after it, the change made ${r1(restart.markerS)} s after it; the last watch that brought it opened ${r1(restart.lastWatchOpenS)} s after it; ${await happened()})`);
 
     // ---- 5. 5% of watchers stalled ----
     // The baseline is taken on this same (restarted) process just before the

@@ -54,7 +54,8 @@ export type Counters = { streamEnds: Record<string, number>; heartbeats: Record<
 export type FromHosts =
   | { ok: 'setup'; certsMs: number }
   | { ok: 'joined'; registeredNs: string; snapshotsNs: string; registerRetries: number; snapshotMin: number; snapshotMax: number }
-  | { ok: 'synced'; lastNs: string; hosts: number; resumed: number; snapshots: number; reconnects: number; notReopened: number }
+  /** openedNs: the latest open of a stream that brought the probe (the last watch back) */
+  | { ok: 'synced'; lastNs: string; openedNs: string; hosts: number; resumed: number; snapshots: number; reconnects: number; notReopened: number }
   | { ok: 'marked' }
   | { ok: 'collected'; host: string; arrivals: Arrival[] }
   | { ok: 'stalled'; count: number }
