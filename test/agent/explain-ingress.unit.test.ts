@@ -73,6 +73,19 @@ describe('weft explain through the ingress', () => {
     expect(e.break!.why).toContain('dropped and counted by rule "weft: an IPv4 address of another datacenter leaves only through the tunnel"');
   });
 
+  it("an http port: the L7 proxy listening here and the services' backends, then the proxy's own route; not listening, or no backend, is the break", () => {
+    const l7 = { listening: '198.18.0.1:80', services: [{ name: 'web', targetPort: 8080, route: '*/', backends: [{ ip: '10.244.2.5', host: 'r1a' }] }] };
+    const http = ingress({ port: 80, l4: { exists: true, backends: [] }, l7, backend: { ip: '10.244.2.5', port: 8080 } });
+    const e = explainPath(facts({ ingress: http }));
+    expect(e.complete, renderText(e)).toBe(true);
+    expect(e.hops[1].what).toBe('L7 proxy on 198.18.0.1:80: web (*/ -> port 8080): backends 10.244.2.5:8080 (r1a)');
+    expect(e.hops[2].what).toBe('ip route get 10.244.2.5: via 10.244.2.0 dev weft.vx1');
+    const deaf = explainPath(facts({ ingress: { ...http, l7: { services: l7.services } } }));
+    expect(deaf.break!.why).toBe('nothing on edge listens on 198.18.0.1:80 (TCP): the L7 proxy of weft ingress does not serve it here, and the client\'s connection is refused');
+    const empty = explainPath(facts({ ingress: { ...http, l7: { ...l7, services: [{ ...l7.services[0], backends: [] }] }, backend: undefined } }));
+    expect(empty.break!.why).toBe('no service routed on http port 80 has a backend: the proxy answers 503');
+  });
+
   it('the argument: <client-ip> <address>:<port>[/tcp|udp]', () => {
     expect(splitExplainArgs(['198.18.0.2', '198.18.0.1:9100/udp', '--server', 'x:1'])).toMatchObject({ src: '198.18.0.2', dst: '198.18.0.1', service: { port: 9100, protocol: 'udp' }, agentArgv: ['--server', 'x:1'] });
     expect(splitExplainArgs(['198.18.0.2', '198.18.0.1:80']).service).toEqual({ port: 80, protocol: 'tcp' });

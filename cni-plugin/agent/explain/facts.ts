@@ -125,6 +125,12 @@ export type IngressFact = {
     backends: Array<{ ip: string; port: number; buckets: number }>;
     buckets?: number;
   };
+  /**
+   * When the kernel does not DNAT the port: the ingress's L7 proxy, from the
+   * controller's http services on the port (with their backends) and this
+   * host's listening TCP socket for it ("address:port"; undefined: none).
+   */
+  l7?: { listening?: string; services: Array<{ name: string; targetPort: number; route: string; backends: Array<{ ip: string; host: string }> }> };
   /** The backend the rest of the path goes to. */
   backend?: { ip: string; port: number };
 };

@@ -192,7 +192,8 @@ export function readKernel(f: ExplainFacts, k: KernelInput): void {
       const cr = i.clientRoute;
       const inLink = cr.ok ? links.find((l) => l.name === cr.dev) : undefined;
       if (inLink && i.backend) {
-        f.hostRoute = routeFact(routeAnswer(h, i.backend.ip, { src: i.client, iifIndex: inLink.index }), links);
+        // the L7 proxy connects to the backend from this host itself; the kernel's DNAT forwards the client's packet
+        f.hostRoute = routeFact(i.l7 ? routeAnswer(h, i.backend.ip) : routeAnswer(h, i.backend.ip, { src: i.client, iifIndex: inLink.index }), links);
         readForward(h, links, f, k, dstNet);
       }
     } else if (f.dstLocal) {

@@ -5,6 +5,7 @@
 // chain's backend map `be_<same suffix>`, whose elements for the port are
 // `port . bucket -> backend`. Only reads; a table or element that is not
 // there is the fact.
+import { readFileSync } from 'node:fs';
 import { openNftTable } from '../../../dataplane/nftables/table';
 import { NFPROTO_IPV4 } from '../../../dataplane/nftables/wire';
 import { INGRESS_DEFAULTS } from '../../../ingress/config';
@@ -50,4 +51,35 @@ export function readIngressL4(table: string, listen: string, port: number, proto
   } catch (e) {
     return { exists: false, error: message(e), backends: [] };
   }
+}
+
+/** "0100007F:1F90" (little-endian IPv4 : port, as /proc/net/tcp prints them) -> ["127.0.0.1", 8080]. */
+function procAddr(a: string): [string, number] {
+  const [ip, port] = a.split(':');
+  const v4 = ip.length === 8 ? Buffer.from(ip, 'hex').reverse() : undefined;
+  return [v4 ? [...v4].join('.') : ip.replace(/^0+$/, '::'), parseInt(port, 16)];
+}
+
+/**
+ * This namespace's listening TCP socket for `listen`:`port`, bound to that
+ * address or to any ("0.0.0.0:80"); undefined when none. /proc/net/tcp lists
+ * the reading process's network namespace, which is the host's here.
+ */
+export function tcpListener(listen: string, port: number): string | undefined {
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 4 || f[3] !== '0A') continue; // TCP_LISTEN
+      const [ip, p] = procAddr(f[1]);
+      if (p !== port) continue;
+      if (ip === listen || ip === '0.0.0.0' || ip === '::') return `${ip.includes(':') ? `[${ip}]` : ip}:${p}`;
+    }
+  }
+  return undefined;
 }

@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connectController, grpcCode } from '../../../controller/api/client/client';
 import { channelCredentials } from '../../../controller/api/client/credentials';
 import { clientCredentials } from '../../../controller/api/client/trust';
-import type { Endpoint, HostStatus, ResponseOf } from '../../../controller/api/proto';
+import type { Endpoint, HostStatus, ResponseOf, ServiceState } from '../../../controller/api/proto';
 import { openIpamStore, type Allocation } from '../ipam-store';
 import { agentDbPath } from '../state/agent-db';
 import type { Topology } from '../state/types';
@@ -18,6 +18,8 @@ import { inCidr } from './verdicts';
 export type ClusterView = {
   topology: Topology;
   endpoints: Endpoint[];
+  /** WatchServices' snapshot (services with their backends), when asked for and allowed. */
+  services?: ServiceState[];
   /** ListHosts, with an admin certificate only. */
   statuses?: HostStatus[];
   nowMs: number;
@@ -59,7 +61,7 @@ async function firstSnapshot(client: ReturnType<typeof connectController>, timeo
  * when one is given, else with this host's own (from the agent's state dir).
  * A host certificate may not list hosts: then health and reports are absent.
  */
-export async function askCluster(server: string, stateDir: string, admin: AdminFiles | undefined, timeoutMs = 5000): Promise<{ view: ClusterView; identity: 'admin' | 'host' }> {
+export async function askCluster(server: string, stateDir: string, admin: AdminFiles | undefined, timeoutMs = 5000, withServices = false): Promise<{ view: ClusterView; identity: 'admin' | 'host' }> {
   let credentials;
   let identity: 'admin' | 'host';
   if (admin) {
@@ -82,10 +84,32 @@ export async function askCluster(server: string, stateDir: string, admin: AdminF
     } catch (e) {
       if (grpcCode(e) !== 'PERMISSION_DENIED') throw e;
     }
+    if (withServices) {
+      const services = await servicesSnapshot(client, Math.min(timeoutMs, 3000));
+      if (services) view.services = services;
+    }
     return { view, identity };
   } finally {
     client.close();
   }
+}
+
+/** WatchServices' first message: every service with its backends; undefined when none arrives in time (a refused watch sends none). */
+function servicesSnapshot(client: ReturnType<typeof connectController>, timeoutMs: number): Promise<ServiceState[] | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      w.stop();
+      resolve(undefined);
+    }, timeoutMs);
+    const w = client.watch('WatchServices', {
+      onEvent: (e) => {
+        if (e.kind !== 'SNAPSHOT') return;
+        clearTimeout(timer);
+        w.stop();
+        resolve(e.services);
+      },
+    });
+  });
 }
 
 /** Who owns `ip`: the host whose subnet holds it, and the endpoint there; null when no host's subnet does. */

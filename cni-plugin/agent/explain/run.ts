@@ -5,11 +5,11 @@
 import { canonicalIp } from '../../../dataplane/netlink/ip';
 import type { AgentConfig } from '../config';
 import { readCredentials } from '../doctor/controller';
-import type { ExplainFacts, NetworkFact } from './facts';
+import type { ExplainFacts, IngressFact, NetworkFact } from './facts';
 import { readKernel } from './hops';
 import { askCluster, localAllocations, ownerOf, tunnelReportsOf, type AdminFiles, type ClusterView } from './locate';
 import { gatewaysOf, readTunnel } from './tunnel-hops';
-import { INGRESS_TABLE, readIngressL4 } from './ingress-hops';
+import { INGRESS_TABLE, readIngressL4, tcpListener } from './ingress-hops';
 import { emptyTopology } from '../sync/topology';
 import { explainPath, type Explanation } from './verdicts';
 
@@ -24,8 +24,12 @@ export async function runExplain(config: AgentConfig, req: ExplainRequest): Prom
   const server = config.server;
   let view: ClusterView | undefined;
   let controller: ExplainFacts['controller'];
+  // through the ingress: the kernel's L4 table first; a TCP port it does not DNAT may be the L7 proxy's (the controller's http services)
+  const table = req.ingress?.table ?? INGRESS_TABLE;
+  const l4 = req.ingress ? readIngressL4(table, dst, req.ingress.port, req.ingress.protocol) : undefined;
+  const l7Wanted = !!req.ingress && req.ingress.protocol === 'tcp' && !l4?.chain;
   try {
-    const r = await askCluster(server, config.stateDir, req.admin);
+    const r = await askCluster(server, config.stateDir, req.admin, undefined, l7Wanted);
     view = r.view;
     controller = { ok: true, server, identity: r.identity };
   } catch (e) {
@@ -53,10 +57,13 @@ export async function runExplain(config: AgentConfig, req: ExplainRequest): Prom
   if (req.ingress) {
     // the path goes on to the backend the ingress DNATs to (the first by buckets held)
     const { port, protocol } = req.ingress;
-    const table = req.ingress.table ?? INGRESS_TABLE;
-    const l4 = readIngressL4(table, dst, port, protocol);
-    const backend = l4.backends[0] ? { ip: canonicalIp(l4.backends[0].ip), port: l4.backends[0].port } : undefined;
-    facts.ingress = { client: src, listen: dst, port, protocol, table, clientRoute: { ok: false, errno: 'ENOENT', message: 'not read' }, l4, ...(backend ? { backend } : {}) };
+    const l7 = l7Wanted ? l7Of(view, dst, port) : undefined;
+    const first = l7 ? l7.services.flatMap((x) => x.backends.map((b) => ({ ip: b.ip, port: x.targetPort })))[0] : l4!.backends[0];
+    const backend = first ? { ip: canonicalIp(first.ip), port: first.port } : undefined;
+    facts.ingress = {
+      client: src, listen: dst, port, protocol, table, clientRoute: { ok: false, errno: 'ENOENT', message: 'not read' }, l4: l4!,
+      ...(l7 ? { l7 } : {}), ...(backend ? { backend } : {}),
+    };
     if (backend) {
       facts.dst = backend.ip;
       if (view) facts.dstOwner = ownerOf(backend.ip, view, networks);
@@ -68,4 +75,18 @@ export async function runExplain(config: AgentConfig, req: ExplainRequest): Prom
   readKernel(facts, { topology, networks, src: held(src), dst: held(dst) });
   await readTunnel(facts, { topology, networks, gateways });
   return explainPath(facts);
+}
+
+/** The controller's http services on `port` with their backends (by address), and this host's listening socket for it. */
+function l7Of(view: ClusterView | undefined, listen: string, port: number): NonNullable<IngressFact['l7']> {
+  const services = (view?.services ?? []).flatMap((st) => {
+    const svc = st.service;
+    if (!svc) return [];
+    return svc.ports.filter((p) => p.protocol === 'http' && p.port === port).map((p) => ({
+      name: svc.name, targetPort: p.target_port, route: `${svc.hostnames.length > 0 ? svc.hostnames.join(',') : '*'}${svc.path_prefix || '/'}`,
+      backends: st.backends.map((b) => ({ ip: b.ip, host: b.host })).sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)),
+    }));
+  });
+  const listening = tcpListener(listen, port);
+  return { services, ...(listening ? { listening } : {}) };
 }

@@ -322,6 +322,10 @@ function ingressSide(w: Walk, f: ExplainFacts, i: IngressFact): void {
   const tbl = `ip ${i.table}`;
   const base = { kind: 'ingress' as const, host: self, source: `kernel (nftables ${tbl})` };
   const l4 = i.l4;
+  if (!l4.chain && i.l7 && i.l7.services.length > 0) {
+    l7Hops(w, f, i, i.l7);
+    return;
+  }
   if (!l4.exists) {
     w.add({ ...base, what: `nft ${tbl}`, verdict: 'drop',
       why: l4.error ? `the ingress's table ${tbl} cannot be read: ${l4.error}` : `there is no nftables table ${tbl}: no L4 service is programmed on ${self} (weft ingress is not running here, or runs with another --nft-table)`,
@@ -346,6 +350,31 @@ function ingressSide(w: Walk, f: ExplainFacts, i: IngressFact): void {
   if (!w.add({ ...base, what: `nft ${tbl}: ${i.protocol} ${key} -> ${l4.chain}: DNAT by hash to ${shown}${more}`, verdict: 'ok',
     why: `each flow goes to one backend by a hash of the client's address${l4.chain.includes('_ip_') ? '' : ' and port'}; the path below is to ${i.backend.ip}:${i.backend.port}` })) return;
   forwardSide(w, f, `ip route get ${i.backend.ip} from ${i.client} iif ${cr.dev}`, undefined);
+}
+
+/** An http port: the ingress's L7 proxy listening here, the services routed on the port and their backends, then the proxy's own connection to one. */
+function l7Hops(w: Walk, f: ExplainFacts, i: IngressFact, l7: NonNullable<IngressFact['l7']>): void {
+  const self = f.self.name;
+  const svc = `${i.listen}:${i.port}`;
+  const names = l7.services.map((s) => `${s.name} (${s.route} -> port ${s.targetPort})`).join(', ');
+  const source = 'kernel (listening sockets) + controller (services)';
+  if (!l7.listening) {
+    w.add({ kind: 'ingress', host: self, what: `L7 proxy for http port ${i.port}: ${names}`, source, verdict: 'drop',
+      why: `nothing on ${self} listens on ${svc} (TCP): the L7 proxy of weft ingress does not serve it here, and the client's connection is refused`,
+      fix: 'start weft ingress on this host (its --listen-address must include this address); its log says why a port could not be bound' });
+    return;
+  }
+  const backends = l7.services.flatMap((s) => s.backends.map((b) => `${b.ip}:${s.targetPort} (${b.host})`));
+  if (backends.length === 0 || !i.backend) {
+    w.add({ kind: 'ingress', host: self, what: `L7 proxy on ${l7.listening}: ${names}`, source, verdict: 'drop',
+      why: `no service routed on http port ${i.port} has a backend: the proxy answers 503`,
+      fix: 'weft service list shows each service\'s backends; weft endpoints the containers its selector matches' });
+    return;
+  }
+  const shown = backends.slice(0, 8).join(', ') + (backends.length > 8 ? `, and ${backends.length - 8} more` : '');
+  if (!w.add({ kind: 'ingress', host: self, what: `L7 proxy on ${l7.listening}: ${names}: backends ${shown}`, source, verdict: 'ok',
+    why: `the proxy picks a backend per request (route, rack policy, health) and connects to it from ${self} itself; the path below is to ${i.backend.ip}:${i.backend.port}` })) return;
+  forwardSide(w, f, `ip route get ${i.backend.ip}`, undefined);
 }
 
 /** On a gateway that holds neither end: where the packet comes from (controller), the leg through here (kernel), where it goes. */
