@@ -12,7 +12,9 @@
 // (`weft explain <src> <dst>` there), it explains the receiving side from
 // that host's kernel instead: one command, the side it can see. Between
 // datacenters, run on a gateway (of either side) it reads the tunnel's leg
-// there: weft.xdc, the route into weft.wg0 and the WireGuard peer.
+// there: weft.xdc, the route into weft.wg0 and the WireGuard peer. With
+// <client-ip> <address>:<port>[/proto] on the ingress host, it follows an
+// outside client's packet through the ingress (L4 DNAT or L7 proxy) onwards.
 import { loadCommandConfig } from '../../../controller/common/command';
 import { AGENT_DEFAULTS, loadAgentConfig } from '../config';
 
@@ -34,8 +36,9 @@ datacenters, run on a gateway the path crosses, it reads the tunnel there:
 the route into weft.xdc, its FDB entry to the remote gateway, the route into
 weft.wg0 and the WireGuard peer (no handshake in 180 s is a break). With
 <address>:<port>, run on the ingress host: the outside client's packet through
-the ingress's L4 DNAT (nftables table ip weft-ingress) to a backend, and on to
-the backend's container.
+the ingress's L4 DNAT (nftables table ip weft-ingress) to a backend, or for an
+http port the L7 proxy listening there and the service's backends (from the
+controller), and on to one backend's container.
 Exit status: 0 when the path is complete, 1 when it breaks, 2 on a bad flag.
 
   --size BYTES                IP packet size to check against every MTU on the way
