@@ -176,6 +176,7 @@ describe('controller client', () => {
     expect(events[0].hosts.find((h) => h.name === 'host-a')?.wg_public_key).toBe(wg.publicKey);
     expect(watch.topology().hosts.find((h) => h.name === 'host-a')).toEqual({
       name: 'host-a', underlayIp: '192.168.1.1', vtepMac: '02:00:00:00:00:01', rack: 'r1', datacenter: 'dc1', subnets: { default: reg.subnets[0].subnet },
+      wgPublicKey: wg.publicKey,
     });
     expect(watch.topology().vxlanPort).toBe(4789);
     expect(a.client.connectionState()).toBe('connected');
