@@ -59,11 +59,11 @@ export function encapHops(w: Walk, f: ExplainFacts, host: string, e: EncapFact):
   }
   if (!w.add(w.sized({ ...base, what }, e.device.mtu, dev))) return false;
   if (!e.outer) return true;
-  return outerHops(w, f, host, dev, e.outer, want?.host);
+  return outerHops(w, host, dev, e.outer, want?.host);
 }
 
 /** Where an encapsulated packet's outer destination routes: into weft.wg0 (then the peer), or out of the underlay. */
-function outerHops(w: Walk, f: ExplainFacts, host: string, dev: string, o: NonNullable<EncapFact['outer']>, peerHost: string | undefined): boolean {
+function outerHops(w: Walk, host: string, dev: string, o: NonNullable<EncapFact['outer']>, peerHost: string | undefined): boolean {
   const lookup = `ip route get ${o.dst}`;
   const port = dev === XDC_DEVICE ? XDC_PORT : undefined;
   const p = routeProblem(o.route, lookup);
