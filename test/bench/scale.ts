@@ -48,7 +48,7 @@ const STORES = (process.env.WEFT_BENCH_STORES ?? 'sqlite,etcd').split(',').map((
 for (const s of STORES) if (s !== 'sqlite' && s !== 'etcd') throw new Error(`WEFT_BENCH_STORES: unknown store ${s} (sqlite, etcd)`);
 if (DEAD >= HOSTS / 2) throw new Error(`WEFT_BENCH_DEAD (${DEAD}) must be under half of WEFT_BENCH_HOSTS (${HOSTS})`);
 
-installCleanup(stopAllEtcd);
+installCleanup(stopAllEtcd, 'scale bench');
 
 /** The issue's goals at 5,000 hosts, each a test of one store's figures. */
 const GOALS: Array<{ key: string; text: string; pass: (f: Figures) => boolean }> = [

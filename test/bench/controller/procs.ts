@@ -59,14 +59,14 @@ export async function stopAll(): Promise<void> {
 }
 
 let installed = false;
-/** `extra` runs first on a signal (e.g. stopping etcd, which test/helpers/etcd.ts owns). */
-export function installCleanup(extra: () => Promise<void> = async () => {}): void {
+/** `extra` runs first on a signal (e.g. stopping etcd, which test/helpers/etcd.ts owns); `name` is the bench's, for the message. */
+export function installCleanup(extra: () => Promise<void> = async () => {}, name = 'controller bench'): void {
   if (installed) return;
   installed = true;
   process.once('exit', killAllNow);
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
-      console.error(`controller bench: ${sig}, stopping everything it started`);
+      console.error(`${name}: ${sig}, stopping everything it started`);
       const hard = setTimeout(() => { killAllNow(); process.exit(130); }, 5000);
       extra().catch(() => {}).finally(() => {
         killAllNow();
