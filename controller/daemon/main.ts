@@ -16,6 +16,7 @@ import { serverOptions } from '../service/server-options';
 import { ADMIN_NAME } from '../api/validate';
 import { advertisedServer, currentMachine, servingAddresses, type Advertised } from './advertise';
 import { type ControllerConfig, certNames, formatHostPort } from './config';
+import { leaderCompactor } from './compaction';
 import { startElection, type Election } from './election';
 import { createHttpServer, listenHttp } from '../common/http';
 import {
@@ -68,9 +69,22 @@ export async function startController(config: ControllerConfig, opts: StartOptio
 
     const id = `${hostname()}:${config.listen.port}#${process.pid}`;
     const reclaimer = leaderReclaimer(store, log);
-    const election = startElection(store, id, { logger: log, onElected: reclaimer.start, onDemoted: reclaimer.stop });
+    let isLeader = () => false;
+    const compactor = leaderCompactor(store, log, { isLeader: () => isLeader() });
+    const election = startElection(store, id, {
+      logger: log,
+      onElected: () => {
+        reclaimer.start();
+        compactor.start();
+      },
+      onDemoted: () => {
+        reclaimer.stop();
+        compactor.stop();
+      },
+    });
     undo.push(() => election.stop());
     reclaimer.isLeader = election.isLeader;
+    isLeader = election.isLeader;
 
     const metrics = createMetrics({ store, isLeader: election.isLeader, controllerId: id, version });
     reclaimer.onReclaimed = (n) => metrics.reclaimed.inc(n);
@@ -159,6 +173,7 @@ export async function startController(config: ControllerConfig, opts: StartOptio
         (stopped ??= (async () => {
           log.info('shutting down: no new calls, ending watch streams');
           reclaimer.stop();
+          compactor.stop();
           const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
           shutdown.abort();
           const timer = setTimeout(() => {
