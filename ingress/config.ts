@@ -11,6 +11,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { INGRESS_JOIN, joinOptions, readJoinFlags, type JoinKey, type JoinSettings } from '../controller/api/client/join-flags';
 import { checkHostName, checkName } from '../controller/api/validate';
+import { DEFAULT_INGRESS_TABLE } from '../dataplane/nftables/keys';
 import { parseCidr } from '../controller/common/cidr';
 import {
   ConfigError, parseAbsolutePath, parseDurationWithin, parseHostPort, parseLogLevel, parseWholeNumber, readSources,
@@ -74,7 +75,7 @@ export const INGRESS_DEFAULTS = {
   upstreamTimeout: '60s',
   drainTimeout: '30s',
   l4SourceNat: 'masquerade' as SourceNat,
-  nftTable: 'weft-ingress',
+  nftTable: DEFAULT_INGRESS_TABLE,
   accessLogSample: '0',
   logLevel: 'info' as LogLevel,
 };

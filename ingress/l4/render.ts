@@ -37,6 +37,7 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../controller/common/errors';
 import { maglevRebalance, maglevSize, maglevTable } from '../balance/maglev';
 import { endpointKey, type Endpoint } from '../model';
+import { addrPortHex, decodeAddrPort, ipv4Hex, portHex, portKeyHex } from '../../dataplane/nftables/keys';
 
 /**
  * One service port as sync() wants it. Immutable once handed to sync():
@@ -85,23 +86,8 @@ function chain(decl: string, rules: string[]): DesiredChain {
   return { decl, rules, comments: rules.map(ruleComment) };
 }
 
-export function ipv4Hex(ip: string): string {
-  return Buffer.from(ip.split('.').map(Number)).toString('hex');
-}
-
-function portHex(port: number): string {
-  return port.toString(16).padStart(4, '0');
-}
-
-/** The port half of a class map's key: `inet_service` in 2 bytes, padded to 4 (the registers are 32 bits). */
-export function portKeyHex(port: number): string {
-  return `${portHex(port)}0000`;
-}
-
-/** Concatenated `ipv4_addr . inet_service`: 4 bytes, then the port in 2 bytes padded to 4 (the registers are 32 bits). */
-export function addrPortHex(ip: string, port: number): string {
-  return `${ipv4Hex(ip)}${portHex(port)}0000`;
-}
+// the key encodings live with the nftables library, which the agent's explain reads too
+export { addrPortHex, decodeAddrPort, ipv4Hex, portKeyHex };
 
 // One string per bucket number, shared by every map: 10,000 services of
 // 1009 buckets then hold 10 million references, not 10 million strings.
@@ -116,13 +102,6 @@ export function bucketHex(i: number): string {
     k = bucketKeys[i] = b.toString('hex');
   }
   return k;
-}
-
-export function decodeAddrPort(v: string): { ip: string; port: number } | undefined {
-  const hex = v.startsWith('v:') ? v.slice(2) : v;
-  if (hex.length !== 16) return undefined;
-  const b = Buffer.from(hex, 'hex');
-  return { ip: `${b[0]}.${b[1]}.${b[2]}.${b[3]}`, port: b.readUInt16BE(4) };
 }
 
 /**

@@ -8,12 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { openNftTable } from '../../../dataplane/nftables/table';
 import { NFPROTO_IPV4 } from '../../../dataplane/nftables/wire';
-import { INGRESS_DEFAULTS } from '../../../ingress/config';
-import { addrPortHex, decodeAddrPort, portKeyHex } from '../../../ingress/l4/render';
+import { addrPortHex, decodeAddrPort, DEFAULT_INGRESS_TABLE, portKeyHex } from '../../../dataplane/nftables/keys';
 import type { IngressFact } from './facts';
 
 /** The ingress's default table (weft ingress --nft-table). */
-export const INGRESS_TABLE = INGRESS_DEFAULTS.nftTable;
+export const INGRESS_TABLE = DEFAULT_INGRESS_TABLE;
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 /** An `inet_service` key alone: the port in 2 bytes. */
