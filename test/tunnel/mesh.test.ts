@@ -4,11 +4,17 @@
 // WireGuard runs between hosts, never VXLAN and never a payload in the clear;
 // wireguard-go killed on a host drops the traffic instead of sending it in
 // the clear, and the agent brings it back; an agent restart remakes nothing
-// and loses no packet; dc2 (no mesh) is still reached through the gateways.
+// and loses no packet; dc2 (no mesh) is still reached through the gateways;
+// a mesh host's key rotation goes on inside WireGuard; and `weft explain`
+// follows the FDB entry's tunnel address into weft.wg0 and its peer, naming
+// the removed peer as the break.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import type { Explanation, Hop } from '../../cni-plugin/agent/explain/verdicts';
+import { joinArgs } from '../e2e/cluster';
+import { nsExecAsync } from '../e2e/traffic';
 import { ipJson } from '../helpers/ip';
 import { GiveUp, waitFor } from '../helpers/wait';
 import { ping, tcpSend, TCP_SINK } from '../e2e/traffic';
@@ -182,4 +188,47 @@ describe('a mesh host\'s key rotation', () => {
     expect(summary.lost, summary.output).toBeLessThan(40);
     expect(cleartext(await cap.stop())).toEqual([]);
   });
+});
+
+type Report = Explanation & { break: (Hop & { hop: number }) | null };
+
+/** weft explain on h1, in its agent's (or, stopped, its wireguard-go's) mount namespace, where the UAPI socket is. */
+async function explain(json = true): Promise<{ status: number; report?: Report; stdout: string }> {
+  const a = t.agents.get('h1')!;
+  const pid = !a.proc.exited ? a.proc.pid : t.wireguardPids('h1')[0];
+  const args = [t.weft, 'explain', c('c1').ip, c('c2').ip, ...joinArgs(t.ctl.agentCommand, t.token).slice(1), '--host-name', 'h1', '--state-dir', a.stateDir, ...(json ? ['--json'] : [])];
+  const r = await nsExecAsync(t.host('h1').netns, 'nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', process.execPath, ...args], { timeoutMs: 30_000 });
+  if (json && r.stdout.trim() === '') throw new Error(`weft explain printed nothing (exit ${r.status}): ${r.stderr}`);
+  return { status: r.status, stdout: r.stdout, ...(json ? { report: JSON.parse(r.stdout) as Report } : {}) };
+}
+
+async function wg(args: string[]): Promise<string> {
+  const r = await nsExecAsync(t.host('h1').netns, 'nsenter', [`--mount=/proc/${t.wireguardPids('h1')[0]}/ns/mnt`, '--', 'wg', ...args]);
+  if (r.status !== 0) throw new Error(`wg ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+// last: it stops h1's agent and removes a peer by hand
+describe('weft explain in a mesh datacenter', () => {
+  it("h1 -> g1b: the overlay's FDB entry at g1b's tunnel address, the route into weft.wg0, the peer; then that peer removed is the break", async () => {
+    const tunnel = vxlanLocal(t.host('g1b'))!;
+    const r = await explain();
+    expect(r.status, r.stdout).toBe(0);
+    expect(r.report!.hops.map((h) => `${h.kind}@${h.host}`)).toEqual([
+      'container@h1', 'veth@h1', 'bridge@h1', 'route@h1', 'vxlan@h1', 'route@h1', 'wireguard@h1', 'underlay@h1', 'host@g1b', 'container@g1b',
+    ]);
+    const h = r.report!.hops;
+    expect(h[4].what).toContain(`FDB dst ${tunnel} (g1b)`);
+    expect(h[5].what.startsWith(`ip route get ${tunnel}: dev weft.wg0`), h[5].what).toBe(true);
+    expect(h[6].what).toMatch(new RegExp(`^weft\\.wg0: peer g1b \\(key \\S+\\), endpoint ${t.host('g1b').underlayIp.replace(/\./g, '\\.')}:\\d+, allowed IPs ${tunnel.replace(/\./g, '\\.')}/32, last handshake \\d+ s ago$`));
+    console.log(`weft explain in a mesh datacenter:\n${(await explain(false)).stdout}`);
+
+    await t.stopAgent('h1');
+    const key = (await wg(['show', 'weft.wg0', 'allowed-ips'])).split('\n').find((l) => l.includes(`${tunnel}/32`))!.split('\t')[0];
+    await wg(['set', 'weft.wg0', 'peer', key, 'remove']);
+    const broken = await explain();
+    expect(broken.status, broken.stdout).toBe(1);
+    expect(broken.report!.break).toMatchObject({ hop: 7, kind: 'wireguard', host: 'h1', verdict: 'drop' });
+    expect(broken.report!.break!.why).toContain(`no WireGuard peer of weft.wg0 has ${tunnel} (g1b's tunnel address) in its allowed IPs`);
+  }, 90_000);
 });
