@@ -21,16 +21,12 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { round, spread, stats, table, type Stats } from './weft/stats';
+import { envInt } from './weft/env';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-const num = (name: string, dflt: number, min: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be an integer of at least ${min} (got ${process.env[name]})`);
-  return v;
-};
-const REPS = num('WEFT_BENCH_REPS', 30, 20);
-const WARMUP = num('WEFT_BENCH_WARMUP', 3, 1);
+const REPS = envInt('WEFT_BENCH_REPS', 30, 20);
+const WARMUP = envInt('WEFT_BENCH_WARMUP', 3, 1);
 const BUNDLE = resolve(process.env.WEFT_BENCH_BUNDLE ?? join(ROOT, 'dist', 'weft.mjs'));
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 

@@ -28,17 +28,13 @@ import { runFanout, type FanoutResult } from './controller/fanout';
 import { installCleanup, removeDir, stopAll, tempDir } from './controller/procs';
 import type { Mode } from './controller/protocol';
 import { quantile, round, spread, stats, table, type Stats } from './weft/stats';
+import { envInt } from './weft/env';
 
-const num = (name: string, dflt: number, min: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isInteger(v) || v < min) throw new Error(`${name} must be an integer of at least ${min} (got ${process.env[name]})`);
-  return v;
-};
-const REPS = num('WEFT_BENCH_REPS', 5, 5);
-const ALLOCS = num('WEFT_BENCH_ALLOCS', 2000, 100);
-const HOSTS = num('WEFT_BENCH_HOSTS', 1000, 1);
-const EVENTS = num('WEFT_BENCH_EVENTS', 10, 1);
-const PROCS = num('WEFT_BENCH_WATCHER_PROCS', 4, 1);
+const REPS = envInt('WEFT_BENCH_REPS', 5, 5);
+const ALLOCS = envInt('WEFT_BENCH_ALLOCS', 2000, 100);
+const HOSTS = envInt('WEFT_BENCH_HOSTS', 1000, 1);
+const EVENTS = envInt('WEFT_BENCH_EVENTS', 10, 1);
+const PROCS = envInt('WEFT_BENCH_WATCHER_PROCS', 4, 1);
 const MODE: Mode = process.env.WEFT_BENCH_MODE === 'insecure' ? 'insecure' : 'mtls';
 const IN_FLIGHT = [1, 32] as const;
 // Developing one half need not wait for the other; the recorded result always runs both.

@@ -12,9 +12,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor } from '../../../controller/api/proto';
 import { clientCredentials, issueClientCert, loadCa } from '../../../controller/pki';
-import { TimedOut, waitFor } from '../../helpers/wait';
 import { channelOptions, hostRequest, type ToChild, type FromChild } from './protocol';
 import { pool } from './pool';
+import { eventWaits, unaryCall } from './child-calls';
 
 type Watcher = {
   name: string;
@@ -28,30 +28,14 @@ type Watcher = {
 };
 
 const watchers: Watcher[] = [];
-const waiters = new Set<() => void>();
-const wakeAll = () => { for (const w of [...waiters]) w(); };
+const { until, wakeAll } = eventWaits();
 
 function send(m: FromChild): void {
   process.send!(m);
 }
 
-function call<T>(w: Watcher, method: string, req: unknown): Promise<T> {
-  return new Promise((resolve, reject) =>
-    (w.client as any)[method](req, w.md, { deadline: Date.now() + 60_000 }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
-  );
-}
+const call = <T>(w: { client: any; md: grpc.Metadata }, method: string, req: unknown): Promise<T> => unaryCall<T>(w.client, w.md, method, req, 60_000);
 
-/** Whether `pred` holds within `ms`; checked again on every stream event. */
-function until(what: string, pred: () => boolean, ms: number): Promise<boolean> {
-  const wake = (check: () => void) => {
-    waiters.add(check);
-    return () => waiters.delete(check);
-  };
-  return waitFor(what, pred, { ms, wake }).then(() => true, (e: unknown) => {
-    if (e instanceof TimedOut) return false;
-    throw e;
-  });
-}
 
 async function setup(m: Extract<ToChild, { cmd: 'setup' }>): Promise<void> {
   const t0 = Date.now();

@@ -12,10 +12,10 @@ import * as grpc from '@grpc/grpc-js';
 import { backoff, type Backoff } from '../../../controller/api/client/backoff';
 import { controllerClientConstructor } from '../../../controller/api/proto';
 import { clientCredentials, issueClientCert, loadCa } from '../../../controller/pki';
-import { TimedOut, waitFor } from '../../helpers/wait';
 import { channelOptions, hostRequest, type Mode } from '../controller/protocol';
 import { PROBE_PREFIX, type Arrival, type Counters, type FromHosts, type StallOutcome, type ToHosts } from './protocol';
 import { pool } from '../controller/pool';
+import { eventWaits, unaryCall } from '../controller/child-calls';
 
 /** What the next stream opened after arm() begins with: where a restart or a stall leaves a watch. */
 type FirstAfter = 'idle' | 'armed' | 'opened' | 'SNAPSHOT' | 'resumed';
@@ -54,30 +54,14 @@ let heartbeatMs = 20_000;
 let closing = false;
 let counters: Counters = { streamEnds: {}, heartbeats: {}, opens: 0 };
 const count = (m: Record<string, number>, k: string) => { m[k] = (m[k] ?? 0) + 1; };
-const waiters = new Set<() => void>();
-const wakeAll = () => { for (const w of [...waiters]) w(); };
+const { until, wakeAll } = eventWaits(500);
 
 function send(m: FromHosts): void {
   process.send!(m);
 }
 
-function call<T>(h: Host, method: string, req: unknown): Promise<T> {
-  return new Promise((resolve, reject) =>
-    (h.client as any)[method](req, h.md, { deadline: Date.now() + CALL_MS }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
-  );
-}
+const call = <T>(h: { client: any; md: grpc.Metadata }, method: string, req: unknown): Promise<T> => unaryCall<T>(h.client, h.md, method, req, CALL_MS);
 
-/** Whether `pred` holds within `ms`; checked again on every stream event. */
-function until(what: string, pred: () => boolean, ms: number): Promise<boolean> {
-  const wake = (check: () => void) => {
-    waiters.add(check);
-    return () => waiters.delete(check);
-  };
-  return waitFor(what, pred, { ms, wake, everyMs: 500 }).then(() => true, (e: unknown) => {
-    if (e instanceof TimedOut) return false;
-    throw e;
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const subnetsOf = (h: any) => h.subnets.map((s: any) => `${s.network}:${s.subnet}`).join(',');
