@@ -122,6 +122,20 @@ describe('a mesh datacenter', () => {
     expect(wireGuardBetween(seen.lines, h1, g1b)).toBeGreaterThan(20);
   });
 
+  it('passes strict reverse-path filtering: the decrypted VXLAN comes from a tunnel address routed back into weft.wg0', async () => {
+    const hosts = [t.host('h1'), t.host('g1b')];
+    const keys = ['net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.weft/wg0.rp_filter', 'net.ipv4.conf.eth0.rp_filter'];
+    const read = (ns: string, k: string) => t.lab.exec(ns, 'sysctl', ['-n', k]).stdout.trim();
+    const before = hosts.map((h) => keys.map((k) => read(h.netns, k)));
+    try {
+      for (const h of hosts) for (const k of keys) t.lab.exec(h.netns, 'sysctl', ['-qw', `${k}=1`]);
+      const p = await ping(c('c1').netns, c('c2').ip, ['-c', '10', '-i', '0.05']);
+      expect(p.received, p.output).toBe(10);
+    } finally {
+      hosts.forEach((h, i) => keys.forEach((k, j) => t.lab.exec(h.netns, 'sysctl', ['-qw', `${k}=${before[i][j]}`])));
+    }
+  });
+
   it('still reaches another datacenter through the gateways', async () => {
     const p = await ping(c('c1').netns, c('c3').ip, ['-c', '5', '-i', '0.1']);
     expect(p.received, p.output).toBe(5);
