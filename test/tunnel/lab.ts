@@ -580,8 +580,11 @@ export type PingStream = {
   replies: Map<number, number>;
   /** highest sequence number sent so far (from "no answer yet" and replies) */
   lastSeq(): number;
-  /** stop and return the summary ping printed */
-  stop(): Promise<{ transmitted: number; received: number; lost: number; gaps: Array<[number, number]>; output: string }>;
+  /**
+   * Stop and return the summary ping printed. `lost` counts every ping without a reply, the last ones
+   * still in flight when stopped too; `lostBefore` only those older than the newest reply.
+   */
+  stop(): Promise<{ transmitted: number; received: number; lost: number; lostBefore: number; gaps: Array<[number, number]>; output: string }>;
 };
 
 /**
@@ -637,7 +640,9 @@ export function startPingStream(netns: string, dst: string, opts: { intervalS?: 
         }
       }
       if (start >= 0) gaps.push([start, transmitted]);
-      return { transmitted, received, lost: transmitted - received, gaps, output: out.split('\n').slice(-4).join('\n') };
+      const newest = Math.max(0, ...replies.keys());
+      const lostBefore = gaps.reduce((n, [a, b]) => n + Math.max(0, Math.min(b, newest) - a + 1), 0);
+      return { transmitted, received, lost: transmitted - received, lostBefore, gaps, output: out.split('\n').slice(-4).join('\n') };
     },
   };
 }
