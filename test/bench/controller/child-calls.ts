@@ -1,7 +1,8 @@
 // What the benches' client processes (watchers, simulated hosts) share: a
 // unary call with a deadline on a generated client, and a wait that is woken
 // by every stream event instead of polling fast.
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
+import { clientCredentials, issueClientCert, type Ca } from '../../../controller/pki';
 import { TimedOut, waitFor } from '../../helpers/wait';
 
 /** A unary call on `client` with the caller's metadata and a deadline `ms` from now. */
@@ -30,4 +31,15 @@ export function eventWaits(everyMs?: number): { until(what: string, pred: () => 
       });
     },
   };
+}
+
+/** How a simulated host calls: its own client certificate (made here, as a joining agent makes its key), or without TLS the header naming it. */
+export async function hostIdentity(ca: Ca | undefined, name: string): Promise<{ creds: grpc.ChannelCredentials; md: grpc.Metadata }> {
+  const md = new grpc.Metadata();
+  if (!ca) {
+    md.set('x-weft-host', name);
+    return { creds: grpc.credentials.createInsecure(), md };
+  }
+  const cert = await issueClientCert(ca, { host: name, ttlDays: 1 });
+  return { creds: clientCredentials({ caPem: ca.certPem, certPem: cert.certPem, keyPem: cert.keyPem! }), md };
 }

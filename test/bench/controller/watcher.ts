@@ -11,10 +11,10 @@
 // Talks to the parent over IPC: setup -> watch -> collect* -> close.
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor } from '../../../controller/api/proto';
-import { clientCredentials, issueClientCert, loadCa } from '../../../controller/pki';
+import { loadCa } from '../../../controller/pki';
 import { channelOptions, hostRequest, type ToChild, type FromChild } from './protocol';
 import { pool } from './pool';
-import { eventWaits, unaryCall } from './child-calls';
+import { eventWaits, hostIdentity, unaryCall } from './child-calls';
 
 type Watcher = {
   name: string;
@@ -42,16 +42,7 @@ async function setup(m: Extract<ToChild, { cmd: 'setup' }>): Promise<void> {
   const Client = controllerClientConstructor();
   const ca = m.mode === 'mtls' ? await loadCa(m.caDir) : undefined;
   for (const { name } of m.hosts) {
-    let creds: grpc.ChannelCredentials;
-    const md = new grpc.Metadata();
-    if (ca) {
-      // Each host makes its own key, as a joining agent does.
-      const cert = await issueClientCert(ca, { host: name, ttlDays: 1 });
-      creds = clientCredentials({ caPem: ca.certPem, certPem: cert.certPem, keyPem: cert.keyPem! });
-    } else {
-      creds = grpc.credentials.createInsecure();
-      md.set('x-weft-host', name);
-    }
+    const { creds, md } = await hostIdentity(ca, name);
     const client = new Client(m.target, creds, channelOptions(m.mode));
     watchers.push({ name, client, md, got: new Map() });
   }

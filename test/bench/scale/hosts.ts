@@ -11,11 +11,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { backoff, type Backoff } from '../../../controller/api/client/backoff';
 import { controllerClientConstructor } from '../../../controller/api/proto';
-import { clientCredentials, issueClientCert, loadCa } from '../../../controller/pki';
+import { loadCa } from '../../../controller/pki';
 import { channelOptions, hostRequest, type Mode } from '../controller/protocol';
 import { PROBE_PREFIX, type Arrival, type Counters, type FromHosts, type StallOutcome, type ToHosts } from './protocol';
 import { pool } from '../controller/pool';
-import { eventWaits, unaryCall } from '../controller/child-calls';
+import { eventWaits, hostIdentity, unaryCall } from '../controller/child-calls';
 
 /** What the next stream opened after arm() begins with: where a restart or a stall leaves a watch. */
 type FirstAfter = 'idle' | 'armed' | 'opened' | 'SNAPSHOT' | 'resumed';
@@ -81,16 +81,7 @@ async function setup(m: Extract<ToHosts, { cmd: 'setup' }>): Promise<void> {
     'grpc.max_reconnect_backoff_ms': 10_000,
   };
   for (const { name, n } of m.hosts) {
-    let creds: grpc.ChannelCredentials;
-    const md = new grpc.Metadata();
-    if (ca) {
-      // Each host makes its own key, as a joining agent does.
-      const cert = await issueClientCert(ca, { host: name, ttlDays: 1 });
-      creds = clientCredentials({ caPem: ca.certPem, certPem: cert.certPem, keyPem: cert.keyPem! });
-    } else {
-      creds = grpc.credentials.createInsecure();
-      md.set('x-weft-host', name);
-    }
+    const { creds, md } = await hostIdentity(ca, name);
     hosts.push({
       name, n, md, client: new Client(m.target, creds, opts), rev: 0, streams: 0, openedAt: 0n, probeStreams: new Map(), probes: new Map(), delays: backoff(),
       afterMark: 'idle', afterStall: 'idle', stalled: false, stallStreams: 0, stallEnds: new Map(),
