@@ -245,10 +245,11 @@ export async function startTunnel(
     } catch (err) {
       tlog.error({ err }, 'WireGuard dataplane reconcile failed; the next one retries');
     }
-    if (network.mesh !== (next.mesh !== undefined)) {
-      tlog.info({ datacenter }, next.mesh ? 'mesh datacenter: host-to-host traffic goes inside WireGuard' : 'not a mesh datacenter: host-to-host traffic goes over the underlay');
+    const mesh = next.mesh !== undefined;
+    if (network.mesh !== mesh) {
+      tlog.info({ datacenter }, mesh ? 'mesh datacenter: host-to-host traffic goes inside WireGuard' : 'not a mesh datacenter: host-to-host traffic goes over the underlay');
       try {
-        network.mesh = next.mesh !== undefined;
+        network.mesh = mesh;
       } catch (err) {
         tlog.error({ err }, 'cannot rebuild the overlay devices for the mesh; the host network\'s next repair retries');
       }

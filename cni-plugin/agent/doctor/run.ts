@@ -59,11 +59,11 @@ function weftDevices(links: Link[]): WeftDevice[] {
 
 const hostEndsOf = (links: Link[]) => links.filter((l) => l.kind === 'veth' && HOST_VETH_NAME.test(l.name));
 
-async function underlayOf(config: AgentConfig, h: Handle): Promise<MtuFacts['underlay']> {
+async function underlayOf(config: AgentConfig, h: Handle): Promise<MtuFacts['underlay'] & { ip?: string }> {
   try {
     const ip = await resolveUnderlayIp(config, h);
     const l = findUnderlay(h, { underlayIp: ip, vtepMac: '02:00:00:00:00:01' });
-    return { name: l.name, mtu: l.mtu };
+    return { name: l.name, mtu: l.mtu, ip };
   } catch (e) {
     return { error: message(e) };
   }
@@ -160,7 +160,7 @@ export async function runDoctor(config: AgentConfig, now: () => number = Date.no
     const underlay = await underlayOf(config, h);
     // the agent caches whether its datacenter is a mesh with the fail-closed policy
     const meshCached = (await readPolicyCache(config.stateDir, silentLogger).catch(() => undefined))?.mesh === true;
-    const wireGuardOverhead = meshCached ? (config.underlayIp?.includes(':') ? WG_OVERHEAD_V6 : WG_OVERHEAD_V4) : 0;
+    const wireGuardOverhead = meshCached ? ('ip' in underlay && underlay.ip?.includes(':') ? WG_OVERHEAD_V6 : WG_OVERHEAD_V4) : 0;
     findings.push(...guarded('mtu', () => {
       const configured = config.mtu !== undefined
         ? { mtu: config.mtu, source: '--mtu' }
