@@ -199,10 +199,13 @@ function blocks(holder: HostRecord | undefined, claim: Claim, opts: RegisterHost
 /**
  * The compares and writes that register `h`, read from the store as it is
  * now; throws HostConflictError when another host holds one of its values.
+ * `read`: the host record `given` was derived from (a read-modify-write):
+ * the write then commits only if the record is still that one, so a change
+ * made after that read is not overwritten with the older values.
  */
-async function planRegistration(store: Store, given: HostRecord, opts: RegisterHostOptions): Promise<RegistrationPlan> {
+async function planRegistration(store: Store, given: HostRecord, opts: RegisterHostOptions, read?: { kv: KeyValue }): Promise<RegistrationPlan> {
   const key = hostKey(given.name);
-  const current = await store.get(key);
+  const current = read ? read.kv : await store.get(key);
   // A registration says nothing of key rotation requests: the stored one stays.
   const kept = tryDecodeHost(current)?.wgKeyRotation;
   const h: HostRecord = given.wgKeyRotation === undefined && kept ? { ...given, wgKeyRotation: kept } : given;
@@ -314,10 +317,12 @@ export async function setHostWireGuardKey(
   store: Store, name: string, wgPublicKey: string, opts: RegisterHostOptions,
 ): Promise<{ host: HostRecord; revision: number }> {
   for (let i = 0; i < CAS_ATTEMPTS; i++) {
-    const cur = tryDecodeHost(await store.get(hostKey(name)));
-    if (!cur) throw new RecordNotFoundError(`host "${name}" is not registered (call RegisterHost first)`);
+    const kv = await store.get(hostKey(name));
+    const cur = tryDecodeHost(kv);
+    if (!kv || !cur) throw new RecordNotFoundError(`host "${name}" is not registered (call RegisterHost first)`);
     const host = { ...cur, wgPublicKey };
-    const { compares, ops } = await planRegistration(store, host, opts);
+    // compared against the record read here: a rotation request or heartbeat since then fails the write, and the next attempt keeps it
+    const { compares, ops } = await planRegistration(store, host, opts, { kv });
     const res = await store.txn(compares, ops);
     if (res.succeeded) return { host, revision: res.revision };
   }

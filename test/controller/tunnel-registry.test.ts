@@ -87,6 +87,30 @@ for (const b of backends) {
       }
     });
 
+    it('a rotation request landing between a key change\'s read and its write is kept (the write is retried, not made from the old read)', async () => {
+      const { hosts } = await site(2);
+      const [h] = hosts;
+      await requestKeyRotation(one, [h]); // generation 1, which the key change reads
+      // `one` as the key change's store: right after it reads the host record, another client asks for a rotation
+      let injected = false;
+      const racing: Store = {
+        ...one,
+        get: async (k: string) => {
+          const kv = await one.get(k);
+          if (!injected && k.endsWith(`/${h}`)) {
+            injected = true;
+            await requestKeyRotation(two, [h]);
+          }
+          return kv;
+        },
+      };
+      await setHostWireGuardKey(racing, h, key(251), { now: Date.now() });
+      expect(injected).toBe(true);
+      const after = (await getHost(one, h))!;
+      expect(after.wgPublicKey).toBe(key(251));
+      expect(after.wgKeyRotation).toBe(2);
+    });
+
     it('rotation requests racing heartbeats, key changes and re-registration are all kept', async () => {
       const { hosts } = await site(2);
       const [h] = hosts;
