@@ -35,7 +35,7 @@ import {
 import { SERVICES_KEYS, type ServicesState, servicesChanges, servicesFromKvs, servicesProgress, servicesSnapshot, serviceMessage } from './service-state';
 import { HostNameTakenError, JoinRateLimitedError, PermissionError, UnauthenticatedError, WatchLimitError, toServiceError } from './status';
 import {
-  TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologyProgress, topologySnapshot,
+  TOPOLOGY_KEYS, type TopologyState, configMessage, hostMessage, sortSubnets, topologyChanges, topologyFromKvs, topologyMerge, topologyMergeable, topologyProgress, topologySnapshot,
 } from './topology';
 import { checkAgentVersion, checkOverlayReport, checkTunnelReport } from '../api/validate';
 import { type Role, checkPossessionProof, normalizeSerial, checkHostName, checkIpInSubnet, checkName, checkRevision, fail, must } from '../api/validate';
@@ -84,6 +84,8 @@ export type ControllerDeps = {
   watchProgressMs?: number;
   /** Snapshots each watch hub writes at once (default SNAPSHOTS_IN_FLIGHT). */
   watchSnapshotsInFlight?: number;
+  /** Spacing of a watch hub's fan-outs, by the streams it serves (default PACE; zero: every message at once). */
+  watchPace?: { usPerStream: number; maxMs: number };
   /** Watch streams of one kind one caller may have open at once, per kind of caller (default WATCH_STREAMS_PER_CALLER). */
   watchStreams?: Partial<WatchStreamLimits>;
 };
@@ -449,9 +451,12 @@ export function createControllerService(deps: ControllerDeps): grpc.UntypedServi
 
   // One hub per kind for the whole process: every stream of a kind shares
   // its store watch, its state and the messages it derives (watch-hub.ts).
-  const hubOpts = { store, logger, log: deps.watchLog, progressMs: deps.watchProgressMs, snapshotsInFlight: deps.watchSnapshotsInFlight };
+  const hubOpts = { store, logger, log: deps.watchLog, progressMs: deps.watchProgressMs, snapshotsInFlight: deps.watchSnapshotsInFlight, pace: deps.watchPace };
   const topologyHub = createHub<TopologyState, pb.TopologyEvent>(
-    { name: 'topology', prefixes: TOPOLOGY_KEYS, init: topologyFromKvs, snapshot: topologySnapshot, changes: topologyChanges, progress: topologyProgress },
+    {
+      name: 'topology', prefixes: TOPOLOGY_KEYS, init: topologyFromKvs, snapshot: topologySnapshot, changes: topologyChanges, progress: topologyProgress,
+      mergeable: topologyMergeable, merge: topologyMerge,
+    },
     hubOpts,
   );
   const servicesHub = createHub<ServicesState, pb.ServiceEvent>(

@@ -303,3 +303,33 @@ export function topologyChanges(s: TopologyState, revision: number, changes: Key
   if (dcs.deletes.length > 0) return [{ ...base, kind: 'DATACENTER_DELETE', datacenter_name: dcs.deletes[0] }];
   return [{ ...base, kind: 'DATACENTER_PUT' }];
 }
+
+/**
+ * HOST_PUT and DATACENTER_PUT carry each host's and datacenter's current
+ * message by name, so a run of them tells a client what the last of the run
+ * left it with when sent as one (watch-hub.ts pacing). Deletes, config
+ * changes and snapshots are sent as they are.
+ */
+export function topologyMergeable(e: TopologyEvent): boolean {
+  return e.kind === 'HOST_PUT' || e.kind === 'DATACENTER_PUT';
+}
+
+export function topologyMerge(run: TopologyEvent[]): TopologyEvent {
+  const hosts = new Map<string, Host>();
+  const datacenters = new Map<string, Datacenter>();
+  for (const e of run) {
+    if (!topologyMergeable(e)) throw new Error(`a ${e.kind} message does not merge`);
+    for (const h of e.hosts) hosts.set(h.name, h);
+    for (const d of e.datacenters) datacenters.set(d.name, d);
+  }
+  const byName = <T>(m: Map<string, T>): T[] => [...m.keys()].sort().map((n) => m.get(n)!);
+  return {
+    revision: run[run.length - 1].revision,
+    kind: hosts.size > 0 ? 'HOST_PUT' : 'DATACENTER_PUT',
+    hosts: byName(hosts),
+    host_name: '',
+    config: null,
+    datacenters: byName(datacenters),
+    datacenter_name: '',
+  };
+}

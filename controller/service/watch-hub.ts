@@ -42,6 +42,14 @@ export type WatchKind<S, Msg extends { revision: number }> = {
   changes: (s: S, revision: number, changes: KeyChange[]) => Msg[];
   /** A message that says only "you are current up to `revision`", for clients that asked (see HubOptions.progressMs). */
   progress: (revision: number) => Msg;
+  /**
+   * Messages that may be told as one: a run of consecutive mergeable
+   * messages is sent as `merge(run)`, which must leave a client exactly where
+   * the run would, at the run's last revision (see HubOptions.pace). Without
+   * these every message is sent as it comes.
+   */
+  mergeable?: (msg: Msg) => boolean;
+  merge?: (run: Msg[]) => Msg;
 };
 
 export type HubOptions = {
@@ -61,6 +69,15 @@ export type HubOptions = {
    * would resume through a long stretch of the store's history.
    */
   progressMs?: number;
+  /**
+   * Fan-out pacing: after a message went to every stream, the next waits
+   * until `usPerStream` per subscribed stream has passed (at most `maxMs`),
+   * and mergeable messages arriving meanwhile are merged into it. A single
+   * change still goes out at once; a join storm of N hosts, which would
+   * send every stream one message per join (O(N²) writes), sends each
+   * stream a bounded number per second instead. Default PACE.
+   */
+  pace?: { usPerStream: number; maxMs: number };
 };
 
 export type Hub<Msg> = {
@@ -87,10 +104,21 @@ type Live<S, Msg> = {
   /** The last revision every progress-asking client was told of, by a message or a progress message. */
   toldAt: number;
   snapshot?: Msg;
+  /** Messages made but not yet sent (pacing): every one mergeable, or a single one; they are in the state, not yet in the log. */
+  held: Msg[];
+  heldTimer?: NodeJS.Timeout;
+  /** When the last message went out (performance.now()). */
+  sentAt: number;
 };
 
 /** A resume through the store's history: the messages of (from, revision], or a snapshot instead. */
-type Past<Msg> = { messages: Array<Entry<Msg>>; revision: number } | 'snapshot';
+type Past<Msg> = {
+  /** One per revision that made one: what the log can be extended with. */
+  messages: Array<Entry<Msg>>;
+  /** The same with runs of mergeable messages merged: what a resuming client is sent (one burst, shared by all resuming from here). */
+  replay: Array<Entry<Msg>>;
+  revision: number;
+} | 'snapshot';
 
 /** The log's default bounds: at least twice a stream's queue limit, so a client ended for lagging usually resumes from memory. */
 export const HUB_LOG = { messages: 8192, bytes: 32 * 1024 * 1024 };
@@ -107,6 +135,13 @@ export const SNAPSHOTS_IN_FLIGHT = 16;
 const SNAPSHOT_TURN_MS = 5000;
 /** Progress messages: often enough that a resume after a restart replays seconds, not hours, of history. */
 export const PROGRESS_MS = 10_000;
+/**
+ * About what one stream's write costs (grpc-js, HTTP/2 and TLS framing of a
+ * shared, already encoded message): spacing fan-outs by this much per
+ * stream keeps them to a bounded share of the CPU however many hosts join.
+ * 5,000 streams: 100 ms.
+ */
+export const PACE = { usPerStream: 20, maxMs: 250 };
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
@@ -135,6 +170,8 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
   const catchUps = limiter(opts.catchUps ?? 4);
   const snapshotTurns = turns(opts.snapshotsInFlight ?? SNAPSHOTS_IN_FLIGHT);
   const progressMs = opts.progressMs ?? PROGRESS_MS;
+  const pace = opts.pace ?? PACE;
+  const canMerge = kind.mergeable && kind.merge ? kind.mergeable : () => false;
   /** Resumes through the store's history in progress, by revision: clients resuming from one revision share one read. */
   const pastReads = new Map<number, Promise<Past<Msg>>>();
 
@@ -142,7 +179,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
     const { kvs, revision } = await store.range(prefix);
     if (signal.aborted) throw new Error('watch hub stopped while loading');
     const state = kind.init(new Map(kvs.filter((kv) => keep(kv.key)).map((kv) => [kv.key, kv.value])));
-    return { state, revision, log: [], logHead: 0, logFrom: revision, logBytes: 0, changedAt: revision, toldAt: revision };
+    return { state, revision, log: [], logHead: 0, logFrom: revision, logBytes: 0, changedAt: revision, toldAt: revision, held: [], sentAt: -Infinity };
   }
 
   /** The running hub's state, starting it if need be. */
@@ -192,6 +229,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
           if (ctl.signal.aborted) return;
           if (err instanceof CompactedError) {
             log.warn({ revision: l.revision, err }, 'watch hub fell behind a compaction: listing again and sending a snapshot');
+            drop(l); // the snapshot below carries what was held
             try {
               live = l = await load(ctl.signal);
             } catch (loadErr) {
@@ -210,6 +248,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
       }
     } finally {
       ctl.abort();
+      if (live) drop(live);
       if (run === ctl) {
         run = undefined;
         live = undefined;
@@ -224,14 +263,49 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
       const msgs = kind.changes(l.state, g.revision, g.changes);
       l.revision = g.revision;
       for (const m of msgs) {
-        record(l, m);
-        publish(m);
-        l.changedAt = l.toldAt = m.revision;
+        l.changedAt = m.revision;
+        hold(l, m);
       }
     }
     // Writes to keys the kind ignores move the revision on too.
     const last = events[events.length - 1]?.kv.modRevision ?? 0;
     if (last > l.revision) l.revision = last;
+  }
+
+  /** Sends `m` now, or holds it for the next paced fan-out (merged with what is held when both are mergeable). */
+  function hold(l: Live<S, Msg>, m: Msg): void {
+    if (l.held.length > 0 && !(canMerge(m) && canMerge(l.held[0]))) release(l);
+    l.held.push(m);
+    if (l.heldTimer) return;
+    const wait = l.sentAt + Math.min(pace.maxMs, (subs.size * pace.usPerStream) / 1000) - performance.now();
+    if (wait <= 0) {
+      release(l);
+      return;
+    }
+    l.heldTimer = setTimeout(() => {
+      l.heldTimer = undefined;
+      if (l === live) release(l);
+    }, wait);
+  }
+
+  /** The held messages, as one, to the log and every stream. */
+  function release(l: Live<S, Msg>): void {
+    if (l.heldTimer) clearTimeout(l.heldTimer);
+    l.heldTimer = undefined;
+    if (l.held.length === 0) return;
+    const m = l.held.length === 1 ? l.held[0] : kind.merge!(l.held);
+    l.held = [];
+    record(l, m);
+    publish(m);
+    l.toldAt = m.revision;
+    l.sentAt = performance.now();
+  }
+
+  /** Forgets what is held: the hub stopped, or a snapshot replaces it. */
+  function drop(l: Live<S, Msg>): void {
+    if (l.heldTimer) clearTimeout(l.heldTimer);
+    l.heldTimer = undefined;
+    l.held = [];
   }
 
   /** To every subscriber; one stream's failure must not cost the others a message. */
@@ -277,7 +351,8 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
   function tellProgress(ctl: AbortController): void {
     const timer = setInterval(() => {
       const l = live;
-      if (!l || ctl.signal.aborted || l.revision <= l.toldAt) return;
+      // while a message is held, its revision is not yet everyone's to resume from
+      if (!l || ctl.signal.aborted || l.revision <= l.toldAt || l.held.length > 0) return;
       l.toldAt = l.revision;
       const msg = kind.progress(l.revision);
       const bytes = sizeOf(msg);
@@ -372,7 +447,7 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
           at = 0;
           continue;
         }
-        for (const e of past.messages) sink.send(e.msg, e.bytes, true);
+        for (const e of past.replay) sink.send(e.msg, e.bytes, true);
         at = past.revision;
       }
     } finally {
@@ -418,7 +493,27 @@ export function createHub<S, Msg extends { revision: number }>(kind: WatchKind<S
     for (const g of byRevision(past.events, keep)) {
       for (const m of kind.changes(state, g.revision, g.changes)) messages.push({ msg: m, bytes: sizeOf(m) });
     }
-    return { messages, revision: past.revision };
+    const replay = mergeRuns(messages.map((e) => e.msg)).map((m) => ({ msg: m, bytes: sizeOf(m) }));
+    return { messages, replay, revision: past.revision };
+  }
+
+  function mergeRuns(msgs: Msg[]): Msg[] {
+    const out: Msg[] = [];
+    let run: Msg[] = [];
+    const end = () => {
+      if (run.length > 0) out.push(run.length === 1 ? run[0] : kind.merge!(run));
+      run = [];
+    };
+    for (const m of msgs) {
+      if (!canMerge(m)) {
+        end();
+        out.push(m);
+      } else {
+        run.push(m);
+      }
+    }
+    end();
+    return out;
   }
 
   /**

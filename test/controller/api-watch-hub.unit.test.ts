@@ -10,6 +10,8 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { controllerClientConstructor } from '../../controller/api/proto';
 import type { ControllerDeps } from '../../controller/service/service';
+import { topologyMerge } from '../../controller/service/topology';
+import { hostKey } from '../../controller/registry/keys';
 import { saveClusterConfig } from '../../controller/ipam';
 import { type HostRecord, putHost } from '../../controller/registry/hosts';
 import { openSqliteStore } from '../../controller/store/sqlite';
@@ -73,7 +75,8 @@ async function counted(deps: Partial<ControllerDeps> = {}): Promise<Counted> {
       };
     },
   };
-  const h = await startHarness({ deps: { store, ...deps } });
+  // Unpaced unless a test says otherwise: these tests follow messages revision by revision.
+  const h = await startHarness({ deps: { store, watchPace: { usPerStream: 0, maxMs: 0 }, ...deps } });
   const close = async () => {
     await h.close();
     await raw.close();
@@ -136,12 +139,15 @@ describe('watch hub', () => {
     expect(c.watchesOpened()).toBe(opened);
     r.cancel();
 
-    // Older than the log: the store's history, then the hub; the same messages either way.
+    // Older than the log: the store's history, then the hub; what an unbroken stream got, with the
+    // replay's run of puts sent as one (topologyMerge: each host's latest message, at the run's last revision).
     for (const from of [snap.revision, events[0].revision, events[2].revision]) {
       const before = c.ranges();
       const o = c.h.open('WatchTopology', { from_revision: from }, 'host:h1');
       await o.waitFor((m) => m.kind === 'HOST_DELETE');
-      expect(o.msgs, `resume from ${from}`).toEqual(events.filter((m) => m.revision > from));
+      const after = events.filter((m) => m.revision > from);
+      const puts = after.filter((m) => m.kind === 'HOST_PUT');
+      expect(o.msgs, `resume from ${from}`).toEqual([...(puts.length > 1 ? [topologyMerge(puts)] : puts), after[after.length - 1]]);
       expect(c.ranges()).toBeGreaterThan(before);
       // ... and it is on the hub now: live events arrive once.
       const next = await registerHost(c.h, `x${from}`, 100 + (from % 100));
@@ -243,5 +249,55 @@ describe('watch hub', () => {
     expect([...revs].sort((a, b) => a - b)).toEqual(revs);
     expect(new Set(revs).size).toBe(revs.length);
     expect(c.active()).toBe(1);
+  });
+  it('paces a burst of changes into fewer messages that leave every stream where the unpaced ones would', async () => {
+    // 40 ms between fan-outs per stream, at most 60 ms: with two streams every burst below is paced.
+    const c = await counted({ watchPace: { usPerStream: 40_000, maxMs: 60 }, watchStreams: { host: 3 } });
+    await registerHost(c.h, 'h1', 1);
+    const a = c.h.open('WatchTopology', { from_revision: 0 }, 'host:h1');
+    const b = c.h.open('WatchTopology', { from_revision: 0 }, 'host:h1');
+    const snap = await a.waitFor((m) => m.kind === 'SNAPSHOT');
+    await b.waitFor((m) => m.kind === 'SNAPSHOT');
+
+    // A lone change after a quiet spell is not held: it goes out as its own message.
+    await new Promise((r) => setTimeout(r, 100));
+    const lone = await putHost(c.store, hostRecord('lone', 0));
+    expect(await a.waitFor((m) => m.revision >= lone.revision)).toMatchObject({ kind: 'HOST_PUT', revision: lone.revision, hosts: [{ name: 'lone' }] });
+
+    // 300 hosts put 20 at a time, each in its own revision; two of them rewritten later in the burst.
+    for (let i = 0; i < 300; i += 20) {
+      await Promise.all(Array.from({ length: 20 }, (_, j) => putHost(c.store, hostRecord(`busy${i + j}`, i + j))));
+    }
+    await putHost(c.store, { ...hostRecord('busy7', 7), underlayIp: '192.168.200.7' });
+    await c.store.delete(hostKey('busy9'));
+    const end = await c.store.revision();
+
+    for (const s of [a, b]) {
+      await s.waitFor((m) => m.kind === 'HOST_DELETE' && m.host_name === 'busy9', 20_000);
+      const after = s.msgs.filter((m) => m.revision > lone.revision);
+      // far fewer messages than revisions, in revision order, each a merged run or a delete
+      expect(after.length).toBeLessThan(100);
+      expect(after.map((m) => m.revision)).toEqual([...after.map((m) => m.revision)].sort((x, y) => x - y));
+      expect(new Set(after.map((m) => m.kind))).toEqual(new Set(['HOST_PUT', 'HOST_DELETE']));
+      // what the stream's client now holds: every host once, with its latest record
+      const hosts = new Map<string, any>(snap.hosts.map((h: any) => [h.name, h]));
+      for (const m of s.msgs.slice(1)) {
+        if (m.kind === 'HOST_PUT') for (const h of m.hosts) hosts.set(h.name, h);
+        if (m.kind === 'HOST_DELETE') hosts.delete(m.host_name);
+      }
+      expect(hosts.size).toBe(1 + 1 + 300 - 1);
+      expect(hosts.get('busy7').underlay_ip).toBe('192.168.200.7');
+      expect(hosts.has('busy9')).toBe(false);
+      expect(s.msgs[s.msgs.length - 1].revision).toBeLessThanOrEqual(end);
+    }
+    // both streams were sent the same shared messages
+    expect(a.msgs.slice(1)).toEqual(b.msgs.slice(1));
+
+    // A client resuming from inside the burst ends in the same place.
+    // (its first merged run: the delete, at least, comes after it)
+    const mid = a.msgs.filter((m) => m.revision > lone.revision)[0].revision;
+    const r = c.h.open('WatchTopology', { from_revision: mid }, 'host:h1');
+    await r.waitFor((m) => m.kind === 'HOST_DELETE' && m.host_name === 'busy9', 20_000);
+    expect(r.msgs).toEqual(a.msgs.filter((m) => m.revision > mid));
   });
 });
