@@ -11,6 +11,9 @@
 //
 // The pings cost the controller one small frame per connection per 20 s:
 // 250 a second at 5,000 hosts.
+//
+// Channelz (grpc-js's introspection service) is off: weft does not serve it,
+// yet grpc-js tracks every connection and call for it when it is on.
 import type * as grpc from '@grpc/grpc-js';
 
 export type Keepalive = { timeMs: number; timeoutMs: number };
@@ -21,5 +24,6 @@ export function serverOptions(keepalive: Keepalive = KEEPALIVE): grpc.ServerOpti
   return {
     'grpc.keepalive_time_ms': keepalive.timeMs,
     'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
+    'grpc.enable_channelz': 0,
   };
 }
