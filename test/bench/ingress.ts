@@ -35,8 +35,11 @@
 // Knobs (env): WEFT_BENCH_ROUNDS (5, at least 3), WEFT_BENCH_SECONDS (5), WEFT_BENCH_CONNECTIONS (64),
 //              WEFT_BENCH_L4_CHANGES (passed to measureL4Updates, 200),
 //              WEFT_BENCH_PAUSE (exponential; fixed: the 10 ms pause of earlier runs),
-//              WEFT_BENCH_INGRESS_NODE_ARGS (none: the ingress as `weft ingress` starts it; e.g.
-//              "--min-semi-space-size=16", the young generation ingress/l7/README.md recommends)
+//              WEFT_BENCH_INGRESS_NODE_ARGS (default: the options the README recommends starting
+//              `weft ingress` with, --min-semi-space-size=16; "none": bare node),
+//              WEFT_BENCH_PLACEMENT (split: the proxies on the last CPU, wrk and the backends on
+//              the others, as an edge host has its CPUs to itself; shared: no pinning;
+//              see bench/weft/cpu-placement.ts)
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { waitFor } from '../helpers/wait';
@@ -49,6 +52,8 @@ import { startNodeProxy } from './ingress/node-proxy';
 import { gcPerRequest, parseGcMetrics, perRequest, sumTimes, type GcPerRequest, type GcTotals, type PerRequest } from './ingress/procstat';
 import { remap } from './ingress/remap';
 import { DELAY_MS, connectionsFor, delayScript, errorCount, pauseMode, wrk, type WrkResult } from './ingress/wrk';
+import { RECOMMENDED_NODE_OPTIONS } from '../../ingress/l7/node-options';
+import { pin, placementFromEnv } from './weft/cpu-placement';
 import { benchDir, benchLab, checkpoint, runInterruptible } from './weft/interruptible';
 import { round, spread, stats, table, type Stats } from './weft/stats';
 
@@ -57,7 +62,9 @@ const SECONDS = Number(process.env.WEFT_BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.WEFT_BENCH_CONNECTIONS ?? 64);
 const L4_CHANGES = Number(process.env.WEFT_BENCH_L4_CHANGES ?? 200);
 const PAUSE = pauseMode(process.env.WEFT_BENCH_PAUSE);
-const INGRESS_NODE_ARGS = (process.env.WEFT_BENCH_INGRESS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+// the ingress is measured as the README says to start it, unless told otherwise ("none": bare node)
+const INGRESS_NODE_ARGS = nodeArgsFromEnv(process.env.WEFT_BENCH_INGRESS_NODE_ARGS);
+const PLACEMENT = placementFromEnv(process.env.WEFT_BENCH_PLACEMENT);
 const HAPROXY_HTTP = 8081;
 const HAPROXY_TCP = 8082;
 const NODE_FLOOR = 8083;
@@ -67,6 +74,12 @@ const WEFT_L4 = 81;
 type Key = 'direct' | 'haproxy_http' | 'haproxy_tcp' | 'weft_l7' | 'weft_l4k' | 'node_floor';
 type Target = { key: Key; label: string; url: string };
 type Cell = { rps: Stats; p99: Stats; errors: number; runs: WrkResult[] };
+
+function nodeArgsFromEnv(env: string | undefined): string[] {
+  if (env === undefined) return [...RECOMMENDED_NODE_OPTIONS];
+  if (env.trim() === 'none') return [];
+  return env.split(/\s+/).filter((a) => a !== '');
+}
 
 const r1 = (x: number) => round(x, 1);
 const r2 = (x: number) => round(x, 2);
@@ -96,7 +109,7 @@ async function main(): Promise<void> {
   const dir = benchDir('ingress');
   const il = await createIngressLab({ name: `bing${process.pid.toString(36)}`, dir, makeLab: benchLab });
   const edge = il.edge;
-  console.log(`ingress bench: ${ROUNDS} rounds x ${SECONDS} s per path, wrk -t1 -c${CONNECTIONS}; ${il.backends.length} backends (${il.backends.map((b) => `${b.name} ${b.ip}`).join(', ')}); ${haproxyVersion()}; kernel ${kernel}, node ${process.version}; pause ${PAUSE}; ingress node options: ${INGRESS_NODE_ARGS.join(' ') || 'none'}`);
+  console.log(`ingress bench: ${ROUNDS} rounds x ${SECONDS} s per path, wrk -t1 -c${CONNECTIONS}; ${il.backends.length} backends (${il.backends.map((b) => `${b.name} ${b.ip}`).join(', ')}); ${haproxyVersion()}; kernel ${kernel}, node ${process.version}; pause ${PAUSE}; ingress node options: ${INGRESS_NODE_ARGS.join(' ') || 'none'}; placement ${PLACEMENT.mode}${PLACEMENT.underTest === null ? '' : ` (proxies on CPU ${PLACEMENT.underTest}, wrk and backends on CPU ${PLACEMENT.world})`}`);
 
   const haproxy = await startHaproxy(il.lab, {
     dir, netns: edge.netns, listenIp: EDGE_IP, httpPort: HAPROXY_HTTP, tcpPort: HAPROXY_TCP,
@@ -121,12 +134,15 @@ async function main(): Promise<void> {
   // the user-space process each path goes through on the edge (L4 and direct: the kernel only)
   const proxyPid: Partial<Record<Key, number>> = { haproxy_http: haproxy.pid, weft_l7: ing.proc.pid, node_floor: nodeFloor.pid };
   const backendPids = il.backends.map((b) => b.proc!.pid);
+  // the outside world (client, backends) on one side, the proxy under test on the other: the same for every peer
+  for (const pid of Object.values(proxyPid)) pin(pid, PLACEMENT.underTest);
+  for (const pid of backendPids) pin(pid, PLACEMENT.world);
   for (const t of targets) await verify(il, t, t.key !== 'direct');
 
   // warm-up: JIT of the backends and the ingress, pools filled, conntrack entries made
   for (const t of targets) {
     await checkpoint();
-    await wrk(il.lab, il.clientNetns, { url: t.url, connections: CONNECTIONS, seconds: 2 });
+    await wrk(il.lab, il.clientNetns, { cpus: PLACEMENT.world, url: t.url, connections: CONNECTIONS, seconds: 2 });
   }
 
   const runs = new Map<Key, WrkResult[]>(targets.map((t) => [t.key, []]));
@@ -135,7 +151,7 @@ async function main(): Promise<void> {
     const line: string[] = [];
     for (const t of order) {
       await checkpoint();
-      const w = await wrk(il.lab, il.clientNetns, { url: t.url, connections: CONNECTIONS, seconds: SECONDS });
+      const w = await wrk(il.lab, il.clientNetns, { cpus: PLACEMENT.world, url: t.url, connections: CONNECTIONS, seconds: SECONDS });
       runs.get(t.key)!.push(w);
       line.push(`${t.key} ${Math.round(w.rps)} rps p99 ${r2(w.p99)} ms${errorCount(w) ? ` (${errorCount(w)} errors)` : ''}`);
     }
@@ -155,7 +171,7 @@ async function main(): Promise<void> {
     let c = connectionsFor(halfRate);
     for (let i = 0; i < 2; i++) {
       await checkpoint();
-      const w = await wrk(il.lab, il.clientNetns, { url: targets.find((t) => t.key === k)!.url, connections: c, seconds: 2, script });
+      const w = await wrk(il.lab, il.clientNetns, { cpus: PLACEMENT.world, url: targets.find((t) => t.key === k)!.url, connections: c, seconds: 2, script });
       c = Math.max(1, Math.round((c * halfRate) / Math.max(1, w.rps)));
     }
     conns.set(k, c);
@@ -172,7 +188,7 @@ async function main(): Promise<void> {
       const gc0 = k === 'weft_l7' ? await weftGc() : undefined;
       const p0 = pid ? sumTimes([pid]) : undefined;
       const b0 = sumTimes(backendPids);
-      const w = await wrk(il.lab, il.clientNetns, { url: targets.find((t) => t.key === k)!.url, connections: conns.get(k)!, seconds: SECONDS, script });
+      const w = await wrk(il.lab, il.clientNetns, { cpus: PLACEMENT.world, url: targets.find((t) => t.key === k)!.url, connections: conns.get(k)!, seconds: SECONDS, script });
       const run: HalfRun = {
         w,
         proxy: pid ? perRequest(p0!, sumTimes([pid]), w.requests) : null,
@@ -303,6 +319,7 @@ async function main(): Promise<void> {
     remap: remaps.map((x) => ({ n: x.n, size: x.size, excess_median: round(x.excess.median, 4), excess_max: round(x.excess.max, 4), necessary: round(x.necessary, 4), fresh_excess_median: round(x.freshExcess.median, 4) })),
     l4_source_nat: l4SourceNat,
     ingress_node_args: INGRESS_NODE_ARGS,
+    placement: PLACEMENT,
     notes: [],
     rounds: ROUNDS,
     seconds: SECONDS,

@@ -24,6 +24,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../../lab/lab';
+import { pinned } from '../weft/cpu-placement';
 
 export type WrkResult = {
   rps: number;
@@ -112,12 +113,14 @@ export function connectionsFor(rate: number): number {
   return Math.max(1, Math.round((rate * DELAY_MS) / 1000));
 }
 
-export type WrkRun = { url: string; connections: number; seconds: number; script?: string; timeoutS?: number };
+/** cpus: a taskset CPU list to run wrk on (bench/weft/cpu-placement.ts), or anywhere */
+export type WrkRun = { url: string; connections: number; seconds: number; script?: string; timeoutS?: number; cpus?: string | null };
 
 /** One wrk run in `netns`, started as a lab process (stopped with the lab if interrupted). */
 export async function wrk(lab: Lab, netns: string, r: WrkRun): Promise<WrkResult> {
   const args = ['-t1', `-c${r.connections}`, `-d${r.seconds}s`, '--latency', `--timeout`, `${r.timeoutS ?? 5}s`, ...(r.script ? ['-s', r.script] : []), r.url];
-  const p = lab.spawn(netns, 'wrk', args);
+  const [cmd, argv] = pinned(r.cpus ?? null, 'wrk', args);
+  const p = lab.spawn(netns, cmd, argv);
   const st = await p.wait();
   if (st.code !== 0) throw new Error(`wrk ${args.join(' ')} exited ${st.code ?? st.signal}: ${p.output()}`);
   return parseWrk(p.output());
