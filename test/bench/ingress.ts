@@ -37,9 +37,8 @@
 //              WEFT_BENCH_PAUSE (exponential; fixed: the 10 ms pause of earlier runs),
 //              WEFT_BENCH_INGRESS_NODE_ARGS (default: the options the README recommends starting
 //              `weft ingress` with, --min-semi-space-size=16; "none": bare node),
-//              WEFT_BENCH_PLACEMENT (split: the proxies on the last CPU, wrk and the backends on
-//              the others, as an edge host has its CPUs to itself; shared: no pinning;
-//              see bench/weft/cpu-placement.ts)
+//              WEFT_BENCH_PLACEMENT (shared: no pinning; split: the proxies on the last CPU,
+//              wrk and the backends on the others; see bench/weft/cpu-placement.ts)
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { waitFor } from '../helpers/wait';

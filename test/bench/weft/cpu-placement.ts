@@ -6,9 +6,14 @@
 // everything that only plays the outside world (client, backends) on the rest.
 // Every peer compared in a run gets the same placement.
 //
-// WEFT_BENCH_PLACEMENT: "split" (the default on 2 or more CPUs: the process
-// under test on the last CPU, the rest on the others) or "shared" (no
-// pinning, every process anywhere).
+// WEFT_BENCH_PLACEMENT: "shared" (the default: no pinning, every process
+// anywhere) or "split" (the process under test on the last CPU, the rest on
+// the others; needs 2 or more CPUs). On this 2-core lab, split did not lower
+// any proxy's added p99 at half load (HAProxy +2.3 ms, weft L7 +3.9 ms, each
+// waiting ~10 µs per request for its CPU), and it made the closed-loop
+// throughput of the Node proxies swing 2x between rounds, because one CPU
+// then carries wrk, four backends and most of the forwarding: the tail is
+// not CPU queueing in the proxy.
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 
@@ -21,7 +26,7 @@ export type Placement = {
 };
 
 export function placementFromEnv(env: string | undefined, cpuCount = cpus().length): Placement {
-  const mode = env === undefined || env === '' ? (cpuCount >= 2 ? 'split' : 'shared') : env;
+  const mode = env === undefined || env === '' ? 'shared' : env;
   if (mode === 'shared') return { mode, underTest: null, world: null };
   if (mode !== 'split') throw new Error(`WEFT_BENCH_PLACEMENT must be split or shared (got ${env})`);
   if (cpuCount < 2) throw new Error(`WEFT_BENCH_PLACEMENT=split needs at least 2 CPUs (this machine has ${cpuCount})`);
