@@ -21,7 +21,10 @@
 // WEFT_BENCH_STALL_BURST (0: changes made while they stall besides the measured
 // ones; over the controller's per-stream queue bound, 4,096, they are ended),
 // WEFT_BENCH_LEASE_TTL_S (60: heartbeat every 20 s, as by default),
-// WEFT_BENCH_STEADY_S (one heartbeat interval), WEFT_BENCH_RESTART_SIGNAL (SIGKILL|SIGTERM).
+// WEFT_BENCH_STEADY_S (one heartbeat interval), WEFT_BENCH_RESTART_SIGNAL (SIGKILL|SIGTERM),
+// WEFT_BENCH_CONTROLLER_NODE_ARGS (options for node running the controller, e.g.
+// "--cpu-prof --cpu-prof-dir=DIR" with WEFT_BENCH_RESTART_SIGNAL=SIGTERM, so the
+// first process writes its profile when it stops).
 import { cpus, loadavg } from 'node:os';
 import { installCleanup, stopAll } from './controller/procs';
 import { stopAllEtcd } from '../helpers/etcd';

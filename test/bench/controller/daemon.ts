@@ -17,6 +17,8 @@ import { channelOptions, type Mode } from './protocol';
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = join(here, '..', '..', '..');
 const WEFT = join(ROOT, 'dist', 'weft.mjs');
+/** Options for node itself when it runs the controller, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its CPU goes (node refuses those in NODE_OPTIONS). */
+const CONTROLLER_NODE_ARGS = (process.env.WEFT_BENCH_CONTROLLER_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 
 export function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -60,7 +62,7 @@ export function startController(mode: Mode, dataDir: string, port: number, metri
   const flags = ['--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', 'warn'];
   if (store) flags.push('--store', store);
   if (mode === 'insecure') flags.push('--insecure');
-  const child = startChild(process.execPath, [WEFT, 'controller', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = startChild(process.execPath, [...CONTROLLER_NODE_ARGS, WEFT, 'controller', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   let out = '';
   const keep = (b: Buffer) => { out = (out + b.toString()).slice(-8000); };
   child.stdout!.on('data', keep);
