@@ -14,6 +14,7 @@ import {
   clientCredentials,
   ensureCa,
   identityFromPeerCert,
+  certIdentity,
   issueClientCert,
   issueServerCert,
   PkiError,
@@ -209,6 +210,28 @@ describe('issuing and identity', () => {
     expect(identityFromPeerCert(ca, ca.certPem)).toMatchObject({ ok: false });
     expect(identityFromPeerCert(ca, Buffer.alloc(0))).toEqual({ ok: false, reason: 'no client certificate' });
     expect(identityFromPeerCert(ca, 'not a cert')).toMatchObject({ ok: false, reason: expect.stringMatching(/cannot be parsed/) });
+  });
+});
+
+describe('certIdentity, checked once per certificate', () => {
+  it('keeps what a certificate says but judges its validity period at every call, per CA', async () => {
+    const ca = await ensureCa(await freshDir());
+    const otherCa = await ensureCa(await freshDir());
+    const c = await issueClientCert(ca, { host: 'h9', ttlDays: 1 });
+    const first = certIdentity(ca, c.certPem);
+    expect(first).toMatchObject({ ok: true, id: { host: 'h9' } });
+    // the second call is answered from what the first worked out (the same frozen result), not parsed again
+    expect(certIdentity(ca, c.certPem)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(certIdentity(ca, c.certPem, new Date(Date.now() + 2 * DAY))).toMatchObject({ ok: false, reason: expect.stringMatching(/expired on/) });
+    expect(certIdentity(ca, c.certPem, new Date(Date.now() - DAY))).toMatchObject({ ok: false, reason: expect.stringMatching(/not valid before/) });
+    expect(certIdentity(ca, c.certPem)).toBe(first);
+    // another CA has its own answers: the same bytes are not its certificate
+    expect(certIdentity(otherCa, c.certPem)).toMatchObject({ ok: false, reason: expect.stringMatching(/not issued by this cluster's CA/) });
+    // a refusal for what the certificate says is kept too, and still comes after the time checks
+    const s = await issueServerCert(ca, { names: ['controller.example'], ttlDays: 1 });
+    expect(certIdentity(ca, s.certPem)).toMatchObject({ ok: false, reason: expect.stringMatching(/clientAuth/) });
+    expect(certIdentity(ca, s.certPem, new Date(Date.now() + 2 * DAY))).toMatchObject({ ok: false, reason: expect.stringMatching(/expired on/) });
   });
 });
 
