@@ -14,7 +14,7 @@ export const _weft_v1_TopologyEvent_Kind = {
    */
   SNAPSHOT: 'SNAPSHOT',
   /**
-   * hosts = the one host, created or changed
+   * hosts = the hosts created or changed since the last message, each as it is now
    */
   HOST_PUT: 'HOST_PUT',
   /**
@@ -48,7 +48,7 @@ export type _weft_v1_TopologyEvent_Kind =
   | 'SNAPSHOT'
   | 1
   /**
-   * hosts = the one host, created or changed
+   * hosts = the hosts created or changed since the last message, each as it is now
    */
   | 'HOST_PUT'
   | 2
@@ -88,8 +88,10 @@ export interface TopologyEvent {
   'config'?: (_weft_v1_ClusterConfig | null);
   /**
    * SNAPSHOT: every datacenter. HOST_PUT, HOST_DELETE, CONFIG and
-   * DATACENTER_PUT: the datacenters whose view changed at this revision (a
-   * gateway host's key, a host's subnet, a pool), often none.
+   * DATACENTER_PUT: the datacenters whose view changed since the last
+   * message (a gateway host's key, a host's subnet, a pool), often none.
+   * A burst of HOST_PUT and DATACENTER_PUT revisions may arrive as one
+   * message at the burst's last revision.
    */
   'datacenters'?: (_weft_v1_Datacenter)[];
   'datacenter_name'?: (string);
@@ -103,8 +105,10 @@ export interface TopologyEvent__Output {
   'config': (_weft_v1_ClusterConfig__Output | null);
   /**
    * SNAPSHOT: every datacenter. HOST_PUT, HOST_DELETE, CONFIG and
-   * DATACENTER_PUT: the datacenters whose view changed at this revision (a
-   * gateway host's key, a host's subnet, a pool), often none.
+   * DATACENTER_PUT: the datacenters whose view changed since the last
+   * message (a gateway host's key, a host's subnet, a pool), often none.
+   * A burst of HOST_PUT and DATACENTER_PUT revisions may arrive as one
+   * message at the burst's last revision.
    */
   'datacenters': (_weft_v1_Datacenter__Output)[];
   'datacenter_name': (string);
