@@ -18,12 +18,13 @@
 // a per-connection pause (bench/ingress/wrk.ts: wrk2 is not packaged; the
 // pause is exponential, mean 10 ms, so connections do not fall into step and
 // arrive in bursts; the number of connections fitted per path with two 2 s
-// runs so each reaches the rate), the p99 of direct, HAProxy http, weft L7
-// and the Node floor, rounds interleaved; "added" is the path's p99 minus
+// runs so each reaches the rate), the p99 of direct, HAProxy http, weft L7,
+// the Node floor, HAProxy tcp (a user-space hop that only copies bytes) and
+// weft L4 (the kernel's DNAT), rounds interleaved; "added" is the path's p99 minus
 // direct's at the same rate. Beside each, from the kernel's accounting
 // (bench/ingress/procstat.ts), per request: the proxy's CPU (main thread and
 // helper threads), its time runnable but waiting for a CPU, and the
-// backends' wait; for weft, its GC pauses (its own /metrics). Control plane: the L4 engineer's measureL4Updates
+// backends' wait; for weft, its GC pauses (its own /metrics). Control plane: measureL4Updates
 // (bench/ingress-l4.ts) at 100 and 10,000 services x 10 endpoints; Maglev:
 // the slots that move besides the removed backend's own when 1 of N goes.
 //
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
     { key: 'node_floor', label: 'Node floor', url: `http://${EDGE_IP}:${NODE_FLOOR}/` },
   ];
   // the user-space process each path goes through on the edge (L4 and direct: the kernel only)
-  const proxyPid: Partial<Record<Key, number>> = { haproxy_http: haproxy.pid, weft_l7: ing.proc.pid, node_floor: nodeFloor.pid };
+  const proxyPid: Partial<Record<Key, number>> = { haproxy_http: haproxy.pid, haproxy_tcp: haproxy.pid, weft_l7: ing.proc.pid, node_floor: nodeFloor.pid };
   const backendPids = il.backends.map((b) => b.proc!.pid);
   // the outside world (client, backends) on one side, the proxy under test on the other: the same for every peer
   for (const pid of Object.values(proxyPid)) pin(pid, PLACEMENT.underTest);
@@ -165,7 +166,9 @@ async function main(): Promise<void> {
   const script = delayScript(dir, PAUSE);
   // the pause plus each path's own latency sets the rate C connections reach: C is fitted per path with two short runs
   const conns = new Map<Key, number>();
-  const halfKeys: Key[] = ['direct', 'haproxy_http', 'weft_l7', 'node_floor'];
+  // besides the L7 proxies, the two L4 paths: what a hop through a user-space proxy that only
+  // copies bytes (HAProxy tcp) adds to the tail, and what the kernel's DNAT adds
+  const halfKeys: Key[] = ['direct', 'haproxy_http', 'weft_l7', 'node_floor', 'haproxy_tcp', 'weft_l4k'];
   for (const k of halfKeys) {
     let c = connectionsFor(halfRate);
     for (let i = 0; i < 2; i++) {
@@ -292,6 +295,10 @@ async function main(): Promise<void> {
     half_haproxy_http_p99_ms: r2(hh.p99.median),
     half_weft_l7_p99_ms: r2(hw.p99.median),
     half_node_floor_p99_ms: r2(hn.p99.median),
+    half_haproxy_tcp_p99_ms: r2(halfCell('haproxy_tcp')!.p99.median),
+    half_weft_l4k_p99_ms: r2(halfCell('weft_l4k')!.p99.median),
+    haproxy_tcp_added_p99_ms: r2(halfCell('haproxy_tcp')!.p99.median - hd.p99.median),
+    l4k_added_p99_ms: r2(halfCell('weft_l4k')!.p99.median - hd.p99.median),
     l7_added_p99_ms: r2(hw.p99.median - hd.p99.median),
     haproxy_added_p99_ms: r2(hh.p99.median - hd.p99.median),
     node_floor_added_p99_ms: r2(hn.p99.median - hd.p99.median),
