@@ -46,6 +46,7 @@
 // comes, goes or switches chain (a new table size), a listing, or a list of
 // another length makes it a full pass, which skips unread every service given
 // as the same object as last time.
+import { decodeAddrPort } from '../../dataplane/nftables/keys';
 import { InvalidArgumentError } from '../../controller/common/errors';
 import type { Logger } from '../../controller/common/log';
 import { IPPROTO_UDP, NETLINK_NETFILTER, flushConntrackByReplySource } from '../../dataplane/netlink/conntrack';
@@ -53,7 +54,7 @@ import { openHandle, type Handle } from '../../dataplane/netlink/handle';
 import { NFPROTO_IPV4, setElemMessages, type BatchMsg } from '../../dataplane/nftables/wire';
 import { openNftTable, type NftTable } from '../../dataplane/nftables/table';
 import {
-  baseChains, chooseSize, CLASS_MAP_RE, decodeAddrPort, diffBuckets, groupCollector, groupMap, groupPrefix, legacyGroup, NO_BUCKETS, toBuckets, type Buckets, endpointKeys, portTaken, programmedSizes,
+  baseChains, chooseSize, CLASS_MAP_RE, diffBuckets, groupCollector, groupMap, groupPrefix, legacyGroup, NO_BUCKETS, toBuckets, type Buckets, endpointKeys, portTaken, programmedSizes,
   renderService, serviceCacheKey, serviceNames, unchanged, serviceId, validateAddresses, validateEndpoints, validateService,
   validateTableName, vmapDecls, vmapElements, type Elements, type L4Service, type RenderedService, type SourceNat,
 } from './render';

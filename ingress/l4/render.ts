@@ -37,7 +37,7 @@ import { isIPv4 } from 'node:net';
 import { InvalidArgumentError } from '../../controller/common/errors';
 import { maglevRebalance, maglevSize, maglevTable } from '../balance/maglev';
 import { endpointKey, type Endpoint } from '../model';
-import { addrPortHex, decodeAddrPort, ipv4Hex, portHex, portKeyHex } from '../../dataplane/nftables/keys';
+import { addrPortHex, decodeAddrPort, portHex, portKeyHex } from '../../dataplane/nftables/keys';
 
 /**
  * One service port as sync() wants it. Immutable once handed to sync():
@@ -85,9 +85,6 @@ export function ruleComment(rule: string): string {
 function chain(decl: string, rules: string[]): DesiredChain {
   return { decl, rules, comments: rules.map(ruleComment) };
 }
-
-// the key encodings live with the nftables library, which the agent's explain reads too
-export { addrPortHex, decodeAddrPort, ipv4Hex, portKeyHex };
 
 // One string per bucket number, shared by every map: 10,000 services of
 // 1009 buckets then hold 10 million references, not 10 million strings.

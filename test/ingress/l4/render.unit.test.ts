@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { maglevTable } from '../../../ingress/balance/maglev';
+import { addrPortHex, decodeAddrPort, portKeyHex } from '../../../dataplane/nftables/keys';
 import {
-  addrPortHex, bucketHex, chooseSize, diffBuckets, groupPrefix, legacyGroup, NO_BUCKETS, portKeyHex, serviceNames, splitGroups, toBuckets, unchanged, decodeAddrPort, programmedSizes, renderService, slotKeys,
+  bucketHex, chooseSize, diffBuckets, groupPrefix, legacyGroup, NO_BUCKETS, serviceNames, splitGroups, toBuckets, unchanged, programmedSizes, renderService, slotKeys,
   validateServices, type L4Service,
 } from '../../../ingress/l4/render';
 
