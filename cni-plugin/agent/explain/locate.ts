@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connectController, grpcCode } from '../../../controller/api/client/client';
 import { channelCredentials } from '../../../controller/api/client/credentials';
 import { clientCredentials } from '../../../controller/api/client/trust';
-import type { Endpoint, HostStatus, ResponseOf, ServiceState } from '../../../controller/api/proto';
+import type { Endpoint, HostStatus, ResponseOf, ServiceState, StreamMethod } from '../../../controller/api/proto';
 import { openIpamStore, type Allocation } from '../ipam-store';
 import { agentDbPath } from '../state/agent-db';
 import type { Topology } from '../state/types';
@@ -38,13 +38,14 @@ export function localAllocations(stateDir: string): Allocation[] {
   }
 }
 
-async function firstSnapshot(client: ReturnType<typeof connectController>, timeoutMs: number): Promise<Topology> {
-  const ev = await new Promise<ResponseOf<'WatchTopology'> | undefined>((resolve) => {
+/** A watch's first message, which for a watch from revision 0 is its snapshot; undefined when none arrives in time (a refused watch sends none). */
+function firstEvent<M extends StreamMethod>(client: ReturnType<typeof connectController>, method: M, timeoutMs: number): Promise<ResponseOf<M> | undefined> {
+  return new Promise((resolve) => {
     const timer = setTimeout(() => {
       w.stop();
       resolve(undefined);
     }, timeoutMs);
-    const w = client.watch('WatchTopology', {
+    const w = client.watch(method, {
       onEvent: (e) => {
         clearTimeout(timer);
         w.stop();
@@ -52,6 +53,10 @@ async function firstSnapshot(client: ReturnType<typeof connectController>, timeo
       },
     });
   });
+}
+
+async function firstSnapshot(client: ReturnType<typeof connectController>, timeoutMs: number): Promise<Topology> {
+  const ev = await firstEvent(client, 'WatchTopology', timeoutMs);
   if (ev?.kind !== 'SNAPSHOT') throw new Error(`no topology snapshot within ${timeoutMs} ms`);
   return applyTopologyEvent(emptyTopology(), ev);
 }
@@ -94,22 +99,10 @@ export async function askCluster(server: string, stateDir: string, admin: AdminF
   }
 }
 
-/** WatchServices' first message: every service with its backends; undefined when none arrives in time (a refused watch sends none). */
-function servicesSnapshot(client: ReturnType<typeof connectController>, timeoutMs: number): Promise<ServiceState[] | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      w.stop();
-      resolve(undefined);
-    }, timeoutMs);
-    const w = client.watch('WatchServices', {
-      onEvent: (e) => {
-        if (e.kind !== 'SNAPSHOT') return;
-        clearTimeout(timer);
-        w.stop();
-        resolve(e.services);
-      },
-    });
-  });
+/** WatchServices' snapshot: every service with its backends; undefined when none arrives in time. */
+async function servicesSnapshot(client: ReturnType<typeof connectController>, timeoutMs: number): Promise<ServiceState[] | undefined> {
+  const ev = await firstEvent(client, 'WatchServices', timeoutMs);
+  return ev?.kind === 'SNAPSHOT' ? ev.services : undefined;
 }
 
 /** Who owns `ip`: the host whose subnet holds it, and the endpoint there; null when no host's subnet does. */
