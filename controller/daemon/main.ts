@@ -69,8 +69,8 @@ export async function startController(config: ControllerConfig, opts: StartOptio
 
     const id = `${hostname()}:${config.listen.port}#${process.pid}`;
     const reclaimer = leaderReclaimer(store, log);
-    let isLeader = () => false;
-    const compactor = leaderCompactor(store, log, { isLeader: () => isLeader() });
+    // asked only from its timer, after start() (onElected), when `election` below is set
+    const compactor = leaderCompactor(store, log, { isLeader: () => election.isLeader() });
     const election = startElection(store, id, {
       logger: log,
       onElected: () => {
@@ -84,7 +84,6 @@ export async function startController(config: ControllerConfig, opts: StartOptio
     });
     undo.push(() => election.stop());
     reclaimer.isLeader = election.isLeader;
-    isLeader = election.isLeader;
 
     const metrics = createMetrics({ store, isLeader: election.isLeader, controllerId: id, version });
     reclaimer.onReclaimed = (n) => metrics.reclaimed.inc(n);
