@@ -9,9 +9,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor } from '../../../controller/api/proto';
-import { clientCredentials, issueClientCert, type Ca } from '../../../controller/pki';
+import type { Ca } from '../../../controller/pki';
 import { GiveUp, waitFor } from '../../helpers/wait';
 import { startChild } from './procs';
+import { hostIdentity, unaryCall } from './child-calls';
 import { channelOptions, type Mode } from './protocol';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -73,27 +74,16 @@ export function startController(mode: Mode, dataDir: string, port: number, metri
 export type Caller = { client: grpc.Client; md: grpc.Metadata };
 
 export async function callerFor(name: string, target: string, mode: Mode, ca: Ca): Promise<Caller> {
-  const Client = controllerClientConstructor();
-  const md = new grpc.Metadata();
-  let creds: grpc.ChannelCredentials;
-  if (mode === 'mtls') {
-    const c = await issueClientCert(ca, { host: name, ttlDays: 1 });
-    creds = clientCredentials({ caPem: ca.certPem, certPem: c.certPem, keyPem: c.keyPem! });
-  } else {
-    creds = grpc.credentials.createInsecure();
-    md.set('x-weft-host', name);
-  }
+  const { creds, md } = await hostIdentity(mode === 'mtls' ? ca : undefined, name);
   // The bench's own callers measure: after a controller restart they must see
   // it back within half a second, not after grpc-js's default backoff (1 s
   // growing 1.6x per attempt, to 2 minutes).
   const opts = { ...channelOptions(mode), 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500 };
-  return { client: new Client(target, creds, opts), md };
+  return { client: new (controllerClientConstructor())(target, creds, opts), md };
 }
 
 export function unary<T = any>(c: Caller, method: string, req: unknown, ms = 30_000): Promise<T> {
-  return new Promise((resolve, reject) =>
-    (c.client as any)[method](req, c.md, { deadline: Date.now() + ms }, (err: grpc.ServiceError | null, res: T) => (err ? reject(err) : resolve(res))),
-  );
+  return unaryCall<T>(c.client, c.md, method, req, ms);
 }
 
 /** Until the controller answers GetStatus (as `admin`); fails at once, with its output, if it exits. */
