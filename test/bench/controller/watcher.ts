@@ -36,7 +36,6 @@ function send(m: FromChild): void {
 
 const call = <T>(w: { client: any; md: grpc.Metadata }, method: string, req: unknown): Promise<T> => unaryCall<T>(w.client, w.md, method, req, 60_000);
 
-
 async function setup(m: Extract<ToChild, { cmd: 'setup' }>): Promise<void> {
   const t0 = Date.now();
   const Client = controllerClientConstructor();

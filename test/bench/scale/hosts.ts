@@ -62,7 +62,6 @@ function send(m: FromHosts): void {
 
 const call = <T>(h: { client: any; md: grpc.Metadata }, method: string, req: unknown): Promise<T> => unaryCall<T>(h.client, h.md, method, req, CALL_MS);
 
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const subnetsOf = (h: any) => h.subnets.map((s: any) => `${s.network}:${s.subnet}`).join(',');
 const maxNs = (xs: bigint[]) => xs.reduce((a, b) => (b > a ? b : a), 0n).toString();
