@@ -10,6 +10,7 @@
 // everywhere, so reporting never competes with delivery.
 import * as grpc from '@grpc/grpc-js';
 import { backoff, type Backoff } from '../../../controller/api/client/backoff';
+import { clientChannelOptions } from '../../../controller/api/client/client';
 import { controllerClientConstructor } from '../../../controller/api/proto';
 import { loadCa } from '../../../controller/pki';
 import { channelOptions, hostRequest, type Mode } from '../controller/protocol';
@@ -73,11 +74,7 @@ async function setup(m: Extract<ToHosts, { cmd: 'setup' }>): Promise<void> {
   const ca = m.mode === 'mtls' ? await loadCa(m.caDir) : undefined;
   const opts = {
     ...channelOptions(m.mode as Mode),
-    // as the agent's client: find a vanished controller, and retry the connection at most 10 s apart
-    'grpc.keepalive_time_ms': 20_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.initial_reconnect_backoff_ms': 250,
-    'grpc.max_reconnect_backoff_ms': 10_000,
+    ...clientChannelOptions(), // the agent's: keepalive, reconnect backoff, receive window
   };
   for (const { name, n } of m.hosts) {
     const { creds, md } = await hostIdentity(ca, name);
