@@ -23,8 +23,7 @@ import { freePort } from '../helpers/ports';
 import { hostIdentity, unaryCall } from './controller/child-calls';
 import { callerFor, cpuMs, heapMb, mb, startController, startWorker, statusKb, waitAnswering, type ControllerProc, type Worker } from './controller/daemon';
 import { installCleanup, removeDir, stopChild, tempDir } from './controller/procs';
-import { channelOptions, type FromChild, type Mode, type ToChild } from './controller/protocol';
-import { clientChannelOptions } from '../../controller/api/client/client';
+import { hostChannelOptions, type FromChild, type Mode, type ToChild } from './controller/protocol';
 import { envInt } from './weft/env';
 
 const WATCHER = join(dirname(fileURLToPath(import.meta.url)), 'controller', 'watcher.ts');
@@ -71,7 +70,7 @@ try {
   if (CONNECT_ONLY) {
     const { creds, md } = await hostIdentity(MODE === 'mtls' ? ca : undefined, 'h0');
     const Client = controllerClientConstructor();
-    const conns = Array.from({ length: HOSTS }, () => new Client(target, creds, { ...channelOptions(MODE), ...clientChannelOptions() }));
+    const conns = Array.from({ length: HOSTS }, () => new Client(target, creds, hostChannelOptions(MODE)));
     clients.push(...conns);
     let next = 0;
     await Promise.all(Array.from({ length: 16 }, async () => {

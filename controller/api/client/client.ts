@@ -130,7 +130,7 @@ export function clientChannelOptions(maxBackoffMs = 10_000): grpc.ChannelOptions
     // The receive window of each stream bounds what the controller sends at a time, and Node's TLS layer
     // keeps, for the life of a connection, output buffers as large as the most it ever encrypted at
     // once. With HTTP/2's 64 kB default every agent that once took a large snapshot cost the controller
-    // ~130 kB more for as long as it stayed connected; 16 kB (one TLS record) costs nothing extra. The price
+    // about 100 kB more for as long as it stayed connected; 16 kB (one TLS record) costs nothing extra. The price
     // is a snapshot at 16 kB per round trip: 1 MB in 3 s over a 50 ms WAN.
     'grpc-node.flow_control_window': 16_384,
   };

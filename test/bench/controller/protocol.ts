@@ -1,6 +1,7 @@
 // What the fan-out bench's parent and its watcher processes say to each
 // other over IPC, and what both sides use to reach the controller.
 import type { ChannelOptions } from '@grpc/grpc-js';
+import { clientChannelOptions } from '../../../controller/api/client/client';
 
 export type Mode = 'mtls' | 'insecure';
 
@@ -41,4 +42,9 @@ export function channelOptions(mode: Mode): ChannelOptions {
   return mode === 'mtls'
     ? { 'grpc.use_local_subchannel_pool': 1, 'grpc.ssl_target_name_override': 'localhost' }
     : { 'grpc.use_local_subchannel_pool': 1 };
+}
+
+/** A simulated host's channel: the bench's transport above, with the agent's own options (keepalive, backoff, receive window), so it costs the controller what an agent does. */
+export function hostChannelOptions(mode: Mode): ChannelOptions {
+  return { ...channelOptions(mode), ...clientChannelOptions() };
 }

@@ -12,8 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { controllerClientConstructor } from '../../../controller/api/proto';
 import { loadCa } from '../../../controller/pki';
-import { channelOptions, hostRequest, type ToChild, type FromChild } from './protocol';
-import { clientChannelOptions } from '../../../controller/api/client/client';
+import { hostChannelOptions, hostRequest, type ToChild, type FromChild } from './protocol';
 import { pool } from './pool';
 import { eventWaits, hostIdentity, unaryCall } from './child-calls';
 
@@ -43,7 +42,7 @@ async function setup(m: Extract<ToChild, { cmd: 'setup' }>): Promise<void> {
   const ca = m.mode === 'mtls' ? await loadCa(m.caDir) : undefined;
   for (const { name } of m.hosts) {
     const { creds, md } = await hostIdentity(ca, name);
-    const client = new Client(m.target, creds, { ...channelOptions(m.mode), ...clientChannelOptions() }); // the agent's options
+    const client = new Client(m.target, creds, hostChannelOptions(m.mode));
     watchers.push({ name, client, md, got: new Map() });
   }
   const certsMs = Date.now() - t0;

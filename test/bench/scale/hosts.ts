@@ -10,10 +10,9 @@
 // everywhere, so reporting never competes with delivery.
 import * as grpc from '@grpc/grpc-js';
 import { backoff, type Backoff } from '../../../controller/api/client/backoff';
-import { clientChannelOptions } from '../../../controller/api/client/client';
 import { controllerClientConstructor } from '../../../controller/api/proto';
 import { loadCa } from '../../../controller/pki';
-import { channelOptions, hostRequest, type Mode } from '../controller/protocol';
+import { hostChannelOptions, hostRequest, type Mode } from '../controller/protocol';
 import { PROBE_PREFIX, type Arrival, type Counters, type FromHosts, type StallOutcome, type ToHosts } from './protocol';
 import { pool } from '../controller/pool';
 import { eventWaits, hostIdentity, unaryCall } from '../controller/child-calls';
@@ -72,10 +71,7 @@ async function setup(m: Extract<ToHosts, { cmd: 'setup' }>): Promise<void> {
   heartbeatMs = m.heartbeatMs;
   const Client = controllerClientConstructor();
   const ca = m.mode === 'mtls' ? await loadCa(m.caDir) : undefined;
-  const opts = {
-    ...channelOptions(m.mode as Mode),
-    ...clientChannelOptions(), // the agent's: keepalive, reconnect backoff, receive window
-  };
+  const opts = hostChannelOptions(m.mode as Mode);
   for (const { name, n } of m.hosts) {
     const { creds, md } = await hostIdentity(ca, name);
     hosts.push({
